@@ -1,0 +1,65 @@
+/* slotsync-gen: the build server's operations, behind its thin CLI. */
+#ifndef SLOTSYNC_GEN_H
+#define SLOTSYNC_GEN_H
+
+#include <stdint.h>
+
+#include "slotsync/chunker.h"
+#include "slotsync/digest.h"
+#include "slotsync/error.h"
+
+/* zstd level of chunk files, chosen by benchmark (docs/benchmarks.md). */
+#define GEN_ZSTD_LEVEL_DEFAULT 3
+
+struct gen_make_options {
+	const char *store;                       /* NULL: index only */
+	struct slotsync_chunker_params params;
+	enum slotsync_digest_type digest;
+	int threads;                             /* workers; <= 0: one per core */
+	int level;
+	int progress;                            /* draw a progress bar on stderr */
+};
+
+struct gen_make_stats {
+	uint64_t chunks;
+	uint64_t new_chunks;
+	uint64_t bytes_in;
+	uint64_t bytes_stored;  /* compressed bytes of new chunks */
+	double seconds;
+};
+
+/* Chunks IMAGE, puts new chunks into the store, writes INDEX atomically. */
+int gen_make(const char *image, const char *index_path, const struct gen_make_options *opt,
+	     struct gen_make_stats *stats, struct slotsync_error *err);
+
+struct gen_extract_stats {
+	uint64_t chunks;
+	uint64_t chunks_from_seed;
+	uint64_t bytes_from_seed;
+	uint64_t chunks_from_store;
+	uint64_t bytes_from_store;
+	uint64_t seed_chunks_rejected;  /* seed copies that failed their check */
+	double seconds;
+};
+
+/* Rebuilds the image of INDEX into OUT from seeds first, then the store. */
+int gen_extract(const char *store, const char *const *seeds, int n_seeds, const char *index_path, const char *out,
+		struct gen_extract_stats *stats, struct slotsync_error *err);
+
+struct gen_check_stats {
+	uint64_t chunks;
+	uint64_t bad;
+	uint64_t temp_files;
+	uint64_t missing;       /* chunks an index names that the store lacks */
+};
+
+/* Checks every chunk of a store (content matches name); with index_path, also
+ * that the store holds every chunk the index names.  repair: delete bad chunks
+ * and leftover temp files. */
+int gen_check(const char *store, const char *index_path, int repair, struct gen_check_stats *stats,
+	      struct slotsync_error *err);
+
+/* Monotonic seconds. */
+double gen_now(void);
+
+#endif

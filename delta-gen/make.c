@@ -1,0 +1,420 @@
+/* slotsync-gen make: image -> chunks -> store + index, on all cores.
+ *
+ * The pipeline: the main thread reads the image sequentially and cuts it into
+ * chunks (the chunker is sequential by nature and fast), copying each chunk into
+ * a slot of a ring.  Worker threads take slots in order, hash the chunk, and when
+ * the store lacks it compress it with zstd and write it.  The main thread collects
+ * finished slots strictly in order and appends them to the index, so the index is
+ * the same whatever the number of threads.  The ring bounds memory: at most
+ * RING_SLOTS slots of about a megabyte each are in flight.
+ *
+ * The index is written only after every chunk it names is durable in the store
+ * (batches committed, then one syncfs), so a store and index that a crash leaves
+ * behind are never an index naming chunks that are not there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "../engine/format/io.h"
+#include "gen.h"
+#include "progress.h"
+#include "slotsync/index.h"
+#include "slotsync/log.h"
+#include "store_write.h"
+
+#define RING_SLOTS 16
+#define SLOT_BYTES (1u << 20)   /* a slot is closed once it holds this much */
+#define SLOT_CHUNKS_MAX 1024
+#define MAX_THREADS 64
+
+/* A slot carries a run of consecutive chunks, so that threads meet once per
+ * megabyte rather than once per chunk. */
+struct slot {
+	uint8_t *data;               /* SLOT_BYTES + max chunk */
+	size_t len;
+	size_t n;                    /* chunks */
+	uint32_t sizes[SLOT_CHUNKS_MAX];
+	uint8_t ids[SLOT_CHUNKS_MAX][SLOTSYNC_DIGEST_BYTES];
+	int done;
+};
+
+struct make_ctx {
+	const struct gen_make_options *opt;
+	struct store_writer *sw;
+	struct slotsync_index *idx;
+	struct slot slots[RING_SLOTS];
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;    /* a slot became ready, or the end */
+	pthread_cond_t done;    /* a slot was finished */
+	uint64_t produced, taken, collected;
+	int finished;
+	int failed;
+	int filling;            /* the slot at `produced` is being filled (main thread only) */
+	struct slotsync_error err;  /* first worker error, under lock */
+
+	/* ids written by this run, so that a chunk repeated in the image is written
+	 * and counted once (under lock) */
+	uint8_t (*written)[SLOTSYNC_DIGEST_BYTES];
+	size_t written_cap, written_count;
+
+	struct gen_make_stats *stats;
+	struct progress progress;
+	uint64_t image_size;
+};
+
+double gen_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Returns 1 if id was not yet written by this run (and records it). Under lock. */
+static int written_claim(struct make_ctx *m, const uint8_t *id)
+{
+	size_t i;
+	uint64_t h;
+
+	if ((m->written_count + 1) * 2 > m->written_cap) {
+		size_t cap = m->written_cap ? m->written_cap * 2 : 8192;
+		uint8_t(*t)[SLOTSYNC_DIGEST_BYTES] = calloc(cap, SLOTSYNC_DIGEST_BYTES);
+		static const uint8_t zero[SLOTSYNC_DIGEST_BYTES];
+		if (!t)
+			return -ENOMEM;
+		for (size_t j = 0; j < m->written_cap; j++) {
+			if (memcmp(m->written[j], zero, SLOTSYNC_DIGEST_BYTES) == 0)
+				continue;
+			memcpy(&h, m->written[j], sizeof(h));
+			for (i = h & (cap - 1); memcmp(t[i], zero, SLOTSYNC_DIGEST_BYTES) != 0; i = (i + 1) & (cap - 1))
+				;
+			memcpy(t[i], m->written[j], SLOTSYNC_DIGEST_BYTES);
+		}
+		free(m->written);
+		m->written = t;
+		m->written_cap = cap;
+	}
+	memcpy(&h, id, sizeof(h));
+	for (i = h & (m->written_cap - 1);; i = (i + 1) & (m->written_cap - 1)) {
+		static const uint8_t zero[SLOTSYNC_DIGEST_BYTES];
+		if (memcmp(m->written[i], id, SLOTSYNC_DIGEST_BYTES) == 0)
+			return 0;
+		if (memcmp(m->written[i], zero, SLOTSYNC_DIGEST_BYTES) == 0)
+			break;
+	}
+	memcpy(m->written[i], id, SLOTSYNC_DIGEST_BYTES);
+	m->written_count++;
+	return 1;
+}
+
+static void fail_locked(struct make_ctx *m, const struct slotsync_error *e)
+{
+	if (!m->failed) {
+		m->failed = 1;
+		m->err = *e;
+	}
+	pthread_cond_broadcast(&m->work);
+	pthread_cond_broadcast(&m->done);
+}
+
+static void *make_worker(void *arg)
+{
+	struct make_ctx *m = arg;
+	struct slotsync_error err = { 0 };
+	struct store_batch *batch = NULL;
+	ZSTD_CCtx *cctx = NULL;
+	uint8_t *cbuf = NULL;
+	size_t ccap = ZSTD_compressBound(m->opt->params.max_bytes);
+	uint64_t new_chunks = 0, stored = 0;
+	int r = 0;
+
+	if (m->sw) {
+		batch = store_batch_new(m->sw);
+		cctx = ZSTD_createCCtx();
+		cbuf = malloc(ccap);
+		if (!batch || !cctx || !cbuf) {
+			r = slotsync_error_set(&err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, m->opt->level);
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+	}
+	for (;;) {
+		struct slot *s;
+		uint64_t seq;
+
+		pthread_mutex_lock(&m->lock);
+		while (m->taken == m->produced && !m->finished && !m->failed)
+			pthread_cond_wait(&m->work, &m->lock);
+		if (m->failed || m->taken == m->produced) {
+			pthread_mutex_unlock(&m->lock);
+			break;
+		}
+		seq = m->taken++;
+		pthread_mutex_unlock(&m->lock);
+
+		s = &m->slots[seq % RING_SLOTS];
+		for (size_t k = 0, off = 0; k < s->n; off += s->sizes[k], k++) {
+			const uint8_t *data = s->data + off;
+			uint8_t *id = s->ids[k];
+			int claim = 0;
+
+			r = slotsync_digest(m->opt->digest, data, s->sizes[k], id);
+			if (r < 0) {
+				slotsync_error_set(&err, r, "cannot compute a chunk digest");
+				goto out;
+			}
+			if (m->sw && !store_writer_has(m->sw, id)) {
+				pthread_mutex_lock(&m->lock);
+				claim = written_claim(m, id);
+				pthread_mutex_unlock(&m->lock);
+				if (claim < 0) {
+					r = slotsync_error_set(&err, claim, "out of memory");
+					goto out;
+				}
+			}
+			if (claim) {
+				size_t n = ZSTD_compress2(cctx, cbuf, ccap, data, s->sizes[k]);
+				if (ZSTD_isError(n)) {
+					r = slotsync_error_set(&err, -EIO, "zstd: %s", ZSTD_getErrorName(n));
+					goto out;
+				}
+				r = store_batch_put(batch, id, cbuf, n, &err);
+				if (r < 0)
+					goto out;
+				new_chunks++;
+				stored += n;
+			}
+		}
+		pthread_mutex_lock(&m->lock);
+		s->done = 1;
+		pthread_cond_broadcast(&m->done);
+		pthread_mutex_unlock(&m->lock);
+	}
+out:
+	if (store_batch_free(batch, &err) < 0 && r == 0)
+		r = -EIO;
+	ZSTD_freeCCtx(cctx);
+	free(cbuf);
+	pthread_mutex_lock(&m->lock);
+	m->stats->new_chunks += new_chunks;
+	m->stats->bytes_stored += stored;
+	if (r < 0)
+		fail_locked(m, &err);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* Appends finished slots to the index in order.  Under lock. */
+static int collect_locked(struct make_ctx *m, struct slotsync_error *err)
+{
+	while (m->collected < m->produced && m->slots[m->collected % RING_SLOTS].done) {
+		struct slot *s = &m->slots[m->collected % RING_SLOTS];
+		for (size_t k = 0; k < s->n; k++) {
+			int r = slotsync_index_append(m->idx, s->sizes[k], s->ids[k], err);
+			if (r < 0)
+				return r;
+		}
+		s->done = 0;
+		s->n = 0;
+		s->len = 0;
+		m->collected++;
+	}
+	return 0;
+}
+
+/* Hands the slot being filled to the workers. */
+static int publish_slot(struct make_ctx *m)
+{
+	m->filling = 0;
+	pthread_mutex_lock(&m->lock);
+	m->produced++;
+	pthread_cond_signal(&m->work);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* Waits until the slot at `produced` is free (its previous run collected). */
+static int wait_free_slot(struct make_ctx *m)
+{
+	struct slotsync_error err = { 0 };
+	int r = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		if (m->failed) {
+			r = -ECANCELED;
+			break;
+		}
+		r = collect_locked(m, &err);
+		if (r < 0) {
+			fail_locked(m, &err);
+			break;
+		}
+		if (m->produced - m->collected < RING_SLOTS)
+			break;
+		pthread_cond_wait(&m->done, &m->lock);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+static int make_chunk_cb(const uint8_t *data, size_t len, uint64_t offset, void *userdata)
+{
+	struct make_ctx *m = userdata;
+	struct slot *s = &m->slots[m->produced % RING_SLOTS];
+	int r;
+
+	/* The slot at `produced` is free while it is being filled: no worker looks at
+	 * it until `produced` moves past it. */
+	if (!m->filling) {
+		r = wait_free_slot(m);
+		if (r < 0)
+			return r;
+		m->filling = 1;
+	}
+	memcpy(s->data + s->len, data, len);
+	s->sizes[s->n++] = (uint32_t)len;
+	s->len += len;
+	if (s->len >= SLOT_BYTES || s->n == SLOT_CHUNKS_MAX)
+		publish_slot(m);
+
+	m->stats->chunks++;
+	m->stats->bytes_in += len;
+	progress_update(&m->progress, offset + len);
+	return 0;
+}
+
+int gen_make(const char *image, const char *index_path, const struct gen_make_options *opt,
+	     struct gen_make_stats *stats, struct slotsync_error *err)
+{
+	struct make_ctx *m;
+	pthread_t threads[MAX_THREADS];
+	int n_threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	int started = 0, fd = -1, r;
+	double t0 = gen_now();
+
+	if (n_threads < 1)
+		n_threads = 1;
+	if (n_threads > MAX_THREADS)
+		n_threads = MAX_THREADS;
+	memset(stats, 0, sizeof(*stats));
+	if (slotsync_chunker_params_check(&opt->params, err) < 0)
+		return -EINVAL;
+	if (opt->level < ZSTD_minCLevel() || opt->level > ZSTD_maxCLevel())
+		return slotsync_error_set(err, -EINVAL, "zstd level %d is outside %d..%d", opt->level, ZSTD_minCLevel(),
+					  ZSTD_maxCLevel());
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	m->opt = opt;
+	m->stats = stats;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->work, NULL);
+	pthread_cond_init(&m->done, NULL);
+
+	fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot open image %s", image);
+		goto out;
+	}
+	r = io_fd_size(fd, &m->image_size);
+	if (r < 0) {
+		slotsync_error_set_errno(err, r, "cannot read image %s", image);
+		goto out;
+	}
+	if (opt->store) {
+		r = store_writer_open(opt->store, &m->sw, err);
+		if (r < 0)
+			goto out;
+	}
+	m->idx = slotsync_index_new(opt->params.min_bytes, opt->params.avg_bytes, opt->params.max_bytes, opt->digest);
+	if (!m->idx) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < RING_SLOTS; i++) {
+		m->slots[i].data = malloc(SLOT_BYTES + opt->params.max_bytes);
+		if (!m->slots[i].data) {
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	progress_start(&m->progress, opt->progress, "make", m->image_size);
+	for (; started < n_threads; started++) {
+		r = -pthread_create(&threads[started], NULL, make_worker, m);
+		if (r < 0) {
+			slotsync_error_set_errno(err, r, "cannot start a worker thread");
+			break;
+		}
+	}
+	if (r == 0) {
+		r = slotsync_chunker_stream_fd(&opt->params, fd, image, make_chunk_cb, m, err);
+		if (r == -ECANCELED)
+			r = 0; /* a worker failed; its error is reported below */
+		else if (r == 0 && m->filling)
+			publish_slot(m); /* the last, partly filled slot */
+	}
+	pthread_mutex_lock(&m->lock);
+	m->finished = 1;
+	if (r < 0)
+		m->failed = 1;
+	pthread_cond_broadcast(&m->work);
+	pthread_mutex_unlock(&m->lock);
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	progress_end(&m->progress);
+	if (r < 0)
+		goto out;
+	if (m->failed) {
+		r = slotsync_error_set(err, m->err.code ? m->err.code : -EIO, "%s", slotsync_error_message(&m->err));
+		goto out;
+	}
+	r = collect_locked(m, err);
+	if (r < 0)
+		goto out;
+	if (m->collected != m->produced) {
+		r = slotsync_error_set(err, -EIO, "internal error: %" PRIu64 " chunks not collected",
+				       m->produced - m->collected);
+		goto out;
+	}
+	if (stats->bytes_in != m->image_size && m->image_size != 0) {
+		r = slotsync_error_set(err, -EIO, "image %s changed size while being read (%" PRIu64 " of %" PRIu64 " bytes)",
+				       image, stats->bytes_in, m->image_size);
+		goto out;
+	}
+	/* Every chunk the index names must be durable before the index exists. */
+	if (m->sw) {
+		r = store_writer_sync(m->sw, err);
+		if (r < 0)
+			goto out;
+	}
+	r = slotsync_index_write_file(m->idx, index_path, err);
+	if (r < 0)
+		slotsync_error_prefix(err, "writing index");
+out:
+	stats->seconds = gen_now() - t0;
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < RING_SLOTS; i++)
+		free(m->slots[i].data);
+	slotsync_index_free(m->idx);
+	store_writer_free(m->sw);
+	free(m->written);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->work);
+	pthread_cond_destroy(&m->done);
+	free(m);
+	return r;
+}

@@ -1,0 +1,52 @@
+/* Writing a chunk store (build server only).
+ *
+ * A chunk reaches its final name only whole: it is written to a temp file in its
+ * folder, made durable, then renamed.  To keep fsync from dominating, durability is
+ * batched: each writer collects up to a batch of temp files, makes them durable
+ * with one syncfs() of the store's filesystem, then renames them all;
+ * store_writer_sync() makes the renames durable (one syncfs) before an index that
+ * names those chunks is written.  A chunk
+ * already in the store is not written again (dedup across releases); two writers
+ * in one store at once are safe, since a rename over an identical chunk is a no-op
+ * for readers.  A killed writer leaves only temp files, which never carry the
+ * .cacnk suffix and which `slotsync-gen check --repair` removes.
+ */
+#ifndef SLOTSYNC_GEN_STORE_WRITE_H
+#define SLOTSYNC_GEN_STORE_WRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slotsync/digest.h"
+#include "slotsync/error.h"
+
+#define STORE_TMP_PREFIX ".tmp-"
+
+struct store_writer;
+
+/* Opens (creating if needed) the store folder for writing. */
+int store_writer_open(const char *dir, struct store_writer **out, struct slotsync_error *err);
+void store_writer_free(struct store_writer *sw);
+const char *store_writer_path(const struct store_writer *sw);
+
+/* Is chunk id already in the store? */
+int store_writer_has(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_BYTES]);
+
+/* One per thread: a batch of temp files waiting to be made durable and renamed. */
+struct store_batch;
+struct store_batch *store_batch_new(struct store_writer *sw);
+/* Commits what is pending, then frees. */
+int store_batch_free(struct store_batch *b, struct slotsync_error *err);
+
+/* Adds one compressed chunk.  It becomes visible under its name when the batch
+ * is committed (automatically when full, or by store_batch_commit). */
+int store_batch_put(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const void *data, size_t len,
+		    struct slotsync_error *err);
+
+/* syncfs, then rename every pending temp file to its final name. */
+int store_batch_commit(struct store_batch *b, struct slotsync_error *err);
+
+/* Makes every rename done so far durable (one syncfs). */
+int store_writer_sync(struct store_writer *sw, struct slotsync_error *err);
+
+#endif

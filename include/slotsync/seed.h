@@ -1,0 +1,56 @@
+/* slotsync — seeds: local images whose chunks can stand in for downloads.
+ *
+ * A seed is an image already on the machine (on a device: the active slot) and,
+ * optionally, its index.  With an index, each chunk is found at the offset the
+ * index gives; without one, the seed is chunked on the fly with the chunk sizes
+ * of the target index (this finds chunks only if both were cut by slotsync's
+ * chunker).  Every chunk read from a seed is checked against its digest before it
+ * is used, so a seed that changed since it was indexed costs a download, never a
+ * corrupt image.
+ */
+#ifndef SLOTSYNC_SEED_H
+#define SLOTSYNC_SEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slotsync/chunker.h"
+#include "slotsync/digest.h"
+#include "slotsync/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct slotsync_seed_set;
+
+/* digest: the target index's digest (seed chunks are named the same way);
+ * params: how to chunk a seed that comes without an index. */
+struct slotsync_seed_set *slotsync_seed_set_new(enum slotsync_digest_type digest,
+						const struct slotsync_chunker_params *params);
+void slotsync_seed_set_free(struct slotsync_seed_set *set);
+
+/* Adds a seed image; index_path may be NULL (then the image is chunked now).
+ * The image is opened read-only and never written. */
+int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path, const char *index_path,
+			  struct slotsync_error *err);
+
+/* Parses "IMAGE[:INDEX]" as given on a command line and adds it. */
+int slotsync_seed_set_add_spec(struct slotsync_seed_set *set, const char *spec, struct slotsync_error *err);
+
+/* Number of distinct chunks the seeds offer. */
+size_t slotsync_seed_set_count(const struct slotsync_seed_set *set);
+
+/* Does a seed offer chunk id of this size? */
+int slotsync_seed_set_has(const struct slotsync_seed_set *set, const uint8_t id[SLOTSYNC_DIGEST_BYTES], size_t size);
+
+/* Reads chunk id (size bytes) from a seed into dst and checks its digest.
+ * Returns 0; -ENOENT if no seed offers it; -EBADMSG if every seed copy failed its
+ * check (those copies are then forgotten, err says which). */
+int slotsync_seed_set_read(struct slotsync_seed_set *set, const uint8_t id[SLOTSYNC_DIGEST_BYTES], size_t size,
+			   void *dst, struct slotsync_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

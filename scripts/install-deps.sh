@@ -1,0 +1,32 @@
+#!/bin/bash
+# Installs every Debian package that slotsync needs to build, test and run its
+# demo. Idempotent, and fast when everything is there: apt-get runs only if a
+# package is missing.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential cmake pkg-config
+	# libraries
+	libzstd-dev libssl-dev check
+	# tools the tests and the demo use
+	casync squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux
+	# fuzzing and sanitizers
+	clang-14 libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -76,10 +76,10 @@ static int fail(const char *cmd, struct slotsync_error *err)
 	return 1;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv, struct args *ap)
 {
 	struct slotsync_error err = { 0 };
-	struct args a = { 0 };
+	struct args a = *ap;
 	const char *cmd;
 	int c, v;
 
@@ -100,9 +100,6 @@ int main(int argc, char **argv)
 	a.make.digest = SLOTSYNC_DIGEST_SHA256;
 	a.make.level = GEN_ZSTD_LEVEL_DEFAULT;
 	a.make.progress = 1;
-	a.seeds = calloc((size_t)argc, sizeof(*a.seeds));
-	if (!a.seeds)
-		return 1;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "vqh", long_options, NULL)) != -1) {
 		switch (c) {
@@ -219,4 +216,17 @@ int main(int argc, char **argv)
 	fprintf(stderr, "slotsync-gen: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { 0 };
+	int rc;
+
+	a.seeds = calloc((size_t)argc + 1, sizeof(*a.seeds));
+	if (!a.seeds)
+		return 1;
+	rc = run(argc, argv, &a);
+	free(a.seeds);
+	return rc;
 }

@@ -1,0 +1,28 @@
+#!/bin/bash
+# The whole test suite on a fresh Debian 12 machine: installs the dependencies,
+# builds with warnings as errors, runs every test (unit and integration, with
+# real casync and fault injection), runs them again in an ASan+UBSan build, and
+# fuzzes every parser for a bounded time.
+#   SLOTSYNC_LONG=1   long modes: more kill trials, longer fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+if [ "${SLOTSYNC_LONG:-0}" = 1 ]; then
+	export SLOTSYNC_KILL_TRIALS=${SLOTSYNC_KILL_TRIALS:-200}
+	export FUZZ_SECONDS=${FUZZ_SECONDS:-1800}
+fi
+export SLOTSYNC_SAMPLE_DIR=${SLOTSYNC_SAMPLE_DIR:-$PWD/build/samples}
+
+echo "== build (warnings are errors)"
+BUILD_DIR=build bash scripts/build.sh -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON -DSLOTSYNC_SANITIZE=OFF
+echo "== tests"
+(cd build && ctest --output-on-failure -j2)
+
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+BUILD_DIR=build-asan bash scripts/build.sh -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON -DSLOTSYNC_SANITIZE=ON
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2)
+
+echo "== fuzzing"
+bash scripts/fuzz.sh
+echo "== all tests passed"

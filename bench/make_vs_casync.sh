@@ -1,0 +1,54 @@
+#!/bin/bash
+# slotsync-gen make against casync make on the same image, in one run, as a
+# throughput ratio; and the chunker alone on one core.
+#   bash bench/make_vs_casync.sh [IMAGE...]   (default: the realistic v2 images)
+# Each make starts from an empty store; best of REPEAT runs (default 3).  The
+# store is on tmpfs (CPU-bound: what the tools themselves cost) and on disk
+# (/var/tmp; slotsync makes every chunk durable before naming it, casync does
+# not fsync, so its runs end with `sync -f` on the store).  casync runs
+# with the same chunk sizes as slotsync (16 KiB
+# average: the same number of chunk files, the same work) and, for reference,
+# with its default 64 KiB average (a quarter of the files).
+source "$(dirname "$0")/common.sh"
+REPEAT=${REPEAT:-3}
+IMGS=("$@")
+if [ ${#IMGS[@]} -eq 0 ]; then
+	realistic_images
+	IMGS=("$IMAGES/debian-v2.raw.sqfs" "$IMAGES/debian-v2.sqfs")
+fi
+command -v casync >/dev/null || { echo "casync missing" >&2; exit 1; }
+machine_facts
+best() { # best REPEAT-run time of "$@" (store dir is $S, wiped before each run)
+	local b=999999 t
+	for _ in $(seq "$REPEAT"); do
+		rm -rf "$S"
+		sync
+		t=$(seconds_of "$@")
+		b=$(echo "if ($t < $b) $t else $b" | bc -l)
+	done
+	printf '%.3f' "$b"
+}
+printf '%-20s %-6s %10s %9s %9s %11s %10s %7s %7s\n' image store casync64_s casync_s ours_s casync_MB/s ours_MB/s ratio ratio64
+for img in "${IMGS[@]}"; do
+	size=$(stat -c %s "$img")
+	for where in tmpfs disk; do
+		if [ $where = tmpfs ]; then W=$(mktemp -d /dev/shm/slotsync-bench.XXXXXX); else W=$(mktemp -d /var/tmp/slotsync-bench.XXXXXX); fi
+		S=$W/store
+		# on disk, casync's store is made durable too (sync -f: one syncfs), as a
+		# build server must before it publishes the index
+		t64=$(best bash -c 'casync make --store="$1" "$2" "$3" && sync -f "$1"' _ "$S" "$W/c.caibx" "$img")
+		tc=$(best bash -c 'casync make --chunk-size=16384 --store="$1" "$2" "$3" && sync -f "$1"' _ "$S" "$W/c.caibx" "$img")
+		to=$(best "$GEN" make --no-progress --store "$S" "$img" "$W/o.caibx")
+		printf '%-20s %-6s %10s %9s %9s %11.1f %10.1f %6.2fx %6.2fx\n' "$(basename "$img")" $where "$t64" "$tc" "$to" \
+			"$(echo "$size / $tc / 1000000" | bc -l)" "$(echo "$size / $to / 1000000" | bc -l)" \
+			"$(echo "$tc / $to" | bc -l)" "$(echo "$t64 / $to" | bc -l)"
+		rm -rf "$W"
+	done
+done
+echo
+for img in "${IMGS[@]}"; do
+	printf '%-22s ' "$(basename "$img")"
+	"$BENCH_CHUNKER" "$img"
+done
+printf '%-22s ' "random 256 MiB"
+"$BENCH_CHUNKER" --random 256

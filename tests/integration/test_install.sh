@@ -1,0 +1,37 @@
+#!/bin/bash
+# `cmake --install` puts the programs, the shared library, its headers and a
+# pkg-config file into the prefix, and a program built against the installed
+# library with pkg-config runs.
+source "$(dirname "$0")/lib.sh"
+: "${SLOTSYNC_BUILD_DIR:?set by ctest}"
+P=$T/prefix
+cmake --install "$SLOTSYNC_BUILD_DIR" --prefix "$P" >/dev/null
+check "slotsync-gen installed" test -x "$P/bin/slotsync-gen"
+check "slotsync installed" test -x "$P/bin/slotsync"
+check "headers installed" test -f "$P/include/slotsync/index.h" -a -f "$P/include/slotsync/version.h"
+pc=$(find "$P" -name libslotsync.pc | head -n1)
+check "pkg-config file installed" test -n "$pc"
+check "installed slotsync-gen runs" "$P/bin/slotsync-gen" --version
+cat >"$T/user.c" <<'C'
+#include <slotsync/index.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+	struct slotsync_error err = { 0 };
+	struct slotsync_index *idx;
+	if (slotsync_index_read_file(argv[1], &idx, &err) < 0) {
+		fprintf(stderr, "%s\n", slotsync_error_message(&err));
+		return 1;
+	}
+	printf("%zu chunks\n", idx->n_chunks);
+	slotsync_index_free(idx);
+	return 0;
+}
+C
+export PKG_CONFIG_PATH=$(dirname "$pc")
+cc -o "$T/user" "$T/user.c" $(pkg-config --cflags --libs libslotsync)
+random_file "$T/img" 2 install
+"$P/bin/slotsync-gen" make "$T/img" "$T/img.caibx" >/dev/null
+LD_LIBRARY_PATH=$(dirname "$(find "$P" -name 'libslotsync.so' | head -n1)") "$T/user" "$T/img.caibx" >"$T/user.out"
+check "a program linked with pkg-config against the installed library reads an index" grep -qE '^[0-9]+ chunks$' "$T/user.out"
+finish

@@ -41,8 +41,10 @@ int store_writer_open(const char *dir, struct store_writer **out, struct slotsyn
 	struct store_writer *sw;
 	int fd;
 
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return slotsync_error_set_errno(err, -errno, "cannot create store %s", dir);
+	if (io_mkdir_p(dir, err) < 0) {
+		slotsync_error_prefix(err, "cannot create store %s", dir);
+		return err ? err->code : -EIO;
+	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot open store %s", dir);

@@ -1,11 +1,17 @@
 /* slotsync: the device's command line.  Thin: parses arguments, calls libslotsync,
- * prints.  The install verbs arrive with the device engine; this carries what the
- * device can already do with the shared format code. */
+ * prints (text, or one JSON object with --json). */
+#include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "slotsync/assemble.h"
 #include "slotsync/index.h"
+#include "slotsync/log.h"
 #include "slotsync/version.h"
 
 static void usage(FILE *f)
@@ -13,9 +19,17 @@ static void usage(FILE *f)
 	fputs("Usage: slotsync COMMAND [OPTIONS]\n"
 	      "\n"
 	      "Commands:\n"
-	      "  index-info INDEX   Check an index and print what it describes.\n"
+	      "  assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
+	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
+	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
+	      "           INDEX TARGET\n"
+	      "      Write the image of INDEX onto TARGET (file or block device): chunks from seeds\n"
+	      "      first, the rest from the store over HTTP/2; resumable; exits 0 only when TARGET\n"
+	      "      is byte-exact.\n"
+	      "  index-info INDEX\n"
+	      "      Check an index and print what it describes.\n"
 	      "\n"
-	      "  --version, -h/--help\n",
+	      "  -v/--verbose, -q/--quiet, --version, -h/--help\n",
 	      f);
 }
 
@@ -42,6 +56,208 @@ static int cmd_index_info(const char *path)
 	return 0;
 }
 
+static void print_json(const struct slotsync_assemble_stats *st, int dry_run, const char *error)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "dry_run", json_object_new_boolean(dry_run));
+	json_object_object_add(o, "chunks_total", json_object_new_int64((int64_t)st->chunks_total));
+	json_object_object_add(o, "bytes_total", json_object_new_int64((int64_t)st->bytes_total));
+	json_object_object_add(o, "chunks_already_done", json_object_new_int64((int64_t)st->chunks_already_done));
+	json_object_object_add(o, "chunks_from_seed", json_object_new_int64((int64_t)st->chunks_from_seed));
+	json_object_object_add(o, "bytes_from_seed", json_object_new_int64((int64_t)st->bytes_from_seed));
+	json_object_object_add(o, "chunks_to_fetch", json_object_new_int64((int64_t)st->chunks_to_fetch));
+	json_object_object_add(o, "bytes_to_fetch", json_object_new_int64((int64_t)st->bytes_to_fetch));
+	json_object_object_add(o, "chunks_fetched", json_object_new_int64((int64_t)st->chunks_fetched));
+	json_object_object_add(o, "bytes_fetched", json_object_new_int64((int64_t)st->bytes_fetched));
+	json_object_object_add(o, "bytes_written", json_object_new_int64((int64_t)st->bytes_written));
+	json_object_object_add(o, "seed_chunks_rejected", json_object_new_int64((int64_t)st->seed_chunks_rejected));
+	json_object_object_add(o, "fetch_retries", json_object_new_int64((int64_t)st->fetch_retries));
+	json_object_object_add(o, "fetch_resumed", json_object_new_int64((int64_t)st->fetch_resumed));
+	json_object_object_add(o, "connections", json_object_new_int64(st->connections));
+	json_object_object_add(o, "http_version", json_object_new_int(st->http_version));
+	json_object_object_add(o, "verified", json_object_new_boolean(st->verified));
+	json_object_object_add(o, "seconds", json_object_new_double(st->seconds));
+	if (error)
+		json_object_object_add(o, "error", json_object_new_string(error));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static void progress_line(void *userdata, const struct slotsync_assemble_stats *st)
+{
+	double done = (double)(st->bytes_from_seed + st->bytes_written);
+
+	(void)userdata;
+	(void)done;
+	fprintf(stderr, "\rassemble: %6.1f MB written, %6.1f MB fetched (%" PRIu64 " of %" PRIu64 " chunks), %5.1f s",
+		(double)st->bytes_written / 1e6, (double)st->bytes_fetched / 1e6, st->chunks_fetched, st->chunks_to_fetch,
+		st->seconds);
+	fflush(stderr);
+}
+
+enum { OPT_STORE = 256, OPT_SEED, OPT_JOURNAL, OPT_CA, OPT_CERT, OPT_KEY, OPT_CONC, OPT_RATE, OPT_JSON, OPT_DRY,
+       OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION };
+
+static const struct option assemble_options[] = {
+	{ "store", required_argument, NULL, OPT_STORE },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "journal", required_argument, NULL, OPT_JOURNAL },
+	{ "ca-file", required_argument, NULL, OPT_CA },
+	{ "client-cert", required_argument, NULL, OPT_CERT },
+	{ "client-key", required_argument, NULL, OPT_KEY },
+	{ "concurrency", required_argument, NULL, OPT_CONC },
+	{ "max-rate", required_argument, NULL, OPT_RATE },
+	{ "max-attempts", required_argument, NULL, OPT_ATTEMPTS },
+	{ "stall-timeout", required_argument, NULL, OPT_STALL },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "dry-run", no_argument, NULL, OPT_DRY },
+	{ "reset-journal", no_argument, NULL, OPT_RESET },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int cmd_assemble(int argc, char **argv)
+{
+	struct slotsync_assemble_options opt = { 0 };
+	struct slotsync_assemble_stats st;
+	struct slotsync_error err = { 0 };
+	const char **seeds = calloc((size_t)argc + 1, sizeof(*seeds));
+	int json = 0, c, rc = 1;
+	uint64_t v;
+
+	if (!seeds)
+		return 1;
+	opt.seeds = seeds;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "vqh", assemble_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_STORE:
+			opt.fetch.base_url = optarg;
+			break;
+		case OPT_SEED:
+			seeds[opt.n_seeds++] = optarg;
+			break;
+		case OPT_JOURNAL:
+			opt.journal_path = optarg;
+			break;
+		case OPT_CA:
+			opt.fetch.ca_file = optarg;
+			break;
+		case OPT_CERT:
+			opt.fetch.client_cert = optarg;
+			break;
+		case OPT_KEY:
+			opt.fetch.client_key = optarg;
+			break;
+		case OPT_CONC:
+			if (parse_u64(optarg, 1, 256, &v) < 0) {
+				fprintf(stderr, "slotsync assemble: --concurrency takes 1 to 256, not \"%s\"\n", optarg);
+				goto out_usage;
+			}
+			opt.fetch.concurrency = (int)v;
+			break;
+		case OPT_RATE:
+			if (parse_u64(optarg, 1, UINT64_MAX / 2, &v) < 0) {
+				fprintf(stderr, "slotsync assemble: --max-rate takes bytes per second, not \"%s\"\n", optarg);
+				goto out_usage;
+			}
+			opt.fetch.max_rate_bps = v;
+			break;
+		case OPT_ATTEMPTS:
+			if (parse_u64(optarg, 1, 1000000, &v) < 0) {
+				fprintf(stderr, "slotsync assemble: --max-attempts takes a number, not \"%s\"\n", optarg);
+				goto out_usage;
+			}
+			opt.fetch.max_attempts = (int)v;
+			break;
+		case OPT_STALL:
+			if (parse_u64(optarg, 1, 86400, &v) < 0) {
+				fprintf(stderr, "slotsync assemble: --stall-timeout takes seconds, not \"%s\"\n", optarg);
+				goto out_usage;
+			}
+			opt.fetch.stall_timeout_s = (long)v;
+			/* retries of a stalled link start sooner too */
+			opt.fetch.backoff_initial_ms = (long)(v * 100 < 500 ? v * 100 : 500);
+			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		case OPT_DRY:
+			opt.dry_run = 1;
+			break;
+		case OPT_RESET:
+			opt.reset_journal = 1;
+			break;
+		case 'v':
+			slotsync_log_set_level(slotsync_log_get_level() + 1);
+			break;
+		case 'q':
+			slotsync_log_set_level(SLOTSYNC_LOG_ERROR);
+			break;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto out;
+		default:
+			goto out_usage;
+		}
+	}
+	if (argc - optind != 2) {
+		fputs("slotsync assemble: needs INDEX and TARGET\n", stderr);
+		goto out_usage;
+	}
+	if (!!opt.fetch.client_cert != !!opt.fetch.client_key) {
+		fputs("slotsync assemble: --client-cert and --client-key go together\n", stderr);
+		goto out_usage;
+	}
+	opt.index_path = argv[optind];
+	opt.target = argv[optind + 1];
+	if (!json && isatty(STDERR_FILENO))
+		opt.progress = progress_line;
+	rc = slotsync_assemble(&opt, &st, &err) < 0 ? 1 : 0;
+	if (opt.progress)
+		fputs("\r\033[K", stderr);
+	if (rc)
+		fprintf(stderr, "slotsync assemble: %s\n", slotsync_error_message(&err));
+	if (json) {
+		print_json(&st, opt.dry_run, rc ? slotsync_error_message(&err) : NULL);
+	} else if (opt.dry_run) {
+		printf("plan: %" PRIu64 " chunks (%" PRIu64 " bytes); from seeds: %" PRIu64 " chunks (%" PRIu64
+		       " bytes); from the network: %" PRIu64 " chunks (%" PRIu64 " bytes uncompressed)\n",
+		       st.chunks_total, st.bytes_total, st.chunks_total - st.chunks_to_fetch, st.bytes_total - st.bytes_to_fetch,
+		       st.chunks_to_fetch, st.bytes_to_fetch);
+	} else if (!rc) {
+		printf("assemble: %" PRIu64 " chunks, %" PRIu64 " bytes: %" PRIu64 " chunks from seeds, %" PRIu64
+		       " fetched (%" PRIu64 " bytes over %ld connection%s, HTTP/%d), %" PRIu64
+		       " already done; %" PRIu64 " bytes written; verified in %.2f s\n",
+		       st.chunks_total, st.bytes_total, st.chunks_from_seed, st.chunks_fetched, st.bytes_fetched,
+		       st.connections, st.connections == 1 ? "" : "s", st.http_version ? st.http_version : 0,
+		       st.chunks_already_done, st.bytes_written, st.seconds);
+	}
+	goto out;
+out_usage:
+	rc = 2;
+out:
+	free(seeds);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -56,6 +272,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (!strcmp(argv[1], "assemble"))
+		return cmd_assemble(argc, argv);
 	if (!strcmp(argv[1], "index-info")) {
 		if (argc != 3) {
 			fputs("slotsync index-info: needs INDEX\n", stderr);

@@ -220,3 +220,24 @@ int io_mkdir_if_missing(const char *path, struct slotsync_error *err)
 		return slotsync_error_set_errno(err, -errno, "cannot create folder %s", path);
 	return 0;
 }
+
+int io_mkdir_p(const char *path, struct slotsync_error *err)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return slotsync_error_set(err, -ENAMETOOLONG, "bad folder name \"%s\"", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return slotsync_error_set_errno(err, -errno, "cannot create folder %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return slotsync_error_set_errno(err, -errno, "cannot create folder %s", buf);
+	return 0;
+}

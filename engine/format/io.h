@@ -34,4 +34,7 @@ int io_fd_size(int fd, uint64_t *out);
 /* mkdir -p for one level below an existing parent; EEXIST is success. */
 int io_mkdir_if_missing(const char *path, struct slotsync_error *err);
 
+/* mkdir -p: creates path and its missing parents; existing ones are fine. */
+int io_mkdir_p(const char *path, struct slotsync_error *err);
+
 #endif

@@ -56,6 +56,11 @@ void slotsync_chunk_decoder_free(struct slotsync_chunk_decoder *dec)
 	free(dec);
 }
 
+size_t slotsync_chunk_compressed_bound(size_t size)
+{
+	return ZSTD_compressBound(size) + 64;
+}
+
 int slotsync_chunk_verify(const void *buf, size_t len, enum slotsync_digest_type digest,
 			  const uint8_t id[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err)
 {
@@ -137,7 +142,7 @@ int slotsync_store_read_chunk(struct slotsync_store *store, struct slotsync_chun
 	char rel[SLOTSYNC_CHUNK_RELPATH_BYTES];
 	/* A compressed chunk is never larger than zstd's bound for its size; a file
 	 * that is, is rejected before it is read. */
-	size_t limit = ZSTD_compressBound(expected_size) + 64;
+	size_t limit = slotsync_chunk_compressed_bound(expected_size);
 	uint64_t size;
 	ssize_t n;
 	int fd, r;

@@ -43,6 +43,10 @@ int slotsync_chunk_decode(struct slotsync_chunk_decoder *dec, const void *src, s
 			  size_t expected_size, enum slotsync_digest_type digest,
 			  const uint8_t id[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);
 
+/* The largest compressed file a chunk of `size` bytes can have: anything larger
+ * is refused before it is read or downloaded. */
+size_t slotsync_chunk_compressed_bound(size_t size);
+
 /* Checks that buf (len bytes) has digest id; -EBADMSG otherwise. */
 int slotsync_chunk_verify(const void *buf, size_t len, enum slotsync_digest_type digest,
 			  const uint8_t id[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);

@@ -57,3 +57,67 @@ sample_images() {
 random_file() { # random_file PATH MIB SEED
 	head -c "$(($2 * 1048576))" < <(openssl enc -aes-128-ctr -nosalt -pass "pass:$3" -pbkdf2 -in /dev/zero 2>/dev/null) >"$1"
 }
+
+# --- TLS and nginx -------------------------------------------------------------
+
+# make_ca NAME: a CA (NAME-ca.pem / NAME-ca.key) in $T
+make_ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=$1 test CA" \
+		-keyout "$T/$1-ca.key" -out "$T/$1-ca.pem" >/dev/null 2>&1
+}
+# make_cert CA NAME CN: a certificate NAME.pem / NAME.key signed by CA, for CN
+# (and 127.0.0.1, localhost), with serverAuth and clientAuth
+make_cert() {
+	local ca=$1 name=$2 cn=$3
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$T/$name.key" -out "$T/$name.csr" >/dev/null 2>&1
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$T/$name.ext"
+	openssl x509 -req -in "$T/$name.csr" -CA "$T/$ca-ca.pem" -CAkey "$T/$ca-ca.key" -CAcreateserial \
+		-days 30 -extfile "$T/$name.ext" -out "$T/$name.pem" >/dev/null 2>&1
+}
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+# start_nginx NAME ROOT [SERVER_EXTRA] [CERT]: serves ROOT over HTTP/2 + TLS on
+# 127.0.0.1; sets NGINX_URL and NGINX_LOG (access log: protocol, connection
+# serial, status, body bytes, URI).  The CA is $T/test-ca.pem.
+start_nginx() {
+	local name=$1 root=$2 extra=${3:-} cert=${4:-server}
+	local dir=$T/nginx-$name port
+	[ -f "$T/test-ca.pem" ] || make_ca test
+	[ -f "$T/$cert.pem" ] || make_cert test "$cert" 127.0.0.1
+	port=$(free_port)
+	mkdir -p "$dir/logs" "$dir/tmp"
+	cat >"$dir/nginx.conf" <<NGINX
+daemon on;
+user root;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 256; }
+http {
+	access_log off;
+	client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
+	uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
+	log_format chunks '\$server_protocol \$connection \$status \$body_bytes_sent \$request_uri';
+	default_type application/octet-stream;
+	server {
+		listen 127.0.0.1:$port ssl http2;
+		ssl_certificate $T/$cert.pem;
+		ssl_certificate_key $T/$cert.key;
+		access_log $dir/logs/access.log chunks;
+		root $root;
+		$extra
+	}
+}
+NGINX
+	nginx -c "$dir/nginx.conf" -p "$dir" 2>"$dir/start.err" || { cat "$dir/start.err"; return 1; }
+	CLEANUP+=("kill \$(cat '$dir/nginx.pid') 2>/dev/null; sleep 0.2")
+	NGINX_URL=https://127.0.0.1:$port
+	NGINX_LOG=$dir/logs/access.log
+	NGINX_DIR=$dir
+	for _ in $(seq 50); do
+		curl -s -o /dev/null --cacert "$T/test-ca.pem" "$NGINX_URL/" && break
+		sleep 0.1
+	done
+	: >"$NGINX_LOG"
+}

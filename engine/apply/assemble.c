@@ -1,0 +1,507 @@
+/* Assembling an image onto a target: see include/slotsync/assemble.h.
+ *
+ * Steps: read index -> open target and journal -> seeds -> plan -> copy seed
+ * chunks -> fetch the rest -> verify.  Every write goes through target_write()
+ * and every durability point through commit(), which is where the journal's
+ * promise is kept: target fdatasync first, journal record second.
+ *
+ * Test hook: with SLOTSYNC_TEST_CRASH_AFTER_WRITES=N in the environment, the
+ * N-th target write simulates a power cut: every write since the last
+ * fdatasync is undone (its old bytes put back), then the process exits at once.
+ * That is what a crash that loses the page cache leaves on disk.
+ */
+#include "slotsync/assemble.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../format/io.h"
+#include "slotsync/index.h"
+#include "slotsync/journal.h"
+#include "slotsync/log.h"
+#include "slotsync/plan.h"
+#include "slotsync/seed.h"
+#include "slotsync/store.h"
+
+#define SEED_BATCH_BYTES (32u << 20)
+#define VERIFY_BLOCK (8u << 20)
+
+struct lost_write {
+	uint64_t offset;
+	size_t len;
+	uint8_t *old;
+};
+
+struct asm_ctx {
+	const struct slotsync_assemble_options *opt;
+	struct slotsync_assemble_stats *st;
+	struct slotsync_index *idx;
+	struct slotsync_plan *plan;
+	struct slotsync_seed_set *seeds;
+	struct slotsync_chunk_decoder *dec;
+	struct slotsync_journal *journal;
+	int fd;
+	const char *target;
+	uint8_t *done;
+	uint8_t *buf;               /* one chunk */
+	/* the batch not yet durable */
+	uint32_t *pending;
+	size_t n_pending;
+	uint64_t pending_bytes, pending_fetched_bytes, fetched_commit_bytes;
+	/* fetch */
+	size_t *job_group;
+	double t0, last_progress;
+	/* test hook */
+	long crash_after;
+	long writes;
+	struct lost_write *lost;
+	size_t n_lost, cap_lost;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void simulate_power_cut(struct asm_ctx *a)
+{
+	for (size_t i = a->n_lost; i > 0; i--) {
+		struct lost_write *w = &a->lost[i - 1];
+		if (io_pwrite_full(a->fd, w->old, w->len, w->offset) < 0)
+			break;
+	}
+	fsync(a->fd);
+	_exit(137);
+}
+
+static void lost_forget(struct asm_ctx *a)
+{
+	for (size_t i = 0; i < a->n_lost; i++)
+		free(a->lost[i].old);
+	a->n_lost = 0;
+}
+
+static int target_write(struct asm_ctx *a, const void *buf, size_t len, uint64_t offset, struct slotsync_error *err)
+{
+	int r;
+
+	if (a->crash_after > 0) {
+		if (++a->writes >= a->crash_after)
+			simulate_power_cut(a);
+		if (a->n_lost == a->cap_lost) {
+			size_t cap = a->cap_lost ? a->cap_lost * 2 : 64;
+			struct lost_write *l = realloc(a->lost, cap * sizeof(*l));
+			if (!l)
+				return slotsync_error_set(err, -ENOMEM, "out of memory");
+			a->lost = l;
+			a->cap_lost = cap;
+		}
+		a->lost[a->n_lost].offset = offset;
+		a->lost[a->n_lost].len = len;
+		a->lost[a->n_lost].old = malloc(len);
+		if (!a->lost[a->n_lost].old || io_pread_full(a->fd, a->lost[a->n_lost].old, len, offset) < 0)
+			return slotsync_error_set(err, -EIO, "test hook: cannot save old bytes");
+		a->n_lost++;
+	}
+	r = io_pwrite_full(a->fd, buf, len, offset);
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot write %s at offset %" PRIu64, a->target, offset);
+	a->st->bytes_written += len;
+	return 0;
+}
+
+/* Makes the pending batch durable, then journals it. */
+static int commit(struct asm_ctx *a, struct slotsync_error *err)
+{
+	int r;
+
+	if (a->n_pending == 0)
+		return 0;
+	/* The target's data first: a journal record must never name a chunk that
+	 * could still be lost. */
+	if (fdatasync(a->fd) < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot fdatasync %s", a->target);
+	lost_forget(a);
+	r = slotsync_journal_append_done(a->journal, a->pending, a->n_pending, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < a->n_pending; i++)
+		a->done[a->pending[i]] = 1;
+	a->n_pending = 0;
+	a->pending_bytes = 0;
+	a->pending_fetched_bytes = 0;
+	return 0;
+}
+
+static void report_progress(struct asm_ctx *a, int force)
+{
+	double t = now_s();
+
+	if (!a->opt->progress || (!force && t - a->last_progress < 0.2))
+		return;
+	a->last_progress = t;
+	a->st->seconds = t - a->t0;
+	a->opt->progress(a->opt->progress_userdata, a->st);
+}
+
+/* Writes buf (the chunk of group g) to every place of g not yet durable. */
+static int write_group(struct asm_ctx *a, size_t g, const uint8_t *buf, struct slotsync_error *err)
+{
+	const struct slotsync_plan_group *grp = &a->plan->groups[g];
+
+	for (uint32_t k = 0; k < grp->count; k++) {
+		uint32_t pos = a->plan->positions[grp->first + k];
+		uint64_t size = slotsync_index_chunk_size(a->idx, pos);
+		int r;
+
+		if (a->done[pos])
+			continue;
+		r = target_write(a, buf, size, slotsync_index_chunk_start(a->idx, pos), err);
+		if (r < 0)
+			return r;
+		a->pending[a->n_pending++] = pos;
+		a->pending_bytes += size;
+	}
+	return 0;
+}
+
+static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
+{
+	for (size_t g = 0; g < a->plan->n_groups; g++) {
+		const struct slotsync_plan_group *grp = &a->plan->groups[g];
+		uint32_t pos = a->plan->positions[grp->first];
+		size_t size = (size_t)slotsync_index_chunk_size(a->idx, pos);
+		struct slotsync_error seed_err = { 0 };
+		int r;
+
+		if (grp->source != SLOTSYNC_SOURCE_SEED)
+			continue;
+		r = slotsync_seed_set_read(a->seeds, a->idx->chunks[pos].id, size, a->buf, &seed_err);
+		if (r < 0) {
+			slotsync_log_warning("%s; fetching it instead", slotsync_error_message(&seed_err));
+			a->st->seed_chunks_rejected++;
+			slotsync_plan_demote_to_fetch(a->plan, g);
+			continue;
+		}
+		a->st->chunks_from_seed += grp->todo;
+		a->st->bytes_from_seed += (uint64_t)size * grp->todo;
+		r = write_group(a, g, a->buf, err);
+		if (r < 0)
+			return r;
+		if (a->pending_bytes >= SEED_BATCH_BYTES) {
+			r = commit(a, err);
+			if (r < 0)
+				return r;
+		}
+		report_progress(a, 0);
+	}
+	return commit(a, err);
+}
+
+static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct asm_ctx *a = userdata;
+	size_t g = a->job_group[job];
+	uint32_t pos = a->plan->positions[a->plan->groups[g].first];
+	size_t size = (size_t)slotsync_index_chunk_size(a->idx, pos);
+	int r;
+
+	r = slotsync_chunk_decode(a->dec, data, len, a->buf, size, a->idx->digest, a->idx->chunks[pos].id, err);
+	if (r < 0) {
+		slotsync_error_prefix(err, "chunk %zu (offset %" PRIu64 ") from %s", (size_t)pos,
+				      slotsync_index_chunk_start(a->idx, pos), a->opt->fetch.base_url);
+		return -EAGAIN; /* a damaged copy: fetch it again, give up after the attempts */
+	}
+	r = write_group(a, g, a->buf, err);
+	if (r < 0)
+		return r;
+	a->st->chunks_fetched++;
+	a->pending_fetched_bytes += len;
+	/* Commit often enough that a cut loses at most about concurrency x max
+	 * chunk size of fetched data (in flight plus not yet journaled). */
+	if (a->pending_fetched_bytes >= a->fetched_commit_bytes || a->pending_bytes >= SEED_BATCH_BYTES) {
+		r = commit(a, err);
+		if (r < 0)
+			return r;
+	}
+	report_progress(a, 0);
+	return 0;
+}
+
+static int fetch_tick(void *userdata, struct slotsync_error *err)
+{
+	struct asm_ctx *a = userdata;
+
+	report_progress(a, 0);
+	return commit(a, err);
+}
+
+static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
+{
+	struct slotsync_fetch_job *jobs = NULL;
+	char (*paths)[SLOTSYNC_CHUNK_RELPATH_BYTES] = NULL;
+	struct slotsync_fetch_stats fs;
+	size_t n = 0;
+	int r, conc;
+
+	for (size_t g = 0; g < a->plan->n_groups; g++)
+		if (a->plan->groups[g].source == SLOTSYNC_SOURCE_FETCH)
+			n++;
+	if (n == 0)
+		return 0;
+	if (!a->opt->fetch.base_url)
+		return slotsync_error_set(err, -EINVAL, "%zu chunks must be fetched but no store URL was given", n);
+	jobs = calloc(n, sizeof(*jobs));
+	paths = calloc(n, sizeof(*paths));
+	a->job_group = calloc(n, sizeof(*a->job_group));
+	if (!jobs || !paths || !a->job_group) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	n = 0;
+	for (size_t g = 0; g < a->plan->n_groups; g++) {
+		uint32_t pos;
+		if (a->plan->groups[g].source != SLOTSYNC_SOURCE_FETCH)
+			continue;
+		pos = a->plan->positions[a->plan->groups[g].first];
+		slotsync_store_chunk_relpath(a->idx->chunks[pos].id, paths[n]);
+		jobs[n].path = paths[n];
+		/* a compressed chunk is never larger than zstd's bound for its size */
+		jobs[n].max_bytes = slotsync_chunk_compressed_bound((size_t)slotsync_index_chunk_size(a->idx, pos));
+		a->job_group[n] = g;
+		n++;
+	}
+	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
+	a->fetched_commit_bytes = (uint64_t)conc * a->idx->chunk_size_max / 2;
+	r = slotsync_fetch_run(&a->opt->fetch, jobs, n, fetch_done, fetch_tick, a, &fs, err);
+	a->st->bytes_fetched = fs.bytes_received;
+	a->st->fetch_retries = fs.retries;
+	a->st->fetch_resumed = fs.resumed;
+	a->st->connections = fs.connections;
+	a->st->http_version = fs.http_version;
+	if (r == 0)
+		r = commit(a, err);
+out:
+	free(jobs);
+	free(paths);
+	return r;
+}
+
+/* Reads the whole target back and checks every chunk.  Chunks that differ are
+ * journaled as INVALID, so that the next run writes them again. */
+static int verify_target(struct asm_ctx *a, struct slotsync_error *err)
+{
+	uint8_t *blk = malloc(VERIFY_BLOCK + a->idx->chunk_size_max);
+	uint32_t *bad = NULL;
+	size_t n_bad = 0, i = 0;
+	uint64_t blk_start = 0, blk_len = 0;
+	int r = 0;
+
+	if (!blk)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	(void)posix_fadvise(a->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (; i < a->idx->n_chunks; i++) {
+		uint64_t start = slotsync_index_chunk_start(a->idx, i), size = slotsync_index_chunk_size(a->idx, i);
+		uint8_t got[SLOTSYNC_DIGEST_BYTES];
+
+		if (start + size > blk_start + blk_len) {
+			/* read the next block, starting at this chunk */
+			uint64_t want = VERIFY_BLOCK;
+			ssize_t n;
+			if (want < size)
+				want = size;
+			if (want > slotsync_index_image_size(a->idx) - start)
+				want = slotsync_index_image_size(a->idx) - start;
+			n = io_pread_full(a->fd, blk, want, start);
+			if (n < 0) {
+				r = slotsync_error_set_errno(err, (int)n, "cannot read %s back", a->target);
+				goto out;
+			}
+			blk_start = start;
+			blk_len = (uint64_t)n;
+			if (blk_len < size) {
+				r = slotsync_error_set(err, -EIO, "%s ends at %" PRIu64 ", before the image does", a->target,
+						       start + blk_len);
+				goto out;
+			}
+		}
+		r = slotsync_digest(a->idx->digest, blk + (start - blk_start), size, got);
+		if (r < 0) {
+			slotsync_error_set(err, r, "cannot compute a digest");
+			goto out;
+		}
+		if (memcmp(got, a->idx->chunks[i].id, SLOTSYNC_DIGEST_BYTES) != 0) {
+			if (!bad && !(bad = malloc(a->idx->n_chunks * sizeof(*bad)))) {
+				r = slotsync_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			bad[n_bad++] = (uint32_t)i;
+		}
+	}
+	if (n_bad) {
+		uint32_t first = bad[0];
+		r = slotsync_journal_append_invalid(a->journal, bad, n_bad, err);
+		if (r == 0)
+			r = slotsync_error_set(err, -EBADMSG,
+					       "%s does not match the index: %zu chunks differ, the first at offset %" PRIu64
+					       " (chunk %u); they are marked to be written again on the next run",
+					       a->target, n_bad, slotsync_index_chunk_start(a->idx, first), first);
+		goto out;
+	}
+	r = slotsync_journal_append_verified(a->journal, err);
+	if (r == 0)
+		a->st->verified = 1;
+out:
+	free(blk);
+	free(bad);
+	return r;
+}
+
+static int open_target(struct asm_ctx *a, struct slotsync_journal_identity *id, struct slotsync_error *err)
+{
+	uint64_t image = slotsync_index_image_size(a->idx), size;
+	struct stat st;
+	int r;
+
+	a->fd = open(a->target, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (a->fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open target %s", a->target);
+	if (fstat(a->fd, &st) < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot stat target %s", a->target);
+	r = io_fd_size(a->fd, &size);
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "target %s is neither a regular file nor a block device", a->target);
+	if (S_ISBLK(st.st_mode)) {
+		if (size < image)
+			return slotsync_error_set(err, -ENOSPC, "target %s holds %" PRIu64 " bytes, the image needs %" PRIu64,
+						  a->target, size, image);
+		id->target_dev = st.st_rdev;
+		id->target_ino = 0;
+	} else {
+		if (size != image && ftruncate(a->fd, (off_t)image) < 0)
+			return slotsync_error_set_errno(err, -errno, "cannot size target %s to %" PRIu64 " bytes", a->target,
+							image);
+		id->target_dev = st.st_dev;
+		id->target_ino = st.st_ino;
+	}
+	return 0;
+}
+
+int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsync_assemble_stats *stats,
+		      struct slotsync_error *err)
+{
+	struct asm_ctx a = { 0 };
+	struct slotsync_journal_identity id = { 0 };
+	struct slotsync_chunker_params params;
+	char journal_default[4096];
+	const char *journal_path = opt->journal_path;
+	const char *hook = getenv("SLOTSYNC_TEST_CRASH_AFTER_WRITES");
+	int verified = 0, r;
+
+	memset(stats, 0, sizeof(*stats));
+	a.opt = opt;
+	a.st = stats;
+	a.fd = -1;
+	a.target = opt->target;
+	a.t0 = now_s();
+	a.crash_after = hook ? atol(hook) : 0;
+
+	r = slotsync_index_read_file(opt->index_path, &a.idx, err);
+	if (r < 0)
+		goto out;
+	stats->chunks_total = a.idx->n_chunks;
+	stats->bytes_total = slotsync_index_image_size(a.idx);
+	params.min_bytes = (uint32_t)a.idx->chunk_size_min;
+	params.avg_bytes = (uint32_t)a.idx->chunk_size_avg;
+	params.max_bytes = (uint32_t)a.idx->chunk_size_max;
+	a.seeds = slotsync_seed_set_new(a.idx->digest, &params);
+	a.dec = slotsync_chunk_decoder_new();
+	a.buf = malloc(a.idx->chunk_size_max);
+	a.done = calloc(a.idx->n_chunks + 1, 1);
+	a.pending = malloc((a.idx->n_chunks + 1) * sizeof(*a.pending));
+	if (!a.seeds || !a.dec || !a.buf || !a.done || !a.pending) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < opt->n_seeds; i++) {
+		r = slotsync_seed_set_add_spec(a.seeds, opt->seeds[i], err);
+		if (r < 0)
+			goto out;
+	}
+
+	if (!opt->dry_run) {
+		r = open_target(&a, &id, err);
+		if (r < 0)
+			goto out;
+		if (!journal_path) {
+			struct stat st;
+			if (fstat(a.fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+				r = slotsync_error_set(err, -EINVAL, "target %s is a block device: give --journal FILE",
+						       a.target);
+				goto out;
+			}
+			snprintf(journal_default, sizeof(journal_default), "%s.journal", a.target);
+			journal_path = journal_default;
+		}
+		r = slotsync_index_digest(a.idx, id.index_digest, err);
+		if (r < 0)
+			goto out;
+		id.image_size = stats->bytes_total;
+		id.n_chunks = a.idx->n_chunks;
+		r = slotsync_journal_open(journal_path, &id, opt->reset_journal, a.done, &verified, &a.journal, err);
+		if (r < 0)
+			goto out;
+	}
+
+	r = slotsync_plan_build(a.idx, a.seeds, a.done, &a.plan, err);
+	if (r < 0)
+		goto out;
+	stats->chunks_already_done = a.plan->chunks_done;
+	stats->chunks_to_fetch = a.plan->chunks_fetch;
+	stats->bytes_to_fetch = a.plan->bytes_fetch;
+	if (opt->dry_run)
+		goto out;
+
+	r = copy_from_seeds(&a, err);
+	if (r < 0)
+		goto out;
+	/* seeds that failed their check moved chunks to the network */
+	stats->chunks_to_fetch = a.plan->chunks_fetch;
+	stats->bytes_to_fetch = a.plan->bytes_fetch;
+	r = fetch_missing(&a, err);
+	if (r < 0)
+		goto out;
+	r = verify_target(&a, err);
+out:
+	if (r < 0 && a.journal && a.n_pending) {
+		/* keep what is already on disk: a later run need not redo it */
+		struct slotsync_error ignored = { 0 };
+		commit(&a, &ignored);
+	}
+	report_progress(&a, 1);
+	stats->seconds = now_s() - a.t0;
+	if (a.fd >= 0)
+		close(a.fd);
+	lost_forget(&a);
+	free(a.lost);
+	slotsync_journal_free(a.journal);
+	slotsync_plan_free(a.plan);
+	slotsync_seed_set_free(a.seeds);
+	slotsync_chunk_decoder_free(a.dec);
+	slotsync_index_free(a.idx);
+	free(a.buf);
+	free(a.done);
+	free(a.pending);
+	free(a.job_group);
+	return r;
+}

@@ -1,0 +1,63 @@
+/* slotsync — assembling an image onto a target (the inactive slot).
+ *
+ * The device's core step: read the new index, plan every chunk (seed or
+ * network), copy seed chunks (each checked before use), fetch the rest over one
+ * HTTP/2 connection (each decompressed with a hard bound and checked), write
+ * each to every place it occurs, and finally read the whole target back and
+ * check it against the index.  Success means the target is byte-exact.
+ *
+ * Durability: writes are positioned; after each batch the target is
+ * fdatasync'd, then a journal record naming the batch's chunks is appended and
+ * fdatasync'd.  A run that is cut at any instant resumes from the journal and
+ * redoes only what the journal does not prove durable: at most one batch, which
+ * for fetched chunks is bounded by concurrency x max chunk size.
+ */
+#ifndef SLOTSYNC_ASSEMBLE_H
+#define SLOTSYNC_ASSEMBLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slotsync/error.h"
+#include "slotsync/fetch.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct slotsync_assemble_stats {
+	uint64_t chunks_total, bytes_total;          /* the image */
+	uint64_t chunks_already_done;                /* places the journal proved durable */
+	uint64_t chunks_from_seed, bytes_from_seed;  /* places written from seeds */
+	uint64_t chunks_fetched, bytes_fetched;      /* unique chunks fetched; bytes over the wire */
+	uint64_t chunks_to_fetch, bytes_to_fetch;    /* plan: unique chunks and their uncompressed bytes */
+	uint64_t bytes_written;                      /* to the target */
+	uint64_t seed_chunks_rejected;               /* seed copies that failed their check */
+	uint64_t fetch_retries, fetch_resumed;
+	long connections;
+	int http_version;
+	int verified;                                /* the target was read back and matched */
+	double seconds;
+};
+
+struct slotsync_assemble_options {
+	const char *index_path;
+	const char *target;          /* regular file (created if missing) or block device */
+	const char *journal_path;    /* required for a block device; default TARGET.journal */
+	const char *const *seeds;    /* "IMAGE[:INDEX]" */
+	size_t n_seeds;
+	struct slotsync_fetch_options fetch;  /* base_url: the store */
+	int dry_run;                 /* plan only: write and fetch nothing */
+	int reset_journal;           /* start anew when the journal belongs to something else */
+	/* called now and then with the running totals (may be NULL) */
+	void (*progress)(void *userdata, const struct slotsync_assemble_stats *st);
+	void *progress_userdata;
+};
+
+int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsync_assemble_stats *stats,
+		      struct slotsync_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

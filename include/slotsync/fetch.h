@@ -1,0 +1,76 @@
+/* slotsync — fetching chunks over HTTP/2.
+ *
+ * One libcurl multi handle, one connection (HTTP/2 over TLS, many concurrent
+ * streams on it; HTTP/1.1 servers work too, one request at a time), the server's
+ * certificate verified against a CA file, an optional client certificate.  A
+ * transfer that fails is retried with exponential backoff and jitter; a transfer
+ * cut in the middle resumes with a Range request for the bytes still missing, so
+ * a link that drops every few minutes wastes nothing already received.  A stalled
+ * transfer is cut after a low-speed timeout.  A response larger than the bound
+ * the caller gives is cut off as it arrives.
+ *
+ * The fetcher knows nothing of chunks: the caller gives it jobs (a path under the
+ * base URL and a size bound) and gets each body through a callback, which may
+ * accept it, ask for a retry (bad content), or fail the whole run.
+ */
+#ifndef SLOTSYNC_FETCH_H
+#define SLOTSYNC_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slotsync/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct slotsync_fetch_options {
+	const char *base_url;           /* e.g. https://updates.example.com/store */
+	const char *ca_file;            /* NULL: the system's CAs */
+	const char *client_cert;        /* PEM, with client_key: mutual TLS */
+	const char *client_key;
+	int concurrency;                /* streams at once; <= 0: default */
+	uint64_t max_rate_bps;          /* bytes per second over all streams; 0: no cap */
+	long stall_timeout_s;           /* cut a transfer below 1 byte/s for this long; 0: 30 */
+	int max_attempts;               /* per job; 0: 8 */
+	long backoff_initial_ms;        /* first retry delay; 0: 500 */
+	long backoff_max_ms;            /* 0: 60000 */
+};
+
+#define SLOTSYNC_FETCH_CONCURRENCY_DEFAULT 16
+
+struct slotsync_fetch_job {
+	const char *path;   /* relative to base_url */
+	size_t max_bytes;   /* a body larger than this is cut off and refused */
+};
+
+/* Called for each body received whole.  Return 0 to accept it, -EAGAIN to have
+ * it fetched again (counts as an attempt; err explains), or another negative
+ * code to stop the run (err says why). */
+typedef int (*slotsync_fetch_done_cb)(void *userdata, size_t job, const uint8_t *data, size_t len,
+				      struct slotsync_error *err);
+
+/* Called about once a second and at the end: a chance to commit work done. */
+typedef int (*slotsync_fetch_tick_cb)(void *userdata, struct slotsync_error *err);
+
+struct slotsync_fetch_stats {
+	uint64_t bytes_received;   /* body bytes over the wire, retries included */
+	uint64_t requests;
+	uint64_t retries;
+	uint64_t resumed;          /* transfers continued with a Range request */
+	long connections;          /* connections opened */
+	int http_version;          /* 2 or 1 (of the last response) */
+};
+
+/* Fetches every job; returns 0 when all were accepted.  A job that fails
+ * max_attempts times, or a 404 (the store does not have it), ends the run with
+ * an error naming the job's URL. */
+int slotsync_fetch_run(const struct slotsync_fetch_options *opt, const struct slotsync_fetch_job *jobs, size_t n_jobs,
+		       slotsync_fetch_done_cb done, slotsync_fetch_tick_cb tick, void *userdata,
+		       struct slotsync_fetch_stats *stats, struct slotsync_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

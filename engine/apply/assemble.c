@@ -282,7 +282,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 		n++;
 	}
 	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
-	a->fetched_commit_bytes = (uint64_t)conc * a->idx->chunk_size_max / 2;
+	a->fetched_commit_bytes = (uint64_t)conc * a->idx->chunk_size_max / 4;
 	r = slotsync_fetch_run(&a->opt->fetch, jobs, n, fetch_done, fetch_tick, a, &fs, err);
 	a->st->bytes_fetched = fs.bytes_received;
 	a->st->fetch_retries = fs.retries;

@@ -31,7 +31,7 @@
 #include "slotsync/store.h"
 
 #define SEED_BATCH_BYTES (32u << 20)
-#define VERIFY_BLOCK (8u << 20)
+#define VERIFY_BLOCK (2u << 20)
 
 struct lost_write {
 	uint64_t offset;
@@ -44,7 +44,6 @@ struct asm_ctx {
 	struct slotsync_assemble_stats *st;
 	struct slotsync_index *idx;
 	struct slotsync_plan *plan;
-	struct slotsync_seed_set *seeds;
 	struct slotsync_chunk_decoder *dec;
 	struct slotsync_journal *journal;
 	int fd;
@@ -56,7 +55,7 @@ struct asm_ctx {
 	size_t n_pending;
 	uint64_t pending_bytes, pending_fetched_bytes, fetched_commit_bytes;
 	/* fetch */
-	size_t *job_group;
+	uint32_t *job_group;       /* fetch job -> plan group */
 	double t0, last_progress;
 	/* test hook */
 	long crash_after;
@@ -186,7 +185,7 @@ static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
 
 		if (grp->source != SLOTSYNC_SOURCE_SEED)
 			continue;
-		r = slotsync_seed_set_read(a->seeds, a->idx->chunks[pos].id, size, a->buf, &seed_err);
+		r = slotsync_plan_read_seed(a->plan, g, a->buf, &seed_err);
 		if (r < 0) {
 			slotsync_log_warning("%s; fetching it instead", slotsync_error_message(&seed_err));
 			a->st->seed_chunks_rejected++;
@@ -246,10 +245,19 @@ static int fetch_tick(void *userdata, struct slotsync_error *err)
 	return commit(a, err);
 }
 
+static void fetch_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
+{
+	struct asm_ctx *a = userdata;
+	uint32_t pos = a->plan->positions[a->plan->groups[a->job_group[job]].first];
+
+	if (path_cap >= SLOTSYNC_CHUNK_RELPATH_BYTES)
+		slotsync_store_chunk_relpath(a->idx->chunks[pos].id, path);
+	/* a compressed chunk is never larger than zstd's bound for its size */
+	*max_bytes = slotsync_chunk_compressed_bound((size_t)slotsync_index_chunk_size(a->idx, pos));
+}
+
 static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 {
-	struct slotsync_fetch_job *jobs = NULL;
-	char (*paths)[SLOTSYNC_CHUNK_RELPATH_BYTES] = NULL;
 	struct slotsync_fetch_stats fs;
 	size_t n = 0;
 	int r, conc;
@@ -259,31 +267,17 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 			n++;
 	if (n == 0)
 		return 0;
-	if (!a->opt->fetch.base_url)
-		return slotsync_error_set(err, -EINVAL, "%zu chunks must be fetched but no store URL was given", n);
-	jobs = calloc(n, sizeof(*jobs));
-	paths = calloc(n, sizeof(*paths));
-	a->job_group = calloc(n, sizeof(*a->job_group));
-	if (!jobs || !paths || !a->job_group) {
-		r = slotsync_error_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
+	a->job_group = malloc(n * sizeof(*a->job_group));
+	if (!a->job_group)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	n = 0;
-	for (size_t g = 0; g < a->plan->n_groups; g++) {
-		uint32_t pos;
-		if (a->plan->groups[g].source != SLOTSYNC_SOURCE_FETCH)
-			continue;
-		pos = a->plan->positions[a->plan->groups[g].first];
-		slotsync_store_chunk_relpath(a->idx->chunks[pos].id, paths[n]);
-		jobs[n].path = paths[n];
-		/* a compressed chunk is never larger than zstd's bound for its size */
-		jobs[n].max_bytes = slotsync_chunk_compressed_bound((size_t)slotsync_index_chunk_size(a->idx, pos));
-		a->job_group[n] = g;
-		n++;
-	}
+	for (size_t g = 0; g < a->plan->n_groups; g++)
+		if (a->plan->groups[g].source == SLOTSYNC_SOURCE_FETCH)
+			a->job_group[n++] = (uint32_t)g;
 	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
 	a->fetched_commit_bytes = (uint64_t)conc * a->idx->chunk_size_max / 4;
-	r = slotsync_fetch_run(&a->opt->fetch, jobs, n, fetch_done, fetch_tick, a, &fs, err);
+	r = slotsync_fetch_run(&a->opt->fetch, n, slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max),
+			       fetch_describe, fetch_done, fetch_tick, a, &fs, err);
 	a->st->bytes_fetched = fs.bytes_received;
 	a->st->fetch_retries = fs.retries;
 	a->st->fetch_resumed = fs.resumed;
@@ -291,9 +285,6 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 	a->st->http_version = fs.http_version;
 	if (r == 0)
 		r = commit(a, err);
-out:
-	free(jobs);
-	free(paths);
 	return r;
 }
 
@@ -402,7 +393,6 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 {
 	struct asm_ctx a = { 0 };
 	struct slotsync_journal_identity id = { 0 };
-	struct slotsync_chunker_params params;
 	char journal_default[4096];
 	const char *journal_path = opt->journal_path;
 	const char *hook = getenv("SLOTSYNC_TEST_CRASH_AFTER_WRITES");
@@ -421,22 +411,13 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 		goto out;
 	stats->chunks_total = a.idx->n_chunks;
 	stats->bytes_total = slotsync_index_image_size(a.idx);
-	params.min_bytes = (uint32_t)a.idx->chunk_size_min;
-	params.avg_bytes = (uint32_t)a.idx->chunk_size_avg;
-	params.max_bytes = (uint32_t)a.idx->chunk_size_max;
-	a.seeds = slotsync_seed_set_new(a.idx->digest, &params);
 	a.dec = slotsync_chunk_decoder_new();
 	a.buf = malloc(a.idx->chunk_size_max);
 	a.done = calloc(a.idx->n_chunks + 1, 1);
 	a.pending = malloc((a.idx->n_chunks + 1) * sizeof(*a.pending));
-	if (!a.seeds || !a.dec || !a.buf || !a.done || !a.pending) {
+	if (!a.dec || !a.buf || !a.done || !a.pending) {
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		goto out;
-	}
-	for (size_t i = 0; i < opt->n_seeds; i++) {
-		r = slotsync_seed_set_add_spec(a.seeds, opt->seeds[i], err);
-		if (r < 0)
-			goto out;
 	}
 
 	if (!opt->dry_run) {
@@ -463,9 +444,14 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 			goto out;
 	}
 
-	r = slotsync_plan_build(a.idx, a.seeds, a.done, &a.plan, err);
+	r = slotsync_plan_build(a.idx, a.done, &a.plan, err);
 	if (r < 0)
 		goto out;
+	for (size_t i = 0; i < opt->n_seeds; i++) {
+		r = slotsync_plan_add_seed(a.plan, opt->seeds[i], err);
+		if (r < 0)
+			goto out;
+	}
 	stats->chunks_already_done = a.plan->chunks_done;
 	stats->chunks_to_fetch = a.plan->chunks_fetch;
 	stats->bytes_to_fetch = a.plan->bytes_fetch;
@@ -496,7 +482,6 @@ out:
 	free(a.lost);
 	slotsync_journal_free(a.journal);
 	slotsync_plan_free(a.plan);
-	slotsync_seed_set_free(a.seeds);
 	slotsync_chunk_decoder_free(a.dec);
 	slotsync_index_free(a.idx);
 	free(a.buf);

@@ -2,8 +2,13 @@
 #include "slotsync/plan.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "../format/io.h"
 
 static int cmp_position(const void *a, const void *b, void *arg)
 {
@@ -16,8 +21,52 @@ static int cmp_position(const void *a, const void *b, void *arg)
 	return pa < pb ? -1 : pa > pb;
 }
 
-int slotsync_plan_build(const struct slotsync_index *idx, const struct slotsync_seed_set *seeds, const uint8_t *done,
-			struct slotsync_plan **out, struct slotsync_error *err)
+static uint64_t id_key(const uint8_t *id)
+{
+	uint64_t k;
+
+	memcpy(&k, id, sizeof(k)); /* ids are digests: already uniform */
+	return k;
+}
+
+static const uint8_t *group_id(const struct slotsync_plan *p, size_t g)
+{
+	return p->idx->chunks[p->positions[p->groups[g].first]].id;
+}
+
+static int lookup_build(struct slotsync_plan *p)
+{
+	size_t cap = 16;
+
+	while (cap < p->n_groups * 2)
+		cap *= 2;
+	p->lookup = calloc(cap, sizeof(*p->lookup));
+	if (!p->lookup)
+		return -ENOMEM;
+	p->lookup_cap = cap;
+	for (size_t g = 0; g < p->n_groups; g++) {
+		size_t i = id_key(group_id(p, g)) & (cap - 1);
+		while (p->lookup[i])
+			i = (i + 1) & (cap - 1);
+		p->lookup[i] = (uint32_t)(g + 1);
+	}
+	return 0;
+}
+
+/* The group with this id and size, or SIZE_MAX. */
+static size_t lookup_find(const struct slotsync_plan *p, const uint8_t *id, uint64_t size)
+{
+	for (size_t i = id_key(id) & (p->lookup_cap - 1); p->lookup[i]; i = (i + 1) & (p->lookup_cap - 1)) {
+		size_t g = p->lookup[i] - 1;
+		if (memcmp(group_id(p, g), id, SLOTSYNC_DIGEST_BYTES) == 0 &&
+		    slotsync_index_chunk_size(p->idx, p->positions[p->groups[g].first]) == size)
+			return g;
+	}
+	return SIZE_MAX;
+}
+
+int slotsync_plan_build(const struct slotsync_index *idx, const uint8_t *done, struct slotsync_plan **out,
+			struct slotsync_error *err)
 {
 	struct slotsync_plan *p;
 	size_t n = idx->n_chunks;
@@ -60,10 +109,6 @@ int slotsync_plan_build(const struct slotsync_index *idx, const struct slotsync_
 		g->count = (uint32_t)(j - i);
 		if (g->todo == 0) {
 			g->source = SLOTSYNC_SOURCE_DONE;
-		} else if (seeds && slotsync_seed_set_has(seeds, id, size)) {
-			g->source = SLOTSYNC_SOURCE_SEED;
-			p->chunks_seed++;
-			p->bytes_seed += size;
 		} else {
 			g->source = SLOTSYNC_SOURCE_FETCH;
 			p->chunks_fetch++;
@@ -72,8 +117,95 @@ int slotsync_plan_build(const struct slotsync_index *idx, const struct slotsync_
 		p->n_groups++;
 		i = j;
 	}
+	if (lookup_build(p) < 0) {
+		slotsync_plan_free(p);
+		return slotsync_error_set(err, -ENOMEM, "out of memory planning %zu chunks", n);
+	}
 	*out = p;
 	return 0;
+}
+
+struct seed_resolve {
+	struct slotsync_plan *plan;
+	uint16_t seed;
+	uint64_t image_size;
+	const char *path;
+	struct slotsync_error *err;
+};
+
+static int seed_chunk(void *userdata, const uint8_t *id, uint64_t offset, uint32_t size)
+{
+	struct seed_resolve *sr = userdata;
+	struct slotsync_plan *p = sr->plan;
+	size_t g;
+
+	if (offset + size > sr->image_size)
+		return slotsync_error_set(sr->err, -EINVAL,
+					  "seed index describes %" PRIu64 " bytes but seed %s has only %" PRIu64,
+					  offset + size, sr->path, sr->image_size);
+	g = lookup_find(p, id, size);
+	if (g == SIZE_MAX || p->groups[g].source != SLOTSYNC_SOURCE_FETCH)
+		return 0; /* not needed, or a seed already offers it */
+	p->groups[g].source = SLOTSYNC_SOURCE_SEED;
+	p->groups[g].seed = sr->seed;
+	p->groups[g].seed_offset = offset;
+	p->chunks_fetch--;
+	p->bytes_fetch -= size;
+	p->chunks_seed++;
+	p->bytes_seed += size;
+	return 0;
+}
+
+int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct slotsync_error *err)
+{
+	struct slotsync_chunker_params params = {
+		.min_bytes = (uint32_t)plan->idx->chunk_size_min,
+		.avg_bytes = (uint32_t)plan->idx->chunk_size_avg,
+		.max_bytes = (uint32_t)plan->idx->chunk_size_max,
+	};
+	struct slotsync_plan_seed *seed;
+	struct seed_resolve sr = { plan, 0, 0, NULL, err };
+	char *image = NULL, *index = NULL;
+	int r;
+
+	if (plan->n_seeds >= SLOTSYNC_PLAN_SEEDS_MAX)
+		return slotsync_error_set(err, -E2BIG, "too many seeds (at most %d)", SLOTSYNC_PLAN_SEEDS_MAX);
+	r = slotsync_seed_spec_parse(spec, &image, &index, err);
+	if (r < 0)
+		return r;
+	seed = &plan->seeds[plan->n_seeds];
+	seed->fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (seed->fd < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot open seed %s", image);
+		goto out;
+	}
+	r = io_fd_size(seed->fd, &sr.image_size);
+	if (r < 0) {
+		slotsync_error_set_errno(err, r, "cannot use seed %s", image);
+		close(seed->fd);
+		goto out;
+	}
+	seed->path = image;
+	image = NULL;
+	sr.seed = (uint16_t)plan->n_seeds;
+	sr.path = seed->path;
+	plan->n_seeds++;
+	r = slotsync_seed_scan(seed->fd, seed->path, index, plan->idx->digest, &params, seed_chunk, &sr, err);
+out:
+	free(image);
+	free(index);
+	return r;
+}
+
+int slotsync_plan_read_seed(struct slotsync_plan *plan, size_t group, void *buf, struct slotsync_error *err)
+{
+	const struct slotsync_plan_group *g = &plan->groups[group];
+	uint32_t pos = plan->positions[g->first];
+	const struct slotsync_plan_seed *seed = &plan->seeds[g->seed];
+
+	return slotsync_seed_read_chunk(seed->fd, seed->path, g->seed_offset,
+					(size_t)slotsync_index_chunk_size(plan->idx, pos), plan->idx->digest,
+					plan->idx->chunks[pos].id, buf, err);
 }
 
 void slotsync_plan_demote_to_fetch(struct slotsync_plan *plan, size_t group)
@@ -94,7 +226,12 @@ void slotsync_plan_free(struct slotsync_plan *plan)
 {
 	if (!plan)
 		return;
+	for (size_t i = 0; i < plan->n_seeds; i++) {
+		close(plan->seeds[i].fd);
+		free(plan->seeds[i].path);
+	}
 	free(plan->positions);
 	free(plan->groups);
+	free(plan->lookup);
 	free(plan);
 }

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "io.h"
 
 /* An index for a 16 TiB image of minimum-size chunks stays far below this. */
@@ -109,6 +112,47 @@ static int is_tail(const uint8_t *p, size_t n)
 	       get_le64(p + 24) == 16 + (uint64_t)n * SLOTSYNC_CAIBX_ITEM_BYTES + SLOTSYNC_CAIBX_TAIL_BYTES;
 }
 
+/* Checks the 64-byte header (INDEX object and TABLE header). */
+static int check_header(const uint8_t *buf, uint64_t *flags, uint64_t *min, uint64_t *avg, uint64_t *max,
+			struct slotsync_error *err)
+{
+	int r;
+
+	if (get_le64(buf) != 48 || get_le64(buf + 8) != SLOTSYNC_CAIBX_INDEX_MAGIC)
+		return slotsync_error_set(err, -EBADMSG, "not a caibx index: wrong magic in the header");
+	*flags = get_le64(buf + 16);
+	if (*flags & ~SLOTSYNC_CAIBX_FLAGS_KNOWN)
+		return slotsync_error_set(err, -EBADMSG, "unknown feature flags 0x%016" PRIx64,
+					  *flags & ~SLOTSYNC_CAIBX_FLAGS_KNOWN);
+	*min = get_le64(buf + 24);
+	*avg = get_le64(buf + 32);
+	*max = get_le64(buf + 40);
+	if ((r = check_size_field("min", *min, err)) < 0 || (r = check_size_field("avg", *avg, err)) < 0 ||
+	    (r = check_size_field("max", *max, err)) < 0)
+		return r;
+	if (!(*min <= *avg && *avg <= *max))
+		return slotsync_error_set(err, -EBADMSG,
+					  "chunk sizes %" PRIu64 ":%" PRIu64 ":%" PRIu64 " are not min <= avg <= max",
+					  *min, *avg, *max);
+	if (get_le64(buf + 48) != UINT64_MAX || get_le64(buf + 56) != SLOTSYNC_CAIBX_TABLE_MAGIC)
+		return slotsync_error_set(err, -EBADMSG, "wrong magic in the table header");
+	return 0;
+}
+
+/* Checks item i, which ends at `end`, after a chunk that ended at `prev`. */
+static int check_item(size_t i, uint64_t end, uint64_t prev, uint64_t max, struct slotsync_error *err)
+{
+	if (end <= prev)
+		return slotsync_error_set(err, -EBADMSG, "chunk %zu ends at %" PRIu64 ", not after the previous end %" PRIu64,
+					  i, end, prev);
+	if (end - prev > max)
+		return slotsync_error_set(err, -EBADMSG, "chunk %zu is %" PRIu64 " bytes, over the maximum %" PRIu64, i,
+					  end - prev, max);
+	if (end > INT64_MAX)
+		return slotsync_error_set(err, -EOVERFLOW, "chunk %zu ends at %" PRIu64 ": image size overflows", i, end);
+	return 0;
+}
+
 int slotsync_index_parse(const uint8_t *buf, size_t len, struct slotsync_index **out, struct slotsync_error *err)
 {
 	struct slotsync_index *idx = NULL;
@@ -119,24 +163,9 @@ int slotsync_index_parse(const uint8_t *buf, size_t len, struct slotsync_index *
 	if (len < SLOTSYNC_CAIBX_HEADER_BYTES)
 		return slotsync_error_set(err, -EBADMSG, "truncated: %zu bytes, less than the %u-byte header", len,
 					  SLOTSYNC_CAIBX_HEADER_BYTES);
-	if (get_le64(buf) != 48 || get_le64(buf + 8) != SLOTSYNC_CAIBX_INDEX_MAGIC)
-		return slotsync_error_set(err, -EBADMSG, "not a caibx index: wrong magic in the header");
-	flags = get_le64(buf + 16);
-	if (flags & ~SLOTSYNC_CAIBX_FLAGS_KNOWN)
-		return slotsync_error_set(err, -EBADMSG, "unknown feature flags 0x%016" PRIx64,
-					  flags & ~SLOTSYNC_CAIBX_FLAGS_KNOWN);
-	min = get_le64(buf + 24);
-	avg = get_le64(buf + 32);
-	max = get_le64(buf + 40);
-	if ((r = check_size_field("min", min, err)) < 0 || (r = check_size_field("avg", avg, err)) < 0 ||
-	    (r = check_size_field("max", max, err)) < 0)
+	r = check_header(buf, &flags, &min, &avg, &max, err);
+	if (r < 0)
 		return r;
-	if (!(min <= avg && avg <= max))
-		return slotsync_error_set(err, -EBADMSG,
-					  "chunk sizes %" PRIu64 ":%" PRIu64 ":%" PRIu64 " are not min <= avg <= max",
-					  min, avg, max);
-	if (get_le64(buf + 48) != UINT64_MAX || get_le64(buf + 56) != SLOTSYNC_CAIBX_TABLE_MAGIC)
-		return slotsync_error_set(err, -EBADMSG, "wrong magic in the table header");
 
 	body = len - SLOTSYNC_CAIBX_HEADER_BYTES;
 	if (body < SLOTSYNC_CAIBX_TAIL_BYTES)
@@ -165,23 +194,9 @@ int slotsync_index_parse(const uint8_t *buf, size_t len, struct slotsync_index *
 		const uint8_t *item = buf + SLOTSYNC_CAIBX_HEADER_BYTES + i * SLOTSYNC_CAIBX_ITEM_BYTES;
 		uint64_t end = get_le64(item);
 
-		if (end <= prev) {
-			r = slotsync_error_set(err, -EBADMSG,
-					       "chunk %zu ends at %" PRIu64 ", not after the previous end %" PRIu64, i,
-					       end, prev);
+		r = check_item(i, end, prev, max, err);
+		if (r < 0)
 			goto fail;
-		}
-		if (end - prev > max) {
-			r = slotsync_error_set(err, -EBADMSG,
-					       "chunk %zu is %" PRIu64 " bytes, over the maximum %" PRIu64, i,
-					       end - prev, max);
-			goto fail;
-		}
-		if (end > INT64_MAX) {
-			r = slotsync_error_set(err, -EOVERFLOW, "chunk %zu ends at %" PRIu64 ": image size overflows", i,
-					       end);
-			goto fail;
-		}
 		idx->chunks[i].end = end;
 		memcpy(idx->chunks[i].id, item + 8, SLOTSYNC_DIGEST_BYTES);
 		prev = end;
@@ -207,6 +222,83 @@ int slotsync_index_read_file(const char *path, struct slotsync_index **out, stru
 	if (r < 0)
 		slotsync_error_prefix(err, "index %s", path);
 	free(buf);
+	return r;
+}
+
+int slotsync_index_scan_file(const char *path, struct slotsync_index **header, slotsync_index_item_cb cb, void *userdata,
+			     struct slotsync_error *err)
+{
+	uint8_t head[SLOTSYNC_CAIBX_HEADER_BYTES], tail[SLOTSYNC_CAIBX_TAIL_BYTES];
+	uint8_t *blk = NULL;
+	uint64_t size, flags, min, avg, max, prev = 0, n;
+	struct slotsync_index *idx = NULL;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open index %s", path);
+	r = io_fd_size(fd, &size);
+	if (r < 0) {
+		slotsync_error_set_errno(err, r, "cannot read index %s", path);
+		goto out;
+	}
+	/* A file whose frame is not intact is parsed whole, for the exact reason. */
+	if (size < SLOTSYNC_CAIBX_HEADER_BYTES + SLOTSYNC_CAIBX_TAIL_BYTES ||
+	    (size - SLOTSYNC_CAIBX_HEADER_BYTES) % SLOTSYNC_CAIBX_ITEM_BYTES != 0 ||
+	    io_pread_full(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+	    io_pread_full(fd, tail, sizeof(tail), size - sizeof(tail)) != (ssize_t)sizeof(tail) ||
+	    !is_tail(tail, (size - SLOTSYNC_CAIBX_HEADER_BYTES) / SLOTSYNC_CAIBX_ITEM_BYTES - 1)) {
+		r = slotsync_index_read_file(path, &idx, err);
+		if (r == 0)
+			r = slotsync_error_set(err, -EIO, "index %s changed while being read", path);
+		goto out;
+	}
+	r = check_header(head, &flags, &min, &avg, &max, err);
+	if (r < 0) {
+		slotsync_error_prefix(err, "index %s", path);
+		goto out;
+	}
+	idx = slotsync_index_new(min, avg, max,
+				 (flags & SLOTSYNC_CAIBX_FLAG_SHA512_256) ? SLOTSYNC_DIGEST_SHA512_256 : SLOTSYNC_DIGEST_SHA256);
+	blk = malloc(1024 * SLOTSYNC_CAIBX_ITEM_BYTES);
+	if (!idx || !blk) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	idx->feature_flags = flags;
+	n = (size - SLOTSYNC_CAIBX_HEADER_BYTES) / SLOTSYNC_CAIBX_ITEM_BYTES - 1;
+	if (!cb)
+		n = 0; /* the header is all the caller wants */
+	for (uint64_t i = 0; i < n;) {
+		uint64_t k = n - i < 1024 ? n - i : 1024;
+		ssize_t got = io_pread_full(fd, blk, k * SLOTSYNC_CAIBX_ITEM_BYTES,
+					    SLOTSYNC_CAIBX_HEADER_BYTES + i * SLOTSYNC_CAIBX_ITEM_BYTES);
+		if (got != (ssize_t)(k * SLOTSYNC_CAIBX_ITEM_BYTES)) {
+			r = slotsync_error_set(err, -EIO, "cannot read index %s", path);
+			goto out;
+		}
+		for (uint64_t q = 0; q < k; q++, i++) {
+			const uint8_t *item = blk + q * SLOTSYNC_CAIBX_ITEM_BYTES;
+			uint64_t end = get_le64(item);
+			r = check_item((size_t)i, end, prev, max, err);
+			if (r < 0) {
+				slotsync_error_prefix(err, "index %s", path);
+				goto out;
+			}
+			r = cb(userdata, (size_t)i, prev, end - prev, item + 8);
+			if (r < 0)
+				goto out;
+			prev = end;
+		}
+	}
+	if (header) {
+		*header = idx;
+		idx = NULL;
+	}
+out:
+	free(blk);
+	slotsync_index_free(idx);
+	close(fd);
 	return r;
 }
 

@@ -126,65 +126,116 @@ static int table_add(struct slotsync_seed_set *set, const uint8_t *id, uint64_t 
 	return 0;
 }
 
-static int seed_add_indexed(struct slotsync_seed_set *set, uint16_t s, const char *index_path, struct slotsync_error *err)
-{
-	struct slotsync_index *idx = NULL;
-	int r;
-
-	r = slotsync_index_read_file(index_path, &idx, err);
-	if (r < 0)
-		return r;
-	if (idx->digest != set->digest) {
-		r = slotsync_error_set(err, -EINVAL, "seed index %s uses %s, the target index %s", index_path,
-				       slotsync_digest_name(idx->digest), slotsync_digest_name(set->digest));
-		goto out;
-	}
-	if (slotsync_index_image_size(idx) > set->seeds[s].size) {
-		r = slotsync_error_set(err, -EINVAL, "seed index %s describes %" PRIu64 " bytes but %s has only %" PRIu64,
-				       index_path, slotsync_index_image_size(idx), set->seeds[s].path,
-				       set->seeds[s].size);
-		goto out;
-	}
-	for (size_t i = 0; i < idx->n_chunks; i++) {
-		r = table_add(set, idx->chunks[i].id, slotsync_index_chunk_start(idx, i),
-			      (uint32_t)slotsync_index_chunk_size(idx, i), s);
-		if (r < 0) {
-			slotsync_error_set(err, r, "out of memory indexing seed %s", set->seeds[s].path);
-			goto out;
-		}
-	}
-out:
-	slotsync_index_free(idx);
-	return r;
-}
-
-struct seed_chunking {
-	struct slotsync_seed_set *set;
-	uint16_t seed;
+struct scan_ctx {
+	slotsync_seed_chunk_cb cb;
+	void *userdata;
+	enum slotsync_digest_type digest;
 };
 
-static int seed_chunk_cb(const uint8_t *data, size_t len, uint64_t offset, void *userdata)
+static int scan_index_item(void *userdata, size_t i, uint64_t start, uint64_t size, const uint8_t *id)
 {
-	struct seed_chunking *sc = userdata;
-	uint8_t id[SLOTSYNC_DIGEST_BYTES];
-	int r;
+	struct scan_ctx *sc = userdata;
 
-	r = slotsync_digest(sc->set->digest, data, len, id);
-	if (r < 0)
-		return r;
-	return table_add(sc->set, id, offset, (uint32_t)len, sc->seed);
+	(void)i;
+	return sc->cb(sc->userdata, id, start, (uint32_t)size);
 }
 
-/* A seed without an index is chunked now, as the target was. */
-static int seed_add_chunked(struct slotsync_seed_set *set, uint16_t s, struct slotsync_error *err)
+static int scan_chunk(const uint8_t *data, size_t len, uint64_t offset, void *userdata)
 {
-	struct seed_chunking sc = { set, s };
+	struct scan_ctx *sc = userdata;
+	uint8_t id[SLOTSYNC_DIGEST_BYTES];
+	int r = slotsync_digest(sc->digest, data, len, id);
+
+	if (r < 0)
+		return r;
+	return sc->cb(sc->userdata, id, offset, (uint32_t)len);
+}
+
+int slotsync_seed_scan(int fd, const char *image_path, const char *index_path, enum slotsync_digest_type digest,
+		       const struct slotsync_chunker_params *params, slotsync_seed_chunk_cb cb, void *userdata,
+		       struct slotsync_error *err)
+{
+	struct scan_ctx sc = { cb, userdata, digest };
+	struct slotsync_index *hdr = NULL;
 	int r;
 
-	r = slotsync_chunker_stream_fd(&set->params, set->seeds[s].fd, set->seeds[s].path, seed_chunk_cb, &sc, err);
+	if (!index_path) {
+		r = slotsync_chunker_stream_fd(params, fd, image_path, scan_chunk, &sc, err);
+		if (r < 0)
+			slotsync_error_set(err, r, "cannot index seed %s", image_path);
+		return r;
+	}
+	/* Check the header before streaming: digest and size must fit. */
+	r = slotsync_index_scan_file(index_path, &hdr, NULL, NULL, err);
 	if (r < 0)
-		slotsync_error_set(err, r, "cannot index seed %s", set->seeds[s].path);
+		return r;
+	if (hdr->digest != digest) {
+		r = slotsync_error_set(err, -EINVAL, "seed index %s uses %s, the target index %s", index_path,
+				       slotsync_digest_name(hdr->digest), slotsync_digest_name(digest));
+		goto out;
+	}
+	r = slotsync_index_scan_file(index_path, NULL, scan_index_item, &sc, err);
+out:
+	slotsync_index_free(hdr);
 	return r;
+}
+
+int slotsync_seed_read_chunk(int fd, const char *image_path, uint64_t offset, size_t size,
+			     enum slotsync_digest_type digest, const uint8_t id[SLOTSYNC_DIGEST_BYTES], void *dst,
+			     struct slotsync_error *err)
+{
+	ssize_t n = io_pread_full(fd, dst, size, offset);
+	int r;
+
+	if (n < 0)
+		return slotsync_error_set_errno(err, (int)n, "cannot read seed %s", image_path);
+	if ((size_t)n != size)
+		return slotsync_error_set(err, -EBADMSG, "seed %s ends before offset %" PRIu64, image_path, offset + size);
+	r = slotsync_chunk_verify(dst, size, digest, id, err);
+	if (r < 0)
+		slotsync_error_prefix(err, "seed %s at offset %" PRIu64, image_path, offset);
+	return r;
+}
+
+int slotsync_seed_spec_parse(const char *spec, char **image, char **index, struct slotsync_error *err)
+{
+	const char *colon = strrchr(spec, ':');
+
+	*image = *index = NULL;
+	if (!colon) {
+		*image = strdup(spec);
+		return *image ? 0 : slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (colon == spec || !colon[1])
+		return slotsync_error_set(err, -EINVAL, "seed \"%s\" is not IMAGE or IMAGE:INDEX", spec);
+	*image = strndup(spec, (size_t)(colon - spec));
+	*index = strdup(colon + 1);
+	if (!*image || !*index) {
+		free(*image);
+		free(*index);
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+struct set_add {
+	struct slotsync_seed_set *set;
+	uint16_t seed;
+	uint64_t image_size;
+	const char *image_path;
+	struct slotsync_error *err;
+};
+
+static int set_add_chunk(void *userdata, const uint8_t *id, uint64_t offset, uint32_t size)
+{
+	struct set_add *sa = userdata;
+
+	if (offset + size > sa->image_size)
+		return slotsync_error_set(sa->err, -EINVAL, "seed index describes %" PRIu64 " bytes but %s has only %" PRIu64,
+					  offset + size, sa->image_path, sa->image_size);
+	if (table_add(sa->set, id, offset, size, sa->seed) < 0)
+		return slotsync_error_set(sa->err, -ENOMEM, "out of memory indexing seed %s", sa->image_path);
+	return 0;
 }
 
 int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path, const char *index_path,
@@ -210,28 +261,23 @@ int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path,
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
 	set->n_seeds++;
-	r = index_path ? seed_add_indexed(set, (uint16_t)(set->n_seeds - 1), index_path, err)
-		       : seed_add_chunked(set, (uint16_t)(set->n_seeds - 1), err);
+	{
+		struct set_add sa = { set, (uint16_t)(set->n_seeds - 1), seed->size, seed->path, err };
+		r = slotsync_seed_scan(seed->fd, seed->path, index_path, set->digest, &set->params, set_add_chunk, &sa, err);
+	}
 	return r;
 }
 
 int slotsync_seed_set_add_spec(struct slotsync_seed_set *set, const char *spec, struct slotsync_error *err)
 {
-	const char *colon = strrchr(spec, ':');
-	char *image;
-	int r;
+	char *image, *index;
+	int r = slotsync_seed_spec_parse(spec, &image, &index, err);
 
-	if (!colon)
-		return slotsync_seed_set_add(set, spec, NULL, err);
-	image = strndup(spec, (size_t)(colon - spec));
-	if (!image)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	if (!*image || !colon[1]) {
-		free(image);
-		return slotsync_error_set(err, -EINVAL, "seed \"%s\" is not IMAGE or IMAGE:INDEX", spec);
-	}
-	r = slotsync_seed_set_add(set, image, colon + 1, err);
+	if (r < 0)
+		return r;
+	r = slotsync_seed_set_add(set, image, index, err);
 	free(image);
+	free(index);
 	return r;
 }
 
@@ -252,24 +298,13 @@ int slotsync_seed_set_read(struct slotsync_seed_set *set, const uint8_t id[SLOTS
 {
 	struct seed_entry *e = table_find(set, id, size);
 	struct seed_image *seed;
-	ssize_t n;
 	int r;
 
 	if (!e || e->bad)
 		return -ENOENT;
 	seed = &set->seeds[e->seed];
-	n = io_pread_full(seed->fd, dst, size, e->offset);
-	if (n < 0)
-		return slotsync_error_set_errno(err, (int)n, "cannot read seed %s", seed->path);
-	if ((size_t)n != size) {
+	r = slotsync_seed_read_chunk(seed->fd, seed->path, e->offset, size, set->digest, id, dst, err);
+	if (r == -EBADMSG)
 		e->bad = 1;
-		return slotsync_error_set(err, -EBADMSG, "seed %s ends before offset %" PRIu64, seed->path,
-					  e->offset + size);
-	}
-	r = slotsync_chunk_verify(dst, size, set->digest, id, err);
-	if (r < 0) {
-		e->bad = 1;
-		slotsync_error_prefix(err, "seed %s at offset %" PRIu64, seed->path, e->offset);
-	}
 	return r;
 }

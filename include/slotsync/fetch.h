@@ -40,10 +40,12 @@ struct slotsync_fetch_options {
 
 #define SLOTSYNC_FETCH_CONCURRENCY_DEFAULT 16
 
-struct slotsync_fetch_job {
-	const char *path;   /* relative to base_url */
-	size_t max_bytes;   /* a body larger than this is cut off and refused */
-};
+/* Describes job number `job`: its path relative to base_url, written into
+ * path[path_cap], and the largest body it may have (a larger one is cut off and
+ * refused).  Jobs are described when they start, so that a run over millions of
+ * chunks holds no table of URLs. */
+typedef void (*slotsync_fetch_describe_cb)(void *userdata, size_t job, char *path, size_t path_cap,
+					   size_t *max_bytes);
 
 /* Called for each body received whole.  Return 0 to accept it, -EAGAIN to have
  * it fetched again (counts as an attempt; err explains), or another negative
@@ -63,12 +65,13 @@ struct slotsync_fetch_stats {
 	int http_version;          /* 2 or 1 (of the last response) */
 };
 
-/* Fetches every job; returns 0 when all were accepted.  A job that fails
- * max_attempts times, or a 404 (the store does not have it), ends the run with
- * an error naming the job's URL. */
-int slotsync_fetch_run(const struct slotsync_fetch_options *opt, const struct slotsync_fetch_job *jobs, size_t n_jobs,
-		       slotsync_fetch_done_cb done, slotsync_fetch_tick_cb tick, void *userdata,
-		       struct slotsync_fetch_stats *stats, struct slotsync_error *err);
+/* Fetches jobs 0..n_jobs-1 (max_body: the largest bound of any job); returns 0
+ * when all were accepted.  A job that fails max_attempts times, or a 404 (the
+ * store does not have it), ends the run with an error naming the job's URL.
+ * Memory: a few bytes per job, plus one body buffer per stream. */
+int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, size_t max_body,
+		       slotsync_fetch_describe_cb describe, slotsync_fetch_done_cb done, slotsync_fetch_tick_cb tick,
+		       void *userdata, struct slotsync_fetch_stats *stats, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -81,6 +81,16 @@ int slotsync_index_parse(const uint8_t *buf, size_t len, struct slotsync_index *
 /* Reads an index file; errors are prefixed with the path. */
 int slotsync_index_read_file(const char *path, struct slotsync_index **out, struct slotsync_error *err);
 
+/* Called for each item of an index streamed from a file; a negative return stops. */
+typedef int (*slotsync_index_item_cb)(void *userdata, size_t i, uint64_t start, uint64_t size,
+				      const uint8_t id[SLOTSYNC_DIGEST_BYTES]);
+
+/* Streams an index file item by item, checking everything read_file checks,
+ * without holding the table in memory (a device reads the index of its active
+ * slot this way).  *header, if not NULL, receives the index with no chunks. */
+int slotsync_index_scan_file(const char *path, struct slotsync_index **header, slotsync_index_item_cb cb, void *userdata,
+			     struct slotsync_error *err);
+
 /* Serializes to a new buffer (free()). */
 int slotsync_index_serialize(const struct slotsync_index *idx, uint8_t **out, size_t *out_len, struct slotsync_error *err);
 

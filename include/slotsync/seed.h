@@ -22,6 +22,28 @@
 extern "C" {
 #endif
 
+/* Called for each chunk a seed offers; a negative return stops the scan. */
+typedef int (*slotsync_seed_chunk_cb)(void *userdata, const uint8_t id[SLOTSYNC_DIGEST_BYTES], uint64_t offset,
+				      uint32_t size);
+
+/* Lists the chunks of a seed image open on fd: from its index (streamed, never
+ * held in memory; it must use `digest` and fit in the image), or, without one, by
+ * chunking the image now with params. */
+int slotsync_seed_scan(int fd, const char *image_path, const char *index_path, enum slotsync_digest_type digest,
+		       const struct slotsync_chunker_params *params, slotsync_seed_chunk_cb cb, void *userdata,
+		       struct slotsync_error *err);
+
+/* Reads size bytes at offset of a seed into dst and checks them against id:
+ * -EBADMSG (err says where) if the seed changed since it was indexed. */
+int slotsync_seed_read_chunk(int fd, const char *image_path, uint64_t offset, size_t size,
+			     enum slotsync_digest_type digest, const uint8_t id[SLOTSYNC_DIGEST_BYTES], void *dst,
+			     struct slotsync_error *err);
+
+/* Splits "IMAGE[:INDEX]" into new strings (*index NULL if none). */
+int slotsync_seed_spec_parse(const char *spec, char **image, char **index, struct slotsync_error *err);
+
+/* A set of seeds with a table of every chunk they offer (build server side:
+ * memory grows with the seeds; the device resolves seeds into its plan instead). */
 struct slotsync_seed_set;
 
 /* digest: the target index's digest (seed chunks are named the same way);

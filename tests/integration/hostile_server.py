@@ -81,6 +81,7 @@ class Server(http.server.ThreadingHTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "hostile/1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
 
     def log_message(self, fmt, *args):
         pass

@@ -100,6 +100,7 @@ http {
 	uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
 	log_format chunks '\$server_protocol \$connection \$status \$body_bytes_sent \$request_uri';
 	default_type application/octet-stream;
+	keepalive_requests 1000000;
 	server {
 		listen 127.0.0.1:$port ssl http2;
 		ssl_certificate $T/$cert.pem;

@@ -31,7 +31,8 @@
 #include "slotsync/store.h"
 
 #define SEED_BATCH_BYTES (32u << 20)
-#define VERIFY_BLOCK (2u << 20)
+#define PENDING_MAX 65536u       /* places in one batch at most */
+#define VERIFY_BLOCK (1u << 20)
 
 struct lost_write {
 	uint64_t offset;
@@ -165,6 +166,11 @@ static int write_group(struct asm_ctx *a, size_t g, const uint8_t *buf, struct s
 
 		if (a->done[pos])
 			continue;
+		if (a->n_pending == PENDING_MAX) {
+			r = commit(a, err);
+			if (r < 0)
+				return r;
+		}
 		r = target_write(a, buf, size, slotsync_index_chunk_start(a->idx, pos), err);
 		if (r < 0)
 			return r;
@@ -217,8 +223,8 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 
 	r = slotsync_chunk_decode(a->dec, data, len, a->buf, size, a->idx->digest, a->idx->chunks[pos].id, err);
 	if (r < 0) {
-		slotsync_error_prefix(err, "chunk %zu (offset %" PRIu64 ") from %s", (size_t)pos,
-				      slotsync_index_chunk_start(a->idx, pos), a->opt->fetch.base_url);
+		slotsync_error_prefix(err, "chunk %zu (offset %" PRIu64 ")", (size_t)pos,
+				      slotsync_index_chunk_start(a->idx, pos));
 		return -EAGAIN; /* a damaged copy: fetch it again, give up after the attempts */
 	}
 	r = write_group(a, g, a->buf, err);
@@ -414,7 +420,7 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 	a.dec = slotsync_chunk_decoder_new();
 	a.buf = malloc(a.idx->chunk_size_max);
 	a.done = calloc(a.idx->n_chunks + 1, 1);
-	a.pending = malloc((a.idx->n_chunks + 1) * sizeof(*a.pending));
+	a.pending = malloc(PENDING_MAX * sizeof(*a.pending));
 	if (!a.dec || !a.buf || !a.done || !a.pending) {
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		goto out;
@@ -452,6 +458,7 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 		if (r < 0)
 			goto out;
 	}
+	slotsync_plan_seeds_done(a.plan);
 	stats->chunks_already_done = a.plan->chunks_done;
 	stats->chunks_to_fetch = a.plan->chunks_fetch;
 	stats->bytes_to_fetch = a.plan->bytes_fetch;

@@ -168,6 +168,8 @@ int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct 
 	char *image = NULL, *index = NULL;
 	int r;
 
+	if (!plan->lookup)
+		return slotsync_error_set(err, -EINVAL, "seeds must be added before slotsync_plan_seeds_done()");
 	if (plan->n_seeds >= SLOTSYNC_PLAN_SEEDS_MAX)
 		return slotsync_error_set(err, -E2BIG, "too many seeds (at most %d)", SLOTSYNC_PLAN_SEEDS_MAX);
 	r = slotsync_seed_spec_parse(spec, &image, &index, err);
@@ -195,6 +197,13 @@ out:
 	free(image);
 	free(index);
 	return r;
+}
+
+void slotsync_plan_seeds_done(struct slotsync_plan *plan)
+{
+	free(plan->lookup);
+	plan->lookup = NULL;
+	plan->lookup_cap = 0;
 }
 
 int slotsync_plan_read_seed(struct slotsync_plan *plan, size_t group, void *buf, struct slotsync_error *err)

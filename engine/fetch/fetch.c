@@ -107,7 +107,8 @@ static int stream_setup(struct fetcher *f, struct stream *s, struct slotsync_err
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* wait for the connection, then multiplex on it */
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
+	/* a connection that does not come up is a stall too */
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, o->stall_timeout_s > 0 ? o->stall_timeout_s : 30L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->stall_timeout_s > 0 ? o->stall_timeout_s : 30L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -226,6 +227,9 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, sl
 		if (res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
 		    res == CURLE_SSL_CERTPROBLEM || res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT) {
 			r = slotsync_error_set(err, -EPERM, "%s: %s", s->url, s->error[0] ? s->error : curl_easy_strerror(res));
+		} else if (res == CURLE_RANGE_ERROR) {
+			/* the server does not do ranges: the next attempt starts over */
+			r = job_retry(f, s, 0, "the server ignores Range requests; fetching the whole chunk again", err);
 		} else {
 			snprintf(why, sizeof(why), "%s", s->error[0] ? s->error : curl_easy_strerror(res));
 			/* keep what arrived: the next attempt asks for the rest */
@@ -233,6 +237,12 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, sl
 		}
 	} else if (code == 404 || code == 410) {
 		r = slotsync_error_set(err, -ENOENT, "%s: not found (HTTP %ld)", s->url, code);
+	} else if (code >= 400 && code < 500 && code != 408 && code != 429) {
+		/* the server refuses this request as such: asking again will not help */
+		r = slotsync_error_set(err, -EACCES, "%s: refused by the server (HTTP %ld)%s", s->url, code,
+				       (code == 400 || code == 401 || code == 403) && !f->opt->client_cert
+					       ? "; does the server require a client certificate (--client-cert)?"
+					       : "");
 	} else if (code != 200 && code != 206) {
 		snprintf(why, sizeof(why), "HTTP %ld", code);
 		r = job_retry(f, s, 0, why, err);

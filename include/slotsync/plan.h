@@ -68,6 +68,10 @@ int slotsync_plan_build(const struct slotsync_index *idx, const uint8_t *done, s
  * location per group, so memory does not grow with the seed. */
 int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct slotsync_error *err);
 
+/* Frees what only seed resolution needs (the id lookup): call after the last
+ * slotsync_plan_add_seed(). */
+void slotsync_plan_seeds_done(struct slotsync_plan *plan);
+
 /* Reads the chunk of a SEED group into buf and checks it. */
 int slotsync_plan_read_seed(struct slotsync_plan *plan, size_t group, void *buf, struct slotsync_error *err);
 void slotsync_plan_free(struct slotsync_plan *plan);

@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.parse
 
-MODES = ("normal", "reset-always", "reset-once", "stall")
+MODES = ("normal", "reset-always", "reset-once", "reset-once-norange", "stall")
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -170,7 +170,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open(full, "rb") as f:
             data = f.read()
         size = len(data)
-        rng = self._parse_range(size)
+        rng = None if opts.mode == "reset-once-norange" else self._parse_range(size)
         if rng == "bad":
             self.server.log("%s %s 416 - 0" % (path, self.headers.get("Range")))
             self.send_response(416)
@@ -187,7 +187,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 action = "reset"
             elif opts.mode == "stall":
                 action = "stall"
-            elif opts.mode == "reset-once":
+            elif opts.mode in ("reset-once", "reset-once-norange"):
                 with self.server.lock:
                     if path not in self.server.seen:
                         self.server.seen.add(path)

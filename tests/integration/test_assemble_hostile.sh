@@ -198,6 +198,16 @@ check "reset-once: the cut chunk was resumed ($resumed)" test "${resumed:-0}" -g
 check "reset-once: with a Range request answered by 206" grep -q "$VICTIM.cacnk [1-9][0-9]* 206 serve" "$HOSTILE_LOG"
 check "reset-once: bytes fetched $fetched <= $needed_bytes compressed bytes needed + 4096" \
 	test "${fetched:-999999999}" -le $((needed_bytes + 4096))
+stop_hostile
+
+# a server that ignores Range: the cut chunk is fetched whole again
+start_hostile reset-once-norange
+assemble norange "$HOSTILE_URL" --max-attempts 4
+if [ "$RC" -eq 0 ] && cmp -s "$V2" "$T/norange.img"; then
+	ok "reset-once on a server without ranges: assemble completes byte-exact"
+else
+	not_ok "reset-once on a server without ranges: exit $RC: $(head -c 400 "$T/norange.err")"
+fi
 check "reset-once: the seed is unchanged" test "$(seed_sum)" = "$SEED_SUM"
 stop_hostile
 

@@ -81,6 +81,7 @@ kill "$PROXY_PID" 2>/dev/null || true
 wait "$PROXY_PID" 2>/dev/null || true
 fetched=$(json_get "$T/out.json" bytes_fetched)
 secs=$(json_get "$T/out.json" seconds)
+secs=$(printf '%.1f' "${secs:-0}")
 resumed=$(json_get "$T/out.json" fetch_resumed)
 retries=$(json_get "$T/out.json" fetch_retries)
 conns=$(json_get "$T/out.json" connections)

@@ -3,13 +3,15 @@
 # builds with warnings as errors, runs every test (unit and integration, with
 # real casync and fault injection), runs them again in an ASan+UBSan build, and
 # fuzzes every parser for a bounded time.
-#   SLOTSYNC_LONG=1   long modes: more kill trials, longer fuzzing
+#   SLOTSYNC_LONG=1   long modes: 1000 kills of make and of assemble, 200 power cuts,
+#                     30 minutes of fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 if [ "${SLOTSYNC_LONG:-0}" = 1 ]; then
-	export SLOTSYNC_KILL_TRIALS=${SLOTSYNC_KILL_TRIALS:-200}
+	export SLOTSYNC_KILL_TRIALS=${SLOTSYNC_KILL_TRIALS:-1000}
+	export SLOTSYNC_CRASH_TRIALS=${SLOTSYNC_CRASH_TRIALS:-200}
 	export FUZZ_SECONDS=${FUZZ_SECONDS:-1800}
 fi
 export SLOTSYNC_SAMPLE_DIR=${SLOTSYNC_SAMPLE_DIR:-$PWD/build/samples}

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,9 @@
 
 #define SEED_BATCH_BYTES (32u << 20)
 #define PENDING_MAX 65536u       /* places in one batch at most */
-#define VERIFY_BLOCK (1u << 20)
+#define WRITEBACK_KICK_BYTES (8u << 20)
+#define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
+#define VERIFY_THREADS 2
 
 struct lost_write {
 	uint64_t offset;
@@ -55,6 +58,7 @@ struct asm_ctx {
 	uint32_t *pending;
 	size_t n_pending;
 	uint64_t pending_bytes, pending_fetched_bytes, fetched_commit_bytes;
+	uint64_t unkicked_bytes;    /* written since writeback was last started */
 	/* fetch */
 	uint32_t *job_group;       /* fetch job -> plan group */
 	double t0, last_progress;
@@ -117,6 +121,14 @@ static int target_write(struct asm_ctx *a, const void *buf, size_t len, uint64_t
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "cannot write %s at offset %" PRIu64, a->target, offset);
 	a->st->bytes_written += len;
+	a->unkicked_bytes += len;
+	if (a->unkicked_bytes >= WRITEBACK_KICK_BYTES) {
+		/* Start writing back what is dirty now, without waiting: by the time
+		 * commit() fdatasyncs, most of it is on disk, and the disk worked
+		 * while we computed. */
+		(void)sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		a->unkicked_bytes = 0;
+	}
 	return 0;
 }
 
@@ -294,73 +306,115 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 	return r;
 }
 
-/* Reads the whole target back and checks every chunk.  Chunks that differ are
- * journaled as INVALID, so that the next run writes them again. */
-static int verify_target(struct asm_ctx *a, struct slotsync_error *err)
-{
-	uint8_t *blk = malloc(VERIFY_BLOCK + a->idx->chunk_size_max);
-	uint32_t *bad = NULL;
-	size_t n_bad = 0, i = 0;
-	uint64_t blk_start = 0, blk_len = 0;
-	int r = 0;
+/* One verifier: reads chunks [from, to) of the target in blocks and hashes each. */
+struct verify_part {
+	struct asm_ctx *a;
+	size_t from, to;
+	uint32_t *bad;          /* chunks that differ (malloc'd on the first) */
+	size_t n_bad;
+	int r;
+	struct slotsync_error err;
+};
 
-	if (!blk)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	(void)posix_fadvise(a->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (; i < a->idx->n_chunks; i++) {
-		uint64_t start = slotsync_index_chunk_start(a->idx, i), size = slotsync_index_chunk_size(a->idx, i);
+static void *verify_range(void *arg)
+{
+	struct verify_part *vp = arg;
+	const struct slotsync_index *idx = vp->a->idx;
+	uint64_t blk_start = 0, blk_len = 0, image = slotsync_index_image_size(idx);
+	uint8_t *blk = malloc(VERIFY_BLOCK + idx->chunk_size_max);
+
+	if (!blk) {
+		vp->r = slotsync_error_set(&vp->err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (size_t i = vp->from; i < vp->to; i++) {
+		uint64_t start = slotsync_index_chunk_start(idx, i), size = slotsync_index_chunk_size(idx, i);
 		uint8_t got[SLOTSYNC_DIGEST_BYTES];
 
 		if (start + size > blk_start + blk_len) {
 			/* read the next block, starting at this chunk */
-			uint64_t want = VERIFY_BLOCK;
+			uint64_t want = VERIFY_BLOCK > size ? VERIFY_BLOCK : size;
 			ssize_t n;
-			if (want < size)
-				want = size;
-			if (want > slotsync_index_image_size(a->idx) - start)
-				want = slotsync_index_image_size(a->idx) - start;
-			n = io_pread_full(a->fd, blk, want, start);
+			if (want > image - start)
+				want = image - start;
+			n = io_pread_full(vp->a->fd, blk, want, start);
 			if (n < 0) {
-				r = slotsync_error_set_errno(err, (int)n, "cannot read %s back", a->target);
-				goto out;
+				vp->r = slotsync_error_set_errno(&vp->err, (int)n, "cannot read %s back", vp->a->target);
+				break;
 			}
 			blk_start = start;
 			blk_len = (uint64_t)n;
 			if (blk_len < size) {
-				r = slotsync_error_set(err, -EIO, "%s ends at %" PRIu64 ", before the image does", a->target,
-						       start + blk_len);
-				goto out;
+				vp->r = slotsync_error_set(&vp->err, -EIO, "%s ends at %" PRIu64 ", before the image does",
+							   vp->a->target, start + blk_len);
+				break;
 			}
 		}
-		r = slotsync_digest(a->idx->digest, blk + (start - blk_start), size, got);
-		if (r < 0) {
-			slotsync_error_set(err, r, "cannot compute a digest");
-			goto out;
+		vp->r = slotsync_digest(idx->digest, blk + (start - blk_start), size, got);
+		if (vp->r < 0) {
+			slotsync_error_set(&vp->err, vp->r, "cannot compute a digest");
+			break;
 		}
-		if (memcmp(got, a->idx->chunks[i].id, SLOTSYNC_DIGEST_BYTES) != 0) {
-			if (!bad && !(bad = malloc(a->idx->n_chunks * sizeof(*bad)))) {
-				r = slotsync_error_set(err, -ENOMEM, "out of memory");
-				goto out;
+		if (memcmp(got, idx->chunks[i].id, SLOTSYNC_DIGEST_BYTES) != 0) {
+			if (!vp->bad && !(vp->bad = malloc((vp->to - vp->from) * sizeof(*vp->bad)))) {
+				vp->r = slotsync_error_set(&vp->err, -ENOMEM, "out of memory");
+				break;
 			}
-			bad[n_bad++] = (uint32_t)i;
+			vp->bad[vp->n_bad++] = (uint32_t)i;
 		}
 	}
-	if (n_bad) {
-		uint32_t first = bad[0];
-		r = slotsync_journal_append_invalid(a->journal, bad, n_bad, err);
-		if (r == 0)
-			r = slotsync_error_set(err, -EBADMSG,
-					       "%s does not match the index: %zu chunks differ, the first at offset %" PRIu64
-					       " (chunk %u); they are marked to be written again on the next run",
-					       a->target, n_bad, slotsync_index_chunk_start(a->idx, first), first);
-		goto out;
-	}
-	r = slotsync_journal_append_verified(a->journal, err);
-	if (r == 0)
-		a->st->verified = 1;
-out:
 	free(blk);
-	free(bad);
+	return NULL;
+}
+
+/* Reads the whole target back and checks every chunk, on two threads (halves of
+ * the image).  Chunks that differ are journaled as INVALID, so that the next run
+ * writes them again. */
+static int verify_target(struct asm_ctx *a, struct slotsync_error *err)
+{
+	struct verify_part parts[VERIFY_THREADS];
+	pthread_t th[VERIFY_THREADS];
+	int started[VERIFY_THREADS] = { 0 };
+	size_t n = a->idx->n_chunks, n_bad = 0;
+	uint32_t first = 0;
+	int r = 0;
+
+	(void)posix_fadvise(a->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	memset(parts, 0, sizeof(parts));
+	for (int t = 0; t < VERIFY_THREADS; t++) {
+		parts[t].a = a;
+		parts[t].from = n * (size_t)t / VERIFY_THREADS;
+		parts[t].to = n * (size_t)(t + 1) / VERIFY_THREADS;
+		started[t] = t > 0 && pthread_create(&th[t], NULL, verify_range, &parts[t]) == 0;
+		if (t > 0 && !started[t])
+			verify_range(&parts[t]); /* no thread: do it here */
+	}
+	verify_range(&parts[0]);
+	for (int t = 0; t < VERIFY_THREADS; t++) {
+		if (started[t])
+			pthread_join(th[t], NULL);
+		if (parts[t].r < 0 && r == 0) {
+			r = parts[t].r;
+			*err = parts[t].err;
+		}
+		if (parts[t].n_bad && n_bad == 0)
+			first = parts[t].bad[0];
+		n_bad += parts[t].n_bad;
+	}
+	for (int t = 0; r == 0 && t < VERIFY_THREADS; t++)
+		r = slotsync_journal_append_invalid(a->journal, parts[t].bad, parts[t].n_bad, err);
+	if (r == 0 && n_bad)
+		r = slotsync_error_set(err, -EBADMSG,
+				       "%s does not match the index: %zu chunks differ, the first at offset %" PRIu64
+				       " (chunk %u); they are marked to be written again on the next run",
+				       a->target, n_bad, slotsync_index_chunk_start(a->idx, first), first);
+	if (r == 0) {
+		r = slotsync_journal_append_verified(a->journal, err);
+		if (r == 0)
+			a->st->verified = 1;
+	}
+	for (int t = 0; t < VERIFY_THREADS; t++)
+		free(parts[t].bad);
 	return r;
 }
 

@@ -58,6 +58,11 @@ struct fetcher {
 	CURLM *multi;
 	struct slotsync_fetch_stats *stats;
 	unsigned int seed;
+	/* --max-rate: a token bucket in bytes; a request starts only while it is
+	 * not in debt, and takes its largest possible size from it (the rest is
+	 * given back when the body is in).  libcurl's own per-transfer cap paces
+	 * long transfers, but small chunks finish before it bites. */
+	double tokens, refilled_at;
 };
 
 static double now_s(void)
@@ -155,6 +160,7 @@ static int stream_start(struct fetcher *f, struct stream *s, size_t job, const u
 		f->stats->resumed++;
 	f->state[job].attempts++;
 	f->stats->requests++;
+	f->tokens -= (double)max_bytes;
 	mc = curl_multi_add_handle(f->multi, s->easy);
 	if (mc != CURLM_OK)
 		return slotsync_error_set(err, -EIO, "cannot start a transfer: %s", curl_multi_strerror(mc));
@@ -212,6 +218,8 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, sl
 	int r;
 
 	curl_multi_remove_handle(f->multi, s->easy);
+	/* give back what the request was charged beyond what it received */
+	f->tokens += (double)s->max_bytes - (double)(s->len - s->start_len);
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(s->easy, CURLINFO_HTTP_VERSION, &version);
 	curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &conns);
@@ -265,14 +273,26 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, sl
  * then new jobs in order.  Lowers *wait_ms to the time until the next retry. */
 static int start_ready(struct fetcher *f, int *active, long *wait_ms, struct slotsync_error *err)
 {
-	double t = now_s();
+	double t = now_s(), rate = (double)f->opt->max_rate_bps;
 
+	if (rate > 0) {
+		f->tokens += (t - f->refilled_at) * rate;
+		if (f->tokens > rate / 4)
+			f->tokens = rate / 4; /* bursts of a quarter second at most */
+		f->refilled_at = t;
+	}
 	for (int i = 0; i < f->n_streams && *active < f->n_streams; i++) {
 		struct stream *s = &f->streams[i];
 		int r = 1;
 
 		if (s->job != SIZE_MAX)
 			continue;
+		if (rate > 0 && f->tokens < 0) {
+			long w = (long)(-f->tokens / rate * 1000) + 1;
+			if (w < *wait_ms)
+				*wait_ms = w;
+			break;
+		}
 		for (size_t k = 0; k < f->n_retries; k++) {
 			struct retry rt = f->retries[k];
 			if (rt.not_before > t) {
@@ -318,6 +338,7 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 	f.userdata = userdata;
 	f.stats = stats;
 	f.seed = (unsigned int)(now_s() * 1e6);
+	f.refilled_at = now_s();
 	f.n_streams = opt->concurrency > 0 ? opt->concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
 	if (f.n_streams > MAX_CONCURRENCY)
 		f.n_streams = MAX_CONCURRENCY;
@@ -383,7 +404,7 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 				goto out;
 		}
 		if (accepted < n_jobs &&
-		    curl_multi_poll(f.multi, NULL, 0, (int)(active ? (wait_ms < 100 ? wait_ms : 100) : wait_ms), NULL) !=
+		    curl_multi_poll(f.multi, NULL, 0, (int)(wait_ms < 100 ? wait_ms : 100), NULL) !=
 			    CURLM_OK) {
 			r = slotsync_error_set(err, -EIO, "transfer engine failed");
 			goto out;

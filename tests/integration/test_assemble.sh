@@ -127,6 +127,15 @@ total=$(py "$T/rep.json" 'd["chunks_total"]')
 check "repeated chunks fetched once: $(wc -l <"$NGINX_LOG") requests for $uniq_ids distinct of $total chunks" \
 	test "$(wc -l <"$NGINX_LOG")" = "$uniq_ids" -a "$uniq_ids" -lt "$total"
 
+# --- --max-rate caps the bandwidth over all streams
+rm -f "$T/c.img" "$T/c.img.journal"
+$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --max-rate 1000000 --json "$T/v2.caibx" "$T/c.img" >"$T/rate.json"
+rate_bytes=$(py "$T/rate.json" 'd["bytes_fetched"]')
+rate_secs=$(py "$T/rate.json" 'int(d["seconds"] * 1000)')
+check "--max-rate 1000000: $rate_bytes bytes took $rate_secs ms (at most about 1 MB/s)" \
+	test $((rate_bytes * 1000 / (rate_secs + 1))) -le 1150000
+check "--max-rate result is byte-exact" cmp -s "$V2" "$T/c.img"
+
 # --- bad arguments
 expect_fail "missing TARGET" "needs INDEX and TARGET" $S assemble "${A[@]}" "$T/v2.caibx"
 expect_fail "bad --concurrency" "--concurrency" $S assemble "${A[@]}" --concurrency 0 "$T/v2.caibx" "$T/x.img"

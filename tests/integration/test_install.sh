@@ -29,7 +29,10 @@ int main(int argc, char **argv)
 }
 C
 export PKG_CONFIG_PATH=$(dirname "$pc")
-cc -o "$T/user" "$T/user.c" $(pkg-config --cflags --libs libslotsync)
+# a library built with sanitizers needs them in the program too
+san=()
+[ "${SLOTSYNC_SANITIZE:-OFF}" = ON ] && san=(-fsanitize=address,undefined)
+cc "${san[@]}" -o "$T/user" "$T/user.c" $(pkg-config --cflags --libs libslotsync)
 random_file "$T/img" 2 install
 "$P/bin/slotsync-gen" make "$T/img" "$T/img.caibx" >/dev/null
 LD_LIBRARY_PATH=$(dirname "$(find "$P" -name 'libslotsync.so' | head -n1)") "$T/user" "$T/img.caibx" >"$T/user.out"

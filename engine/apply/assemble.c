@@ -36,6 +36,7 @@
 #define WRITEBACK_KICK_BYTES (8u << 20)
 #define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
 #define VERIFY_THREADS 2
+#define SEED_THREADS 2
 
 struct lost_write {
 	uint64_t offset;
@@ -192,37 +193,212 @@ static int write_group(struct asm_ctx *a, size_t g, const uint8_t *buf, struct s
 	return 0;
 }
 
-static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
-{
-	for (size_t g = 0; g < a->plan->n_groups; g++) {
-		const struct slotsync_plan_group *grp = &a->plan->groups[g];
-		uint32_t pos = a->plan->positions[grp->first];
-		size_t size = (size_t)slotsync_index_chunk_size(a->idx, pos);
-		struct slotsync_error seed_err = { 0 };
-		int r;
+/* Seed copies run on SEED_THREADS threads in rounds of about SEED_BATCH_BYTES:
+ * each thread reads, checks and writes its share of the round's groups into its
+ * own list; after the round the lists are merged and committed.  Threads share
+ * nothing but the target fd (positioned writes to distinct places). */
+struct seed_worker {
+	struct asm_ctx *a;
+	size_t *groups;          /* this round's groups for this worker */
+	size_t n_groups;
+	uint8_t *buf;
+	uint32_t *done;          /* places written */
+	size_t n_done;
+	size_t *demoted;         /* groups whose seed copy failed its check */
+	size_t n_demoted;
+	uint64_t chunks, bytes, written;
+	int r;
+	struct slotsync_error err;
+};
 
-		if (grp->source != SLOTSYNC_SOURCE_SEED)
-			continue;
-		r = slotsync_plan_read_seed(a->plan, g, a->buf, &seed_err);
-		if (r < 0) {
+static void *seed_work(void *arg)
+{
+	struct seed_worker *w = arg;
+	struct asm_ctx *a = w->a;
+
+	for (size_t k = 0; k < w->n_groups && w->r == 0; k++) {
+		size_t g = w->groups[k];
+		const struct slotsync_plan_group *grp = &a->plan->groups[g];
+		size_t size = (size_t)slotsync_index_chunk_size(a->idx, a->plan->positions[grp->first]);
+		struct slotsync_error seed_err = { 0 };
+
+		if (slotsync_plan_read_seed(a->plan, g, w->buf, &seed_err) < 0) {
 			slotsync_log_warning("%s; fetching it instead", slotsync_error_message(&seed_err));
-			a->st->seed_chunks_rejected++;
-			slotsync_plan_demote_to_fetch(a->plan, g);
+			w->demoted[w->n_demoted++] = g;
 			continue;
 		}
-		a->st->chunks_from_seed += grp->todo;
-		a->st->bytes_from_seed += (uint64_t)size * grp->todo;
-		r = write_group(a, g, a->buf, err);
-		if (r < 0)
-			return r;
-		if (a->pending_bytes >= SEED_BATCH_BYTES) {
-			r = commit(a, err);
-			if (r < 0)
-				return r;
+		for (uint32_t q = 0; q < grp->count; q++) {
+			uint32_t pos = a->plan->positions[grp->first + q];
+			if (a->done[pos])
+				continue;
+			if (a->crash_after > 0) {
+				/* single-threaded under the test hook: every write goes through it */
+				w->r = target_write(a, w->buf, size, slotsync_index_chunk_start(a->idx, pos), &w->err);
+				if (w->r < 0)
+					break;
+			} else {
+				w->r = io_pwrite_full(a->fd, w->buf, size, slotsync_index_chunk_start(a->idx, pos));
+				if (w->r < 0) {
+					slotsync_error_set_errno(&w->err, w->r, "cannot write %s at offset %" PRIu64,
+								 a->target, slotsync_index_chunk_start(a->idx, pos));
+					break;
+				}
+				w->written += size;
+			}
+			w->done[w->n_done++] = pos;
+			w->chunks++;
+			w->bytes += size;
+		}
+	}
+	return NULL;
+}
+
+/* A round's commit on a thread of its own, so that the next round's reads and
+ * checks overlap the disk's work: fdatasync covers every write made so far (this
+ * round's and maybe some of the next), then the round's places are journaled. */
+struct bg_commit {
+	struct asm_ctx *a;
+	uint32_t *positions;
+	size_t n;
+	int r;
+	struct slotsync_error err;
+	pthread_t th;
+	int running;
+};
+
+static void *bg_commit_run(void *arg)
+{
+	struct bg_commit *c = arg;
+
+	if (fdatasync(c->a->fd) < 0) {
+		c->r = slotsync_error_set_errno(&c->err, -errno, "cannot fdatasync %s", c->a->target);
+		return NULL;
+	}
+	c->r = slotsync_journal_append_done(c->a->journal, c->positions, c->n, &c->err);
+	if (c->r == 0)
+		for (size_t i = 0; i < c->n; i++)
+			c->a->done[c->positions[i]] = 1;
+	return NULL;
+}
+
+/* Waits for the commit in flight, if any; returns its result. */
+static int bg_commit_wait(struct bg_commit *c, struct slotsync_error *err)
+{
+	if (!c->running)
+		return 0;
+	pthread_join(c->th, NULL);
+	c->running = 0;
+	if (c->r < 0 && err)
+		*err = c->err;
+	return c->r;
+}
+
+static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
+{
+	struct bg_commit bg = { .a = a };
+	/* one thread when the power-cut test hook must see every write */
+	int n_workers = a->crash_after > 0 ? 1 : SEED_THREADS;
+	struct seed_worker w[SEED_THREADS];
+	size_t g = 0, cap = PENDING_MAX / SEED_THREADS;
+	int r = 0;
+
+	memset(w, 0, sizeof(w));
+	for (int t = 0; t < n_workers; t++) {
+		w[t].a = a;
+		w[t].groups = malloc(cap * sizeof(*w[t].groups));
+		w[t].done = malloc(cap * sizeof(*w[t].done));
+		w[t].demoted = malloc(cap * sizeof(*w[t].demoted));
+		w[t].buf = malloc(a->idx->chunk_size_max);
+		if (!w[t].groups || !w[t].done || !w[t].demoted || !w[t].buf) {
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	while (r == 0) {
+		uint64_t round_bytes = 0;
+		size_t places = 0;
+		pthread_t th[SEED_THREADS];
+		int started[SEED_THREADS] = { 0 };
+
+		/* deal the next round's groups to the workers in turn */
+		for (int t = 0; t < n_workers; t++)
+			w[t].n_groups = w[t].n_done = w[t].n_demoted = 0;
+		for (int t = 0; g < a->plan->n_groups && round_bytes < SEED_BATCH_BYTES; g++) {
+			const struct slotsync_plan_group *grp = &a->plan->groups[g];
+			if (grp->source != SLOTSYNC_SOURCE_SEED)
+				continue;
+			if (places + grp->count > cap || w[t].n_groups == cap)
+				break;
+			w[t].groups[w[t].n_groups++] = g;
+			places += grp->count;
+			round_bytes += slotsync_index_chunk_size(a->idx, a->plan->positions[grp->first]) * grp->todo;
+			t = (t + 1) % n_workers;
+		}
+		if (round_bytes == 0 && w[0].n_groups == 0)
+			break;
+		for (int t = 1; t < n_workers; t++)
+			started[t] = pthread_create(&th[t], NULL, seed_work, &w[t]) == 0;
+		seed_work(&w[0]);
+		for (int t = 1; t < n_workers; t++) {
+			if (started[t])
+				pthread_join(th[t], NULL);
+			else
+				seed_work(&w[t]);
+		}
+		for (int t = 0; t < n_workers; t++) {
+			if (w[t].r < 0 && r == 0) {
+				r = w[t].r;
+				*err = w[t].err;
+			}
+			for (size_t k = 0; k < w[t].n_demoted; k++) {
+				a->st->seed_chunks_rejected++;
+				slotsync_plan_demote_to_fetch(a->plan, w[t].demoted[k]);
+			}
+			memcpy(a->pending + a->n_pending, w[t].done, w[t].n_done * sizeof(*w[t].done));
+			a->n_pending += w[t].n_done;
+			a->pending_bytes += w[t].bytes;
+			a->st->bytes_written += w[t].written;
+			a->st->chunks_from_seed += w[t].chunks;
+			a->st->bytes_from_seed += w[t].bytes;
+		}
+		if (r == 0)
+			r = bg_commit_wait(&bg, err);
+		if (r == 0 && a->crash_after > 0) {
+			r = commit(a, err); /* the test hook wants commits in line */
+		} else if (r == 0) {
+			/* hand this round's places to a background commit */
+			uint32_t *tmp = bg.positions;
+			bg.positions = a->pending;
+			bg.n = a->n_pending;
+			a->pending = tmp ? tmp : malloc(PENDING_MAX * sizeof(*a->pending));
+			a->n_pending = 0;
+			a->pending_bytes = 0;
+			if (!a->pending) {
+				a->pending = bg.positions;
+				bg.positions = NULL;
+				r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			} else if (pthread_create(&bg.th, NULL, bg_commit_run, &bg) == 0) {
+				bg.running = 1;
+			} else {
+				bg_commit_run(&bg);
+				r = bg.r;
+				if (r < 0)
+					*err = bg.err;
+			}
 		}
 		report_progress(a, 0);
 	}
-	return commit(a, err);
+out:
+	if (bg_commit_wait(&bg, r == 0 ? err : NULL) < 0 && r == 0)
+		r = bg.r;
+	free(bg.positions);
+	for (int t = 0; t < n_workers; t++) {
+		free(w[t].groups);
+		free(w[t].done);
+		free(w[t].demoted);
+		free(w[t].buf);
+	}
+	return r;
 }
 
 static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)

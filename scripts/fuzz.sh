@@ -8,7 +8,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 B=build-fuzz
 CC=clang-14 cmake -S . -B $B -DSLOTSYNC_FUZZ=ON -DSLOTSYNC_TESTS=OFF -DSLOTSYNC_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build $B -j"$(nproc)" --target fuzz_index slotsync-gen >/dev/null
+cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal slotsync-gen >/dev/null
 
 # seed corpus: indexes made by slotsync-gen and by casync
 corpus=$B/corpus-index
@@ -29,5 +29,9 @@ if [ ! -e $corpus/.ready ]; then
 fi
 echo "fuzz_index: $SECONDS_EACH s"
 (cd $B && ./tests/fuzz/fuzz_index -max_total_time="$SECONDS_EACH" -max_len=65536 -print_final_stats=1 corpus-index 2>&1 |
+	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
+mkdir -p $B/corpus-journal
+echo "fuzz_journal: $SECONDS_EACH s"
+(cd $B && ./tests/fuzz/fuzz_journal -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 corpus-journal 2>&1 |
 	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 echo "fuzz: passed"

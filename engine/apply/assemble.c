@@ -44,8 +44,20 @@ struct lost_write {
 	uint8_t *old;
 };
 
+struct asm_ctx;
+struct bg_commit {
+	struct asm_ctx *a;
+	uint32_t *positions;
+	size_t n;
+	int r;
+	struct slotsync_error err;
+	pthread_t th;
+	int running;
+};
+
 struct asm_ctx {
 	const struct slotsync_assemble_options *opt;
+	struct bg_commit bg;        /* the commit in flight, if any */
 	struct slotsync_assemble_stats *st;
 	struct slotsync_index *idx;
 	struct slotsync_plan *plan;
@@ -156,6 +168,79 @@ static int commit(struct asm_ctx *a, struct slotsync_error *err)
 	return 0;
 }
 
+/* A commit on a thread of its own, so that the next batch's work overlaps the
+ * disk's: fdatasync covers every write made so far (this batch's and maybe some
+ * of the next), then the batch's places are journaled.  At most one runs at a
+ * time; a batch that fills up while one runs waits for it, which bounds the work
+ * a cut can lose to two batches. */
+
+static void *bg_commit_run(void *arg)
+{
+	struct bg_commit *c = arg;
+
+	if (fdatasync(c->a->fd) < 0) {
+		c->r = slotsync_error_set_errno(&c->err, -errno, "cannot fdatasync %s", c->a->target);
+		return NULL;
+	}
+	c->r = slotsync_journal_append_done(c->a->journal, c->positions, c->n, &c->err);
+	if (c->r == 0)
+		for (size_t i = 0; i < c->n; i++)
+			c->a->done[c->positions[i]] = 1;
+	return NULL;
+}
+
+/* Waits for the commit in flight, if any; returns its result. */
+static int bg_commit_wait(struct bg_commit *c, struct slotsync_error *err)
+{
+	if (!c->running)
+		return 0;
+	pthread_join(c->th, NULL);
+	c->running = 0;
+	if (c->r < 0 && err)
+		*err = c->err;
+	return c->r;
+}
+
+/* Hands the pending batch to a background commit (after the one in flight). */
+static int bg_commit_start(struct asm_ctx *a, struct slotsync_error *err)
+{
+	struct bg_commit *bg = &a->bg;
+	uint32_t *tmp;
+	int r;
+
+	if (a->crash_after > 0)
+		return commit(a, err); /* the test hook wants commits in line */
+	r = bg_commit_wait(bg, err);
+	if (r < 0 || a->n_pending == 0)
+		return r;
+	tmp = bg->positions ? bg->positions : malloc(PENDING_MAX * sizeof(*a->pending));
+	if (!tmp)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	bg->a = a;
+	bg->positions = a->pending;
+	bg->n = a->n_pending;
+	a->pending = tmp;
+	a->n_pending = 0;
+	a->pending_bytes = 0;
+	a->pending_fetched_bytes = 0;
+	if (pthread_create(&bg->th, NULL, bg_commit_run, bg) == 0) {
+		bg->running = 1;
+		return 0;
+	}
+	bg_commit_run(bg);
+	if (bg->r < 0)
+		*err = bg->err;
+	return bg->r;
+}
+
+/* Waits for the background commit, then commits what is pending, in line. */
+static int commit_all(struct asm_ctx *a, struct slotsync_error *err)
+{
+	int r = bg_commit_wait(&a->bg, err);
+
+	return r < 0 ? r : commit(a, err);
+}
+
 static void report_progress(struct asm_ctx *a, int force)
 {
 	double t = now_s();
@@ -180,7 +265,7 @@ static int write_group(struct asm_ctx *a, size_t g, const uint8_t *buf, struct s
 		if (a->done[pos])
 			continue;
 		if (a->n_pending == PENDING_MAX) {
-			r = commit(a, err);
+			r = bg_commit_start(a, err);
 			if (r < 0)
 				return r;
 		}
@@ -253,49 +338,8 @@ static void *seed_work(void *arg)
 	return NULL;
 }
 
-/* A round's commit on a thread of its own, so that the next round's reads and
- * checks overlap the disk's work: fdatasync covers every write made so far (this
- * round's and maybe some of the next), then the round's places are journaled. */
-struct bg_commit {
-	struct asm_ctx *a;
-	uint32_t *positions;
-	size_t n;
-	int r;
-	struct slotsync_error err;
-	pthread_t th;
-	int running;
-};
-
-static void *bg_commit_run(void *arg)
-{
-	struct bg_commit *c = arg;
-
-	if (fdatasync(c->a->fd) < 0) {
-		c->r = slotsync_error_set_errno(&c->err, -errno, "cannot fdatasync %s", c->a->target);
-		return NULL;
-	}
-	c->r = slotsync_journal_append_done(c->a->journal, c->positions, c->n, &c->err);
-	if (c->r == 0)
-		for (size_t i = 0; i < c->n; i++)
-			c->a->done[c->positions[i]] = 1;
-	return NULL;
-}
-
-/* Waits for the commit in flight, if any; returns its result. */
-static int bg_commit_wait(struct bg_commit *c, struct slotsync_error *err)
-{
-	if (!c->running)
-		return 0;
-	pthread_join(c->th, NULL);
-	c->running = 0;
-	if (c->r < 0 && err)
-		*err = c->err;
-	return c->r;
-}
-
 static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
 {
-	struct bg_commit bg = { .a = a };
 	/* one thread when the power-cut test hook must see every write */
 	int n_workers = a->crash_after > 0 ? 1 : SEED_THREADS;
 	struct seed_worker w[SEED_THREADS];
@@ -362,36 +406,10 @@ static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
 			a->st->bytes_from_seed += w[t].bytes;
 		}
 		if (r == 0)
-			r = bg_commit_wait(&bg, err);
-		if (r == 0 && a->crash_after > 0) {
-			r = commit(a, err); /* the test hook wants commits in line */
-		} else if (r == 0) {
-			/* hand this round's places to a background commit */
-			uint32_t *tmp = bg.positions;
-			bg.positions = a->pending;
-			bg.n = a->n_pending;
-			a->pending = tmp ? tmp : malloc(PENDING_MAX * sizeof(*a->pending));
-			a->n_pending = 0;
-			a->pending_bytes = 0;
-			if (!a->pending) {
-				a->pending = bg.positions;
-				bg.positions = NULL;
-				r = slotsync_error_set(err, -ENOMEM, "out of memory");
-			} else if (pthread_create(&bg.th, NULL, bg_commit_run, &bg) == 0) {
-				bg.running = 1;
-			} else {
-				bg_commit_run(&bg);
-				r = bg.r;
-				if (r < 0)
-					*err = bg.err;
-			}
-		}
+			r = bg_commit_start(a, err);
 		report_progress(a, 0);
 	}
 out:
-	if (bg_commit_wait(&bg, r == 0 ? err : NULL) < 0 && r == 0)
-		r = bg.r;
-	free(bg.positions);
 	for (int t = 0; t < n_workers; t++) {
 		free(w[t].groups);
 		free(w[t].done);
@@ -423,7 +441,7 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	/* Commit often enough that a cut loses at most about concurrency x max
 	 * chunk size of fetched data (in flight plus not yet journaled). */
 	if (a->pending_fetched_bytes >= a->fetched_commit_bytes || a->pending_bytes >= SEED_BATCH_BYTES) {
-		r = commit(a, err);
+		r = bg_commit_start(a, err);
 		if (r < 0)
 			return r;
 	}
@@ -436,7 +454,10 @@ static int fetch_tick(void *userdata, struct slotsync_error *err)
 	struct asm_ctx *a = userdata;
 
 	report_progress(a, 0);
-	return commit(a, err);
+	/* once a second at least: start a commit if none runs */
+	if (a->bg.running || a->n_pending == 0)
+		return 0;
+	return bg_commit_start(a, err);
 }
 
 static void fetch_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
@@ -469,6 +490,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 		if (a->plan->groups[g].source == SLOTSYNC_SOURCE_FETCH)
 			a->job_group[n++] = (uint32_t)g;
 	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
+	/* two batches (one committing, one filling) stay within concurrency x max */
 	a->fetched_commit_bytes = (uint64_t)conc * a->idx->chunk_size_max / 4;
 	r = slotsync_fetch_run(&a->opt->fetch, n, slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max),
 			       fetch_describe, fetch_done, fetch_tick, a, &fs, err);
@@ -478,7 +500,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 	a->st->connections = fs.connections;
 	a->st->http_version = fs.http_version;
 	if (r == 0)
-		r = commit(a, err);
+		r = commit_all(a, err);
 	return r;
 }
 
@@ -702,15 +724,20 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 	stats->chunks_to_fetch = a.plan->chunks_fetch;
 	stats->bytes_to_fetch = a.plan->bytes_fetch;
 	r = fetch_missing(&a, err);
+	if (r == 0)
+		r = commit_all(&a, err);
 	if (r < 0)
 		goto out;
 	r = verify_target(&a, err);
 out:
-	if (r < 0 && a.journal && a.n_pending) {
+	if (a.journal) {
 		/* keep what is already on disk: a later run need not redo it */
 		struct slotsync_error ignored = { 0 };
-		commit(&a, &ignored);
+		bg_commit_wait(&a.bg, NULL);
+		if (r < 0 && a.n_pending)
+			commit(&a, &ignored);
 	}
+	free(a.bg.positions);
 	report_progress(&a, 1);
 	stats->seconds = now_s() - a.t0;
 	if (a.fd >= 0)

@@ -177,8 +177,6 @@ int main(void)
 {
 	Suite *s = suite_create("chunker");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_limits_respected);
@@ -187,9 +185,5 @@ int main(void)
 	tcase_add_test(tc, test_params_parse_and_check);
 	tcase_add_test(tc, test_empty_and_tiny_input);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run_suite(s);
 }

@@ -250,8 +250,6 @@ int main(void)
 {
 	Suite *s = suite_create("index");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_layout_is_casync);
@@ -261,9 +259,5 @@ int main(void)
 	tcase_add_test(tc, test_file_round_trip_and_errors);
 	tcase_add_test(tc, test_append_limits);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run_suite(s);
 }

@@ -169,17 +169,11 @@ int main(void)
 {
 	Suite *s = suite_create("journal");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_records_survive_reopen);
 	tcase_add_test(tc, test_torn_tail_is_dropped);
 	tcase_add_test(tc, test_other_index_or_target_refused);
 	tcase_add_test(tc, test_garbage_refused);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run_suite(s);
 }

@@ -150,8 +150,6 @@ int main(void)
 {
 	Suite *s = suite_create("seed");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_seed_with_index);
@@ -159,9 +157,5 @@ int main(void)
 	tcase_add_test(tc, test_changed_seed_is_refused);
 	tcase_add_test(tc, test_bad_specs);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run_suite(s);
 }

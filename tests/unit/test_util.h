@@ -2,6 +2,7 @@
 #ifndef SLOTSYNC_TEST_UTIL_H
 #define SLOTSYNC_TEST_UTIL_H
 
+#include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,18 @@ static inline int test_write_file(const char *path, const void *buf, size_t len)
 		return -1;
 	ok = fwrite(buf, 1, len, f) == len;
 	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Runs a Check suite; the exit status of a test program. */
+static inline int test_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 #endif

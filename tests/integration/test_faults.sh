@@ -51,7 +51,9 @@ for i in $(seq 1 "$KILL_TRIALS"); do
 	sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
 	kill -9 $pid 2>/dev/null || true
 	wait $pid 2>/dev/null || true
-	if ! $G check --store "$T/ks" >"$T/kc.txt" 2>&1; then
+	if [ ! -d "$T/ks" ]; then
+		ok "after SIGKILL at ${delay} ms: killed before the store was created"
+	elif ! $G check --store "$T/ks" >"$T/kc.txt" 2>&1; then
 		not_ok "after SIGKILL at ${delay} ms the store is whole: $(cat "$T/kc.txt")"
 	else
 		ok "after SIGKILL at ${delay} ms of ${dur_ms} the store holds only correct chunks ($(cat "$T/kc.txt"))"

@@ -3,8 +3,8 @@
  * FastCDC-style normalized chunking (Xia et al., "FastCDC: a Fast and Efficient
  * Content-Defined Chunking Approach for Data Deduplication", USENIX ATC 2016): a
  * gear hash rolls over the data; a boundary falls where the hash's top bits are all
- * zero.  Below the average size a mask with two more bits makes a cut less likely,
- * above it a mask with two fewer bits makes it more likely, which narrows the spread
+ * zero.  Below the average size a mask with one more bit makes a cut less likely,
+ * above it a mask with one bit fewer makes it more likely, which narrows the spread
  * of chunk sizes around the average.  No cut before min bytes, a forced cut at max.
  *
  * The hash is reset at each boundary and only the last 64 bytes influence it, so a
@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 /* Defaults, chosen by benchmark on a real Debian security update (docs/benchmarks.md). */
-#define SLOTSYNC_CHUNK_MIN_DEFAULT (4u * 1024u)
+#define SLOTSYNC_CHUNK_MIN_DEFAULT (2u * 1024u)
 #define SLOTSYNC_CHUNK_AVG_DEFAULT (16u * 1024u)
 #define SLOTSYNC_CHUNK_MAX_DEFAULT (64u * 1024u)
 

@@ -134,7 +134,7 @@ check "good store: fetched exactly the chunks the seed lacks ($(json_get "$T/ref
 
 # --- store damage, served by nginx
 assemble wrong "$MAIN_URL/wrong"
-must_fail wrong "failed its SHA-256 check|decompresses to [0-9]+ bytes, expected"
+must_fail wrong "failed its SHA-256 check|decompresses to [0-9]+ bytes, expected|larger than the chunk can be"
 then_recover wrong
 
 assemble trunc "$MAIN_URL/trunc"

@@ -78,7 +78,7 @@ other=$(find "$T/cs" -name '*.cacnk' | sort | sed -n '$p')
 cp "$victim" "$T/victim.bak"
 vhex=$(basename "$victim" .cacnk)
 cp "$other" "$victim"
-expect_fail "extract refuses a chunk that does not match its name, and names it" "chunk $vhex" \
+expect_fail "extract refuses a chunk that does not match its name, and names it" "$vhex" \
 	$G extract --store "$T/cs" "$T/v2.caibx" "$T/bad.out"
 check "no output file, not even a partial one" test -z "$(find "$T" -maxdepth 1 -name 'bad.out*')"
 expect_fail "check reports the bad chunk" "1 bad chunks" $G check --store "$T/cs"

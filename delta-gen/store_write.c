@@ -73,11 +73,6 @@ void store_writer_free(struct store_writer *sw)
 	free(sw);
 }
 
-const char *store_writer_path(const struct store_writer *sw)
-{
-	return sw->path;
-}
-
 int store_writer_has(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_BYTES])
 {
 	char rel[SLOTSYNC_CHUNK_RELPATH_BYTES];

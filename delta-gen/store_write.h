@@ -27,7 +27,6 @@ struct store_writer;
 /* Opens (creating if needed) the store folder for writing. */
 int store_writer_open(const char *dir, struct store_writer **out, struct slotsync_error *err);
 void store_writer_free(struct store_writer *sw);
-const char *store_writer_path(const struct store_writer *sw);
 
 /* Is chunk id already in the store? */
 int store_writer_has(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_BYTES]);

@@ -277,7 +277,3 @@ int slotsync_journal_append_verified(struct slotsync_journal *j, struct slotsync
 	return journal_append(j, KIND_VERIFIED, NULL, 0, err);
 }
 
-int slotsync_journal_fd(const struct slotsync_journal *j)
-{
-	return j->fd;
-}

@@ -214,13 +214,6 @@ fail:
 	return r;
 }
 
-int io_mkdir_if_missing(const char *path, struct slotsync_error *err)
-{
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return slotsync_error_set_errno(err, -errno, "cannot create folder %s", path);
-	return 0;
-}
-
 int io_mkdir_p(const char *path, struct slotsync_error *err)
 {
 	char buf[PATH_MAX];

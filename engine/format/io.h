@@ -31,9 +31,6 @@ int io_fsync_parent(const char *path, struct slotsync_error *err);
 /* Size in bytes of a regular file or block device open on fd. */
 int io_fd_size(int fd, uint64_t *out);
 
-/* mkdir -p for one level below an existing parent; EEXIST is success. */
-int io_mkdir_if_missing(const char *path, struct slotsync_error *err);
-
 /* mkdir -p: creates path and its missing parents; existing ones are fine. */
 int io_mkdir_p(const char *path, struct slotsync_error *err);
 

@@ -58,9 +58,6 @@ int slotsync_journal_append_invalid(struct slotsync_journal *j, const uint32_t *
 /* Appends a VERIFIED record: the target was read back and matched. */
 int slotsync_journal_append_verified(struct slotsync_journal *j, struct slotsync_error *err);
 
-/* Test hook: the journal's fd. */
-int slotsync_journal_fd(const struct slotsync_journal *j);
-
 #ifdef __cplusplus
 }
 #endif

@@ -128,22 +128,14 @@ int slotsync_plan_build(const struct slotsync_index *idx, const uint8_t *done, s
 struct seed_resolve {
 	struct slotsync_plan *plan;
 	uint16_t seed;
-	uint64_t image_size;
-	const char *path;
-	struct slotsync_error *err;
 };
 
 static int seed_chunk(void *userdata, const uint8_t *id, uint64_t offset, uint32_t size)
 {
 	struct seed_resolve *sr = userdata;
 	struct slotsync_plan *p = sr->plan;
-	size_t g;
+	size_t g = lookup_find(p, id, size);
 
-	if (offset + size > sr->image_size)
-		return slotsync_error_set(sr->err, -EINVAL,
-					  "seed index describes %" PRIu64 " bytes but seed %s has only %" PRIu64,
-					  offset + size, sr->path, sr->image_size);
-	g = lookup_find(p, id, size);
 	if (g == SIZE_MAX || p->groups[g].source != SLOTSYNC_SOURCE_FETCH)
 		return 0; /* not needed, or a seed already offers it */
 	p->groups[g].source = SLOTSYNC_SOURCE_SEED;
@@ -164,7 +156,7 @@ int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct 
 		.max_bytes = (uint32_t)plan->idx->chunk_size_max,
 	};
 	struct slotsync_plan_seed *seed;
-	struct seed_resolve sr = { plan, 0, 0, NULL, err };
+	struct seed_resolve sr = { plan, 0 };
 	char *image = NULL, *index = NULL;
 	int r;
 
@@ -181,16 +173,9 @@ int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct 
 		r = slotsync_error_set_errno(err, -errno, "cannot open seed %s", image);
 		goto out;
 	}
-	r = io_fd_size(seed->fd, &sr.image_size);
-	if (r < 0) {
-		slotsync_error_set_errno(err, r, "cannot use seed %s", image);
-		close(seed->fd);
-		goto out;
-	}
 	seed->path = image;
 	image = NULL;
 	sr.seed = (uint16_t)plan->n_seeds;
-	sr.path = seed->path;
 	plan->n_seeds++;
 	r = slotsync_seed_scan(seed->fd, seed->path, index, plan->idx->digest, &params, seed_chunk, &sr, err);
 out:

@@ -27,7 +27,6 @@ struct seed_entry {
 struct seed_image {
 	char *path;
 	int fd;
-	uint64_t size;
 };
 
 struct slotsync_seed_set {
@@ -130,13 +129,22 @@ struct scan_ctx {
 	slotsync_seed_chunk_cb cb;
 	void *userdata;
 	enum slotsync_digest_type digest;
+	uint64_t image_size;
+	const char *image_path;
+	const char *index_path;
+	struct slotsync_error *err;
 };
 
+/* A seed's index must describe chunks that lie inside the seed image. */
 static int scan_index_item(void *userdata, size_t i, uint64_t start, uint64_t size, const uint8_t *id)
 {
 	struct scan_ctx *sc = userdata;
 
 	(void)i;
+	if (start + size > sc->image_size)
+		return slotsync_error_set(sc->err, -EINVAL,
+					  "seed index %s describes %" PRIu64 " bytes but seed %s has only %" PRIu64,
+					  sc->index_path, start + size, sc->image_path, sc->image_size);
 	return sc->cb(sc->userdata, id, start, (uint32_t)size);
 }
 
@@ -155,7 +163,7 @@ int slotsync_seed_scan(int fd, const char *image_path, const char *index_path, e
 		       const struct slotsync_chunker_params *params, slotsync_seed_chunk_cb cb, void *userdata,
 		       struct slotsync_error *err)
 {
-	struct scan_ctx sc = { cb, userdata, digest };
+	struct scan_ctx sc = { cb, userdata, digest, 0, image_path, index_path, err };
 	struct slotsync_index *hdr = NULL;
 	int r;
 
@@ -165,7 +173,10 @@ int slotsync_seed_scan(int fd, const char *image_path, const char *index_path, e
 			slotsync_error_set(err, r, "cannot index seed %s", image_path);
 		return r;
 	}
-	/* Check the header before streaming: digest and size must fit. */
+	r = io_fd_size(fd, &sc.image_size);
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot use seed %s", image_path);
+	/* Check the header before streaming: the digest must match. */
 	r = slotsync_index_scan_file(index_path, &hdr, NULL, NULL, err);
 	if (r < 0)
 		return r;
@@ -221,7 +232,6 @@ int slotsync_seed_spec_parse(const char *spec, char **image, char **index, struc
 struct set_add {
 	struct slotsync_seed_set *set;
 	uint16_t seed;
-	uint64_t image_size;
 	const char *image_path;
 	struct slotsync_error *err;
 };
@@ -230,9 +240,6 @@ static int set_add_chunk(void *userdata, const uint8_t *id, uint64_t offset, uin
 {
 	struct set_add *sa = userdata;
 
-	if (offset + size > sa->image_size)
-		return slotsync_error_set(sa->err, -EINVAL, "seed index describes %" PRIu64 " bytes but %s has only %" PRIu64,
-					  offset + size, sa->image_path, sa->image_size);
 	if (table_add(sa->set, id, offset, size, sa->seed) < 0)
 		return slotsync_error_set(sa->err, -ENOMEM, "out of memory indexing seed %s", sa->image_path);
 	return 0;
@@ -250,11 +257,6 @@ int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path,
 	seed->fd = open(image_path, O_RDONLY | O_CLOEXEC);
 	if (seed->fd < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot open seed %s", image_path);
-	r = io_fd_size(seed->fd, &seed->size);
-	if (r < 0) {
-		close(seed->fd);
-		return slotsync_error_set_errno(err, r, "cannot use seed %s", image_path);
-	}
 	seed->path = strdup(image_path);
 	if (!seed->path) {
 		close(seed->fd);
@@ -262,7 +264,7 @@ int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path,
 	}
 	set->n_seeds++;
 	{
-		struct set_add sa = { set, (uint16_t)(set->n_seeds - 1), seed->size, seed->path, err };
+		struct set_add sa = { set, (uint16_t)(set->n_seeds - 1), seed->path, err };
 		r = slotsync_seed_scan(seed->fd, seed->path, index_path, set->digest, &set->params, set_add_chunk, &sa, err);
 	}
 	return r;

@@ -1,6 +1,7 @@
 /* Seeds: with and without an index, and a seed that changed since it was indexed. */
 #include <check.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "../../delta-gen/gen.h"
 #include "slotsync/index.h"
@@ -129,6 +130,25 @@ START_TEST(test_changed_seed_is_refused)
 }
 END_TEST
 
+START_TEST(test_index_larger_than_seed_refused)
+{
+	struct fixture f;
+	struct slotsync_chunker_params p = slotsync_chunker_params_default();
+	struct slotsync_error err = { 0 };
+	struct slotsync_seed_set *set;
+
+	fixture_make(&f);
+	/* the seed image is shorter than what its index describes */
+	ck_assert_int_eq(truncate(f.img, IMG_LEN / 2), 0);
+	set = slotsync_seed_set_new(SLOTSYNC_DIGEST_SHA256, &p);
+	ck_assert_int_eq(slotsync_seed_set_add(set, f.img, f.idx, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "describes"));
+	ck_assert_ptr_nonnull(strstr(err.msg, f.img));
+	slotsync_seed_set_free(set);
+	fixture_free(&f);
+}
+END_TEST
+
 START_TEST(test_bad_specs)
 {
 	struct slotsync_chunker_params p = slotsync_chunker_params_default();
@@ -155,6 +175,7 @@ int main(void)
 	tcase_add_test(tc, test_seed_with_index);
 	tcase_add_test(tc, test_seed_chunked_on_the_fly);
 	tcase_add_test(tc, test_changed_seed_is_refused);
+	tcase_add_test(tc, test_index_larger_than_seed_refused);
 	tcase_add_test(tc, test_bad_specs);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);

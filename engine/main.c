@@ -72,6 +72,8 @@ static void print_json(const struct slotsync_assemble_stats *st, int dry_run, co
 	json_object_object_add(o, "bytes_fetched", json_object_new_int64((int64_t)st->bytes_fetched));
 	json_object_object_add(o, "bytes_written", json_object_new_int64((int64_t)st->bytes_written));
 	json_object_object_add(o, "seed_chunks_rejected", json_object_new_int64((int64_t)st->seed_chunks_rejected));
+	json_object_object_add(o, "chunks_rechecked", json_object_new_int64((int64_t)st->chunks_rechecked));
+	json_object_object_add(o, "chunks_recheck_failed", json_object_new_int64((int64_t)st->chunks_recheck_failed));
 	json_object_object_add(o, "fetch_retries", json_object_new_int64((int64_t)st->fetch_retries));
 	json_object_object_add(o, "fetch_resumed", json_object_new_int64((int64_t)st->fetch_resumed));
 	json_object_object_add(o, "connections", json_object_new_int64(st->connections));

@@ -10,7 +10,7 @@ PACKAGES=(
 	# libraries
 	libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check
 	# tools the tests and the demo use
-	casync squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3
+	casync debootstrap squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
 )

@@ -33,7 +33,6 @@
 
 #define SEED_BATCH_BYTES (32u << 20)
 #define PENDING_MAX 65536u       /* places in one batch at most */
-#define WRITEBACK_KICK_BYTES (8u << 20)
 #define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
 #define VERIFY_THREADS 2
 #define SEED_THREADS 2
@@ -70,8 +69,9 @@ struct asm_ctx {
 	/* the batch not yet durable */
 	uint32_t *pending;
 	size_t n_pending;
-	uint64_t pending_bytes, pending_fetched_bytes, fetched_commit_bytes;
-	uint64_t unkicked_bytes;    /* written since writeback was last started */
+	size_t n_recorded;          /* pending[0..n_recorded) are in WRITTEN records */
+	uint64_t pending_bytes;
+	uint64_t unrecorded_fetched_bytes, fetched_record_bytes;
 	/* fetch */
 	uint32_t *job_group;       /* fetch job -> plan group */
 	double t0, last_progress;
@@ -134,14 +134,6 @@ static int target_write(struct asm_ctx *a, const void *buf, size_t len, uint64_t
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "cannot write %s at offset %" PRIu64, a->target, offset);
 	a->st->bytes_written += len;
-	a->unkicked_bytes += len;
-	if (a->unkicked_bytes >= WRITEBACK_KICK_BYTES) {
-		/* Start writing back what is dirty now, without waiting: by the time
-		 * commit() fdatasyncs, most of it is on disk, and the disk worked
-		 * while we computed. */
-		(void)sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		a->unkicked_bytes = 0;
-	}
 	return 0;
 }
 
@@ -163,8 +155,9 @@ static int commit(struct asm_ctx *a, struct slotsync_error *err)
 	for (size_t i = 0; i < a->n_pending; i++)
 		a->done[a->pending[i]] = 1;
 	a->n_pending = 0;
+	a->n_recorded = 0;
 	a->pending_bytes = 0;
-	a->pending_fetched_bytes = 0;
+	a->unrecorded_fetched_bytes = 0;
 	return 0;
 }
 
@@ -221,8 +214,9 @@ static int bg_commit_start(struct asm_ctx *a, struct slotsync_error *err)
 	bg->n = a->n_pending;
 	a->pending = tmp;
 	a->n_pending = 0;
+	a->n_recorded = 0;
 	a->pending_bytes = 0;
-	a->pending_fetched_bytes = 0;
+	a->unrecorded_fetched_bytes = 0;
 	if (pthread_create(&bg->th, NULL, bg_commit_run, bg) == 0) {
 		bg->running = 1;
 		return 0;
@@ -419,6 +413,19 @@ out:
 	return r;
 }
 
+/* Appends a WRITTEN record for the pending places not yet in one. */
+static int record_written(struct asm_ctx *a, struct slotsync_error *err)
+{
+	int r;
+
+	r = slotsync_journal_append_written(a->journal, a->pending + a->n_recorded, a->n_pending - a->n_recorded, err);
+	if (r == 0) {
+		a->n_recorded = a->n_pending;
+		a->unrecorded_fetched_bytes = 0;
+	}
+	return r;
+}
+
 static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
 {
 	struct asm_ctx *a = userdata;
@@ -437,10 +444,18 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	if (r < 0)
 		return r;
 	a->st->chunks_fetched++;
-	a->pending_fetched_bytes += len;
-	/* Commit often enough that a cut loses at most about concurrency x max
-	 * chunk size of fetched data (in flight plus not yet journaled). */
-	if (a->pending_fetched_bytes >= a->fetched_commit_bytes || a->pending_bytes >= SEED_BATCH_BYTES) {
+	a->unrecorded_fetched_bytes += len;
+	/* A kill loses what was fetched but is in no record: note the places
+	 * written often enough that this stays a fraction of concurrency x max
+	 * chunk size.  Such a note costs one write(); making the batch durable
+	 * (fdatasync) waits for SEED_BATCH_BYTES, so a fast link is not held to
+	 * the disk's flush latency. */
+	if (a->unrecorded_fetched_bytes >= a->fetched_record_bytes) {
+		r = record_written(a, err);
+		if (r < 0)
+			return r;
+	}
+	if (a->pending_bytes >= SEED_BATCH_BYTES) {
 		r = bg_commit_start(a, err);
 		if (r < 0)
 			return r;
@@ -490,8 +505,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 		if (a->plan->groups[g].source == SLOTSYNC_SOURCE_FETCH)
 			a->job_group[n++] = (uint32_t)g;
 	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
-	/* two batches (one committing, one filling) stay within concurrency x max */
-	a->fetched_commit_bytes = (uint64_t)conc * a->idx->chunk_size_max / 4;
+	a->fetched_record_bytes = (uint64_t)conc * a->idx->chunk_size_max / 8;
 	r = slotsync_fetch_run(&a->opt->fetch, n, slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max),
 			       fetch_describe, fetch_done, fetch_tick, a, &fs, err);
 	a->st->bytes_fetched = fs.bytes_received;
@@ -616,6 +630,48 @@ static int verify_target(struct asm_ctx *a, struct slotsync_error *err)
 	return r;
 }
 
+/* Places the journal says were written but not known durable: each is read
+ * back and checked.  One that matches counts as done (the next commit makes it
+ * durable and journals it DONE); one that does not is written again. */
+static int recheck_written(struct asm_ctx *a, struct slotsync_error *err)
+{
+	uint8_t *buf = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < a->idx->n_chunks && r == 0; i++) {
+		uint64_t start = slotsync_index_chunk_start(a->idx, i), size = slotsync_index_chunk_size(a->idx, i);
+		uint8_t got[SLOTSYNC_DIGEST_BYTES];
+		ssize_t n;
+
+		if (a->done[i] != SLOTSYNC_JOURNAL_WRITTEN)
+			continue;
+		a->done[i] = SLOTSYNC_JOURNAL_TODO;
+		if (!buf && !(buf = malloc(a->idx->chunk_size_max))) {
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		n = io_pread_full(a->fd, buf, size, start);
+		if (n < 0) {
+			r = slotsync_error_set_errno(err, (int)n, "cannot read %s back", a->target);
+			break;
+		}
+		if ((uint64_t)n != size || slotsync_digest(a->idx->digest, buf, size, got) < 0 ||
+		    memcmp(got, a->idx->chunks[i].id, SLOTSYNC_DIGEST_BYTES) != 0) {
+			a->st->chunks_recheck_failed++;
+			continue;
+		}
+		a->st->chunks_rechecked++;
+		if (a->n_pending == PENDING_MAX && (r = commit(a, err)) < 0)
+			break;
+		a->pending[a->n_pending++] = (uint32_t)i;
+		a->pending_bytes += size;
+		a->done[i] = SLOTSYNC_JOURNAL_DURABLE;
+	}
+	a->n_recorded = a->n_pending;
+	free(buf);
+	return r;
+}
+
 static int open_target(struct asm_ctx *a, struct slotsync_journal_identity *id, struct slotsync_error *err)
 {
 	uint64_t image = slotsync_index_image_size(a->idx), size;
@@ -640,6 +696,12 @@ static int open_target(struct asm_ctx *a, struct slotsync_journal_identity *id, 
 		if (size != image && ftruncate(a->fd, (off_t)image) < 0)
 			return slotsync_error_set_errno(err, -errno, "cannot size target %s to %" PRIu64 " bytes", a->target,
 							image);
+		/* Reserve the blocks now: a full disk is found before the download,
+		 * and writes need not allocate as they go.  (Blocks already there
+		 * stay as they are; a file system without fallocate just goes on.) */
+		if (fallocate(a->fd, 0, 0, (off_t)image) < 0 && errno != EOPNOTSUPP && errno != ENOSYS)
+			return slotsync_error_set_errno(err, -errno, "cannot reserve %" PRIu64 " bytes for target %s", image,
+							a->target);
 		id->target_dev = st.st_dev;
 		id->target_ino = st.st_ino;
 	}
@@ -698,6 +760,8 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 		id.image_size = stats->bytes_total;
 		id.n_chunks = a.idx->n_chunks;
 		r = slotsync_journal_open(journal_path, &id, opt->reset_journal, a.done, &verified, &a.journal, err);
+		if (r == 0)
+			r = recheck_written(&a, err);
 		if (r < 0)
 			goto out;
 	}

@@ -4,7 +4,7 @@
  *   header (96 bytes): magic "SLOTSYNC-JOURNAL" (16), version u32 = 1, pad u32,
  *     index digest (32), image size u64, chunk count u64, target dev u64, target
  *     ino u64, xxh3-64 of the preceding 88 bytes u64
- *   record: kind u32 ('D', 'I' or 'V'), count u32, count x position u32,
+ *   record: kind u32 ('D', 'W', 'I' or 'V'), count u32, count x position u32,
  *     xxh3-64 of kind, count and positions u64
  */
 #include "slotsync/journal.h"
@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@
 #define HEADER_BYTES 96u
 #define RECORD_MAX_POSITIONS (1u << 20)
 #define KIND_DONE 0x44u     /* 'D' */
+#define KIND_WRITTEN 0x57u  /* 'W' */
 #define KIND_INVALID 0x49u  /* 'I' */
 #define KIND_VERIFIED 0x56u /* 'V' */
 
@@ -34,6 +36,7 @@ struct slotsync_journal {
 	uint64_t n_chunks;
 	uint8_t *buf;  /* record being built */
 	size_t cap;
+	pthread_mutex_t lock; /* one append at a time */
 };
 
 static void put32(uint8_t *p, uint32_t v)
@@ -137,12 +140,14 @@ static int journal_replay(struct slotsync_journal *j, uint8_t *done, int *verifi
 		len = 8 + 4 * (uint64_t)count + 8;
 		if ((uint64_t)n - p < len || get64(buf + p + len - 8) != XXH3_64bits(buf + p, len - 8))
 			break;
-		if (kind != KIND_DONE && kind != KIND_INVALID && kind != KIND_VERIFIED)
+		if (kind != KIND_DONE && kind != KIND_WRITTEN && kind != KIND_INVALID && kind != KIND_VERIFIED)
 			break;
 		for (uint32_t i = 0; i < count; i++) {
 			uint32_t pos = get32(buf + p + 8 + 4 * (uint64_t)i);
 			if (pos < j->n_chunks)
-				done[pos] = kind == KIND_DONE;
+				done[pos] = kind == KIND_DONE	 ? SLOTSYNC_JOURNAL_DURABLE
+					    : kind == KIND_WRITTEN ? SLOTSYNC_JOURNAL_WRITTEN
+								   : SLOTSYNC_JOURNAL_TODO;
 		}
 		if (kind == KIND_VERIFIED)
 			*verified = 1;
@@ -176,6 +181,7 @@ int slotsync_journal_open(const char *path, const struct slotsync_journal_identi
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
 	j->n_chunks = id->n_chunks;
+	pthread_mutex_init(&j->lock, NULL);
 	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (j->fd < 0) {
 		r = slotsync_error_set_errno(err, -errno, "cannot open journal %s", path);
@@ -220,11 +226,12 @@ void slotsync_journal_free(struct slotsync_journal *j)
 		close(j->fd);
 	free(j->buf);
 	free(j->path);
+	pthread_mutex_destroy(&j->lock);
 	free(j);
 }
 
-static int journal_append(struct slotsync_journal *j, uint32_t kind, const uint32_t *positions, size_t n,
-			  struct slotsync_error *err)
+static int journal_append_locked(struct slotsync_journal *j, uint32_t kind, const uint32_t *positions, size_t n,
+				 struct slotsync_error *err)
 {
 	size_t done = 0;
 
@@ -252,18 +259,36 @@ static int journal_append(struct slotsync_journal *j, uint32_t kind, const uint3
 		r = io_pwrite_full(j->fd, j->buf, len, (uint64_t)end);
 		if (r < 0)
 			return slotsync_error_set_errno(err, r, "cannot append to journal %s", j->path);
-		/* The record is a promise about the target: it counts only once durable. */
-		if (fdatasync(j->fd) < 0)
+		/* A DONE record is a promise about the target: it counts only once
+		 * durable.  A WRITTEN record promises nothing. */
+		if (kind != KIND_WRITTEN && fdatasync(j->fd) < 0)
 			return slotsync_error_set_errno(err, -errno, "cannot fdatasync journal %s", j->path);
 		done += count;
 	} while (done < n);
 	return 0;
 }
 
+static int journal_append(struct slotsync_journal *j, uint32_t kind, const uint32_t *positions, size_t n,
+			  struct slotsync_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&j->lock);
+	r = journal_append_locked(j, kind, positions, n, err);
+	pthread_mutex_unlock(&j->lock);
+	return r;
+}
+
 int slotsync_journal_append_done(struct slotsync_journal *j, const uint32_t *positions, size_t n,
 				 struct slotsync_error *err)
 {
 	return n ? journal_append(j, KIND_DONE, positions, n, err) : 0;
+}
+
+int slotsync_journal_append_written(struct slotsync_journal *j, const uint32_t *positions, size_t n,
+				    struct slotsync_error *err)
+{
+	return n ? journal_append(j, KIND_WRITTEN, positions, n, err) : 0;
 }
 
 int slotsync_journal_append_invalid(struct slotsync_journal *j, const uint32_t *positions, size_t n,

@@ -4,14 +4,23 @@
  * is reused), a cursor over jobs not yet started (they start in order), and a
  * short list of jobs waiting to be retried, each with the earliest time it may
  * start again and the bytes an earlier attempt received (the next attempt asks
- * only for the rest).  Per job only its attempt count and whether it was
- * accepted are kept.
+ * only for the rest).  Per job only its attempt count is kept.
+ *
+ * Bodies are consumed on a thread of their own: a finished transfer hands its
+ * buffer to a short queue and its stream takes a free buffer from a pool (one
+ * per stream plus QUEUE_EXTRA), so that the caller's work on a body (decode,
+ * check, write) overlaps the network instead of stalling it.  The consumer
+ * calls the done and tick callbacks, always on that one thread, and posts each
+ * verdict back; the transfer loop, woken by curl_multi_wakeup(), counts the
+ * body accepted or schedules it again.  A full queue makes the transfer loop
+ * wait for a buffer: a slow disk slows the downloads down, never memory up.
  */
 #include "slotsync/fetch.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +28,10 @@
 
 #define MAX_CONCURRENCY 256
 #define PATH_MAX_BYTES 512
+#define QUEUE_EXTRA 4           /* bodies waiting for the consumer, beyond one per stream */
 
 struct job_state {
 	uint16_t attempts;
-	uint8_t accepted;
 };
 
 struct retry {
@@ -45,11 +54,47 @@ struct stream {
 	struct fetcher *f;
 };
 
+struct body {
+	size_t job;
+	uint8_t *buf;
+	size_t len;
+};
+
+struct verdict {
+	size_t job;            /* SIZE_MAX: the tick failed */
+	int r;
+	struct slotsync_error err;
+};
+
+/* The consumer thread and what it shares with the transfer loop (under lock). */
+struct consumer {
+	pthread_mutex_t lock;
+	pthread_cond_t work;           /* a body was queued, or stop was set */
+	pthread_cond_t freed;          /* a buffer came back to the pool */
+	struct body *queue;            /* ring of n_bufs */
+	size_t q_head, q_len;
+	uint8_t **free_bufs;
+	size_t n_free;
+	size_t n_accepted;             /* bodies accepted so far */
+	struct verdict *verdicts;      /* refusals posted, not yet read by the loop */
+	size_t n_verdicts, cap_verdicts;
+	int stop;                      /* no more bodies will come */
+	int loop_idle;                 /* the transfer loop waits for verdicts only */
+	int failed;                    /* a callback failed the run: post nothing more */
+	pthread_t th;
+	int running;
+};
+
 struct fetcher {
 	const struct slotsync_fetch_options *opt;
 	size_t n_jobs, next_job;
 	slotsync_fetch_describe_cb describe;
+	slotsync_fetch_done_cb done;
+	slotsync_fetch_tick_cb tick;
 	void *userdata;
+	struct consumer c;
+	uint8_t **bufs;                /* every body buffer, to free them */
+	size_t n_bufs;
 	struct job_state *state;
 	struct retry *retries;
 	size_t n_retries, cap_retries;
@@ -167,21 +212,25 @@ static int stream_start(struct fetcher *f, struct stream *s, size_t job, const u
 	return 0;
 }
 
-/* Schedules the job of stream s for another attempt, keeping partial_len bytes
- * of what it received, or fails the run if the job has had all its attempts. */
-static int job_retry(struct fetcher *f, struct stream *s, size_t partial_len, const char *why,
+/* Schedules job for another attempt, keeping partial[0..partial_len) of what
+ * it received, or fails the run if the job has had all its attempts. */
+static int job_retry(struct fetcher *f, size_t job, const uint8_t *partial, size_t partial_len, const char *why,
 		     struct slotsync_error *err)
 {
 	const struct slotsync_fetch_options *o = f->opt;
-	size_t job = s->job;
 	int attempts = f->state[job].attempts, max = o->max_attempts > 0 ? o->max_attempts : 8;
 	double base = (double)(o->backoff_initial_ms > 0 ? o->backoff_initial_ms : 500) / 1000.0;
 	double cap = (double)(o->backoff_max_ms > 0 ? o->backoff_max_ms : 60000) / 1000.0;
 	double delay;
 	struct retry *rt;
 
-	if (attempts >= max)
-		return slotsync_error_set(err, -EIO, "%s: %s (gave up after %d attempts)", s->url, why, attempts);
+	if (attempts >= max) {
+		char path[PATH_MAX_BYTES];
+		size_t max_bytes;
+		f->describe(f->userdata, job, path, sizeof(path), &max_bytes);
+		return slotsync_error_set(err, -EIO, "%s/%s: %s (gave up after %d attempts)", o->base_url, path, why,
+					  attempts);
+	}
 	if (f->n_retries == f->cap_retries) {
 		size_t c = f->cap_retries ? f->cap_retries * 2 : 16;
 		struct retry *n = realloc(f->retries, c * sizeof(*n));
@@ -201,16 +250,188 @@ static int job_retry(struct fetcher *f, struct stream *s, size_t partial_len, co
 	rt->partial = NULL;
 	rt->len = 0;
 	if (partial_len && (rt->partial = malloc(partial_len))) {
-		memcpy(rt->partial, s->buf, partial_len);
+		memcpy(rt->partial, partial, partial_len);
 		rt->len = partial_len;
 	}
 	f->stats->retries++;
 	return 0;
 }
 
+static double deadline_in(struct timespec *ts, double seconds)
+{
+	double t = now_s() + seconds;
+
+	ts->tv_sec = (time_t)t;
+	ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
+	return t;
+}
+
+/* The consumer: runs done() on each queued body and tick() about once a
+ * second, and posts the verdicts. */
+static void *consumer_run(void *arg)
+{
+	struct fetcher *f = arg;
+	struct consumer *c = &f->c;
+	double next_tick = now_s() + 1.0;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct verdict v = { 0 };
+		int post = 0;
+
+		while (c->q_len == 0 && !c->stop && now_s() < next_tick) {
+			struct timespec ts;
+			deadline_in(&ts, next_tick - now_s());
+			pthread_cond_timedwait(&c->work, &c->lock, &ts);
+		}
+		if (c->q_len > 0) {
+			struct body b = c->queue[c->q_head];
+			c->q_head = (c->q_head + 1) % f->n_bufs;
+			c->q_len--;
+			pthread_mutex_unlock(&c->lock);
+			v.job = b.job;
+			v.r = c->failed ? 0 : f->done(f->userdata, b.job, b.buf, b.len, &v.err);
+			pthread_mutex_lock(&c->lock);
+			c->free_bufs[c->n_free++] = b.buf;
+			pthread_cond_signal(&c->freed);
+			post = !c->failed;
+		} else if (c->stop) {
+			break;
+		} else {
+			pthread_mutex_unlock(&c->lock);
+			v.job = SIZE_MAX;
+			v.r = f->tick && !c->failed ? f->tick(f->userdata, &v.err) : 0;
+			pthread_mutex_lock(&c->lock);
+			next_tick = now_s() + 1.0;
+			post = v.r < 0 && !c->failed;
+		}
+		if (post && v.r == 0) {
+			c->n_accepted++;
+		} else if (post) {
+			if (c->n_verdicts == c->cap_verdicts) {
+				size_t cap = c->cap_verdicts ? c->cap_verdicts * 2 : 16;
+				struct verdict *nv = realloc(c->verdicts, cap * sizeof(*nv));
+				if (!nv) {
+					v.r = slotsync_error_set(&v.err, -ENOMEM, "out of memory");
+					c->n_verdicts = 0; /* room for this one: the run ends on it */
+				} else {
+					c->verdicts = nv;
+					c->cap_verdicts = cap;
+				}
+			}
+			if (v.r != -EAGAIN)
+				c->failed = 1;
+			c->verdicts[c->n_verdicts++] = v;
+		}
+		/* the transfer loop looks at verdicts whenever the network wakes it;
+		 * it needs waking only when it waits for nothing else, or to retry */
+		if (post && (c->loop_idle || v.r != 0))
+			curl_multi_wakeup(f->multi);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static int consumer_start(struct fetcher *f, struct slotsync_error *err)
+{
+	struct consumer *c = &f->c;
+	pthread_condattr_t attr;
+
+	c->queue = calloc(f->n_bufs, sizeof(*c->queue));
+	c->free_bufs = calloc(f->n_bufs, sizeof(*c->free_bufs));
+	c->cap_verdicts = 16;
+	c->verdicts = calloc(c->cap_verdicts, sizeof(*c->verdicts));
+	if (!c->queue || !c->free_bufs || !c->verdicts)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->work, &attr);
+	pthread_cond_init(&c->freed, NULL);
+	pthread_condattr_destroy(&attr);
+	if (pthread_create(&c->th, NULL, consumer_run, f) != 0)
+		return slotsync_error_set(err, -EAGAIN, "cannot start the thread that consumes downloads");
+	c->running = 1;
+	return 0;
+}
+
+/* Lets the consumer finish what is queued, then joins it. */
+static void consumer_stop(struct fetcher *f)
+{
+	struct consumer *c = &f->c;
+
+	if (!c->running)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = 1;
+	pthread_cond_signal(&c->work);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->th, NULL);
+	c->running = 0;
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->work);
+	pthread_cond_destroy(&c->freed);
+}
+
+/* Hands the body of stream s to the consumer and gives s a free buffer.  The
+ * consumer is woken by consumer_kick(), once for all the bodies that one turn
+ * of the transfer loop finished, or here when the pool is empty. */
+static void consumer_give(struct fetcher *f, struct stream *s)
+{
+	struct consumer *c = &f->c;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->n_free == 0) {
+		pthread_cond_signal(&c->work);
+		pthread_cond_wait(&c->freed, &c->lock);
+	}
+	c->queue[(c->q_head + c->q_len) % f->n_bufs] = (struct body){ s->job, s->buf, s->len };
+	c->q_len++;
+	s->buf = c->free_bufs[--c->n_free];
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void consumer_kick(struct fetcher *f)
+{
+	pthread_mutex_lock(&f->c.lock);
+	if (f->c.q_len)
+		pthread_cond_signal(&f->c.work);
+	pthread_mutex_unlock(&f->c.lock);
+}
+
+static void consumer_set_idle(struct fetcher *f, int idle)
+{
+	pthread_mutex_lock(&f->c.lock);
+	f->c.loop_idle = idle;
+	pthread_mutex_unlock(&f->c.lock);
+}
+
+/* Reads the consumer's verdicts: accepted bodies are counted, refused ones
+ * scheduled again; a failure ends the run. */
+static int consumer_verdicts(struct fetcher *f, size_t *accepted, struct slotsync_error *err)
+{
+	struct consumer *c = &f->c;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	*accepted = c->n_accepted;
+	while (r == 0 && c->n_verdicts > 0) {
+		struct verdict v = c->verdicts[--c->n_verdicts];
+		pthread_mutex_unlock(&c->lock);
+		if (v.r == -EAGAIN) {
+			r = job_retry(f, v.job, NULL, 0, slotsync_error_message(&v.err), err);
+		} else {
+			*err = v.err;
+			r = v.r;
+		}
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 /* A transfer ended: hand the body to the caller or schedule a retry. */
-static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, slotsync_fetch_done_cb done,
-			   struct slotsync_error *err)
+static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, struct slotsync_error *err)
 {
 	size_t job = s->job;
 	char why[CURL_ERROR_SIZE + 64];
@@ -230,18 +451,19 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, sl
 		f->stats->http_version = 1;
 
 	if (s->overflow) {
-		r = job_retry(f, s, 0, "response larger than the chunk can be (cut off)", err);
+		r = job_retry(f, job, NULL, 0, "response larger than the chunk can be (cut off)", err);
 	} else if (res != CURLE_OK) {
 		if (res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
 		    res == CURLE_SSL_CERTPROBLEM || res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT) {
 			r = slotsync_error_set(err, -EPERM, "%s: %s", s->url, s->error[0] ? s->error : curl_easy_strerror(res));
 		} else if (res == CURLE_RANGE_ERROR) {
 			/* the server does not do ranges: the next attempt starts over */
-			r = job_retry(f, s, 0, "the server ignores Range requests; fetching the whole chunk again", err);
+			r = job_retry(f, job, NULL, 0, "the server ignores Range requests; fetching the whole chunk again",
+				      err);
 		} else {
 			snprintf(why, sizeof(why), "%s", s->error[0] ? s->error : curl_easy_strerror(res));
 			/* keep what arrived: the next attempt asks for the rest */
-			r = job_retry(f, s, code == 200 || code == 206 ? s->len : 0, why, err);
+			r = job_retry(f, job, s->buf, code == 200 || code == 206 ? s->len : 0, why, err);
 		}
 	} else if (code == 404 || code == 410) {
 		r = slotsync_error_set(err, -ENOENT, "%s: not found (HTTP %ld)", s->url, code);
@@ -253,17 +475,11 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, sl
 					       : "");
 	} else if (code != 200 && code != 206) {
 		snprintf(why, sizeof(why), "HTTP %ld", code);
-		r = job_retry(f, s, 0, why, err);
+		r = job_retry(f, job, NULL, 0, why, err);
 	} else {
-		struct slotsync_error cb_err = { 0 };
-		r = done(f->userdata, job, s->buf, s->len, &cb_err);
-		if (r == -EAGAIN) {
-			r = job_retry(f, s, 0, slotsync_error_message(&cb_err), err);
-		} else if (r < 0) {
-			*err = cb_err;
-		} else {
-			f->state[job].accepted = 1;
-		}
+		/* the consumer's verdict comes back through consumer_verdicts() */
+		consumer_give(f, s);
+		r = 0;
 	}
 	s->job = SIZE_MAX;
 	return r;
@@ -322,7 +538,6 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 {
 	struct fetcher f = { 0 };
 	size_t accepted = 0;
-	double last_tick = now_s();
 	int r = 0, active = 0;
 
 	memset(stats, 0, sizeof(*stats));
@@ -335,6 +550,8 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 	f.opt = opt;
 	f.n_jobs = n_jobs;
 	f.describe = describe;
+	f.done = done;
+	f.tick = tick;
 	f.userdata = userdata;
 	f.stats = stats;
 	f.seed = (unsigned int)(now_s() * 1e6);
@@ -344,10 +561,12 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 		f.n_streams = MAX_CONCURRENCY;
 	if ((size_t)f.n_streams > n_jobs)
 		f.n_streams = (int)n_jobs;
+	f.n_bufs = (size_t)f.n_streams + QUEUE_EXTRA;
 	f.state = calloc(n_jobs, sizeof(*f.state));
 	f.streams = calloc((size_t)f.n_streams, sizeof(*f.streams));
+	f.bufs = calloc(f.n_bufs, sizeof(*f.bufs));
 	f.multi = curl_multi_init();
-	if (!f.state || !f.streams || !f.multi) {
+	if (!f.state || !f.streams || !f.bufs || !f.multi) {
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -355,13 +574,22 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 	/* one connection: all streams share it */
 	curl_multi_setopt(f.multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
 	curl_multi_setopt(f.multi, CURLMOPT_MAX_CONCURRENT_STREAMS, (long)f.n_streams);
-	for (int i = 0; i < f.n_streams; i++) {
-		f.streams[i].job = SIZE_MAX;
-		f.streams[i].buf = malloc(max_body ? max_body : 1);
-		if (!f.streams[i].buf) {
+	for (size_t i = 0; i < f.n_bufs; i++) {
+		f.bufs[i] = malloc(max_body ? max_body : 1);
+		if (!f.bufs[i]) {
 			r = slotsync_error_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
+	}
+	r = consumer_start(&f, err);
+	if (r < 0)
+		goto out;
+	/* one buffer per stream, the rest free for the consumer's queue */
+	for (size_t i = (size_t)f.n_streams; i < f.n_bufs; i++)
+		f.c.free_bufs[f.c.n_free++] = f.bufs[i];
+	for (int i = 0; i < f.n_streams; i++) {
+		f.streams[i].job = SIZE_MAX;
+		f.streams[i].buf = f.bufs[i];
 		r = stream_setup(&f, &f.streams[i], err);
 		if (r < 0)
 			goto out;
@@ -381,50 +609,68 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 		}
 		while ((msg = curl_multi_info_read(f.multi, &left))) {
 			struct stream *s;
-			size_t job;
 			if (msg->msg != CURLMSG_DONE)
 				continue;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-			job = s->job;
-			r = stream_finished(&f, s, msg->data.result, done, err);
+			r = stream_finished(&f, s, msg->data.result, err);
 			active--;
 			if (r < 0)
 				goto out;
-			if (f.state[job].accepted)
-				accepted++;
 		}
+		consumer_kick(&f);
+		r = consumer_verdicts(&f, &accepted, err);
+		if (r < 0)
+			goto out;
 		/* streams that just finished take the next jobs before we wait */
 		r = start_ready(&f, &active, &wait_ms, err);
 		if (r < 0)
 			goto out;
-		if (tick && now_s() - last_tick >= 1.0) {
-			last_tick = now_s();
-			r = tick(userdata, err);
-			if (r < 0)
+		if (accepted < n_jobs) {
+			CURLMcode mc;
+			if (active == 0) {
+				/* nothing on the wire: wait for the consumer, but first see
+				 * whether it spoke since we last looked */
+				consumer_set_idle(&f, 1);
+				r = consumer_verdicts(&f, &accepted, err);
+				if (r < 0 || accepted == n_jobs) {
+					consumer_set_idle(&f, 0);
+					if (r < 0)
+						goto out;
+					continue;
+				}
+			}
+			mc = curl_multi_poll(f.multi, NULL, 0, (int)(wait_ms < 100 ? wait_ms : 100), NULL);
+			if (active == 0)
+				consumer_set_idle(&f, 0);
+			if (mc != CURLM_OK) {
+				r = slotsync_error_set(err, -EIO, "transfer engine failed");
 				goto out;
-		}
-		if (accepted < n_jobs &&
-		    curl_multi_poll(f.multi, NULL, 0, (int)(wait_ms < 100 ? wait_ms : 100), NULL) !=
-			    CURLM_OK) {
-			r = slotsync_error_set(err, -EIO, "transfer engine failed");
-			goto out;
+			}
 		}
 	}
-	if (tick)
-		r = tick(userdata, err);
 out:
+	/* bodies already received are still worth keeping: the consumer finishes
+	 * its queue before the run ends, whatever ended it */
+	consumer_stop(&f);
+	if (r == 0 && tick)
+		r = tick(userdata, err);
 	for (int i = 0; f.streams && i < f.n_streams; i++) {
 		if (f.streams[i].easy) {
 			if (f.streams[i].job != SIZE_MAX)
 				curl_multi_remove_handle(f.multi, f.streams[i].easy);
 			curl_easy_cleanup(f.streams[i].easy);
 		}
-		free(f.streams[i].buf);
 	}
+	for (size_t i = 0; f.bufs && i < f.n_bufs; i++)
+		free(f.bufs[i]);
 	for (size_t k = 0; k < f.n_retries; k++)
 		free(f.retries[k].partial);
 	if (f.multi)
 		curl_multi_cleanup(f.multi);
+	free(f.c.queue);
+	free(f.c.free_bufs);
+	free(f.c.verdicts);
+	free(f.bufs);
 	free(f.retries);
 	free(f.streams);
 	free(f.state);

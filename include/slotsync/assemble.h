@@ -28,6 +28,8 @@ extern "C" {
 struct slotsync_assemble_stats {
 	uint64_t chunks_total, bytes_total;          /* the image */
 	uint64_t chunks_already_done;                /* places the journal proved durable */
+	uint64_t chunks_rechecked;                   /* journaled as written only: read back and found good */
+	uint64_t chunks_recheck_failed;              /* ... and found wrong (lost in a power cut): redone */
 	uint64_t chunks_from_seed, bytes_from_seed;  /* places written from seeds */
 	uint64_t chunks_fetched, bytes_fetched;      /* unique chunks fetched; bytes over the wire */
 	uint64_t chunks_to_fetch, bytes_to_fetch;    /* plan: unique chunks and their uncompressed bytes */
@@ -49,7 +51,8 @@ struct slotsync_assemble_options {
 	struct slotsync_fetch_options fetch;  /* base_url: the store */
 	int dry_run;                 /* plan only: write and fetch nothing */
 	int reset_journal;           /* start anew when the journal belongs to something else */
-	/* called now and then with the running totals (may be NULL) */
+	/* called now and then with the running totals (may be NULL); not always on
+	 * the caller's thread, but never twice at once */
 	void (*progress)(void *userdata, const struct slotsync_assemble_stats *st);
 	void *progress_userdata;
 };

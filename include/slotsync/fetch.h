@@ -49,7 +49,9 @@ typedef void (*slotsync_fetch_describe_cb)(void *userdata, size_t job, char *pat
 
 /* Called for each body received whole.  Return 0 to accept it, -EAGAIN to have
  * it fetched again (counts as an attempt; err explains), or another negative
- * code to stop the run (err says why). */
+ * code to stop the run (err says why).  done and tick run on a thread of the
+ * fetcher's own, one call at a time, never on the caller's thread during the
+ * run; describe runs on the caller's thread. */
 typedef int (*slotsync_fetch_done_cb)(void *userdata, size_t job, const uint8_t *data, size_t len,
 				      struct slotsync_error *err);
 
@@ -68,7 +70,8 @@ struct slotsync_fetch_stats {
 /* Fetches jobs 0..n_jobs-1 (max_body: the largest bound of any job); returns 0
  * when all were accepted.  A job that fails max_attempts times, or a 404 (the
  * store does not have it), ends the run with an error naming the job's URL.
- * Memory: a few bytes per job, plus one body buffer per stream. */
+ * Memory: a few bytes per job, plus one body buffer per stream and a few more
+ * for bodies waiting for done. */
 int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, size_t max_body,
 		       slotsync_fetch_describe_cb describe, slotsync_fetch_done_cb done, slotsync_fetch_tick_cb tick,
 		       void *userdata, struct slotsync_fetch_stats *stats, struct slotsync_error *err);

@@ -5,14 +5,21 @@
  * or the block device number, and the image size), so that a journal is never
  * applied to another image or another target.  Each record lists chunk positions
  * (indexes into the index's chunk table) and ends with an xxh3-64 checksum of
- * itself.  Records are appended only after the target has been fdatasync'd, and
- * the journal is fdatasync'd after each append: a position in the journal is a
- * chunk that is on disk.  A torn last record (power cut during an append) fails
- * its checksum and is dropped, with everything after it.
+ * itself.  A torn last record (power cut during an append) fails its checksum
+ * and is dropped, with everything after it.
  *
- * Record kinds: DONE (positions now durable), INVALID (positions found wrong by
- * verification: to be written again) and VERIFIED (the whole target was read
- * back and matched the index).
+ * Record kinds:
+ *  - DONE: positions now durable.  Appended only after the target has been
+ *    fdatasync'd, and the journal is fdatasync'd after it: a DONE position is a
+ *    chunk that is on disk, and a resumed run skips it without looking.
+ *  - WRITTEN: positions written to the target but not yet known durable.
+ *    Appended without any fdatasync, so that a killed process loses little
+ *    work without paying for a flush per chunk.  A resumed run reads each such
+ *    chunk back and checks it against the index before it counts it: after a
+ *    kill the page cache still holds it, after a power cut it may be gone.
+ *  - INVALID: positions found wrong by verification: to be written again.
+ *  - VERIFIED: the whole target was read back and matched the index.
+ * A later record about a position overrides an earlier one.
  */
 #ifndef SLOTSYNC_JOURNAL_H
 #define SLOTSYNC_JOURNAL_H
@@ -37,11 +44,20 @@ struct slotsync_journal_identity {
 
 struct slotsync_journal;
 
+/* What slotsync_journal_open() says of each position in done[]. */
+enum {
+	SLOTSYNC_JOURNAL_TODO = 0,
+	SLOTSYNC_JOURNAL_DURABLE = 1, /* DONE: on disk */
+	SLOTSYNC_JOURNAL_WRITTEN = 2, /* WRITTEN: check it before counting it */
+};
+
 /* Opens or creates the journal at path for a target with this identity.  An
  * existing journal of another index or target is refused (-EEXIST, err says
  * which) unless reset is set, in which case it is started anew.  done[] (n_chunks
- * bytes, caller-owned) receives 1 for every position the journal proves durable;
- * *verified is set if the journal holds a VERIFIED record. */
+ * bytes, caller-owned) receives SLOTSYNC_JOURNAL_DURABLE for every position the
+ * journal proves durable, SLOTSYNC_JOURNAL_WRITTEN for every position only
+ * written, and SLOTSYNC_JOURNAL_TODO for the rest; *verified is set if the
+ * journal holds a VERIFIED record.  Appends may come from several threads. */
 int slotsync_journal_open(const char *path, const struct slotsync_journal_identity *id, int reset,
 			  uint8_t *done, int *verified, struct slotsync_journal **out, struct slotsync_error *err);
 void slotsync_journal_free(struct slotsync_journal *j);
@@ -50,6 +66,11 @@ void slotsync_journal_free(struct slotsync_journal *j);
  * caller must have made those chunks durable on the target first. */
 int slotsync_journal_append_done(struct slotsync_journal *j, const uint32_t *positions, size_t n,
 				 struct slotsync_error *err);
+
+/* Appends a WRITTEN record for positions[0..n), without fdatasync: it survives
+ * a killed process, maybe not a power cut, and promises nothing either way. */
+int slotsync_journal_append_written(struct slotsync_journal *j, const uint32_t *positions, size_t n,
+				    struct slotsync_error *err);
 
 /* Appends an INVALID record (positions to be written again). */
 int slotsync_journal_append_invalid(struct slotsync_journal *j, const uint32_t *positions, size_t n,

@@ -43,6 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
+	/* every place is in one of the three states */
+	for (size_t i = 0; i < N; i++)
+		if (done[i] > SLOTSYNC_JOURNAL_WRITTEN)
+			abort();
 	/* what was accepted can be appended to and reopened */
 	{
 		uint32_t pos = 7;
@@ -51,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	slotsync_journal_free(j);
 	j = NULL;
-	if (slotsync_journal_open(path, &id, 0, done, &verified, &j, &err) < 0 || !done[7])
+	if (slotsync_journal_open(path, &id, 0, done, &verified, &j, &err) < 0 || done[7] != SLOTSYNC_JOURNAL_DURABLE)
 		abort();
 	slotsync_journal_free(j);
 	(void)header_end;

@@ -62,6 +62,37 @@ START_TEST(test_records_survive_reopen)
 }
 END_TEST
 
+/* WRITTEN marks places to check, not to trust; the last record about a place
+ * wins, whatever its kind. */
+START_TEST(test_written_is_not_durable)
+{
+	char *dir = test_mkdtemp();
+	struct slotsync_journal_identity id = ident();
+	struct slotsync_journal *j;
+	struct slotsync_error err = { 0 };
+	uint8_t done[N];
+	uint32_t w[] = { 3, 4, 7 }, d[] = { 4 }, inv[] = { 7 }, w2[] = { 8 };
+	int verified;
+
+	ck_assert_int_eq(slotsync_journal_open(jpath(dir), &id, 0, done, &verified, &j, &err), 0);
+	ck_assert_int_eq(slotsync_journal_append_written(j, w, 3, &err), 0);
+	ck_assert_int_eq(slotsync_journal_append_done(j, d, 1, &err), 0);
+	ck_assert_int_eq(slotsync_journal_append_invalid(j, inv, 1, &err), 0);
+	ck_assert_int_eq(slotsync_journal_append_written(j, w2, 1, &err), 0);
+	slotsync_journal_free(j);
+
+	ck_assert_int_eq(slotsync_journal_open(jpath(dir), &id, 0, done, &verified, &j, &err), 0);
+	ck_assert_int_eq(done[3], SLOTSYNC_JOURNAL_WRITTEN);
+	ck_assert_int_eq(done[4], SLOTSYNC_JOURNAL_DURABLE); /* made durable after it was written */
+	ck_assert_int_eq(done[7], SLOTSYNC_JOURNAL_TODO);    /* invalidated */
+	ck_assert_int_eq(done[8], SLOTSYNC_JOURNAL_WRITTEN); /* the last record, unsynced, still read */
+	ck_assert_int_eq(done[9], SLOTSYNC_JOURNAL_TODO);
+	ck_assert_int_eq(verified, 0);
+	slotsync_journal_free(j);
+	test_rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_torn_tail_is_dropped)
 {
 	char *dir = test_mkdtemp();
@@ -171,6 +202,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_records_survive_reopen);
+	tcase_add_test(tc, test_written_is_not_durable);
 	tcase_add_test(tc, test_torn_tail_is_dropped);
 	tcase_add_test(tc, test_other_index_or_target_refused);
 	tcase_add_test(tc, test_garbage_refused);

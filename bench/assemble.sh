@@ -2,7 +2,10 @@
 # Device engine benchmarks, each against a peer in the same run:
 #  1. every chunk local (seed = the image): slotsync assemble vs dd conv=fdatasync
 #  2. every chunk over loopback HTTP/2 + TLS from nginx: target on disk (vs the
-#     same dd figure) and on tmpfs (MB/s)
+#     same dd figure) and on tmpfs (MB/s); beside it the peer's ceiling: h2load
+#     (nghttp2's load client) fetching the same chunks with the same number of
+#     streams and doing nothing with them, which is as fast as this nginx on
+#     these cores serves them
 #  3. a real update (Debian security pair, raw and zstd): slotsync assemble --seed
 #     vs casync extract --seed, time and bytes downloaded (from nginx's log).
 #     casync gets its own index and store (casync make --chunk-size=16384): it
@@ -39,7 +42,13 @@ A=(--store "$NGINX_URL/store" --ca-file "$T/test-ca.pem")
 
 echo
 echo "== 1, 2: $SIZE_MB MiB incompressible image (best of 3 each)"
-best_dd=999 best_local=999 best_disk=999 best_tmpfs=999
+h2load_all() { # every chunk once; fails unless every request succeeded
+	h2load -i "$T/urls.txt" -n "$nurls" -c 1 -m 16 >"$T/h2load.txt"
+	grep -q " $nurls succeeded" "$T/h2load.txt" || { cat "$T/h2load.txt" >&2; return 1; }
+}
+find "$DISK/www/store" -name '*.cacnk' | sed "s|^$DISK/www|$NGINX_URL|" >"$T/urls.txt"
+nurls=$(wc -l <"$T/urls.txt")
+best_dd=999 best_local=999 best_disk=999 best_tmpfs=999 best_h2load=999
 for _ in 1 2 3; do
 	sync
 	t=$(timed dd if="$DISK/img" of="$DISK/dd.img" bs=1M conv=fdatasync); rm -f "$DISK/dd.img"
@@ -52,11 +61,14 @@ for _ in 1 2 3; do
 	best_disk=$(echo "if ($t < $best_disk) $t else $best_disk" | bc -l)
 	t=$(timed "$SLOTSYNC" assemble "${A[@]}" "$DISK/img.caibx" /dev/shm/slotsync-bench-t.img); rm -f /dev/shm/slotsync-bench-t.img*
 	best_tmpfs=$(echo "if ($t < $best_tmpfs) $t else $best_tmpfs" | bc -l)
+	t=$(timed h2load_all)
+	best_h2load=$(echo "if ($t < $best_h2load) $t else $best_h2load" | bc -l)
 done
 printf '%-44s %8s s %6s MB/s\n' "dd conv=fdatasync (disk)" "$best_dd" "$(mbps "$size" "$best_dd")"
 printf '%-44s %8s s %6s MB/s  %5.0f%% of dd\n' "slotsync, every chunk local (disk)" "$best_local" "$(mbps "$size" "$best_local")" "$(echo "100 * $best_dd / $best_local" | bc -l)"
 printf '%-44s %8s s %6s MB/s  %5.0f%% of dd\n' "slotsync, every chunk over HTTP/2 (disk)" "$best_disk" "$(mbps "$size" "$best_disk")" "$(echo "100 * $best_dd / $best_disk" | bc -l)"
 printf '%-44s %8s s %6s MB/s\n' "slotsync, every chunk over HTTP/2 (tmpfs)" "$best_tmpfs" "$(mbps "$size" "$best_tmpfs")"
+printf '%-44s %8s s %6s MB/s\n' "h2load, same chunks, 16 streams (peer ceiling)" "$best_h2load" "$(mbps "$size" "$best_h2load")"
 
 echo
 echo "== 3: a real update, v1 -> v2, against casync extract --seed"

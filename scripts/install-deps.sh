@@ -11,6 +11,8 @@ PACKAGES=(
 	libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check
 	# tools the tests and the demo use
 	casync debootstrap squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3
+	# benchmarks: a peer HTTP/2 client and arithmetic
+	nghttp2-client bc
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
 )

@@ -274,6 +274,7 @@ static void *consumer_run(void *arg)
 	struct consumer *c = &f->c;
 	double next_tick = now_s() + 1.0;
 
+	pthread_setname_np(pthread_self(), "slotsync-write"); /* as top -H shows it */
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		struct verdict v = { 0 };

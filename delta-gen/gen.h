@@ -3,6 +3,7 @@
 #define SLOTSYNC_GEN_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "slotsync/chunker.h"
 #include "slotsync/digest.h"
@@ -58,6 +59,37 @@ struct gen_check_stats {
  * and leftover temp files. */
 int gen_check(const char *store, const char *index_path, int repair, struct gen_check_stats *stats,
 	      struct slotsync_error *err);
+
+/* Who signs: a certificate with the codeSigning extended key usage, its key (a
+ * PEM file or a pkcs11: URI, read through OpenSSL's pkcs11 engine, module
+ * given or p11-kit's proxy), and intermediate certificates to include. */
+struct gen_signer {
+	const char *cert, *key, *chain, *pkcs11_module;
+};
+
+struct gen_bundle_options {
+	const char *store, *image, *version, *compatible, *allow_downgrade_to;
+	uint64_t security_version;
+	const char **store_urls;
+	int n_store_urls;
+	const char *verity_root_hash, *hook_pre_install, *hook_post_install;
+	time_t created, expires;       /* expires 0: never */
+	struct gen_signer signer;
+	struct gen_make_options make;  /* how the image is chunked into the store */
+};
+
+/* Chunks the image into the store and writes the signed bundle to out. */
+int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err);
+
+struct gen_channel_options {
+	const char *bundle_url, *bundle, *compatible;
+	uint64_t version;
+	time_t expires;
+	struct gen_signer signer;
+};
+
+/* Writes a signed channel pointer to the bundle. */
+int gen_channel(const struct gen_channel_options *o, const char *out, struct slotsync_error *err);
 
 /* Monotonic seconds. */
 double gen_now(void);

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gen.h"
+#include "slotsync/bundle.h"
 #include "slotsync/log.h"
 #include "slotsync/version.h"
 
@@ -24,6 +26,18 @@ static void usage(FILE *f)
 	      "      Rebuild the image of INDEX into OUT, taking chunks from seeds first.\n"
 	      "  check --store DIR [--index INDEX] [--repair]\n"
 	      "      Verify that every chunk in the store matches its name.\n"
+	      "  bundle --store DIR --image IMG --version V --compatible C [--security-version N]\n"
+	      "       [--allow-downgrade-to V] [--store-url URL]... [--verity-root-hash HEX]\n"
+	      "       [--hook-pre-install NAME] [--hook-post-install NAME] [--timestamp TIME]\n"
+	      "       [--expires TIME] SIGNER OUT\n"
+	      "      Chunk IMG into the store and write the signed release bundle OUT.\n"
+	      "      TIME is 2026-01-31T12:00:00Z or @SECONDS; the creation time defaults to\n"
+	      "      SOURCE_DATE_EPOCH, then to now.\n"
+	      "  channel --bundle-url URL --bundle BUNDLE --version N --expires TIME\n"
+	      "       [--compatible C] SIGNER OUT\n"
+	      "      Write a signed channel pointer to BUNDLE.\n"
+	      "  SIGNER: --signer-cert CERT --signer-key KEY|pkcs11:URI [--chain PEM]\n"
+	      "       [--pkcs11-module SO]\n"
 	      "\n"
 	      "Options for every command: -v/--verbose, -q/--quiet, --version, -h/--help\n",
 	      f);
@@ -43,7 +57,9 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 }
 
 enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_NO_PROGRESS, OPT_SEED, OPT_INDEX,
-       OPT_REPAIR, OPT_VERSION };
+       OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
+       OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
+       OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE };
 
 static const struct option long_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
@@ -55,6 +71,23 @@ static const struct option long_options[] = {
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "index", required_argument, NULL, OPT_INDEX },
 	{ "repair", no_argument, NULL, OPT_REPAIR },
+	{ "image", required_argument, NULL, OPT_IMAGE },
+	{ "release-version", required_argument, NULL, OPT_RELEASE_VERSION },
+	{ "compatible", required_argument, NULL, OPT_COMPATIBLE },
+	{ "security-version", required_argument, NULL, OPT_SECURITY_VERSION },
+	{ "allow-downgrade-to", required_argument, NULL, OPT_ALLOW_DOWNGRADE_TO },
+	{ "store-url", required_argument, NULL, OPT_STORE_URL },
+	{ "verity-root-hash", required_argument, NULL, OPT_VERITY },
+	{ "hook-pre-install", required_argument, NULL, OPT_HOOK_PRE },
+	{ "hook-post-install", required_argument, NULL, OPT_HOOK_POST },
+	{ "timestamp", required_argument, NULL, OPT_TIMESTAMP },
+	{ "expires", required_argument, NULL, OPT_EXPIRES },
+	{ "signer-cert", required_argument, NULL, OPT_SIGNER_CERT },
+	{ "signer-key", required_argument, NULL, OPT_SIGNER_KEY },
+	{ "chain", required_argument, NULL, OPT_CHAIN },
+	{ "pkcs11-module", required_argument, NULL, OPT_PKCS11_MODULE },
+	{ "bundle-url", required_argument, NULL, OPT_BUNDLE_URL },
+	{ "bundle", required_argument, NULL, OPT_BUNDLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -68,7 +101,34 @@ struct args {
 	const char **seeds;
 	int n_seeds;
 	int repair;
+	struct gen_bundle_options bundle;
+	struct gen_channel_options channel;
+	const char *release_version, *timestamp, *expires;
 };
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (s[0] == '-')
+		return -EINVAL;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v > INT64_MAX)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_time_arg(const char *cmd, const char *opt, const char *s, time_t *out)
+{
+	if (slotsync_time_parse(s, out) == 0)
+		return 0;
+	fprintf(stderr, "slotsync-gen %s: %s takes a UTC time like 2026-01-31T12:00:00Z or @SECONDS, not \"%s\"\n", cmd,
+		opt, s);
+	return -EINVAL;
+}
 
 static int fail(const char *cmd, struct slotsync_error *err)
 {
@@ -101,8 +161,68 @@ static int run(int argc, char **argv, struct args *ap)
 	a.make.level = GEN_ZSTD_LEVEL_DEFAULT;
 	a.make.progress = 1;
 	optind = 2;
+	/* "--version V" is the release version for bundle and channel, the
+	 * program's version elsewhere */
+	for (int i = 2; i < argc; i++)
+		if ((!strcmp(cmd, "bundle") || !strcmp(cmd, "channel")) && !strcmp(argv[i], "--version"))
+			argv[i] = (char *)"--release-version";
 	while ((c = getopt_long(argc, argv, "vqh", long_options, NULL)) != -1) {
 		switch (c) {
+		case OPT_IMAGE:
+			a.bundle.image = optarg;
+			break;
+		case OPT_RELEASE_VERSION:
+			a.release_version = optarg;
+			break;
+		case OPT_COMPATIBLE:
+			a.bundle.compatible = a.channel.compatible = optarg;
+			break;
+		case OPT_SECURITY_VERSION:
+			if (parse_u64(optarg, &a.bundle.security_version) < 0) {
+				fprintf(stderr, "slotsync-gen %s: --security-version takes a whole number, not \"%s\"\n", cmd,
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_ALLOW_DOWNGRADE_TO:
+			a.bundle.allow_downgrade_to = optarg;
+			break;
+		case OPT_STORE_URL:
+			a.bundle.store_urls[a.bundle.n_store_urls++] = optarg;
+			break;
+		case OPT_VERITY:
+			a.bundle.verity_root_hash = optarg;
+			break;
+		case OPT_HOOK_PRE:
+			a.bundle.hook_pre_install = optarg;
+			break;
+		case OPT_HOOK_POST:
+			a.bundle.hook_post_install = optarg;
+			break;
+		case OPT_TIMESTAMP:
+			a.timestamp = optarg;
+			break;
+		case OPT_EXPIRES:
+			a.expires = optarg;
+			break;
+		case OPT_SIGNER_CERT:
+			a.bundle.signer.cert = optarg;
+			break;
+		case OPT_SIGNER_KEY:
+			a.bundle.signer.key = optarg;
+			break;
+		case OPT_CHAIN:
+			a.bundle.signer.chain = optarg;
+			break;
+		case OPT_PKCS11_MODULE:
+			a.bundle.signer.pkcs11_module = optarg;
+			break;
+		case OPT_BUNDLE_URL:
+			a.channel.bundle_url = optarg;
+			break;
+		case OPT_BUNDLE:
+			a.channel.bundle = optarg;
+			break;
 		case OPT_STORE:
 			a.store = optarg;
 			break;
@@ -213,6 +333,59 @@ static int run(int argc, char **argv, struct args *ap)
 			return fail(cmd, &err);
 		return 0;
 	}
+	if (!strcmp(cmd, "bundle")) {
+		const char *sde = getenv("SOURCE_DATE_EPOCH");
+		char when[32];
+		if (v != 1) {
+			fputs("slotsync-gen bundle: needs OUT\n", stderr);
+			return 2;
+		}
+		a.bundle.store = a.store;
+		a.bundle.version = a.release_version;
+		a.bundle.make = a.make;
+		a.bundle.make.store = a.store;
+		if (a.timestamp) {
+			if (parse_time_arg(cmd, "--timestamp", a.timestamp, &a.bundle.created) < 0)
+				return 2;
+		} else if (sde && sde[0]) {
+			char at[64];
+			snprintf(at, sizeof(at), "@%s", sde);
+			if (parse_time_arg(cmd, "SOURCE_DATE_EPOCH", at, &a.bundle.created) < 0)
+				return 2;
+		} else {
+			a.bundle.created = time(NULL);
+		}
+		if (a.expires && parse_time_arg(cmd, "--expires", a.expires, &a.bundle.expires) < 0)
+			return 2;
+		if (gen_bundle(&a.bundle, argv[optind], &err) < 0)
+			return fail(cmd, &err);
+		slotsync_time_format(a.bundle.created, when);
+		printf("bundle: %s, version %s for %s, created %s\n", argv[optind], a.bundle.version, a.bundle.compatible,
+		       when);
+		return 0;
+	}
+	if (!strcmp(cmd, "channel")) {
+		if (v != 1) {
+			fputs("slotsync-gen channel: needs OUT\n", stderr);
+			return 2;
+		}
+		if (!a.release_version || parse_u64(a.release_version, &a.channel.version) < 0) {
+			fputs("slotsync-gen channel: --version takes the pointer's version, a whole number\n", stderr);
+			return 2;
+		}
+		if (!a.expires) {
+			fputs("slotsync-gen channel: --expires TIME is required (a pointer that is not renewed must go stale)\n",
+			      stderr);
+			return 2;
+		}
+		if (parse_time_arg(cmd, "--expires", a.expires, &a.channel.expires) < 0)
+			return 2;
+		a.channel.signer = a.bundle.signer;
+		if (gen_channel(&a.channel, argv[optind], &err) < 0)
+			return fail(cmd, &err);
+		printf("channel: %s, version %" PRIu64 ", to %s\n", argv[optind], a.channel.version, a.channel.bundle_url);
+		return 0;
+	}
 	fprintf(stderr, "slotsync-gen: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return 2;
@@ -224,9 +397,11 @@ int main(int argc, char **argv)
 	int rc;
 
 	a.seeds = calloc((size_t)argc + 1, sizeof(*a.seeds));
-	if (!a.seeds)
+	a.bundle.store_urls = calloc((size_t)argc + 1, sizeof(*a.bundle.store_urls));
+	if (!a.seeds || !a.bundle.store_urls)
 		return 1;
 	rc = run(argc, argv, &a);
 	free(a.seeds);
+	free(a.bundle.store_urls);
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "slotsync/assemble.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
@@ -28,6 +29,14 @@ static void usage(FILE *f)
 	      "      is byte-exact.\n"
 	      "  index-info INDEX\n"
 	      "      Check an index and print what it describes.\n"
+	      "  verify --keyring CA.pem [--compatible C] [--state FILE] [--pointer POINTER]\n"
+	      "         [--installed-version V] [--security-floor N] [--allow-downgrade]\n"
+	      "         [--index-out FILE] BUNDLE\n"
+	      "      Check a release bundle (signature, chain, manifest, index) and the device's\n"
+	      "      policy (compatible, version, downgrade, security floor; with --pointer, the\n"
+	      "      channel pointer too); print the manifest, or exit non-zero with the reason.\n"
+	      "  state --state FILE [--set-installed V] [--raise-floor N]\n"
+	      "      Show or update the device state the policy uses.\n"
 	      "\n"
 	      "  -v/--verbose, -q/--quiet, --version, -h/--help\n",
 	      f);
@@ -276,6 +285,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "assemble"))
 		return cmd_assemble(argc, argv);
+	if (!strcmp(argv[1], "verify"))
+		return cli_verify(argc, argv);
+	if (!strcmp(argv[1], "state"))
+		return cli_state(argc, argv);
 	if (!strcmp(argv[1], "index-info")) {
 		if (argc != 3) {
 			fputs("slotsync index-info: needs INDEX\n", stderr);

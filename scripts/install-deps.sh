@@ -9,7 +9,8 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	# libraries
 	libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check
-	# tools the tests and the demo use
+	# tools the tests and the demo use (an HSM for release keys, a clock to move)
+	softhsm2 libengine-pkcs11-openssl faketime
 	casync debootstrap squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3
 	# benchmarks: a peer HTTP/2 client and arithmetic
 	nghttp2-client bc

@@ -1,0 +1,8 @@
+/* The device program's commands beyond assemble (engine/cli_*.c). */
+#ifndef SLOTSYNC_CLI_H
+#define SLOTSYNC_CLI_H
+
+int cli_verify(int argc, char **argv);
+int cli_state(int argc, char **argv);
+
+#endif

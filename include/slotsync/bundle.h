@@ -1,0 +1,170 @@
+/* slotsync — signed release bundles and channel pointers.
+ *
+ * Both are signed envelopes (docs/format.md, "Signed envelope"): a header that
+ * names the kind and the length of each part, the parts, and a CMS (PKCS#7)
+ * detached signature, DER, over every byte before it, so that nothing in the
+ * file, its kind and lengths included, can change without breaking it.
+ *   - a bundle has two parts: the manifest (JSON) and the caibx index;
+ *   - a channel pointer has one: a small JSON naming the bundle to install.
+ *
+ * Verification checks the signature, the signer's chain up to a keyring of
+ * trusted CAs at the time the signature was made (a device whose clock runs
+ * wrong during a long update must not refuse a release for an expiry alone),
+ * and that the signer is allowed to sign code (extended key usage codeSigning).
+ * Limits on every size are enforced before anything is parsed.
+ */
+#ifndef SLOTSYNC_BUNDLE_H
+#define SLOTSYNC_BUNDLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "slotsync/digest.h"
+#include "slotsync/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum slotsync_envelope_kind {
+	SLOTSYNC_ENVELOPE_BUNDLE = 0,   /* "BNDL": manifest, index */
+	SLOTSYNC_ENVELOPE_POINTER = 1,  /* "PNTR": pointer */
+};
+
+#define SLOTSYNC_BUNDLE_MAX_BYTES (256u << 20)   /* a whole bundle */
+#define SLOTSYNC_POINTER_MAX_BYTES (64u << 10)   /* a whole pointer */
+#define SLOTSYNC_MANIFEST_MAX_BYTES (1u << 20)
+#define SLOTSYNC_SIGNATURE_MAX_BYTES (64u << 10)
+#define SLOTSYNC_ENVELOPE_MAX_PARTS 4
+
+/* A parsed envelope: views into buf (owned). */
+struct slotsync_envelope {
+	enum slotsync_envelope_kind kind;
+	uint8_t *buf;                 /* the whole file */
+	size_t len;
+	size_t signed_len;            /* bytes covered by the signature */
+	const uint8_t *part[SLOTSYNC_ENVELOPE_MAX_PARTS];
+	size_t part_len[SLOTSYNC_ENVELOPE_MAX_PARTS];
+	size_t n_parts;
+	const uint8_t *sig;
+	size_t sig_len;
+};
+
+/* Parses buf[0..len) (taking ownership of buf, malloc'd) as an envelope of the
+ * given kind.  Checks the layout only, not the signature. */
+int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kind kind,
+			    struct slotsync_envelope **out, struct slotsync_error *err);
+
+/* Reads a file of at most max_bytes (its size is checked before it is read) and
+ * parses it. */
+int slotsync_envelope_read(const char *path, enum slotsync_envelope_kind kind, size_t max_bytes,
+			   struct slotsync_envelope **out, struct slotsync_error *err);
+
+void slotsync_envelope_free(struct slotsync_envelope *e);
+
+/* Lays out an envelope of kind with the given parts, signature not yet there:
+ * returns the bytes to sign (*out, malloc'd).  The signature follows them, to
+ * the end of the file (slotsync_envelope_finish()). */
+int slotsync_envelope_build(enum slotsync_envelope_kind kind, const uint8_t *const *parts, const size_t *lens,
+			    size_t n_parts, uint8_t **out, size_t *out_len, struct slotsync_error *err);
+
+/* Returns the complete envelope: the bytes from build followed by sig. */
+int slotsync_envelope_finish(const uint8_t *unsigned_buf, size_t unsigned_len, const uint8_t *sig, size_t sig_len,
+			     uint8_t **out, size_t *out_len, struct slotsync_error *err);
+
+/* What verification learnt of the signer. */
+struct slotsync_signer_info {
+	time_t signing_time;
+	char subject[256];
+};
+
+/* Verifies the envelope's signature against the CAs in keyring_pem (a PEM file
+ * of one or more certificates: the fleet's trust anchors). */
+int slotsync_envelope_verify(const struct slotsync_envelope *e, const char *keyring_pem,
+			     struct slotsync_signer_info *info, struct slotsync_error *err);
+
+/* ---- manifest ---------------------------------------------------------- */
+
+#define SLOTSYNC_MANIFEST_FORMAT 1
+#define SLOTSYNC_MANIFEST_MAX_STORES 16
+
+struct slotsync_manifest {
+	char *version;               /* release version, compared with strverscmp() */
+	char *compatible;            /* the hardware/product line it is for */
+	uint64_t security_version;   /* anti-rollback: devices never go below their floor */
+	time_t created;
+	time_t expires;              /* 0: never */
+	uint64_t image_size;
+	uint8_t image_sha256[SLOTSYNC_DIGEST_BYTES];
+	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];   /* of the index part */
+	char *stores[SLOTSYNC_MANIFEST_MAX_STORES];    /* chunk store URLs */
+	size_t n_stores;
+	char *verity_root_hash;      /* hex, or NULL */
+	char *hook_pre_install;      /* executable names in the bundle's hook folder, or NULL */
+	char *hook_post_install;
+	char *downgrade_allowed_to;  /* NULL, or the version itself: devices may go back to it */
+};
+
+/* Parses manifest JSON (at most SLOTSYNC_MANIFEST_MAX_BYTES): every field is
+ * type-checked, unknown fields are refused (a signer's intent is never half-read). */
+int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
+			    struct slotsync_error *err);
+
+/* Canonical JSON (fixed field order, pretty-printed, a final newline): the same
+ * manifest always gives the same bytes.  *out is malloc'd. */
+int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, size_t *out_len,
+				struct slotsync_error *err);
+
+void slotsync_manifest_free(struct slotsync_manifest *m);
+
+/* ---- channel pointer -------------------------------------------------- */
+
+struct slotsync_pointer {
+	uint64_t version;            /* only goes up */
+	time_t expires;              /* required: a pointer that is not renewed goes stale */
+	char *bundle_url;
+	uint8_t bundle_sha256[SLOTSYNC_DIGEST_BYTES];
+	uint64_t bundle_size;        /* the device fetches no more than this */
+	char *compatible;            /* or NULL */
+};
+
+int slotsync_pointer_parse(const uint8_t *json, size_t len, struct slotsync_pointer **out,
+			   struct slotsync_error *err);
+int slotsync_pointer_serialize(const struct slotsync_pointer *p, char **out, size_t *out_len,
+			       struct slotsync_error *err);
+void slotsync_pointer_free(struct slotsync_pointer *p);
+
+/* ---- times ------------------------------------------------------------ */
+
+/* "2026-11-28T12:00:00Z" (UTC, RFC 3339) <-> seconds since the epoch.  Parsing
+ * also takes "@SECONDS".  buf holds at least 21 bytes. */
+int slotsync_time_parse(const char *s, time_t *out);
+void slotsync_time_format(time_t t, char buf[32]);
+
+/* ---- a verified bundle ------------------------------------------------- */
+
+struct slotsync_bundle {
+	struct slotsync_envelope *env;
+	struct slotsync_manifest *manifest;
+	const uint8_t *index;        /* the caibx bytes, inside env */
+	size_t index_len;
+	struct slotsync_signer_info signer;
+	uint8_t sha256[SLOTSYNC_DIGEST_BYTES];  /* of the whole bundle file */
+};
+
+/* Reads the bundle at path, verifies its signature against keyring_pem, parses
+ * its manifest and checks that the index part has the digest the manifest names
+ * and parses as an index of the manifest's image size. */
+int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slotsync_bundle **out,
+			 struct slotsync_error *err);
+void slotsync_bundle_free(struct slotsync_bundle *b);
+
+/* Reads and verifies a channel pointer. */
+int slotsync_pointer_open(const char *path, const char *keyring_pem, struct slotsync_pointer **out,
+			  struct slotsync_signer_info *signer, struct slotsync_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

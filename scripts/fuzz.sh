@@ -8,7 +8,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 B=build-fuzz
 CC=clang-14 cmake -S . -B $B -DSLOTSYNC_FUZZ=ON -DSLOTSYNC_TESTS=OFF -DSLOTSYNC_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal slotsync-gen >/dev/null
+cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal fuzz_manifest slotsync-gen >/dev/null
 
 # seed corpus: indexes made by slotsync-gen and by casync
 corpus=$B/corpus-index
@@ -33,5 +33,18 @@ echo "fuzz_index: $SECONDS_EACH s"
 mkdir -p $B/corpus-journal
 echo "fuzz_journal: $SECONDS_EACH s"
 (cd $B && ./tests/fuzz/fuzz_journal -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 corpus-journal 2>&1 |
+	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
+# seed corpus: a real manifest, pointer and envelope, each behind its selector byte
+mkdir -p $B/corpus-manifest
+if [ ! -e $B/corpus-manifest/.ready ]; then
+	printf '\000{"format": 1, "version": "2.0", "compatible": "radio-x86", "security_version": 3, "created": "2027-01-15T08:00:00Z", "expires": "2028-01-01T00:00:00Z", "image": {"size": 3145728, "sha256": "%s"}, "index": {"sha256": "%s"}, "stores": ["https://u/store"], "verity_root_hash": "ab12", "hooks": {"pre-install": "pre", "post-install": "post"}, "downgrade_allowed_to": "2.0"}' \
+		"$(printf '%064d' 1)" "$(printf '%064d' 2)" >$B/corpus-manifest/manifest
+	printf '\001{"format": 1, "version": 5, "expires": "2028-01-01T00:00:00Z", "bundle_url": "https://u/b", "bundle_sha256": "%s", "bundle_size": 9000, "compatible": "radio-x86"}' \
+		"$(printf '%064d' 3)" >$B/corpus-manifest/pointer
+	printf '\002SLOTSYNCBNDL\001\000\000\000\002\000\000\000\000\000\000\000\002\000\000\000\000\000\000\000\001\000\000\000\000\000\000\000{}ZSIG' >$B/corpus-manifest/envelope
+	touch $B/corpus-manifest/.ready
+fi
+echo "fuzz_manifest: $SECONDS_EACH s"
+(cd $B && ./tests/fuzz/fuzz_manifest -max_total_time="$SECONDS_EACH" -max_len=8192 -print_final_stats=1 corpus-manifest 2>&1 |
 	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 echo "fuzz: passed"

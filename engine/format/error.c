@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int error_vset(struct slotsync_error *err, int code, int with_errno, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static int error_vset(struct slotsync_error *err, int code, int with_errno,
+							   const char *fmt, va_list ap)
 {
 	size_t len;
 

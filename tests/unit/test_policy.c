@@ -1,0 +1,174 @@
+/* Manifests, pointers and the device policy: strict parsing (every malformed
+ * case refused with a reason), canonical serialization, and each policy rule. */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "slotsync/bundle.h"
+#include "slotsync/policy.h"
+#include "test_util.h"
+
+#define H1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define H2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define GOOD                                                                                                 \
+	"{\"format\": 1, \"version\": \"2.0\", \"compatible\": \"radio-x86\", \"security_version\": 3, "     \
+	"\"created\": \"2027-01-15T08:00:00Z\", \"image\": {\"size\": 4096, \"sha256\": \"" H1 "\"}, "      \
+	"\"index\": {\"sha256\": \"" H2 "\"}, \"stores\": [\"https://u/store\"]"
+
+static int parse(const char *json, struct slotsync_manifest **m, struct slotsync_error *err)
+{
+	memset(err, 0, sizeof(*err));
+	return slotsync_manifest_parse((const uint8_t *)json, strlen(json), m, err);
+}
+
+START_TEST(test_manifest_round_trip)
+{
+	struct slotsync_manifest *m = NULL, *m2 = NULL;
+	struct slotsync_error err;
+	char *a = NULL, *b = NULL;
+	size_t la, lb;
+
+	ck_assert_int_eq(parse(GOOD ", \"hooks\": {\"pre-install\": \"check\"}, \"downgrade_allowed_to\": \"2.0\"}", &m, &err), 0);
+	ck_assert_str_eq(m->version, "2.0");
+	ck_assert_int_eq(m->security_version, 3);
+	ck_assert_int_eq(m->image_size, 4096);
+	ck_assert_int_eq(m->image_sha256[0], 0x11);
+	ck_assert_int_eq(m->index_sha256[31], 0x22);
+	ck_assert_int_eq((long)m->created, 1800000000L);
+	ck_assert_str_eq(m->hook_pre_install, "check");
+	ck_assert_ptr_null(m->hook_post_install);
+	ck_assert_int_eq(slotsync_manifest_serialize(m, &a, &la, &err), 0);
+	ck_assert_int_eq(slotsync_manifest_parse((const uint8_t *)a, la, &m2, &err), 0);
+	ck_assert_int_eq(slotsync_manifest_serialize(m2, &b, &lb, &err), 0);
+	ck_assert_uint_eq(la, lb);
+	ck_assert_int_eq(memcmp(a, b, la), 0);
+	free(a);
+	free(b);
+	slotsync_manifest_free(m);
+	slotsync_manifest_free(m2);
+}
+END_TEST
+
+START_TEST(test_manifest_refusals)
+{
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{ GOOD ", \"surprise\": 1}", "unknown field \"surprise\"" },
+		{ GOOD ", \"image2\": {}}", "unknown field" },
+		{ "{\"format\": 1}", "lacks the field \"version\"" },
+		{ GOOD ", \"expires\": \"tomorrow\"}", "UTC time" },
+		{ GOOD "}x", "not valid JSON" },
+		{ "[1, 2]", "must be a JSON object" },
+		{ GOOD ", \"downgrade_allowed_to\": \"1.0\"}", "for its own release only" },
+		{ GOOD ", \"hooks\": {\"pre-install\": \"../bin/sh\"}}", "plain file name" },
+		{ GOOD ", \"verity_root_hash\": \"XYZ\"}", "lower-case hex" },
+		{ "{\"format\": 2, \"version\": \"1\"}", "unknown format" },
+		{ "{\"format\": 1, \"version\": 7}", "must be a string" },
+		{ "{\"format\": 1, \"version\": \"\"}", "1 to 4096 characters" },
+	};
+	struct slotsync_manifest *m = NULL;
+	struct slotsync_error err;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(cases[i].json, &m, &err);
+		ck_assert_msg(r < 0, "accepted: %s", cases[i].json);
+		ck_assert_ptr_null(m);
+		ck_assert_msg(strstr(err.msg, cases[i].needle), "case %zu: \"%s\" does not say \"%s\"", i, err.msg,
+			      cases[i].needle);
+	}
+	/* NUL inside, and over the size limit */
+	ck_assert_int_lt(slotsync_manifest_parse((const uint8_t *)"{\0}", 3, &m, &err), 0);
+	{
+		size_t big = SLOTSYNC_MANIFEST_MAX_BYTES + 1;
+		uint8_t *buf = calloc(1, big);
+		memset(&err, 0, sizeof(err));
+		ck_assert_int_eq(slotsync_manifest_parse(buf, big, &m, &err), -EFBIG);
+		free(buf);
+	}
+}
+END_TEST
+
+START_TEST(test_policy_rules)
+{
+	struct slotsync_manifest *m = NULL;
+	struct slotsync_error err;
+	struct slotsync_policy p = { .compatible = "radio-x86", .installed_version = "1.9", .now = 1800000000 };
+
+	ck_assert_int_eq(parse(GOOD "}", &m, &err), 0);
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), 0);      /* 2.0 > 1.9 */
+	p.installed_version = "1.10";
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), 0);      /* 2.0 > 1.10 */
+	p.installed_version = "2.0.1";                                /* 2.0 < 2.0.1: a downgrade */
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err.msg, "does not allow a downgrade"));
+	m->downgrade_allowed_to = strdup("2.0");
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), -EPERM); /* device does not allow */
+	p.allow_downgrade = 1;
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), 0);
+	p.security_floor = 4;                                         /* 3 < 4 */
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err.msg, "floor"));
+	p.security_floor = 3;
+	p.compatible = "radio-arm";
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), -EPERM);
+	p.compatible = NULL;
+	m->expires = p.now - 1;
+	ck_assert_int_eq(slotsync_policy_check(m, &p, &err), -EPERM);
+	slotsync_manifest_free(m);
+}
+END_TEST
+
+START_TEST(test_pointer_rules)
+{
+	const char *json = "{\"format\": 1, \"version\": 5, \"expires\": \"2027-01-15T08:00:00Z\", \"bundle_url\": "
+			   "\"https://u/b\", \"bundle_sha256\": \"" H1 "\", \"bundle_size\": 100}";
+	struct slotsync_pointer *p = NULL;
+	struct slotsync_error err = { 0 };
+
+	ck_assert_int_eq(slotsync_pointer_parse((const uint8_t *)json, strlen(json), &p, &err), 0);
+	ck_assert_int_eq(slotsync_pointer_check(p, 5, 1800000000 - 1, NULL, &err), 0);
+	ck_assert_int_eq(slotsync_pointer_check(p, 6, 1800000000 - 1, NULL, &err), -EPERM); /* rollback */
+	ck_assert_int_eq(slotsync_pointer_check(p, 0, 1800000000 + 1, NULL, &err), -EPERM); /* freeze */
+	slotsync_pointer_free(p);
+	json = "{\"format\": 1, \"version\": 5, \"bundle_url\": \"https://u/b\", \"bundle_sha256\": \"" H1
+	       "\", \"bundle_size\": 100}";
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_lt(slotsync_pointer_parse((const uint8_t *)json, strlen(json), &p, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err.msg, "expires"));
+}
+END_TEST
+
+START_TEST(test_times)
+{
+	time_t t;
+	char buf[32];
+
+	ck_assert_int_eq(slotsync_time_parse("2027-01-15T08:00:00Z", &t), 0);
+	ck_assert_int_eq((long)t, 1800000000L);
+	slotsync_time_format(t, buf);
+	ck_assert_str_eq(buf, "2027-01-15T08:00:00Z");
+	ck_assert_int_eq(slotsync_time_parse("@1800000000", &t), 0);
+	ck_assert_int_eq((long)t, 1800000000L);
+	ck_assert_int_lt(slotsync_time_parse("2027-01-15 08:00:00", &t), 0);
+	ck_assert_int_lt(slotsync_time_parse("@-5", &t), 0);
+	ck_assert_int_lt(slotsync_time_parse("2027-01-15T08:00:00Zjunk", &t), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("policy");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_manifest_round_trip);
+	tcase_add_test(tc, test_manifest_refusals);
+	tcase_add_test(tc, test_policy_rules);
+	tcase_add_test(tc, test_pointer_rules);
+	tcase_add_test(tc, test_times);
+	suite_add_tcase(s, tc);
+	return test_run_suite(s);
+}

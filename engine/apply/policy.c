@@ -29,7 +29,15 @@ int slotsync_state_load(const char *path, struct slotsync_state *st, struct slot
 		slotsync_error_prefix(err, "device state");
 		return r;
 	}
-	root = json_tokener_parse((const char *)buf);
+	{
+		struct json_tokener *tok = json_tokener_new();
+		if (!tok) {
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		root = json_tokener_parse_ex(tok, (const char *)buf, (int)len);
+		json_tokener_free(tok);
+	}
 	if (!root || json_object_get_type(root) != json_type_object || memchr(buf, 0, len)) {
 		r = slotsync_error_set(err, -EBADMSG, "device state %s is not a JSON object: refusing to guess it", path);
 		goto out;

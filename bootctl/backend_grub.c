@@ -1,0 +1,169 @@
+/* The GRUB backend: the grubenv file that grub-editenv and GRUB's load_env /
+ * save_env read and write.  A 1024-byte block: the line "# GRUB Environment
+ * Block", then NAME=VALUE lines, then '#' up to 1024 bytes.
+ *
+ * Variables (RAUC's names where they fit): ORDER ("A B": the slots by
+ * priority), A_OK / B_OK (1: good), A_TRY / B_TRY (tries left while not good).
+ * Other variables are kept as they are.  A change writes a whole new block to a
+ * new file in the same folder, fsyncs it, renames it over grubenv and fsyncs
+ * the folder: the file is always the old block or the new one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/format/io.h"
+#include "backend.h"
+
+#define ENV_BYTES 1024
+#define HEADER "# GRUB Environment Block\n"
+
+static const char *const our_keys[] = { "ORDER", "A_OK", "A_TRY", "B_OK", "B_TRY" };
+
+static int is_ours(const char *line, size_t len)
+{
+	for (size_t k = 0; k < sizeof(our_keys) / sizeof(our_keys[0]); k++) {
+		size_t kl = strlen(our_keys[k]);
+		if (len > kl && !strncmp(line, our_keys[k], kl) && line[kl] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+static int read_block(const char *path, char block[ENV_BYTES + 1], struct slotsync_error *err)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	int r = io_read_file(path, ENV_BYTES + 1, &buf, &len, err);
+
+	if (r < 0) {
+		if (err && err->code == -ENOENT) {
+			slotsync_error_clear(err);
+			return -ENOENT;
+		}
+		return r;
+	}
+	if (len != ENV_BYTES || memcmp(buf, HEADER, strlen(HEADER)) != 0) {
+		free(buf);
+		return slotsync_error_set(err, -EBADMSG, "invalid environment block (%zu bytes%s)", len,
+					  len == ENV_BYTES ? ", no GRUB header" : "; it must be 1024");
+	}
+	memcpy(block, buf, ENV_BYTES);
+	block[ENV_BYTES] = '\0';
+	free(buf);
+	return 0;
+}
+
+/* Calls fn for each NAME=VALUE line. */
+static void each_line(const char *block, void (*fn)(const char *line, size_t len, void *ud), void *ud)
+{
+	const char *p = block + strlen(HEADER), *end = block + ENV_BYTES;
+
+	while (p < end && *p != '#') {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (len > 0 && memchr(p, '=', len))
+			fn(p, len, ud);
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
+
+struct vars {
+	char v[5][64];
+	int have[5];
+};
+
+static void collect(const char *line, size_t len, void *ud)
+{
+	struct vars *vs = ud;
+
+	for (size_t k = 0; k < 5; k++) {
+		size_t kl = strlen(our_keys[k]);
+		if (len > kl && !strncmp(line, our_keys[k], kl) && line[kl] == '=') {
+			size_t vl = len - kl - 1;
+			if (vl >= sizeof(vs->v[k]))
+				vl = sizeof(vs->v[k]) - 1;
+			memcpy(vs->v[k], line + kl + 1, vl);
+			vs->v[k][vl] = '\0';
+			vs->have[k] = 1;
+		}
+	}
+}
+
+static int grub_load(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
+		     struct slotsync_error *err)
+{
+	char block[ENV_BYTES + 1];
+	struct vars vs = { 0 };
+	int r = read_block(cfg->env, block, err), any = 0;
+
+	if (r < 0)
+		return r;
+	each_line(block, collect, &vs);
+	for (int k = 0; k < 5; k++)
+		any |= vs.have[k];
+	if (!any)
+		return -ENOENT; /* a fresh grubenv: first boot */
+	if (boot_order_parse(vs.have[0] ? vs.v[0] : "A B", st) < 0)
+		return slotsync_error_set(err, -EBADMSG, "ORDER=\"%s\" is not a list of the slots A and B", vs.v[0]);
+	for (int s = 0; s < 2; s++) {
+		const char *ok = vs.have[1 + 2 * s] ? vs.v[1 + 2 * s] : "0";
+		const char *try = vs.have[2 + 2 * s] ? vs.v[2 + 2 * s] : "0";
+		if (boot_parse_int(ok, 0, 1, &st->slot[s].good) < 0)
+			return slotsync_error_set(err, -EBADMSG, "%s=\"%s\" is not 0 or 1", our_keys[1 + 2 * s], ok);
+		if (boot_parse_int(try, 0, SLOTSYNC_BOOT_TRIES_MAX, &st->slot[s].tries) < 0)
+			return slotsync_error_set(err, -EBADMSG, "%s=\"%s\" is not a number of tries (0 to %d)",
+						  our_keys[2 + 2 * s], try, SLOTSYNC_BOOT_TRIES_MAX);
+	}
+	return 0;
+}
+
+struct builder {
+	char *out;
+	size_t len;
+	int overflow;
+};
+
+static void keep_other(const char *line, size_t len, void *ud)
+{
+	struct builder *b = ud;
+
+	if (is_ours(line, len))
+		return;
+	if (b->len + len + 1 > ENV_BYTES) {
+		b->overflow = 1;
+		return;
+	}
+	memcpy(b->out + b->len, line, len);
+	b->out[b->len + len] = '\n';
+	b->len += len + 1;
+}
+
+static int grub_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
+		      struct slotsync_error *err)
+{
+	char old[ENV_BYTES + 1], out[ENV_BYTES + 1], order[8], ours[160];
+	struct builder b = { out, 0, 0 };
+	int r = read_block(cfg->env, old, err), n;
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	memcpy(out, HEADER, strlen(HEADER));
+	b.len = strlen(HEADER);
+	if (r == 0)
+		each_line(old, keep_other, &b);
+	boot_order_format(st, order);
+	n = snprintf(ours, sizeof(ours), "ORDER=%s\nA_OK=%d\nA_TRY=%d\nB_OK=%d\nB_TRY=%d\n", order, st->slot[0].good,
+		     st->slot[0].tries, st->slot[1].good, st->slot[1].tries);
+	if (b.overflow || b.len + (size_t)n > ENV_BYTES)
+		return slotsync_error_set(err, -ENOSPC, "the variables do not fit in 1024 bytes");
+	memcpy(out + b.len, ours, (size_t)n);
+	b.len += (size_t)n;
+	memset(out + b.len, '#', ENV_BYTES - b.len);
+	return boot_write_atomic(cfg->env, out, ENV_BYTES, err);
+}
+
+const struct boot_backend boot_backend_grub = { "grub", grub_load, grub_store };

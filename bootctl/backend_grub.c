@@ -55,18 +55,22 @@ static int read_block(const char *path, char block[ENV_BYTES + 1], struct slotsy
 	return 0;
 }
 
-/* Calls fn for each NAME=VALUE line. */
+/* Calls fn for each line after the header that ends with a newline: NAME=VALUE
+ * lines and comments ("# WARNING: ..." as Debian's grub-editenv writes).  The
+ * '#' padding that fills the block has no newline and is left out; GRUB itself
+ * skips every line that starts with '#'. */
 static void each_line(const char *block, void (*fn)(const char *line, size_t len, void *ud), void *ud)
 {
 	const char *p = block + strlen(HEADER), *end = block + ENV_BYTES;
 
-	while (p < end && *p != '#') {
+	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		if (len > 0 && memchr(p, '=', len))
-			fn(p, len, ud);
+		size_t len;
 		if (!nl)
 			break;
+		len = (size_t)(nl - p);
+		if (len > 0 && (p[0] == '#' || memchr(p, '=', len)))
+			fn(p, len, ud);
 		p = nl + 1;
 	}
 }
@@ -80,6 +84,8 @@ static void collect(const char *line, size_t len, void *ud)
 {
 	struct vars *vs = ud;
 
+	if (line[0] == '#')
+		return;
 	for (size_t k = 0; k < 5; k++) {
 		size_t kl = strlen(our_keys[k]);
 		if (len > kl && !strncmp(line, our_keys[k], kl) && line[kl] == '=') {

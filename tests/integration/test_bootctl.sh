@@ -1,0 +1,137 @@
+#!/bin/bash
+# slotsync-bootctl on every backend (file, grub, uboot, barebox):
+#  - boot counting and fallback: switch -> boots without mark-good -> fallback;
+#    switch -> mark-good -> stays;
+#  - a power cut at every I/O call of a switch (libpowercut.so, preloaded),
+#    losing what was not made durable, keeping it, or tearing the write: the
+#    state read afterwards is valid and exactly the old or exactly the new one;
+#  - malformed storage: a clear error, never a crash;
+#  - interop: grub-editenv and fw_printenv read what we wrote, we read theirs.
+source "$(dirname "$0")/lib.sh"
+B=${SLOTSYNC_BOOTCTL:?}
+PC=${SLOTSYNC_POWERCUT:?}
+cd "$T"
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+
+# fresh storage for backend $1 in folder $2; prints the bootctl options
+fresh() {
+	local be=$1 d=$2
+	rm -rf "$d"; mkdir -p "$d"
+	case $be in
+	file) echo "--backend file --env $d/state" ;;
+	grub) grub-editenv "$d/grubenv" create; grub-editenv "$d/grubenv" set kernel_extra=quiet
+		echo "--backend grub --env $d/grubenv" ;;
+	uboot) printf '%s 0x0 0x4000\n%s 0x0 0x4000\n' "$d/uenv1" "$d/uenv2" >"$d/fw_env.config"
+		printf 'bootdelay=1\nbootcmd=run slotsync_boot\n' >"$d/default.txt"
+		mkenvimage -r -s 0x4000 -o "$d/uenv1" "$d/default.txt"; cp "$d/uenv1" "$d/uenv2"
+		echo "--backend uboot --env $d/fw_env.config" ;;
+	barebox) head -c 4096 /dev/zero >"$d/state.raw"
+		printf 'backend = barebox\nenv = %s\nbarebox-magic = 0x4d433230\nbarebox-stride = 64\n' "$d/state.raw" >"$d/bootctl.conf"
+		echo "--config $d/bootctl.conf" ;;
+	esac
+}
+slots() { $B "$@" status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["next"], json.dumps(d["slots"], sort_keys=True))'; }
+
+for be in file grub uboot barebox; do
+	O=($(fresh $be "$T/$be"))
+	# first boot: A is good; B was never written
+	check "$be: a fresh storage reads as A good and first" test "$(slots "${O[@]}" | cut -d' ' -f1)" = A
+	# switch -> two boots without mark-good -> fallback to A
+	$B "${O[@]}" switch B --tries 2
+	seq=""
+	for i in 1 2 3 4; do seq+=$($B "${O[@]}" simulate-boot); done
+	check "$be: switch to B with 2 tries, never marked good: boots B B then falls back to A A ($seq)" test "$seq" = BBAA
+	# switch -> mark-good -> stays
+	$B "${O[@]}" switch B --tries 3
+	b1=$($B "${O[@]}" simulate-boot)
+	$B "${O[@]}" --booted B mark-good
+	seq=$b1
+	for i in 1 2 3 4 5; do seq+=$($B "${O[@]}" simulate-boot); done
+	check "$be: switch to B, marked good: B stays ($seq)" test "$seq" = BBBBBB
+	$B "${O[@]}" mark-bad B
+	check "$be: mark-bad B: A boots next" test "$($B "${O[@]}" simulate-boot)" = A
+done
+
+# ---- interop with the bootloaders' own tools
+O=($(fresh grub "$T/g"))
+$B "${O[@]}" switch B --tries 3
+check "grub-editenv lists what we wrote (ORDER=B A, B_TRY=3) and keeps other variables" \
+	bash -c "grub-editenv '$T/g/grubenv' list | grep -qx 'ORDER=B A' && grub-editenv '$T/g/grubenv' list | grep -qx 'B_TRY=3' && grub-editenv '$T/g/grubenv' list | grep -qx 'kernel_extra=quiet'"
+grub-editenv "$T/g/grubenv" set B_TRY=1 B_OK=0
+check "we read what grub-editenv wrote" bash -c "$B ${O[*]} status --json | grep -q '\"B\":{\"priority\":2,\"tries\":1'"
+O=($(fresh uboot "$T/u"))
+$B "${O[@]}" switch B --tries 3
+check "fw_printenv reads what we wrote (BOOT_ORDER=B A, BOOT_B_LEFT=3) and keeps other variables" \
+	bash -c "fw_printenv -c '$T/u/fw_env.config' | grep -qx 'BOOT_ORDER=B A' && fw_printenv -c '$T/u/fw_env.config' | grep -qx 'BOOT_B_LEFT=3' && fw_printenv -c '$T/u/fw_env.config' | grep -qx 'bootdelay=1'"
+fw_setenv -c "$T/u/fw_env.config" BOOT_B_LEFT 1
+check "we read what fw_setenv wrote" bash -c "$B ${O[*]} status --json | grep -q '\"B\":{\"priority\":2,\"tries\":1'"
+
+# ---- a power cut at every I/O call of a switch
+for be in file grub uboot barebox; do
+	base="$T/pc-$be"
+	O=($(fresh $be "$base"))
+	$B "${O[@]}" switch B --tries 2 && $B "${O[@]}" simulate-boot >/dev/null   # a lived-in state
+	cp -a "$base" "$base.initial"
+	old=$(slots "${O[@]}")
+	$B "${O[@]}" switch A --tries 3
+	new=$(slots "${O[@]}")
+	fails=0 cuts=0
+	for m in lose keep torn; do
+		for k in $(seq 1 60); do
+			rm -rf "$base"; cp -a "$base.initial" "$base"
+			rc=0
+			POWERCUT_DIR="$base" POWERCUT_AT=$k POWERCUT_MODE=$m LD_PRELOAD="$PC" \
+				$B "${O[@]}" switch A --tries 3 >/dev/null 2>&1 || rc=$?
+			if [ $rc -eq 0 ]; then break; fi
+			if [ $rc -ne 137 ]; then
+				not_ok "$be: cut at call $k ($m): exit $rc, not the cut"; fails=$((fails + 1)); continue
+			fi
+			cuts=$((cuts + 1))
+			got=$(slots "${O[@]}" 2>&1) || true
+			if [ "$got" != "$old" ] && [ "$got" != "$new" ]; then
+				not_ok "$be: cut at call $k ($m): state is neither old nor new: $got"; fails=$((fails + 1))
+			fi
+		done
+	done
+	check "$be: $cuts power cuts at every write/fsync/rename of a switch (lost, kept, torn): always exactly old or new" \
+		test $fails -eq 0 -a $cuts -ge 3
+done
+
+# ---- malformed storage: clear errors
+O=($(fresh grub "$T/m"))
+head -c 1024 /dev/urandom >"$T/m/grubenv"
+expect_fail "grub: garbage grubenv" "invalid environment block" $B "${O[@]}" status
+head -c 100 /dev/zero >"$T/m/grubenv"
+expect_fail "grub: truncated grubenv" "invalid environment block" $B "${O[@]}" status
+grub-editenv "$T/m/grubenv.new" create; mv "$T/m/grubenv.new" "$T/m/grubenv"
+grub-editenv "$T/m/grubenv" set ORDER="A C"
+expect_fail "grub: an unknown slot in ORDER" "ORDER=\"A C\"" $B "${O[@]}" status
+grub-editenv "$T/m/grubenv" set ORDER="B A" B_TRY=lots
+expect_fail "grub: garbage tries" "B_TRY=\"lots\"" $B "${O[@]}" status
+grub-editenv "$T/m/grubenv" unset B_TRY
+check "grub: a missing variable is a safe default (B not tried, A stays next)" \
+	bash -c "grub-editenv '$T/m/grubenv' set A_OK=1; $B ${O[*]} status --json | grep -q '\"next\":\"A\"'"
+O=($(fresh file "$T/f"))
+$B "${O[@]}" switch B
+$B "${O[@]}" --booted B mark-good
+printf 'XXXXXXXXXXXXXXXX' | dd of="$T/f/state" bs=1 seek=0 conv=notrunc status=none
+check "file: one damaged copy: the other is used" $B "${O[@]}" status
+printf 'XXXXXXXXXXXXXXXX' | dd of="$T/f/state" bs=1 seek=512 conv=notrunc status=none
+expect_fail "file: both copies damaged" "neither copy is valid" $B "${O[@]}" status
+O=($(fresh uboot "$T/uu"))
+head -c 16384 /dev/urandom >"$T/uu/uenv1"; cp "$T/uu/uenv1" "$T/uu/uenv2"
+expect_fail "uboot: both copies with bad CRC" "no valid U-Boot environment" $B "${O[@]}" status
+O=($(fresh barebox "$T/bb"))
+$B "${O[@]}" switch B
+head -c 200 /dev/urandom | dd of="$T/bb/state.raw" bs=1 seek=0 conv=notrunc status=none
+expect_fail "barebox: every copy damaged" "no valid copy" $B "${O[@]}" status
+sed -i 's/barebox-magic = .*/barebox-magic = 0x12345678/' "$T/bb/bootctl.conf"
+O=($(fresh barebox "$T/bb2"))
+$B "${O[@]}" switch B
+sed -i 's/barebox-magic = .*/barebox-magic = 0x12345678/' "$T/bb2/bootctl.conf"
+expect_fail "barebox: a state of another magic" "no valid copy" $B "${O[@]}" status
+expect_fail "an unknown backend" "unknown backend" $B --backend lilo --env x status
+expect_fail "switch to a slot that does not exist" "SLOT is A or B" $B --backend file --env "$T/x" switch C
+expect_fail "mark-good without knowing the booted slot" "cannot tell which slot is booted" \
+	env -u X $B --backend file --env "$T/x" mark-good
+finish

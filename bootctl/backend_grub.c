@@ -161,6 +161,11 @@ static int grub_store(const struct slotsync_boot_config *cfg, const struct slots
 	b.len = strlen(HEADER);
 	if (r == 0)
 		each_line(old, keep_other, &b);
+	for (int i = 0; i < 2; i++)
+		if (st->slot[i].tries > 9)
+			return slotsync_error_set(err, -EINVAL,
+						  "GRUB counts at most 9 tries (its script has no arithmetic): %d asked for slot %c",
+						  st->slot[i].tries, slotsync_boot_slot_name(i));
 	boot_order_format(st, order);
 	n = snprintf(ours, sizeof(ours), "ORDER=%s\nA_OK=%d\nA_TRY=%d\nB_OK=%d\nB_TRY=%d\n", order, st->slot[0].good,
 		     st->slot[0].tries, st->slot[1].good, st->slot[1].tries);

@@ -12,6 +12,8 @@ PACKAGES=(
 	# tools the tests and the demo use (an HSM for release keys, a clock to move)
 	softhsm2 libengine-pkcs11-openssl faketime
 	casync debootstrap squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3
+	# boot state: the bootloaders' own tools, and GRUB booted for real in qemu
+	grub-common grub-pc-bin libubootenv-tool u-boot-tools xorriso mtools qemu-system-x86
 	# benchmarks: a peer HTTP/2 client and arithmetic
 	nghttp2-client bc
 	# fuzzing and sanitizers

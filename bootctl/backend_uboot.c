@@ -31,6 +31,9 @@ static int open_env(const struct slotsync_boot_config *cfg, struct uboot_ctx **c
 	}
 	r = libuboot_open(*ctx);
 	if (r < 0) {
+		/* libuboot_open took its lock before it failed: give it back, or the
+		 * next open in this process waits for ever */
+		libuboot_close(*ctx);
 		libuboot_exit(*ctx);
 		*ctx = NULL;
 		return slotsync_error_set(err, -EBADMSG,

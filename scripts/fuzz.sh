@@ -8,7 +8,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 B=build-fuzz
 CC=clang-14 cmake -S . -B $B -DSLOTSYNC_FUZZ=ON -DSLOTSYNC_TESTS=OFF -DSLOTSYNC_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal fuzz_manifest slotsync-gen >/dev/null
+cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal fuzz_manifest fuzz_bootstate slotsync-gen slotsync-bootctl >/dev/null
 
 # seed corpus: indexes made by slotsync-gen and by casync
 corpus=$B/corpus-index
@@ -46,5 +46,30 @@ if [ ! -e $B/corpus-manifest/.ready ]; then
 fi
 echo "fuzz_manifest: $SECONDS_EACH s"
 (cd $B && ./tests/fuzz/fuzz_manifest -max_total_time="$SECONDS_EACH" -max_len=8192 -print_final_stats=1 corpus-manifest 2>&1 |
+	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
+# seed corpus: real storage of each backend, written by slotsync-bootctl
+C=$B/corpus-bootstate
+if [ ! -e $C/.ready ]; then
+	mkdir -p $C
+	tmp=$(mktemp -d)
+	$B/slotsync-bootctl --backend file --env "$tmp/state" switch B >/dev/null
+	$B/slotsync-bootctl --backend file --env "$tmp/state" --booted B mark-good >/dev/null
+	{ printf '\000'; cat "$tmp/state"; } >$C/file
+	grub-editenv "$tmp/grubenv" create
+	$B/slotsync-bootctl --backend grub --env "$tmp/grubenv" switch B >/dev/null
+	{ printf '\001'; cat "$tmp/grubenv"; } >$C/grub
+	head -c 512 /dev/zero >"$tmp/bb"
+	printf 'backend = barebox\nenv = %s\nbarebox-magic = 0x4d433230\n' "$tmp/bb" >"$tmp/bb.conf"
+	$B/slotsync-bootctl --config "$tmp/bb.conf" switch B >/dev/null
+	{ printf '\002'; cat "$tmp/bb"; } >$C/barebox
+	printf 'BOOT_ORDER=B A\nBOOT_B_LEFT=3\nBOOT_A_OK=1\n' >"$tmp/u.txt"
+	mkenvimage -r -s 0x400 -o "$tmp/u1" "$tmp/u.txt"
+	{ printf '\003'; cat "$tmp/u1" "$tmp/u1"; } >$C/uboot
+	{ printf '\004'; cat "$tmp/bb.conf"; } >$C/config
+	rm -rf "$tmp"
+	touch $C/.ready
+fi
+echo "fuzz_bootstate: $SECONDS_EACH s"
+(cd $B && ./tests/fuzz/fuzz_bootstate -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 corpus-bootstate 2>&1 |
 	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 echo "fuzz: passed"

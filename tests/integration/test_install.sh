@@ -8,6 +8,7 @@ P=$T/prefix
 cmake --install "$SLOTSYNC_BUILD_DIR" --prefix "$P" >/dev/null
 check "slotsync-gen installed" test -x "$P/bin/slotsync-gen"
 check "slotsync installed" test -x "$P/bin/slotsync"
+check "slotsync-bootctl installed" test -x "$P/bin/slotsync-bootctl"
 check "headers installed" test -f "$P/include/slotsync/index.h" -a -f "$P/include/slotsync/version.h"
 pc=$(find "$P" -name libslotsync.pc | head -n1)
 check "pkg-config file installed" test -n "$pc"
@@ -37,4 +38,25 @@ random_file "$T/img" 2 install
 "$P/bin/slotsync-gen" make "$T/img" "$T/img.caibx" >/dev/null
 LD_LIBRARY_PATH=$(dirname "$(find "$P" -name 'libslotsync.so' | head -n1)") "$T/user" "$T/img.caibx" >"$T/user.out"
 check "a program linked with pkg-config against the installed library reads an index" grep -qE '^[0-9]+ chunks$' "$T/user.out"
+cat >"$T/boot.c" <<'C'
+#include <slotsync/boot.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+	struct slotsync_boot_config cfg;
+	struct slotsync_boot_state st;
+	struct slotsync_error err = { 0 };
+	slotsync_boot_config_load(NULL, &cfg, &err);
+	snprintf(cfg.env, sizeof(cfg.env), "%s", argv[1]);
+	if (slotsync_boot_switch(&cfg, 1, 2, &err) < 0 || slotsync_boot_load(&cfg, &st, &err) < 0) {
+		fprintf(stderr, "%s\n", slotsync_error_message(&err));
+		return 1;
+	}
+	printf("B tries %d\n", st.slot[1].tries);
+	return 0;
+}
+C
+cc "${san[@]}" -o "$T/boot" "$T/boot.c" $(pkg-config --cflags --libs libslotsync-boot)
+LD_LIBRARY_PATH=$(dirname "$(find "$P" -name 'libslotsync.so' | head -n1)") "$T/boot" "$T/bootstate" >"$T/boot.out"
+check "a program linked with pkg-config against libslotsync-boot switches slots" grep -qx 'B tries 2' "$T/boot.out"
 finish

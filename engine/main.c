@@ -37,6 +37,10 @@ static void usage(FILE *f)
 	      "      channel pointer too); print the manifest, or exit non-zero with the reason.\n"
 	      "  state --state FILE [--set-installed V] [--raise-floor N]\n"
 	      "      Show or update the device state the policy uses.\n"
+	      "  slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n"
+	      "      Make DEVICE a LUKS2 volume with a fresh key sealed by the TPM; print its UUID.\n"
+	      "  unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
+	      "      Unseal DEVICE's key with the TPM and open /dev/mapper/NAME (or only check it).\n"
 	      "\n"
 	      "  -v/--verbose, -q/--quiet, --version, -h/--help\n",
 	      f);
@@ -289,6 +293,10 @@ int main(int argc, char **argv)
 		return cli_verify(argc, argv);
 	if (!strcmp(argv[1], "state"))
 		return cli_state(argc, argv);
+	if (!strcmp(argv[1], "slot-format"))
+		return cli_slot_format(argc, argv);
+	if (!strcmp(argv[1], "unlock"))
+		return cli_unlock(argc, argv);
 	if (!strcmp(argv[1], "index-info")) {
 		if (argc != 3) {
 			fputs("slotsync index-info: needs INDEX\n", stderr);

@@ -9,9 +9,12 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	# libraries
 	libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check libubootenv-dev zlib1g-dev
+	libtss2-dev libcryptsetup-dev libdevmapper-dev
 	# tools the tests and the demo use (an HSM for release keys, a clock to move)
 	softhsm2 libengine-pkcs11-openssl faketime
 	casync debootstrap squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3
+	# encrypted slots: a software TPM and its tools
+	swtpm swtpm-tools tpm2-tools cryptsetup-bin
 	# boot state: the bootloaders' own tools, and GRUB booted for real in qemu
 	grub-common grub-pc-bin libubootenv-tool u-boot-tools xorriso mtools qemu-system-x86
 	# benchmarks: a peer HTTP/2 client and arithmetic

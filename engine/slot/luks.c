@@ -1,0 +1,179 @@
+/* LUKS2 with TPM-sealed volume keys: see include/slotsync/luks.h.
+ *
+ * Token JSON: {"type": "slotsync-tpm2", "keyslots": [], "tpm2-blob": base64 of
+ * the sealed object (tpm.h), "tpm2-pcrs": [PCR numbers]}.
+ */
+#include "slotsync/luks.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <libcryptsetup.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slotsync/tpm.h"
+
+#define TOKENS_MAX 32
+
+static int load(struct crypt_device **cd, const char *device, struct slotsync_error *err)
+{
+	int r = crypt_init(cd, device);
+
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot open %s", device);
+	r = crypt_load(*cd, CRYPT_LUKS2, NULL);
+	if (r < 0) {
+		crypt_free(*cd);
+		*cd = NULL;
+		return slotsync_error_set_errno(err, r, "%s has no LUKS2 header", device);
+	}
+	return 0;
+}
+
+int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, char uuid[SLOTSYNC_LUKS_UUID_BYTES],
+			 struct slotsync_error *err)
+{
+	struct crypt_params_luks2 params = { .sector_size = 4096 };
+	struct crypt_device *cd = NULL;
+	struct json_object *tok = NULL, *pcrs;
+	unsigned char vk[SLOTSYNC_LUKS_KEY_BYTES];
+	uint8_t *blob = NULL;
+	size_t blob_len = 0;
+	char *b64 = NULL;
+	int r;
+
+	if (RAND_bytes(vk, sizeof(vk)) != 1)
+		return slotsync_error_set(err, -EIO, "no random bytes for a volume key");
+	/* seal first: a TPM that cannot seal must not leave a header behind */
+	r = slotsync_tpm_seal(tpm->tcti, vk, sizeof(vk), tpm->pcr_mask, &blob, &blob_len, err);
+	if (r < 0)
+		goto out;
+	r = crypt_init(&cd, device);
+	if (r < 0) {
+		r = slotsync_error_set_errno(err, r, "cannot open %s", device);
+		goto out;
+	}
+	r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)vk, sizeof(vk), &params);
+	if (r < 0) {
+		r = slotsync_error_set_errno(err, r, "cannot format %s as LUKS2", device);
+		goto out;
+	}
+	b64 = malloc(4 * ((blob_len + 2) / 3) + 1);
+	tok = json_object_new_object();
+	pcrs = json_object_new_array();
+	if (!b64 || !tok || !pcrs) {
+		json_object_put(pcrs);
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, blob, (int)blob_len);
+	for (int i = 0; i < 24; i++)
+		if (tpm->pcr_mask & (1u << i))
+			json_object_array_add(pcrs, json_object_new_int(i));
+	json_object_object_add(tok, "type", json_object_new_string(SLOTSYNC_LUKS_TOKEN_TYPE));
+	json_object_object_add(tok, "keyslots", json_object_new_array());
+	json_object_object_add(tok, "tpm2-blob", json_object_new_string(b64));
+	json_object_object_add(tok, "tpm2-pcrs", pcrs);
+	r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json_object_to_json_string_ext(tok, JSON_C_TO_STRING_PLAIN));
+	if (r < 0) {
+		r = slotsync_error_set_errno(err, r, "cannot store the sealed key in %s's LUKS2 header", device);
+		goto out;
+	}
+	snprintf(uuid, SLOTSYNC_LUKS_UUID_BYTES, "%s", crypt_get_uuid(cd));
+	r = 0;
+out:
+	explicit_bzero(vk, sizeof(vk));
+	json_object_put(tok);
+	free(b64);
+	free(blob);
+	crypt_free(cd);
+	return r;
+}
+
+/* The sealed blob of the first slotsync-tpm2 token. */
+static int token_blob(struct crypt_device *cd, const char *device, uint8_t **blob, size_t *len,
+		      struct slotsync_error *err)
+{
+	for (int t = 0; t < TOKENS_MAX; t++) {
+		const char *json;
+		struct json_object *o, *type, *b;
+		size_t l;
+		if (crypt_token_json_get(cd, t, &json) < 0)
+			continue;
+		o = json_tokener_parse(json);
+		if (!o)
+			continue;
+		if (json_object_object_get_ex(o, "type", &type) &&
+		    !strcmp(json_object_get_string(type), SLOTSYNC_LUKS_TOKEN_TYPE) &&
+		    json_object_object_get_ex(o, "tpm2-blob", &b) && json_object_is_type(b, json_type_string)) {
+			const char *s = json_object_get_string(b);
+			int n;
+			l = strlen(s);
+			*blob = malloc(l / 4 * 3 + 3);
+			n = *blob ? EVP_DecodeBlock(*blob, (const unsigned char *)s, (int)l) : -1;
+			json_object_put(o);
+			if (n < 0 || l % 4) {
+				free(*blob);
+				*blob = NULL;
+				return slotsync_error_set(err, -EBADMSG, "%s: the slotsync-tpm2 token %d is damaged", device, t);
+			}
+			/* EVP_DecodeBlock counts the padding as zero bytes */
+			*len = (size_t)n - (l >= 1 && s[l - 1] == '=') - (l >= 2 && s[l - 2] == '=');
+			return 0;
+		}
+		json_object_put(o);
+	}
+	return slotsync_error_set(err, -ENOKEY, "%s: its LUKS2 header has no slotsync-tpm2 token (not formatted by slotsync?)",
+				  device);
+}
+
+int slotsync_luks_open(const char *device, const struct slotsync_luks_tpm *tpm, const char *name,
+		       const char *expect_uuid, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	struct crypt_device *cd = NULL;
+	uint8_t *blob = NULL, vk[SLOTSYNC_TPM_SECRET_MAX];
+	size_t blob_len = 0, vk_len = 0;
+	int r;
+
+	r = load(&cd, device, err);
+	if (r < 0)
+		return r;
+	if (expect_uuid && strcmp(expect_uuid, crypt_get_uuid(cd)) != 0) {
+		r = slotsync_error_set(err, -ESTALE, "%s holds LUKS2 header %s, not %s (formatted again by someone else?)",
+				       device, crypt_get_uuid(cd), expect_uuid);
+		goto out;
+	}
+	if (uuid)
+		snprintf(uuid, SLOTSYNC_LUKS_UUID_BYTES, "%s", crypt_get_uuid(cd));
+	r = token_blob(cd, device, &blob, &blob_len, err);
+	if (r == 0)
+		r = slotsync_tpm_unseal(tpm->tcti, blob, blob_len, vk, &vk_len, err);
+	if (r < 0) {
+		slotsync_error_prefix(err, "%s", device);
+		goto out;
+	}
+	r = crypt_activate_by_volume_key(cd, name, (const char *)vk, vk_len, 0);
+	if (r < 0)
+		r = name ? slotsync_error_set_errno(err, r, "cannot activate %s as /dev/mapper/%s", device, name)
+			 : slotsync_error_set_errno(err, r, "%s: the unsealed key does not open its header", device);
+out:
+	explicit_bzero(vk, sizeof(vk));
+	free(blob);
+	crypt_free(cd);
+	return r;
+}
+
+int slotsync_luks_close(const char *name, struct slotsync_error *err)
+{
+	struct crypt_device *cd = NULL;
+	int r = crypt_init_by_name(&cd, name);
+
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "no mapping %s", name);
+	r = crypt_deactivate(cd, name);
+	crypt_free(cd);
+	return r < 0 ? slotsync_error_set_errno(err, r, "cannot close %s", name) : 0;
+}

@@ -1,0 +1,47 @@
+/* slotsync — LUKS2 slots and data partitions, their keys sealed by the TPM.
+ *
+ * A format gives the device a LUKS2 header (aes-xts-plain64, 512-bit key,
+ * 4096-byte sectors) with a fresh random volume key, which is sealed by the
+ * TPM (tpm.h) and kept in a LUKS2 token of type "slotsync-tpm2" in the same
+ * header; no passphrase keyslot is needed, and no key ever sits on disk in
+ * clear.  Opening unseals the key from the token and activates the mapping
+ * (libcryptsetup, device-mapper), or with no name only checks the key.
+ */
+#ifndef SLOTSYNC_LUKS_H
+#define SLOTSYNC_LUKS_H
+
+#include <stdint.h>
+
+#include "slotsync/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLOTSYNC_LUKS_KEY_BYTES 64
+#define SLOTSYNC_LUKS_UUID_BYTES 40
+#define SLOTSYNC_LUKS_TOKEN_TYPE "slotsync-tpm2"
+
+struct slotsync_luks_tpm {
+	const char *tcti;     /* NULL: tpm2-tss's default */
+	uint32_t pcr_mask;    /* SHA-256 PCRs the key is bound to; 0: none */
+};
+
+/* Formats device; uuid receives the new header's UUID. */
+int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, char uuid[SLOTSYNC_LUKS_UUID_BYTES],
+			 struct slotsync_error *err);
+
+/* Unseals the key and activates /dev/mapper/<name>; name NULL: checks the key
+ * only.  uuid (may be NULL) receives the header's UUID; expect_uuid (may be
+ * NULL) refuses a header that is not the one expected (a resumed install must
+ * find the header it formatted). */
+int slotsync_luks_open(const char *device, const struct slotsync_luks_tpm *tpm, const char *name,
+		       const char *expect_uuid, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+
+/* Removes the mapping. */
+int slotsync_luks_close(const char *name, struct slotsync_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,59 @@
+#!/bin/bash
+# LUKS2 slots with TPM-sealed keys, on the host: swtpm as the TPM (TCTI swtpm),
+# LUKS2 headers on plain files (the host has no device-mapper; mappings are
+# tested in the VM).  Seal and unseal, the token round trip, a PCR policy that
+# no longer matches, a TPM that is not there, another TPM, another header.
+source "$(dirname "$0")/lib.sh"
+S=$SLOTSYNC_BIN
+cd "$T"
+start_swtpm() { # start_swtpm NAME: prints the TCTI string
+	local d=$T/tpm-$1 p
+	mkdir -p "$d"
+	p=$(free_port)
+	swtpm socket --tpm2 --tpmstate dir="$d" --server type=tcp,port=$p,bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=$((p + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear \
+		--pid file="$d/pid" -d
+	CLEANUP+=("kill \$(cat '$d/pid') 2>/dev/null")
+	for _ in $(seq 50); do [ -s "$d/pid" ] && break; sleep 0.1; done
+	echo "swtpm:host=127.0.0.1,port=$p"
+}
+TPM=$(start_swtpm main)
+OTHER=$(start_swtpm other)
+
+truncate -s 40M slot-a.img data-a.img
+uuid=$($S slot-format --tcti "$TPM" slot-a.img)
+check "slot-format writes a LUKS2 header and prints its UUID ($uuid)" \
+	bash -c "cryptsetup luksDump slot-a.img | grep -qE 'UUID:[[:space:]]+$uuid'"
+check "aes-xts-plain64 with 4096-byte sectors" \
+	bash -c "cryptsetup luksDump slot-a.img | grep -q 'cipher: aes-xts-plain64' && cryptsetup luksDump slot-a.img | grep -q 'sector: 4096'"
+check "the sealed key is in a slotsync-tpm2 token, no passphrase keyslot" \
+	bash -c "cryptsetup token export --token-id 0 slot-a.img | grep -q '\"type\":\"slotsync-tpm2\"' && ! cryptsetup luksDump slot-a.img | grep -qE '^  [0-9]+: luks2'"
+check "unlock unseals the key through the TPM and the header accepts it" $S unlock --tcti "$TPM" --check slot-a.img
+check "unlock with the expected UUID" $S unlock --tcti "$TPM" --expect-uuid "$uuid" --check slot-a.img
+expect_fail "a header that is not the one expected (formatted again)" "holds LUKS2 header $uuid" \
+	$S unlock --tcti "$TPM" --expect-uuid 00000000-0000-0000-0000-000000000000 --check slot-a.img
+expect_fail "another TPM cannot unseal it" "sealed by another TPM" $S unlock --tcti "$OTHER" --check slot-a.img
+expect_fail "TPM not reachable: a clear error" "TPM not reachable" \
+	$S unlock --tcti "swtpm:host=127.0.0.1,port=$(free_port)" --check slot-a.img
+expect_fail "a plain file without a LUKS2 header" "has no LUKS2 header" $S unlock --tcti "$TPM" --check data-a.img
+check "each format makes a fresh key: a second slot's key differs" bash -c "
+	$S slot-format --tcti '$TPM' data-a.img >/dev/null &&
+	[ \"\$(cryptsetup token export --token-id 0 slot-a.img)\" != \"\$(cryptsetup token export --token-id 0 data-a.img)\" ]"
+expect_fail "slot-format when the TPM is not there writes no header" "TPM not reachable" \
+	$S slot-format --tcti "swtpm:host=127.0.0.1,port=$(free_port)" --pcrs 7 "$T/fresh.img"
+check "(no header was written)" bash -c "! cryptsetup isLuks '$T/fresh.img' 2>/dev/null"
+
+# a key bound to PCR 16: unseals while PCR 16 is unchanged, refused after an extend
+truncate -s 40M slot-b.img
+$S slot-format --tcti "$TPM" --pcrs 16 slot-b.img >/dev/null
+check "a PCR-bound key unseals while the PCR holds its value" $S unlock --tcti "$TPM" --check slot-b.img
+TPM2TOOLS_TCTI="$TPM" tpm2_pcrextend 16:sha256=$(printf '%064d' 1) >/dev/null
+expect_fail "after the PCR changed (another boot chain), the TPM refuses" "no longer hold the values" \
+	$S unlock --tcti "$TPM" --check slot-b.img
+check "a key without a PCR policy still unseals" $S unlock --tcti "$TPM" --check slot-a.img
+# damaged token
+cryptsetup token export --token-id 0 slot-a.img | sed 's/"tpm2-blob":"[A-Za-z0-9+\/]\{8\}/"tpm2-blob":"AAAAAAAA/' >tok.json
+cryptsetup token remove --token-id 0 slot-a.img
+cryptsetup token import --json-file tok.json slot-a.img
+expect_fail "a damaged token is refused" "slot-a.img" $S unlock --tcti "$TPM" --check slot-a.img
+finish

@@ -111,7 +111,10 @@ static int token_blob(struct crypt_device *cd, const char *device, uint8_t **blo
 		    json_object_object_get_ex(o, "tpm2-blob", &b) && json_object_is_type(b, json_type_string)) {
 			const char *s = json_object_get_string(b);
 			int n;
+			size_t pad;
 			l = strlen(s);
+			/* EVP_DecodeBlock counts the padding as zero bytes */
+			pad = (size_t)(l >= 1 && s[l - 1] == '=') + (size_t)(l >= 2 && s[l - 2] == '=');
 			*blob = malloc(l / 4 * 3 + 3);
 			n = *blob ? EVP_DecodeBlock(*blob, (const unsigned char *)s, (int)l) : -1;
 			json_object_put(o);
@@ -120,8 +123,7 @@ static int token_blob(struct crypt_device *cd, const char *device, uint8_t **blo
 				*blob = NULL;
 				return slotsync_error_set(err, -EBADMSG, "%s: the slotsync-tpm2 token %d is damaged", device, t);
 			}
-			/* EVP_DecodeBlock counts the padding as zero bytes */
-			*len = (size_t)n - (l >= 1 && s[l - 1] == '=') - (l >= 2 && s[l - 2] == '=');
+			*len = (size_t)n - pad;
 			return 0;
 		}
 		json_object_put(o);

@@ -6,5 +6,6 @@ int cli_verify(int argc, char **argv);
 int cli_state(int argc, char **argv);
 int cli_slot_format(int argc, char **argv);
 int cli_unlock(int argc, char **argv);
+int cli_migrate_data(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "slotsync/luks.h"
+#include "slotsync/migrate.h"
 
 enum { OPT_TCTI = 256, OPT_PCRS, OPT_CHECK, OPT_UUID };
 
@@ -121,5 +122,57 @@ int cli_unlock(int argc, char **argv)
 	}
 	if (check)
 		printf("%s: key unsealed and checked (LUKS2 %s)\n", argv[optind], uuid);
+	return 0;
+}
+
+static const struct option migrate_options[] = {
+	{ "from", required_argument, NULL, 'f' },
+	{ "to", required_argument, NULL, 't' },
+	{ "image", required_argument, NULL, 'i' },
+	{ "hooks-dir", required_argument, NULL, 'd' },
+	{ "fs-type", required_argument, NULL, 's' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int cli_migrate_data(int argc, char **argv)
+{
+	struct slotsync_migrate_options o = { 0 };
+	struct slotsync_error err = { 0 };
+	int c;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", migrate_options, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o.from = optarg;
+			break;
+		case 't':
+			o.to = optarg;
+			break;
+		case 'i':
+			o.image = optarg;
+			break;
+		case 'd':
+			o.hooks_dir = optarg;
+			break;
+		case 's':
+			o.fs_type = optarg;
+			break;
+		case 'h':
+			printf("Usage: slotsync migrate-data --from DEV --to DEV --image DEV [--hooks-dir PATH] [--fs-type T]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (!o.from || !o.to || !o.image || optind != argc) {
+		fputs("slotsync migrate-data: needs --from DEV --to DEV --image DEV\n", stderr);
+		return 2;
+	}
+	if (slotsync_migrate_data(&o, &err) < 0) {
+		fprintf(stderr, "slotsync migrate-data: %s\n", slotsync_error_message(&err));
+		return 1;
+	}
 	return 0;
 }

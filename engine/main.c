@@ -41,6 +41,9 @@ static void usage(FILE *f)
 	      "      Make DEVICE a LUKS2 volume with a fresh key sealed by the TPM; print its UUID.\n"
 	      "  unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
 	      "      Unseal DEVICE's key with the TPM and open /dev/mapper/NAME (or only check it).\n"
+	      "  migrate-data --from DEV --to DEV --image DEV [--hooks-dir PATH] [--fs-type T]\n"
+	      "      Copy the active data partition onto the new slot's, then run the new image's\n"
+	      "      migration hooks on the copy (image read-only, copy read-write).\n"
 	      "\n"
 	      "  -v/--verbose, -q/--quiet, --version, -h/--help\n",
 	      f);
@@ -297,6 +300,8 @@ int main(int argc, char **argv)
 		return cli_slot_format(argc, argv);
 	if (!strcmp(argv[1], "unlock"))
 		return cli_unlock(argc, argv);
+	if (!strcmp(argv[1], "migrate-data"))
+		return cli_migrate_data(argc, argv);
 	if (!strcmp(argv[1], "index-info")) {
 		if (argc != 3) {
 			fputs("slotsync index-info: needs INDEX\n", stderr);

@@ -14,7 +14,7 @@ PACKAGES=(
 	softhsm2 libengine-pkcs11-openssl faketime
 	casync debootstrap squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3
 	# encrypted slots: a software TPM and its tools
-	swtpm swtpm-tools tpm2-tools cryptsetup-bin
+	swtpm swtpm-tools tpm2-tools cryptsetup-bin kmod cpio
 	# boot state: the bootloaders' own tools, and GRUB booted for real in qemu
 	grub-common grub-pc-bin libubootenv-tool u-boot-tools xorriso mtools qemu-system-x86
 	# benchmarks: a peer HTTP/2 client and arithmetic

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <xxhash.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -672,6 +674,34 @@ static int recheck_written(struct asm_ctx *a, struct slotsync_error *err)
 	return r;
 }
 
+/* A block device's identity for the journal.  A dm-crypt mapping's device
+ * number depends on the order mappings were opened in, which changes from boot
+ * to boot: it is known by the LUKS UUID of its header instead (from its dm
+ * UUID, "CRYPT-LUKS2-<32 hex>-<name>", the name left out), so that a resumed
+ * install finds its journal whatever the mapping's number, and a header
+ * formatted again (a new UUID) never matches an old journal.  Other block
+ * devices (partitions, loop devices) by their device number. */
+static void block_identity(dev_t rdev, struct slotsync_journal_identity *id)
+{
+	char path[96], uuid[160] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/dm/uuid", major(rdev), minor(rdev));
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(uuid, sizeof(uuid), f))
+			uuid[0] = '\0';
+		fclose(f);
+	}
+	if (!strncmp(uuid, "CRYPT-", 6) && strlen(uuid) >= 44) {
+		id->target_dev = 0xd7c7u; /* "a dm-crypt mapping": no real device number */
+		id->target_ino = XXH64(uuid, 44, 0);
+	} else {
+		id->target_dev = rdev;
+		id->target_ino = 0;
+	}
+}
+
 static int open_target(struct asm_ctx *a, struct slotsync_journal_identity *id, struct slotsync_error *err)
 {
 	uint64_t image = slotsync_index_image_size(a->idx), size;
@@ -690,8 +720,7 @@ static int open_target(struct asm_ctx *a, struct slotsync_journal_identity *id, 
 		if (size < image)
 			return slotsync_error_set(err, -ENOSPC, "target %s holds %" PRIu64 " bytes, the image needs %" PRIu64,
 						  a->target, size, image);
-		id->target_dev = st.st_rdev;
-		id->target_ino = 0;
+		block_identity(st.st_rdev, id);
 	} else {
 		if (size != image && ftruncate(a->fd, (off_t)image) < 0)
 			return slotsync_error_set_errno(err, -errno, "cannot size target %s to %" PRIu64 " bytes", a->target,

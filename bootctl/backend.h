@@ -25,8 +25,4 @@ int boot_order_parse(const char *s, struct slotsync_boot_state *st);
 /* Strict decimal in [lo, hi]. */
 int boot_parse_int(const char *s, int lo, int hi, int *out);
 
-/* Replaces path with len bytes: temp file in the same folder, fsync, rename,
- * fsync of the folder. */
-int boot_write_atomic(const char *path, const void *buf, size_t len, struct slotsync_error *err);
-
 #endif

@@ -34,17 +34,6 @@
 #define DATA_BYTES 0x1c
 #define COPIES 3
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint32_t stride_of(const struct slotsync_boot_config *cfg)
 {
 	return cfg->barebox_stride ? cfg->barebox_stride : 64;
@@ -56,16 +45,16 @@ static const uint8_t *copy_data(const struct slotsync_boot_config *cfg, const ui
 	const uint8_t *raw = c;
 	size_t avail = len, data_len;
 
-	if (len >= META_BYTES && get32(c) == DIRECT_MAGIC) {
+	if (len >= META_BYTES && io_get_le32(c) == DIRECT_MAGIC) {
 		raw = c + META_BYTES;
-		avail = get32(c + 4) < len - META_BYTES ? get32(c + 4) : len - META_BYTES;
+		avail = io_get_le32(c + 4) < len - META_BYTES ? io_get_le32(c + 4) : len - META_BYTES;
 	}
-	if (avail < HEADER_BYTES || get32(raw) != cfg->barebox_magic || (raw[4] | raw[5]) != 0 ||
-	    get32(raw + 12) != (uint32_t)crc32(0, raw, 12))
+	if (avail < HEADER_BYTES || io_get_le32(raw) != cfg->barebox_magic || (raw[4] | raw[5]) != 0 ||
+	    io_get_le32(raw + 12) != (uint32_t)crc32(0, raw, 12))
 		return NULL;
 	data_len = (size_t)raw[6] | (size_t)raw[7] << 8;
 	if (data_len < DATA_BYTES || data_len > avail - HEADER_BYTES ||
-	    get32(raw + 8) != (uint32_t)crc32(0, raw + HEADER_BYTES, (uInt)data_len))
+	    io_get_le32(raw + 8) != (uint32_t)crc32(0, raw + HEADER_BYTES, (uInt)data_len))
 		return NULL;
 	return raw + HEADER_BYTES;
 }
@@ -113,8 +102,8 @@ static int barebox_load(const struct slotsync_boot_config *cfg, struct slotsync_
 							    "no valid copy (wrong magic, bad CRC or truncated) in any of the %d copies",
 							    COPIES);
 	{
-		uint32_t att[2] = { get32(d), get32(d + 8) }, prio[2] = { get32(d + 4), get32(d + 12) },
-			 ok[2] = { get32(d + 0x14), get32(d + 0x18) };
+		uint32_t att[2] = { io_get_le32(d), io_get_le32(d + 8) }, prio[2] = { io_get_le32(d + 4), io_get_le32(d + 12) },
+			 ok[2] = { io_get_le32(d + 0x14), io_get_le32(d + 0x18) };
 		for (int s = 0; s < 2; s++) {
 			if (ok[s] > 1)
 				return slotsync_error_set(err, -EBADMSG, "bootstate.system%d.ok is %u, not 0 or 1", s, ok[s]);
@@ -150,7 +139,7 @@ static int barebox_store(const struct slotsync_boot_config *cfg, const struct sl
 			ssize_t n = io_pread_full(fd, old, rd, cfg->barebox_offset + (uint64_t)i * stride);
 			const uint8_t *od = n > 0 ? copy_data(cfg, old, (size_t)n) : NULL;
 			if (od) {
-				last_chosen = get32(od + 0x10);
+				last_chosen = io_get_le32(od + 0x10);
 				break;
 			}
 		}
@@ -161,18 +150,18 @@ static int barebox_store(const struct slotsync_boot_config *cfg, const struct sl
 		int att = st->slot[s].good && st->slot[s].tries == 0
 				  ? (cfg->default_tries > 0 ? cfg->default_tries : SLOTSYNC_BOOT_TRIES_DEFAULT)
 				  : st->slot[s].tries;
-		put32(d + 8 * s, (uint32_t)att);
-		put32(d + 8 * s + 4, prio_value[st->slot[s].priority > 2 ? 2 : st->slot[s].priority]);
-		put32(d + 0x14 + 4 * s, (uint32_t)st->slot[s].good);
+		io_put_le32(d + 8 * s, (uint32_t)att);
+		io_put_le32(d + 8 * s + 4, prio_value[st->slot[s].priority > 2 ? 2 : st->slot[s].priority]);
+		io_put_le32(d + 0x14 + 4 * s, (uint32_t)st->slot[s].good);
 	}
-	put32(d + 0x10, last_chosen);
-	put32(raw, cfg->barebox_magic);
+	io_put_le32(d + 0x10, last_chosen);
+	io_put_le32(raw, cfg->barebox_magic);
 	raw[6] = DATA_BYTES & 0xff;
 	raw[7] = DATA_BYTES >> 8;
-	put32(raw + 8, (uint32_t)crc32(0, d, DATA_BYTES));
-	put32(raw + 12, (uint32_t)crc32(0, raw, 12));
-	put32(c, DIRECT_MAGIC);
-	put32(c + 4, HEADER_BYTES + DATA_BYTES);
+	io_put_le32(raw + 8, (uint32_t)crc32(0, d, DATA_BYTES));
+	io_put_le32(raw + 12, (uint32_t)crc32(0, raw, 12));
+	io_put_le32(c, DIRECT_MAGIC);
+	io_put_le32(c + 4, HEADER_BYTES + DATA_BYTES);
 	for (int i = 0; i < COPIES && r == 0; i++) {
 		r = io_pwrite_full(fd, c, sizeof(c), cfg->barebox_offset + (uint64_t)i * stride);
 		if (r == 0 && fdatasync(fd) < 0)

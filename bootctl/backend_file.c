@@ -25,27 +25,16 @@
 #define COPY_STRIDE 512
 #define BODY_BYTES 56
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* 0 and the copy's sequence if valid, -1 if not. */
 static int decode(const uint8_t *c, uint64_t *seq, struct slotsync_boot_state *st)
 {
-	if (memcmp(c, MAGIC, 12) != 0 || get32(c + 12) != 1 ||
-	    get32(c + BODY_BYTES) != (uint32_t)crc32(0, c, BODY_BYTES))
+	if (memcmp(c, MAGIC, 12) != 0 || io_get_le32(c + 12) != 1 ||
+	    io_get_le32(c + BODY_BYTES) != (uint32_t)crc32(0, c, BODY_BYTES))
 		return -1;
-	*seq = (uint64_t)get32(c + 16) | (uint64_t)get32(c + 20) << 32;
+	*seq = (uint64_t)io_get_le32(c + 16) | (uint64_t)io_get_le32(c + 20) << 32;
 	for (int s = 0; s < 2; s++) {
 		const uint8_t *p = c + 24 + 16 * s;
-		uint32_t prio = get32(p), tries = get32(p + 4), good = get32(p + 8);
+		uint32_t prio = io_get_le32(p), tries = io_get_le32(p + 4), good = io_get_le32(p + 8);
 		if (prio > 2 || tries > SLOTSYNC_BOOT_TRIES_MAX || good > 1)
 			return -1;
 		st->slot[s].priority = (int)prio;
@@ -123,15 +112,15 @@ static int file_store(const struct slotsync_boot_config *cfg, const struct slots
 	next = (valid[0] && valid[1] ? (seq[0] > seq[1] ? seq[0] : seq[1]) : valid[0] ? seq[0] : valid[1] ? seq[1] : 0) + 1;
 	memset(c, 0, sizeof(c));
 	memcpy(c, MAGIC, 12);
-	put32(c + 12, 1);
-	put32(c + 16, (uint32_t)next);
-	put32(c + 20, (uint32_t)(next >> 32));
+	io_put_le32(c + 12, 1);
+	io_put_le32(c + 16, (uint32_t)next);
+	io_put_le32(c + 20, (uint32_t)(next >> 32));
 	for (int s = 0; s < 2; s++) {
-		put32(c + 24 + 16 * s, (uint32_t)st->slot[s].priority);
-		put32(c + 28 + 16 * s, (uint32_t)st->slot[s].tries);
-		put32(c + 32 + 16 * s, (uint32_t)st->slot[s].good);
+		io_put_le32(c + 24 + 16 * s, (uint32_t)st->slot[s].priority);
+		io_put_le32(c + 28 + 16 * s, (uint32_t)st->slot[s].tries);
+		io_put_le32(c + 32 + 16 * s, (uint32_t)st->slot[s].good);
 	}
-	put32(c + BODY_BYTES, (uint32_t)crc32(0, c, BODY_BYTES));
+	io_put_le32(c + BODY_BYTES, (uint32_t)crc32(0, c, BODY_BYTES));
 	fd = open(cfg->env, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot open for writing");

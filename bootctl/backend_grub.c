@@ -174,7 +174,7 @@ static int grub_store(const struct slotsync_boot_config *cfg, const struct slots
 	memcpy(out + b.len, ours, (size_t)n);
 	b.len += (size_t)n;
 	memset(out + b.len, '#', ENV_BYTES - b.len);
-	return boot_write_atomic(cfg->env, out, ENV_BYTES, err);
+	return io_write_file_atomic(cfg->env, out, ENV_BYTES, err);
 }
 
 const struct boot_backend boot_backend_grub = { "grub", grub_load, grub_store };

@@ -88,11 +88,6 @@ int boot_order_parse(const char *s, struct slotsync_boot_state *st)
 	return 0;
 }
 
-int boot_write_atomic(const char *path, const void *buf, size_t len, struct slotsync_error *err)
-{
-	return io_write_file_atomic(path, buf, len, err);
-}
-
 static void first_boot_state(struct slotsync_boot_state *st)
 {
 	memset(st, 0, sizeof(*st));

@@ -39,39 +39,17 @@ struct slotsync_journal {
 	pthread_mutex_t lock; /* one append at a time */
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static void header_build(uint8_t h[HEADER_BYTES], const struct slotsync_journal_identity *id)
 {
 	memset(h, 0, HEADER_BYTES);
 	memcpy(h, JOURNAL_MAGIC, 16);
-	put32(h + 16, JOURNAL_VERSION);
+	io_put_le32(h + 16, JOURNAL_VERSION);
 	memcpy(h + 24, id->index_digest, SLOTSYNC_DIGEST_BYTES);
-	put64(h + 56, id->image_size);
-	put64(h + 64, id->n_chunks);
-	put64(h + 72, id->target_dev);
-	put64(h + 80, id->target_ino);
-	put64(h + 88, XXH3_64bits(h, 88));
+	io_put_le64(h + 56, id->image_size);
+	io_put_le64(h + 64, id->n_chunks);
+	io_put_le64(h + 72, id->target_dev);
+	io_put_le64(h + 80, id->target_ino);
+	io_put_le64(h + 88, XXH3_64bits(h, 88));
 }
 
 /* Why does header h not match id?  NULL if it does. */
@@ -79,14 +57,14 @@ static const char *header_mismatch(const uint8_t *h, const struct slotsync_journ
 {
 	if (memcmp(h, JOURNAL_MAGIC, 16) != 0)
 		return "it is not a slotsync journal";
-	if (get64(h + 88) != XXH3_64bits(h, 88))
+	if (io_get_le64(h + 88) != XXH3_64bits(h, 88))
 		return "its header is corrupt";
-	if (get32(h + 16) != JOURNAL_VERSION)
+	if (io_get_le32(h + 16) != JOURNAL_VERSION)
 		return "it has an unknown version";
-	if (memcmp(h + 24, id->index_digest, SLOTSYNC_DIGEST_BYTES) != 0 || get64(h + 56) != id->image_size ||
-	    get64(h + 64) != id->n_chunks)
+	if (memcmp(h + 24, id->index_digest, SLOTSYNC_DIGEST_BYTES) != 0 || io_get_le64(h + 56) != id->image_size ||
+	    io_get_le64(h + 64) != id->n_chunks)
 		return "it belongs to another index";
-	if (get64(h + 72) != id->target_dev || get64(h + 80) != id->target_ino)
+	if (io_get_le64(h + 72) != id->target_dev || io_get_le64(h + 80) != id->target_ino)
 		return "it belongs to another target";
 	return NULL;
 }
@@ -133,17 +111,17 @@ static int journal_replay(struct slotsync_journal *j, uint8_t *done, int *verifi
 
 		if ((uint64_t)n - p < 8)
 			break;
-		kind = get32(buf + p);
-		count = get32(buf + p + 4);
+		kind = io_get_le32(buf + p);
+		count = io_get_le32(buf + p + 4);
 		if (count > RECORD_MAX_POSITIONS)
 			break;
 		len = 8 + 4 * (uint64_t)count + 8;
-		if ((uint64_t)n - p < len || get64(buf + p + len - 8) != XXH3_64bits(buf + p, len - 8))
+		if ((uint64_t)n - p < len || io_get_le64(buf + p + len - 8) != XXH3_64bits(buf + p, len - 8))
 			break;
 		if (kind != KIND_DONE && kind != KIND_WRITTEN && kind != KIND_INVALID && kind != KIND_VERIFIED)
 			break;
 		for (uint32_t i = 0; i < count; i++) {
-			uint32_t pos = get32(buf + p + 8 + 4 * (uint64_t)i);
+			uint32_t pos = io_get_le32(buf + p + 8 + 4 * (uint64_t)i);
 			if (pos < j->n_chunks)
 				done[pos] = kind == KIND_DONE	 ? SLOTSYNC_JOURNAL_DURABLE
 					    : kind == KIND_WRITTEN ? SLOTSYNC_JOURNAL_WRITTEN
@@ -248,11 +226,11 @@ static int journal_append_locked(struct slotsync_journal *j, uint32_t kind, cons
 			j->buf = b;
 			j->cap = len;
 		}
-		put32(j->buf, kind);
-		put32(j->buf + 4, (uint32_t)count);
+		io_put_le32(j->buf, kind);
+		io_put_le32(j->buf + 4, (uint32_t)count);
 		for (size_t i = 0; i < count; i++)
-			put32(j->buf + 8 + 4 * i, positions[done + i]);
-		put64(j->buf + len - 8, XXH3_64bits(j->buf, len - 8));
+			io_put_le32(j->buf + 8 + 4 * i, positions[done + i]);
+		io_put_le64(j->buf + len - 8, XXH3_64bits(j->buf, len - 8));
 		end = lseek(j->fd, 0, SEEK_END);
 		if (end < 0)
 			return slotsync_error_set_errno(err, -errno, "cannot append to journal %s", j->path);

@@ -33,22 +33,6 @@ static const char *const kind_tag[] = { "BNDL", "PNTR" };
 static const char *const kind_name[] = { "bundle", "channel pointer" };
 static const size_t kind_parts[] = { 2, 1 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kind kind,
 			    struct slotsync_envelope **out, struct slotsync_error *err)
 {
@@ -63,10 +47,10 @@ int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kin
 	else if (memcmp(buf + 8, kind_tag[kind], 4) != 0)
 		r = slotsync_error_set(err, -EBADMSG, "not a slotsync %s (its kind is \"%.4s\")", kind_name[kind],
 				       (const char *)buf + 8);
-	else if (get32(buf + 12) != ENVELOPE_FORMAT)
+	else if (io_get_le32(buf + 12) != ENVELOPE_FORMAT)
 		r = slotsync_error_set(err, -EBADMSG, "%s has format %u; this slotsync reads format %u", kind_name[kind],
-				       get32(buf + 12), ENVELOPE_FORMAT);
-	else if ((n = get32(buf + 16)) != kind_parts[kind] || get32(buf + 20) != 0 || len < FIXED_HEADER + 8 * n)
+				       io_get_le32(buf + 12), ENVELOPE_FORMAT);
+	else if ((n = io_get_le32(buf + 16)) != kind_parts[kind] || io_get_le32(buf + 20) != 0 || len < FIXED_HEADER + 8 * n)
 		r = slotsync_error_set(err, -EBADMSG, "%s header is malformed", kind_name[kind]);
 	if (r < 0) {
 		free(buf);
@@ -83,7 +67,7 @@ int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kin
 	e->n_parts = (size_t)n;
 	off = FIXED_HEADER + 8 * n;
 	for (size_t i = 0; i < e->n_parts; i++) {
-		uint64_t pl = get64(buf + FIXED_HEADER + 8 * i);
+		uint64_t pl = io_get_le64(buf + FIXED_HEADER + 8 * i);
 		if (pl > len - off) {
 			slotsync_envelope_free(e);
 			return slotsync_error_set(err, -EBADMSG, "%s is truncated: part %zu needs %" PRIu64 " bytes",
@@ -156,13 +140,13 @@ int slotsync_envelope_build(enum slotsync_envelope_kind kind, const uint8_t *con
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	memcpy(b, ENVELOPE_MAGIC, 8);
 	memcpy(b + 8, kind_tag[kind], 4);
-	put32(b + 12, ENVELOPE_FORMAT);
-	put32(b + 16, (uint32_t)n_parts);
-	put32(b + 20, 0);
+	io_put_le32(b + 12, ENVELOPE_FORMAT);
+	io_put_le32(b + 16, (uint32_t)n_parts);
+	io_put_le32(b + 20, 0);
 	off = FIXED_HEADER + 8 * n_parts;
 	for (size_t i = 0; i < n_parts; i++) {
-		put32(b + FIXED_HEADER + 8 * i, (uint32_t)lens[i]);
-		put32(b + FIXED_HEADER + 8 * i + 4, (uint32_t)((uint64_t)lens[i] >> 32));
+		io_put_le32(b + FIXED_HEADER + 8 * i, (uint32_t)lens[i]);
+		io_put_le32(b + FIXED_HEADER + 8 * i + 4, (uint32_t)((uint64_t)lens[i] >> 32));
 		memcpy(b + off, parts[i], lens[i]);
 		off += lens[i];
 	}
@@ -346,7 +330,6 @@ int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slots
 		goto fail;
 	}
 	slotsync_index_free(idx);
-	slotsync_digest(SLOTSYNC_DIGEST_SHA256, b->env->buf, b->env->len, b->sha256);
 	*out = b;
 	return 0;
 fail:

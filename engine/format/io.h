@@ -10,6 +10,29 @@
 
 #include "slotsync/error.h"
 
+/* Little-endian integers in byte buffers (on-disk formats). */
+static inline void io_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void io_put_le64(uint8_t *p, uint64_t v)
+{
+	io_put_le32(p, (uint32_t)v);
+	io_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint32_t io_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t io_get_le64(const uint8_t *p)
+{
+	return (uint64_t)io_get_le32(p) | (uint64_t)io_get_le32(p + 4) << 32;
+}
+
 /* Reads up to len bytes; fewer only at end of file.  Returns bytes read or -errno. */
 ssize_t io_read_full(int fd, void *buf, size_t len);
 ssize_t io_pread_full(int fd, void *buf, size_t len, uint64_t offset);

@@ -150,7 +150,6 @@ struct slotsync_bundle {
 	const uint8_t *index;        /* the caibx bytes, inside env */
 	size_t index_len;
 	struct slotsync_signer_info signer;
-	uint8_t sha256[SLOTSYNC_DIGEST_BYTES];  /* of the whole bundle file */
 };
 
 /* Reads the bundle at path, verifies its signature against keyring_pem, parses

@@ -96,16 +96,65 @@ static void first_boot_state(struct slotsync_boot_state *st)
 	st->slot[0].tries = 0;
 }
 
+void slotsync_boot_config_defaults(struct slotsync_boot_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->backend = SLOTSYNC_BOOT_FILE;
+	cfg->default_tries = SLOTSYNC_BOOT_TRIES_DEFAULT;
+	cfg->barebox_stride = 64;
+}
+
+int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *k, const char *v)
+{
+	char *end;
+	int iv;
+
+	if (!strcmp(k, "backend"))
+		return slotsync_boot_backend_parse(v, &cfg->backend) < 0 ? -EINVAL : 0;
+	if (!strcmp(k, "env")) {
+		if (!*v || strlen(v) >= sizeof(cfg->env))
+			return -EINVAL;
+		snprintf(cfg->env, sizeof(cfg->env), "%s", v);
+		return 0;
+	}
+	if (!strcmp(k, "booted")) {
+		if (slotsync_boot_slot_parse(v) < 0)
+			return -EINVAL;
+		snprintf(cfg->booted, sizeof(cfg->booted), "%c", (char)toupper((unsigned char)v[0]));
+		return 0;
+	}
+	if (!strcmp(k, "default-tries"))
+		return boot_parse_int(v, 1, SLOTSYNC_BOOT_TRIES_MAX, &cfg->default_tries) < 0 ? -EINVAL : 0;
+	if (!strcmp(k, "barebox-offset")) {
+		errno = 0;
+		cfg->barebox_offset = strtoull(v, &end, 0);
+		return errno || *end || !*v || *v == '-' ? -EINVAL : 0;
+	}
+	if (!strcmp(k, "barebox-stride")) {
+		if (boot_parse_int(v, 32, 1 << 20, &iv) < 0)
+			return -EINVAL;
+		cfg->barebox_stride = (unsigned int)iv;
+		return 0;
+	}
+	if (!strcmp(k, "barebox-magic")) {
+		unsigned long m;
+		errno = 0;
+		m = strtoul(v, &end, 0);
+		if (errno || *end || !*v || *v == '-' || m > 0xffffffffUL)
+			return -EINVAL;
+		cfg->barebox_magic = (unsigned int)m;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg, struct slotsync_error *err)
 {
 	char line[1200];
 	FILE *f;
 	int n = 0;
 
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->backend = SLOTSYNC_BOOT_FILE;
-	cfg->default_tries = SLOTSYNC_BOOT_TRIES_DEFAULT;
-	cfg->barebox_stride = 64;
+	slotsync_boot_config_defaults(cfg);
 	if (!path)
 		return 0;
 	f = fopen(path, "r");
@@ -113,7 +162,7 @@ int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg
 		return slotsync_error_set_errno(err, -errno, "cannot open config %s", path);
 	while (fgets(line, sizeof(line), f)) {
 		char *k = line, *v, *e;
-		int iv;
+		int r;
 		n++;
 		while (isspace((unsigned char)*k))
 			k++;
@@ -133,46 +182,15 @@ int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg
 		for (e = k + strlen(k); e > k && isspace((unsigned char)e[-1]); e--)
 			;
 		*e = '\0';
-		if (!strcmp(k, "backend")) {
-			if (slotsync_boot_backend_parse(v, &cfg->backend) < 0)
-				goto bad;
-		} else if (!strcmp(k, "env")) {
-			if (strlen(v) >= sizeof(cfg->env))
-				goto bad;
-			snprintf(cfg->env, sizeof(cfg->env), "%s", v);
-		} else if (!strcmp(k, "booted")) {
-			if (slotsync_boot_slot_parse(v) < 0)
-				goto bad;
-			snprintf(cfg->booted, sizeof(cfg->booted), "%c", (char)toupper((unsigned char)v[0]));
-		} else if (!strcmp(k, "default-tries")) {
-			if (boot_parse_int(v, 1, SLOTSYNC_BOOT_TRIES_MAX, &cfg->default_tries) < 0)
-				goto bad;
-		} else if (!strcmp(k, "barebox-offset")) {
-			char *end;
-			errno = 0;
-			cfg->barebox_offset = strtoull(v, &end, 0);
-			if (errno || *end || !*v)
-				goto bad;
-		} else if (!strcmp(k, "barebox-stride")) {
-			if (boot_parse_int(v, 32, 1 << 20, &iv) < 0)
-				goto bad;
-			cfg->barebox_stride = (unsigned int)iv;
-		} else if (!strcmp(k, "barebox-magic")) {
-			char *end;
-			unsigned long m;
-			errno = 0;
-			m = strtoul(v, &end, 0);
-			if (errno || *end || !*v || m > 0xffffffffUL)
-				goto bad;
-			cfg->barebox_magic = (unsigned int)m;
-		} else {
+		r = slotsync_boot_config_set(cfg, k, v);
+		if (r == -ENOENT) {
 			fclose(f);
 			return slotsync_error_set(err, -EINVAL, "%s:%d: unknown key \"%s\"", path, n, k);
 		}
-		continue;
-bad:
-		fclose(f);
-		return slotsync_error_set(err, -EINVAL, "%s:%d: bad value \"%s\" for %s", path, n, v, k);
+		if (r < 0) {
+			fclose(f);
+			return slotsync_error_set(err, -EINVAL, "%s:%d: bad value \"%s\" for %s", path, n, v, k);
+		}
 	}
 	fclose(f);
 	return 0;

@@ -7,16 +7,19 @@
 #include <string.h>
 
 #include "cli.h"
+#include "slotsync/config.h"
 #include "slotsync/luks.h"
 #include "slotsync/migrate.h"
 
-enum { OPT_TCTI = 256, OPT_PCRS, OPT_CHECK, OPT_UUID };
+enum { OPT_TCTI = 256, OPT_PCRS, OPT_CHECK, OPT_UUID, OPT_CONFIG, OPT_DATA };
 
 static const struct option slot_options[] = {
 	{ "tcti", required_argument, NULL, OPT_TCTI },
 	{ "pcrs", required_argument, NULL, OPT_PCRS },
 	{ "check", no_argument, NULL, OPT_CHECK },
 	{ "expect-uuid", required_argument, NULL, OPT_UUID },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "data", no_argument, NULL, OPT_DATA },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -42,8 +45,12 @@ static long parse_pcrs(const char *s)
 	return mask;
 }
 
-static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_tpm *tpm, int *check,
-		 const char **uuid)
+struct slot_opts {
+	int check, data;
+	const char *uuid, *config;
+};
+
+static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_tpm *tpm, struct slot_opts *so)
 {
 	int c;
 
@@ -64,13 +71,20 @@ static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_t
 			break;
 		}
 		case OPT_CHECK:
-			*check = 1;
+			so->check = 1;
 			break;
 		case OPT_UUID:
-			*uuid = optarg;
+			so->uuid = optarg;
+			break;
+		case OPT_CONFIG:
+			so->config = optarg;
+			break;
+		case OPT_DATA:
+			so->data = 1;
 			break;
 		case 'h':
 			printf("Usage: slotsync slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n"
+			       "       slotsync unlock [--config FILE] [--data] SLOT\n"
 			       "       slotsync unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n");
 			return 1;
 		default:
@@ -85,8 +99,8 @@ int cli_slot_format(int argc, char **argv)
 	struct slotsync_luks_tpm tpm = { 0 };
 	struct slotsync_error err = { 0 };
 	char uuid[SLOTSYNC_LUKS_UUID_BYTES];
-	const char *expect = NULL;
-	int check = 0, r = parse(argc, argv, "slot-format", &tpm, &check, &expect);
+	struct slot_opts so = { 0 };
+	int r = parse(argc, argv, "slot-format", &tpm, &so);
 
 	if (r)
 		return r < 0 ? 2 : 0;
@@ -94,11 +108,46 @@ int cli_slot_format(int argc, char **argv)
 		fputs("slotsync slot-format: needs DEVICE\n", stderr);
 		return 2;
 	}
-	if (slotsync_luks_format(argv[optind], &tpm, uuid, &err) < 0) {
+	if (slotsync_luks_format(argv[optind], &tpm, NULL, uuid, &err) < 0) {
 		fprintf(stderr, "slotsync slot-format: %s\n", slotsync_error_message(&err));
 		return 1;
 	}
 	printf("%s\n", uuid);
+	return 0;
+}
+
+/* slotsync unlock SLOT: the slot's (or with --data its data partition's)
+ * volume opened as the configuration says, for the system that boots from it. */
+static int unlock_slot(const char *name, const struct slot_opts *so)
+{
+	struct slotsync_error err = { 0 };
+	struct slotsync_config cfg;
+	const struct slotsync_slot_config *s;
+	struct slotsync_volume_handle h;
+	struct slotsync_volume v;
+	struct slotsync_luks_tpm tpm;
+
+	if (slotsync_config_load(so->config, &cfg, &err) < 0) {
+		fprintf(stderr, "slotsync unlock: %s\n", slotsync_error_message(&err));
+		return 1;
+	}
+	s = slotsync_config_slot(&cfg, name);
+	if (!s) {
+		fprintf(stderr, "slotsync unlock: no slot \"%s\" (A or B)\n", name);
+		return 2;
+	}
+	if (so->data && !s->data[0]) {
+		fprintf(stderr, "slotsync unlock: slot %s has no data partition in %s\n", s->name, cfg.path);
+		return 1;
+	}
+	v = slotsync_slot_volume(s, so->data);
+	tpm = slotsync_config_tpm(&cfg);
+	if (slotsync_volume_unlock(&v, &tpm, &h, &err) < 0) {
+		fprintf(stderr, "slotsync unlock: slot %s%s: %s\n", s->name, so->data ? " data" : "",
+			slotsync_error_message(&err));
+		return 1;
+	}
+	printf("%s\n", h.path);
 	return 0;
 }
 
@@ -107,20 +156,22 @@ int cli_unlock(int argc, char **argv)
 	struct slotsync_luks_tpm tpm = { 0 };
 	struct slotsync_error err = { 0 };
 	char uuid[SLOTSYNC_LUKS_UUID_BYTES];
-	const char *expect = NULL;
-	int check = 0, r = parse(argc, argv, "unlock", &tpm, &check, &expect);
+	struct slot_opts so = { 0 };
+	int r = parse(argc, argv, "unlock", &tpm, &so);
 
 	if (r)
 		return r < 0 ? 2 : 0;
-	if (argc - optind != (check ? 1 : 2)) {
-		fputs("slotsync unlock: needs DEVICE NAME, or --check DEVICE\n", stderr);
+	if (!so.check && argc - optind == 1)
+		return unlock_slot(argv[optind], &so);
+	if (argc - optind != (so.check ? 1 : 2)) {
+		fputs("slotsync unlock: needs SLOT, or DEVICE NAME, or --check DEVICE\n", stderr);
 		return 2;
 	}
-	if (slotsync_luks_open(argv[optind], &tpm, check ? NULL : argv[optind + 1], expect, uuid, &err) < 0) {
+	if (slotsync_luks_open(argv[optind], &tpm, so.check ? NULL : argv[optind + 1], so.uuid, uuid, &err) < 0) {
 		fprintf(stderr, "slotsync unlock: %s\n", slotsync_error_message(&err));
 		return 1;
 	}
-	if (check)
+	if (so.check)
 		printf("%s: key unsealed and checked (LUKS2 %s)\n", argv[optind], uuid);
 	return 0;
 }

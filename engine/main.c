@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "format/io.h"
 #include "slotsync/assemble.h"
+#include "slotsync/config.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 #include "slotsync/version.h"
@@ -24,9 +26,13 @@ static void usage(FILE *f)
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
 	      "           INDEX TARGET\n"
+	      "  assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	      "      Write the image of INDEX onto TARGET (file or block device): chunks from seeds\n"
 	      "      first, the rest from the store over HTTP/2; resumable; exits 0 only when TARGET\n"
-	      "      is byte-exact.\n"
+	      "      is byte-exact.  With --slot, TARGET is a slot of the configuration, opened\n"
+	      "      through its backend (luks2: formatted with a fresh TPM-sealed key, the header's\n"
+	      "      UUID kept in JOURNAL.header, reopened on resume); --seed-slot reads a slot\n"
+	      "      (through its open mapping) as a seed.\n"
 	      "  index-info INDEX\n"
 	      "      Check an index and print what it describes.\n"
 	      "  verify --keyring CA.pem [--compatible C] [--state FILE] [--pointer POINTER]\n"
@@ -39,6 +45,9 @@ static void usage(FILE *f)
 	      "      Show or update the device state the policy uses.\n"
 	      "  slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n"
 	      "      Make DEVICE a LUKS2 volume with a fresh key sealed by the TPM; print its UUID.\n"
+	      "  unlock [--config FILE] [--data] SLOT\n"
+	      "      Open slot SLOT (A or B; with --data, its data partition) as the configuration\n"
+	      "      says (luks2: the key unsealed by the TPM); print the device to mount.\n"
 	      "  unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
 	      "      Unseal DEVICE's key with the TPM and open /dev/mapper/NAME (or only check it).\n"
 	      "  migrate-data --from DEV --to DEV --image DEV [--hooks-dir PATH] [--fs-type T]\n"
@@ -115,7 +124,7 @@ static void progress_line(void *userdata, const struct slotsync_assemble_stats *
 }
 
 enum { OPT_STORE = 256, OPT_SEED, OPT_JOURNAL, OPT_CA, OPT_CERT, OPT_KEY, OPT_CONC, OPT_RATE, OPT_JSON, OPT_DRY,
-       OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION };
+       OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION, OPT_CONFIG, OPT_SLOT, OPT_SEED_SLOT };
 
 static const struct option assemble_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
@@ -131,6 +140,9 @@ static const struct option assemble_options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "dry-run", no_argument, NULL, OPT_DRY },
 	{ "reset-journal", no_argument, NULL, OPT_RESET },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "slot", required_argument, NULL, OPT_SLOT },
+	{ "seed-slot", required_argument, NULL, OPT_SEED_SLOT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -150,8 +162,107 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 	return 0;
 }
 
+/* The header UUID of a slot being written is kept beside its journal
+ * (JOURNAL.header), made durable before the slot is formatted. */
+static int record_header(void *ud, const char *uuid, struct slotsync_error *err)
+{
+	char line[SLOTSYNC_LUKS_UUID_BYTES + 1];
+	int n = snprintf(line, sizeof(line), "%s\n", uuid);
+
+	return io_write_file_atomic(ud, line, (size_t)n, err);
+}
+
+static void read_header(const char *path, char uuid[SLOTSYNC_LUKS_UUID_BYTES])
+{
+	FILE *f = fopen(path, "r");
+
+	uuid[0] = '\0';
+	if (!f)
+		return;
+	if (!fgets(uuid, SLOTSYNC_LUKS_UUID_BYTES, f))
+		uuid[0] = '\0';
+	uuid[strcspn(uuid, "\n")] = '\0';
+	fclose(f);
+}
+
+/* Slots named through the configuration: the target to write (--slot) and
+ * the active slots to seed from (--seed-slot NAME:INDEX). */
+struct slot_args {
+	const char *config, *slot;
+	const char *seed_slot[2];
+	int n_seed_slots;
+	struct slotsync_config cfg;
+	struct slotsync_volume_handle target, seed[2];
+	char seed_spec[2][PATH_MAX * 2];
+	char header_path[PATH_MAX];
+};
+
+static int open_slots(struct slot_args *sa, struct slotsync_assemble_options *opt, const char **seeds,
+		      struct slotsync_error *err)
+{
+	struct slotsync_luks_tpm tpm;
+	int r;
+
+	if (slotsync_config_load(sa->config, &sa->cfg, err) < 0)
+		return -1;
+	tpm = slotsync_config_tpm(&sa->cfg);
+	for (int i = 0; i < sa->n_seed_slots; i++) {
+		char name[8];
+		const char *colon = strchr(sa->seed_slot[i], ':');
+		const struct slotsync_slot_config *s;
+		struct slotsync_volume v;
+		snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - sa->seed_slot[i]) : 0, sa->seed_slot[i]);
+		s = slotsync_config_slot(&sa->cfg, name);
+		if (!colon || !colon[1] || !s)
+			return slotsync_error_set(err, -EINVAL, "--seed-slot takes SLOT:INDEX (slot A or B), not \"%s\"",
+						  sa->seed_slot[i]);
+		v = slotsync_slot_volume(s, 0);
+		r = slotsync_volume_open_read(&v, &tpm, &sa->seed[i], err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "seed slot %s", s->name);
+			return r;
+		}
+		snprintf(sa->seed_spec[i], sizeof(sa->seed_spec[i]), "%s:%s", sa->seed[i].path, colon + 1);
+		seeds[opt->n_seeds++] = sa->seed_spec[i];
+	}
+	if (sa->slot) {
+		const struct slotsync_slot_config *s = slotsync_config_slot(&sa->cfg, sa->slot);
+		char uuid[SLOTSYNC_LUKS_UUID_BYTES];
+		struct slotsync_volume v;
+		int formatted = 0;
+		if (!s)
+			return slotsync_error_set(err, -EINVAL, "--slot takes A or B, not \"%s\"", sa->slot);
+		if (!opt->journal_path)
+			return slotsync_error_set(err, -EINVAL, "--slot needs --journal");
+		snprintf(sa->header_path, sizeof(sa->header_path), "%s.header", opt->journal_path);
+		read_header(sa->header_path, uuid);
+		v = slotsync_slot_volume(s, 0);
+		r = slotsync_volume_open_write(&v, &tpm, uuid, record_header, sa->header_path, &formatted, &sa->target, err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "slot %s", s->name);
+			return r;
+		}
+		if (formatted)
+			opt->reset_journal = 1; /* whatever the journal says was written under another key */
+		opt->target = sa->target.path;
+	}
+	return 0;
+}
+
+static void close_slots(struct slot_args *sa)
+{
+	struct slotsync_error err = { 0 };
+
+	for (int i = 0; i < 2; i++)
+		if (slotsync_volume_close(&sa->seed[i], &err) < 0)
+			fprintf(stderr, "slotsync assemble: %s\n", slotsync_error_message(&err));
+	if (slotsync_volume_close(&sa->target, &err) < 0)
+		fprintf(stderr, "slotsync assemble: %s\n", slotsync_error_message(&err));
+}
+
 static int cmd_assemble(int argc, char **argv)
 {
+	static struct slot_args sa;
 	struct slotsync_assemble_options opt = { 0 };
 	struct slotsync_assemble_stats st;
 	struct slotsync_error err = { 0 };
@@ -222,6 +333,19 @@ static int cmd_assemble(int argc, char **argv)
 		case OPT_RESET:
 			opt.reset_journal = 1;
 			break;
+		case OPT_CONFIG:
+			sa.config = optarg;
+			break;
+		case OPT_SLOT:
+			sa.slot = optarg;
+			break;
+		case OPT_SEED_SLOT:
+			if (sa.n_seed_slots == 2) {
+				fputs("slotsync assemble: --seed-slot at most twice\n", stderr);
+				goto out_usage;
+			}
+			sa.seed_slot[sa.n_seed_slots++] = optarg;
+			break;
 		case 'v':
 			slotsync_log_set_level(slotsync_log_get_level() + 1);
 			break;
@@ -236,8 +360,9 @@ static int cmd_assemble(int argc, char **argv)
 			goto out_usage;
 		}
 	}
-	if (argc - optind != 2) {
-		fputs("slotsync assemble: needs INDEX and TARGET\n", stderr);
+	if (argc - optind != (sa.slot ? 1 : 2)) {
+		fputs(sa.slot ? "slotsync assemble: with --slot, needs INDEX only\n" : "slotsync assemble: needs INDEX and TARGET\n",
+		      stderr);
 		goto out_usage;
 	}
 	if (!!opt.fetch.client_cert != !!opt.fetch.client_key) {
@@ -248,7 +373,12 @@ static int cmd_assemble(int argc, char **argv)
 	opt.target = argv[optind + 1];
 	if (!json && isatty(STDERR_FILENO))
 		opt.progress = progress_line;
-	rc = slotsync_assemble(&opt, &st, &err) < 0 ? 1 : 0;
+	memset(&st, 0, sizeof(st));
+	if ((sa.slot || sa.n_seed_slots) && open_slots(&sa, &opt, seeds, &err) < 0)
+		rc = 1;
+	else
+		rc = slotsync_assemble(&opt, &st, &err) < 0 ? 1 : 0;
+	close_slots(&sa);
 	if (opt.progress)
 		fputs("\r\033[K", stderr);
 	if (rc)

@@ -9,7 +9,7 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	# libraries
 	libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check libubootenv-dev zlib1g-dev
-	libtss2-dev libcryptsetup-dev libdevmapper-dev
+	libtss2-dev libcryptsetup-dev libdevmapper-dev libinih-dev libsystemd-dev
 	# tools the tests and the demo use (an HSM for release keys, a clock to move)
 	softhsm2 libengine-pkcs11-openssl faketime
 	casync debootstrap squashfs-tools busybox-static attr openssl zstd e2fsprogs util-linux nginx curl python3

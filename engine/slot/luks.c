@@ -14,13 +14,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slotsync/log.h"
 #include "slotsync/tpm.h"
 
 #define TOKENS_MAX 32
 
+/* libcryptsetup's messages go through our log: its errors become ours, with
+ * context, and the rest is noise on a device's console. */
+static void luks_log(int level, const char *msg, void *usrptr)
+{
+	(void)usrptr;
+	slotsync_log_debug("libcryptsetup%s: %.*s", level == CRYPT_LOG_ERROR ? " error" : "", (int)strcspn(msg, "\n"),
+			   msg);
+}
+
+static void quiet(void)
+{
+	crypt_set_log_callback(NULL, luks_log, NULL);
+}
+
 static int load(struct crypt_device **cd, const char *device, struct slotsync_error *err)
 {
-	int r = crypt_init(cd, device);
+	int r;
+
+	quiet();
+	r = crypt_init(cd, device);
 
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "cannot open %s", device);
@@ -33,8 +51,8 @@ static int load(struct crypt_device **cd, const char *device, struct slotsync_er
 	return 0;
 }
 
-int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, char uuid[SLOTSYNC_LUKS_UUID_BYTES],
-			 struct slotsync_error *err)
+int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
+			 char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
 {
 	struct crypt_params_luks2 params = { .sector_size = 4096 };
 	struct crypt_device *cd = NULL;
@@ -45,6 +63,7 @@ int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm
 	char *b64 = NULL;
 	int r;
 
+	quiet();
 	if (RAND_bytes(vk, sizeof(vk)) != 1)
 		return slotsync_error_set(err, -EIO, "no random bytes for a volume key");
 	/* seal first: a TPM that cannot seal must not leave a header behind */
@@ -56,7 +75,7 @@ int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm
 		r = slotsync_error_set_errno(err, r, "cannot open %s", device);
 		goto out;
 	}
-	r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, (const char *)vk, sizeof(vk), &params);
+	r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", want_uuid, (const char *)vk, sizeof(vk), &params);
 	if (r < 0) {
 		r = slotsync_error_set_errno(err, r, "cannot format %s as LUKS2", device);
 		goto out;
@@ -171,11 +190,62 @@ out:
 int slotsync_luks_close(const char *name, struct slotsync_error *err)
 {
 	struct crypt_device *cd = NULL;
-	int r = crypt_init_by_name(&cd, name);
+	int r;
+
+	quiet();
+	r = crypt_init_by_name(&cd, name);
 
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "no mapping %s", name);
 	r = crypt_deactivate(cd, name);
 	crypt_free(cd);
 	return r < 0 ? slotsync_error_set_errno(err, r, "cannot close %s", name) : 0;
+}
+
+int slotsync_luks_header_uuid(const char *device, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	struct crypt_device *cd = NULL;
+	int r = load(&cd, device, err);
+
+	if (r < 0)
+		return r == -ENOENT || r == -ENOTBLK ? r : -EINVAL;
+	snprintf(uuid, SLOTSYNC_LUKS_UUID_BYTES, "%s", crypt_get_uuid(cd));
+	crypt_free(cd);
+	return 0;
+}
+
+int slotsync_luks_mapping_uuid(const char *name, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	struct crypt_device *cd = NULL;
+	const char *u;
+	int r;
+
+	quiet();
+	if (crypt_status(NULL, name) != CRYPT_ACTIVE && crypt_status(NULL, name) != CRYPT_BUSY)
+		return slotsync_error_set(err, -ENODEV, "no mapping %s", name);
+	r = crypt_init_by_name(&cd, name);
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot look at mapping %s", name);
+	u = crypt_get_uuid(cd);
+	if (!u) {
+		crypt_free(cd);
+		return slotsync_error_set(err, -EINVAL, "mapping %s is not a LUKS2 volume", name);
+	}
+	snprintf(uuid, SLOTSYNC_LUKS_UUID_BYTES, "%s", u);
+	crypt_free(cd);
+	return 0;
+}
+
+int slotsync_luks_new_uuid(char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	unsigned char b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return slotsync_error_set(err, -EIO, "no random bytes for a UUID");
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(uuid, SLOTSYNC_LUKS_UUID_BYTES,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
+		 b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
 }

@@ -59,6 +59,9 @@ struct slotsync_boot_config {
  * default-tries, barebox-offset, barebox-stride, barebox-magic); path may be
  * NULL.  Unknown keys and bad values are errors. */
 int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg, struct slotsync_error *err);
+void slotsync_boot_config_defaults(struct slotsync_boot_config *cfg);
+/* Sets one key as the file above does: -ENOENT unknown key, -EINVAL bad value. */
+int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *key, const char *value);
 int slotsync_boot_backend_parse(const char *name, enum slotsync_boot_backend_type *out);
 const char *slotsync_boot_backend_name(enum slotsync_boot_backend_type t);
 

@@ -27,9 +27,20 @@ struct slotsync_luks_tpm {
 	uint32_t pcr_mask;    /* SHA-256 PCRs the key is bound to; 0: none */
 };
 
-/* Formats device; uuid receives the new header's UUID. */
-int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, char uuid[SLOTSYNC_LUKS_UUID_BYTES],
-			 struct slotsync_error *err);
+/* Formats device with a header of UUID want_uuid (NULL: a random one); uuid
+ * receives the new header's UUID. */
+int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
+			 char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+
+/* The UUID of device's LUKS2 header, without unsealing anything; -EINVAL when
+ * it has none. */
+int slotsync_luks_header_uuid(const char *device, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+
+/* The header UUID of the open mapping name; -ENODEV if it is not open. */
+int slotsync_luks_mapping_uuid(const char *name, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+
+/* A fresh random (version 4) UUID for a header to be formatted. */
+int slotsync_luks_new_uuid(char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
 
 /* Unseals the key and activates /dev/mapper/<name>; name NULL: checks the key
  * only.  uuid (may be NULL) receives the header's UUID; expect_uuid (may be

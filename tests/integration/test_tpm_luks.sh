@@ -56,4 +56,29 @@ cryptsetup token export --token-id 0 slot-a.img | sed 's/"tpm2-blob":"[A-Za-z0-9
 cryptsetup token remove --token-id 0 slot-a.img
 cryptsetup token import --json-file tok.json slot-a.img
 expect_fail "a damaged token is refused" "slot-a.img" $S unlock --tcti "$TPM" --check slot-a.img
+
+# slots named by the configuration (/etc/slotsync/system.conf's format)
+printf '[tpm]\ntcti = %s\n[slot.A]\ndevice = %s/raw-a.img\n[slot.B]\ndevice = %s/raw-b.img\n' "$TPM" "$T" "$T" >raw.conf
+check "unlock SLOT of a raw slot prints its device" bash -c "[ \"\$($S unlock --config raw.conf B)\" = '$T/raw-b.img' ]"
+printf '[tpm]\ntcti = %s\n[slot.A]\ndevice = %s/slot-b.img\nbackend = luks2\n[slot.B]\ndevice = %s/data-a.img\nbackend = luks2\n' \
+	"$TPM" "$T" "$T" >luks.conf
+expect_fail "unlock SLOT of a luks2 slot whose key is bound to a PCR that moved: refused, named" "slot A: " \
+	$S unlock --config luks.conf A
+printf '[tpm]\ntcti = %s\ncolour = blue\n[slot.A]\ndevice = /a\n[slot.B]\ndevice = /b\n' "$TPM" >bad.conf
+expect_fail "a bad configuration is refused with file, line and key" "bad.conf:3: unknown key \"colour\" in [tpm]" \
+	$S unlock --config bad.conf A
+expect_fail "an unknown slot name is refused" 'no slot "C"' $S unlock --config raw.conf C
+expect_fail "a missing configuration is named" "cannot read config $T/none.conf" $S unlock --config "$T/none.conf" A
+# the raw backend through assemble --slot, seeded from the other slot
+sample_images
+G=$SLOTSYNC_GEN
+$G make --no-progress --store store "$V1" v1.caibx >/dev/null
+$G make --no-progress --store store "$V2" v2.caibx >/dev/null
+cp "$V1" raw-a.img
+start_nginx store "$T"
+check "assemble --slot B writes the raw slot B, seeded from slot A (--seed-slot A:INDEX)" \
+	$S assemble --config raw.conf --slot B --seed-slot A:v1.caibx --store "$NGINX_URL/store" --ca-file "$T/test-ca.pem" \
+	--journal raw-b.journal v2.caibx
+check "(slot B is v2 byte for byte)" cmp -s raw-b.img "$V2"
+expect_fail "--slot needs a journal" "--slot needs --journal" $S assemble --config raw.conf --slot B --store "$NGINX_URL/store" v2.caibx
 finish

@@ -40,7 +40,7 @@ vm_build_initrd() {
 	while read -r m; do mkdir -p "$r${m%/*}"; cp "$k$m" "$r$m"; done <"$r/mods"
 	local tcti
 	tcti=$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 2>/dev/null)
-	for f in "$SLOTSYNC_BIN" /usr/bin/getfattr $tcti; do
+	for f in "$SLOTSYNC_BIN" /usr/bin/getfattr /usr/bin/tpm2 $tcti; do
 		mkdir -p "$r/usr/bin"
 		case $f in *.so*) cp -L --parents "$f" "$r" ;; *) cp "$f" "$r/usr/bin/" ;; esac
 		for l in $(ldd "$f" | grep -o '/[^ ]*'); do cp -L --parents "$l" "$r"; done

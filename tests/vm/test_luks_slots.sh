@@ -36,12 +36,27 @@ for kind in ok fail; do
 	mksquashfs "$T/hooks-$kind" "$P/hooks-$kind.sqfs" -noappend -quiet -all-root
 done
 stat -c %s "$P/v1.img" >"$P/v1.size"
+cat >"$P/system.conf" <<'CONF'
+# the guest: slots A and B, their data partitions, all LUKS2 with TPM-sealed keys
+[tpm]
+tcti = device:/dev/tpmrm0
+pcrs = 7
+[slot.A]
+device = /dev/vda
+backend = luks2
+data = /dev/vdc
+[slot.B]
+device = /dev/vdb
+backend = luks2
+data = /dev/vdd
+CONF
 cat >"$P/run.sh" <<'RUN'
 # runs in the guest: sh /payload/run.sh STAGE
 ok() { echo "VMTEST ok $*"; }
 bad() { echo "VMTEST fail $*"; }
 T="device:/dev/tpmrm0"
 S=slotsync
+C=/payload/system.conf
 httpd -p 127.0.0.1:8080 -h /payload/www
 URL=http://127.0.0.1:8080/store
 same() { # same DEV IMAGE SIZE: the first SIZE bytes of DEV are IMAGE
@@ -50,44 +65,49 @@ same() { # same DEV IMAGE SIZE: the first SIZE bytes of DEV are IMAGE
 case $1 in
 install)
 	[ -c /dev/tpmrm0 ] && ok "the guest has a TPM (/dev/tpmrm0)" || bad "no TPM in the guest"
-	for d in vda vdb vdc vdd; do
-		u=$($S slot-format --tcti "$T" /dev/$d) && echo "$u" >/scratch/uuid-$d || bad "slot-format /dev/$d"
+	for d in vdc vdd; do
+		p=7; [ $d = vdd ] && p=7,16
+		u=$($S slot-format --tcti "$T" --pcrs $p /dev/$d) && echo "$u" >/scratch/uuid-$d || bad "slot-format /dev/$d"
 	done
-	ok "slots A, B and data partitions A, B formatted as LUKS2 with TPM-sealed keys"
-	$S unlock --tcti "$T" /dev/vdc dataA && mke2fs -b 4096 /dev/mapper/dataA >/dev/null 2>&1 && mkdir -p /mnt/d &&
-		mount -t ext4 /dev/mapper/dataA /mnt/d && mkdir /mnt/d/config && echo "site=mast-17" >/mnt/d/config/site &&
-		umount /mnt/d && ok "data partition A holds the device's configuration" || bad "data partition A"
-	$S unlock --tcti "$T" /dev/vda slotA && ok "slot A opened through the TPM: /dev/mapper/slotA" || bad "unlock slot A"
-	if $S assemble --store "$URL" --journal /scratch/a.journal /payload/v1.caibx /dev/mapper/slotA >/scratch/a.out 2>&1; then
-		ok "v1 installed into slot A through dm-crypt from the store on the second disk"
+	ok "data partitions A and B formatted as LUKS2, keys sealed by the TPM to PCR 7 (B: 7 and 16)"
+	dev=$($S unlock --config $C --data A) && [ "$dev" = /dev/mapper/slotsync-data-A ] && mke2fs -b 4096 "$dev" >/dev/null 2>&1 &&
+		mkdir -p /mnt/d && mount -t ext4 "$dev" /mnt/d && mkdir /mnt/d/config && echo "site=mast-17" >/mnt/d/config/site &&
+		umount /mnt/d && ok "data partition A (unlock --data A: $dev) holds the device's configuration" || bad "data partition A"
+	if $S assemble --config $C --slot A --store "$URL" --journal /scratch/a.journal /payload/v1.caibx >/scratch/a.out 2>&1; then
+		ok "v1 installed into slot A by the luks2 backend (formatted with a fresh sealed key, written through dm-crypt, closed)"
 	else
 		bad "install v1: $(cat /scratch/a.out)"
 	fi
-	same /dev/mapper/slotA /payload/v1.img "$(cat /payload/v1.size)" && ok "slot A holds v1 byte for byte" || bad "slot A differs from v1"
-	$S unlock --tcti "$T" /dev/vdb slotB || bad "unlock slot B"
+	[ -b /dev/mapper/slotsync-A ] && bad "slot A's mapping was left open after the install" || ok "slot A's mapping was closed after the install"
+	dev=$($S unlock --config $C A) && [ "$dev" = /dev/mapper/slotsync-A ] && ok "slotsync unlock A opens $dev" || bad "unlock A: $dev"
+	same /dev/mapper/slotsync-A /payload/v1.img "$(cat /payload/v1.size)" && ok "slot A holds v1 byte for byte" || bad "slot A differs from v1"
 	sync
 	echo "VMTEST kill-point"
-	$S assemble --store "$URL" --seed /dev/mapper/slotA:/payload/v1.caibx --journal /scratch/b.journal \
-		--max-rate 200000 /payload/v2.caibx /dev/mapper/slotB >/scratch/b.out 2>&1
+	$S assemble --config $C --slot B --seed-slot A:/payload/v1.caibx --store "$URL" --journal /scratch/b.journal \
+		--max-rate 200000 /payload/v2.caibx >/scratch/b.out 2>&1
 	bad "the update finished before the power was cut"
 	;;
 resume)
 	[ -s /scratch/b.journal ] && ok "after the power cut, the update's journal is there" || bad "no journal after the cut"
-	$S unlock --tcti "$T" /dev/vda slotA || bad "unlock slot A again"
-	$S unlock --tcti "$T" --expect-uuid "$(cat /scratch/uuid-vdb)" /dev/vdb slotB &&
-		ok "slot B reopened with the same LUKS2 header (UUID from before the cut), not formatted again" ||
-		bad "slot B's header changed"
-	if $S assemble --json --store "$URL" --seed /dev/mapper/slotA:/payload/v1.caibx --journal /scratch/b.journal \
-		/payload/v2.caibx /dev/mapper/slotB >/scratch/r.json 2>/scratch/r.err; then
+	before=$(cat /scratch/b.journal.header)
+	[ -n "$before" ] && ok "the journal keeps slot B's header UUID ($before)" || bad "no header UUID beside the journal"
+	$S unlock --config $C A >/dev/null && ok "slot A unlocked after the reboot (its key sealed to PCR 7 in the boot before)" ||
+		bad "unlock slot A again"
+	if $S assemble --json --config $C --slot B --seed-slot A:/payload/v1.caibx --store "$URL" --journal /scratch/b.journal \
+		/payload/v2.caibx >/scratch/r.json 2>/scratch/r.err; then
 		done=$(sed -n 's/.*"chunks_already_done":\([0-9]*\).*/\1/p' /scratch/r.json)
 		ok "the update resumed and finished ($done chunks already done before the cut were not redone)"
 		[ "${done:-0}" -gt 0 ] && ok "work done before the cut was kept" || bad "nothing survived the cut"
 	else
 		bad "resume: $(cat /scratch/r.err)"
 	fi
-	same /dev/mapper/slotB /payload/v2.img "$(cat /payload/v2.size)" && ok "slot B holds v2 byte for byte, read through dm-crypt" || bad "slot B differs from v2"
+	$S unlock --tcti "$T" --check /dev/vdb | grep -q "LUKS2 $before" &&
+		ok "slot B reopened with the same LUKS2 header (UUID from before the cut), not formatted again" ||
+		bad "slot B's header changed: $($S unlock --tcti "$T" --check /dev/vdb 2>&1)"
+	$S unlock --config $C B >/dev/null || bad "unlock slot B"
+	same /dev/mapper/slotsync-B /payload/v2.img "$(cat /payload/v2.size)" && ok "slot B holds v2 byte for byte, read through dm-crypt" || bad "slot B differs from v2"
 	mkdir -p /mnt/b
-	if mount -t squashfs -o ro /dev/mapper/slotB /mnt/b; then
+	if mount -t squashfs -o ro /dev/mapper/slotsync-B /mnt/b; then
 		if [ -s /payload/v2.xattrs ]; then
 			(cd /mnt/b && getfattr -R -d -m - . 2>/dev/null) >/scratch/v2.xattrs
 			cmp -s /scratch/v2.xattrs /payload/v2.xattrs &&
@@ -107,12 +127,12 @@ resume)
 		[ "$a" = "$b" ] && leaks=$((leaks + 1))
 	done
 	# the data partition of the new slot
-	$S unlock --tcti "$T" /dev/vdc dataA && $S unlock --tcti "$T" /dev/vdd dataB || bad "unlock the data partitions"
-	before=$(md5sum </dev/mapper/dataA)
+	$S unlock --config $C --data A >/dev/null && $S unlock --config $C --data B >/dev/null || bad "unlock the data partitions"
+	before=$(md5sum </dev/mapper/slotsync-data-A)
 	# the release images with hooks are disks of their own (vdg, vdh)
 	la=/dev/vdg
-	if $S migrate-data --from /dev/mapper/dataA --to /dev/mapper/dataB --image "$la" 2>/scratch/m.err; then
-		mkdir -p /mnt/d && mount -t ext4 /dev/mapper/dataB /mnt/d
+	if $S migrate-data --from /dev/mapper/slotsync-data-A --to /dev/mapper/slotsync-data-B --image "$la" 2>/scratch/m.err; then
+		mkdir -p /mnt/d && mount -t ext4 /dev/mapper/slotsync-data-B /mnt/d
 		[ "$(cat /mnt/d/config/site)" = "site=mast-17" ] && [ "$(cat /mnt/d/migrated)" = "migrated by 10-migrate" ] &&
 			ok "data migrated: the configuration copied to data partition B, the release's hook ran on the copy" ||
 			bad "data partition B after migration: $(ls -R /mnt/d)"
@@ -121,14 +141,25 @@ resume)
 		bad "migrate-data: $(cat /scratch/m.err)"
 	fi
 	lb=/dev/vdh
-	if $S migrate-data --from /dev/mapper/dataA --to /dev/mapper/dataB --image "$lb" 2>/scratch/f.err; then
+	if $S migrate-data --from /dev/mapper/slotsync-data-A --to /dev/mapper/slotsync-data-B --image "$lb" 2>/scratch/f.err; then
 		bad "a failing hook did not stop the migration"
 	else
 		grep -q "20-broken failed (exit 3)" /scratch/f.err && ok "a failing hook stops it with a clear error: $(cat /scratch/f.err)" ||
 			bad "failing hook: $(cat /scratch/f.err)"
 	fi
-	[ "$(md5sum </dev/mapper/dataA)" = "$before" ] && ok "the old data partition is untouched by both migrations" ||
+	[ "$(md5sum </dev/mapper/slotsync-data-A)" = "$before" ] && ok "the old data partition is untouched by both migrations" ||
 		bad "the old data partition changed"
+	# a key sealed to PCR 16 no longer unseals once PCR 16 moves
+	$S unlock --tcti "$T" --check /dev/vdd >/dev/null || bad "data partition B's key does not unseal"
+	tpm2 pcrextend -T "$T" 16:sha256=0000000000000000000000000000000000000000000000000000000000000001 >/dev/null 2>&1 ||
+		bad "tpm2 pcrextend"
+	if $S unlock --tcti "$T" --check /dev/vdd 2>/scratch/p.err; then
+		bad "a key sealed to PCR 16 unsealed after PCR 16 changed"
+	else
+		grep -qi "pcr" /scratch/p.err && ok "after PCR 16 was extended, the key bound to it is refused: $(cat /scratch/p.err)" ||
+			bad "PCR refusal unclear: $(cat /scratch/p.err)"
+	fi
+	$S unlock --tcti "$T" --check /dev/vdc >/dev/null && ok "a key bound to PCR 7 alone still unseals" || bad "PCR 7 key refused"
 	magic=$(dd if=/dev/vdb bs=1 skip=16777216 count=4 2>/dev/null)
 	[ $leaks -eq 0 ] && [ "$magic" != "hsqs" ] && ok "a raw read of slot B's disk shows no plaintext of the image ($((size / 1048576)) MiB compared)" ||
 		bad "plaintext on the raw disk ($leaks MiB)"
@@ -142,7 +173,7 @@ mke2fs -q -t ext4 "$T/scratch.img" 16M
 VM_DISKS+=" $T/payload.img $T/scratch.img $P/hooks-ok.sqfs $P/hooks-fail.sqfs"
 start=$(date +%s)
 vm_build_initrd "$P" || { not_ok "the VM could not be built"; finish; }
-vm_boot install install 2
+vm_boot install install 8
 vm_results install
 check "the power was cut during the update (the guest did not report it finished)" bash -c "! grep -q 'VMTEST done install' '$T/vm-install.log'"
 vm_boot resume resume

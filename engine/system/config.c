@@ -1,0 +1,433 @@
+/* The device's configuration: see include/slotsync/config.h. */
+#include "slotsync/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SEEN_MAX 96
+
+struct parse_ctx {
+	struct slotsync_config *cfg;
+	const char *name;
+	char error[512];              /* the first error; inih gives its line */
+	char seen[SEEN_MAX][80];      /* "section\nkey" of every key given once */
+	int n_seen;
+	int slot_seen[2];
+};
+
+int slotsync_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!*s || *s == '-' || isspace((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mul = 1ull << 10; break;
+		case 'M': mul = 1ull << 20; break;
+		case 'G': mul = 1ull << 30; break;
+		default: return -EINVAL;
+		}
+		if (end[1])
+			return -EINVAL;
+	}
+	if (v > UINT64_MAX / mul)
+		return -ERANGE;
+	*out = v * mul;
+	return 0;
+}
+
+int slotsync_parse_duration(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!*s || *s == '-' || isspace((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		switch (*end) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		default: return -EINVAL;
+		}
+		if (end[1])
+			return -EINVAL;
+	}
+	if (v > UINT64_MAX / mul)
+		return -ERANGE;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1"))
+		*out = 1;
+	else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "0"))
+		*out = 0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_hhmm(const char *s, const char **end, int *minutes)
+{
+	int h, m;
+
+	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
+	    !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
+		return -EINVAL;
+	h = (s[0] - '0') * 10 + (s[1] - '0');
+	m = (s[3] - '0') * 10 + (s[4] - '0');
+	if (h > 23 || m > 59)
+		return -EINVAL;
+	*minutes = h * 60 + m;
+	*end = s + 5;
+	return 0;
+}
+
+static int parse_window(const char *s, int *start, int *stop)
+{
+	const char *e;
+
+	if (!strcmp(s, "always")) {
+		*start = *stop = -1;
+		return 0;
+	}
+	if (parse_hhmm(s, &e, start) < 0 || *e != '-' || parse_hhmm(e + 1, &e, stop) < 0 || *e || *start == *stop)
+		return -EINVAL;
+	return 0;
+}
+
+/* "/abs/path" of at most size-1 bytes */
+static int set_path(char *dst, size_t size, const char *v)
+{
+	if (v[0] != '/' || strlen(v) >= size)
+		return -EINVAL;
+	snprintf(dst, size, "%s", v);
+	return 0;
+}
+
+static int set_string(char *dst, size_t size, const char *v)
+{
+	if (!*v || strlen(v) >= size)
+		return -EINVAL;
+	snprintf(dst, size, "%s", v);
+	return 0;
+}
+
+static int set_url(char *dst, size_t size, const char *v)
+{
+	if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+		return -EINVAL;
+	return set_string(dst, size, v);
+}
+
+static int set_mapping(char *dst, size_t size, const char *v)
+{
+	if (!*v || strlen(v) >= size || strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, ".."))
+		return -EINVAL;
+	snprintf(dst, size, "%s", v);
+	return 0;
+}
+
+static int key_system(struct slotsync_config *c, const char *k, const char *v)
+{
+	if (!strcmp(k, "compatible"))
+		return set_string(c->compatible, sizeof(c->compatible), v);
+	if (!strcmp(k, "state-dir"))
+		return set_path(c->state_dir, sizeof(c->state_dir), v);
+	if (!strcmp(k, "keyring"))
+		return set_path(c->keyring, sizeof(c->keyring), v);
+	if (!strcmp(k, "allow-downgrade"))
+		return parse_bool(v, &c->allow_downgrade);
+	if (!strcmp(k, "boot-tries")) {
+		int r = parse_int(v, 1, SLOTSYNC_BOOT_TRIES_MAX, &c->boot_tries);
+		if (r == 0)
+			c->boot.default_tries = c->boot_tries;
+		return r;
+	}
+	return -ENOENT;
+}
+
+static int key_tpm(struct slotsync_config *c, const char *k, const char *v)
+{
+	if (!strcmp(k, "tcti"))
+		return set_string(c->tcti, sizeof(c->tcti), v);
+	if (!strcmp(k, "pcrs")) {
+		char buf[128], *save = NULL;
+		uint32_t mask = 0;
+		if (strlen(v) >= sizeof(buf))
+			return -EINVAL;
+		if (!strcmp(v, "none")) {
+			c->pcr_mask = 0;
+			return 0;
+		}
+		snprintf(buf, sizeof(buf), "%s", v);
+		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			int n;
+			if (parse_int(t, 0, 23, &n) < 0)
+				return -EINVAL;
+			mask |= 1u << n;
+		}
+		if (!mask)
+			return -EINVAL;
+		c->pcr_mask = mask;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int key_update(struct slotsync_config *c, const char *k, const char *v)
+{
+	if (!strcmp(k, "channel"))
+		return set_url(c->channel, sizeof(c->channel), v);
+	if (!strcmp(k, "store")) {
+		if (c->n_stores >= SLOTSYNC_CONFIG_STORES_MAX)
+			return -E2BIG;
+		if (set_url(c->store[c->n_stores], sizeof(c->store[0]), v) < 0)
+			return -EINVAL;
+		c->n_stores++;
+		return 0;
+	}
+	if (!strcmp(k, "ca-file"))
+		return set_path(c->ca_file, sizeof(c->ca_file), v);
+	if (!strcmp(k, "client-cert"))
+		return set_path(c->client_cert, sizeof(c->client_cert), v);
+	if (!strcmp(k, "client-key"))
+		return set_path(c->client_key, sizeof(c->client_key), v);
+	if (!strcmp(k, "concurrency"))
+		return parse_int(v, 1, 256, &c->concurrency);
+	if (!strcmp(k, "max-rate"))
+		return !strcmp(v, "none") ? (c->max_rate = 0, 0) : slotsync_parse_size(v, &c->max_rate);
+	if (!strcmp(k, "poll-interval")) {
+		int r = slotsync_parse_duration(v, &c->poll_interval);
+		return r < 0 ? r : c->poll_interval < 1 ? -EINVAL : 0;
+	}
+	if (!strcmp(k, "poll-jitter"))
+		return slotsync_parse_duration(v, &c->poll_jitter);
+	if (!strcmp(k, "window"))
+		return parse_window(v, &c->window_start, &c->window_end);
+	if (!strcmp(k, "reboot-command"))
+		return set_string(c->reboot_command, sizeof(c->reboot_command), v);
+	if (!strcmp(k, "health-dir"))
+		return set_path(c->health_dir, sizeof(c->health_dir), v);
+	if (!strcmp(k, "health-timeout")) {
+		int r = slotsync_parse_duration(v, &c->health_timeout);
+		return r < 0 ? r : c->health_timeout < 1 ? -EINVAL : 0;
+	}
+	return -ENOENT;
+}
+
+static int key_slot(struct slotsync_slot_config *s, const char *k, const char *v)
+{
+	if (!strcmp(k, "device"))
+		return set_path(s->device, sizeof(s->device), v);
+	if (!strcmp(k, "backend"))
+		return slotsync_slot_backend_parse(v, &s->backend);
+	if (!strcmp(k, "data"))
+		return set_path(s->data, sizeof(s->data), v);
+	if (!strcmp(k, "mapping"))
+		return set_mapping(s->mapping, sizeof(s->mapping), v);
+	if (!strcmp(k, "data-mapping"))
+		return set_mapping(s->data_mapping, sizeof(s->data_mapping), v);
+	return -ENOENT;
+}
+
+__attribute__((format(printf, 2, 3))) static int fail(struct parse_ctx *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!p->error[0]) {
+		va_start(ap, fmt);
+		vsnprintf(p->error, sizeof(p->error), fmt, ap);
+		va_end(ap);
+	}
+	return 0; /* inih: an error on this line */
+}
+
+static int handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse_ctx *p = user;
+	struct slotsync_config *c = p->cfg;
+	char seen[80];
+	int r, repeatable = !strcmp(section, "update") && !strcmp(key, "store");
+
+	snprintf(seen, sizeof(seen), "%s\n%s", section, key);
+	if (!repeatable) {
+		for (int i = 0; i < p->n_seen; i++)
+			if (!strcmp(p->seen[i], seen))
+				return fail(p, "key \"%s\" in [%s] is given twice", key, section);
+		if (p->n_seen < SEEN_MAX)
+			snprintf(p->seen[p->n_seen++], sizeof(p->seen[0]), "%s", seen);
+	}
+	if (!strcmp(section, "system"))
+		r = key_system(c, key, value);
+	else if (!strcmp(section, "boot"))
+		r = slotsync_boot_config_set(&c->boot, key, value);
+	else if (!strcmp(section, "tpm"))
+		r = key_tpm(c, key, value);
+	else if (!strcmp(section, "update"))
+		r = key_update(c, key, value);
+	else if (!strcasecmp(section, "slot.A") || !strcasecmp(section, "slot.B")) {
+		int i = toupper((unsigned char)section[5]) - 'A';
+		p->slot_seen[i] = 1;
+		r = key_slot(&c->slot[i], key, value);
+	} else
+		return fail(p, "unknown section [%s] (key \"%s\")", section, key);
+	if (!strcmp(section, "boot") && !strcmp(key, "booted"))
+		r = -ENOENT; /* the booted slot comes from the kernel command line */
+	if (r == -ENOENT)
+		return fail(p, "unknown key \"%s\" in [%s]", key, section);
+	if (r == -E2BIG)
+		return fail(p, "too many \"%s\" keys in [%s]", key, section);
+	if (r < 0)
+		return fail(p, "bad value \"%s\" for key \"%s\" in [%s]", value, key, section);
+	return 1;
+}
+
+static void defaults(struct slotsync_config *c, const char *name)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->path, sizeof(c->path), "%s", name);
+	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/slotsync");
+	snprintf(c->keyring, sizeof(c->keyring), "/etc/slotsync/keyring.pem");
+	slotsync_boot_config_defaults(&c->boot);
+	c->boot_tries = c->boot.default_tries;
+	c->poll_interval = 6 * 3600;
+	c->poll_jitter = 30 * 60;
+	c->window_start = c->window_end = -1;
+	snprintf(c->reboot_command, sizeof(c->reboot_command), "systemctl reboot");
+	snprintf(c->health_dir, sizeof(c->health_dir), "/usr/lib/slotsync/health.d");
+	c->health_timeout = 120;
+	for (int i = 0; i < 2; i++) {
+		snprintf(c->slot[i].name, sizeof(c->slot[i].name), "%c", 'A' + i);
+		snprintf(c->slot[i].mapping, sizeof(c->slot[i].mapping), "slotsync-%c", 'A' + i);
+		snprintf(c->slot[i].data_mapping, sizeof(c->slot[i].data_mapping), "slotsync-data-%c", 'A' + i);
+	}
+}
+
+static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
+{
+	struct slotsync_config *c = p->cfg;
+
+	if (line == -1)
+		return slotsync_error_set_errno(err, errno ? -errno : -ENOENT, "cannot read config %s", p->name);
+	if (line == -2)
+		return slotsync_error_set(err, -ENOMEM, "out of memory reading %s", p->name);
+	if (line > 0)
+		return slotsync_error_set(err, -EINVAL, "%s:%d: %s", p->name, line,
+					  p->error[0] ? p->error : "not \"key = value\" nor \"[section]\"");
+	for (int i = 0; i < 2; i++) {
+		if (!p->slot_seen[i] || !c->slot[i].device[0])
+			return slotsync_error_set(err, -EINVAL, "%s: [slot.%c] with its device = is missing", p->name,
+						  'A' + i);
+	}
+	if (!strcmp(c->slot[0].device, c->slot[1].device) ||
+	    (c->slot[0].data[0] && !strcmp(c->slot[0].data, c->slot[1].data)))
+		return slotsync_error_set(err, -EINVAL, "%s: slots A and B name the same device", p->name);
+	if (!c->slot[0].data[0] != !c->slot[1].data[0])
+		return slotsync_error_set(err, -EINVAL, "%s: a data partition for one slot only (data = in [slot.A] and [slot.B], or neither)",
+					  p->name);
+	if (!strcmp(c->slot[0].mapping, c->slot[1].mapping) || !strcmp(c->slot[0].data_mapping, c->slot[1].data_mapping) ||
+	    !strcmp(c->slot[0].mapping, c->slot[1].data_mapping) || !strcmp(c->slot[1].mapping, c->slot[0].data_mapping) ||
+	    !strcmp(c->slot[0].mapping, c->slot[0].data_mapping) || !strcmp(c->slot[1].mapping, c->slot[1].data_mapping))
+		return slotsync_error_set(err, -EINVAL, "%s: two volumes share a mapping name", p->name);
+	if (!c->client_cert[0] != !c->client_key[0])
+		return slotsync_error_set(err, -EINVAL, "%s: client-cert and client-key go together", p->name);
+	return 0;
+}
+
+int slotsync_config_load(const char *path, struct slotsync_config *cfg, struct slotsync_error *err)
+{
+	struct parse_ctx *p;
+	int line, r;
+
+	if (!path)
+		path = SLOTSYNC_CONFIG_DEFAULT;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	defaults(cfg, path);
+	p->cfg = cfg;
+	p->name = path;
+	errno = 0;
+	line = ini_parse(path, handler, p);
+	r = finish(p, line, err);
+	free(p);
+	return r;
+}
+
+int slotsync_config_load_string(const char *text, const char *name, struct slotsync_config *cfg,
+				struct slotsync_error *err)
+{
+	struct parse_ctx *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	defaults(cfg, name);
+	p->cfg = cfg;
+	p->name = name;
+	r = finish(p, ini_parse_string(text, handler, p), err);
+	free(p);
+	return r;
+}
+
+const struct slotsync_slot_config *slotsync_config_slot(const struct slotsync_config *cfg, const char *name)
+{
+	if (!name || !name[0] || name[1])
+		return NULL;
+	if (toupper((unsigned char)name[0]) == 'A')
+		return &cfg->slot[0];
+	if (toupper((unsigned char)name[0]) == 'B')
+		return &cfg->slot[1];
+	return NULL;
+}
+
+struct slotsync_luks_tpm slotsync_config_tpm(const struct slotsync_config *cfg)
+{
+	struct slotsync_luks_tpm t = { cfg->tcti[0] ? cfg->tcti : NULL, cfg->pcr_mask };
+	return t;
+}
+
+int slotsync_config_in_window(const struct slotsync_config *cfg, int m)
+{
+	if (cfg->window_start < 0)
+		return 1;
+	if (cfg->window_start < cfg->window_end)
+		return m >= cfg->window_start && m < cfg->window_end;
+	return m >= cfg->window_start || m < cfg->window_end; /* wraps midnight */
+}

@@ -1,0 +1,91 @@
+/* slotsync — the device's configuration, /etc/slotsync/system.conf.
+ *
+ * An INI file (read with libinih), documented key by key in
+ * docs/system.conf.example:
+ *
+ *   [system]   compatible, state-dir, keyring, allow-downgrade, boot-tries
+ *   [boot]     backend (file|grub|uboot|barebox), env, barebox-offset,
+ *              barebox-stride, barebox-magic
+ *   [tpm]      tcti, pcrs
+ *   [update]   channel, store (repeatable), ca-file, client-cert, client-key,
+ *              concurrency, max-rate, poll-interval, poll-jitter, window,
+ *              reboot-command, health-dir, health-timeout, hooks-dir
+ *   [slot.A], [slot.B]
+ *              device, backend (raw|luks2), data, mapping, data-mapping
+ *
+ * Sizes take k, M, G (powers of 1024); durations s, m, h, d; a window is
+ * HH:MM-HH:MM in local time (it may wrap midnight).  An unknown section or
+ * key, a key given twice, or a bad value is an error naming the file, the line
+ * and the key; nothing is guessed.
+ */
+#ifndef SLOTSYNC_CONFIG_H
+#define SLOTSYNC_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "slotsync/boot.h"
+#include "slotsync/error.h"
+#include "slotsync/slot.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLOTSYNC_CONFIG_DEFAULT "/etc/slotsync/system.conf"
+#define SLOTSYNC_CONFIG_STORES_MAX 8
+
+struct slotsync_config {
+	char path[PATH_MAX];
+	/* [system] */
+	char compatible[256];
+	char state_dir[PATH_MAX];       /* default /var/lib/slotsync */
+	char keyring[PATH_MAX];         /* CA certificates that sign releases */
+	int allow_downgrade;            /* signed downgrades may install */
+	int boot_tries;                 /* tries a new slot gets */
+	/* [boot] */
+	struct slotsync_boot_config boot;
+	/* [tpm] */
+	char tcti[256];                 /* "" : tpm2-tss's default */
+	uint32_t pcr_mask;
+	/* [update] */
+	char channel[1024];             /* URL of the signed channel pointer */
+	char store[SLOTSYNC_CONFIG_STORES_MAX][1024];
+	int n_stores;
+	char ca_file[PATH_MAX], client_cert[PATH_MAX], client_key[PATH_MAX];
+	int concurrency;                /* 0: the engine's default */
+	uint64_t max_rate;              /* bytes/s; 0: no cap */
+	uint64_t poll_interval;         /* seconds */
+	uint64_t poll_jitter;           /* seconds, added at random to each interval */
+	int window_start, window_end;   /* minutes after local midnight; -1: always */
+	char reboot_command[1024];      /* "never": leave the reboot to the operator */
+	char health_dir[PATH_MAX];
+	uint64_t health_timeout;        /* seconds, per check */
+	/* [slot.A], [slot.B] */
+	struct slotsync_slot_config slot[2];
+};
+
+/* Defaults, then the file (path NULL: SLOTSYNC_CONFIG_DEFAULT).  Both slots
+ * must be configured. */
+int slotsync_config_load(const char *path, struct slotsync_config *cfg, struct slotsync_error *err);
+/* The same from a string (name is used in messages). */
+int slotsync_config_load_string(const char *text, const char *name, struct slotsync_config *cfg,
+				struct slotsync_error *err);
+
+/* The slot of this name ("A", "B"; case ignored), or NULL. */
+const struct slotsync_slot_config *slotsync_config_slot(const struct slotsync_config *cfg, const char *name);
+
+/* The TPM options as the slot functions take them (tcti NULL when unset). */
+struct slotsync_luks_tpm slotsync_config_tpm(const struct slotsync_config *cfg);
+
+/* "1M" -> 1048576 (k, M, G); "90m" -> 5400 seconds (s, m, h, d). */
+int slotsync_parse_size(const char *s, uint64_t *out);
+int slotsync_parse_duration(const char *s, uint64_t *out);
+
+/* Whether minute-of-day m lies in the window (always, if none is set). */
+int slotsync_config_in_window(const struct slotsync_config *cfg, int minute_of_day);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

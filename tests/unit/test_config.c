@@ -1,0 +1,164 @@
+/* The device configuration: every key read, defaults, and each kind of bad
+ * input refused with the file, the line and the key named. */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "slotsync/config.h"
+#include "test_util.h"
+
+#define SLOTS                                                                                                 \
+	"[slot.A]\ndevice = /dev/vda\nbackend = luks2\ndata = /dev/vdc\n"                                    \
+	"[slot.B]\ndevice = /dev/vdb\nbackend = luks2\ndata = /dev/vdd\n"
+
+static int load(const char *text, struct slotsync_config *c, struct slotsync_error *err)
+{
+	memset(err, 0, sizeof(*err));
+	return slotsync_config_load_string(text, "system.conf", c, err);
+}
+
+START_TEST(test_full)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+	const char *text = "# a device on a mast\n"
+			   "[system]\ncompatible = radio-x86\nstate-dir = /data/slotsync\nkeyring = /etc/k.pem\n"
+			   "allow-downgrade = yes\nboot-tries = 5\n"
+			   "[boot]\nbackend = grub\nenv = /boot/grub/grubenv\n"
+			   "[tpm]\ntcti = device:/dev/tpmrm0\npcrs = 7,16\n"
+			   "[update]\nchannel = https://updates.example/stable.pointer\n"
+			   "store = https://a.example/store\nstore = https://b.example/store\n"
+			   "concurrency = 32\nmax-rate = 512k\npoll-interval = 4h\npoll-jitter = 20m\n"
+			   "window = 22:30-04:00\nreboot-command = never\nhealth-dir = /usr/lib/h.d\nhealth-timeout = 90s\n"
+			   SLOTS "mapping = rootB\n";
+
+	ck_assert_msg(load(text, &c, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_str_eq(c.compatible, "radio-x86");
+	ck_assert_str_eq(c.state_dir, "/data/slotsync");
+	ck_assert_int_eq(c.allow_downgrade, 1);
+	ck_assert_int_eq(c.boot_tries, 5);
+	ck_assert_int_eq(c.boot.default_tries, 5);
+	ck_assert_int_eq(c.boot.backend, SLOTSYNC_BOOT_GRUB);
+	ck_assert_str_eq(c.boot.env, "/boot/grub/grubenv");
+	ck_assert_uint_eq(c.pcr_mask, (1u << 7) | (1u << 16));
+	ck_assert_int_eq(c.n_stores, 2);
+	ck_assert_str_eq(c.store[1], "https://b.example/store");
+	ck_assert_int_eq(c.concurrency, 32);
+	ck_assert_uint_eq(c.max_rate, 512 * 1024);
+	ck_assert_uint_eq(c.poll_interval, 4 * 3600);
+	ck_assert_uint_eq(c.poll_jitter, 20 * 60);
+	ck_assert_int_eq(c.window_start, 22 * 60 + 30);
+	ck_assert_int_eq(c.window_end, 4 * 60);
+	ck_assert(slotsync_config_in_window(&c, 23 * 60));
+	ck_assert(slotsync_config_in_window(&c, 60));
+	ck_assert(!slotsync_config_in_window(&c, 12 * 60));
+	ck_assert_str_eq(c.reboot_command, "never");
+	ck_assert_uint_eq(c.health_timeout, 90);
+	ck_assert_int_eq(c.slot[1].backend, SLOTSYNC_SLOT_LUKS2);
+	ck_assert_str_eq(c.slot[1].mapping, "rootB");
+	ck_assert_str_eq(c.slot[0].mapping, "slotsync-A");
+	ck_assert_str_eq(c.slot[0].data_mapping, "slotsync-data-A");
+	ck_assert_str_eq(slotsync_config_slot(&c, "b")->device, "/dev/vdb");
+	ck_assert_ptr_null(slotsync_config_slot(&c, "C"));
+	ck_assert_str_eq(slotsync_config_tpm(&c).tcti, "device:/dev/tpmrm0");
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+
+	ck_assert_int_eq(load("[slot.A]\ndevice=/a\n[slot.B]\ndevice=/b\n", &c, &err), 0);
+	ck_assert_int_eq(c.slot[0].backend, SLOTSYNC_SLOT_RAW);
+	ck_assert_str_eq(c.state_dir, "/var/lib/slotsync");
+	ck_assert_str_eq(c.reboot_command, "systemctl reboot");
+	ck_assert_int_eq(c.window_start, -1);
+	ck_assert(slotsync_config_in_window(&c, 700));
+	ck_assert_ptr_null(slotsync_config_tpm(&c).tcti);
+	ck_assert_int_eq(c.boot.backend, SLOTSYNC_BOOT_FILE);
+}
+END_TEST
+
+static void refused(const char *text, const char *expect)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+
+	ck_assert_int_lt(load(text, &c, &err), 0);
+	ck_assert_msg(strstr(slotsync_error_message(&err), expect), "for:\n%s\nexpected \"%s\" in \"%s\"", text, expect,
+		      slotsync_error_message(&err));
+}
+
+START_TEST(test_refusals)
+{
+	refused("[system]\ncompatible = x\ncolour = blue\n" SLOTS, "system.conf:3: unknown key \"colour\" in [system]");
+	refused("[sytem]\ncompatible = x\n" SLOTS, "system.conf:2: unknown section [sytem]");
+	refused("[update]\npoll-interval = soon\n" SLOTS, "system.conf:2: bad value \"soon\" for key \"poll-interval\"");
+	refused("[update]\nmax-rate = 5T\n" SLOTS, "bad value \"5T\" for key \"max-rate\"");
+	refused("[update]\nwindow = 25:00-03:00\n" SLOTS, "bad value \"25:00-03:00\" for key \"window\"");
+	refused("[update]\nwindow = 02:00-02:00\n" SLOTS, "for key \"window\"");
+	refused("[update]\nconcurrency = 0\n" SLOTS, "for key \"concurrency\"");
+	refused("[update]\nchannel = ftp://x/p\n" SLOTS, "for key \"channel\"");
+	refused("[tpm]\npcrs = 7,24\n" SLOTS, "system.conf:2: bad value \"7,24\" for key \"pcrs\"");
+	refused("[system]\nboot-tries = 0\n" SLOTS, "for key \"boot-tries\"");
+	refused("[system]\nallow-downgrade = maybe\n" SLOTS, "for key \"allow-downgrade\"");
+	refused("[boot]\nbackend = lilo\n" SLOTS, "bad value \"lilo\" for key \"backend\" in [boot]");
+	refused("[boot]\nbooted = A\n" SLOTS, "unknown key \"booted\" in [boot]");
+	refused("[system]\ncompatible = a\ncompatible = b\n" SLOTS, "system.conf:3: key \"compatible\" in [system] is given twice");
+	refused("[system]\njust a line\n" SLOTS, "system.conf:2: not \"key = value\"");
+	refused("[slot.A]\ndevice = /a\n[slot.B]\ndevice = /b\nbackend = lvm\n", "system.conf:5: bad value \"lvm\" for key \"backend\" in [slot.B]");
+	refused(SLOTS "device = relative/path\n", "key \"device\" in [slot.B] is given twice");
+	refused("[slot.A]\ndevice = /dev/vda\n", "[slot.B] with its device = is missing");
+	refused("[slot.A]\ndevice = /a\n[slot.B]\ndevice = /a\n", "slots A and B name the same device");
+	refused("[slot.A]\ndevice = /a\ndata = /d\n[slot.B]\ndevice = /b\n", "a data partition for one slot only");
+	refused("[slot.A]\ndevice = /a\nmapping = x/y\n[slot.B]\ndevice = /b\n", "bad value \"x/y\" for key \"mapping\"");
+	refused("[slot.A]\ndevice = /a\nmapping = m\n[slot.B]\ndevice = /b\nmapping = m\n", "share a mapping name");
+	refused("[update]\nclient-cert = /c.pem\n" SLOTS, "client-cert and client-key go together");
+}
+END_TEST
+
+START_TEST(test_file_errors)
+{
+	struct slotsync_config c;
+	struct slotsync_error err = { 0 };
+
+	ck_assert_int_lt(slotsync_config_load("/nonexistent/system.conf", &c, &err), 0);
+	ck_assert_msg(strstr(slotsync_error_message(&err), "cannot read config /nonexistent/system.conf"), "%s",
+		      slotsync_error_message(&err));
+}
+END_TEST
+
+START_TEST(test_units)
+{
+	uint64_t v;
+
+	ck_assert_int_eq(slotsync_parse_size("1M", &v), 0);
+	ck_assert_uint_eq(v, 1048576);
+	ck_assert_int_eq(slotsync_parse_size("3G", &v), 0);
+	ck_assert_uint_eq(v, 3ull << 30);
+	ck_assert_int_lt(slotsync_parse_size("-1", &v), 0);
+	ck_assert_int_lt(slotsync_parse_size("1MB", &v), 0);
+	ck_assert_int_lt(slotsync_parse_size("99999999999999999999", &v), 0);
+	ck_assert_int_eq(slotsync_parse_duration("90m", &v), 0);
+	ck_assert_uint_eq(v, 5400);
+	ck_assert_int_eq(slotsync_parse_duration("2d", &v), 0);
+	ck_assert_uint_eq(v, 172800);
+	ck_assert_int_lt(slotsync_parse_duration("1w", &v), 0);
+	ck_assert_int_lt(slotsync_parse_duration("", &v), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_file_errors);
+	tcase_add_test(tc, test_units);
+	suite_add_tcase(s, tc);
+	return test_run_suite(s);
+}

@@ -123,6 +123,12 @@ int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *k, co
 		snprintf(cfg->booted, sizeof(cfg->booted), "%c", (char)toupper((unsigned char)v[0]));
 		return 0;
 	}
+	if (!strcmp(k, "cmdline")) {
+		if (v[0] != '/' || strlen(v) >= sizeof(cfg->cmdline))
+			return -EINVAL;
+		snprintf(cfg->cmdline, sizeof(cfg->cmdline), "%s", v);
+		return 0;
+	}
 	if (!strcmp(k, "default-tries"))
 		return boot_parse_int(v, 1, SLOTSYNC_BOOT_TRIES_MAX, &cfg->default_tries) < 0 ? -EINVAL : 0;
 	if (!strcmp(k, "barebox-offset")) {
@@ -232,7 +238,7 @@ int slotsync_boot_booted(const struct slotsync_boot_config *cfg, struct slotsync
 
 	if (cfg->booted[0])
 		return slotsync_boot_slot_parse(cfg->booted);
-	fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	fd = open(cfg->cmdline[0] ? cfg->cmdline : "/proc/cmdline", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = read(fd, cmdline, sizeof(cmdline) - 1);
 		close(fd);
@@ -249,7 +255,8 @@ int slotsync_boot_booted(const struct slotsync_boot_config *cfg, struct slotsync
 		}
 	}
 	return slotsync_error_set(err, -ENOENT,
-				  "cannot tell which slot is booted: the kernel command line has no slotsync.slot= (or rauc.slot=); give --booted A|B");
+				  "cannot tell which slot is booted: the kernel command line (%s) has no slotsync.slot= (or rauc.slot=); give --booted A|B",
+				  cfg->cmdline[0] ? cfg->cmdline : "/proc/cmdline");
 }
 
 int slotsync_boot_choose(const struct slotsync_boot_state *st, int *takes_try)

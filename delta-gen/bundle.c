@@ -214,6 +214,51 @@ out:
 	return r;
 }
 
+/* The bundle's hooks part (docs/format.md): each hook program given, as
+ * u16 name length, name (the file's base name), u32 size, bytes.  NULL if none. */
+static int hooks_part(const struct gen_bundle_options *o, uint8_t **out, size_t *out_len, struct slotsync_error *err)
+{
+	const char *files[2] = { o->hook_pre_install, o->hook_post_install };
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	*out = NULL;
+	*out_len = 0;
+	for (int i = 0; i < 2; i++) {
+		uint8_t *data = NULL, *nb;
+		size_t dl = 0, nl;
+		const char *name;
+		int r;
+		if (!files[i] || (i == 1 && files[0] && !strcmp(basename((char *)files[0]), basename((char *)files[1]))))
+			continue;
+		name = basename((char *)files[i]);
+		nl = strlen(name);
+		r = io_read_file(files[i], 16u << 20, &data, &dl, err);
+		if (r < 0) {
+			free(buf);
+			slotsync_error_prefix(err, "hook");
+			return r;
+		}
+		nb = realloc(buf, len + 2 + nl + 4 + dl);
+		if (!nb) {
+			free(data);
+			free(buf);
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+		}
+		buf = nb;
+		io_put_le16(buf + len, (uint16_t)nl);
+		memcpy(buf + len + 2, name, nl);
+		io_put_le32(buf + len + 2 + nl, (uint32_t)dl);
+		if (dl)
+			memcpy(buf + len + 2 + nl + 4, data, dl);
+		len += 2 + nl + 4 + dl;
+		free(data);
+	}
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
 int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err)
 {
 	struct slotsync_manifest m = { 0 };
@@ -221,6 +266,8 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	uint8_t *index = NULL;
 	size_t index_len, manifest_len;
 	char *manifest = NULL;
+	uint8_t *hooks = NULL;
+	size_t hooks_len = 0;
 	struct gen_make_stats ms;
 	struct slotsync_index *idx = NULL;
 	int r;
@@ -267,8 +314,8 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	for (int i = 0; i < o->n_store_urls; i++)
 		m.stores[m.n_stores++] = (char *)o->store_urls[i];
 	m.verity_root_hash = (char *)o->verity_root_hash;
-	m.hook_pre_install = (char *)o->hook_pre_install;
-	m.hook_post_install = (char *)o->hook_post_install;
+	m.hook_pre_install = o->hook_pre_install ? basename((char *)o->hook_pre_install) : NULL;
+	m.hook_post_install = o->hook_post_install ? basename((char *)o->hook_post_install) : NULL;
 	m.downgrade_allowed_to = (char *)o->allow_downgrade_to;
 	r = slotsync_manifest_serialize(&m, &manifest, &manifest_len, err);
 	if (r < 0)
@@ -283,12 +330,16 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 			goto out;
 		}
 	}
+	r = hooks_part(o, &hooks, &hooks_len, err);
+	if (r < 0)
+		goto out;
 	{
-		const uint8_t *parts[2] = { (const uint8_t *)manifest, index };
-		size_t lens[2] = { manifest_len, index_len };
-		r = write_signed(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, 2, out, err);
+		const uint8_t *parts[3] = { (const uint8_t *)manifest, index, hooks };
+		size_t lens[3] = { manifest_len, index_len, hooks_len };
+		r = write_signed(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, hooks ? 3 : 2, out, err);
 	}
 out:
+	free(hooks);
 	slotsync_index_free(idx);
 	free(index);
 	free(manifest);

@@ -28,7 +28,7 @@ static void usage(FILE *f)
 	      "      Verify that every chunk in the store matches its name.\n"
 	      "  bundle --store DIR --image IMG --version V --compatible C [--security-version N]\n"
 	      "       [--allow-downgrade-to V] [--store-url URL]... [--verity-root-hash HEX]\n"
-	      "       [--hook-pre-install NAME] [--hook-post-install NAME] [--timestamp TIME]\n"
+	      "       [--hook-pre-install FILE] [--hook-post-install FILE] [--timestamp TIME]\n"
 	      "       [--expires TIME] SIGNER OUT\n"
 	      "      Chunk IMG into the store and write the signed release bundle OUT.\n"
 	      "      TIME is 2026-01-31T12:00:00Z or @SECONDS; the creation time defaults to\n"

@@ -7,5 +7,9 @@ int cli_state(int argc, char **argv);
 int cli_slot_format(int argc, char **argv);
 int cli_unlock(int argc, char **argv);
 int cli_migrate_data(int argc, char **argv);
+int cli_install(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_mark(int argc, char **argv);
+int cli_agent(int argc, char **argv);
 
 #endif

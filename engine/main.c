@@ -22,6 +22,14 @@ static void usage(FILE *f)
 	fputs("Usage: slotsync COMMAND [OPTIONS]\n"
 	      "\n"
 	      "Commands:\n"
+	      "  install [--config FILE] [--json-progress] [--no-progress] [--abort] BUNDLE|URL\n"
+	      "      The whole install: verify the bundle, write the inactive slot (resumable at\n"
+	      "      every step), verify it, migrate the data partition, run the bundle's hooks,\n"
+	      "      switch the boot state to it.  --abort drops an unfinished install first.\n"
+	      "  status [--config FILE] [--json]\n"
+	      "      Booted slot, each slot's version and boot state, the current or last install.\n"
+	      "  mark-good | mark-bad [--config FILE]\n"
+	      "      Mark the booted slot good (it stays) or bad (the bootloader falls back).\n"
 	      "  assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
@@ -432,6 +440,12 @@ int main(int argc, char **argv)
 		return cli_unlock(argc, argv);
 	if (!strcmp(argv[1], "migrate-data"))
 		return cli_migrate_data(argc, argv);
+	if (!strcmp(argv[1], "install"))
+		return cli_install(argc, argv);
+	if (!strcmp(argv[1], "status"))
+		return cli_status(argc, argv);
+	if (!strcmp(argv[1], "mark-good") || !strcmp(argv[1], "mark-bad"))
+		return cli_mark(argc, argv);
 	if (!strcmp(argv[1], "index-info")) {
 		if (argc != 3) {
 			fputs("slotsync index-info: needs INDEX\n", stderr);

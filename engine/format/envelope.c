@@ -31,7 +31,9 @@
 
 static const char *const kind_tag[] = { "BNDL", "PNTR" };
 static const char *const kind_name[] = { "bundle", "channel pointer" };
-static const size_t kind_parts[] = { 2, 1 };
+/* a bundle: manifest, index, and hooks when its manifest names any */
+static const size_t kind_parts_min[] = { 2, 1 };
+static const size_t kind_parts_max[] = { 3, 1 };
 
 int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kind kind,
 			    struct slotsync_envelope **out, struct slotsync_error *err)
@@ -50,7 +52,8 @@ int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kin
 	else if (io_get_le32(buf + 12) != ENVELOPE_FORMAT)
 		r = slotsync_error_set(err, -EBADMSG, "%s has format %u; this slotsync reads format %u", kind_name[kind],
 				       io_get_le32(buf + 12), ENVELOPE_FORMAT);
-	else if ((n = io_get_le32(buf + 16)) != kind_parts[kind] || io_get_le32(buf + 20) != 0 || len < FIXED_HEADER + 8 * n)
+	else if ((n = io_get_le32(buf + 16)) < kind_parts_min[kind] || n > kind_parts_max[kind] || io_get_le32(buf + 20) != 0 ||
+		 len < FIXED_HEADER + 8 * n)
 		r = slotsync_error_set(err, -EBADMSG, "%s header is malformed", kind_name[kind]);
 	if (r < 0) {
 		free(buf);
@@ -131,8 +134,9 @@ int slotsync_envelope_build(enum slotsync_envelope_kind kind, const uint8_t *con
 	size_t total = FIXED_HEADER + 8 * n_parts, off;
 	uint8_t *b;
 
-	if (n_parts != kind_parts[kind])
-		return slotsync_error_set(err, -EINVAL, "a %s has %zu parts", kind_name[kind], kind_parts[kind]);
+	if (n_parts < kind_parts_min[kind] || n_parts > kind_parts_max[kind])
+		return slotsync_error_set(err, -EINVAL, "a %s has %zu to %zu parts", kind_name[kind], kind_parts_min[kind],
+					  kind_parts_max[kind]);
 	for (size_t i = 0; i < n_parts; i++)
 		total += lens[i];
 	b = malloc(total);
@@ -290,6 +294,52 @@ out:
 	return r;
 }
 
+/* Part 3: the hook programs the manifest names, each as u16 name length, the
+ * name, u32 size, the bytes; exactly the names the manifest gives. */
+static int parse_hooks(struct slotsync_bundle *b, struct slotsync_error *err)
+{
+	const char *want[2] = { b->manifest->hook_pre_install, b->manifest->hook_post_install };
+	size_t n_want = (size_t)!!want[0] + (size_t)(want[1] && (!want[0] || strcmp(want[0], want[1])));
+	const uint8_t *p, *end;
+
+	if (b->env->n_parts < 3) {
+		if (n_want)
+			return slotsync_error_set(err, -EBADMSG, "bundle manifest names hooks, but the bundle carries none");
+		return 0;
+	}
+	p = b->env->part[2];
+	end = p + b->env->part_len[2];
+	while (p < end) {
+		struct slotsync_bundle_hook *h;
+		size_t nl, bl;
+		if (end - p < 2 || (nl = io_get_le16(p)) == 0 || nl >= sizeof(h->name) || (size_t)(end - p) < 2 + nl + 4)
+			return slotsync_error_set(err, -EBADMSG, "bundle hooks part is malformed");
+		if (b->n_hooks == SLOTSYNC_BUNDLE_MAX_HOOKS)
+			return slotsync_error_set(err, -EBADMSG, "bundle carries more than %d hooks", SLOTSYNC_BUNDLE_MAX_HOOKS);
+		h = &b->hooks[b->n_hooks];
+		memcpy(h->name, p + 2, nl);
+		h->name[nl] = '\0';
+		bl = io_get_le32(p + 2 + nl);
+		if (strlen(h->name) != nl || (size_t)(end - p) - 2 - nl - 4 < bl)
+			return slotsync_error_set(err, -EBADMSG, "bundle hook \"%s\" is malformed", h->name);
+		if ((!want[0] || strcmp(h->name, want[0])) && (!want[1] || strcmp(h->name, want[1])))
+			return slotsync_error_set(err, -EBADMSG, "bundle carries hook \"%s\" that its manifest does not name",
+						  h->name);
+		if (slotsync_bundle_hook(b, h->name))
+			return slotsync_error_set(err, -EBADMSG, "bundle carries hook \"%s\" twice", h->name);
+		h->data = p + 2 + nl + 4;
+		h->len = bl;
+		b->n_hooks++;
+		p += 2 + nl + 4 + bl;
+	}
+	for (int i = 0; i < 2; i++)
+		if (want[i] && !slotsync_bundle_hook(b, want[i]))
+			return slotsync_error_set(err, -EBADMSG, "bundle manifest names hook \"%s\", which the bundle lacks",
+						  want[i]);
+	(void)n_want;
+	return 0;
+}
+
 int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slotsync_bundle **out,
 			 struct slotsync_error *err)
 {
@@ -330,12 +380,24 @@ int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slots
 		goto fail;
 	}
 	slotsync_index_free(idx);
+	idx = NULL;
+	r = parse_hooks(b, err);
+	if (r < 0)
+		goto fail;
 	*out = b;
 	return 0;
 fail:
 	slotsync_index_free(idx);
 	slotsync_bundle_free(b);
 	return r;
+}
+
+const struct slotsync_bundle_hook *slotsync_bundle_hook(const struct slotsync_bundle *b, const char *name)
+{
+	for (size_t i = 0; name && i < b->n_hooks; i++)
+		if (!strcmp(b->hooks[i].name, name))
+			return &b->hooks[i];
+	return NULL;
 }
 
 void slotsync_bundle_free(struct slotsync_bundle *b)

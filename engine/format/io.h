@@ -11,6 +11,17 @@
 #include "slotsync/error.h"
 
 /* Little-endian integers in byte buffers (on-disk formats). */
+static inline void io_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline uint16_t io_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline void io_put_le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)

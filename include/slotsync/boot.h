@@ -47,7 +47,8 @@ enum slotsync_boot_backend_type {
 struct slotsync_boot_config {
 	enum slotsync_boot_backend_type backend;
 	char env[1024];          /* file: state file; grub: grubenv; uboot: fw_env.config; barebox: storage */
-	char booted[4];          /* "A"/"B", or "" : read from /proc/cmdline (slotsync.slot= or rauc.slot=) */
+	char booted[4];          /* "A"/"B", or "" : read from the kernel command line (slotsync.slot= or rauc.slot=) */
+	char cmdline[256];       /* where the kernel command line is read; "" : /proc/cmdline */
 	int default_tries;       /* 0: SLOTSYNC_BOOT_TRIES_DEFAULT */
 	/* barebox */
 	unsigned long long barebox_offset;
@@ -55,7 +56,7 @@ struct slotsync_boot_config {
 	unsigned int barebox_magic;    /* the state's magic from its devicetree node; required */
 };
 
-/* Defaults, then `key = value` lines from path (backend, env, booted,
+/* Defaults, then `key = value` lines from path (backend, env, booted, cmdline,
  * default-tries, barebox-offset, barebox-stride, barebox-magic); path may be
  * NULL.  Unknown keys and bad values are errors. */
 int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg, struct slotsync_error *err);

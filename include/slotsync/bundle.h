@@ -4,7 +4,8 @@
  * names the kind and the length of each part, the parts, and a CMS (PKCS#7)
  * detached signature, DER, over every byte before it, so that nothing in the
  * file, its kind and lengths included, can change without breaking it.
- *   - a bundle has two parts: the manifest (JSON) and the caibx index;
+ *   - a bundle has two parts: the manifest (JSON) and the caibx index, and a
+ *     third when the manifest names install hooks: their programs;
  *   - a channel pointer has one: a small JSON naming the bundle to install.
  *
  * Verification checks the signature, the signer's chain up to a keyring of
@@ -28,7 +29,7 @@ extern "C" {
 #endif
 
 enum slotsync_envelope_kind {
-	SLOTSYNC_ENVELOPE_BUNDLE = 0,   /* "BNDL": manifest, index */
+	SLOTSYNC_ENVELOPE_BUNDLE = 0,   /* "BNDL": manifest, index[, hooks] */
 	SLOTSYNC_ENVELOPE_POINTER = 1,  /* "PNTR": pointer */
 };
 
@@ -144,13 +145,27 @@ void slotsync_time_format(time_t t, char buf[32]);
 
 /* ---- a verified bundle ------------------------------------------------- */
 
+#define SLOTSYNC_BUNDLE_MAX_HOOKS 2
+
+/* A hook program the bundle carries (part 3), signed with the rest. */
+struct slotsync_bundle_hook {
+	char name[256];
+	const uint8_t *data;         /* inside env */
+	size_t len;
+};
+
 struct slotsync_bundle {
 	struct slotsync_envelope *env;
 	struct slotsync_manifest *manifest;
 	const uint8_t *index;        /* the caibx bytes, inside env */
 	size_t index_len;
+	struct slotsync_bundle_hook hooks[SLOTSYNC_BUNDLE_MAX_HOOKS];
+	size_t n_hooks;
 	struct slotsync_signer_info signer;
 };
+
+/* The hook of that name, or NULL. */
+const struct slotsync_bundle_hook *slotsync_bundle_hook(const struct slotsync_bundle *b, const char *name);
 
 /* Reads the bundle at path, verifies its signature against keyring_pem, parses
  * its manifest and checks that the index part has the digest the manifest names

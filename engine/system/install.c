@@ -133,7 +133,8 @@ static uint64_t ju64(struct json_object *o, const char *key)
 
 static void copy_str(char *dst, size_t size, const char *src)
 {
-	snprintf(dst, size, "%s", src ? src : "");
+	if (snprintf(dst, size, "%s", src ? src : "") >= (int)size)
+		dst[size - 1] = '\0'; /* cut: only ever messages */
 }
 
 /* ---- the install journal --------------------------------------------------- */

@@ -11,5 +11,6 @@ int cli_install(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_mark(int argc, char **argv);
 int cli_agent(int argc, char **argv);
+int cli_validate(int argc, char **argv);
 
 #endif

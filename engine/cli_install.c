@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "slotsync/agent.h"
 #include "slotsync/install.h"
 #include "slotsync/log.h"
 
@@ -317,6 +318,86 @@ int cli_mark(int argc, char **argv)
 		return 1;
 	if (slotsync_mark(&cfg, good, &err) < 0) {
 		fprintf(stderr, "slotsync %s: %s\n", argv[1], slotsync_error_message(&err));
+		return 1;
+	}
+	return 0;
+}
+
+static const struct option agent_options[] = {
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "once", no_argument, NULL, 'o' },
+	{ "dbus", required_argument, NULL, 'd' },
+	{ "json-progress", no_argument, NULL, OPT_JSON_PROGRESS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int cli_agent(int argc, char **argv)
+{
+	static const char usage[] =
+		"Usage: slotsync agent [--config FILE] [--once] [--dbus system|ADDRESS] [--json-progress]\n";
+	struct slotsync_agent_options o = { 0 };
+	struct slotsync_error err = { 0 };
+	struct slotsync_config cfg;
+	const char *config = NULL;
+	int c, r;
+
+	/* a daemon's journal tells what it did */
+	if (slotsync_log_get_level() < SLOTSYNC_LOG_INFO)
+		slotsync_log_set_level(SLOTSYNC_LOG_INFO);
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "vqh", agent_options, NULL)) != -1) {
+		if (c == 'o')
+			o.once = 1;
+		else if (c == 'd') {
+			o.dbus = !strcmp(optarg, "system") ? 1 : 2;
+			o.dbus_address = optarg;
+		} else if (c == OPT_JSON_PROGRESS)
+			o.json_progress = 1;
+		else if ((r = common_opt(c, &config, usage)) != 0)
+			return r < 0 ? (fputs(usage, stderr), 2) : 0;
+	}
+	if (optind != argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	/* a bad configuration: the agent does not start */
+	if (load_config(config, &cfg, "agent") < 0)
+		return 1;
+	o.cfg = &cfg;
+	if (slotsync_agent_run(&o, &err) < 0) {
+		fprintf(stderr, "slotsync agent: %s\n", slotsync_error_message(&err));
+		return 1;
+	}
+	return 0;
+}
+
+int cli_validate(int argc, char **argv)
+{
+	struct slotsync_error err = { 0 };
+	struct slotsync_config cfg;
+	const char *config = NULL;
+	int c, r, reboot = 0;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", status_options, NULL)) != -1) {
+		if ((r = common_opt(c, &config, "Usage: slotsync validate [--config FILE]\n")) != 0)
+			return r < 0 ? 2 : 0;
+	}
+	if (load_config(config, &cfg, "validate") < 0)
+		return 1;
+	if (slotsync_agent_validate(&cfg, &reboot, &err) < 0) {
+		fprintf(stderr, "slotsync validate: %s\n", slotsync_error_message(&err));
+		return 1;
+	}
+	if (reboot) {
+		const char *cmd = cfg.reboot_command;
+		fprintf(stderr, "slotsync validate: the booted slot failed its health checks and was marked bad%s\n",
+			strcmp(cmd, "never") ? "; rebooting" : "; reboot to fall back");
+		if (strcmp(cmd, "never"))
+			return system(cmd) == 0 ? 1 : 1;
 		return 1;
 	}
 	return 0;

@@ -30,6 +30,11 @@ static void usage(FILE *f)
 	      "      Booted slot, each slot's version and boot state, the current or last install.\n"
 	      "  mark-good | mark-bad [--config FILE]\n"
 	      "      Mark the booted slot good (it stays) or bad (the bootloader falls back).\n"
+	      "  agent [--config FILE] [--once] [--dbus system|ADDRESS] [--json-progress]\n"
+	      "      Update by itself: validate the boot, resume or poll the channel, install,\n"
+	      "      reboot; under systemd, Type=notify with the watchdog; a D-Bus installer.\n"
+	      "  validate [--config FILE]\n"
+	      "      After a boot into a new slot: run the health checks, mark it good or bad.\n"
 	      "  assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
@@ -446,6 +451,10 @@ int main(int argc, char **argv)
 		return cli_status(argc, argv);
 	if (!strcmp(argv[1], "mark-good") || !strcmp(argv[1], "mark-bad"))
 		return cli_mark(argc, argv);
+	if (!strcmp(argv[1], "agent"))
+		return cli_agent(argc, argv);
+	if (!strcmp(argv[1], "validate"))
+		return cli_validate(argc, argv);
 	if (!strcmp(argv[1], "index-info")) {
 		if (argc != 3) {
 			fputs("slotsync index-info: needs INDEX\n", stderr);

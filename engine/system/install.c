@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "format/io.h"
+#include "internal.h"
 #include "run.h"
 #include "slotsync/assemble.h"
 #include "slotsync/boot.h"
@@ -74,7 +75,7 @@ static double mono(void)
 
 /* ---- JSON files ----------------------------------------------------------- */
 
-static int json_load(const char *path, struct json_object **out, struct slotsync_error *err)
+int system_json_load(const char *path, struct json_object **out, struct slotsync_error *err)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -100,7 +101,7 @@ static int json_load(const char *path, struct json_object **out, struct slotsync
 	return 0;
 }
 
-static int json_save(const char *path, struct json_object *o, struct slotsync_error *err)
+int system_json_save(const char *path, struct json_object *o, struct slotsync_error *err)
 {
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t n = strlen(s);
@@ -150,7 +151,7 @@ int slotsync_install_record_load(const struct slotsync_config *cfg, struct slots
 	state_path(cfg, "install.json", path);
 	if (access(path, F_OK) < 0 && errno == ENOENT)
 		return -ENOENT;
-	if (json_load(path, &o, err) < 0)
+	if (system_json_load(path, &o, err) < 0)
 		return -EBADMSG;
 	step = step_parse(jstr(o, "step"));
 	if (step < 0 || (strcmp(jstr(o, "target"), "A") && strcmp(jstr(o, "target"), "B"))) {
@@ -224,7 +225,7 @@ static int record_save(const struct slotsync_config *cfg, struct slotsync_instal
 	rec->updated = time(NULL);
 	o = record_json(rec);
 	state_path(cfg, "install.json", path);
-	r = json_save(path, o, err);
+	r = system_json_save(path, o, err);
 	json_object_put(o);
 	pthread_mutex_unlock(&record_lock);
 	return r;
@@ -242,7 +243,7 @@ int slotsync_slot_records_load(const struct slotsync_config *cfg, struct slotsyn
 	state_path(cfg, "slots.json", path);
 	if (access(path, F_OK) < 0 && errno == ENOENT)
 		return 0;
-	if (json_load(path, &o, err) < 0)
+	if (system_json_load(path, &o, err) < 0)
 		return -EBADMSG;
 	for (int i = 0; i < 2; i++) {
 		const char name[2] = { (char)('A' + i), '\0' };
@@ -276,7 +277,7 @@ static int slot_records_save(const struct slotsync_config *cfg, const struct slo
 		json_object_object_add(o, name, s);
 	}
 	state_path(cfg, "slots.json", path);
-	r = json_save(path, o, err);
+	r = system_json_save(path, o, err);
 	json_object_put(o);
 	return r;
 }
@@ -308,7 +309,7 @@ int slotsync_release_failed(const struct slotsync_config *cfg, const char *bundl
 	int found = 0;
 
 	state_path(cfg, "failed.json", path);
-	if (access(path, F_OK) < 0 || json_load(path, &o, &err) < 0)
+	if (access(path, F_OK) < 0 || system_json_load(path, &o, &err) < 0)
 		return 0;
 	if (json_object_object_get_ex(o, "releases", &list) && json_object_is_type(list, json_type_array))
 		for (size_t i = 0; !found && i < json_object_array_length(list); i++) {
@@ -332,7 +333,7 @@ static int release_failed_add(const struct slotsync_config *cfg, const struct sl
 	int r;
 
 	state_path(cfg, "failed.json", path);
-	if (access(path, F_OK) < 0 || json_load(path, &o, err) < 0) {
+	if (access(path, F_OK) < 0 || system_json_load(path, &o, err) < 0) {
 		o = json_object_new_object();
 		if (err)
 			memset(err, 0, sizeof(*err));
@@ -347,7 +348,7 @@ static int release_failed_add(const struct slotsync_config *cfg, const struct sl
 	json_object_object_add(e, "reason", json_object_new_string(reason));
 	json_object_object_add(e, "when", json_object_new_int64((int64_t)time(NULL)));
 	json_object_array_add(list, e);
-	r = json_save(path, o, err);
+	r = system_json_save(path, o, err);
 	json_object_put(o);
 	return r;
 }
@@ -379,14 +380,14 @@ static int take_lock(const struct slotsync_config *cfg, struct slotsync_error *e
 
 /* ---- helpers for the steps ------------------------------------------------ */
 
-static void hex(const uint8_t *d, char out[65])
+void system_hex(const uint8_t *d, char out[65])
 {
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
 /* SHA-256 of the first len bytes of path (len 0: all of it). */
-static int sha256_path(const char *path, uint64_t len, uint8_t out[32], struct slotsync_error *err)
+int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct slotsync_error *err)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint8_t *buf = malloc(1 << 20);
@@ -426,7 +427,7 @@ static int sha256_path(const char *path, uint64_t len, uint8_t out[32], struct s
 
 struct download {
 	int fd;
-	uint64_t len;
+	uint64_t len, max;
 	const char *url;
 	char name[1024];
 };
@@ -437,7 +438,7 @@ static void dl_describe(void *ud, size_t job, char *path, size_t cap, size_t *ma
 
 	(void)job;
 	snprintf(path, cap, "%s", d->name);
-	(void)max;
+	*max = (size_t)d->max;
 }
 
 static int dl_done(void *ud, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
@@ -452,12 +453,12 @@ static int dl_done(void *ud, size_t job, const uint8_t *data, size_t len, struct
 }
 
 /* Downloads url (at most max bytes) to path, atomically. */
-static int download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
+int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
 		    struct slotsync_error *err)
 {
 	struct slotsync_fetch_options fo = { 0 };
 	struct slotsync_fetch_stats fs;
-	struct download d = { .url = url };
+	struct download d = { .url = url, .max = max };
 	char base[1024], tmp[PATH_MAX];
 	const char *slash = strrchr(url, '/');
 	int r;
@@ -484,10 +485,8 @@ static int download(const struct slotsync_config *cfg, const char *url, uint64_t
 		r = slotsync_error_set_errno(err, -errno, "cannot rename %s", tmp);
 	if (r == 0)
 		r = io_fsync_parent(path, err);
-	if (r < 0) {
+	if (r < 0)
 		unlink(tmp);
-		slotsync_error_prefix(err, "download of %s", url);
-	}
 	return r;
 }
 
@@ -654,10 +653,10 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	int r;
 
 	state_path(cfg, "install.bundle", path);
-	r = sha256_path(path, 0, d, err);
+	r = system_sha256_path(path, 0, d, err);
 	if (r < 0)
 		return r;
-	hex(d, rec->bundle_sha256);
+	system_hex(d, rec->bundle_sha256);
 	if (c->o->bundle_sha256 && memcmp(d, c->o->bundle_sha256, 32) != 0)
 		return slotsync_error_set(err, -EBADMSG, "the bundle is not the one the channel pointer names (SHA-256 differs)");
 	r = slotsync_bundle_open(path, cfg->keyring, &c->bundle, err);
@@ -767,7 +766,7 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 
 	if (r < 0)
 		return r;
-	r = sha256_path(c->target.path, c->bundle->manifest->image_size, d, err);
+	r = system_sha256_path(c->target.path, c->bundle->manifest->image_size, d, err);
 	if (r < 0)
 		return r;
 	if (memcmp(d, c->bundle->manifest->image_sha256, 32) != 0) {
@@ -852,13 +851,13 @@ static int prepare_bundle(const struct slotsync_install_options *o, struct slots
 	state_path(cfg, "install.bundle", path);
 	if (is_url) {
 		/* resuming the same download: keep the bundle already fetched */
-		if (have_old && !strcmp(old->source, o->bundle) && sha256_path(path, 0, d, err) == 0) {
-			hex(d, h);
+		if (have_old && !strcmp(old->source, o->bundle) && system_sha256_path(path, 0, d, err) == 0) {
+			system_hex(d, h);
 			if (!strcmp(h, old->bundle_sha256))
 				return 0;
 		}
 		memset(err, 0, sizeof(*err));
-		return download(cfg, o->bundle, o->bundle_max ? o->bundle_max : 64u << 20, path, err);
+		return system_download(cfg, o->bundle, o->bundle_max ? o->bundle_max : 64u << 20, path, err);
 	}
 	return copy_file(o->bundle, path, err);
 }
@@ -906,8 +905,8 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 	/* the same bundle as an unfinished install resumes it; another is refused */
 	if (have_old) {
 		int is_url = !strncmp(o->bundle, "http://", 7) || !strncmp(o->bundle, "https://", 8);
-		if (!is_url && sha256_path(o->bundle, 0, d, err) == 0)
-			hex(d, h);
+		if (!is_url && system_sha256_path(o->bundle, 0, d, err) == 0)
+			system_hex(d, h);
 		memset(err, 0, sizeof(*err));
 		if ((is_url && strcmp(old.source, o->bundle)) || (!is_url && (strcmp(h, old.bundle_sha256) || !h[0]))) {
 			r = slotsync_error_set(err, -EBUSY,
@@ -954,8 +953,8 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 			goto out;
 	} else {
 		r = slotsync_bundle_open(bundle_path, cfg->keyring, &c.bundle, err);
-		if (r == 0 && sha256_path(bundle_path, 0, d, err) == 0) {
-			hex(d, h);
+		if (r == 0 && system_sha256_path(bundle_path, 0, d, err) == 0) {
+			system_hex(d, h);
 			if (strcmp(h, rec->bundle_sha256))
 				r = slotsync_error_set(err, -EBADMSG, "%s changed during the install", bundle_path);
 		}
@@ -1236,9 +1235,14 @@ int slotsync_status_json(const struct slotsync_config *cfg, char **out, struct s
 		if (r != -ENOENT)
 			json_object_object_add(o, "install_error", json_object_new_string(slotsync_error_message(&e)));
 	}
+	state_path(cfg, "agent.json", path);
+	memset(&e, 0, sizeof(e));
+	if (access(path, F_OK) == 0 && system_json_load(path, &f, &e) == 0)
+		json_object_object_add(o, "agent", f);
+	f = NULL;
 	state_path(cfg, "failed.json", path);
 	memset(&e, 0, sizeof(e));
-	if (access(path, F_OK) == 0 && json_load(path, &f, &e) == 0 && json_object_object_get_ex(f, "releases", &list))
+	if (access(path, F_OK) == 0 && system_json_load(path, &f, &e) == 0 && json_object_object_get_ex(f, "releases", &list))
 		json_object_object_add(o, "failed_releases", json_object_get(list));
 	else
 		json_object_object_add(o, "failed_releases", json_object_new_array());

@@ -1,0 +1,802 @@
+/* The agent: see include/slotsync/agent.h, docs/agent.md and docs/dbus.md.
+ *
+ * Threads: the main thread runs an sd-event loop (D-Bus, the watchdog, the
+ * poll timer, signals); a poll and the install it leads to run on a worker
+ * thread, which hands progress and its result back through an eventfd.
+ */
+#include "slotsync/agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format/io.h"
+#include "internal.h"
+#include "run.h"
+#include "slotsync/boot.h"
+#include "slotsync/bundle.h"
+#include "slotsync/install.h"
+#include "slotsync/log.h"
+#include "slotsync/policy.h"
+
+#define DBUS_NAME "org.slotsync.Installer1"
+#define DBUS_PATH "/org/slotsync/Installer1"
+#define DBUS_IFACE "org.slotsync.Installer1"
+#define BACKOFF_MIN_S 5.0
+
+enum job_kind { JOB_POLL, JOB_INSTALL };
+
+struct agent {
+	const struct slotsync_agent_options *o;
+	const struct slotsync_config *cfg;
+	sd_event *ev;
+	sd_bus *bus;
+	sd_event_source *poll_timer, *wd_timer, *efd_src;
+	int efd;
+	/* the worker */
+	pthread_t worker;
+	int busy;
+	enum job_kind job;
+	char job_source[1024];
+	pthread_mutex_t mu;
+	struct slotsync_install_progress prog;   /* under mu */
+	int have_result;                          /* under mu */
+	int result_rc, result_reboot, result_installed;
+	char result_msg[1024];
+	/* main thread */
+	int failures;
+	char operation[16];
+	char last_error[1024];
+	char last_result[1024];
+	double last_emit;
+	int exit_code;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double jitter(double max_s)
+{
+	return max_s > 0 ? (double)arc4random_uniform((uint32_t)(max_s * 1000.0) + 1) / 1000.0 : 0;
+}
+
+static void state_file(const struct slotsync_config *cfg, const char *name, char out[PATH_MAX])
+{
+	if (snprintf(out, PATH_MAX, "%s/%s", cfg->state_dir, name) >= PATH_MAX)
+		out[0] = '\0';
+}
+
+/* agent.json: what the last poll found, for slotsync status. */
+static void save_agent_state(const struct slotsync_config *cfg, const char *result, const char *error, double next_in)
+{
+	struct json_object *o = json_object_new_object();
+	struct slotsync_error err = { 0 };
+	char path[PATH_MAX];
+
+	json_object_object_add(o, "last_poll", json_object_new_int64((int64_t)time(NULL)));
+	json_object_object_add(o, "result", json_object_new_string(result ? result : ""));
+	json_object_object_add(o, "error", json_object_new_string(error ? error : ""));
+	if (next_in >= 0)
+		json_object_object_add(o, "next_poll", json_object_new_int64((int64_t)time(NULL) + (int64_t)next_in));
+	state_file(cfg, "agent.json", path);
+	if (system_json_save(path, o, &err) < 0)
+		slotsync_log_error("%s", slotsync_error_message(&err));
+	json_object_put(o);
+}
+
+/* ---- health checks and validation ------------------------------------------ */
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Runs every executable of health-dir; 0 if all pass, else err names the first that failed. */
+static int health_checks(const struct slotsync_config *cfg, struct slotsync_error *err)
+{
+	DIR *d = opendir(cfg->health_dir);
+	char *names[256];
+	size_t n = 0;
+	struct dirent *e;
+	int r = 0;
+
+	if (!d) {
+		if (errno == ENOENT) {
+			slotsync_log_info("no health checks (%s does not exist)", cfg->health_dir);
+			return 0;
+		}
+		return slotsync_error_set_errno(err, -errno, "cannot read %s", cfg->health_dir);
+	}
+	while ((e = readdir(d)) && n < 256) {
+		char p[PATH_MAX];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%s", cfg->health_dir, e->d_name) >= (int)sizeof(p))
+			continue;
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
+			names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		char p[PATH_MAX], what[PATH_MAX + 32];
+		const char *argv[2] = { p, NULL };
+		if (r == 0 && snprintf(p, sizeof(p), "%s/%s", cfg->health_dir, names[i]) < (int)sizeof(p)) {
+			snprintf(what, sizeof(what), "health check %s", names[i]);
+			r = run_program(what, argv, 0, NULL, (unsigned)cfg->health_timeout, err);
+			if (r == 0)
+				slotsync_log_info("health check %s passed", names[i]);
+		}
+		free(names[i]);
+	}
+	return r;
+}
+
+int slotsync_agent_validate(const struct slotsync_config *cfg, int *reboot, struct slotsync_error *err)
+{
+	struct slotsync_install_record rec;
+	struct slotsync_error herr = { 0 };
+	int booted, settled = 0, r;
+
+	*reboot = 0;
+	r = slotsync_install_record_load(cfg, &rec, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (rec.step != SLOTSYNC_STEP_REBOOT && rec.step != SLOTSYNC_STEP_VALIDATE)
+		return 0;
+	booted = slotsync_boot_booted(&cfg->boot, err);
+	if (booted < 0)
+		return booted;
+	if (booted != rec.target)
+		/* the old slot runs: settles a fallback if the new slot ran out of tries */
+		return slotsync_install_validate(cfg, 0, NULL, &settled, err);
+	r = health_checks(cfg, &herr);
+	if (r == 0) {
+		r = slotsync_install_validate(cfg, 1, NULL, &settled, err);
+		if (r == 0)
+			slotsync_log_info("version %s in slot %c passed its health checks: marked good", rec.version,
+					  'A' + rec.target);
+		return r;
+	}
+	slotsync_log_error("version %s in slot %c failed its health checks: %s; marked bad", rec.version, 'A' + rec.target,
+			   slotsync_error_message(&herr));
+	r = slotsync_install_validate(cfg, 0, slotsync_error_message(&herr), &settled, err);
+	if (r == 0)
+		*reboot = 1;
+	return r;
+}
+
+static int request_reboot(const struct slotsync_config *cfg, struct slotsync_error *err)
+{
+	const char *argv[2] = { cfg->reboot_command, NULL };
+
+	if (!strcmp(cfg->reboot_command, "never")) {
+		slotsync_log_info("a reboot is due; reboot-command is \"never\": the operator reboots");
+		return 0;
+	}
+	slotsync_log_info("rebooting: %s", cfg->reboot_command);
+	return run_program("reboot-command", argv, 1, NULL, 120, err);
+}
+
+/* ---- one poll ----------------------------------------------------------- */
+
+/* An absolute URL for ref, relative to base (the channel's URL). */
+static void resolve_url(const char *base, const char *ref, char *out, size_t n)
+{
+	const char *slash;
+
+	if (strstr(ref, "://")) {
+		snprintf(out, n, "%s", ref);
+		return;
+	}
+	if (ref[0] == '/') {
+		const char *host = strstr(base, "://");
+		const char *path = host ? strchr(host + 3, '/') : NULL;
+		snprintf(out, n, "%.*s%s", path ? (int)(path - base) : (int)strlen(base), base, ref);
+		return;
+	}
+	slash = strrchr(base, '/');
+	snprintf(out, n, "%.*s/%s", slash ? (int)(slash - base) : (int)strlen(base), base, ref);
+}
+
+struct cycle_out {
+	int installed;       /* a new slot was switched to: a reboot is due */
+	char result[1024];   /* what happened, for status */
+};
+
+static void progress_cb(void *ud, const struct slotsync_install_progress *p);
+
+/* Installs source (resuming an unfinished install of it). */
+static int do_install(struct agent *a, const char *source, const uint8_t *sha, uint64_t max, struct cycle_out *co,
+		      struct slotsync_error *err)
+{
+	struct slotsync_install_options io = { 0 };
+	struct slotsync_install_record rec, old;
+	struct slotsync_error e = { 0 };
+	int r;
+
+	io.cfg = a->cfg;
+	io.bundle = source;
+	io.bundle_sha256 = sha;
+	io.bundle_max = max;
+	io.progress = progress_cb;
+	io.progress_ud = a;
+	/* the channel moved on while an install of another release was unfinished */
+	if (slotsync_install_record_load(a->cfg, &old, &e) == 0 && old.step > SLOTSYNC_STEP_NONE &&
+	    old.step < SLOTSYNC_STEP_REBOOT && strcmp(old.source, source) != 0) {
+		slotsync_log_info("dropping the unfinished install of %s for %s", old.source, source);
+		io.abort = 1;
+	}
+	r = slotsync_install(&io, &rec, err);
+	if (r < 0)
+		return r;
+	if (rec.step == SLOTSYNC_STEP_REBOOT) {
+		co->installed = 1;
+		snprintf(co->result, sizeof(co->result), "installed %s into slot %c; reboot due", rec.version, 'A' + rec.target);
+	} else {
+		snprintf(co->result, sizeof(co->result), "install of %s at step %s", rec.version,
+			 slotsync_install_step_name(rec.step));
+	}
+	return 0;
+}
+
+static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_error *err)
+{
+	const struct slotsync_config *cfg = a->cfg;
+	struct slotsync_pointer *ptr = NULL;
+	struct slotsync_signer_info signer;
+	struct slotsync_slot_record slots[2];
+	struct slotsync_install_record rec;
+	struct slotsync_state st;
+	struct slotsync_error e = { 0 };
+	char path[PATH_MAX], state[PATH_MAX], url[2048], sha[65], reason[512];
+	int booted, r;
+
+	if (!cfg->channel[0])
+		return slotsync_error_set(err, -EINVAL, "%s: [update] channel = is not set", cfg->path);
+	state_file(cfg, "channel.pointer", path);
+	r = system_download(cfg, cfg->channel, SLOTSYNC_POINTER_MAX_BYTES, path, err);
+	if (r < 0)
+		return r;
+	r = slotsync_pointer_open(path, cfg->keyring, &ptr, &signer, err);
+	if (r < 0) {
+		slotsync_error_prefix(err, "channel pointer");
+		return r;
+	}
+	state_file(cfg, "state.json", state);
+	r = slotsync_state_load(state, &st, err);
+	if (r == 0)
+		r = slotsync_pointer_check(ptr, st.pointer_version, time(NULL), cfg->compatible[0] ? cfg->compatible : NULL, err);
+	if (r < 0) {
+		slotsync_error_prefix(err, "channel pointer refused");
+		goto out;
+	}
+	if (ptr->version > st.pointer_version) {
+		st.pointer_version = ptr->version; /* never accept an older one again */
+		r = slotsync_state_save(state, &st, err);
+		if (r < 0)
+			goto out;
+	}
+	system_hex(ptr->bundle_sha256, sha);
+	booted = slotsync_boot_booted(&cfg->boot, err);
+	if (booted < 0) {
+		r = booted;
+		goto out;
+	}
+	r = slotsync_slot_records_load(cfg, slots, err);
+	if (r < 0)
+		goto out;
+	if (!strcmp(slots[booted].bundle_sha256, sha)) {
+		snprintf(co->result, sizeof(co->result), "up to date (pointer %" PRIu64 ": version %s runs)", ptr->version,
+			 slots[booted].version);
+		goto out;
+	}
+	if (slotsync_release_failed(cfg, sha, NULL, reason, sizeof(reason))) {
+		snprintf(co->result, sizeof(co->result), "pointer %" PRIu64 " names a release that failed here before (%s); not installed again",
+			 ptr->version, reason);
+		goto out;
+	}
+	if (slotsync_install_record_load(cfg, &rec, &e) == 0 && !strcmp(rec.bundle_sha256, sha) &&
+	    (rec.step == SLOTSYNC_STEP_REBOOT || rec.step == SLOTSYNC_STEP_VALIDATE)) {
+		snprintf(co->result, sizeof(co->result), "version %s is installed in slot %c and waits for a reboot", rec.version,
+			 'A' + rec.target);
+		co->installed = rec.step == SLOTSYNC_STEP_REBOOT;
+		goto out;
+	}
+	resolve_url(cfg->channel, ptr->bundle_url, url, sizeof(url));
+	slotsync_log_info("channel pointer %" PRIu64 ": installing %s", ptr->version, url);
+	r = do_install(a, url, ptr->bundle_sha256, ptr->bundle_size, co, err);
+out:
+	slotsync_pointer_free(ptr);
+	return r;
+}
+
+/* One cycle of the worker: finish an install cut short, else poll. */
+static int cycle(struct agent *a, struct cycle_out *co, struct slotsync_error *err)
+{
+	struct slotsync_install_record rec;
+	struct slotsync_error e = { 0 };
+
+	memset(co, 0, sizeof(*co));
+	if (a->job == JOB_INSTALL)
+		return do_install(a, a->job_source, NULL, 0, co, err);
+	if (slotsync_install_record_load(a->cfg, &rec, &e) == 0 && rec.step > SLOTSYNC_STEP_NONE &&
+	    rec.step < SLOTSYNC_STEP_REBOOT) {
+		slotsync_log_info("resuming the install of %s at step %s", rec.version[0] ? rec.version : rec.source,
+				  slotsync_install_step_name(rec.step));
+		return do_install(a, rec.source, NULL, 0, co, err);
+	}
+	return poll_channel(a, co, err);
+}
+
+/* ---- the worker ----------------------------------------------------------- */
+
+static void wake(struct agent *a)
+{
+	uint64_t one = 1;
+
+	if (a->efd >= 0)
+		(void)!write(a->efd, &one, sizeof(one));
+}
+
+static void progress_cb(void *ud, const struct slotsync_install_progress *p)
+{
+	struct agent *a = ud;
+
+	pthread_mutex_lock(&a->mu);
+	a->prog = *p;
+	pthread_mutex_unlock(&a->mu);
+	if (a->o->json_progress) {
+		printf("{\"step\":\"%s\",\"bytes_done\":%" PRIu64 ",\"bytes_total\":%" PRIu64 ",\"bytes_fetched\":%" PRIu64
+		       ",\"bytes_from_seed\":%" PRIu64 ",\"rate\":%.0f}\n",
+		       slotsync_install_step_name(p->step), p->bytes_done, p->bytes_total, p->bytes_fetched, p->bytes_from_seed,
+		       p->rate);
+		fflush(stdout);
+	}
+	wake(a);
+}
+
+static void *worker_main(void *arg)
+{
+	struct agent *a = arg;
+	struct slotsync_error err = { 0 };
+	struct cycle_out co;
+	int r = cycle(a, &co, &err);
+
+	pthread_mutex_lock(&a->mu);
+	a->have_result = 1;
+	a->result_rc = r;
+	a->result_installed = co.installed;
+	snprintf(a->result_msg, sizeof(a->result_msg), "%s", r < 0 ? slotsync_error_message(&err) : co.result);
+	pthread_mutex_unlock(&a->mu);
+	wake(a);
+	return NULL;
+}
+
+/* ---- D-Bus ---------------------------------------------------------------- */
+
+static int start_job(struct agent *a, enum job_kind kind, const char *source);
+
+static int m_install(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	const char *source;
+	int r = sd_bus_message_read(m, "s", &source);
+
+	if (r < 0)
+		return r;
+	if (a->busy)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Busy", "an install or poll is running (%s)", a->operation);
+	if (!*source)
+		return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "no bundle given");
+	r = start_job(a, JOB_INSTALL, source);
+	if (r < 0)
+		return sd_bus_error_set_errno(e, r);
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int m_status(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_error err = { 0 };
+	char *json = NULL;
+	int r = slotsync_status_json(a->cfg, &json, &err);
+
+	if (r < 0)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Failed", "%s", slotsync_error_message(&err));
+	r = sd_bus_reply_method_return(m, "s", json);
+	free(json);
+	return r;
+}
+
+static int m_poll(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	int r;
+
+	if (a->busy)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Busy", "an install or poll is running (%s)", a->operation);
+	r = start_job(a, JOB_POLL, NULL);
+	if (r < 0)
+		return sd_bus_error_set_errno(e, r);
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int p_operation(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+		       void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	return sd_bus_message_append(reply, "s", a->operation);
+}
+
+static int p_last_error(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+			void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	return sd_bus_message_append(reply, "s", a->last_error);
+}
+
+static int p_progress(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+		      void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_install_progress p;
+
+	pthread_mutex_lock(&a->mu);
+	p = a->prog;
+	pthread_mutex_unlock(&a->mu);
+	return sd_bus_message_append(reply, "(stttt)", slotsync_install_step_name(p.step), p.bytes_done, p.bytes_total,
+				     p.bytes_fetched, p.bytes_from_seed);
+}
+
+static int p_booted(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+		    void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_error err = { 0 };
+	int b = slotsync_boot_booted(&a->cfg->boot, &err);
+	return sd_bus_message_append(reply, "s", b == 0 ? "A" : b == 1 ? "B" : "");
+}
+
+static const sd_bus_vtable installer_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_METHOD("Install", "s", "", m_install, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Poll", "", "", m_poll, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Status", "", "s", m_status, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_PROPERTY("Operation", "s", p_operation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("LastError", "s", p_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Progress", "(stttt)", p_progress, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("BootedSlot", "s", p_booted, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_SIGNAL("Completed", "is", 0),
+	SD_BUS_VTABLE_END,
+};
+
+static void emit(struct agent *a, const char *prop)
+{
+	if (a->bus)
+		sd_bus_emit_properties_changed(a->bus, DBUS_PATH, DBUS_IFACE, prop, NULL);
+}
+
+static void set_operation(struct agent *a, const char *op)
+{
+	snprintf(a->operation, sizeof(a->operation), "%s", op);
+	emit(a, "Operation");
+	sd_notifyf(0, "STATUS=%s", op);
+}
+
+static int open_bus(struct agent *a, struct slotsync_error *err)
+{
+	int r;
+
+	if (a->o->dbus == 1)
+		r = sd_bus_open_system(&a->bus);
+	else {
+		r = sd_bus_new(&a->bus);
+		if (r >= 0)
+			r = sd_bus_set_address(a->bus, a->o->dbus_address);
+		if (r >= 0)
+			r = sd_bus_set_bus_client(a->bus, 1);
+		if (r >= 0)
+			r = sd_bus_start(a->bus);
+	}
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot connect to D-Bus%s%s", a->o->dbus == 2 ? " at " : "",
+						a->o->dbus == 2 ? a->o->dbus_address : "");
+	r = sd_bus_add_object_vtable(a->bus, NULL, DBUS_PATH, DBUS_IFACE, installer_vtable, a);
+	if (r >= 0)
+		r = sd_bus_request_name(a->bus, DBUS_NAME, 0);
+	if (r >= 0)
+		r = sd_bus_attach_event(a->bus, a->ev, 0);
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot offer %s on D-Bus", DBUS_NAME);
+	return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void schedule_poll(struct agent *a, double in_s)
+{
+	const struct slotsync_config *cfg = a->cfg;
+	time_t now = time(NULL), then;
+	struct tm tm;
+	uint64_t usec;
+
+	if (cfg->window_start >= 0) {
+		/* the poll lands in the window: if not, at its next opening (plus jitter) */
+		then = now + (time_t)in_s;
+		localtime_r(&then, &tm);
+		if (!slotsync_config_in_window(cfg, tm.tm_hour * 60 + tm.tm_min)) {
+			int m = tm.tm_hour * 60 + tm.tm_min;
+			int wait_min = (cfg->window_start - m + 1440) % 1440;
+			in_s += (double)wait_min * 60.0 - tm.tm_sec + jitter((double)cfg->poll_jitter);
+		}
+	}
+	sd_event_now(a->ev, CLOCK_MONOTONIC, &usec);
+	sd_event_source_set_time(a->poll_timer, usec + (uint64_t)(in_s * 1e6));
+	sd_event_source_set_enabled(a->poll_timer, SD_EVENT_ONESHOT);
+	slotsync_log_debug("next poll in %.1f s", in_s);
+}
+
+static double backoff(struct agent *a)
+{
+	double d = BACKOFF_MIN_S;
+
+	for (int i = 1; i < a->failures && d < (double)a->cfg->poll_interval; i++)
+		d *= 2;
+	if (d > (double)a->cfg->poll_interval)
+		d = (double)a->cfg->poll_interval;
+	return d * 0.5 + jitter(d); /* 0.5 to 1.5 times: retries of a fleet spread out */
+}
+
+static int start_job(struct agent *a, enum job_kind kind, const char *source)
+{
+	int r;
+
+	a->job = kind;
+	snprintf(a->job_source, sizeof(a->job_source), "%s", source ? source : "");
+	memset(&a->prog, 0, sizeof(a->prog));
+	r = pthread_create(&a->worker, NULL, worker_main, a);
+	if (r != 0)
+		return -r;
+	a->busy = 1;
+	set_operation(a, kind == JOB_INSTALL ? "installing" : "polling");
+	return 0;
+}
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct agent *a = ud;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (a->busy)
+		return 0;
+	localtime_r(&now, &tm);
+	if (!slotsync_config_in_window(a->cfg, tm.tm_hour * 60 + tm.tm_min)) {
+		schedule_poll(a, 0);
+		return 0;
+	}
+	if (start_job(a, JOB_POLL, NULL) < 0)
+		schedule_poll(a, backoff(a));
+	return 0;
+}
+
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct agent *a = ud;
+	uint64_t wd = 0;
+
+	sd_notify(0, "WATCHDOG=1");
+	sd_watchdog_enabled(0, &wd);
+	sd_event_source_set_time(s, usec + wd / 2);
+	sd_event_source_set_enabled(s, SD_EVENT_ON);
+	(void)a;
+	return 0;
+}
+
+static void job_finished(struct agent *a)
+{
+	struct slotsync_error err = { 0 };
+	int rc, installed;
+	char msg[1024];
+
+	pthread_join(a->worker, NULL);
+	a->busy = 0;
+	pthread_mutex_lock(&a->mu);
+	a->have_result = 0;
+	rc = a->result_rc;
+	installed = a->result_installed;
+	snprintf(msg, sizeof(msg), "%s", a->result_msg);
+	pthread_mutex_unlock(&a->mu);
+	if (rc < 0) {
+		a->failures++;
+		snprintf(a->last_error, sizeof(a->last_error), "%s", msg);
+		slotsync_log_error("%s", msg);
+	} else {
+		a->failures = 0;
+		a->last_error[0] = '\0';
+		slotsync_log_info("%s", msg);
+	}
+	emit(a, "LastError");
+	if (a->bus)
+		sd_bus_emit_signal(a->bus, DBUS_PATH, DBUS_IFACE, "Completed", "is", rc < 0 ? -rc : 0, msg);
+	set_operation(a, "idle");
+	if (installed) {
+		if (slotsync_install_reboot_requested(a->cfg, &err) < 0 || request_reboot(a->cfg, &err) < 0) {
+			slotsync_log_error("%s", slotsync_error_message(&err));
+			rc = -1;
+		}
+	}
+	{
+		double next = rc < 0 ? backoff(a) : (double)a->cfg->poll_interval + jitter((double)a->cfg->poll_jitter);
+		save_agent_state(a->cfg, rc < 0 ? "error" : msg, rc < 0 ? msg : "", a->o->once ? -1 : next);
+		if (a->o->once) {
+			a->exit_code = rc < 0 ? 1 : 0;
+			sd_event_exit(a->ev, a->exit_code);
+		} else {
+			schedule_poll(a, next);
+		}
+	}
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct agent *a = ud;
+	uint64_t v;
+	int done;
+	double t = mono();
+
+	(void)!read(fd, &v, sizeof(v));
+	pthread_mutex_lock(&a->mu);
+	done = a->have_result;
+	pthread_mutex_unlock(&a->mu);
+	if (t - a->last_emit >= 0.5 || done) {
+		a->last_emit = t;
+		emit(a, "Progress");
+	}
+	if (done)
+		job_finished(a);
+	return 0;
+}
+
+static int agent_lock(const struct slotsync_config *cfg, struct slotsync_error *err)
+{
+	char path[PATH_MAX], pid[32] = "";
+	int fd, n;
+
+	state_file(cfg, "agent.lock", path);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open %s", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		return slotsync_error_set(err, -EBUSY, "another slotsync agent is running (process %s)", pid[0] ? pid : "?");
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == 0)
+		(void)!pwrite(fd, pid, (size_t)n, 0);
+	return fd;
+}
+
+int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_error *err)
+{
+	struct agent a = { 0 };
+	sigset_t ss;
+	uint64_t wd = 0;
+	int lock, reboot = 0, r;
+
+	a.o = o;
+	a.cfg = o->cfg;
+	a.efd = -1;
+	pthread_mutex_init(&a.mu, NULL);
+	snprintf(a.operation, sizeof(a.operation), "idle");
+	r = io_mkdir_p(o->cfg->state_dir, err);
+	if (r < 0)
+		return r;
+	lock = agent_lock(o->cfg, err);
+	if (lock < 0)
+		return lock;
+	/* what the last boot left */
+	r = slotsync_agent_validate(o->cfg, &reboot, err);
+	if (r < 0) {
+		slotsync_log_error("validation: %s", slotsync_error_message(err));
+		memset(err, 0, sizeof(*err));
+	}
+	if (reboot) {
+		save_agent_state(o->cfg, "the booted slot failed its health checks: rebooting to the other", "", -1);
+		r = request_reboot(o->cfg, err);
+		close(lock);
+		return r;
+	}
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	r = sd_event_default(&a.ev);
+	if (r < 0) {
+		r = slotsync_error_set_errno(err, r, "cannot start the event loop");
+		goto out;
+	}
+	sd_event_add_signal(a.ev, NULL, SIGTERM, NULL, NULL);
+	sd_event_add_signal(a.ev, NULL, SIGINT, NULL, NULL);
+	a.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a.efd < 0 || sd_event_add_io(a.ev, &a.efd_src, a.efd, EPOLLIN, on_wake, &a) < 0) {
+		r = slotsync_error_set_errno(err, -EIO, "cannot set up the event loop");
+		goto out;
+	}
+	r = sd_event_add_time(a.ev, &a.poll_timer, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_poll_timer, &a);
+	if (r < 0) {
+		r = slotsync_error_set_errno(err, r, "cannot set up the poll timer");
+		goto out;
+	}
+	if (o->dbus) {
+		r = open_bus(&a, err);
+		if (r < 0)
+			goto out;
+	}
+	if (sd_watchdog_enabled(0, &wd) > 0 && wd > 0) {
+		uint64_t now;
+		sd_event_now(a.ev, CLOCK_MONOTONIC, &now);
+		sd_event_add_time(a.ev, &a.wd_timer, CLOCK_MONOTONIC, now + wd / 2, 0, on_watchdog, &a);
+	}
+	/* the first poll: at once when asked for one, or with an install to finish; else after a random delay */
+	{
+		struct slotsync_install_record rec;
+		struct slotsync_error e = { 0 };
+		int unfinished = slotsync_install_record_load(o->cfg, &rec, &e) == 0 && rec.step > SLOTSYNC_STEP_NONE &&
+				 rec.step < SLOTSYNC_STEP_REBOOT;
+		schedule_poll(&a, o->once || unfinished ? 0 : jitter((double)o->cfg->poll_jitter));
+	}
+	sd_notify(0, "READY=1\nSTATUS=idle");
+	slotsync_log_info("agent started (state in %s)", o->cfg->state_dir);
+	r = sd_event_loop(a.ev);
+	if (r < 0) {
+		r = slotsync_error_set_errno(err, r, "event loop failed");
+		goto out;
+	}
+	sd_notify(0, "STOPPING=1");
+	if (a.busy) {
+		/* stopped during an install: it resumes at the next start */
+		slotsync_log_info("stopping; the install resumes at the next start");
+		close(lock);
+		_exit(0);
+	}
+	r = o->once && a.exit_code ? slotsync_error_set(err, -EIO, "%s", a.last_error) : 0;
+out:
+	sd_event_source_unref(a.poll_timer);
+	sd_event_source_unref(a.wd_timer);
+	sd_event_source_unref(a.efd_src);
+	if (a.bus)
+		sd_bus_flush_close_unref(a.bus);
+	sd_event_unref(a.ev);
+	if (a.efd >= 0)
+		close(a.efd);
+	close(lock);
+	return r;
+}

@@ -1,0 +1,26 @@
+/* Shared inside engine/system/ (install.c, agent.c, dbus.c). */
+#ifndef SLOTSYNC_SYSTEM_INTERNAL_H
+#define SLOTSYNC_SYSTEM_INTERNAL_H
+
+#include <stdint.h>
+
+#include "slotsync/config.h"
+#include "slotsync/error.h"
+
+/* Lower-case hex of a SHA-256. */
+void system_hex(const uint8_t *d, char out[65]);
+
+/* SHA-256 of the first len bytes of path (len 0: all of it). */
+int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct slotsync_error *err);
+
+/* Downloads url (at most max bytes) to path, atomically, with the
+ * configuration's TLS settings and rate cap; retries as the fetcher does. */
+int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
+		    struct slotsync_error *err);
+
+/* A JSON object from a file (at most 1 MiB), or written atomically. */
+struct json_object;
+int system_json_load(const char *path, struct json_object **out, struct slotsync_error *err);
+int system_json_save(const char *path, struct json_object *o, struct slotsync_error *err);
+
+#endif

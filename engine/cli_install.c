@@ -84,8 +84,9 @@ static void on_progress(void *ud, const struct slotsync_install_progress *p)
 			double left = (double)(p->bytes_total - p->bytes_done) / p->rate;
 			snprintf(eta, sizeof(eta), " ETA %dm%02ds", (int)left / 60, (int)left % 60);
 		}
-		fprintf(stderr, "\r\033[K%-12s [%s] %3.0f%% %s/%s  %s/s  network %s, local %s%s",
-			slotsync_install_step_name(p->step), bar, frac * 100, done, total, rate, net, seed, eta);
+		fprintf(stderr, "\r\033[K%-12s [%s] %3.0f%% %s/%s  %s/s  network %s, local %s%s%s",
+			slotsync_install_step_name(p->step), bar, frac * 100, done, total, rate, net, seed, eta,
+			p->step >= SLOTSYNC_STEP_REBOOT ? "\n" : "");
 		fflush(stderr);
 	}
 }
@@ -173,8 +174,8 @@ int cli_install(int argc, char **argv)
 		o.progress_ud = &po;
 	}
 	r = slotsync_install(&o, &rec, &err);
-	if (po.bar)
-		fputs("\r\033[K", stderr);
+	if (r < 0 && po.bar && po.last_step != SLOTSYNC_STEP_NONE)
+		fputs("\n", stderr);
 	if (r < 0) {
 		fprintf(stderr, "slotsync install: %s\n", slotsync_error_message(&err));
 		if (rec.source[0] && !rec.error_final && r != -EBUSY)
@@ -341,6 +342,7 @@ int cli_agent(int argc, char **argv)
 	struct slotsync_agent_options o = { 0 };
 	struct slotsync_error err = { 0 };
 	struct slotsync_config cfg;
+	struct progress_out po = { 0 };
 	const char *config = NULL;
 	int c, r;
 
@@ -355,7 +357,7 @@ int cli_agent(int argc, char **argv)
 			o.dbus = !strcmp(optarg, "system") ? 1 : 2;
 			o.dbus_address = optarg;
 		} else if (c == OPT_JSON_PROGRESS)
-			o.json_progress = 1;
+			po.json = 1;
 		else if ((r = common_opt(c, &config, usage)) != 0)
 			return r < 0 ? (fputs(usage, stderr), 2) : 0;
 	}
@@ -367,7 +369,13 @@ int cli_agent(int argc, char **argv)
 	if (load_config(config, &cfg, "agent") < 0)
 		return 1;
 	o.cfg = &cfg;
-	if (slotsync_agent_run(&o, &err) < 0) {
+	po.bar = !po.json && isatty(STDERR_FILENO);
+	if (po.json || po.bar) {
+		o.progress = on_progress;
+		o.progress_ud = &po;
+	}
+	r = slotsync_agent_run(&o, &err);
+	if (r < 0) {
 		fprintf(stderr, "slotsync agent: %s\n", slotsync_error_message(&err));
 		return 1;
 	}

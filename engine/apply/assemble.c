@@ -436,6 +436,7 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	size_t size = (size_t)slotsync_index_chunk_size(a->idx, pos);
 	int r;
 
+	a->st->bytes_fetched += len; /* a running figure; the fetcher's own total (retries too) replaces it at the end */
 	r = slotsync_chunk_decode(a->dec, data, len, a->buf, size, a->idx->digest, a->idx->chunks[pos].id, err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "chunk %zu (offset %" PRIu64 ")", (size_t)pos,

@@ -369,13 +369,8 @@ static void progress_cb(void *ud, const struct slotsync_install_progress *p)
 	pthread_mutex_lock(&a->mu);
 	a->prog = *p;
 	pthread_mutex_unlock(&a->mu);
-	if (a->o->json_progress) {
-		printf("{\"step\":\"%s\",\"bytes_done\":%" PRIu64 ",\"bytes_total\":%" PRIu64 ",\"bytes_fetched\":%" PRIu64
-		       ",\"bytes_from_seed\":%" PRIu64 ",\"rate\":%.0f}\n",
-		       slotsync_install_step_name(p->step), p->bytes_done, p->bytes_total, p->bytes_fetched, p->bytes_from_seed,
-		       p->rate);
-		fflush(stdout);
-	}
+	if (a->o->progress)
+		a->o->progress(a->o->progress_ud, p);
 	wake(a);
 }
 
@@ -722,6 +717,7 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 	lock = agent_lock(o->cfg, err);
 	if (lock < 0)
 		return lock;
+	slotsync_log_info("agent started (state in %s)", o->cfg->state_dir);
 	/* what the last boot left */
 	r = slotsync_agent_validate(o->cfg, &reboot, err);
 	if (r < 0) {
@@ -774,7 +770,6 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 		schedule_poll(&a, o->once || unfinished ? 0 : jitter((double)o->cfg->poll_jitter));
 	}
 	sd_notify(0, "READY=1\nSTATUS=idle");
-	slotsync_log_info("agent started (state in %s)", o->cfg->state_dir);
 	r = sd_event_loop(a.ev);
 	if (r < 0) {
 		r = slotsync_error_set_errno(err, r, "event loop failed");

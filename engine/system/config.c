@@ -236,6 +236,10 @@ static int key_update(struct slotsync_config *c, const char *k, const char *v)
 		int r = slotsync_parse_duration(v, &c->poll_interval);
 		return r < 0 ? r : c->poll_interval < 1 ? -EINVAL : 0;
 	}
+	if (!strcmp(k, "stall-timeout")) {
+		int r = slotsync_parse_duration(v, &c->stall_timeout);
+		return r < 0 ? r : c->stall_timeout < 1 || c->stall_timeout > 86400 ? -EINVAL : 0;
+	}
 	if (!strcmp(k, "poll-jitter"))
 		return slotsync_parse_duration(v, &c->poll_jitter);
 	if (!strcmp(k, "window"))
@@ -327,6 +331,7 @@ static void defaults(struct slotsync_config *c, const char *name)
 	slotsync_boot_config_defaults(&c->boot);
 	c->boot_tries = c->boot.default_tries;
 	c->poll_interval = 6 * 3600;
+	c->stall_timeout = 30;
 	c->poll_jitter = 30 * 60;
 	c->window_start = c->window_end = -1;
 	snprintf(c->reboot_command, sizeof(c->reboot_command), "systemctl reboot");

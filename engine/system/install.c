@@ -477,6 +477,8 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
 	fo.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
 	fo.concurrency = 1;
 	fo.max_rate_bps = cfg->max_rate;
+	fo.stall_timeout_s = (long)cfg->stall_timeout;
+	fo.max_attempts = 3; /* a small file: the caller retries later, with backoff */
 	r = slotsync_fetch_run(&fo, 1, (size_t)max, dl_describe, dl_done, NULL, &d, &fs, err);
 	if (r == 0 && fdatasync(d.fd) < 0)
 		r = slotsync_error_set_errno(err, -errno, "cannot write %s", tmp);
@@ -534,10 +536,10 @@ static void on_assemble(void *ud, const struct slotsync_assemble_stats *st)
 {
 	struct run_ctx *c = ud;
 	double t = mono();
-	uint64_t done = st->chunks_total ? st->bytes_total * (st->chunks_already_done + st->chunks_rechecked +
-							       st->chunks_from_seed) / st->chunks_total +
-						   st->bytes_written
-					 : 0;
+	/* what is in the slot: written in this run, plus what earlier runs left (by chunk count) */
+	uint64_t done = st->bytes_written + (st->chunks_total ? st->bytes_total * (st->chunks_already_done + st->chunks_rechecked) /
+									   st->chunks_total
+								 : 0);
 	struct slotsync_error ignored = { 0 };
 
 	if (done > st->bytes_total)
@@ -740,6 +742,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.fetch.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
 	ao.fetch.concurrency = cfg->concurrency;
 	ao.fetch.max_rate_bps = cfg->max_rate;
+	ao.fetch.stall_timeout_s = (long)cfg->stall_timeout;
 	ao.progress = on_assemble;
 	ao.progress_userdata = c;
 	memset(&st, 0, sizeof(st));

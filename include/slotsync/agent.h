@@ -24,6 +24,7 @@
 
 #include "slotsync/config.h"
 #include "slotsync/error.h"
+#include "slotsync/install.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,7 +35,9 @@ struct slotsync_agent_options {
 	int once;                  /* settle, one poll (and install), then return */
 	int dbus;                  /* 0: none; 1: the system bus; 2: the address below */
 	const char *dbus_address;  /* "unix:path=..." (tests: a private bus) */
-	int json_progress;         /* JSON lines of progress on stdout */
+	/* an install's progress (may be NULL); called on the agent's worker thread */
+	void (*progress)(void *ud, const struct slotsync_install_progress *p);
+	void *progress_ud;
 };
 
 /* Runs until SIGTERM/SIGINT (or, with once, one cycle).  0: clean exit. */

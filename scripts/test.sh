@@ -4,6 +4,7 @@
 # real casync and fault injection), runs them again in an ASan+UBSan build, and
 # fuzzes every parser for a bounded time.
 #   SLOTSYNC_LONG=1   long modes: 1000 kills of make and of assemble, 200 power cuts,
+#                     500 cuts of slotsync install,
 #                     30 minutes of fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ bash scripts/install-deps.sh
 if [ "${SLOTSYNC_LONG:-0}" = 1 ]; then
 	export SLOTSYNC_KILL_TRIALS=${SLOTSYNC_KILL_TRIALS:-1000}
 	export SLOTSYNC_CRASH_TRIALS=${SLOTSYNC_CRASH_TRIALS:-200}
+	export SLOTSYNC_INSTALL_KILL_TRIALS=${SLOTSYNC_INSTALL_KILL_TRIALS:-500}
 	export FUZZ_SECONDS=${FUZZ_SECONDS:-1800}
 fi
 export SLOTSYNC_SAMPLE_DIR=${SLOTSYNC_SAMPLE_DIR:-$PWD/build/samples}

@@ -818,9 +818,18 @@ static int step_switch(struct run_ctx *c, struct slotsync_error *err)
 	r = copy_file(from, to, err);
 	if (r == 0)
 		r = slot_record_set(cfg, c->rec->target, "installed", c->rec, err);
-	if (r == 0)
-		r = slotsync_boot_switch(&cfg->boot, c->rec->target, cfg->boot_tries, err);
-	return r;
+	if (r < 0)
+		return r;
+	/* a run cut after the switch and before its record finds it made: once is enough */
+	{
+		struct slotsync_boot_state bs;
+		int t = c->rec->target;
+		if (slotsync_boot_load(&cfg->boot, &bs, err) == 0 && bs.slot[t].priority > bs.slot[1 - t].priority &&
+		    !bs.slot[t].good && bs.slot[t].tries == cfg->boot_tries)
+			return 0;
+		memset(err, 0, sizeof(*err));
+	}
+	return slotsync_boot_switch(&cfg->boot, c->rec->target, cfg->boot_tries, err);
 }
 
 static void close_all(struct run_ctx *c)

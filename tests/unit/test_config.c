@@ -129,6 +129,21 @@ START_TEST(test_file_errors)
 }
 END_TEST
 
+START_TEST(test_example_parses)
+{
+	struct slotsync_config c;
+	struct slotsync_error err = { 0 };
+
+	/* the documented example is a configuration the device takes */
+	ck_assert_msg(slotsync_config_load(SLOTSYNC_SOURCE_DIR "/docs/system.conf.example", &c, &err) == 0, "%s",
+		      slotsync_error_message(&err));
+	ck_assert_str_eq(c.compatible, "radio-bs-x86");
+	ck_assert_int_eq(c.slot[1].backend, SLOTSYNC_SLOT_LUKS2);
+	ck_assert_int_eq(c.n_stores, 2);
+	ck_assert_uint_eq(c.stall_timeout, 30);
+}
+END_TEST
+
 START_TEST(test_units)
 {
 	uint64_t v;
@@ -158,6 +173,7 @@ int main(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_file_errors);
+	tcase_add_test(tc, test_example_parses);
 	tcase_add_test(tc, test_units);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);

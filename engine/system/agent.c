@@ -662,12 +662,17 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	struct agent *a = ud;
 	uint64_t v;
 	int done;
+	enum slotsync_install_step step;
 	double t = mono();
 
 	(void)!read(fd, &v, sizeof(v));
 	pthread_mutex_lock(&a->mu);
 	done = a->have_result;
+	step = a->prog.step;
 	pthread_mutex_unlock(&a->mu);
+	/* a poll that found something to install is an install now */
+	if (!done && step != SLOTSYNC_STEP_NONE && !strcmp(a->operation, "polling"))
+		set_operation(a, "installing");
 	if (t - a->last_emit >= 0.5 || done) {
 		a->last_emit = t;
 		emit(a, "Progress");

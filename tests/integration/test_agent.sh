@@ -151,6 +151,43 @@ expect_fail "a stalled server: the poll gives up with an error" "127.0.0.1:$STAL
 took=$(($(date +%s) - t0))
 check "(within $took s: three attempts of 2 s each, with backoff)" test $took -le 20
 
+# ---- under systemd: readiness and the watchdog through sd_notify ----------------
+# (it installs v2.0 meanwhile, slowly: the watchdog is fed from the event
+# loop while the install runs on its own thread)
+device "$T/sd" "$NGINX_URL/stable.pointer" "poll-interval = 1h
+poll-jitter = 0s
+max-rate = 1M"
+python3 - "$T/sd/notify" >"$T/sd/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(1)
+t0 = time.time()
+while time.time() - t0 < 8:
+    try:
+        m = s.recv(4096).decode()
+    except socket.timeout:
+        continue
+    for line in m.split("\n"):
+        print("%.2f %s" % (time.time() - t0, line), flush=True)
+PY
+rx=$!
+for _ in $(seq 100); do [ -S "$T/sd/notify" ] && break; sleep 0.05; done
+NOTIFY_SOCKET=$T/sd/notify WATCHDOG_USEC=1000000 $S agent --config "$T/sd/system.conf" 2>/dev/null &
+pid=$!
+sleep 4
+kill -TERM $pid
+wait $pid || true
+wait $rx || true
+check "Type=notify: the agent says READY=1" grep -q " READY=1$" "$T/sd/notify.log"
+feeds=$(grep -c " WATCHDOG=1$" "$T/sd/notify.log" || true)
+check "the watchdog (WatchdogSec=1s) is fed at half its period: $feeds times in 4 s" bash -c "[ $feeds -ge 6 ] && [ $feeds -le 10 ]"
+check "it says STOPPING=1 on SIGTERM" grep -q " STOPPING=1$" "$T/sd/notify.log"
+inst=$(awk '/STATUS=installing/ {a=$1} /STATUS=idle/ && a {b=$1} END {print a, b}' "$T/sd/notify.log")
+fed=$(awk -v r="$inst" 'BEGIN {split(r, t, " ")} / WATCHDOG=1$/ && $1 > t[1] && $1 < t[2] {n++} END {print n+0}' "$T/sd/notify.log")
+check "the watchdog is fed while an install runs (installing from $inst s: fed $fed times)" \
+	bash -c "set -- $inst; [ -n \"\$2\" ] && [ $fed -ge 2 ]"
+
 # ---- the maintenance window -----------------------------------------------------
 now_h=$(date +%H)
 w_start=$(printf '%02d:00' $(((10#$now_h + 2) % 24)))

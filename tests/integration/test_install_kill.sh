@@ -11,6 +11,8 @@ source "$(dirname "$0")/lib.sh"
 S=$SLOTSYNC_BIN
 G=$SLOTSYNC_GEN
 PC=${SLOTSYNC_POWERCUT:?}
+# the power-cut shim goes before the sanitizer runtime in an ASan build
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 TRIALS=${SLOTSYNC_INSTALL_KILL_TRIALS:-50}
 sample_images
 cd "$T"

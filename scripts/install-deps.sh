@@ -19,6 +19,8 @@ PACKAGES=(
 	grub-common grub-pc-bin libubootenv-tool u-boot-tools xorriso mtools qemu-system-x86
 	# benchmarks: a peer HTTP/2 client and arithmetic
 	nghttp2-client bc
+	# the agent: systemd-analyze verify of its units, a private D-Bus for its interface
+	systemd dbus-daemon
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
 )

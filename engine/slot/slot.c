@@ -34,6 +34,20 @@ static void mapped(struct slotsync_volume_handle *h, const char *mapping, int op
 	snprintf(h->mapping, sizeof(h->mapping), "%s", opened_here ? mapping : "");
 }
 
+/* What every opening starts with: 0 when the volume is raw (h is its device),
+ * 1 when it is luks2 and there is more to do, < 0 when it is not configured. */
+static int begin(const struct slotsync_volume *v, struct slotsync_volume_handle *h, struct slotsync_error *err)
+{
+	memset(h, 0, sizeof(*h));
+	if (!v->device || !*v->device)
+		return slotsync_error_set(err, -EINVAL, "no device configured");
+	if (v->backend == SLOTSYNC_SLOT_RAW) {
+		set_path(h, v->device);
+		return 0;
+	}
+	return 1;
+}
+
 /* Formats the volume with header uuid (recorded first when fresh) and opens it. */
 static int format_open(const struct slotsync_volume *v, const struct slotsync_luks_tpm *tpm,
 		       char uuid[SLOTSYNC_LUKS_UUID_BYTES], int fresh,
@@ -72,14 +86,10 @@ int slotsync_volume_open_write(const struct slotsync_volume *v, const struct slo
 	struct slotsync_error ignored = { 0 };
 	int r;
 
-	memset(h, 0, sizeof(*h));
 	*formatted = 0;
-	if (!v->device || !*v->device)
-		return slotsync_error_set(err, -EINVAL, "no device configured");
-	if (v->backend == SLOTSYNC_SLOT_RAW) {
-		set_path(h, v->device);
-		return 0;
-	}
+	r = begin(v, h, err);
+	if (r <= 0)
+		return r;
 	/* a mapping of this name is ours to replace: the volume is inactive */
 	if (slotsync_luks_mapping_uuid(v->mapping, cur, &ignored) == 0) {
 		if (*uuid && !strcmp(cur, uuid)) {
@@ -123,13 +133,9 @@ int slotsync_volume_open_read(const struct slotsync_volume *v, const struct slot
 	struct slotsync_error ignored = { 0 };
 	int r;
 
-	memset(h, 0, sizeof(*h));
-	if (!v->device || !*v->device)
-		return slotsync_error_set(err, -EINVAL, "no device configured");
-	if (v->backend == SLOTSYNC_SLOT_RAW) {
-		set_path(h, v->device);
-		return 0;
-	}
+	r = begin(v, h, err);
+	if (r <= 0)
+		return r;
 	if (slotsync_luks_mapping_uuid(v->mapping, cur, &ignored) == 0) {
 		r = slotsync_luks_header_uuid(v->device, hdr, err);
 		if (r < 0)

@@ -682,28 +682,6 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	return 0;
 }
 
-static int agent_lock(const struct slotsync_config *cfg, struct slotsync_error *err)
-{
-	char path[PATH_MAX], pid[32] = "";
-	int fd, n;
-
-	state_file(cfg, "agent.lock", path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return slotsync_error_set_errno(err, -errno, "cannot open %s", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		close(fd);
-		return slotsync_error_set(err, -EBUSY, "another slotsync agent is running (process %s)", pid[0] ? pid : "?");
-	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == 0)
-		(void)!pwrite(fd, pid, (size_t)n, 0);
-	return fd;
-}
-
 int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_error *err)
 {
 	struct agent a = { 0 };
@@ -719,7 +697,7 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 	r = io_mkdir_p(o->cfg->state_dir, err);
 	if (r < 0)
 		return r;
-	lock = agent_lock(o->cfg, err);
+	lock = system_lock(o->cfg, "agent.lock", "another slotsync agent", err);
 	if (lock < 0)
 		return lock;
 	slotsync_log_info("agent started (state in %s)", o->cfg->state_dir);

@@ -21,8 +21,11 @@ struct parse_ctx {
 	int slot_seen[2];
 };
 
-int slotsync_parse_size(const char *s, uint64_t *out)
+/* A whole number with an optional one-letter unit from units (its multipliers
+ * in muls). */
+static int parse_unit(const char *s, const char *units, const uint64_t *muls, uint64_t *out)
 {
+	const char *u;
 	char *end;
 	unsigned long long v;
 	uint64_t mul = 1;
@@ -34,14 +37,9 @@ int slotsync_parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return -EINVAL;
 	if (*end) {
-		switch (*end) {
-		case 'k': case 'K': mul = 1ull << 10; break;
-		case 'M': mul = 1ull << 20; break;
-		case 'G': mul = 1ull << 30; break;
-		default: return -EINVAL;
-		}
-		if (end[1])
+		if (end[1] || !(u = strchr(units, *end)))
 			return -EINVAL;
+		mul = muls[u - units];
 	}
 	if (v > UINT64_MAX / mul)
 		return -ERANGE;
@@ -49,33 +47,16 @@ int slotsync_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int slotsync_parse_size(const char *s, uint64_t *out)
+{
+	static const uint64_t muls[] = { 1ull << 10, 1ull << 10, 1ull << 20, 1ull << 30 };
+	return parse_unit(s, "kKMG", muls, out);
+}
+
 int slotsync_parse_duration(const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!*s || *s == '-' || isspace((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		switch (*end) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = 86400; break;
-		default: return -EINVAL;
-		}
-		if (end[1])
-			return -EINVAL;
-	}
-	if (v > UINT64_MAX / mul)
-		return -ERANGE;
-	*out = v * mul;
-	return 0;
+	static const uint64_t muls[] = { 1, 60, 3600, 86400 };
+	return parse_unit(s, "smhd", muls, out);
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out)

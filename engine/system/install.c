@@ -355,12 +355,12 @@ static int release_failed_add(const struct slotsync_config *cfg, const struct sl
 
 /* ---- the lock --------------------------------------------------------------- */
 
-static int take_lock(const struct slotsync_config *cfg, struct slotsync_error *err)
+int system_lock(const struct slotsync_config *cfg, const char *name, const char *holder, struct slotsync_error *err)
 {
 	char path[PATH_MAX], pid[32] = "";
 	int fd, n;
 
-	state_path(cfg, "install.lock", path);
+	state_path(cfg, name, path);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot open %s", path);
@@ -369,8 +369,8 @@ static int take_lock(const struct slotsync_config *cfg, struct slotsync_error *e
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
 		close(fd);
-		return slotsync_error_set(err, -EBUSY, "another install is running (process %s); it holds %s",
-					  pid[0] ? pid : "?", path);
+		return slotsync_error_set(err, -EBUSY, "%s is running (process %s); it holds %s", holder, pid[0] ? pid : "?",
+					  path);
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) == 0)
@@ -888,7 +888,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 	r = io_mkdir_p(cfg->state_dir, err);
 	if (r < 0)
 		return r;
-	lock = take_lock(cfg, err);
+	lock = system_lock(cfg, "install.lock", "another install", err);
 	if (lock < 0)
 		return lock;
 	if (o->abort) {

@@ -18,6 +18,10 @@ int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct s
 int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
 		    struct slotsync_error *err);
 
+/* Takes the lock file name in the state folder (flock, with our pid in it):
+ * its fd, or -EBUSY naming the holder ("another install is running (process N)"). */
+int system_lock(const struct slotsync_config *cfg, const char *name, const char *holder, struct slotsync_error *err);
+
 /* A JSON object from a file (at most 1 MiB), or written atomically. */
 struct json_object;
 int system_json_load(const char *path, struct json_object **out, struct slotsync_error *err);

@@ -21,6 +21,8 @@ PACKAGES=(
 	nghttp2-client bc
 	# the agent: systemd-analyze verify of its units, a private D-Bus for its interface
 	systemd dbus-daemon
+	# the whole-system proof: a partitioned disk with GRUB installed
+	fdisk grub2-common
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
 )

@@ -25,8 +25,8 @@ echo "== tests"
 
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 BUILD_DIR=build-asan bash scripts/build.sh -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON -DSLOTSYNC_SANITIZE=ON
-# (the VM suite runs once, above: the guest gets this build's plain binary)
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -LE vm)
+# (the VM and system suites run once, above: the guests get this build's plain binary)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2 -LE 'vm|system')
 
 echo "== fuzzing"
 bash scripts/fuzz.sh

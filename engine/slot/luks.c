@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "slotsync/log.h"
 #include "slotsync/tpm.h"
@@ -31,6 +32,10 @@ static void luks_log(int level, const char *msg, void *usrptr)
 static void quiet(void)
 {
 	crypt_set_log_callback(NULL, luks_log, NULL);
+	/* libcryptsetup's locking folder; on systems without cryptsetup's
+	 * tmpfiles.d entry nobody else makes it, and a format then fails */
+	if (mkdir("/run/cryptsetup", 0700) < 0 && errno != EEXIST)
+		slotsync_log_debug("cannot create /run/cryptsetup: %s", strerror(errno));
 }
 
 static int load(struct crypt_device **cd, const char *device, struct slotsync_error *err)

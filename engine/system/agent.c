@@ -735,9 +735,15 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 		goto out;
 	}
 	if (o->dbus) {
+		/* D-Bus is an interface to the agent, not a part of updating: without
+		 * a bus the device still updates itself */
 		r = open_bus(&a, err);
-		if (r < 0)
-			goto out;
+		if (r < 0) {
+			slotsync_log_warning("%s; going on without D-Bus", slotsync_error_message(err));
+			memset(err, 0, sizeof(*err));
+			sd_bus_flush_close_unref(a.bus);
+			a.bus = NULL;
+		}
 	}
 	if (sd_watchdog_enabled(0, &wd) > 0 && wd > 0) {
 		uint64_t now;

@@ -1,0 +1,328 @@
+# The whole-system harness (sourced by tests/system/test_*.sh, after
+# tests/integration/lib.sh and tests/vm/lib.sh): a bootable qemu disk built
+# from Debian packages and this build.
+#
+#   disk (GPT): 1 bios_grub | 2 /boot: GRUB (grub-pc-bin), docs/boot/grub.cfg,
+#   the kernel, an initramfs, grubenv, slotsync's state | 3 slot A | 4 slot B |
+#   5 data A | 6 data B  (3-6: LUKS2, keys sealed by the guest's TPM)
+#   updates disk (ext4, vdb): the chunk store, bundles, the channel pointer,
+#   served inside the guest by busybox httpd on 127.0.0.1:8080
+#
+# The initramfs unlocks the slot GRUB chose (slotsync unlock, through the TPM)
+# and its data partition, mounts its squashfs root under a tmpfs overlay and
+# hands over to systemd; the release images are a minimal Debian root
+# (debootstrap, cached in $SYS_CACHE) with systemd, slotsync, its units and
+# health checks, so the agent runs at boot as on a device.
+#
+#   sys_rootfs                  the cached debootstrap root
+#   sys_release V [failing]     $T/release-V.sqfs
+#   sys_disk                    $T/disk.img, GRUB installed, factory not yet run
+#   sys_boot NAME [KILL_AFTER]  boots the disk; serial log $T/sys-NAME.log;
+#                               with KILL_AFTER, the VM is killed that many
+#                               seconds after "SYSTEST install-started"
+SYS_CACHE=${SLOTSYNC_SYSTEM_CACHE:-/var/cache/slotsync/system}
+SYS_SUITE=bookworm
+SYS_MIRROR=${SLOTSYNC_MIRROR:-http://deb.debian.org/debian}
+
+sys_rootfs() {
+	local r=$SYS_CACHE/root-$SYS_SUITE-2
+	mkdir -p "$SYS_CACHE"
+	if [ ! -e "$r/.ready" ]; then
+		rm -rf "$r" "$r.tmp"
+		debootstrap --variant=minbase --include=systemd-sysv,dbus,busybox-static "$SYS_SUITE" "$r.tmp" "$SYS_MIRROR" \
+			>"$SYS_CACHE/debootstrap.log" 2>&1 || { tail -n 20 "$SYS_CACHE/debootstrap.log" >&2; return 1; }
+		# what a device does not need
+		rm -rf "$r.tmp"/usr/share/{doc,man,info,locale} "$r.tmp"/var/cache/apt/archives/*.deb "$r.tmp"/var/lib/apt/lists/*
+		mv "$r.tmp" "$r"
+		touch "$r/.ready"
+	fi
+	SYS_ROOT=$r
+}
+
+# copies binaries with the libraries ldd names into root DIR
+sys_copy_bins() {
+	local root=$1 f l
+	shift
+	for f in "$@"; do
+		case $f in
+		*.so*) cp -L --parents "$f" "$root" ;;
+		*) mkdir -p "$root/usr/bin"; cp "$f" "$root/usr/bin/" ;;
+		esac
+		for l in $(ldd "$f" | grep -o '/[^ ]*'); do [ -e "$root$l" ] || cp -L --parents "$l" "$root"; done
+	done
+}
+
+# the device's configuration, the same in the image and the initramfs
+sys_config() {
+	cat <<'CONF'
+[system]
+compatible = slotsync-vm
+state-dir = /boot/slotsync
+keyring = /etc/slotsync/keyring.pem
+allow-downgrade = yes
+boot-tries = 2
+[boot]
+backend = grub
+env = /boot/grub/grubenv
+[tpm]
+tcti = device:/dev/tpmrm0
+[update]
+channel = http://127.0.0.1:8080/stable.pointer
+store = http://127.0.0.1:8080/store
+poll-interval = 1h
+poll-jitter = 0s
+reboot-command = systemctl reboot
+health-dir = /usr/lib/slotsync/health.d
+health-timeout = 20s
+[slot.A]
+device = /dev/vda3
+backend = luks2
+data = /dev/vda5
+[slot.B]
+device = /dev/vda4
+backend = luks2
+data = /dev/vda6
+CONF
+}
+
+sys_release() {
+	local v=$1 r=$T/rel-$v bindir
+	sys_rootfs || return 1
+	rm -rf "$r"
+	cp -a "$SYS_ROOT" "$r"
+	rm -f "$r/.ready"
+	bindir=$(dirname "$SLOTSYNC_BIN")
+	sys_copy_bins "$r" "$SLOTSYNC_BIN" "$bindir/slotsync-bootctl" \
+		"$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0)"
+	mkdir -p "$r/etc/slotsync" "$r/usr/lib/slotsync/health.d" "$r/boot" "$r/data" "$r/srv/updates"
+	sys_config >"$r/etc/slotsync/system.conf"
+	cp "$T/ca.pem" "$r/etc/slotsync/keyring.pem"
+	echo "VERSION_ID=$v" >"$r/etc/slotsync-release"
+	echo "slotsync-vm" >"$r/etc/hostname"
+	# the project's units, as cmake --install puts them
+	for u in "$SLOTSYNC_SOURCE_DIR"/data/systemd/*; do
+		sed "s|@CMAKE_INSTALL_FULL_BINDIR@|/usr/bin|" "$u" >"$r/usr/lib/systemd/system/$(basename "$u" .in)"
+	done
+	mkdir -p "$r/usr/share/dbus-1/system.d"
+	cp "$SLOTSYNC_SOURCE_DIR/data/dbus/org.slotsync.Installer1.conf" "$r/usr/share/dbus-1/system.d/"
+	mkdir -p "$r/etc/systemd/system/multi-user.target.wants"
+	ln -sf /usr/lib/systemd/system/slotsync-agent.service "$r/etc/systemd/system/multi-user.target.wants/"
+	# the test's own units: the update server on the second disk, and a report
+	cat >"$r/usr/lib/systemd/system/systest-updates.service" <<'UNIT'
+[Unit]
+Description=the update server of the test (the second disk, on 127.0.0.1)
+Before=slotsync-agent.service
+[Service]
+ExecStartPre=/bin/mount -o ro /dev/vdb /srv/updates
+ExecStart=/bin/busybox httpd -f -p 127.0.0.1:8080 -h /srv/updates
+[Install]
+WantedBy=multi-user.target
+UNIT
+	cat >"$r/usr/lib/systemd/system/systest-report.service" <<'UNIT'
+[Unit]
+Description=the test's report of each boot
+After=slotsync-agent.service
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/slotsync/systest-report
+StandardOutput=tty
+TTYPath=/dev/ttyS0
+[Install]
+WantedBy=multi-user.target
+UNIT
+	cat >"$r/usr/lib/slotsync/systest-report" <<'REPORT'
+#!/bin/sh
+# after the agent validated the boot: what booted; after its first poll of
+# this boot, the status; then what the host asked for
+echo "SYSTEST booted $(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline) $(sed -n 's/VERSION_ID=//p' /etc/slotsync-release)"
+booted_at=$(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))
+for i in $(seq 120); do
+	[ -e /boot/slotsync/agent.json ] && [ "$(stat -c %Y /boot/slotsync/agent.json)" -ge "$booted_at" ] && break
+	sleep 0.5
+done
+echo "SYSTEST status $(slotsync status --json | tr -d '\n')"
+echo "SYSTEST data $(cat /data/marker 2>/dev/null)"
+action=$(cat /srv/updates/action 2>/dev/null)
+case $action in
+stay) systemctl poweroff ;;
+*) ;;  # the agent installs and reboots; the host waits
+esac
+REPORT
+	chmod 755 "$r/usr/lib/slotsync/systest-report"
+	for u in systest-updates systest-report; do
+		ln -sf /usr/lib/systemd/system/$u.service "$r/etc/systemd/system/multi-user.target.wants/"
+	done
+	cat >"$r/usr/lib/slotsync/health.d/10-system" <<'CHECK'
+#!/bin/sh
+# the system came up with its data partition and its boot partition
+mountpoint -q /data && mountpoint -q /boot
+CHECK
+	if [ "${2:-}" = failing ]; then
+		printf '#!/bin/sh\necho "radio link: no carrier" >&2\nexit 1\n' >"$r/usr/lib/slotsync/health.d/20-radio-link"
+	fi
+	chmod 755 "$r"/usr/lib/slotsync/health.d/*
+	# the mounts (root, /data, /boot: GRUB's and slotsync's state) are the
+	# initramfs's: the image has no udev to wait for devices
+	: >"$r/etc/fstab"
+	# the journal on the serial console: the test reads what the agent says
+	mkdir -p "$r/etc/systemd/journald.conf.d"
+	printf '[Journal]\nForwardToConsole=yes\nTTYPath=/dev/ttyS0\nMaxLevelConsole=info\n' >"$r/etc/systemd/journald.conf.d/console.conf"
+	# quiet, fast boots: no getty on the console, no waiting for a network
+	rm -f "$r"/etc/systemd/system/getty.target.wants/* 2>/dev/null
+	ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
+	ln -sf /dev/null "$r/etc/systemd/system/systemd-networkd-wait-online.service"
+	mksquashfs "$r" "$T/release-$v.sqfs" -noappend -quiet -comp zstd -all-root >/dev/null 2>&1 || return 1
+	rm -rf "$r"
+}
+
+# the initramfs: unlock the slot GRUB chose and its data partition, mount the
+# root, hand over to systemd; with slotsync.factory=1 on the command line, the
+# factory instead: format the volumes, install v1 into slot A
+sys_initrd() {
+	local r=$T/sys-initrd k
+	vm_kernel || return 1
+	k=$VM_CACHE/k-$VM_KVER
+	VM_VMLINUZ=$k/boot/vmlinuz-$VM_KVER
+	rm -rf "$r"
+	mkdir -p "$r"/{bin,dev,proc,sys,mnt,tmp,run/cryptsetup,newroot,ro,rw,etc/slotsync,srv/updates,boot}
+	cp /bin/busybox "$r/bin/"
+	modprobe -a -d "$k" -S "$VM_KVER" --show-depends virtio_pci virtio_blk dm-crypt xts ecb algif_skcipher \
+		squashfs overlay ext4 tpm_tis tpm_crb 2>/dev/null | awk '$1=="insmod"{print $2}' | sed "s|^$k||" |
+		awk '!s[$0]++' >"$r/mods"
+	while read -r m; do mkdir -p "$r${m%/*}"; cp "$k$m" "$r$m"; done <"$r/mods"
+	sys_copy_bins "$r" "$SLOTSYNC_BIN" "$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0)"
+	sys_config >"$r/etc/slotsync/system.conf"
+	cp "$T/ca.pem" "$r/etc/slotsync/keyring.pem"
+	cat >"$r/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/usr/bin:/bin
+mount -t proc p /proc; mount -t sysfs s /sys; mount -t devtmpfs d /dev
+for m in $(cat /mods); do insmod $m 2>/dev/null; done
+for i in $(seq 100); do [ -b /dev/vda6 ] && [ -b /dev/vdb ] && break; sleep 0.05; done
+C=/etc/slotsync/system.conf
+fail() { echo "SYSTEST initramfs-failed $*"; poweroff -f; }
+if grep -q slotsync.factory=1 /proc/cmdline; then
+	ifconfig lo 127.0.0.1 up
+	mount -o ro /dev/vdb /srv/updates && httpd -p 127.0.0.1:8080 -h /srv/updates
+	mount -t ext2 /dev/vda2 /boot
+	for d in A B; do
+		slotsync slot-format --tcti device:/dev/tpmrm0 $(sed -n "/^\[slot.$d\]/,/^\[/s/^data = //p" $C) >/dev/null ||
+			fail "data $d"
+	done
+	dev=$(slotsync unlock --config $C --data A) && mke2fs -b 4096 "$dev" >/dev/null && mount -t ext4 "$dev" /mnt &&
+		echo "factory data" >/mnt/marker && umount /mnt || fail "data A"
+	slotsync assemble --config $C --slot A --journal /tmp/a.journal --store http://127.0.0.1:8080/store \
+		/srv/updates/v1.caibx >/tmp/a.out 2>&1 || fail "install v1: $(cat /tmp/a.out)"
+	# what the device knows of its first release: slot A holds it, good
+	mkdir -p /boot/slotsync
+	cp /srv/updates/v1.caibx /boot/slotsync/slot-A.caibx
+	cp /srv/updates/slots.json /boot/slotsync/slots.json
+	# the bootloader's first boot: slot A, as installed (an empty environment)
+	{ printf '# GRUB Environment Block\n'; head -c 999 /dev/zero | tr '\0' '#'; } >/boot/grub/grubenv
+	umount /boot
+	sync
+	echo "SYSTEST factory-done"
+	poweroff -f
+fi
+slot=$(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline)
+[ -n "$slot" ] || fail "no slotsync.slot= on the command line"
+echo "SYSTEST initramfs slot $slot"
+root=$(slotsync unlock --config $C "$slot") || fail "unlock slot $slot"
+data=$(slotsync unlock --config $C --data "$slot") || fail "unlock data $slot"
+mount -t squashfs -o ro "$root" /ro || fail "mount the root of slot $slot"
+mount -t tmpfs -o mode=0755 rw /rw && mkdir -p /rw/upper /rw/work
+mount -t overlay overlay -o lowerdir=/ro,upperdir=/rw/upper,workdir=/rw/work /newroot || fail overlay
+mount -t ext4 "$data" /newroot/data || fail "mount data $slot"
+mount -t ext2 /dev/vda2 /newroot/boot || fail "mount /boot"
+umount /proc /sys
+exec switch_root /newroot /lib/systemd/systemd
+INIT
+	chmod +x "$r/init"
+	(cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) >"$T/sys-initrd.img"
+}
+
+# the disk: GPT, GRUB for BIOS, /boot with the kernel, the initramfs, grub.cfg
+sys_disk() {
+	local loop mnt=$T/sys-mnt
+	sys_initrd || return 1
+	rm -f "$T/disk.img"
+	truncate -s 1200M "$T/disk.img"
+	sfdisk -q "$T/disk.img" <<'PARTS'
+label: gpt
+size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=bios
+size=96MiB, type=linux, name=boot
+size=400MiB, type=linux, name=slot-a
+size=400MiB, type=linux, name=slot-b
+size=64MiB, type=linux, name=data-a
+size=64MiB, type=linux, name=data-b
+PARTS
+	loop=$(losetup -f --show "$T/disk.img") || return 1
+	partx -a "$loop" 2>/dev/null || true
+	for _ in $(seq 50); do [ -b "${loop}p2" ] && break; sleep 0.1; done
+	[ -b "${loop}p2" ] || { losetup -d "$loop"; echo "no partition devices for $loop" >&2; return 1; }
+	mke2fs -q -t ext2 -b 1024 "${loop}p2"
+	mkdir -p "$mnt"
+	mount "${loop}p2" "$mnt"
+	CLEANUP+=("umount '$mnt' 2>/dev/null; partx -d $loop 2>/dev/null; losetup -d $loop 2>/dev/null")
+	grub-install --target=i386-pc --boot-directory="$mnt" --modules="part_gpt ext2 biosdisk" "$loop" \
+		>"$T/grub-install.log" 2>&1 || { cat "$T/grub-install.log" >&2; umount "$mnt"; partx -d "$loop"; losetup -d "$loop"; return 1; }
+	cp "$VM_VMLINUZ" "$mnt/vmlinuz"
+	cp "$T/sys-initrd.img" "$mnt/initrd.img"
+	cp "$SLOTSYNC_SOURCE_DIR/docs/boot/grub.cfg" "$mnt/grub/slotsync.cfg"
+	cat >"$mnt/grub/grub.cfg" <<'CFG'
+serial --unit=0 --speed=115200
+terminal_input serial
+terminal_output serial
+set timeout=0
+set slotsync_env=$prefix/grubenv
+set factory=
+load_env -f "$slotsync_env" factory
+if [ "$factory" = 1 ]; then
+	set default=factory
+else
+	source $prefix/slotsync.cfg
+	set default=$slotsync_slot
+fi
+menuentry A --id A { linux /vmlinuz console=ttyS0 panic=-1 quiet slotsync.slot=A; initrd /initrd.img }
+menuentry B --id B { linux /vmlinuz console=ttyS0 panic=-1 quiet slotsync.slot=B; initrd /initrd.img }
+menuentry factory --id factory { linux /vmlinuz console=ttyS0 panic=-1 quiet slotsync.factory=1; initrd /initrd.img }
+CFG
+	grub-editenv "$mnt/grub/grubenv" create
+	grub-editenv "$mnt/grub/grubenv" set factory=1
+	umount "$mnt"
+	partx -d "$loop" 2>/dev/null || true
+	losetup -d "$loop"
+}
+
+# sys_boot NAME [KILL_AFTER]: one power-on of the disk (GRUB, the initramfs,
+# systemd) until it powers off or reboots; serial log in $T/sys-NAME.log
+sys_boot() {
+	local name=$1 kill_after=${2:-} log=$T/sys-$1.log d=$T/sys-tpm pid
+	mkdir -p "$d"
+	rm -f "$d/sock"
+	swtpm socket --tpm2 --tpmstate dir="$d" --ctrl type=unixio,path="$d/sock" --terminate -d
+	for _ in $(seq 50); do [ -S "$d/sock" ] && break; sleep 0.1; done
+	qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -nodefaults -no-reboot -display none \
+		-serial "file:$log" -drive "file=$T/disk.img,if=virtio,format=raw" -drive "file=$T/updates.img,if=virtio,format=raw" \
+		-chardev socket,id=c,path="$d/sock" -tpmdev emulator,id=t,chardev=c -device tpm-tis,tpmdev=t &
+	pid=$!
+	(sleep 300; kill -9 $pid 2>/dev/null) >/dev/null 2>&1 &
+	local watchdog=$!
+	if [ -n "$kill_after" ]; then
+		for _ in $(seq 3000); do grep -q "SYSTEST install-started" "$log" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+		sleep "$kill_after"
+		kill -9 $pid 2>/dev/null || true
+	fi
+	wait $pid 2>/dev/null || true
+	pkill -P $watchdog 2>/dev/null || true
+	kill $watchdog 2>/dev/null || true
+}
+
+# the updates disk from folder $T/updates
+sys_updates_disk() {
+	local kb
+	kb=$(du -sk "$T/updates" | cut -f1)
+	rm -f "$T/updates.img"
+	mke2fs -q -F -t ext4 -d "$T/updates" "$T/updates.img" $((kb * 5 / 4 + 16384))k >/dev/null 2>&1
+}

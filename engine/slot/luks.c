@@ -22,15 +22,22 @@
 
 /* libcryptsetup's messages go through our log: its errors become ours, with
  * context, and the rest is noise on a device's console. */
+/* libcryptsetup's last error message on this thread: the reason behind an
+ * errno, added to ours */
+static __thread char crypt_error[256];
+
 static void luks_log(int level, const char *msg, void *usrptr)
 {
 	(void)usrptr;
+	if (level == CRYPT_LOG_ERROR)
+		snprintf(crypt_error, sizeof(crypt_error), "%.*s", (int)strcspn(msg, "\n"), msg);
 	slotsync_log_debug("libcryptsetup%s: %.*s", level == CRYPT_LOG_ERROR ? " error" : "", (int)strcspn(msg, "\n"),
 			   msg);
 }
 
 static void quiet(void)
 {
+	crypt_error[0] = '\0';
 	crypt_set_log_callback(NULL, luks_log, NULL);
 	/* libcryptsetup's locking folder; on systems without cryptsetup's
 	 * tmpfiles.d entry nobody else makes it, and a format then fails */
@@ -82,7 +89,8 @@ int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm
 	}
 	r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", want_uuid, (const char *)vk, sizeof(vk), &params);
 	if (r < 0) {
-		r = slotsync_error_set_errno(err, r, "cannot format %s as LUKS2", device);
+		r = slotsync_error_set_errno(err, r, "cannot format %s as LUKS2%s%s%s", device, crypt_error[0] ? " (" : "",
+					     crypt_error, crypt_error[0] ? ")" : "");
 		goto out;
 	}
 	b64 = malloc(4 * ((blob_len + 2) / 3) + 1);

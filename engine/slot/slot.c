@@ -58,14 +58,17 @@ static int format_open(const struct slotsync_volume *v, const struct slotsync_lu
 	int r;
 
 	if (fresh) {
-		r = slotsync_luks_new_uuid(uuid, err);
+		/* a buffer of our own: the caller's record() may write into uuid */
+		char fresh_uuid[SLOTSYNC_LUKS_UUID_BYTES];
+		r = slotsync_luks_new_uuid(fresh_uuid, err);
 		if (r < 0)
 			return r;
 		if (record) {
-			r = record(ud, uuid, err);
+			r = record(ud, fresh_uuid, err);
 			if (r < 0)
 				return r;
 		}
+		memcpy(uuid, fresh_uuid, SLOTSYNC_LUKS_UUID_BYTES);
 	}
 	r = slotsync_luks_format(v->device, tpm, uuid, got, err);
 	if (r < 0)

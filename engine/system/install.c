@@ -565,7 +565,8 @@ static int record_header_uuid(void *ud, const char *uuid, struct slotsync_error 
 {
 	struct run_ctx *c = ud;
 
-	copy_str(c->rec->header_uuid, sizeof(c->rec->header_uuid), uuid);
+	if (uuid != c->rec->header_uuid)
+		copy_str(c->rec->header_uuid, sizeof(c->rec->header_uuid), uuid);
 	return record_save(c->cfg, c->rec, err);
 }
 
@@ -573,7 +574,8 @@ static int record_data_uuid(void *ud, const char *uuid, struct slotsync_error *e
 {
 	struct run_ctx *c = ud;
 
-	copy_str(c->rec->data_header_uuid, sizeof(c->rec->data_header_uuid), uuid);
+	if (uuid != c->rec->data_header_uuid)
+		copy_str(c->rec->data_header_uuid, sizeof(c->rec->data_header_uuid), uuid);
 	return record_save(c->cfg, c->rec, err);
 }
 

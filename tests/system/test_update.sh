@@ -58,28 +58,35 @@ grep -q "SYSTEST factory-done" sys-factory.log || { grep -a SYSTEST sys-factory.
 
 N=0
 SUMMARY=""
-# boot EXPECTED_SLOT EXPECTED_VERSION: one power-on; checks what came up
+# boot EXPECTED_SLOT EXPECTED_VERSION: one power-on; checks what came up (the
+# slot from the initramfs; the release from the report, which a boot that
+# fails its health checks never reaches: the agent reboots it before)
 boot() {
 	N=$((N + 1))
 	sys_boot "$N"
-	local got st
-	got=$(grep -a "^SYSTEST booted" "sys-$N.log" | head -n1 | cut -d' ' -f3-)
-	st=$(grep -a "^SYSTEST status" "sys-$N.log" | head -n1 | cut -d' ' -f3-)
-	echo "$st" >"status-$N.json"
-	SUMMARY+=$(python3 - "$N" "$got" "status-$N.json" <<'PY'
+	tr -d '\r' <"sys-$N.log" >"sys-$N.txt"
+	local slot got st
+	slot=$(sed -n 's/^SYSTEST initramfs slot \([AB]\).*/\1/p' "sys-$N.txt" | head -n1)
+	got=$(sed -n 's/^SYSTEST booted //p' "sys-$N.txt" | head -n1)
+	st=$(sed -n 's/^SYSTEST status //p' "sys-$N.txt" | head -n1)
+	echo "${st:-null}" >"status-$N.json"
+	SUMMARY+=$(python3 - "$N" "$slot" "$got" "status-$N.json" <<'PY'
 import json, sys
-n, got, path = sys.argv[1], sys.argv[2], sys.argv[3]
-try:
-    s = json.load(open(path))
-    slot = s["booted"]
-    x = s["slots"][slot]
-    print(f"   boot {n:>2}: slot {slot}, release {got.split()[-1] if got else '?'}, tries left {x['tries']}, "
+n, slot, got, path = sys.argv[1:5]
+s = json.load(open(path))
+if s:
+    x = s["slots"][s["booted"]]
+    print(f"   boot {n:>2}: slot {slot}, release {got.split()[-1]}, tries left {x['tries']}, "
           f"{'good' if x['good'] else 'not good'}; install: {(s['install'] or {}).get('step', '-')}")
-except Exception:
-    print(f"   boot {n:>2}: no report ({got or 'nothing'})")
+else:
+    print(f"   boot {n:>2}: slot {slot or '?'}, no report (rebooted by the agent before it)")
 PY
 )$'\n'
-	check "boot $N: slot $1, release $2 ($got)" test "$got" = "$1 $2"
+	if [ -n "$got" ]; then
+		check "boot $N: slot $1, release $2 ($got)" test "$got" = "$1 $2"
+	else
+		check "boot $N: slot $1 (release $2: rebooted before its report)" test "$slot" = "$1"
+	fi
 }
 st() { python3 -c "import json; s=json.load(open('status-$N.json')); print($1)" 2>&1; }
 
@@ -87,11 +94,11 @@ st() { python3 -c "import json; s=json.load(open('status-$N.json')); print($1)" 
 publish 2 2.0 update
 boot A 1.0
 check "the agent installed v2 into slot B and asked for the reboot" \
-	bash -c "grep -aq 'installed 2.0 into slot B; reboot due' sys-$N.log || grep -aq 'Reached target.*Reboot' sys-$N.log"
+	bash -c "grep -aq 'installed 2.0 into slot B; reboot due' sys-$N.txt"
 publish 2 2.0 stay
 boot B 2.0
 check "B passed its health checks and is marked good" test "$(st "s['slots']['B']['good'], s['install']['step']")" = "(True, 'done')"
-check "B's data partition is a copy of A's" grep -aq "SYSTEST data factory data" "sys-$N.log"
+check "B's data partition is a copy of A's" grep -aq "SYSTEST data factory data" "sys-$N.txt"
 boot B 2.0
 boot B 2.0
 check "B stays across two more reboots, good" test "$(st "s['booted'], s['slots']['B']['good']")" = "('B', True)"
@@ -99,13 +106,13 @@ check "B stays across two more reboots, good" test "$(st "s['booted'], s['slots'
 # ---- story 2: v3 fails its health check ------------------------------------------------
 publish 3 3.0 update
 boot B 2.0
-check "the agent installed v3 into slot A" grep -aq "installed 3.0 into slot A" "sys-$N.log"
+check "the agent installed v3 into slot A" grep -aq "installed 3.0 into slot A" "sys-$N.txt"
 publish 3 3.0 stay
 boot A 3.0
-check "A was tried and failed its health check: marked bad" bash -c "grep -aq '20-radio-link failed' sys-$N.log"
+check "A was tried and failed its health check: marked bad" bash -c "grep -aq '20-radio-link failed' sys-$N.txt"
 boot B 2.0
 check "GRUB boots B again" test "$(st "s['booted']")" = B
-check "B's data partition is as it was" grep -aq "SYSTEST data factory data" "sys-$N.log"
+check "B's data partition is as it was" grep -aq "SYSTEST data factory data" "sys-$N.txt"
 check "the agent reports v3 as failed and does not install it again" \
 	test "$(st "[f['version'] for f in s['failed_releases']], 'not installed again' in s['agent']['result']")" = "(['3.0'], True)"
 

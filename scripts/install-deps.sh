@@ -20,7 +20,7 @@ PACKAGES=(
 	# benchmarks: a peer HTTP/2 client and arithmetic
 	nghttp2-client bc
 	# the agent: systemd-analyze verify of its units, a private D-Bus for its interface
-	systemd dbus-daemon
+	systemd dbus-daemon dbus-system-bus-common
 	# the whole-system proof: a partitioned disk with GRUB installed
 	fdisk grub2-common
 	# fuzzing and sanitizers

@@ -1024,7 +1024,11 @@ out:
 		int step = rec->step;
 		slotsync_error_prefix(err, "%s", step_names[step]);
 		copy_str(rec->error, sizeof(rec->error), slotsync_error_message(err));
-		if (!transient && final_error(step, r)) {
+		if (step == SLOTSYNC_STEP_VERIFY) {
+			/* nothing was written: nothing to resume; the next try starts afresh */
+			rec->step = SLOTSYNC_STEP_FAILED;
+			rec->error_final = 1;
+		} else if (!transient && final_error(step, r)) {
 			struct slotsync_error e2 = { 0 };
 			rec->step = SLOTSYNC_STEP_FAILED;
 			rec->error_final = 1;

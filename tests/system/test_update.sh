@@ -88,7 +88,7 @@ PY
 		check "boot $N: slot $1 (release $2: rebooted before its report)" test "$slot" = "$1"
 	fi
 }
-st() { python3 -c "import json; s=json.load(open('status-$N.json')); print($1)" 2>&1; }
+st() { python3 -c "import json; s=json.load(open('status-$N.json')); v=($1); print(v)" 2>&1; }
 
 # ---- story 1: v1 → v2 -------------------------------------------------------------
 publish 2 2.0 update

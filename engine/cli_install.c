@@ -404,8 +404,8 @@ int cli_validate(int argc, char **argv)
 		const char *cmd = cfg.reboot_command;
 		fprintf(stderr, "slotsync validate: the booted slot failed its health checks and was marked bad%s\n",
 			strcmp(cmd, "never") ? "; rebooting" : "; reboot to fall back");
-		if (strcmp(cmd, "never"))
-			return system(cmd) == 0 ? 1 : 1;
+		if (strcmp(cmd, "never") && system(cmd) != 0)
+			fprintf(stderr, "slotsync validate: the reboot-command \"%s\" failed\n", cmd);
 		return 1;
 	}
 	return 0;

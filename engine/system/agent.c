@@ -160,16 +160,9 @@ int slotsync_agent_validate(const struct slotsync_config *cfg, int *reboot, stru
 	int booted, settled = 0, r;
 
 	*reboot = 0;
-	r = slotsync_install_record_load(cfg, &rec, err);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
+	r = system_awaiting_validation(cfg, &rec, &booted, err);
+	if (r <= 0)
 		return r;
-	if (rec.step != SLOTSYNC_STEP_REBOOT && rec.step != SLOTSYNC_STEP_VALIDATE)
-		return 0;
-	booted = slotsync_boot_booted(&cfg->boot, err);
-	if (booted < 0)
-		return booted;
 	if (booted != rec.target)
 		/* the old slot runs: settles a fallback if the new slot ran out of tries */
 		return slotsync_install_validate(cfg, 0, NULL, &settled, err);

@@ -1119,6 +1119,21 @@ static int release_good(const struct slotsync_config *cfg, const struct slotsync
 	return slotsync_state_save(path, &st, err);
 }
 
+int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
+			       struct slotsync_error *err)
+{
+	int r = slotsync_install_record_load(cfg, rec, err);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (rec->step != SLOTSYNC_STEP_REBOOT && rec->step != SLOTSYNC_STEP_VALIDATE)
+		return 0;
+	*booted = slotsync_boot_booted(&cfg->boot, err);
+	return *booted < 0 ? *booted : 1;
+}
+
 int slotsync_install_validate(const struct slotsync_config *cfg, int good, const char *reason, int *settled,
 			      struct slotsync_error *err)
 {
@@ -1127,16 +1142,9 @@ int slotsync_install_validate(const struct slotsync_config *cfg, int good, const
 	int booted, r;
 
 	*settled = 0;
-	r = slotsync_install_record_load(cfg, &rec, err);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
+	r = system_awaiting_validation(cfg, &rec, &booted, err);
+	if (r <= 0)
 		return r;
-	if (rec.step != SLOTSYNC_STEP_REBOOT && rec.step != SLOTSYNC_STEP_VALIDATE)
-		return 0;
-	booted = slotsync_boot_booted(&cfg->boot, err);
-	if (booted < 0)
-		return booted;
 	if (booted == rec.target) {
 		if (good) {
 			r = slotsync_boot_mark_good(&cfg->boot, rec.target, err);

@@ -22,6 +22,12 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
  * its fd, or -EBUSY naming the holder ("another install is running (process N)"). */
 int system_lock(const struct slotsync_config *cfg, const char *name, const char *holder, struct slotsync_error *err);
 
+/* Whether an install waits for validation (step reboot or validate): 1, with
+ * its record and the booted slot; 0 if none does; < 0 on an error. */
+struct slotsync_install_record;
+int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
+			       struct slotsync_error *err);
+
 /* A JSON object from a file (at most 1 MiB), or written atomically. */
 struct json_object;
 int system_json_load(const char *path, struct json_object **out, struct slotsync_error *err);

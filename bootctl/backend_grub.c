@@ -4,14 +4,26 @@
  *
  * Variables (RAUC's names where they fit): ORDER ("A B": the slots by
  * priority), A_OK / B_OK (1: good), A_TRY / B_TRY (tries left while not good).
- * Other variables are kept as they are.  A change writes a whole new block to a
- * new file in the same folder, fsyncs it, renames it over grubenv and fsyncs
- * the folder: the file is always the old block or the new one.
+ * Other variables are kept as they are.
+ *
+ * A change rewrites the block in place (as GRUB's own save_env does) and
+ * fdatasyncs it: the file keeps its inode and its data block, so GRUB, which
+ * reads the file system without replaying its journal, finds the new block
+ * where the old one was.  Writing a new file and renaming it over grubenv
+ * would be atomic for Linux but not for GRUB: after a power cut the rename
+ * may sit in the ext4 journal, unseen by GRUB, which then boots by the old
+ * block and counts its tries down in blocks the file no longer owns.  Our
+ * variables sit in the block's first 512-byte sector (the rest is padding), so
+ * a torn write of the block cannot mix two states.  Only a missing file is
+ * created anew (temp file, fsync, rename).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../engine/format/io.h"
 #include "backend.h"
@@ -148,6 +160,29 @@ static void keep_other(const char *line, size_t len, void *ud)
 	b->len += len + 1;
 }
 
+/* Overwrites the 1024 bytes of an existing grubenv where they are. */
+static int rewrite_in_place(const char *path, const char *block, struct slotsync_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW), r;
+
+	if (fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open %s for writing", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != ENV_BYTES) {
+		close(fd);
+		return slotsync_error_set(err, -EINVAL, "%s is not a 1024-byte file (grub-editenv %s create makes one)",
+					  path, path);
+	}
+	r = io_pwrite_full(fd, block, ENV_BYTES, 0);
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot write %s", path);
+	return 0;
+}
+
 static int grub_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
 		      struct slotsync_error *err)
 {
@@ -174,7 +209,9 @@ static int grub_store(const struct slotsync_boot_config *cfg, const struct slots
 	memcpy(out + b.len, ours, (size_t)n);
 	b.len += (size_t)n;
 	memset(out + b.len, '#', ENV_BYTES - b.len);
-	return io_write_file_atomic(cfg->env, out, ENV_BYTES, err);
+	if (r == -ENOENT)
+		return io_write_file_atomic(cfg->env, out, ENV_BYTES, err);
+	return rewrite_in_place(cfg->env, out, err);
 }
 
 const struct boot_backend boot_backend_grub = { "grub", grub_load, grub_store };

@@ -4,8 +4,8 @@
 # real casync and fault injection), runs them again in an ASan+UBSan build, and
 # fuzzes every parser for a bounded time.
 #   SLOTSYNC_LONG=1   long modes: 1000 kills of make and of assemble, 200 power cuts,
-#                     500 cuts of slotsync install,
-#                     30 minutes of fuzzing
+#                     500 cuts of slotsync install, 100 power cuts of the whole
+#                     system in qemu, 30 minutes of fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ if [ "${SLOTSYNC_LONG:-0}" = 1 ]; then
 	export SLOTSYNC_KILL_TRIALS=${SLOTSYNC_KILL_TRIALS:-1000}
 	export SLOTSYNC_CRASH_TRIALS=${SLOTSYNC_CRASH_TRIALS:-200}
 	export SLOTSYNC_INSTALL_KILL_TRIALS=${SLOTSYNC_INSTALL_KILL_TRIALS:-500}
+	export SLOTSYNC_SYSTEM_POWERLOSS_TRIALS=${SLOTSYNC_SYSTEM_POWERLOSS_TRIALS:-100}
 	export FUZZ_SECONDS=${FUZZ_SECONDS:-1800}
 fi
 export SLOTSYNC_SAMPLE_DIR=${SLOTSYNC_SAMPLE_DIR:-$PWD/build/samples}

@@ -2,7 +2,7 @@
 # tests/integration/lib.sh and tests/vm/lib.sh): a bootable qemu disk built
 # from Debian packages and this build.
 #
-#   disk (GPT): 1 bios_grub | 2 /boot: GRUB (grub-pc-bin), docs/boot/grub.cfg,
+#   disk (GPT): 1 bios_grub | 2 /boot (ext4): GRUB (grub-pc-bin), docs/boot/grub.cfg,
 #   the kernel, an initramfs, grubenv, slotsync's state | 3 slot A | 4 slot B |
 #   5 data A | 6 data B  (3-6: LUKS2, keys sealed by the guest's TPM)
 #   updates disk (ext4, vdb): the chunk store, bundles, the channel pointer,
@@ -15,11 +15,15 @@
 # health checks, so the agent runs at boot as on a device.
 #
 #   sys_rootfs                  the cached debootstrap root
-#   sys_release V [failing]     $T/release-V.sqfs
+#   sys_release V [failing|crashing]
+#                               $T/release-V.sqfs; "failing": a health check
+#                               fails; "crashing": the kernel crashes early in
+#                               every boot, before any check can run
 #   sys_disk                    $T/disk.img, GRUB installed, factory not yet run
 #   sys_boot NAME [KILL_AFTER]  boots the disk; serial log $T/sys-NAME.log;
-#                               with KILL_AFTER, the VM is killed that many
-#                               seconds after "SYSTEST install-started"
+#                               with KILL_AFTER, the VM is killed (power
+#                               lost) that many seconds after the agent
+#                               starts or resumes an install
 SYS_CACHE=${SLOTSYNC_SYSTEM_CACHE:-/var/cache/slotsync/system}
 SYS_SUITE=bookworm
 SYS_MIRROR=${SLOTSYNC_MIRROR:-http://deb.debian.org/debian}
@@ -118,6 +122,29 @@ ExecStart=/bin/busybox httpd -f -p 127.0.0.1:8080 -h /srv/updates
 [Install]
 WantedBy=multi-user.target
 UNIT
+	cat >"$r/usr/lib/systemd/system/systest-slotsum.service" <<'UNIT'
+[Unit]
+Description=the test's own check of the booted slot: SHA-256 of its first bytes
+After=systest-updates.service
+Before=slotsync-agent.service
+ConditionPathExists=/srv/updates/slotsum
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/slotsync/systest-slotsum
+StandardOutput=tty
+TTYPath=/dev/ttyS0
+[Install]
+WantedBy=multi-user.target
+UNIT
+	cat >"$r/usr/lib/slotsync/systest-slotsum" <<'SUM'
+#!/bin/sh
+# the plaintext of the booted slot (its dm-crypt mapping), hashed over the
+# size of the image the host put there ("SLOT SIZE" lines): the host compares
+slot=$(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline)
+size=$(sed -n "s/^$slot //p" /srv/updates/slotsum)
+[ -n "$size" ] && echo "SYSTEST slotsum $slot $size $(head -c "$size" /dev/mapper/slotsync-$slot | sha256sum | cut -d' ' -f1)"
+SUM
+	chmod 755 "$r/usr/lib/slotsync/systest-slotsum"
 	cat >"$r/usr/lib/systemd/system/systest-report.service" <<'UNIT'
 [Unit]
 Description=the test's report of each boot
@@ -145,11 +172,16 @@ echo "SYSTEST data $(cat /data/marker 2>/dev/null)"
 action=$(cat /srv/updates/action 2>/dev/null)
 case $action in
 stay) systemctl poweroff ;;
+powerloss)
+	# an install still to finish: the agent finishes it and reboots;
+	# nothing left to do (the install was done before the power went): off
+	slotsync status --json | grep -Eq '"step": ?"(assemble|verify|pre-install|verify-slot|migrate-data|post-install|switch|reboot)"' ||
+		systemctl poweroff ;;
 *) ;;  # the agent installs and reboots; the host waits
 esac
 REPORT
 	chmod 755 "$r/usr/lib/slotsync/systest-report"
-	for u in systest-updates systest-report; do
+	for u in systest-updates systest-slotsum systest-report; do
 		ln -sf /usr/lib/systemd/system/$u.service "$r/etc/systemd/system/multi-user.target.wants/"
 	done
 	cat >"$r/usr/lib/slotsync/health.d/10-system" <<'CHECK'
@@ -157,9 +189,27 @@ REPORT
 # the system came up with its data partition and its boot partition
 mountpoint -q /data && mountpoint -q /boot
 CHECK
-	if [ "${2:-}" = failing ]; then
-		printf '#!/bin/sh\necho "radio link: no carrier" >&2\nexit 1\n' >"$r/usr/lib/slotsync/health.d/20-radio-link"
-	fi
+	case ${2:-} in
+	failing) printf '#!/bin/sh\necho "radio link: no carrier" >&2\nexit 1\n' >"$r/usr/lib/slotsync/health.d/20-radio-link" ;;
+	crashing)
+		# a release whose kernel crashes early in every boot (panic=-1:
+		# the machine resets), before the agent could judge it
+		cat >"$r/usr/lib/systemd/system/systest-crash.service" <<'UNIT'
+[Unit]
+Description=a release that crashes the kernel early in its boot
+DefaultDependencies=no
+After=systemd-journald.service
+Before=sysinit.target
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "SYSTEST crashing" >/dev/ttyS0; echo c >/proc/sysrq-trigger'
+[Install]
+WantedBy=sysinit.target
+UNIT
+		mkdir -p "$r/etc/systemd/system/sysinit.target.wants"
+		ln -sf /usr/lib/systemd/system/systest-crash.service "$r/etc/systemd/system/sysinit.target.wants/"
+		;;
+	esac
 	chmod 755 "$r"/usr/lib/slotsync/health.d/*
 	# the mounts (root, /data, /boot: GRUB's and slotsync's state) are the
 	# initramfs's: the image has no udev to wait for devices
@@ -190,7 +240,9 @@ sys_initrd() {
 		squashfs overlay ext4 tpm_tis tpm_crb 2>/dev/null | awk '$1=="insmod"{print $2}' | sed "s|^$k||" |
 		awk '!s[$0]++' >"$r/mods"
 	while read -r m; do mkdir -p "$r${m%/*}"; cp "$k$m" "$r$m"; done <"$r/mods"
-	sys_copy_bins "$r" "$SLOTSYNC_BIN" "$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0)"
+	# e2fsprogs' mke2fs: the data partitions get a journal (busybox's makes ext2)
+	sys_copy_bins "$r" "$SLOTSYNC_BIN" "$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0)" /sbin/mke2fs
+	cp /etc/mke2fs.conf "$r/etc/"
 	sys_config >"$r/etc/slotsync/system.conf"
 	cp "$T/ca.pem" "$r/etc/slotsync/keyring.pem"
 	cat >"$r/init" <<'INIT'
@@ -205,12 +257,12 @@ fail() { echo "SYSTEST initramfs-failed $*"; poweroff -f; }
 if grep -q slotsync.factory=1 /proc/cmdline; then
 	ifconfig lo 127.0.0.1 up
 	mount -o ro /dev/vdb /srv/updates && httpd -p 127.0.0.1:8080 -h /srv/updates
-	mount -t ext2 /dev/vda2 /boot
+	mount -t ext4 /dev/vda2 /boot
 	for d in A B; do
 		slotsync slot-format --tcti device:/dev/tpmrm0 $(sed -n "/^\[slot.$d\]/,/^\[/s/^data = //p" $C) >/dev/null ||
 			fail "data $d"
 	done
-	dev=$(slotsync unlock --config $C --data A) && mke2fs -b 4096 "$dev" >/dev/null && mount -t ext4 "$dev" /mnt &&
+	dev=$(slotsync unlock --config $C --data A) && /usr/bin/mke2fs -q -t ext4 "$dev" && mount -t ext4 "$dev" /mnt &&
 		echo "factory data" >/mnt/marker && umount /mnt || fail "data A"
 	slotsync assemble --config $C --slot A --journal /tmp/a.journal --store http://127.0.0.1:8080/store \
 		/srv/updates/v1.caibx >/tmp/a.out 2>&1 || fail "install v1: $(cat /tmp/a.out)"
@@ -234,7 +286,7 @@ mount -t squashfs -o ro "$root" /ro || fail "mount the root of slot $slot"
 mount -t tmpfs -o mode=0755 rw /rw && mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/ro,upperdir=/rw/upper,workdir=/rw/work /newroot || fail overlay
 mount -t ext4 "$data" /newroot/data || fail "mount data $slot"
-mount -t ext2 /dev/vda2 /newroot/boot || fail "mount /boot"
+mount -t ext4 /dev/vda2 /newroot/boot || fail "mount /boot"
 umount /proc /sys
 exec switch_root /newroot /lib/systemd/systemd
 INIT
@@ -261,7 +313,7 @@ PARTS
 	partx -a "$loop" 2>/dev/null || true
 	for _ in $(seq 50); do [ -b "${loop}p2" ] && break; sleep 0.1; done
 	[ -b "${loop}p2" ] || { losetup -d "$loop"; echo "no partition devices for $loop" >&2; return 1; }
-	mke2fs -q -t ext2 -b 1024 "${loop}p2"
+	mke2fs -q -t ext4 -b 1024 -O ^metadata_csum_seed,^orphan_file "${loop}p2"
 	mkdir -p "$mnt"
 	mount "${loop}p2" "$mnt"
 	CLEANUP+=("umount '$mnt' 2>/dev/null; partx -d $loop 2>/dev/null; losetup -d $loop 2>/dev/null")
@@ -282,6 +334,7 @@ if [ "$factory" = 1 ]; then
 	set default=factory
 else
 	source $prefix/slotsync.cfg
+	echo "SYSTEST grub slot=$slotsync_slot A_OK=$A_OK A_TRY=$A_TRY B_OK=$B_OK B_TRY=$B_TRY"
 	set default=$slotsync_slot
 fi
 menuentry A --id A { linux /vmlinuz console=ttyS0 panic=-1 quiet slotsync.slot=A; initrd /initrd.img }
@@ -296,7 +349,10 @@ CFG
 }
 
 # sys_boot NAME [KILL_AFTER]: one power-on of the disk (GRUB, the initramfs,
-# systemd) until it powers off or reboots; serial log in $T/sys-NAME.log
+# systemd) until it powers off or reboots; serial log in $T/sys-NAME.log.
+# With KILL_AFTER, SYS_KILLED tells what happened: yes (killed during the
+# install), ended (the VM stopped before the kill), no-install (it never
+# started one)
 sys_boot() {
 	local name=$1 kill_after=${2:-} log=$T/sys-$1.log d=$T/sys-tpm pid
 	mkdir -p "$d"
@@ -309,10 +365,21 @@ sys_boot() {
 	pid=$!
 	(sleep 300; kill -9 $pid 2>/dev/null) >/dev/null 2>&1 &
 	local watchdog=$!
+	SYS_KILLED=
 	if [ -n "$kill_after" ]; then
-		for _ in $(seq 3000); do grep -q "SYSTEST install-started" "$log" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-		sleep "$kill_after"
-		kill -9 $pid 2>/dev/null || true
+		SYS_KILLED=no-install
+		for _ in $(seq 3000); do
+			if grep -aEq 'slotsync: info: (channel pointer [0-9]+: installing|resuming the install)' "$log" 2>/dev/null; then
+				SYS_KILLED=ended
+				break
+			fi
+			kill -0 $pid 2>/dev/null || break
+			sleep 0.1
+		done
+		if [ $SYS_KILLED = ended ]; then
+			sleep "$kill_after"
+			kill -9 $pid 2>/dev/null && SYS_KILLED=yes
+		fi
 	fi
 	wait $pid 2>/dev/null || true
 	pkill -P $watchdog 2>/dev/null || true

@@ -1,15 +1,25 @@
 #!/bin/bash
 # A real boot, end to end, in qemu: GRUB (docs/boot/grub.cfg) → kernel →
 # initramfs that unlocks the slot through the TPM → squashfs root → systemd,
-# whose slotsync agent updates the device.  Stories:
-#   - the factory installs v1 into slot A; boot v1 from A → the agent installs
-#     v2 into B → reboot → GRUB boots B → health checks pass → marked good →
-#     B stays across two more reboots;
-#   - v3, whose health check fails → installed into A → reboot → A is tried,
-#     never marked good → GRUB boots B again, B's data as it was; the agent
-#     reports v3 as failed and does not install it again.
-# The serial console of every boot is kept (sys-*.log), and a summary of the
-# boots is printed at the end.
+# whose slotsync agent updates the device.  One device lives through:
+#   1. the factory installs v1 into slot A; boot v1 from A → the agent installs
+#      v2 into B → reboot → GRUB boots B → health checks pass → marked good →
+#      B stays across two more reboots;
+#   2. v3, whose health check fails → installed into A → reboot → A is tried,
+#      fails its check, is marked bad → GRUB boots B again, B's data as it was;
+#      the agent reports v3 as failed and does not install it again;
+#   3. v4, whose kernel crashes early in every boot → installed into A → A is
+#      tried, never marked good, until its tries run out → GRUB boots B again;
+#      the agent reports v4 as failed and does not install it again;
+#   4. a downgrade to v1 that the release does not allow is refused; v1 signed
+#      as allowed installs, boots and is marked good;
+#   5. power loss: the VM is killed at a random instant of an install
+#      (SLOTSYNC_SYSTEM_POWERLOSS_TRIALS, 10; 100 with SLOTSYNC_LONG=1); every
+#      time the next boot comes up on a good slot, the install resumes to
+#      completion, and the new slot boots byte-exact.
+# Every boot hashes the plaintext of its slot (systest-slotsum) and the test
+# compares it with the image it released into that slot.  The serial console
+# of every boot is kept (sys-*.log); a summary of the boots ends the output.
 source "$(dirname "$0")/../integration/lib.sh"
 source "$(dirname "$0")/../vm/lib.sh"
 source "$(dirname "$0")/lib.sh"
@@ -17,8 +27,13 @@ G=$SLOTSYNC_GEN
 cd "$T"
 start=$(date +%s)
 ARTIFACTS=${SLOTSYNC_SYSTEM_ARTIFACTS:-$SLOTSYNC_BUILD_DIR/system-logs}
+rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS"
 CLEANUP+=("cp $T/sys-*.log '$ARTIFACTS/' 2>/dev/null")
+TRIALS=${SLOTSYNC_SYSTEM_POWERLOSS_TRIALS:-$([ "${SLOTSYNC_LONG:-0}" = 1 ] && echo 100 || echo 10)}
+SEED=${SLOTSYNC_SYSTEM_SEED:-$(( $(date +%s) % 32768 ))}
+RANDOM=$SEED
+echo "# power-loss trials: $TRIALS, seed $SEED (SLOTSYNC_SYSTEM_SEED)"
 
 # ---- releases, bundles, the channel ----------------------------------------------
 printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >sign.ext
@@ -27,30 +42,42 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -s
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ci -keyout signer.key -out signer.csr 2>/dev/null
 openssl x509 -req -in signer.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile sign.ext -out signer.pem 2>/dev/null
 SIGN=(--signer-cert signer.pem --signer-key signer.key)
-for v in 1.0 2.0 3.0; do
-	if [ $v = 3.0 ]; then sys_release $v failing; else sys_release $v; fi || { not_ok "release $v could not be built"; finish; }
+for v in 1.0 2.0 3.0 4.0; do
+	case $v in 3.0) kind=failing ;; 4.0) kind=crashing ;; *) kind= ;; esac
+	sys_release $v $kind || { not_ok "release $v could not be built"; finish; }
 done
-ok "releases 1.0, 2.0, 3.0 (its radio check fails): Debian roots with systemd and slotsync ($(du -m release-2.0.sqfs | cut -f1) MB squashfs each)"
+ok "releases 1.0, 2.0, 3.0 (its radio check fails), 4.0 (its kernel crashes): Debian roots with systemd and slotsync ($(du -m release-2.0.sqfs | cut -f1) MB squashfs each)"
 mkdir -p updates
-for v in 1.0 2.0 3.0; do
+for v in 1.0 2.0 3.0 4.0; do
 	$G bundle --no-progress --store updates/store --image release-$v.sqfs --version $v --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" updates/v$v.bundle >/dev/null
 done
+# a downgrade to 1.0 that its release allows
+$G bundle --no-progress --store updates/store --image release-1.0.sqfs --version 1.0 --compatible slotsync-vm \
+	--security-version 1 --allow-downgrade-to 1.0 "${SIGN[@]}" updates/v1.0-downgrade.bundle >/dev/null
 $G make --no-progress --store updates/store release-1.0.sqfs updates/v1.caibx >/dev/null
 sha1=$(sha256sum updates/v1.0.bundle | cut -d' ' -f1)
 printf '{"A": {"status": "good", "version": "1.0", "bundle_sha256": "%s", "security_version": 1, "installed": 0}, "B": {"status": "", "version": "", "bundle_sha256": "", "security_version": 0, "installed": 0}}\n' \
 	"$sha1" >updates/slots.json
 EXPIRES=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
-publish() { # publish POINTER_VERSION RELEASE ACTION
-	$G channel --bundle-url "v$2.bundle" --bundle "updates/v$2.bundle" --version "$1" --expires "$EXPIRES" \
+# what the host put into each slot: the guest hashes its slot's first bytes
+# (the image's size, from updates/slotsum) and the test compares
+declare -A IMG=([A]=release-1.0.sqfs [B]=)
+updates_disk() {
+	: >updates/slotsum
+	for s in A B; do [ -n "${IMG[$s]}" ] && echo "$s $(stat -c %s "${IMG[$s]}")" >>updates/slotsum; done
+	sys_updates_disk
+}
+publish() { # publish POINTER_VERSION BUNDLE ACTION
+	$G channel --bundle-url "$2.bundle" --bundle "updates/$2.bundle" --version "$1" --expires "$EXPIRES" \
 		"${SIGN[@]}" updates/stable.pointer >/dev/null
 	echo "$3" >updates/action
-	sys_updates_disk
+	updates_disk
 }
 
 # ---- the disk, the factory ---------------------------------------------------------
 sys_disk || { not_ok "the disk could not be built"; finish; }
-publish 1 1.0 stay
+publish 1 v1.0 stay
 sys_boot factory
 check "the factory formats slots and data partitions (LUKS2, TPM-sealed) and installs v1 into A" \
 	grep -q "SYSTEST factory-done" sys-factory.log
@@ -58,65 +85,227 @@ grep -q "SYSTEST factory-done" sys-factory.log || { grep -a SYSTEST sys-factory.
 
 N=0
 SUMMARY=""
-# boot EXPECTED_SLOT EXPECTED_VERSION: one power-on; checks what came up (the
-# slot from the initramfs; the release from the report, which a boot that
-# fails its health checks never reaches: the agent reboots it before)
+# boot [KILL_AFTER]: one power-on (killed KILL_AFTER seconds into an install);
+# sets SLOT (what the initramfs opened), GOT ("SLOT VERSION" from the report,
+# which a boot that fails its health checks or crashes never reaches), LOG,
+# status-$N.json (the status after the agent's first poll), and adds a line to
+# the summary: slot, what GRUB saw (good, or tries left), release, good after
 boot() {
 	N=$((N + 1))
-	sys_boot "$N"
-	tr -d '\r' <"sys-$N.log" >"sys-$N.txt"
-	local slot got st
-	slot=$(sed -n 's/^SYSTEST initramfs slot \([AB]\).*/\1/p' "sys-$N.txt" | head -n1)
-	got=$(sed -n 's/^SYSTEST booted //p' "sys-$N.txt" | head -n1)
-	st=$(sed -n 's/^SYSTEST status //p' "sys-$N.txt" | head -n1)
+	sys_boot "$N" "${1:-}"
+	LOG=sys-$N.txt
+	tr -d '\r' <"sys-$N.log" >"$LOG"
+	SLOT=$(sed -n 's/^SYSTEST initramfs slot \([AB]\).*/\1/p' "$LOG" | head -n1)
+	GOT=$(sed -n 's/^SYSTEST booted //p' "$LOG" | head -n1)
+	local st
+	st=$(sed -n 's/^SYSTEST status //p' "$LOG" | head -n1)
 	echo "${st:-null}" >"status-$N.json"
-	SUMMARY+=$(python3 - "$N" "$slot" "$got" "status-$N.json" <<'PY'
-import json, sys
-n, slot, got, path = sys.argv[1:5]
+	SUMMARY+=$(python3 - "$N" "$LOG" "status-$N.json" "${1:+$SYS_KILLED}" "${1:-}" <<'PY'
+import json, re, sys
+n, log, path, killed, after = sys.argv[1:6]
+text = open(log, errors="replace").read()
 s = json.load(open(path))
-if s:
+g = re.search(r"^SYSTEST grub slot=([AB]) A_OK=(\d?) A_TRY=(\d?) B_OK=(\d?) B_TRY=(\d?)", text, re.M)
+slot, grub = "?", "?"
+if g:
+    slot = g.group(1)
+    ok, tries = (g.group(2), g.group(3)) if slot == "A" else (g.group(4), g.group(5))
+    grub = "good" if ok == "1" else f"trial, {tries or 0} tries left"
+rel, after_boot = "-", "no report"
+b = re.search(r"^SYSTEST booted [AB] (\S+)", text, re.M)
+if s and s.get("booted") in ("A", "B"):
     x = s["slots"][s["booted"]]
-    print(f"   boot {n:>2}: slot {slot}, release {got.split()[-1]}, tries left {x['tries']}, "
-          f"{'good' if x['good'] else 'not good'}; install: {(s['install'] or {}).get('step', '-')}")
-else:
-    print(f"   boot {n:>2}: slot {slot or '?'}, no report (rebooted by the agent before it)")
+    rel, after_boot = x.get("version") or "?", "good" if x["good"] else "not good"
+elif b:
+    rel = b.group(1)
+notes = []
+if "SYSTEST crashing" in text:
+    notes.append("kernel crashed")
+m = re.search(r"failed its health checks", text)
+if m:
+    notes.append("health check failed: marked bad")
+m = re.search(r"resuming the install of (\S+) at step (\S+)", text)
+if m:
+    notes.append(f"resumed {m.group(1)} at {m.group(2)}")
+m = re.search(r"installed (\S+) into slot ([AB]); reboot due", text)
+if m:
+    notes.append(f"installed {m.group(1)} into {m.group(2)}")
+m = re.search(r"does not allow a downgrade", text)
+if m:
+    notes.append("downgrade refused")
+if killed == "yes":
+    notes.append(f"power cut {after} s into an install")
+print(f"   boot {n:>3}: slot {slot} (GRUB: {grub}), release {rel}, {after_boot}"
+      + (f"; {'; '.join(notes)}" if notes else ""))
 PY
 )$'\n'
-	if [ -n "$got" ]; then
-		check "boot $N: slot $1, release $2 ($got)" test "$got" = "$1 $2"
-	else
-		check "boot $N: slot $1 (release $2: rebooted before its report)" test "$slot" = "$1"
-	fi
 }
 st() { python3 -c "import json; s=json.load(open('status-$N.json')); v=($1); print(v)" 2>&1; }
+# slotsum_ok: the booted slot's plaintext is the image the host put there
+slotsum_ok() {
+	local want
+	want="$SLOT $(stat -c %s "${IMG[$SLOT]}") $(sha256sum "${IMG[$SLOT]}" | cut -d' ' -f1)"
+	grep -aq "^SYSTEST slotsum $want\$" "$LOG"
+}
+# expect SLOT VERSION: the boot came up on SLOT, byte-exact, running VERSION
+# (from the report; a boot that never reaches the report: the slot only)
+expect() {
+	if [ -n "$GOT" ]; then
+		local exact=no
+		slotsum_ok && exact=yes
+		check "boot $N: slot $1, release $2 ($GOT), its slot byte-exact ($exact)" test "$GOT $exact" = "$1 $2 yes"
+	else
+		check "boot $N: slot $1 (release $2: no report)" test "$SLOT" = "$1"
+	fi
+}
 
 # ---- story 1: v1 → v2 -------------------------------------------------------------
-publish 2 2.0 update
-boot A 1.0
-check "the agent installed v2 into slot B and asked for the reboot" \
-	bash -c "grep -aq 'installed 2.0 into slot B; reboot due' sys-$N.txt"
-publish 2 2.0 stay
-boot B 2.0
+publish 2 v2.0 update
+boot
+expect A 1.0
+check "the agent installed v2 into slot B and asked for the reboot" grep -aq 'installed 2.0 into slot B; reboot due' "$LOG"
+# the length of an install in this VM, from the agent's own log: the power cuts
+# of story 5 fall at random instants inside it
+INSTALL_S=$(python3 - "$LOG" <<'PY'
+import re, sys
+t = open(sys.argv[1], errors="replace").read()
+a = re.search(r"\[\s*([\d.]+)\][^\n]*channel pointer \d+: installing", t)
+b = re.search(r"\[\s*([\d.]+)\][^\n]*reboot due", t)
+print(f"{float(b.group(1)) - float(a.group(1)):.1f}" if a and b else "")
+PY
+)
+IMG[B]=release-2.0.sqfs
+publish 2 v2.0 stay
+boot
+expect B 2.0
 check "B passed its health checks and is marked good" test "$(st "s['slots']['B']['good'], s['install']['step']")" = "(True, 'done')"
-check "B's data partition is a copy of A's" grep -aq "SYSTEST data factory data" "sys-$N.txt"
-boot B 2.0
-boot B 2.0
+check "B's data partition is a copy of A's" grep -aq "SYSTEST data factory data" "$LOG"
+boot
+expect B 2.0
+boot
+expect B 2.0
 check "B stays across two more reboots, good" test "$(st "s['booted'], s['slots']['B']['good']")" = "('B', True)"
 
-# ---- story 2: v3 fails its health check ------------------------------------------------
-publish 3 3.0 update
-boot B 2.0
-check "the agent installed v3 into slot A" grep -aq "installed 3.0 into slot A" "sys-$N.txt"
-publish 3 3.0 stay
-boot A 3.0
-check "A was tried and failed its health check: marked bad" bash -c "grep -aq '20-radio-link failed' sys-$N.txt"
-boot B 2.0
-check "GRUB boots B again" test "$(st "s['booted']")" = B
-check "B's data partition is as it was" grep -aq "SYSTEST data factory data" "sys-$N.txt"
+# ---- story 2: v3 fails its health check --------------------------------------------
+publish 3 v3.0 update
+boot
+expect B 2.0
+check "the agent installed v3 into slot A" grep -aq "installed 3.0 into slot A" "$LOG"
+IMG[A]=release-3.0.sqfs
+publish 3 v3.0 stay
+boot
+expect A 3.0
+check "A was tried and failed its health check: marked bad" grep -aq '20-radio-link failed' "$LOG"
+check "A's slot was byte-exact all the same" slotsum_ok
+boot
+expect B 2.0
+check "B's data partition is as it was" grep -aq "SYSTEST data factory data" "$LOG"
 check "the agent reports v3 as failed and does not install it again" \
 	test "$(st "[f['version'] for f in s['failed_releases']], 'not installed again' in s['agent']['result']")" = "(['3.0'], True)"
 
+# ---- story 3: v4 crashes; its tries run out ----------------------------------------
+publish 4 v4.0 update
+boot
+expect B 2.0
+check "the agent installed v4 into slot A" grep -aq "installed 4.0 into slot A" "$LOG"
+IMG[A]=release-4.0.sqfs
+publish 4 v4.0 stay
+boot
+expect A 4.0
+check "A was tried (GRUB: one try left) and its kernel crashed" \
+	bash -c "grep -aq '^SYSTEST grub slot=A A_OK=0\\? A_TRY=1 ' $LOG && grep -aq 'SYSTEST crashing' $LOG"
+boot
+expect A 4.0
+check "A was tried again (GRUB: no try left) and crashed again" \
+	bash -c "grep -aq '^SYSTEST grub slot=A A_OK=0\\? A_TRY=0 ' $LOG && grep -aq 'SYSTEST crashing' $LOG"
+boot
+expect B 2.0
+check "its tries ran out: GRUB passes over A (no try left) and boots B" grep -aq '^SYSTEST grub slot=B A_OK=0\? A_TRY=0 B_OK=1' "$LOG"
+check "B's data partition is as it was" grep -aq "SYSTEST data factory data" "$LOG"
+check "the agent reports v4 as failed (the bootloader fell back) and does not install it again" \
+	test "$(st "[f['version'] for f in s['failed_releases']], 'fell back' in s['failed_releases'][-1]['reason'], 'not installed again' in s['agent']['result']")" = "(['3.0', '4.0'], True, True)"
+
+# ---- story 4: downgrades -----------------------------------------------------------
+publish 5 v1.0 stay
+boot
+expect B 2.0
+check "a downgrade to 1.0 that its release does not allow is refused" \
+	bash -c "python3 -c \"import json; s=json.load(open('status-$N.json')); print(s['agent'])\" | grep -q 'does not allow a downgrade'"
+check "... and slot A was not touched" test "$(st "s['slots']['A']['version'], s['slots']['A']['status']")" = "('4.0', 'bad')"
+publish 6 v1.0-downgrade update
+boot
+expect B 2.0
+check "a downgrade to 1.0 signed as allowed installs into slot A" grep -aq "installed 1.0 into slot A" "$LOG"
+IMG[A]=release-1.0.sqfs
+publish 6 v1.0-downgrade stay
+boot
+expect A 1.0
+check "A runs 1.0 again, good, with B's data" test "$(st "s['booted'], s['slots']['A']['good'], s['slots']['A']['version']")" = "('A', True, '1.0')"
+check "... B's data partition copied to A" grep -aq "SYSTEST data factory data" "$LOG"
+
+# ---- story 5: power loss during installs -------------------------------------------
+# Each trial: a release (alternately the 1.0 and 2.0 images, so the slot's old
+# content never matches) is published; the boot that starts its install loses
+# power at a random instant of it; the next boot must come up on a good slot
+# and finish the install (or, if the cut came after the switch, the new slot
+# must boot and be marked good); the boot after that runs the new slot, whose
+# plaintext is hashed against the image.
+[ -n "$INSTALL_S" ] || { not_ok "no install time could be read from boot 1"; INSTALL_S=15; }
+echo "# an install takes about $INSTALL_S s in this VM: power cuts fall in [0, $INSTALL_S) s after it starts"
+good=A
+cuts=0
+k=0
+declare -A STEPS=()
+while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
+	k=$((k + 1))
+	tgt=$([ $good = A ] && echo B || echo A)
+	img=$([ "${IMG[$tgt]}" = release-1.0.sqfs ] && echo release-2.0.sqfs || echo release-1.0.sqfs)
+	$G bundle --no-progress --store updates/store --image "$img" --version "5.$k" --compatible slotsync-vm \
+		--security-version 1 "${SIGN[@]}" "updates/p5.$k.bundle" >/dev/null
+	publish $((6 + k)) "p5.$k" powerloss
+	cut=$(python3 -c "import random; random.seed($SEED * 1000 + $k); print(f'{random.uniform(0, $INSTALL_S):.1f}')")
+	boot "$cut"
+	check "power-loss trial $k: the boot before the cut came up on slot $good, byte-exact" \
+		bash -c "test '$SLOT' = $good && $( slotsum_ok && echo true || echo false )"
+	if [ "$SYS_KILLED" = no-install ]; then
+		not_ok "power-loss trial $k: the agent never started the install of 5.$k"
+		continue
+	elif [ "$SYS_KILLED" != yes ]; then
+		echo "# trial $k: no cut: the install finished within $cut s (not counted)"
+		IMG[$tgt]=$img
+		good=$tgt
+		continue
+	fi
+	cuts=$((cuts + 1))
+	IMG[$tgt]=$img
+	updates_disk
+	boot
+	if [ "$SLOT" = "$good" ]; then
+		step=$(sed -n "s/.*resuming the install of 5.$k at step \([a-z-]*\).*/\1/p" "$LOG" | head -n1)
+		STEPS[${step:-none}]=$(( ${STEPS[${step:-none}]:-0} + 1 ))
+		# the mark-good made before the cut must hold: GRUB sees the slot good
+		check "power-loss trial $k: cut at $cut s; the next boot came up on slot $good, good for GRUB, resumed the install at step ${step:-?} and finished it" \
+			bash -c "test -n '$step' && grep -aq '^SYSTEST grub slot=$good .*${good}_OK=1' $LOG && grep -aq 'installed 5.$k into slot $tgt; reboot due' $LOG && $( slotsum_ok && echo true || echo false )"
+	else
+		STEPS[after-switch]=$(( ${STEPS[after-switch]:-0} + 1 ))
+		check "power-loss trial $k: cut at $cut s, after the switch; the next boot ran the new slot $tgt, byte-exact, marked good" \
+			test "$SLOT $(slotsum_ok && echo exact) $(st "s['slots']['$tgt']['good'], s['slots']['$tgt']['version'], s['install']['step']")" = \
+			"$tgt exact (True, '5.$k', 'done')"
+	fi
+	good=$tgt
+done
+echo stay >updates/action
+updates_disk
+boot
+check "after $cuts power cuts: slot $good runs 5.$k, byte-exact, good" \
+	test "$SLOT $(slotsum_ok && echo exact) $(st "s['booted'], s['slots']['$good']['good'], s['slots']['$good']['version']")" = \
+	"$good exact ('$good', True, '5.$k')"
+check "$TRIALS power cuts, each during an install" test "$cuts" -ge "$TRIALS"
+steps=""
+for x in "${!STEPS[@]}"; do steps+=" $x: ${STEPS[$x]},"; done
+echo "# power cuts by the step they interrupted:${steps%,}"
+
 echo "# boots:"
 printf '%s' "$SUMMARY"
-echo "# system suite (update stories): $(( $(date +%s) - start )) s wall time"
+echo "# system suite: $N boots, $cuts power cuts, $(( $(date +%s) - start )) s wall time"
 finish

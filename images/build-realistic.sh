@@ -1,22 +1,23 @@
 #!/bin/bash
-# build-realistic.sh - build a real-world pair of Debian root images.
+# build-realistic.sh - build a real-world series of Debian root images.
 #
 #   images/build-realistic.sh OUTDIR [--refresh-cache]
 #
 # v1 is a Debian bookworm "minbase" root filesystem from debootstrap; v2 is the
 # same tree after `apt-get upgrade` against bookworm, bookworm-updates and
-# bookworm-security, i.e. a genuine security/stable update.  The pair shows
-# how delta updates behave on a real distribution release rather than on
-# synthetic data.  Needs the Debian mirror, so it is not part of the default
-# test run.
+# bookworm-security, i.e. a genuine security/stable update; v3 is v2 plus a
+# feature release, FEATURE_PACKAGES installed with --no-install-recommends
+# (9 new packages with their dependencies).  The series shows how delta
+# updates behave on a real distribution release rather than on synthetic
+# data.  Needs the Debian mirror, so it is not part of the default test run.
 #
 # Outputs, in OUTDIR:
-#   debian-v1.sqfs, debian-v2.sqfs          zstd, 128 KiB blocks
-#   debian-v1.raw.sqfs, debian-v2.raw.sqfs  uncompressed (-noI -noD -noF -noX)
-#   debian-upgrade.txt                      packages changed by the upgrade
-#   cache/bookworm-minbase-ARCH.tar.gz      debootstrap result, reused by
-#                                           later runs (--refresh-cache
-#                                           rebuilds it)
+#   debian-v{1,2,3}.sqfs                zstd, 128 KiB blocks
+#   debian-v{1,2,3}.raw.sqfs            uncompressed (-noI -noD -noF -noX)
+#   debian-upgrade.txt                  packages changed by the upgrade (v1->v2)
+#   debian-feature.txt                  packages added by the feature (v2->v3)
+#   cache/bookworm-minbase-ARCH.tar.gz  debootstrap result, reused by later
+#                                       runs (--refresh-cache rebuilds it)
 #
 # Before each mksquashfs the tree is stripped of what depends on the download
 # rather than on the release (apt lists and caches, logs, *-old backups), and
@@ -52,6 +53,13 @@ SUITE=${SUITE:-bookworm}
 ARCH=${ARCH:-$(dpkg --print-architecture)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+
+# Feature release of v3, for a radio base station: PTP time synchronisation
+# (ptp4l, phc2sys), NIC and PTP hardware clock settings, kernel module
+# loading for drivers, reachability checks and the network service tables.
+# On bookworm, with --no-install-recommends, apt adds these 5 and 4
+# dependencies (libmnl0, libssl3, libkmod2, libcap2-bin): 9 packages.
+FEATURE_PACKAGES=(linuxptp ethtool kmod iputils-ping netbase)
 
 export LC_ALL=C TZ=UTC
 umask 022
@@ -95,8 +103,35 @@ in_root() {
         DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true "$@"
 }
 
+# Package installs in the chroot run with the build host's resolver, /proc
+# mounted and no services started; apt_end restores the image's resolv.conf
+# and removes the rest again.
+apt_begin() {
+    cp -a "$ROOT/etc/resolv.conf" "$WORK/resolv.conf.image"
+    cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+    printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"   # start no services
+    chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+    chroot_mount proc proc
+}
+apt_end() {
+    chroot_umount
+    rm -f "$ROOT/usr/sbin/policy-rc.d"
+    cp -a "$WORK/resolv.conf.image" "$ROOT/etc/resolv.conf"
+}
+apt_failed() {
+    tail -n 30 "$WORK/apt.log" >&2
+    exit 1
+}
+APT_INSTALL_OPTS=(-q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
 # shellcheck disable=SC2016 # dpkg-query format, expanded by dpkg-query
 DPKG_FMT='${Package} ${Version}\n'
+
+# "package old-version new-version" for each package that differs between
+# two sorted "package version" lists ('-' = not installed).
+package_changes() {
+    join -a1 -a2 -e '-' -o 0,1.2,2.2 "$1" "$2" | awk '$2 != $3'
+}
 
 # Remove what reflects the download or the build run, not the release.
 clean_tree() {
@@ -132,8 +167,8 @@ else
     tar -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*' -xpzf "$CACHE_TAR"
 fi
 
-# Release configuration, identical in v1 and v2: package sources for updates,
-# fixed host identity (debootstrap copies the build host's).
+# Release configuration, identical in v1, v2 and v3: package sources for
+# updates, fixed host identity (debootstrap copies the build host's).
 cat > "$ROOT/etc/apt/sources.list" <<EOF
 deb $MIRROR $SUITE main
 deb $MIRROR $SUITE-updates main
@@ -149,29 +184,35 @@ in_root dpkg-query -W -f="$DPKG_FMT" | sort > "$WORK/before.txt"
 make_images debian-v1
 
 # ------------------------------------------------------------ v2: upgrade
-cp -a "$ROOT/etc/resolv.conf" "$WORK/resolv.conf.image"
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"   # start no services
-chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
-chroot_mount proc proc
-
+apt_begin
 echo "apt-get update && apt-get -y upgrade in the chroot"
-in_root apt-get -q update >"$WORK/apt.log" 2>&1 || { tail -n 30 "$WORK/apt.log" >&2; exit 1; }
+in_root apt-get -q update >"$WORK/apt.log" 2>&1 || apt_failed
 in_root apt-get -s upgrade > "$WORK/simulate.txt"
-in_root apt-get -q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    upgrade >>"$WORK/apt.log" 2>&1 || { tail -n 30 "$WORK/apt.log" >&2; exit 1; }
+in_root apt-get "${APT_INSTALL_OPTS[@]}" upgrade >>"$WORK/apt.log" 2>&1 || apt_failed
 in_root dpkg-query -W -f="$DPKG_FMT" | sort > "$WORK/after.txt"
-
-chroot_umount
-rm -f "$ROOT/usr/sbin/policy-rc.d"
-cp -a "$WORK/resolv.conf.image" "$ROOT/etc/resolv.conf"
+# v3 installs from the same package lists (no second apt-get update).
+cp -a "$ROOT/var/lib/apt/lists" "$WORK/apt-lists"
+apt_end
 
 clean_tree
 make_images debian-v2
 
+# ------------------------------------------------------------ v3: feature release
+rm -rf "$ROOT/var/lib/apt/lists"
+cp -a "$WORK/apt-lists" "$ROOT/var/lib/apt/lists"
+apt_begin
+echo "apt-get install --no-install-recommends ${FEATURE_PACKAGES[*]} in the chroot"
+in_root apt-get -s install --no-install-recommends "${FEATURE_PACKAGES[@]}" > "$WORK/simulate-feature.txt"
+in_root apt-get "${APT_INSTALL_OPTS[@]}" install --no-install-recommends \
+    "${FEATURE_PACKAGES[@]}" >>"$WORK/apt.log" 2>&1 || apt_failed
+in_root dpkg-query -W -f="$DPKG_FMT" | sort > "$WORK/feature.txt"
+apt_end
+
+clean_tree
+make_images debian-v3
+
 # ------------------------------------------------------------ upgrade report
-CHANGED=$(join -a1 -a2 -e '-' -o 0,1.2,2.2 "$WORK/before.txt" "$WORK/after.txt" |
-          awk '$2 != $3')
+CHANGED=$(package_changes "$WORK/before.txt" "$WORK/after.txt")
 COUNT=$(printf '%s' "$CHANGED" | grep -c . || true)
 {
     echo "# Packages changed by apt-get upgrade ($SUITE, $SUITE-updates, $SUITE-security)"
@@ -184,7 +225,23 @@ COUNT=$(printf '%s' "$CHANGED" | grep -c . || true)
 } > "$OUTDIR/debian-upgrade.txt"
 
 echo "packages changed by the upgrade: $COUNT (see $OUTDIR/debian-upgrade.txt)"
-for f in debian-v1.sqfs debian-v2.sqfs debian-v1.raw.sqfs debian-v2.raw.sqfs; do
+
+# ------------------------------------------------------------ feature report
+CHANGED=$(package_changes "$WORK/after.txt" "$WORK/feature.txt")
+COUNT=$(printf '%s' "$CHANGED" | grep -c . || true)
+ADDED=$(printf '%s' "$CHANGED" | awk '$2 == "-"' | grep -c . || true)
+{
+    echo "# Packages changed by apt-get install --no-install-recommends ${FEATURE_PACKAGES[*]}"
+    echo "# debian-v2 -> debian-v3: $COUNT packages, $ADDED newly installed"
+    echo "# package old-version new-version ('-' = not installed)"
+    [ -z "$CHANGED" ] || printf '%s\n' "$CHANGED"
+    echo "#"
+    echo "# apt-get -s install --no-install-recommends ${FEATURE_PACKAGES[*]}:"
+    grep -E '^(Inst|Remv) ' "$WORK/simulate-feature.txt" | sed 's/^/#   /' || true
+} > "$OUTDIR/debian-feature.txt"
+
+echo "packages changed by the feature release: $COUNT, $ADDED newly installed (see $OUTDIR/debian-feature.txt)"
+for f in debian-v{1,2,3}.sqfs debian-v{1,2,3}.raw.sqfs; do
     printf '%s\t%s bytes\n' "$OUTDIR/$f" "$(stat -c %s "$OUTDIR/$f")"
 done
 echo "done in ${SECONDS}s"

@@ -11,6 +11,9 @@
 
 /* zstd level of chunk files, chosen by benchmark (docs/benchmarks.md). */
 #define GEN_ZSTD_LEVEL_DEFAULT 3
+/* Delta objects: zstd level and run length, chosen by benchmark. */
+#define GEN_DELTA_LEVEL_DEFAULT 19
+#define GEN_DELTA_RUN_MAX_DEFAULT (128 * 1024)
 
 struct gen_make_options {
 	const char *store;                       /* NULL: index only */
@@ -90,6 +93,33 @@ struct gen_channel_options {
 
 /* Writes a signed channel pointer to the bundle. */
 int gen_channel(const struct gen_channel_options *o, const char *out, struct slotsync_error *err);
+
+struct gen_delta_options {
+	const char *store;          /* NULL: measure only, write nothing */
+	const char *new_index, *new_image;
+	int threads;                /* <= 0: one per core */
+	int level;                  /* zstd level of the objects */
+	int run_max;                /* bytes of new chunks one object may rebuild */
+};
+
+struct gen_delta_stats {
+	uint64_t missing_chunks, missing_bytes;  /* new chunks the base lacks */
+	uint64_t anchors;
+	uint64_t objects, object_bytes;          /* delta objects made */
+	uint64_t covered_bytes;                  /* new bytes they rebuild */
+	uint64_t replaced_plain;                 /* compressed chunks they replace */
+	uint64_t remaining_plain;                /* compressed chunks still needed */
+	uint64_t ref_bytes;                      /* reference bytes, all objects */
+	uint64_t codec_count[4];
+	uint64_t index_bytes;
+	char index_path[200];                    /* relative to the store */
+	double seconds;
+};
+
+/* Delta objects for NEW against one base (its index and image); with a store,
+ * writes the objects and the delta index into it. */
+int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, const char *base_image,
+		   struct gen_delta_stats *st, struct slotsync_error *err);
 
 /* Monotonic seconds. */
 double gen_now(void);

@@ -10,6 +10,7 @@
 
 #include "gen.h"
 #include "slotsync/bundle.h"
+#include "slotsync/delta.h"
 #include "slotsync/log.h"
 #include "slotsync/version.h"
 
@@ -36,6 +37,11 @@ static void usage(FILE *f)
 	      "  channel --bundle-url URL --bundle BUNDLE --version N --expires TIME\n"
 	      "       [--compatible C] SIGNER OUT\n"
 	      "      Write a signed channel pointer to BUNDLE.\n"
+	      "  delta --store DIR --base INDEX --base-image IMAGE [--base ... --base-image ...]\n"
+	      "       [--threads N] [--level L] [--run-max BYTES] [--dry-run] NEW.caibx NEW.img\n"
+	      "      For the chunks of NEW that each base lacks, write delta objects and the\n"
+	      "      delta index of the pair into the store (docs/format.md); --dry-run only\n"
+	      "      reports what a device would download.\n"
 	      "  SIGNER: --signer-cert CERT --signer-key KEY|pkcs11:URI [--chain PEM]\n"
 	      "       [--pkcs11-module SO]\n"
 	      "\n"
@@ -59,7 +65,8 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_NO_PROGRESS, OPT_SEED, OPT_INDEX,
        OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
-       OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE };
+       OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN };
 
 static const struct option long_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
@@ -88,6 +95,10 @@ static const struct option long_options[] = {
 	{ "pkcs11-module", required_argument, NULL, OPT_PKCS11_MODULE },
 	{ "bundle-url", required_argument, NULL, OPT_BUNDLE_URL },
 	{ "bundle", required_argument, NULL, OPT_BUNDLE },
+	{ "base", required_argument, NULL, OPT_BASE },
+	{ "base-image", required_argument, NULL, OPT_BASE_IMAGE },
+	{ "run-max", required_argument, NULL, OPT_RUN_MAX },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -104,6 +115,9 @@ struct args {
 	struct gen_bundle_options bundle;
 	struct gen_channel_options channel;
 	const char *release_version, *timestamp, *expires;
+	const char **bases, **base_images;
+	int n_bases, n_base_images, dry_run;
+	struct gen_delta_options delta;
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -225,6 +239,22 @@ static int run(int argc, char **argv, struct args *ap)
 			break;
 		case OPT_STORE:
 			a.store = optarg;
+			break;
+		case OPT_BASE:
+			a.bases[a.n_bases++] = optarg;
+			break;
+		case OPT_BASE_IMAGE:
+			a.base_images[a.n_base_images++] = optarg;
+			break;
+		case OPT_RUN_MAX:
+			if (parse_int(optarg, 1, SLOTSYNC_DELTA_OUT_MAX, &a.delta.run_max) < 0) {
+				fprintf(stderr, "slotsync-gen %s: --run-max takes bytes, 1 to %u, not \"%s\"\n", cmd,
+					SLOTSYNC_DELTA_OUT_MAX, optarg);
+				return 2;
+			}
+			break;
+		case OPT_DRY_RUN:
+			a.dry_run = 1;
 			break;
 		case OPT_CHUNK_SIZE:
 			if (slotsync_chunker_params_parse(optarg, &a.make.params, &err) < 0)
@@ -386,6 +416,39 @@ static int run(int argc, char **argv, struct args *ap)
 		printf("channel: %s, version %" PRIu64 ", to %s\n", argv[optind], a.channel.version, a.channel.bundle_url);
 		return 0;
 	}
+	if (!strcmp(cmd, "delta")) {
+		if (v != 2 || (!a.store && !a.dry_run) || a.n_bases == 0 || a.n_bases != a.n_base_images) {
+			fputs("slotsync-gen delta: needs --store DIR (or --dry-run), --base INDEX --base-image IMAGE for each "
+			      "base, NEW.caibx and NEW.img\n",
+			      stderr);
+			return 2;
+		}
+		a.delta.store = a.dry_run ? NULL : a.store;
+		a.delta.new_index = argv[optind];
+		a.delta.new_image = argv[optind + 1];
+		a.delta.threads = a.make.threads;
+		a.delta.level = a.make.level ? a.make.level : GEN_DELTA_LEVEL_DEFAULT;
+		if (!a.delta.run_max)
+			a.delta.run_max = GEN_DELTA_RUN_MAX_DEFAULT;
+		for (int i = 0; i < a.n_bases; i++) {
+			struct gen_delta_stats st;
+			uint64_t total;
+			if (gen_delta_pair(&a.delta, a.bases[i], a.base_images[i], &st, &err) < 0)
+				return fail(cmd, &err);
+			total = st.index_bytes + st.object_bytes + st.remaining_plain;
+			printf("delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
+			       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64
+			       " residual) of %" PRIu64 " bytes replace %" PRIu64 " bytes of chunks; download %" PRIu64
+			       " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64 "); %.1f s\n",
+			       a.bases[i], st.missing_chunks, st.missing_bytes, st.replaced_plain + st.remaining_plain,
+			       st.objects, st.codec_count[SLOTSYNC_DELTA_ZSTD_REF], st.codec_count[SLOTSYNC_DELTA_RESIDUAL],
+			       st.object_bytes, st.replaced_plain, total, st.index_bytes, st.object_bytes, st.remaining_plain,
+			       st.seconds);
+			if (st.index_path[0])
+				printf("delta: index %s/%s\n", a.store, st.index_path);
+		}
+		return 0;
+	}
 	fprintf(stderr, "slotsync-gen: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return 2;
@@ -398,9 +461,13 @@ int main(int argc, char **argv)
 
 	a.seeds = calloc((size_t)argc + 1, sizeof(*a.seeds));
 	a.bundle.store_urls = calloc((size_t)argc + 1, sizeof(*a.bundle.store_urls));
-	if (!a.seeds || !a.bundle.store_urls)
+	a.bases = calloc((size_t)argc + 1, sizeof(*a.bases));
+	a.base_images = calloc((size_t)argc + 1, sizeof(*a.base_images));
+	if (!a.seeds || !a.bundle.store_urls || !a.bases || !a.base_images)
 		return 1;
 	rc = run(argc, argv, &a);
+	free(a.bases);
+	free(a.base_images);
 	free(a.seeds);
 	free(a.bundle.store_urls);
 	return rc;

@@ -152,12 +152,22 @@ int store_batch_free(struct store_batch *b, struct slotsync_error *err)
 int store_batch_put(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const void *data, size_t len,
 		    struct slotsync_error *err)
 {
+	return store_batch_put_ext(b, id, NULL, data, len, err);
+}
+
+int store_batch_put_ext(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const char *suffix,
+			const void *data, size_t len, struct slotsync_error *err)
+{
 	struct store_writer *sw = b->sw;
 	struct pending *p = &b->files[b->n];
 	char final[SLOTSYNC_CHUNK_RELPATH_BYTES];
 	int fd, r;
 
 	slotsync_store_chunk_relpath(id, p->final);
+	if (suffix) {
+		char *dot = strrchr(p->final, '.');
+		snprintf(dot, sizeof(p->final) - (size_t)(dot - p->final), "%s", suffix);
+	}
 	r = ensure_folder(sw, id, p->final, err);
 	if (r < 0)
 		return r;

@@ -42,6 +42,10 @@ int store_batch_free(struct store_batch *b, struct slotsync_error *err);
 int store_batch_put(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const void *data, size_t len,
 		    struct slotsync_error *err);
 
+/* The same for a file with another suffix than .cacnk (".sdob": a delta object). */
+int store_batch_put_ext(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const char *suffix,
+			const void *data, size_t len, struct slotsync_error *err);
+
 /* syncfs, then rename every pending temp file to its final name. */
 int store_batch_commit(struct store_batch *b, struct slotsync_error *err);
 

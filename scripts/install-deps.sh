@@ -17,8 +17,8 @@ PACKAGES=(
 	swtpm swtpm-tools tpm2-tools cryptsetup-bin kmod cpio
 	# boot state: the bootloaders' own tools, and GRUB booted for real in qemu
 	grub-common grub-pc-bin libubootenv-tool u-boot-tools xorriso mtools qemu-system-x86
-	# benchmarks: a peer HTTP/2 client and arithmetic
-	nghttp2-client bc
+	# benchmarks: a peer HTTP/2 client, arithmetic, peak memory, binary delta peers
+	nghttp2-client bc time xdelta3 bsdiff
 	# the agent: systemd-analyze verify of its units, a private D-Bus for its interface
 	systemd dbus-daemon dbus-system-bus-common
 	# the whole-system proof: a partitioned disk with GRUB installed

@@ -1,0 +1,858 @@
+/* slotsync-gen delta: delta objects for the chunks of a new release that a base
+ * release lacks (slotsync/delta.h, docs/format.md).
+ *
+ * Resemblance, by content only: every position of the base image whose 8 bytes
+ * hash into a sampled class (1 in ANCHOR_RATE) is an anchor, kept in a table
+ * sorted by hash.  For a new chunk, the anchors sampled the same way in it are
+ * looked up; each hit votes for a diagonal (base offset - new offset).  The
+ * most-voted diagonals, widened by a margin, are the chunk's reference ranges.
+ *
+ * Objects: runs of consecutive missing chunks (up to run_max bytes) become one
+ * object each, so that zstd sees across chunk boundaries (new files resemble
+ * each other more than anything in the base).  Each object is encoded with
+ * every codec, the reference as zstd's raw-content prefix:
+ *   ZSTD_REF   the output itself;
+ *   RESIDUAL   per 256-byte block, the best of the chunk's diagonals as a
+ *              prediction (or none), and output - prediction (bsdiff's insight:
+ *              code that moved changes by small differences).
+ * The smallest wins, and only if it beats the plain chunks it replaces.  Every
+ * object is decoded again and compared before it is kept.  Objects are made on
+ * all cores; the result does not depend on the number of threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "../engine/format/io.h"
+#include "gen.h"
+#include "slotsync/delta.h"
+#include "slotsync/index.h"
+#include "slotsync/log.h"
+#include "store_write.h"
+
+#define ANCHOR_BITS 5                /* 1 anchor in 32 positions */
+#define POS_BITS 40
+#define POS_MASK ((UINT64_C(1) << POS_BITS) - 1)
+#define OCC_MAX 8                    /* hash classes seen more often say nothing */
+#define DIAG_PER_CHUNK 8
+#define MARGIN 2048                  /* reference bytes around an alignment */
+#define MIN_VOTES 2
+
+struct image {
+	const uint8_t *p;
+	uint64_t size;
+	int fd;
+};
+
+struct job {
+	uint32_t first, count;           /* new chunks */
+	/* result */
+	uint8_t codec;
+	uint8_t *payload;
+	size_t payload_len;
+	uint64_t plain;                  /* bytes of the plain chunks it replaces */
+	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
+	uint32_t n_refs;
+	uint64_t ref_bytes;
+	size_t size_zstd, size_residual;
+};
+
+#define RUN_CHUNKS_MAX 128
+#define NOVEL_VOTES 4                /* fewer votes: the base has nothing like the chunk */
+
+/* What the first pass learns of a missing chunk. */
+struct chunk_info {
+	struct diag {
+		int64_t d;
+		uint32_t votes;
+	} dg[DIAG_PER_CHUNK];
+	uint32_t nd;
+	uint32_t plain;                  /* bytes as a plain (compressed) chunk */
+};
+
+struct ctx {
+	const struct gen_delta_options *opt;
+	struct chunk_info *info;         /* per new chunk (missing ones filled) */
+	uint32_t *todo;                  /* missing chunk positions */
+	size_t n_todo;
+	int phase;                       /* 0: analyse chunks, 1: make objects */
+	const struct slotsync_index *base, *new_idx;
+	struct image bi, ni;
+	uint64_t *anchors;               /* hash (24 bits) << 40 | base offset, sorted */
+	size_t n_anchors;
+	struct job *jobs;
+	size_t n_jobs;
+	atomic_size_t next;
+	pthread_mutex_t lock;
+	int failed;
+	struct slotsync_error err;
+};
+
+static inline uint64_t mix8(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v * UINT64_C(0x9e3779b97f4a7c15);
+}
+
+/* A sampled position: the top ANCHOR_BITS bits of its hash are zero.  The key
+ * is the next 24 bits.  Runs of one byte value (zeros, padding) are skipped. */
+static inline int anchor_key(const uint8_t *p, uint32_t *key)
+{
+	uint64_t h = mix8(p);
+
+	if (h >> (64 - ANCHOR_BITS))
+		return 0;
+	if (p[0] == p[7] && !memcmp(p, p + 1, 7))
+		return 0;
+	*key = (uint32_t)(h >> (64 - ANCHOR_BITS - 24)) & 0xffffff;
+	return 1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int build_anchors(struct ctx *c, struct slotsync_error *err)
+{
+	size_t cap = c->bi.size / (1u << ANCHOR_BITS) + 1024, n = 0;
+	uint64_t *a = malloc(cap * sizeof(*a));
+
+	if (!a)
+		return slotsync_error_set(err, -ENOMEM, "out of memory for the anchor table");
+	for (uint64_t p = 0; p + 8 <= c->bi.size; p++) {
+		uint32_t key;
+		if (!anchor_key(c->bi.p + p, &key))
+			continue;
+		if (n == cap) {
+			uint64_t *g = realloc(a, (cap *= 2) * sizeof(*a));
+			if (!g) {
+				free(a);
+				return slotsync_error_set(err, -ENOMEM, "out of memory for the anchor table");
+			}
+			a = g;
+		}
+		a[n++] = (uint64_t)key << POS_BITS | p;
+	}
+	qsort(a, n, sizeof(*a), cmp_u64);
+	c->anchors = a;
+	c->n_anchors = n;
+	return 0;
+}
+
+/* Anchors of key: [*lo, *hi). */
+static void anchor_range(const struct ctx *c, uint32_t key, size_t *lo, size_t *hi)
+{
+	uint64_t k0 = (uint64_t)key << POS_BITS, k1 = (uint64_t)(key + 1) << POS_BITS;
+	size_t l = 0, h = c->n_anchors;
+
+	while (l < h) {
+		size_t m = (l + h) / 2;
+		if (c->anchors[m] < k0)
+			l = m + 1;
+		else
+			h = m;
+	}
+	*lo = l;
+	h = c->n_anchors;
+	while (l < h) {
+		size_t m = (l + h) / 2;
+		if (c->anchors[m] < k1)
+			l = m + 1;
+		else
+			h = m;
+	}
+	*hi = l;
+}
+
+static int cmp_diag_votes(const void *a, const void *b)
+{
+	const struct diag *x = a, *y = b;
+
+	if (x->votes != y->votes)
+		return x->votes > y->votes ? -1 : 1;
+	return x->d < y->d ? -1 : x->d > y->d;
+}
+
+/* The most-voted diagonals of new bytes [s, e): up to DIAG_PER_CHUNK into out. */
+static size_t vote(const struct ctx *c, uint64_t s, uint64_t e, int64_t **buf, size_t *cap, struct diag *out)
+{
+	size_t n = 0, nd = 0, m = 0;
+	int64_t *v = *buf;
+	struct diag cand[256];
+
+	for (uint64_t q = s; q + 8 <= e; q++) {
+		uint32_t key;
+		size_t lo, hi;
+		if (!anchor_key(c->ni.p + q, &key))
+			continue;
+		anchor_range(c, key, &lo, &hi);
+		if (hi == lo || hi - lo > OCC_MAX)
+			continue;
+		for (size_t i = lo; i < hi; i++) {
+			uint64_t p = c->anchors[i] & POS_MASK;
+			/* a true match, not a hash collision */
+			if (memcmp(c->bi.p + p, c->ni.p + q, 8) != 0)
+				continue;
+			if (n == *cap) {
+				size_t nc = *cap ? *cap * 2 : 4096;
+				int64_t *g = realloc(v, nc * sizeof(*v));
+				if (!g)
+					return 0;
+				*buf = v = g;
+				*cap = nc;
+			}
+			v[n++] = (int64_t)p - (int64_t)q;
+		}
+	}
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_i64);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && v[j] == v[i])
+			j++;
+		if (m < 256) {
+			cand[m].d = v[i];
+			cand[m].votes = (uint32_t)(j - i);
+			m++;
+		} else {
+			/* keep the best 256: replace the weakest */
+			size_t w = 0;
+			for (size_t k = 1; k < m; k++)
+				if (cand[k].votes < cand[w].votes)
+					w = k;
+			if (cand[w].votes < j - i) {
+				cand[w].d = v[i];
+				cand[w].votes = (uint32_t)(j - i);
+			}
+		}
+		i = j;
+	}
+	qsort(cand, m, sizeof(*cand), cmp_diag_votes);
+	for (size_t i = 0; i < m && nd < DIAG_PER_CHUNK; i++)
+		if (cand[i].votes >= MIN_VOTES || nd == 0)
+			out[nd++] = cand[i];
+	return nd;
+}
+
+struct interval {
+	uint64_t s, e;      /* base bytes */
+	uint64_t r;         /* where it starts in the reference */
+};
+
+static int cmp_interval(const void *a, const void *b)
+{
+	const struct interval *x = a, *y = b;
+
+	return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/* Base chunk holding offset off (binary search). */
+static uint32_t base_chunk_at(const struct slotsync_index *idx, uint64_t off)
+{
+	size_t l = 0, h = idx->n_chunks;
+
+	while (l < h) {
+		size_t m = (l + h) / 2;
+		if (idx->chunks[m].end <= off)
+			l = m + 1;
+		else
+			h = m;
+	}
+	return (uint32_t)l;
+}
+
+static size_t zstd_ref(ZSTD_CCtx *cc, int level, const uint8_t *ref, size_t ref_len, const void *src, size_t len,
+		       uint8_t *dst, size_t cap)
+{
+	unsigned wlog = 10;
+	size_t r;
+
+	while (wlog < SLOTSYNC_DELTA_WINDOW_LOG && ((size_t)1 << wlog) < ref_len + len)
+		wlog++;
+	ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, (int)wlog);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 0);
+	if (ref_len)
+		ZSTD_CCtx_refPrefix(cc, ref, ref_len);
+	r = ZSTD_compress2(cc, dst, cap, src, len);
+	return ZSTD_isError(r) ? 0 : r;
+}
+
+struct worker {
+	struct ctx *c;
+	ZSTD_CCtx *cc;
+	struct slotsync_delta_decoder *dec;
+	int64_t *votes;
+	size_t votes_cap;
+	uint8_t *ref, *resid, *out_a, *out_b, *check, *plain;
+};
+
+static void job_fail(struct ctx *c, const char *what, size_t job)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->failed) {
+		c->failed = 1;
+		slotsync_error_set(&c->err, -EIO, "delta object %zu: %s", job, what);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void do_job(struct worker *w, struct job *j)
+{
+	struct ctx *c = w->c;
+	const struct slotsync_index *ni = c->new_idx;
+	uint64_t rs = slotsync_index_chunk_start(ni, j->first), re = ni->chunks[j->first + j->count - 1].end;
+	size_t len = (size_t)(re - rs), blocks = (len + SLOTSYNC_DELTA_BLOCK - 1) / SLOTSYNC_DELTA_BLOCK;
+	struct interval iv[64 * DIAG_PER_CHUNK];
+	size_t niv = 0, nal = 0;
+	/* per chunk of the run: its diagonals, then their alignments (indexes into ra[]) */
+	int64_t chunk_d[RUN_CHUNKS_MAX][DIAG_PER_CHUNK];
+	uint8_t chunk_al[RUN_CHUNKS_MAX][DIAG_PER_CHUNK];
+	size_t chunk_nd[RUN_CHUNKS_MAX], chunk_nal[RUN_CHUNKS_MAX], ref_len = 0,
+		cap = ZSTD_compressBound(len + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + blocks);
+	int32_t ra[SLOTSYNC_DELTA_ALIGN_MAX];
+	const uint8_t *src = c->ni.p + rs;
+
+	j->plain = 0;
+	for (uint32_t k = 0; k < j->count; k++) {
+		uint64_t cs = slotsync_index_chunk_start(ni, j->first + k), ce = ni->chunks[j->first + k].end;
+		const struct chunk_info *ci = &c->info[j->first + k];
+		size_t nd = ci->nd;
+		const struct diag *dg = ci->dg;
+		j->plain += ci->plain;
+		chunk_nd[k] = 0;
+		for (size_t i = 0; i < nd; i++) {
+			int64_t s = (int64_t)cs + dg[i].d - MARGIN, e = (int64_t)ce + dg[i].d + MARGIN;
+			if (s < 0)
+				s = 0;
+			if (e > (int64_t)c->bi.size)
+				e = (int64_t)c->bi.size;
+			if (e <= s || niv == sizeof(iv) / sizeof(iv[0]))
+				continue;
+			iv[niv].s = (uint64_t)s;
+			iv[niv].e = (uint64_t)e;
+			niv++;
+			chunk_d[k][chunk_nd[k]++] = dg[i].d;
+		}
+	}
+	j->codec = 0;
+	/* merge into disjoint intervals, in base order, within the limits */
+	qsort(iv, niv, sizeof(*iv), cmp_interval);
+	{
+		size_t m = 0;
+		for (size_t i = 0; i < niv; i++) {
+			if (m && iv[i].s <= iv[m - 1].e) {
+				if (iv[i].e > iv[m - 1].e)
+					iv[m - 1].e = iv[i].e;
+			} else
+				iv[m++] = iv[i];
+		}
+		niv = m;
+	}
+	j->n_refs = 0;
+	for (size_t i = 0; i < niv; i++) {
+		uint64_t s = iv[i].s, e = iv[i].e;
+		if (ref_len + (e - s) > SLOTSYNC_DELTA_REF_MAX)
+			e = s + (SLOTSYNC_DELTA_REF_MAX - ref_len);
+		if (e <= s)
+			break;
+		iv[i].e = e;
+		iv[i].r = ref_len;
+		memcpy(w->ref + ref_len, c->bi.p + s, e - s);
+		ref_len += e - s;
+		/* one range may span base chunks: it names the first */
+		if (j->n_refs < SLOTSYNC_DELTA_REFS_MAX) {
+			uint32_t bc = base_chunk_at(c->base, s);
+			j->refs[j->n_refs].base_chunk = bc;
+			j->refs[j->n_refs].offset = (uint32_t)(s - slotsync_index_chunk_start(c->base, bc));
+			j->refs[j->n_refs].length = (uint32_t)(e - s);
+			j->n_refs++;
+		} else {
+			ref_len -= e - s;
+			break;
+		}
+	}
+	niv = j->n_refs;
+	j->ref_bytes = ref_len;
+
+	/* ZSTD_REF */
+	j->size_zstd = zstd_ref(w->cc, c->opt->level, w->ref, ref_len, src, len, w->out_a, cap);
+
+	/* RESIDUAL: each chunk's diagonals as alignments in reference coordinates:
+	 * output byte i (from the run's start) is predicted by ref[align + i] */
+	for (uint32_t k = 0; k < j->count; k++) {
+		int64_t cs = (int64_t)slotsync_index_chunk_start(ni, j->first + k);
+		chunk_nal[k] = 0;
+		for (size_t t = 0; t < chunk_nd[k]; t++) {
+			int64_t bpos = cs + chunk_d[k][t], al = 0;
+			size_t i, a;
+			for (i = 0; i < niv; i++)
+				if (bpos >= (int64_t)iv[i].s && bpos < (int64_t)iv[i].e)
+					break;
+			if (i == niv)
+				continue;
+			al = (int64_t)iv[i].r + (bpos - (int64_t)iv[i].s) - (cs - (int64_t)rs);
+			for (a = 0; a < nal && ra[a] != al; a++)
+				;
+			if (a == nal) {
+				if (nal == SLOTSYNC_DELTA_ALIGN_MAX)
+					continue;
+				ra[nal++] = (int32_t)al;
+			}
+			chunk_al[k][chunk_nal[k]++] = (uint8_t)a;
+		}
+	}
+	{
+		uint8_t *sel, *res, *hdr = w->resid;
+		size_t head = 1 + 4 * (nal ? nal : 1), total;
+		hdr[0] = (uint8_t)(nal ? nal : 1);
+		for (size_t a = 0; a < (nal ? nal : 1); a++)
+			io_put_le32(hdr + 1 + 4 * a, (uint32_t)(nal ? ra[a] : 0));
+		sel = hdr + head;
+		res = sel + blocks;
+		for (size_t b = 0; b < blocks; b++) {
+			size_t at = b * SLOTSYNC_DELTA_BLOCK, end = at + SLOTSYNC_DELTA_BLOCK < len ? at + SLOTSYNC_DELTA_BLOCK : len;
+			/* which chunk of the run holds this block (its start) */
+			uint64_t off = rs + at;
+			uint32_t k = 0;
+			size_t best_n = (end - at) / 2 + 1;
+			int best = 0xff;
+			while (k + 1 < j->count && ni->chunks[j->first + k].end <= off)
+				k++;
+			for (size_t t = 0; t < chunk_nal[k]; t++) {
+				size_t a = chunk_al[k][t], nz = 0;
+				for (size_t i = at; i < end; i++) {
+					int64_t sp = (int64_t)ra[a] + (int64_t)i;
+					uint8_t pred = sp >= 0 && (uint64_t)sp < ref_len ? w->ref[sp] : 0;
+					nz += src[i] != pred;
+				}
+				if (nz < best_n) {
+					best_n = nz;
+					best = (int)a;
+				}
+			}
+			sel[b] = (uint8_t)best;
+			for (size_t i = at; i < end; i++) {
+				uint8_t pred = 0;
+				if (best != 0xff) {
+					int64_t sp = (int64_t)ra[best] + (int64_t)i;
+					pred = sp >= 0 && (uint64_t)sp < ref_len ? w->ref[sp] : 0;
+				}
+				res[i] = (uint8_t)(src[i] - pred);
+			}
+		}
+		total = head + blocks + len;
+		j->size_residual = zstd_ref(w->cc, c->opt->level, w->ref, ref_len, hdr, total, w->out_b, cap);
+	}
+
+	{
+		size_t za = j->size_zstd ? j->size_zstd : SIZE_MAX, zb = j->size_residual ? j->size_residual : SIZE_MAX;
+		const uint8_t *pick = za <= zb ? w->out_a : w->out_b;
+		size_t pl = za <= zb ? za : zb;
+		struct slotsync_error e2 = { 0 };
+		if (pl == SIZE_MAX || pl >= j->plain)
+			return;
+		j->codec = za <= zb ? SLOTSYNC_DELTA_ZSTD_REF : SLOTSYNC_DELTA_RESIDUAL;
+		if (slotsync_delta_decode(w->dec, j->codec, pick, pl, w->ref, ref_len, w->check, len, &e2) < 0 ||
+		    memcmp(w->check, src, len) != 0) {
+			job_fail(c, "does not decode to its chunks (an encoder fault)", (size_t)(j - c->jobs));
+			j->codec = 0;
+			return;
+		}
+		j->payload = malloc(pl);
+		if (!j->payload) {
+			job_fail(c, "out of memory", (size_t)(j - c->jobs));
+			j->codec = 0;
+			return;
+		}
+		memcpy(j->payload, pick, pl);
+		j->payload_len = pl;
+	}
+}
+
+/* First pass: a missing chunk's diagonals and its size as a plain chunk. */
+static void analyse(struct worker *w, uint32_t pos)
+{
+	struct ctx *c = w->c;
+	struct chunk_info *ci = &c->info[pos];
+	uint64_t cs = slotsync_index_chunk_start(c->new_idx, pos), ce = c->new_idx->chunks[pos].end;
+	size_t pl = ZSTD_compress(w->plain, ZSTD_compressBound(ce - cs), c->ni.p + cs, ce - cs, GEN_ZSTD_LEVEL_DEFAULT);
+
+	ci->nd = (uint32_t)vote(c, cs, ce, &w->votes, &w->votes_cap, ci->dg);
+	ci->plain = (uint32_t)(ZSTD_isError(pl) ? ce - cs : pl);
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct ctx *c = w->c;
+	size_t i;
+
+	if (c->phase == 0) {
+		while ((i = atomic_fetch_add(&c->next, 1)) < c->n_todo)
+			analyse(w, c->todo[i]);
+		return NULL;
+	}
+	while ((i = atomic_fetch_add(&c->next, 1)) < c->n_jobs && !c->failed)
+		do_job(w, &c->jobs[i]);
+	return NULL;
+}
+
+static void run_workers(struct ctx *c, struct worker *w, int threads, int phase)
+{
+	pthread_t tid[64];
+	int started = 0;
+
+	c->phase = phase;
+	atomic_store(&c->next, 0);
+	for (int t = 0; t < threads; t++)
+		if (pthread_create(&tid[t], NULL, work, &w[t]) == 0)
+			started++;
+		else
+			break;
+	if (started == 0)
+		work(&w[0]);
+	for (int t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+}
+
+static int map_image(const char *path, struct image *im, struct slotsync_error *err)
+{
+	struct stat st;
+
+	im->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (im->fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open %s", path);
+	if (fstat(im->fd, &st) < 0 || io_fd_size(im->fd, &im->size) < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot stat %s", path);
+	im->p = im->size ? mmap(NULL, im->size, PROT_READ, MAP_PRIVATE, im->fd, 0) : NULL;
+	if (im->size && im->p == MAP_FAILED) {
+		im->p = NULL;
+		return slotsync_error_set_errno(err, -errno, "cannot map %s", path);
+	}
+	return 0;
+}
+
+static void unmap_image(struct image *im)
+{
+	if (im->p)
+		munmap((void *)im->p, im->size);
+	if (im->fd >= 0)
+		close(im->fd);
+}
+
+/* id set: open addressing on the first 8 bytes of each id */
+struct idset {
+	const uint8_t **slot;
+	size_t mask;
+};
+
+static int idset_init(struct idset *s, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < n * 2)
+		cap *= 2;
+	s->slot = calloc(cap, sizeof(*s->slot));
+	s->mask = cap - 1;
+	return s->slot ? 0 : -ENOMEM;
+}
+
+/* Adds id; returns 1 if it was there already. */
+static int idset_add(struct idset *s, const uint8_t *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id, 8);
+	for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
+		if (!s->slot[i]) {
+			s->slot[i] = id;
+			return 0;
+		}
+		if (!memcmp(s->slot[i], id, SLOTSYNC_DIGEST_BYTES))
+			return 1;
+	}
+}
+
+static int idset_has(const struct idset *s, const uint8_t *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id, 8);
+	for (size_t i = h & s->mask; s->slot[i]; i = (i + 1) & s->mask)
+		if (!memcmp(s->slot[i], id, SLOTSYNC_DIGEST_BYTES))
+			return 1;
+	return 0;
+}
+
+static int write_objects(struct ctx *c, struct slotsync_delta_index *d, struct slotsync_error *err)
+{
+	struct store_writer *sw = NULL;
+	struct store_batch *b = NULL;
+	uint32_t no = 0, nr = 0;
+	int r = 0;
+
+	if (c->opt->store) {
+		r = store_writer_open(c->opt->store, &sw, err);
+		if (r < 0)
+			return r;
+		b = store_batch_new(sw);
+		if (!b) {
+			store_writer_free(sw);
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	for (size_t i = 0; i < c->n_jobs && r == 0; i++) {
+		struct job *j = &c->jobs[i];
+		struct slotsync_delta_object *o;
+		if (!j->codec)
+			continue;
+		o = &d->objects[no++];
+		if (slotsync_digest(SLOTSYNC_DIGEST_SHA256, j->payload, j->payload_len, o->id) < 0) {
+			r = slotsync_error_set(err, -ENOMEM, "SHA-256 failed");
+			break;
+		}
+		o->size = (uint32_t)j->payload_len;
+		o->codec = j->codec;
+		o->first = j->first;
+		o->count = j->count;
+		o->ref_first = nr;
+		o->ref_count = j->n_refs;
+		memcpy(&d->refs[nr], j->refs, j->n_refs * sizeof(*j->refs));
+		nr += j->n_refs;
+		if (b)
+			r = store_batch_put_ext(b, o->id, ".sdob", j->payload, j->payload_len, err);
+	}
+	d->n_objects = no;
+	d->n_refs = nr;
+	if (b) {
+		int r2 = store_batch_free(b, err);
+		if (r == 0)
+			r = r2;
+		if (r == 0)
+			r = store_writer_sync(sw, err);
+		store_writer_free(sw);
+	}
+	return r;
+}
+
+int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, const char *base_image,
+		   struct gen_delta_stats *st, struct slotsync_error *err)
+{
+	struct ctx c = { .opt = opt, .bi = { .fd = -1 }, .ni = { .fd = -1 } };
+	struct slotsync_index *base = NULL, *ni = NULL;
+	struct slotsync_delta_index d = { 0 };
+	struct idset have = { 0 }, seen = { 0 };
+	uint8_t *missing = NULL, *ser = NULL;
+	size_t ser_len = 0;
+	int threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), r;
+	struct worker w[64];
+	double t0 = gen_now();
+
+	memset(st, 0, sizeof(*st));
+	memset(w, 0, sizeof(w));
+	pthread_mutex_init(&c.lock, NULL);
+	if (threads < 1)
+		threads = 1;
+	if (threads > 64)
+		threads = 64;
+	r = slotsync_index_read_file(base_index, &base, err);
+	if (r == 0)
+		r = slotsync_index_read_file(opt->new_index, &ni, err);
+	if (r == 0)
+		r = slotsync_index_digest(base, d.base_digest, err);
+	if (r == 0)
+		r = slotsync_index_digest(ni, d.new_digest, err);
+	if (r == 0)
+		r = map_image(base_image, &c.bi, err);
+	if (r == 0)
+		r = map_image(opt->new_image, &c.ni, err);
+	if (r < 0)
+		goto out;
+	if (c.bi.size != slotsync_index_image_size(base)) {
+		r = slotsync_error_set(err, -EINVAL, "%s is %" PRIu64 " bytes, but %s describes %" PRIu64, base_image,
+				       c.bi.size, base_index, slotsync_index_image_size(base));
+		goto out;
+	}
+	if (c.ni.size != slotsync_index_image_size(ni)) {
+		r = slotsync_error_set(err, -EINVAL, "%s is %" PRIu64 " bytes, but %s describes %" PRIu64, opt->new_image,
+				       c.ni.size, opt->new_index, slotsync_index_image_size(ni));
+		goto out;
+	}
+	c.base = base;
+	c.new_idx = ni;
+	d.base_size = c.bi.size;
+	d.new_size = c.ni.size;
+	/* which new chunks the base lacks (first occurrence of each id) */
+	missing = calloc(ni->n_chunks + 1, 1);
+	if (!missing || idset_init(&have, base->n_chunks) < 0 || idset_init(&seen, ni->n_chunks) < 0) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < base->n_chunks; i++)
+		idset_add(&have, base->chunks[i].id);
+	for (size_t i = 0; i < ni->n_chunks; i++)
+		if (!idset_has(&have, ni->chunks[i].id) && !idset_add(&seen, ni->chunks[i].id)) {
+			missing[i] = 1;
+			st->missing_chunks++;
+			st->missing_bytes += slotsync_index_chunk_size(ni, i);
+		}
+	r = build_anchors(&c, err);
+	if (r < 0)
+		goto out;
+	st->anchors = c.n_anchors;
+	for (int t = 0; t < threads; t++) {
+		size_t big = SLOTSYNC_DELTA_OUT_MAX + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + SLOTSYNC_DELTA_OUT_MAX / 256 + 1024;
+		w[t].c = &c;
+		w[t].cc = ZSTD_createCCtx();
+		w[t].dec = slotsync_delta_decoder_new();
+		w[t].ref = malloc(SLOTSYNC_DELTA_REF_MAX);
+		w[t].resid = malloc(big);
+		w[t].out_a = malloc(ZSTD_compressBound(big));
+		w[t].out_b = malloc(ZSTD_compressBound(big));
+		w[t].check = malloc(SLOTSYNC_DELTA_OUT_MAX);
+		w[t].plain = malloc(ZSTD_compressBound(base->chunk_size_max > ni->chunk_size_max ? base->chunk_size_max
+												     : ni->chunk_size_max));
+		if (!w[t].cc || !w[t].dec || !w[t].ref || !w[t].resid || !w[t].out_a || !w[t].out_b || !w[t].check ||
+		    !w[t].plain) {
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			threads = t + 1;
+			goto workers_out;
+		}
+	}
+	/* pass 1: what each missing chunk resembles */
+	c.info = calloc(ni->n_chunks + 1, sizeof(*c.info));
+	c.todo = calloc(st->missing_chunks + 1, sizeof(*c.todo));
+	c.jobs = calloc(st->missing_chunks + 1, sizeof(*c.jobs));
+	if (!c.info || !c.todo || !c.jobs) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto workers_out;
+	}
+	for (size_t i = 0; i < ni->n_chunks; i++)
+		if (missing[i])
+			c.todo[c.n_todo++] = (uint32_t)i;
+	run_workers(&c, w, threads, 0);
+	/* runs of missing chunks: chunks like something in the base in short runs
+	 * (their references are what matters), novel chunks in long ones (the run
+	 * is its own context) */
+	for (size_t i = 0; i < ni->n_chunks;) {
+		size_t k = i;
+		uint64_t bytes = 0;
+		int novel;
+		if (!missing[i]) {
+			i++;
+			continue;
+		}
+		novel = c.info[i].nd == 0 || c.info[i].dg[0].votes < NOVEL_VOTES;
+		while (k < ni->n_chunks && missing[k] && k - i < RUN_CHUNKS_MAX &&
+		       (c.info[k].nd == 0 || c.info[k].dg[0].votes < NOVEL_VOTES) == novel &&
+		       (k == i || bytes + slotsync_index_chunk_size(ni, k) <=
+					  (novel ? (uint64_t)SLOTSYNC_DELTA_OUT_MAX : (uint64_t)opt->run_max)))
+			bytes += slotsync_index_chunk_size(ni, k++);
+		c.jobs[c.n_jobs].first = (uint32_t)i;
+		c.jobs[c.n_jobs].count = (uint32_t)(k - i);
+		c.n_jobs++;
+		i = k;
+	}
+	/* pass 2: the objects */
+	run_workers(&c, w, threads, 1);
+	if (c.failed) {
+		*err = c.err;
+		r = -EIO;
+		goto workers_out;
+	}
+	for (size_t i = 0; i < c.n_jobs; i++) {
+		struct job *j = &c.jobs[i];
+		if (j->codec) {
+			st->objects++;
+			st->object_bytes += j->payload_len;
+			st->replaced_plain += j->plain;
+			st->ref_bytes += j->ref_bytes;
+			for (uint32_t k = 0; k < j->count; k++)
+				st->covered_bytes += slotsync_index_chunk_size(ni, j->first + k);
+			st->codec_count[j->codec]++;
+			d.n_refs += j->n_refs;
+		} else
+			st->remaining_plain += j->plain;
+	}
+	d.objects = calloc(st->objects + 1, sizeof(*d.objects));
+	d.refs = calloc(d.n_refs + 1, sizeof(*d.refs));
+	if (!d.objects || !d.refs) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto workers_out;
+	}
+	r = write_objects(&c, &d, err);
+	if (r == 0)
+		r = slotsync_delta_index_serialize(&d, &ser, &ser_len, err);
+	if (r == 0) {
+		st->index_bytes = ser_len;
+		if (opt->store) {
+			char rel[200], path[4096];
+			slotsync_delta_index_path(d.base_digest, d.new_digest, rel, sizeof(rel));
+			snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
+			*strrchr(path, '/') = '\0';
+			r = io_mkdir_p(path, err);
+			snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
+			if (r == 0)
+				r = io_write_file_atomic(path, ser, ser_len, err);
+			if (r == 0)
+				snprintf(st->index_path, sizeof(st->index_path), "%s", rel);
+		}
+	}
+workers_out:
+	for (int t = 0; t < threads; t++) {
+		ZSTD_freeCCtx(w[t].cc);
+		slotsync_delta_decoder_free(w[t].dec);
+		free(w[t].ref);
+		free(w[t].resid);
+		free(w[t].out_a);
+		free(w[t].out_b);
+		free(w[t].check);
+		free(w[t].plain);
+		free(w[t].votes);
+	}
+out:
+	for (size_t i = 0; i < c.n_jobs; i++)
+		free(c.jobs[i].payload);
+	free(c.jobs);
+	free(c.info);
+	free(c.todo);
+	free(c.anchors);
+	free(missing);
+	free(have.slot);
+	free(seen.slot);
+	free(ser);
+	free(d.objects);
+	free(d.refs);
+	unmap_image(&c.bi);
+	unmap_image(&c.ni);
+	slotsync_index_free(base);
+	slotsync_index_free(ni);
+	pthread_mutex_destroy(&c.lock);
+	st->seconds = gen_now() - t0;
+	return r;
+}

@@ -1,0 +1,323 @@
+/* Delta index parsing and writing, and the object decoder (slotsync/delta.h). */
+#define ZSTD_STATIC_LINKING_ONLY
+#include "slotsync/delta.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "io.h"
+#include "slotsync/index.h"
+
+#define TAIL_BYTES SLOTSYNC_DIGEST_BYTES
+
+void slotsync_delta_index_free(struct slotsync_delta_index *d)
+{
+	if (!d)
+		return;
+	free(d->objects);
+	free(d->refs);
+	free(d);
+}
+
+uint64_t slotsync_delta_ref_bytes(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < o->ref_count; i++)
+		n += d->refs[o->ref_first + i].length;
+	return n;
+}
+
+int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_delta_index **out,
+			       struct slotsync_error *err)
+{
+	struct slotsync_delta_index *d;
+	uint8_t digest[SLOTSYNC_DIGEST_BYTES];
+	uint64_t n_obj, n_ref, need;
+	const uint8_t *p;
+
+	*out = NULL;
+	if (len < SLOTSYNC_DELTA_HEADER_BYTES + TAIL_BYTES)
+		return slotsync_error_set(err, -EBADMSG, "delta index truncated (%zu bytes)", len);
+	if (memcmp(buf, SLOTSYNC_DELTA_MAGIC, 8) != 0)
+		return slotsync_error_set(err, -EBADMSG, "not a delta index (wrong magic)");
+	n_obj = io_get_le32(buf + 88);
+	n_ref = io_get_le32(buf + 92);
+	need = SLOTSYNC_DELTA_HEADER_BYTES + n_obj * SLOTSYNC_DELTA_OBJECT_BYTES + n_ref * SLOTSYNC_DELTA_REF_BYTES +
+	       TAIL_BYTES;
+	if (need != len)
+		return slotsync_error_set(err, -EBADMSG,
+					  "delta index of %zu bytes, but its %" PRIu64 " objects and %" PRIu64
+					  " references need %" PRIu64,
+					  len, n_obj, n_ref, need);
+	if (slotsync_digest(SLOTSYNC_DIGEST_SHA256, buf, len - TAIL_BYTES, digest) < 0)
+		return slotsync_error_set(err, -ENOMEM, "SHA-256 failed");
+	if (memcmp(digest, buf + len - TAIL_BYTES, TAIL_BYTES) != 0)
+		return slotsync_error_set(err, -EBADMSG, "delta index damaged (its tail digest does not match)");
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	memcpy(d->base_digest, buf + 8, SLOTSYNC_DIGEST_BYTES);
+	memcpy(d->new_digest, buf + 40, SLOTSYNC_DIGEST_BYTES);
+	d->base_size = io_get_le64(buf + 72);
+	d->new_size = io_get_le64(buf + 80);
+	d->n_objects = (uint32_t)n_obj;
+	d->n_refs = (uint32_t)n_ref;
+	d->objects = calloc(n_obj ? n_obj : 1, sizeof(*d->objects));
+	d->refs = calloc(n_ref ? n_ref : 1, sizeof(*d->refs));
+	if (!d->objects || !d->refs) {
+		slotsync_delta_index_free(d);
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	p = buf + SLOTSYNC_DELTA_HEADER_BYTES;
+	for (uint32_t i = 0; i < d->n_objects; i++, p += SLOTSYNC_DELTA_OBJECT_BYTES) {
+		struct slotsync_delta_object *o = &d->objects[i];
+		memcpy(o->id, p, SLOTSYNC_DIGEST_BYTES);
+		o->size = io_get_le32(p + 32);
+		o->codec = p[36];
+		o->first = io_get_le32(p + 40);
+		o->count = io_get_le32(p + 44);
+		o->ref_first = io_get_le32(p + 48);
+		o->ref_count = io_get_le32(p + 52);
+		if (o->codec != SLOTSYNC_DELTA_ZSTD_REF && o->codec != SLOTSYNC_DELTA_RESIDUAL) {
+			slotsync_delta_index_free(d);
+			return slotsync_error_set(err, -EBADMSG, "delta object %u: unknown codec %u", i, o->codec);
+		}
+		if (o->count == 0 || o->size == 0 || o->ref_count > SLOTSYNC_DELTA_REFS_MAX ||
+		    (uint64_t)o->ref_first + o->ref_count > n_ref) {
+			slotsync_delta_index_free(d);
+			return slotsync_error_set(err, -EBADMSG,
+						  "delta object %u: empty, or its references are out of the table", i);
+		}
+		if (i > 0 && o->first < (uint64_t)d->objects[i - 1].first + d->objects[i - 1].count) {
+			slotsync_delta_index_free(d);
+			return slotsync_error_set(err, -EBADMSG, "delta object %u overlaps the one before it", i);
+		}
+		if (o->size > SLOTSYNC_DELTA_OUT_MAX + SLOTSYNC_DELTA_OUT_MAX / 8) {
+			slotsync_delta_index_free(d);
+			return slotsync_error_set(err, -EBADMSG, "delta object %u: %u bytes, over the limit", i, o->size);
+		}
+	}
+	for (uint32_t i = 0; i < d->n_refs; i++, p += SLOTSYNC_DELTA_REF_BYTES) {
+		d->refs[i].base_chunk = io_get_le32(p);
+		d->refs[i].offset = io_get_le32(p + 4);
+		d->refs[i].length = io_get_le32(p + 8);
+	}
+	for (uint32_t i = 0; i < d->n_objects; i++) {
+		uint64_t rb = slotsync_delta_ref_bytes(d, &d->objects[i]);
+		if (rb > SLOTSYNC_DELTA_REF_MAX) {
+			slotsync_delta_index_free(d);
+			return slotsync_error_set(err, -EBADMSG, "delta object %u: a reference of %" PRIu64 " bytes", i, rb);
+		}
+	}
+	*out = d;
+	return 0;
+}
+
+int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struct slotsync_index *base,
+			       const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], const struct slotsync_index *new_idx,
+			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err)
+{
+	if (memcmp(d->base_digest, base_digest, SLOTSYNC_DIGEST_BYTES) != 0)
+		return slotsync_error_set(err, -EBADMSG, "delta index is for another base index");
+	if (memcmp(d->new_digest, new_digest, SLOTSYNC_DIGEST_BYTES) != 0)
+		return slotsync_error_set(err, -EBADMSG, "delta index is for another new index");
+	if (d->base_size != slotsync_index_image_size(base) || d->new_size != slotsync_index_image_size(new_idx))
+		return slotsync_error_set(err, -EBADMSG, "delta index names other image sizes than the indexes");
+	for (uint32_t i = 0; i < d->n_objects; i++) {
+		const struct slotsync_delta_object *o = &d->objects[i];
+		uint64_t out;
+		if ((uint64_t)o->first + o->count > new_idx->n_chunks)
+			return slotsync_error_set(err, -EBADMSG, "delta object %u rebuilds chunks past the new image", i);
+		out = new_idx->chunks[o->first + o->count - 1].end - slotsync_index_chunk_start(new_idx, o->first);
+		if (out > SLOTSYNC_DELTA_OUT_MAX)
+			return slotsync_error_set(err, -EBADMSG, "delta object %u rebuilds %" PRIu64 " bytes, over the limit",
+						  i, out);
+		for (uint32_t k = 0; k < o->ref_count; k++) {
+			const struct slotsync_delta_ref *r = &d->refs[o->ref_first + k];
+			uint64_t start;
+			if (r->base_chunk >= base->n_chunks ||
+			    r->offset >= slotsync_index_chunk_size(base, r->base_chunk))
+				return slotsync_error_set(err, -EBADMSG, "delta object %u: a reference outside the base image",
+							  i);
+			start = slotsync_index_chunk_start(base, r->base_chunk) + r->offset;
+			if (start + r->length > slotsync_index_image_size(base))
+				return slotsync_error_set(err, -EBADMSG, "delta object %u: a reference past the base image",
+							  i);
+		}
+	}
+	return 0;
+}
+
+int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
+				   struct slotsync_error *err)
+{
+	size_t len = SLOTSYNC_DELTA_HEADER_BYTES + (size_t)d->n_objects * SLOTSYNC_DELTA_OBJECT_BYTES +
+		     (size_t)d->n_refs * SLOTSYNC_DELTA_REF_BYTES + TAIL_BYTES;
+	uint8_t *b = calloc(1, len), *p;
+
+	if (!b)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	memcpy(b, SLOTSYNC_DELTA_MAGIC, 8);
+	memcpy(b + 8, d->base_digest, SLOTSYNC_DIGEST_BYTES);
+	memcpy(b + 40, d->new_digest, SLOTSYNC_DIGEST_BYTES);
+	io_put_le64(b + 72, d->base_size);
+	io_put_le64(b + 80, d->new_size);
+	io_put_le32(b + 88, d->n_objects);
+	io_put_le32(b + 92, d->n_refs);
+	p = b + SLOTSYNC_DELTA_HEADER_BYTES;
+	for (uint32_t i = 0; i < d->n_objects; i++, p += SLOTSYNC_DELTA_OBJECT_BYTES) {
+		const struct slotsync_delta_object *o = &d->objects[i];
+		memcpy(p, o->id, SLOTSYNC_DIGEST_BYTES);
+		io_put_le32(p + 32, o->size);
+		p[36] = o->codec;
+		io_put_le32(p + 40, o->first);
+		io_put_le32(p + 44, o->count);
+		io_put_le32(p + 48, o->ref_first);
+		io_put_le32(p + 52, o->ref_count);
+	}
+	for (uint32_t i = 0; i < d->n_refs; i++, p += SLOTSYNC_DELTA_REF_BYTES) {
+		io_put_le32(p, d->refs[i].base_chunk);
+		io_put_le32(p + 4, d->refs[i].offset);
+		io_put_le32(p + 8, d->refs[i].length);
+	}
+	if (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b, len - TAIL_BYTES, p) < 0) {
+		free(b);
+		return slotsync_error_set(err, -ENOMEM, "SHA-256 failed");
+	}
+	*out = b;
+	*out_len = len;
+	return 0;
+}
+
+void slotsync_delta_index_path(const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES],
+			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap)
+{
+	char b[SLOTSYNC_DIGEST_HEX_BYTES], n[SLOTSYNC_DIGEST_HEX_BYTES];
+
+	snprintf(buf, cap, "deltas/%s/%s.sdix", slotsync_digest_to_hex(base_digest, b),
+		 slotsync_digest_to_hex(new_digest, n));
+}
+
+void slotsync_delta_object_path(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap)
+{
+	char h[SLOTSYNC_DIGEST_HEX_BYTES];
+
+	slotsync_digest_to_hex(id, h);
+	snprintf(buf, cap, "%.4s/%s.sdob", h, h);
+}
+
+struct slotsync_delta_decoder {
+	ZSTD_DCtx *dctx;
+	uint8_t *scratch;   /* RESIDUAL: the decoded frame */
+	size_t scratch_cap;
+};
+
+struct slotsync_delta_decoder *slotsync_delta_decoder_new(void)
+{
+	struct slotsync_delta_decoder *dec = calloc(1, sizeof(*dec));
+
+	if (!dec)
+		return NULL;
+	dec->dctx = ZSTD_createDCtx();
+	if (!dec->dctx || ZSTD_isError(ZSTD_DCtx_setParameter(dec->dctx, ZSTD_d_windowLogMax,
+							      SLOTSYNC_DELTA_WINDOW_LOG + 1))) {
+		slotsync_delta_decoder_free(dec);
+		return NULL;
+	}
+	return dec;
+}
+
+void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec)
+{
+	if (!dec)
+		return;
+	ZSTD_freeDCtx(dec->dctx);
+	free(dec->scratch);
+	free(dec);
+}
+
+/* One frame against the reference, into exactly `want` bytes (or at most cap
+ * when want is 0); returns the size or an error. */
+static int64_t frame_decode(struct slotsync_delta_decoder *dec, const void *payload, size_t len, const void *ref,
+			    size_t ref_len, void *out, size_t cap, struct slotsync_error *err)
+{
+	unsigned long long declared = ZSTD_getFrameContentSize(payload, len);
+	size_t n;
+
+	if (declared == ZSTD_CONTENTSIZE_ERROR)
+		return slotsync_error_set(err, -EBADMSG, "not a zstd frame");
+	if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > cap)
+		return slotsync_error_set(err, -EFBIG, "frame declares %llu bytes where at most %zu may come", declared,
+					  cap);
+	ZSTD_DCtx_reset(dec->dctx, ZSTD_reset_session_only);
+	n = ZSTD_DCtx_refPrefix(dec->dctx, ref, ref_len);
+	if (!ZSTD_isError(n))
+		n = ZSTD_decompressDCtx(dec->dctx, out, cap, payload, len);
+	if (ZSTD_isError(n))
+		return slotsync_error_set(err, -EBADMSG, "zstd: %s", ZSTD_getErrorName(n));
+	return (int64_t)n;
+}
+
+int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
+			  const void *ref, size_t ref_len, void *out, size_t out_len, struct slotsync_error *err)
+{
+	size_t blocks = (out_len + SLOTSYNC_DELTA_BLOCK - 1) / SLOTSYNC_DELTA_BLOCK, cap, k, head;
+	const uint8_t *r = ref, *sel, *res;
+	uint8_t *o = out;
+	int32_t align[SLOTSYNC_DELTA_ALIGN_MAX];
+	int64_t n;
+
+	if (out_len > SLOTSYNC_DELTA_OUT_MAX || ref_len > SLOTSYNC_DELTA_REF_MAX)
+		return slotsync_error_set(err, -EFBIG, "delta object over the limits");
+	if (codec == SLOTSYNC_DELTA_ZSTD_REF) {
+		n = frame_decode(dec, payload, payload_len, ref, ref_len, out, out_len, err);
+		if (n < 0)
+			return (int)n;
+		if ((size_t)n != out_len)
+			return slotsync_error_set(err, -EBADMSG, "object decodes to %" PRId64 " bytes, %zu expected", n,
+						  out_len);
+		return 0;
+	}
+	if (codec != SLOTSYNC_DELTA_RESIDUAL)
+		return slotsync_error_set(err, -EBADMSG, "unknown delta codec %d", codec);
+	cap = 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + blocks + out_len;
+	if (dec->scratch_cap < cap) {
+		uint8_t *s = realloc(dec->scratch, cap);
+		if (!s)
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+		dec->scratch = s;
+		dec->scratch_cap = cap;
+	}
+	n = frame_decode(dec, payload, payload_len, ref, ref_len, dec->scratch, cap, err);
+	if (n < 0)
+		return (int)n;
+	k = n > 0 ? dec->scratch[0] : 0;
+	head = 1 + 4 * k;
+	if (k == 0 || k > SLOTSYNC_DELTA_ALIGN_MAX || (size_t)n != head + blocks + out_len)
+		return slotsync_error_set(err, -EBADMSG, "residual object of %" PRId64 " bytes does not fit %zu output bytes",
+					  n, out_len);
+	for (size_t i = 0; i < k; i++)
+		align[i] = (int32_t)io_get_le32(dec->scratch + 1 + 4 * i);
+	sel = dec->scratch + head;
+	res = sel + blocks;
+	for (size_t b = 0; b < blocks; b++) {
+		size_t at = b * SLOTSYNC_DELTA_BLOCK, end = at + SLOTSYNC_DELTA_BLOCK < out_len ? at + SLOTSYNC_DELTA_BLOCK : out_len;
+		if (sel[b] == 0xff) {
+			memcpy(o + at, res + at, end - at);
+			continue;
+		}
+		if (sel[b] >= k)
+			return slotsync_error_set(err, -EBADMSG, "residual block %zu selects alignment %u of %zu", b, sel[b], k);
+		for (size_t i = at; i < end; i++) {
+			int64_t src = (int64_t)align[sel[b]] + (int64_t)i;
+			uint8_t pred = src >= 0 && (uint64_t)src < ref_len ? r[src] : 0;
+			o[i] = (uint8_t)(res[i] + pred);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,129 @@
+/* slotsync — delta objects and the delta index (docs/format.md, "Delta objects").
+ *
+ * For a new release and a base release a device may run, the build server
+ * publishes delta objects: each rebuilds a run of consecutive chunks of the new
+ * image (chunks the base lacks) from a small payload and a reference: a few
+ * ranges of the base image that resemble those chunks.  The device reads the
+ * reference from its active slot, each base chunk checked against the base
+ * index as it is read, decodes, and checks every output chunk against the new
+ * index before it writes it.
+ *
+ * The delta index of a (base, new) pair lists the objects.  Layout, integers
+ * little-endian:
+ *
+ *   HEADER   magic "SSDELTA1", base index digest[32], new index digest[32],
+ *            base image size u64, new image size u64, n_objects u32, n_refs u32
+ *   OBJECTS  n_objects x { id[32], size u32, codec u8, pad[3], first u32,
+ *            count u32, ref_first u32, ref_count u32 }      (60 bytes each)
+ *   REFS     n_refs x { base_chunk u32, offset u32, length u32 }
+ *   TAIL     SHA-256 of everything before it
+ *
+ * An object's reference is the concatenation of its ranges in order; a range
+ * starts `offset` bytes into base chunk `base_chunk` and may run on into the
+ * chunks after it.  Objects are sorted by `first`, their outputs do not overlap.
+ *
+ * Codecs (the object file is one zstd frame; the reference is its raw-content
+ * prefix dictionary, ZSTD_DCtx_refPrefix):
+ *   ZSTD_REF   the frame decodes to the output.
+ *   RESIDUAL   the frame decodes to: K u8 (1..SLOTSYNC_DELTA_ALIGN_MAX), K x
+ *              i32 alignments, one selector u8 per 256-byte block of the
+ *              output, then the residual (as long as the output).  A block
+ *              with selector s < K is predicted by the reference bytes from
+ *              alignment[s] on (bytes outside the reference predict 0);
+ *              selector 0xff predicts zeros.  Output = prediction + residual,
+ *              byte by byte, mod 256.
+ */
+#ifndef SLOTSYNC_DELTA_H
+#define SLOTSYNC_DELTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slotsync/digest.h"
+#include "slotsync/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLOTSYNC_DELTA_MAGIC "SSDELTA1"
+#define SLOTSYNC_DELTA_HEADER_BYTES 96u
+#define SLOTSYNC_DELTA_OBJECT_BYTES 60u
+#define SLOTSYNC_DELTA_REF_BYTES 12u
+/* Limits a device relies on to bound its memory (checked on parse). */
+#define SLOTSYNC_DELTA_OUT_MAX (1u << 20)   /* bytes an object rebuilds */
+#define SLOTSYNC_DELTA_REF_MAX (4u << 20)   /* bytes of its reference */
+#define SLOTSYNC_DELTA_REFS_MAX 256u         /* ranges per object */
+#define SLOTSYNC_DELTA_ALIGN_MAX 64u        /* RESIDUAL alignments */
+#define SLOTSYNC_DELTA_BLOCK 256u           /* RESIDUAL block */
+/* Window a decoder must allow: reference + output. */
+#define SLOTSYNC_DELTA_WINDOW_LOG 23
+
+enum slotsync_delta_codec {
+	SLOTSYNC_DELTA_ZSTD_REF = 1,
+	SLOTSYNC_DELTA_RESIDUAL = 2,
+};
+
+struct slotsync_delta_ref {
+	uint32_t base_chunk;
+	uint32_t offset;
+	uint32_t length;
+};
+
+struct slotsync_delta_object {
+	uint8_t id[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the object file */
+	uint32_t size;                       /* bytes of the object file */
+	uint8_t codec;
+	uint32_t first, count;               /* output: chunks first .. first+count-1 of the new index */
+	uint32_t ref_first, ref_count;       /* into refs[] */
+};
+
+struct slotsync_delta_index {
+	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES];
+	uint8_t new_digest[SLOTSYNC_DIGEST_BYTES];
+	uint64_t base_size, new_size;
+	uint32_t n_objects, n_refs;
+	struct slotsync_delta_object *objects;
+	struct slotsync_delta_ref *refs;
+};
+
+/* Parses a delta index; checks its tail digest, the limits above, and that
+ * objects are sorted and disjoint.  Checks against the two indexes (chunk
+ * numbers, sizes) are the caller's: slotsync_delta_index_check(). */
+int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_delta_index **out,
+			       struct slotsync_error *err);
+struct slotsync_index;
+/* Checks a parsed delta index against the base and new indexes: digests,
+ * sizes, every output and reference inside its image, output and reference
+ * sizes within the limits. */
+int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struct slotsync_index *base,
+			       const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], const struct slotsync_index *new_idx,
+			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);
+int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
+				   struct slotsync_error *err);
+void slotsync_delta_index_free(struct slotsync_delta_index *d);
+
+/* Bytes the reference of object o spans. */
+uint64_t slotsync_delta_ref_bytes(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o);
+
+/* Store path of the delta index of (base, new), relative to the store:
+ * "deltas/<base digest hex>/<new digest hex>.sdix" (buf >= 160 bytes). */
+void slotsync_delta_index_path(const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES],
+			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap);
+/* Store path of an object: "<4 hex>/<64 hex>.sdob" (buf >= 80 bytes). */
+void slotsync_delta_object_path(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap);
+
+struct slotsync_delta_decoder;
+struct slotsync_delta_decoder *slotsync_delta_decoder_new(void);
+void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec);
+
+/* Decodes one object: exactly out_len bytes into out, or an error (a frame
+ * that would produce more or less, a malformed residual header, a zstd
+ * error).  Memory is bounded by out_len and SLOTSYNC_DELTA_WINDOW_LOG. */
+int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
+			  const void *ref, size_t ref_len, void *out, size_t out_len, struct slotsync_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

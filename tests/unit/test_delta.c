@@ -1,0 +1,355 @@
+/* Delta objects: generation round trip, the delta index parser, the decoder's
+ * refusals (bombs, short frames, bad residual headers). */
+#include <check.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "../../delta-gen/gen.h"
+#include "../../engine/format/io.h"
+#include "slotsync/delta.h"
+#include "slotsync/index.h"
+#include "test_util.h"
+
+#define IMG_LEN (1536u * 1024u)
+
+struct pair {
+	char *dir;
+	char base_img[4200], base_idx[4200], new_img[4200], new_idx[4200], store[4200];
+	uint8_t *base, *neu;
+	size_t new_len;
+	struct slotsync_index *bi, *ni;
+};
+
+/* base: random; new: a copy with what releases do to binaries: a region whose
+ * bytes change every ~64 bytes by small amounts (moved code), an insertion,
+ * a few overwritten runs, and a novel region that repeats itself */
+static void pair_make(struct pair *p)
+{
+	struct gen_make_options opt = { 0 };
+	struct gen_make_stats st;
+	struct slotsync_error err = { 0 };
+	size_t n = 0;
+
+	p->dir = test_mkdtemp();
+	snprintf(p->base_img, sizeof(p->base_img), "%s/base.img", p->dir);
+	snprintf(p->base_idx, sizeof(p->base_idx), "%s/base.caibx", p->dir);
+	snprintf(p->new_img, sizeof(p->new_img), "%s/new.img", p->dir);
+	snprintf(p->new_idx, sizeof(p->new_idx), "%s/new.caibx", p->dir);
+	snprintf(p->store, sizeof(p->store), "%s/store", p->dir);
+	p->base = malloc(IMG_LEN);
+	p->neu = malloc(IMG_LEN * 2);
+	test_fill_random(p->base, IMG_LEN, 11);
+	memcpy(p->neu, p->base, 300000);
+	n = 300000;
+	/* moved code: small differences every 64 bytes */
+	for (size_t i = 300000; i < 500000; i++)
+		p->neu[n++] = (uint8_t)(p->base[i] + (i % 64 == 0 ? 3 : 0));
+	/* an insertion */
+	test_fill_random(p->neu + n, 777, 12);
+	n += 777;
+	memcpy(p->neu + n, p->base + 500000, 400000);
+	for (size_t k = 0; k < 20; k++)
+		memset(p->neu + n + k * 20000, 0x5a, 40);
+	n += 400000;
+	/* novel content that repeats itself */
+	test_fill_random(p->neu + n, 4096, 13);
+	for (size_t k = 1; k < 48; k++)
+		memcpy(p->neu + n + k * 4096, p->neu + n, 4096);
+	n += 48 * 4096;
+	memcpy(p->neu + n, p->base + 900000, IMG_LEN - 900000);
+	n += IMG_LEN - 900000;
+	p->new_len = n;
+	ck_assert_int_eq(test_write_file(p->base_img, p->base, IMG_LEN), 0);
+	ck_assert_int_eq(test_write_file(p->new_img, p->neu, n), 0);
+	opt.params = slotsync_chunker_params_default();
+	opt.digest = SLOTSYNC_DIGEST_SHA256;
+	opt.level = 3;
+	opt.threads = 2;
+	opt.store = p->store;
+	ck_assert_int_eq(gen_make(p->base_img, p->base_idx, &opt, &st, &err), 0);
+	ck_assert_int_eq(gen_make(p->new_img, p->new_idx, &opt, &st, &err), 0);
+	ck_assert_int_eq(slotsync_index_read_file(p->base_idx, &p->bi, &err), 0);
+	ck_assert_int_eq(slotsync_index_read_file(p->new_idx, &p->ni, &err), 0);
+}
+
+static void pair_free(struct pair *p)
+{
+	slotsync_index_free(p->bi);
+	slotsync_index_free(p->ni);
+	free(p->base);
+	free(p->neu);
+	test_rmdir(p->dir);
+}
+
+static struct slotsync_delta_index *generate(struct pair *p, struct gen_delta_stats *st, uint8_t **buf, size_t *len)
+{
+	struct gen_delta_options o = { .store = p->store, .new_index = p->new_idx, .new_image = p->new_img,
+				       .threads = 2, .level = 19, .run_max = GEN_DELTA_RUN_MAX_DEFAULT };
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_index *d;
+	char path[4400];
+
+	ck_assert_msg(gen_delta_pair(&o, p->base_idx, p->base_img, st, &err) == 0, "%s", err.msg);
+	snprintf(path, sizeof(path), "%s/%s", p->store, st->index_path);
+	ck_assert_int_eq(io_read_file(path, 1u << 24, buf, len, &err), 0);
+	ck_assert_msg(slotsync_delta_index_parse(*buf, *len, &d, &err) == 0, "%s", err.msg);
+	return d;
+}
+
+START_TEST(test_round_trip)
+{
+	struct pair p;
+	struct gen_delta_stats st;
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_delta_index *d;
+	uint8_t *buf, bd[32], nd[32], *ref = malloc(SLOTSYNC_DELTA_REF_MAX), *out = malloc(SLOTSYNC_DELTA_OUT_MAX);
+	size_t len, codecs[3] = { 0 };
+	uint64_t covered = 0;
+
+	pair_make(&p);
+	d = generate(&p, &st, &buf, &len);
+	ck_assert_int_eq(slotsync_index_digest(p.bi, bd, &err), 0);
+	ck_assert_int_eq(slotsync_index_digest(p.ni, nd, &err), 0);
+	ck_assert_msg(slotsync_delta_index_check(d, p.bi, bd, p.ni, nd, &err) == 0, "%s", err.msg);
+	ck_assert_uint_gt(d->n_objects, 0);
+	ck_assert_uint_eq(d->n_objects, st.objects);
+	/* the objects beat the plain chunks they replace, by far */
+	ck_assert_uint_lt(st.object_bytes * 3, st.replaced_plain);
+	for (uint32_t i = 0; i < d->n_objects; i++) {
+		const struct slotsync_delta_object *o = &d->objects[i];
+		uint64_t s = slotsync_index_chunk_start(p.ni, o->first), e = p.ni->chunks[o->first + o->count - 1].end;
+		size_t rl = 0, ol;
+		uint8_t *obj, id[32];
+		char rel[100], path[4400];
+		/* the reference, as a device reads it: base chunk + offset, on */
+		for (uint32_t k = 0; k < o->ref_count; k++) {
+			const struct slotsync_delta_ref *r = &d->refs[o->ref_first + k];
+			uint64_t at = slotsync_index_chunk_start(p.bi, r->base_chunk) + r->offset;
+			memcpy(ref + rl, p.base + at, r->length);
+			rl += r->length;
+		}
+		slotsync_delta_object_path(o->id, rel, sizeof(rel));
+		snprintf(path, sizeof(path), "%s/%s", p.store, rel);
+		ck_assert_int_eq(io_read_file(path, 1u << 24, &obj, &ol, &err), 0);
+		ck_assert_uint_eq(ol, o->size);
+		ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, obj, ol, id), 0);
+		ck_assert_mem_eq(id, o->id, 32);
+		ck_assert_msg(slotsync_delta_decode(dec, o->codec, obj, ol, ref, rl, out, (size_t)(e - s), &err) == 0, "%s",
+			      err.msg);
+		ck_assert_mem_eq(out, p.neu + s, (size_t)(e - s));
+		/* one byte short: refused, not cut */
+		ck_assert_int_lt(slotsync_delta_decode(dec, o->codec, obj, ol, ref, rl, out, (size_t)(e - s) - 1, &err), 0);
+		codecs[o->codec]++;
+		covered += e - s;
+		free(obj);
+	}
+	ck_assert_uint_eq(covered, st.covered_bytes);
+	/* moved code makes residual objects, the rest zstd with a reference */
+	ck_assert_uint_gt(codecs[SLOTSYNC_DELTA_RESIDUAL], 0);
+	ck_assert_uint_gt(codecs[SLOTSYNC_DELTA_ZSTD_REF], 0);
+	slotsync_delta_index_free(d);
+	slotsync_delta_decoder_free(dec);
+	free(buf);
+	free(ref);
+	free(out);
+	pair_free(&p);
+}
+END_TEST
+
+/* the same objects whatever the number of threads */
+START_TEST(test_deterministic)
+{
+	struct pair p;
+	struct gen_delta_stats st;
+	struct gen_delta_options o;
+	struct slotsync_error err = { 0 };
+	uint8_t *a, *b;
+	size_t la, lb;
+	struct slotsync_delta_index *d;
+	char path[4400];
+
+	pair_make(&p);
+	d = generate(&p, &st, &a, &la);
+	slotsync_delta_index_free(d);
+	o = (struct gen_delta_options){ .store = p.store, .new_index = p.new_idx, .new_image = p.new_img, .threads = 1,
+					.level = 19, .run_max = GEN_DELTA_RUN_MAX_DEFAULT };
+	ck_assert_int_eq(gen_delta_pair(&o, p.base_idx, p.base_img, &st, &err), 0);
+	snprintf(path, sizeof(path), "%s/%s", p.store, st.index_path);
+	ck_assert_int_eq(io_read_file(path, 1u << 24, &b, &lb, &err), 0);
+	ck_assert_uint_eq(la, lb);
+	ck_assert_mem_eq(a, b, la);
+	free(a);
+	free(b);
+	pair_free(&p);
+}
+END_TEST
+
+static void expect_parse_error(const uint8_t *buf, size_t len, const char *what)
+{
+	struct slotsync_delta_index *d = NULL;
+	struct slotsync_error err = { 0 };
+
+
+	ck_assert_int_lt(slotsync_delta_index_parse(buf, len, &d, &err), 0);
+	ck_assert_ptr_null(d);
+	ck_assert_msg(strstr(err.msg, what) != NULL, "\"%s\" lacks \"%s\"", err.msg, what);
+}
+
+/* re-seals a modified index (its tail digest) */
+static void reseal(uint8_t *buf, size_t len)
+{
+	ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, buf, len - 32, buf + len - 32), 0);
+}
+
+START_TEST(test_parse_refusals)
+{
+	struct slotsync_delta_index d = { 0 }, *back;
+	struct slotsync_delta_object obj[2] = { 0 };
+	struct slotsync_delta_ref refs[2] = { { 0, 10, 100 }, { 1, 0, 50 } };
+	struct slotsync_error err = { 0 };
+	uint8_t *buf, *m;
+	size_t len;
+
+	obj[0] = (struct slotsync_delta_object){ .size = 10, .codec = SLOTSYNC_DELTA_ZSTD_REF, .first = 0, .count = 2,
+						 .ref_first = 0, .ref_count = 1 };
+	obj[1] = (struct slotsync_delta_object){ .size = 20, .codec = SLOTSYNC_DELTA_RESIDUAL, .first = 5, .count = 1,
+						 .ref_first = 1, .ref_count = 1 };
+	d.n_objects = 2;
+	d.n_refs = 2;
+	d.objects = obj;
+	d.refs = refs;
+	d.base_size = 1000;
+	d.new_size = 2000;
+	ck_assert_int_eq(slotsync_delta_index_serialize(&d, &buf, &len, &err), 0);
+	ck_assert_int_eq(slotsync_delta_index_parse(buf, len, &back, &err), 0);
+	ck_assert_uint_eq(back->objects[1].first, 5);
+	ck_assert_uint_eq(back->refs[1].length, 50);
+	slotsync_delta_index_free(back);
+
+	m = malloc(len);
+	expect_parse_error(buf, 50, "truncated");
+	expect_parse_error(buf, len - 1, "need");
+	memcpy(m, buf, len);
+	m[0] = 'X';
+	expect_parse_error(m, len, "magic");
+	memcpy(m, buf, len);
+	m[100] ^= 1; /* an object id bit: the tail no longer matches */
+	expect_parse_error(m, len, "damaged");
+	memcpy(m, buf, len);
+	m[96 + 36] = 9;
+	reseal(m, len);
+	expect_parse_error(m, len, "unknown codec");
+	memcpy(m, buf, len);
+	io_put_le32(m + 96 + 60 + 40, 1); /* object 1 starts inside object 0 */
+	reseal(m, len);
+	expect_parse_error(m, len, "overlaps");
+	memcpy(m, buf, len);
+	io_put_le32(m + 96 + 60 + 48, 7); /* references out of the table */
+	reseal(m, len);
+	expect_parse_error(m, len, "out of the table");
+	memcpy(m, buf, len);
+	io_put_le32(m + 96 + 120 + 8, SLOTSYNC_DELTA_REF_MAX + 1);
+	reseal(m, len);
+	expect_parse_error(m, len, "a reference of");
+	free(m);
+	free(buf);
+}
+END_TEST
+
+START_TEST(test_check_against_indexes)
+{
+	struct pair p;
+	struct gen_delta_stats st;
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_index *d;
+	uint8_t *buf, bd[32], nd[32];
+	size_t len;
+
+	pair_make(&p);
+	d = generate(&p, &st, &buf, &len);
+	ck_assert_int_eq(slotsync_index_digest(p.bi, bd, &err), 0);
+	ck_assert_int_eq(slotsync_index_digest(p.ni, nd, &err), 0);
+	/* another base */
+	ck_assert_int_lt(slotsync_delta_index_check(d, p.ni, nd, p.ni, nd, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err.msg, "another base"));
+	/* a reference past the base image */
+	slotsync_error_clear(&err);
+	d->refs[0].base_chunk = (uint32_t)p.bi->n_chunks;
+	ck_assert_int_lt(slotsync_delta_index_check(d, p.bi, bd, p.ni, nd, &err), 0);
+	ck_assert_msg(strstr(err.msg, "outside the base image") != NULL, "%s", err.msg);
+	d->refs[0].base_chunk = (uint32_t)p.bi->n_chunks - 1;
+	d->refs[0].offset = 0;
+	d->refs[0].length = (uint32_t)slotsync_index_chunk_size(p.bi, p.bi->n_chunks - 1) + 1;
+	slotsync_error_clear(&err);
+	ck_assert_int_lt(slotsync_delta_index_check(d, p.bi, bd, p.ni, nd, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err.msg, "past the base image"));
+	slotsync_delta_index_free(d);
+	free(buf);
+	pair_free(&p);
+}
+END_TEST
+
+START_TEST(test_decode_refusals)
+{
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_error err = { 0 };
+	uint8_t src[4096], ref[512], out[4096], z[8192], frame[6000];
+	size_t zn;
+
+	test_fill_random(ref, sizeof(ref), 3);
+	memset(src, 0, sizeof(src));
+	/* a bomb: declares more than the object may rebuild */
+	zn = ZSTD_compress(z, sizeof(z), src, sizeof(src), 3);
+	ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_REF, z, zn, ref, sizeof(ref), out, 1000, &err),
+			 -EFBIG);
+	/* not a frame */
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_REF, src, 100, ref, sizeof(ref), out, 100, &err),
+			 0);
+	/* a residual frame whose header is wrong: K = 0 */
+	memset(frame, 0, sizeof(frame));
+	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 1 + 100, 3);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 100, &err), 0);
+	/* K = 1, a selector past K */
+	slotsync_error_clear(&err);
+	frame[0] = 1;
+	frame[5] = 7;
+	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 4 + 1 + 100, 3);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 100, &err), 0);
+	ck_assert_msg(strstr(err.msg, "selects") != NULL, "%s", err.msg);
+	/* the same with selector 0: prediction from the reference, plus residual */
+	frame[5] = 0;
+	for (int i = 0; i < 100; i++)
+		frame[6 + i] = (uint8_t)i;
+	io_put_le32((uint8_t *)frame + 1, 10);
+	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 4 + 1 + 100, 3);
+	ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 100, &err), 0);
+	for (int i = 0; i < 100; i++)
+		ck_assert_uint_eq(out[i], (uint8_t)(ref[10 + i] + i));
+	/* an unknown codec */
+	ck_assert_int_lt(slotsync_delta_decode(dec, 7, z, zn, ref, sizeof(ref), out, 100, &err), 0);
+	slotsync_delta_decoder_free(dec);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("delta");
+	TCase *tc = tcase_create("delta");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_deterministic);
+	tcase_add_test(tc, test_parse_refusals);
+	tcase_add_test(tc, test_check_against_indexes);
+	tcase_add_test(tc, test_decode_refusals);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -38,14 +38,15 @@ static void usage(FILE *f)
 	      "  assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
-	      "           INDEX TARGET\n"
+	      "           [--no-delta | --delta-index FILE] INDEX TARGET\n"
 	      "  assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	      "      Write the image of INDEX onto TARGET (file or block device): chunks from seeds\n"
 	      "      first, the rest from the store over HTTP/2; resumable; exits 0 only when TARGET\n"
 	      "      is byte-exact.  With --slot, TARGET is a slot of the configuration, opened\n"
 	      "      through its backend (luks2: formatted with a fresh TPM-sealed key, the header's\n"
 	      "      UUID kept in JOURNAL.header, reopened on resume); --seed-slot reads a slot\n"
-	      "      (through its open mapping) as a seed.\n"
+	      "      (through its open mapping) as a seed.  A seed given with its index is a base:\n"
+	      "      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n"
 	      "  index-info INDEX\n"
 	      "      Check an index and print what it describes.\n"
 	      "  verify --keyring CA.pem [--compatible C] [--state FILE] [--pointer POINTER]\n"
@@ -109,6 +110,17 @@ static void print_json(const struct slotsync_assemble_stats *st, int dry_run, co
 	json_object_object_add(o, "chunks_fetched", json_object_new_int64((int64_t)st->chunks_fetched));
 	json_object_object_add(o, "bytes_fetched", json_object_new_int64((int64_t)st->bytes_fetched));
 	json_object_object_add(o, "bytes_written", json_object_new_int64((int64_t)st->bytes_written));
+	json_object_object_add(o, "delta_index", json_object_new_string(st->delta_index));
+	json_object_object_add(o, "delta_objects_to_fetch", json_object_new_int64((int64_t)st->delta_objects_planned));
+	json_object_object_add(o, "delta_bytes_to_fetch", json_object_new_int64((int64_t)st->delta_bytes_to_fetch));
+	json_object_object_add(o, "chunks_to_rebuild", json_object_new_int64((int64_t)st->delta_chunks_planned));
+	json_object_object_add(o, "bytes_to_rebuild", json_object_new_int64((int64_t)st->delta_bytes_planned));
+	json_object_object_add(o, "delta_objects", json_object_new_int64((int64_t)st->delta_objects));
+	json_object_object_add(o, "delta_bytes_fetched", json_object_new_int64((int64_t)st->delta_bytes_fetched));
+	json_object_object_add(o, "chunks_from_delta", json_object_new_int64((int64_t)st->chunks_from_delta));
+	json_object_object_add(o, "bytes_from_delta", json_object_new_int64((int64_t)st->bytes_from_delta));
+	json_object_object_add(o, "delta_objects_failed", json_object_new_int64((int64_t)st->delta_objects_failed));
+	json_object_object_add(o, "delta_chunks_refetched", json_object_new_int64((int64_t)st->delta_chunks_refetched));
 	json_object_object_add(o, "seed_chunks_rejected", json_object_new_int64((int64_t)st->seed_chunks_rejected));
 	json_object_object_add(o, "chunks_rechecked", json_object_new_int64((int64_t)st->chunks_rechecked));
 	json_object_object_add(o, "chunks_recheck_failed", json_object_new_int64((int64_t)st->chunks_recheck_failed));
@@ -137,7 +149,8 @@ static void progress_line(void *userdata, const struct slotsync_assemble_stats *
 }
 
 enum { OPT_STORE = 256, OPT_SEED, OPT_JOURNAL, OPT_CA, OPT_CERT, OPT_KEY, OPT_CONC, OPT_RATE, OPT_JSON, OPT_DRY,
-       OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION, OPT_CONFIG, OPT_SLOT, OPT_SEED_SLOT };
+       OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION, OPT_CONFIG, OPT_SLOT, OPT_SEED_SLOT, OPT_NO_DELTA,
+       OPT_DELTA_INDEX };
 
 static const struct option assemble_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
@@ -156,6 +169,8 @@ static const struct option assemble_options[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "slot", required_argument, NULL, OPT_SLOT },
 	{ "seed-slot", required_argument, NULL, OPT_SEED_SLOT },
+	{ "no-delta", no_argument, NULL, OPT_NO_DELTA },
+	{ "delta-index", required_argument, NULL, OPT_DELTA_INDEX },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -346,6 +361,12 @@ static int cmd_assemble(int argc, char **argv)
 		case OPT_RESET:
 			opt.reset_journal = 1;
 			break;
+		case OPT_NO_DELTA:
+			opt.no_delta = 1;
+			break;
+		case OPT_DELTA_INDEX:
+			opt.delta_index_path = optarg;
+			break;
 		case OPT_CONFIG:
 			sa.config = optarg;
 			break;
@@ -400,16 +421,26 @@ static int cmd_assemble(int argc, char **argv)
 		print_json(&st, opt.dry_run, rc ? slotsync_error_message(&err) : NULL);
 	} else if (opt.dry_run) {
 		printf("plan: %" PRIu64 " chunks (%" PRIu64 " bytes); from seeds: %" PRIu64 " chunks (%" PRIu64
-		       " bytes); from the network: %" PRIu64 " chunks (%" PRIu64 " bytes uncompressed)\n",
-		       st.chunks_total, st.bytes_total, st.chunks_total - st.chunks_to_fetch, st.bytes_total - st.bytes_to_fetch,
-		       st.chunks_to_fetch, st.bytes_to_fetch);
+		       " bytes); from the network: %" PRIu64 " chunks (%" PRIu64 " bytes uncompressed)",
+		       st.chunks_total, st.bytes_total, st.chunks_total - st.chunks_to_fetch - st.delta_chunks_planned,
+		       st.bytes_total - st.bytes_to_fetch - st.delta_bytes_planned, st.chunks_to_fetch, st.bytes_to_fetch);
+		if (st.delta_objects_planned)
+			printf("; rebuilt by %" PRIu64 " delta objects (%" PRIu64 " bytes to fetch): %" PRIu64 " chunks (%" PRIu64
+			       " bytes)",
+			       st.delta_objects_planned, st.delta_bytes_to_fetch, st.delta_chunks_planned, st.delta_bytes_planned);
+		printf("\n");
 	} else if (!rc) {
 		printf("assemble: %" PRIu64 " chunks, %" PRIu64 " bytes: %" PRIu64 " chunks from seeds, %" PRIu64
-		       " fetched (%" PRIu64 " bytes over %ld connection%s, HTTP/%d), %" PRIu64
+		       " rebuilt by %" PRIu64 " delta objects, %" PRIu64 " fetched (%" PRIu64
+		       " bytes over %ld connection%s, HTTP/%d), %" PRIu64
 		       " already done; %" PRIu64 " bytes written; verified in %.2f s\n",
-		       st.chunks_total, st.bytes_total, st.chunks_from_seed, st.chunks_fetched, st.bytes_fetched,
-		       st.connections, st.connections == 1 ? "" : "s", st.http_version ? st.http_version : 0,
-		       st.chunks_already_done, st.bytes_written, st.seconds);
+		       st.chunks_total, st.bytes_total, st.chunks_from_seed, st.chunks_from_delta, st.delta_objects,
+		       st.chunks_fetched, st.bytes_fetched, st.connections, st.connections == 1 ? "" : "s",
+		       st.http_version ? st.http_version : 0, st.chunks_already_done, st.bytes_written, st.seconds);
+		if (st.delta_objects_failed)
+			printf("assemble: %" PRIu64 " delta objects could not be used: their %" PRIu64
+			       " chunks were fetched instead\n",
+			       st.delta_objects_failed, st.delta_chunks_refetched);
 	}
 	goto out;
 out_usage:

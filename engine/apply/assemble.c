@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../format/io.h"
+#include "slotsync/delta.h"
 #include "slotsync/index.h"
 #include "slotsync/journal.h"
 #include "slotsync/log.h"
@@ -38,6 +39,7 @@
 #define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
 #define VERIFY_THREADS 2
 #define SEED_THREADS 2
+#define DELTA_INDEX_MAX (64u << 20)
 
 struct lost_write {
 	uint64_t offset;
@@ -76,6 +78,15 @@ struct asm_ctx {
 	uint64_t unrecorded_fetched_bytes, fetched_record_bytes;
 	/* fetch */
 	uint32_t *job_group;       /* fetch job -> plan group */
+	/* delta objects */
+	struct slotsync_index *base_idx;
+	struct slotsync_delta_index *delta;
+	struct slotsync_delta_decoder *ddec;
+	uint32_t *job_object;      /* delta fetch job -> object */
+	uint32_t *group_of;        /* position -> plan group */
+	uint8_t *object_done;
+	uint8_t *ref, *out, *chunk;
+	int delta_hard;            /* a delta callback failed on the target or journal: stop */
 	double t0, last_progress;
 	/* test hook */
 	long crash_after;
@@ -361,8 +372,10 @@ static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
 		int started[SEED_THREADS] = { 0 };
 
 		/* deal the next round's groups to the workers in turn */
-		for (int t = 0; t < n_workers; t++)
+		for (int t = 0; t < n_workers; t++) {
 			w[t].n_groups = w[t].n_done = w[t].n_demoted = 0;
+			w[t].chunks = w[t].bytes = w[t].written = 0; /* per round: added to the totals after it */
+		}
 		for (int t = 0; g < a->plan->n_groups && round_bytes < SEED_BATCH_BYTES; g++) {
 			const struct slotsync_plan_group *grp = &a->plan->groups[g];
 			if (grp->source != SLOTSYNC_SOURCE_SEED)
@@ -512,13 +525,277 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 	r = slotsync_fetch_run(&a->opt->fetch, n, slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max),
 			       fetch_describe, fetch_done, fetch_tick, a, &fs, err);
 	a->st->bytes_fetched = fs.bytes_received;
-	a->st->fetch_retries = fs.retries;
-	a->st->fetch_resumed = fs.resumed;
-	a->st->connections = fs.connections;
+	a->st->fetch_retries += fs.retries;
+	a->st->fetch_resumed += fs.resumed;
+	a->st->connections += fs.connections;
 	a->st->http_version = fs.http_version;
 	if (r == 0)
 		r = commit_all(a, err);
 	return r;
+}
+
+/* ---- delta objects ---------------------------------------------------------- */
+
+struct body {
+	uint8_t *data;
+	size_t len;
+	const char *path;
+};
+
+static void one_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
+{
+	struct body *b = userdata;
+
+	(void)job;
+	snprintf(path, path_cap, "%s", b->path);
+	*max_bytes = DELTA_INDEX_MAX;
+}
+
+static int one_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct body *b = userdata;
+
+	(void)job;
+	b->data = malloc(len ? len : 1);
+	if (!b->data)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	memcpy(b->data, data, len);
+	b->len = len;
+	return 0;
+}
+
+/* Finds and loads the delta index for the first seed that names its index:
+ * from opt->delta_index_path, or from the store.  Not finding one, or finding
+ * one that does not fit, is not an error: the chunks are fetched as chunks. */
+static int find_delta(struct asm_ctx *a, struct slotsync_error *err)
+{
+	const struct slotsync_assemble_options *opt = a->opt;
+	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], new_digest[SLOTSYNC_DIGEST_BYTES], got[SLOTSYNC_DIGEST_BYTES];
+	struct slotsync_error e = { 0 };
+	struct body b = { 0 };
+	char rel[200];
+	size_t seed = SIZE_MAX;
+	int r = 0;
+
+	if (opt->no_delta || a->plan->chunks_fetch == 0)
+		return 0;
+	for (size_t i = 0; i < opt->n_seeds && seed == SIZE_MAX; i++) {
+		char *image = NULL, *index = NULL;
+		if (slotsync_seed_spec_parse(opt->seeds[i], &image, &index, &e) == 0 && index) {
+			r = slotsync_index_read_file(index, &a->base_idx, &e);
+			if (r == 0)
+				seed = i;
+		}
+		free(image);
+		free(index);
+		slotsync_error_clear(&e);
+	}
+	if (seed == SIZE_MAX)
+		return 0;
+	if (slotsync_index_digest(a->base_idx, base_digest, err) < 0 || slotsync_index_digest(a->idx, new_digest, err) < 0)
+		return -ENOMEM;
+	slotsync_delta_index_path(base_digest, new_digest, rel, sizeof(rel));
+	if (opt->delta_index_path) {
+		r = io_read_file(opt->delta_index_path, DELTA_INDEX_MAX, &b.data, &b.len, &e);
+	} else if (opt->fetch.base_url) {
+		struct slotsync_fetch_stats fs;
+		b.path = rel;
+		r = slotsync_fetch_run(&opt->fetch, 1, DELTA_INDEX_MAX, one_describe, one_done, NULL, &b, &fs, &e);
+		a->st->delta_bytes_fetched += fs.bytes_received;
+		if (r == -ENOENT) {
+			slotsync_log_info("no delta objects for this base in the store: chunks only");
+			return 0;
+		}
+	} else {
+		return 0;
+	}
+	if (r == 0 && opt->delta_sha256 &&
+	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
+	     memcmp(got, opt->delta_sha256, SLOTSYNC_DIGEST_BYTES) != 0))
+		r = slotsync_error_set(&e, -EBADMSG, "its SHA-256 is not the one the bundle names");
+	if (r == 0)
+		r = slotsync_delta_index_parse(b.data, b.len, &a->delta, &e);
+	if (r == 0)
+		r = slotsync_delta_index_check(a->delta, a->base_idx, base_digest, a->idx, new_digest, &e);
+	free(b.data);
+	if (r == 0)
+		r = slotsync_plan_add_delta(a->plan, a->delta, a->base_idx, seed, &e);
+	if (r < 0) {
+		slotsync_log_warning("delta index %s not used: %s; chunks only", rel, slotsync_error_message(&e));
+		slotsync_delta_index_free(a->delta);
+		a->delta = NULL;
+		return 0;
+	}
+	snprintf(a->st->delta_index, sizeof(a->st->delta_index), "%s", rel);
+	return 0;
+}
+
+/* An object that cannot be used: its chunks are fetched as chunks. */
+static void delta_fail(struct asm_ctx *a, size_t o, const char *why)
+{
+	const struct slotsync_delta_object *obj = &a->delta->objects[o];
+	uint64_t n = 0;
+
+	for (uint32_t k = 0; k < obj->count; k++) {
+		size_t g = a->group_of[obj->first + k];
+		struct slotsync_plan_group *grp = &a->plan->groups[g];
+		if (grp->source == SLOTSYNC_SOURCE_DELTA && grp->seed_offset == o) {
+			slotsync_plan_demote_to_fetch(a->plan, g);
+			n++;
+		}
+	}
+	a->object_done[o] = 1;
+	a->st->delta_objects_failed++;
+	a->st->delta_chunks_refetched += n;
+	slotsync_log_warning("delta object %zu (chunks %u to %u): %s; fetching its %" PRIu64 " chunks instead", o,
+			     obj->first, obj->first + obj->count - 1, why, n);
+}
+
+static void delta_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
+{
+	struct asm_ctx *a = userdata;
+	const struct slotsync_delta_object *o = &a->delta->objects[a->job_object[job]];
+
+	slotsync_delta_object_path(o->id, path, path_cap);
+	*max_bytes = o->size;
+}
+
+static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct asm_ctx *a = userdata;
+	size_t o = a->job_object[job];
+	const struct slotsync_delta_object *obj = &a->delta->objects[o];
+	uint64_t start = slotsync_index_chunk_start(a->idx, obj->first);
+	size_t out_len = (size_t)(a->idx->chunks[obj->first + obj->count - 1].end - start);
+	uint8_t id[SLOTSYNC_DIGEST_BYTES];
+	struct slotsync_error e = { 0 };
+	int64_t ref_len;
+	int r;
+
+	a->st->delta_bytes_fetched += len;
+	if (len != obj->size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, data, len, id) < 0 ||
+	    memcmp(id, obj->id, SLOTSYNC_DIGEST_BYTES) != 0) {
+		delta_fail(a, o, "its download does not match its id");
+		return 0;
+	}
+	ref_len = slotsync_plan_read_reference(a->plan, o, a->ref, a->chunk, &e);
+	if (ref_len < 0) {
+		delta_fail(a, o, slotsync_error_message(&e));
+		return 0;
+	}
+	if (slotsync_delta_decode(a->ddec, obj->codec, data, len, a->ref, (size_t)ref_len, a->out, out_len, &e) < 0) {
+		delta_fail(a, o, slotsync_error_message(&e));
+		return 0;
+	}
+	/* every chunk it rebuilt must be the one the index names */
+	for (uint32_t k = 0; k < obj->count; k++) {
+		uint32_t pos = obj->first + k;
+		uint64_t at = slotsync_index_chunk_start(a->idx, pos) - start;
+		if (slotsync_digest(a->idx->digest, a->out + at, (size_t)slotsync_index_chunk_size(a->idx, pos), id) < 0 ||
+		    memcmp(id, a->idx->chunks[pos].id, SLOTSYNC_DIGEST_BYTES) != 0) {
+			char why[96];
+			snprintf(why, sizeof(why), "it rebuilt chunk %u wrong (SHA-256 check)", pos);
+			delta_fail(a, o, why);
+			return 0;
+		}
+	}
+	for (uint32_t k = 0; k < obj->count; k++) {
+		uint32_t pos = obj->first + k;
+		size_t g = a->group_of[pos];
+		struct slotsync_plan_group *grp = &a->plan->groups[g];
+		if (grp->source != SLOTSYNC_SOURCE_DELTA || grp->seed_offset != o)
+			continue;
+		r = write_group(a, g, a->out + (slotsync_index_chunk_start(a->idx, pos) - start), err);
+		if (r < 0) {
+			a->delta_hard = 1;
+			return r;
+		}
+		a->st->chunks_from_delta++;
+		a->st->bytes_from_delta += slotsync_index_chunk_size(a->idx, pos);
+	}
+	a->object_done[o] = 1;
+	a->st->delta_objects++;
+	a->unrecorded_fetched_bytes += len;
+	r = 0;
+	if (a->unrecorded_fetched_bytes >= a->fetched_record_bytes)
+		r = record_written(a, err);
+	if (r == 0 && a->pending_bytes >= SEED_BATCH_BYTES)
+		r = bg_commit_start(a, err);
+	if (r < 0) {
+		a->delta_hard = 1;
+		return r;
+	}
+	report_progress(a, 0);
+	return 0;
+}
+
+/* Fetches and applies the delta objects the plan uses.  A run that fails as a
+ * whole (the network, an object the store lacks) leaves the objects not yet
+ * applied to the chunk fetch that follows. */
+static int fetch_deltas(struct asm_ctx *a, struct slotsync_error *err)
+{
+	const struct slotsync_delta_index *d = a->delta;
+	struct slotsync_fetch_stats fs;
+	struct slotsync_error e = { 0 };
+	size_t n = 0, max_obj = 1, max_ref = 1, max_out = 1;
+	int r, conc;
+
+	if (!d || a->plan->objects_delta == 0)
+		return 0;
+	a->job_object = malloc(d->n_objects * sizeof(*a->job_object));
+	a->group_of = malloc(a->idx->n_chunks * sizeof(*a->group_of));
+	a->object_done = calloc(d->n_objects, 1);
+	if (!a->job_object || !a->group_of || !a->object_done)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	for (size_t g = 0; g < a->plan->n_groups; g++)
+		for (uint32_t k = 0; k < a->plan->groups[g].count; k++)
+			a->group_of[a->plan->positions[a->plan->groups[g].first + k]] = (uint32_t)g;
+	for (uint32_t o = 0; o < d->n_objects; o++) {
+		const struct slotsync_delta_object *obj = &d->objects[o];
+		uint64_t rb, ob;
+		if (!a->plan->object_used[o])
+			continue;
+		a->job_object[n++] = o;
+		rb = slotsync_delta_ref_bytes(d, obj);
+		ob = a->idx->chunks[obj->first + obj->count - 1].end - slotsync_index_chunk_start(a->idx, obj->first);
+		if (obj->size > max_obj)
+			max_obj = obj->size;
+		if (rb > max_ref)
+			max_ref = (size_t)rb;
+		if (ob > max_out)
+			max_out = (size_t)ob;
+	}
+	a->ddec = slotsync_delta_decoder_new();
+	a->ref = malloc(max_ref);
+	a->out = malloc(max_out);
+	a->chunk = malloc(a->base_idx->chunk_size_max);
+	if (!a->ddec || !a->ref || !a->out || !a->chunk)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
+	a->fetched_record_bytes = (uint64_t)conc * a->idx->chunk_size_max / 8;
+	r = slotsync_fetch_run(&a->opt->fetch, n, max_obj, delta_describe, delta_done, fetch_tick, a, &fs, &e);
+	a->st->fetch_retries += fs.retries;
+	a->st->fetch_resumed += fs.resumed;
+	a->st->connections += fs.connections;
+	a->st->http_version = fs.http_version;
+	/* a running figure above; the fetcher's own total, retries included */
+	a->st->delta_bytes_fetched = a->st->delta_bytes_fetched > fs.bytes_received ? a->st->delta_bytes_fetched
+										     : fs.bytes_received;
+	if (r < 0 && (a->delta_hard || r == -ENOMEM)) {
+		*err = e;
+		return r;
+	}
+	if (r < 0) {
+		/* the network or the store failed the objects: chunks instead */
+		for (size_t j = 0; j < n; j++)
+			if (!a->object_done[a->job_object[j]])
+				delta_fail(a, a->job_object[j], slotsync_error_message(&e));
+	}
+	free(a->ref);
+	free(a->out);
+	free(a->chunk);
+	a->ref = a->out = a->chunk = NULL;
+	return commit_all(a, err);
 }
 
 /* One verifier: reads chunks [from, to) of the target in blocks and hashes each. */
@@ -805,13 +1082,22 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 			goto out;
 	}
 	slotsync_plan_seeds_done(a.plan);
+	r = find_delta(&a, err);
+	if (r < 0)
+		goto out;
 	stats->chunks_already_done = a.plan->chunks_done;
 	stats->chunks_to_fetch = a.plan->chunks_fetch;
 	stats->bytes_to_fetch = a.plan->bytes_fetch;
+	stats->delta_objects_planned = a.plan->objects_delta;
+	stats->delta_bytes_to_fetch = a.plan->object_bytes;
+	stats->delta_chunks_planned = a.plan->chunks_delta;
+	stats->delta_bytes_planned = a.plan->bytes_delta;
 	if (opt->dry_run)
 		goto out;
 
 	r = copy_from_seeds(&a, err);
+	if (r == 0)
+		r = fetch_deltas(&a, err);
 	if (r < 0)
 		goto out;
 	/* seeds that failed their check moved chunks to the network */
@@ -824,6 +1110,8 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 		goto out;
 	r = verify_target(&a, err);
 out:
+	/* bytes over the wire: chunks, delta objects and their index */
+	stats->bytes_fetched += stats->delta_bytes_fetched;
 	if (a.journal) {
 		/* keep what is already on disk: a later run need not redo it */
 		struct slotsync_error ignored = { 0 };
@@ -846,5 +1134,14 @@ out:
 	free(a.done);
 	free(a.pending);
 	free(a.job_group);
+	free(a.job_object);
+	free(a.group_of);
+	free(a.object_done);
+	free(a.ref);
+	free(a.out);
+	free(a.chunk);
+	slotsync_delta_decoder_free(a.ddec);
+	slotsync_delta_index_free(a.delta);
+	slotsync_index_free(a.base_idx);
 	return r;
 }

@@ -207,13 +207,99 @@ void slotsync_plan_demote_to_fetch(struct slotsync_plan *plan, size_t group)
 	struct slotsync_plan_group *g = &plan->groups[group];
 	uint64_t size = slotsync_index_chunk_size(plan->idx, plan->positions[g->first]);
 
-	if (g->source != SLOTSYNC_SOURCE_SEED)
+	if (g->source == SLOTSYNC_SOURCE_SEED) {
+		plan->chunks_seed--;
+		plan->bytes_seed -= size;
+	} else if (g->source == SLOTSYNC_SOURCE_DELTA) {
+		plan->chunks_delta--;
+		plan->bytes_delta -= size;
+	} else {
 		return;
+	}
 	g->source = SLOTSYNC_SOURCE_FETCH;
-	plan->chunks_seed--;
-	plan->bytes_seed -= size;
 	plan->chunks_fetch++;
 	plan->bytes_fetch += size;
+}
+
+int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
+			    const struct slotsync_index *base, size_t seed, struct slotsync_error *err)
+{
+	size_t n = plan->idx->n_chunks;
+	uint32_t *group_of;
+
+	if (seed >= plan->n_seeds)
+		return slotsync_error_set(err, -EINVAL, "no seed %zu for the delta objects", seed);
+	group_of = malloc((n ? n : 1) * sizeof(*group_of));
+	plan->object_used = calloc(d->n_objects + 1, 1);
+	if (!group_of || !plan->object_used) {
+		free(group_of);
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t g = 0; g < plan->n_groups; g++)
+		for (uint32_t k = 0; k < plan->groups[g].count; k++)
+			group_of[plan->positions[plan->groups[g].first + k]] = (uint32_t)g;
+	plan->delta = d;
+	plan->delta_base = base;
+	plan->delta_seed = (uint16_t)seed;
+	for (uint32_t o = 0; o < d->n_objects; o++) {
+		const struct slotsync_delta_object *obj = &d->objects[o];
+		for (uint32_t k = 0; k < obj->count; k++) {
+			struct slotsync_plan_group *g = &plan->groups[group_of[obj->first + k]];
+			uint64_t size = slotsync_index_chunk_size(plan->idx, obj->first + k);
+			if (g->source != SLOTSYNC_SOURCE_FETCH)
+				continue; /* a seed has it, it is done, or another object makes it */
+			g->source = SLOTSYNC_SOURCE_DELTA;
+			g->seed_offset = o;
+			plan->chunks_fetch--;
+			plan->bytes_fetch -= size;
+			plan->chunks_delta++;
+			plan->bytes_delta += size;
+			if (!plan->object_used[o]) {
+				plan->object_used[o] = 1;
+				plan->objects_delta++;
+				plan->object_bytes += obj->size;
+			}
+		}
+	}
+	free(group_of);
+	return 0;
+}
+
+int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, uint8_t *buf, uint8_t *chunk_buf,
+				     struct slotsync_error *err)
+{
+	const struct slotsync_delta_index *d = plan->delta;
+	const struct slotsync_delta_object *o = &d->objects[object];
+	const struct slotsync_index *base = plan->delta_base;
+	const struct slotsync_plan_seed *seed = &plan->seeds[plan->delta_seed];
+	uint64_t at = 0;
+
+	for (uint32_t k = 0; k < o->ref_count; k++) {
+		const struct slotsync_delta_ref *r = &d->refs[o->ref_first + k];
+		size_t b = r->base_chunk;
+		uint64_t off = r->offset, left = r->length;
+		while (left > 0) {
+			size_t size, take;
+			int rc;
+			if (b >= base->n_chunks)
+				return slotsync_error_set(err, -EBADMSG, "delta object %zu: a reference past the base image",
+							  object);
+			size = (size_t)slotsync_index_chunk_size(base, b);
+			rc = slotsync_seed_read_chunk(seed->fd, seed->path, slotsync_index_chunk_start(base, b), size,
+						      base->digest, base->chunks[b].id, chunk_buf, err);
+			if (rc < 0) {
+				slotsync_error_prefix(err, "delta object %zu: base chunk %zu", object, b);
+				return rc;
+			}
+			take = size - off < left ? size - (size_t)off : (size_t)left;
+			memcpy(buf + at, chunk_buf + off, take);
+			at += take;
+			left -= take;
+			off = 0;
+			b++;
+		}
+	}
+	return (int64_t)at;
 }
 
 void slotsync_plan_free(struct slotsync_plan *plan)
@@ -227,5 +313,6 @@ void slotsync_plan_free(struct slotsync_plan *plan)
 	free(plan->positions);
 	free(plan->groups);
 	free(plan->lookup);
+	free(plan->object_used);
 	free(plan);
 }

@@ -11,6 +11,14 @@
  * fdatasync'd.  A run that is cut at any instant resumes from the journal and
  * redoes only what the journal does not prove durable: at most one batch, which
  * for fetched chunks is bounded by concurrency x max chunk size.
+ *
+ * Delta objects (slotsync/delta.h): when a seed comes with its index (the
+ * active slot and the index of the release it runs) and the store holds a
+ * delta index for that base and the new index, the chunks the seed lacks come
+ * from delta objects where the delta index has one, the rest as chunks.  An
+ * object that cannot be used (its download, its reference, its decoding or a
+ * chunk it rebuilds fails its check) is reported and its chunks are fetched
+ * plain instead.
  */
 #ifndef SLOTSYNC_ASSEMBLE_H
 #define SLOTSYNC_ASSEMBLE_H
@@ -35,6 +43,13 @@ struct slotsync_assemble_stats {
 	uint64_t chunks_to_fetch, bytes_to_fetch;    /* plan: unique chunks and their uncompressed bytes */
 	uint64_t bytes_written;                      /* to the target */
 	uint64_t seed_chunks_rejected;               /* seed copies that failed their check */
+	uint64_t chunks_from_delta, bytes_from_delta;  /* unique chunks rebuilt by delta objects, their bytes */
+	uint64_t delta_objects, delta_bytes_fetched;  /* objects used, their bytes over the wire */
+	uint64_t delta_objects_planned, delta_bytes_to_fetch; /* plan: objects and their compressed bytes */
+	uint64_t delta_chunks_planned, delta_bytes_planned;   /* plan: unique chunks they rebuild, uncompressed */
+	uint64_t delta_objects_failed;                /* objects that could not be used ... */
+	uint64_t delta_chunks_refetched;              /* ... whose chunks were fetched plain */
+	char delta_index[200];                        /* the delta index used (store path), or "" */
 	uint64_t fetch_retries, fetch_resumed;
 	long connections;
 	int http_version;
@@ -49,7 +64,10 @@ struct slotsync_assemble_options {
 	const char *const *seeds;    /* "IMAGE[:INDEX]" */
 	size_t n_seeds;
 	struct slotsync_fetch_options fetch;  /* base_url: the store */
-	int dry_run;                 /* plan only: write and fetch nothing */
+	int dry_run;                 /* plan only: write and fetch nothing (the delta index is fetched) */
+	int no_delta;                /* never use delta objects */
+	const char *delta_index_path;  /* a delta index file to use rather than the store's */
+	const uint8_t *delta_sha256;   /* if set: the delta index must have this SHA-256 (a signed bundle's) */
 	int reset_journal;           /* start anew when the journal belongs to something else */
 	/* called now and then with the running totals (may be NULL); not always on
 	 * the caller's thread, but never twice at once */

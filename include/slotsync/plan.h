@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slotsync/delta.h"
 #include "slotsync/error.h"
 #include "slotsync/index.h"
 #include "slotsync/seed.h"
@@ -24,6 +25,7 @@ enum slotsync_source {
 	SLOTSYNC_SOURCE_DONE = 0,  /* every place already durable (journal) */
 	SLOTSYNC_SOURCE_SEED = 1,  /* a local seed holds it */
 	SLOTSYNC_SOURCE_FETCH = 2, /* from the store, over the network */
+	SLOTSYNC_SOURCE_DELTA = 3, /* rebuilt by a delta object against a seed */
 };
 
 struct slotsync_plan_group {
@@ -33,7 +35,7 @@ struct slotsync_plan_group {
 	uint8_t source;        /* enum slotsync_source */
 	uint8_t pad;
 	uint16_t seed;         /* SEED: which seed */
-	uint64_t seed_offset;  /* SEED: where in it */
+	uint64_t seed_offset;  /* SEED: where in it; DELTA: the object */
 };
 
 #define SLOTSYNC_PLAN_SEEDS_MAX 16
@@ -52,6 +54,13 @@ struct slotsync_plan {
 	size_t lookup_cap;
 	struct slotsync_plan_seed seeds[SLOTSYNC_PLAN_SEEDS_MAX];
 	size_t n_seeds;
+	/* delta objects (slotsync_plan_add_delta) */
+	const struct slotsync_delta_index *delta;
+	const struct slotsync_index *delta_base; /* the base index, its image in seed delta_seed */
+	uint16_t delta_seed;
+	uint8_t *object_used;                  /* per object: rebuilds something still to do */
+	uint64_t objects_delta, object_bytes;  /* objects to fetch, their compressed bytes */
+	uint64_t chunks_delta, bytes_delta;    /* unique chunks they rebuild (uncompressed) */
 	/* totals */
 	uint64_t chunks_done, bytes_done;      /* places already durable */
 	uint64_t chunks_seed, bytes_seed;      /* unique chunks from seeds */
@@ -76,8 +85,22 @@ void slotsync_plan_seeds_done(struct slotsync_plan *plan);
 int slotsync_plan_read_seed(struct slotsync_plan *plan, size_t group, void *buf, struct slotsync_error *err);
 void slotsync_plan_free(struct slotsync_plan *plan);
 
-/* Moves a group from its source to the network (a seed copy failed its check). */
+/* Moves a group from its source to the network (a seed copy failed its check,
+ * a delta object could not be used). */
 void slotsync_plan_demote_to_fetch(struct slotsync_plan *plan, size_t group);
+
+/* Delta objects: every group still to fetch that an object of d rebuilds comes
+ * from that object instead.  d and base (the base index, checked against d by
+ * the caller) must outlive the plan; seed is the seed that holds the base
+ * image, read through base.  Call after slotsync_plan_seeds_done(). */
+int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
+			    const struct slotsync_index *base, size_t seed, struct slotsync_error *err);
+
+/* Reads the reference of object o into buf (at least its size): each base
+ * chunk it touches is read whole from the seed and checked against the base
+ * index first.  Returns the reference's size or an error. */
+int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, uint8_t *buf, uint8_t *chunk_buf,
+				     struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

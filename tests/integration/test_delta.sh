@@ -1,0 +1,209 @@
+#!/bin/bash
+# Delta objects end to end, over nginx (HTTP/2 + TLS):
+#  - round trip: slotsync-gen delta, then assemble with the base as a seed: the
+#    store's delta index is found by the two index digests, objects rebuild the
+#    chunks the base lacks, the target is byte-exact, and fewer bytes come over
+#    the wire than with chunks only;
+#  - a device whose seed is not a base of the release: chunks only;
+#  - hostile objects and delta indexes, each refused with a report, its chunks
+#    fetched plain, the target byte-exact: an object that does not match its
+#    id, one the store lacks, a decompression bomb, an object that decodes to
+#    wrong chunks, a reference outside the base image, a base chunk damaged on
+#    the device;
+#  - SIGKILL at random instants (SLOTSYNC_DELTA_KILL_TRIALS, 30): every resume
+#    byte-exact, and what is fetched again is at most concurrency x the largest
+#    object (or chunk) per kill, and the delta index.
+source "$(dirname "$0")/lib.sh"
+G=$SLOTSYNC_GEN
+S=$SLOTSYNC_BIN
+TRIALS=${SLOTSYNC_DELTA_KILL_TRIALS:-30}
+CONC=4
+# a pair shaped like a release of binaries: the base random; the new image the
+# base with regions of moved code (small differences every 64 bytes), an
+# insertion, overwritten runs, and new content that repeats itself
+V1=$T/v1.img
+V2=$T/v2.img
+python3 - "$V1" "$V2" <<'PY'
+import random, sys
+r = random.Random(7)
+base = bytearray(r.getrandbits(8) for _ in range(3 << 20))
+new = bytearray()
+at = 0
+for region in range(6):
+    keep = r.randrange(100000, 300000)
+    new += base[at:at + keep]
+    at += keep
+    moved = bytearray(base[at:at + 120000])
+    for i in range(0, len(moved), 64):
+        moved[i] = (moved[i] + 4) & 255
+    new += moved
+    at += len(moved)
+    new += bytes(r.getrandbits(8) for _ in range(r.randrange(10, 2000)))
+unit = bytes(r.getrandbits(8) for _ in range(3000))
+new += unit * 60
+new += base[at:]
+open(sys.argv[1], "wb").write(base)
+open(sys.argv[2], "wb").write(new)
+PY
+W=$T/www/store
+$G make --no-progress --store "$W" "$V1" "$T/v1.caibx" >/dev/null
+$G make --no-progress --store "$W" "$V2" "$T/v2.caibx" >/dev/null
+$G delta --store "$W" --base "$T/v1.caibx" --base-image "$V1" "$T/v2.caibx" "$V2" >"$T/gen.txt"
+echo "# $(head -n1 "$T/gen.txt")"
+SDIX=$W/$(sed -n 's|^delta: index [^ ]*/store/||p' "$T/gen.txt")
+check "the delta index lies at deltas/<base index SHA-256>/<new index SHA-256>.sdix" \
+	test "$SDIX" = "$W/deltas/$(sha256sum "$T/v1.caibx" | cut -c1-64)/$(sha256sum "$T/v2.caibx" | cut -c1-64).sdix"
+start_nginx main "$T/www"
+A=(--store "$NGINX_URL/store" --ca-file "$T/test-ca.pem" --concurrency $CONC)
+py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# ---- round trip ---------------------------------------------------------------
+$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --dry-run --json "$T/v2.caibx" "$T/dry.img" >"$T/dry.json"
+check "dry run: the plan gives bytes by source (seed, delta, chunk)" \
+	test "$(py "$T/dry.json" 'd["delta_objects_to_fetch"] > 0 and d["bytes_to_rebuild"] > 0 and d["bytes_from_seed"] == 0')" = True
+: >"$NGINX_LOG"
+$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/d.img" >"$T/d.json"
+check "with delta objects: byte-exact" cmp -s "$V2" "$T/d.img"
+check "... the chunks the base lacks were rebuilt by the objects the plan named" \
+	test "$(py "$T/d.json" '(d["chunks_from_delta"] == d["chunks_to_rebuild"] > 0, d["delta_objects"], d["delta_objects_failed"])')" = \
+	"$(py "$T/dry.json" '(True, d["delta_objects_to_fetch"], 0)')"
+check "... the bytes it reports are what nginx sent" \
+	test "$(py "$T/d.json" 'd["bytes_fetched"]')" = "$(awk '{s += $4} END {print s}' "$NGINX_LOG")"
+$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --no-delta --json "$T/v2.caibx" "$T/c.img" >"$T/c.json"
+delta_bytes=$(py "$T/d.json" 'd["bytes_fetched"]')
+chunk_bytes=$(py "$T/c.json" 'd["bytes_fetched"]')
+check "chunks only (--no-delta): byte-exact, $chunk_bytes bytes; with delta objects: $delta_bytes bytes" \
+	bash -c "cmp -s '$V2' '$T/c.img' && test $delta_bytes -lt $chunk_bytes"
+
+# ---- a device whose seed is another release: chunks only -----------------------
+head -c 1000000 /dev/urandom >"$T/other.img"
+cat "$V1" >>"$T/other.img"
+$G make --no-progress "$T/other.img" "$T/other.caibx" >/dev/null
+$S assemble -v "${A[@]}" --seed "$T/other.img:$T/other.caibx" --json "$T/v2.caibx" "$T/o.img" >"$T/o.json" 2>"$T/o.err"
+check "a seed that is not a base of the release: chunks only, byte-exact" \
+	bash -c "cmp -s '$V2' '$T/o.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/o.json\")); print(d[\"chunks_from_delta\"], d[\"delta_index\"])')\" = '0 '"
+check "... and it says so" grep -q "no delta objects for this base" "$T/o.err"
+
+# ---- hostile objects and indexes ---------------------------------------------------
+# parse the delta index: objects (id hex, size, codec, first, count) and refs
+objects() {
+	python3 - "$SDIX" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+n_obj, n_ref = struct.unpack_from("<II", b, 88)
+for i in range(n_obj):
+    o = 96 + 60 * i
+    oid = b[o:o + 32].hex()
+    size, codec = struct.unpack_from("<IB", b, o + 32)
+    first, count = struct.unpack_from("<II", b, o + 40)
+    print(oid, size, codec, first, count)
+PY
+}
+objects >"$T/objects.txt"
+obj_path() { echo "$W/${1:0:4}/$1.sdob"; }
+cp -a "$W" "$T/store.orig"
+restore() { rm -rf "$W"; cp -a "$T/store.orig" "$W"; }
+# rewrite the delta index with python code working on b (bytearray), then reseal it
+edit_index() {
+	python3 - "$SDIX" "$1" <<'PY'
+import hashlib, struct, sys
+path, code = sys.argv[1], sys.argv[2]
+b = bytearray(open(path, "rb").read())
+exec(code)
+b[-32:] = hashlib.sha256(b[:-32]).digest()
+open(path, "wb").write(b)
+PY
+}
+# hostile NAME WHAT_THE_REPORT_SAYS: assemble, expect byte-exact, objects failed, the report
+hostile() {
+	rm -f "$T/h.img" "$T/h.img.journal"
+	if ! $S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"; then
+		not_ok "$1: the assembly failed: $(tail -n 3 "$T/h.err")"
+		return
+	fi
+	check "$1: refused ($(grep -o "$2" "$T/h.err" | head -n1)), its chunks fetched plain, byte-exact" \
+		bash -c "cmp -s '$V2' '$T/h.img' && grep -q '$2' '$T/h.err' && test \$(python3 -c 'import json; d=json.load(open(\"$T/h.json\")); print(int(d[\"delta_objects_failed\"] > 0 and d[\"delta_chunks_refetched\"] > 0))') = 1"
+	restore
+}
+read -r id0 size0 codec0 first0 count0 <"$T/objects.txt"
+read -r id1 size1 codec1 first1 count1 < <(sed -n 2p "$T/objects.txt")
+# 1. damaged in the store (or on the way)
+printf 'X' | dd of="$(obj_path "$id0")" bs=1 seek=$((size0 / 2)) conv=notrunc 2>/dev/null
+hostile "an object that does not match its id" "does not match its id"
+# 2. missing from the store: the run of objects fails, the rest comes as chunks
+rm -f "$(obj_path "$id1")"
+hostile "an object the store lacks (404)" "not found"
+# 3. a bomb: 64 MiB of zeros in a 2 KiB frame, named by a re-sealed index
+head -c $((64 << 20)) /dev/zero | zstd -19 -q -c >"$T/bomb.zst"
+bomb_id=$(sha256sum "$T/bomb.zst" | cut -c1-64)
+mkdir -p "$W/${bomb_id:0:4}" && cp "$T/bomb.zst" "$(obj_path "$bomb_id")"
+edit_index "b[96:128] = bytes.fromhex('$bomb_id'); struct.pack_into('<IB', b, 128, $(stat -c %s "$T/bomb.zst"), 1)"
+hostile "a decompression bomb" "frame declares\|buffer is too small"
+# 4. an object that decodes, but to other chunks: object 1's payload named as object 0's
+edit_index "b[96:128] = bytes.fromhex('$id1'); struct.pack_into('<IB', b, 128, $size1, $codec1)"
+hostile "an object that decodes to wrong chunks" "delta object [0-9]* (chunks"
+# 5. a reference outside the base image: the whole delta index is refused
+edit_index "n_obj = struct.unpack_from('<I', b, 88)[0]; struct.pack_into('<I', b, 96 + 60 * n_obj, 10**9)"
+rm -f "$T/h.img" "$T/h.img.journal"
+$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
+check "a reference outside the base image: the delta index is refused, chunks only, byte-exact" \
+	bash -c "cmp -s '$V2' '$T/h.img' && grep -q 'outside the base image' '$T/h.err' && grep -q 'chunks only' '$T/h.err'"
+restore
+# 6. the device's base damaged where an object's reference lies
+cp "$V1" "$T/v1-damaged.img"
+ref_at=$(python3 - "$SDIX" "$T/v1.caibx" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+n_obj = struct.unpack_from("<I", b, 88)[0]
+chunk, off, ln = struct.unpack_from("<III", b, 96 + 60 * n_obj)
+ix = open(sys.argv[2], "rb").read()
+start = 0 if chunk == 0 else struct.unpack_from("<Q", ix, 64 + 40 * (chunk - 1))[0]
+print(start + off + ln // 2)
+PY
+)
+printf 'Z' | dd of="$T/v1-damaged.img" bs=1 seek="$ref_at" conv=notrunc 2>/dev/null
+rm -f "$T/h.img" "$T/h.img.journal"
+$S assemble "${A[@]}" --seed "$T/v1-damaged.img:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
+check "a base chunk damaged on the device: the object is refused (its reference fails its check), byte-exact" \
+	bash -c "cmp -s '$V2' '$T/h.img' && grep -q 'base chunk' '$T/h.err' && test \$(python3 -c 'import json; print(json.load(open(\"$T/h.json\"))[\"delta_objects_failed\"])') -ge 1"
+
+# ---- kill -9 at random instants, then resume -------------------------------------------
+# per kill: what the streams had in flight (objects, or chunks no object
+# covers), and the delta index, which every run fetches
+max_obj=$(awk '{if ($2 > m) m = $2} END {print m}' "$T/objects.txt")
+[ "$max_obj" -lt 65600 ] && max_obj=65600
+bound=$((CONC * max_obj + $(stat -c %s "$SDIX")))
+RATE=16384
+: >"$NGINX_LOG"
+start=$(date +%s%N)
+$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --max-rate $RATE "$T/v2.caibx" "$T/cal.img" >/dev/null
+dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+needed=$(awk '{s += $4} END {print s}' "$NGINX_LOG")
+echo "# a run takes $dur_ms ms at $RATE bytes/s, fetching $needed bytes; re-fetch bound per kill $bound bytes"
+worst=0
+fails=0
+for i in $(seq 1 "$TRIALS"); do
+	rm -f "$T/k.img" "$T/k.img.journal"
+	: >"$NGINX_LOG"
+	delay=$(( RANDOM % (dur_ms + 1) ))
+	$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --max-rate $RATE "$T/v2.caibx" "$T/k.img" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+	kill -9 $pid 2>/dev/null || true
+	wait $pid 2>/dev/null || true
+	if ! $S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/k.img" >"$T/k.json" 2>&1 ||
+		! cmp -s "$V2" "$T/k.img"; then
+		not_ok "kill trial $i (at $delay ms): the resumed target is not byte-exact"
+		fails=$((fails + 1))
+		continue
+	fi
+	extra=$(( $(awk '{s += $4} END {print s + 0}' "$NGINX_LOG") - needed ))
+	[ $extra -gt $worst ] && worst=$extra
+	if [ $extra -gt $bound ]; then
+		not_ok "kill trial $i (at $delay ms): $extra bytes fetched again, more than $bound"
+		fails=$((fails + 1))
+	fi
+done
+check "$TRIALS kills at random instants with delta objects: every resume byte-exact, at most $worst bytes fetched again (bound $bound)" \
+	test $fails -eq 0
+finish

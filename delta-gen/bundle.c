@@ -21,6 +21,7 @@
 #include "gen.h"
 #include "slotsync/bundle.h"
 #include "slotsync/index.h"
+#include "slotsync/log.h"
 
 static const char *ossl_reason(char *buf, size_t cap)
 {
@@ -288,10 +289,33 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 		if (r < 0)
 			return r;
 	}
+	if (o->n_deltas > SLOTSYNC_MANIFEST_MAX_DELTAS)
+		return slotsync_error_set(err, -EINVAL, "at most %d --delta-from", SLOTSYNC_MANIFEST_MAX_DELTAS);
 	snprintf(tmp_index, sizeof(tmp_index), "%s.index-tmp.%d", out, (int)getpid());
 	r = gen_make(o->image, tmp_index, &o->make, &ms, err);
 	if (r == 0)
 		r = io_read_file(tmp_index, SLOTSYNC_BUNDLE_MAX_BYTES, &index, &index_len, err);
+	/* delta objects from each base into the store; the manifest names their
+	 * indexes by digest, so the signature covers them */
+	for (int i = 0; r == 0 && i < o->n_deltas; i++) {
+		struct gen_delta_options d = o->delta;
+		struct gen_delta_stats st;
+		d.store = o->store;
+		d.new_index = tmp_index;
+		d.new_image = o->image;
+		r = gen_delta_pair(&d, o->delta_bases[i], o->delta_base_images[i], &st, err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "delta objects from %s", o->delta_bases[i]);
+			break;
+		}
+		memcpy(m.deltas[m.n_deltas].base, st.base_digest, SLOTSYNC_DIGEST_BYTES);
+		memcpy(m.deltas[m.n_deltas].sha256, st.index_sha256, SLOTSYNC_DIGEST_BYTES);
+		m.deltas[m.n_deltas].size = st.index_bytes;
+		m.n_deltas++;
+		slotsync_log_info("delta objects from %s: %" PRIu64 " objects, %" PRIu64 " bytes, replace %" PRIu64
+				  " bytes of chunks",
+				  o->delta_bases[i], st.objects, st.object_bytes + st.index_bytes, st.replaced_plain);
+	}
 	unlink(tmp_index);
 	if (r < 0)
 		goto out;

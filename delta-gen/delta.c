@@ -810,6 +810,8 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		r = slotsync_delta_index_serialize(&d, &ser, &ser_len, err);
 	if (r == 0) {
 		st->index_bytes = ser_len;
+		memcpy(st->base_digest, d.base_digest, SLOTSYNC_DIGEST_BYTES);
+		slotsync_digest(SLOTSYNC_DIGEST_SHA256, ser, ser_len, st->index_sha256);
 		if (opt->store) {
 			char rel[200], path[4096];
 			slotsync_delta_index_path(d.base_digest, d.new_digest, rel, sizeof(rel));

@@ -70,6 +70,14 @@ struct gen_signer {
 	const char *cert, *key, *chain, *pkcs11_module;
 };
 
+struct gen_delta_options {
+	const char *store;          /* NULL: measure only, write nothing */
+	const char *new_index, *new_image;
+	int threads;                /* <= 0: one per core */
+	int level;                  /* zstd level of the objects */
+	int run_max;                /* bytes of new chunks one object may rebuild */
+};
+
 struct gen_bundle_options {
 	const char *store, *image, *version, *compatible, *allow_downgrade_to;
 	uint64_t security_version;
@@ -79,6 +87,9 @@ struct gen_bundle_options {
 	time_t created, expires;       /* expires 0: never */
 	struct gen_signer signer;
 	struct gen_make_options make;  /* how the image is chunked into the store */
+	const char **delta_bases, **delta_base_images;  /* --delta-from INDEX:IMAGE */
+	int n_deltas;
+	struct gen_delta_options delta;
 };
 
 /* Chunks the image into the store and writes the signed bundle to out. */
@@ -94,13 +105,6 @@ struct gen_channel_options {
 /* Writes a signed channel pointer to the bundle. */
 int gen_channel(const struct gen_channel_options *o, const char *out, struct slotsync_error *err);
 
-struct gen_delta_options {
-	const char *store;          /* NULL: measure only, write nothing */
-	const char *new_index, *new_image;
-	int threads;                /* <= 0: one per core */
-	int level;                  /* zstd level of the objects */
-	int run_max;                /* bytes of new chunks one object may rebuild */
-};
 
 struct gen_delta_stats {
 	uint64_t missing_chunks, missing_bytes;  /* new chunks the base lacks */
@@ -113,6 +117,8 @@ struct gen_delta_stats {
 	uint64_t codec_count[4];
 	uint64_t index_bytes;
 	char index_path[200];                    /* relative to the store */
+	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the base index */
+	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES]; /* SHA-256 of the delta index */
 	double seconds;
 };
 

@@ -30,8 +30,9 @@ static void usage(FILE *f)
 	      "  bundle --store DIR --image IMG --version V --compatible C [--security-version N]\n"
 	      "       [--allow-downgrade-to V] [--store-url URL]... [--verity-root-hash HEX]\n"
 	      "       [--hook-pre-install FILE] [--hook-post-install FILE] [--timestamp TIME]\n"
-	      "       [--expires TIME] SIGNER OUT\n"
-	      "      Chunk IMG into the store and write the signed release bundle OUT.\n"
+	      "       [--expires TIME] [--delta-from BASE.caibx:BASE.img]... SIGNER OUT\n"
+	      "      Chunk IMG into the store and write the signed release bundle OUT; with\n"
+	      "      --delta-from, delta objects from each base too, their indexes signed.\n"
 	      "      TIME is 2026-01-31T12:00:00Z or @SECONDS; the creation time defaults to\n"
 	      "      SOURCE_DATE_EPOCH, then to now.\n"
 	      "  channel --bundle-url URL --bundle BUNDLE --version N --expires TIME\n"
@@ -66,7 +67,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
-       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN };
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM };
 
 static const struct option long_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
@@ -99,6 +100,7 @@ static const struct option long_options[] = {
 	{ "base-image", required_argument, NULL, OPT_BASE_IMAGE },
 	{ "run-max", required_argument, NULL, OPT_RUN_MAX },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "delta-from", required_argument, NULL, OPT_DELTA_FROM },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -116,7 +118,7 @@ struct args {
 	struct gen_channel_options channel;
 	const char *release_version, *timestamp, *expires;
 	const char **bases, **base_images;
-	int n_bases, n_base_images, dry_run;
+	int n_bases, n_base_images, dry_run, level_given;
 	struct gen_delta_options delta;
 };
 
@@ -256,6 +258,18 @@ static int run(int argc, char **argv, struct args *ap)
 		case OPT_DRY_RUN:
 			a.dry_run = 1;
 			break;
+		case OPT_DELTA_FROM: {
+			char *colon = strrchr(optarg, ':');
+			if (!colon || colon == optarg || !colon[1]) {
+				fprintf(stderr, "slotsync-gen %s: --delta-from takes BASE.caibx:BASE.img, not \"%s\"\n", cmd,
+					optarg);
+				return 2;
+			}
+			*colon = '\0';
+			a.bundle.delta_bases[a.bundle.n_deltas] = optarg;
+			a.bundle.delta_base_images[a.bundle.n_deltas++] = colon + 1;
+			break;
+		}
 		case OPT_CHUNK_SIZE:
 			if (slotsync_chunker_params_parse(optarg, &a.make.params, &err) < 0)
 				return fail(cmd, &err), 2;
@@ -268,6 +282,7 @@ static int run(int argc, char **argv, struct args *ap)
 			}
 			break;
 		case OPT_LEVEL:
+			a.level_given = 1;
 			if (parse_int(optarg, -131072, 22, &a.make.level) < 0) {
 				fprintf(stderr, "slotsync-gen %s: --level takes a zstd level (up to 22), not \"%s\"\n", cmd,
 					optarg);
@@ -374,6 +389,9 @@ static int run(int argc, char **argv, struct args *ap)
 		a.bundle.version = a.release_version;
 		a.bundle.make = a.make;
 		a.bundle.make.store = a.store;
+		a.bundle.delta.threads = a.make.threads;
+		a.bundle.delta.level = a.level_given ? a.make.level : GEN_DELTA_LEVEL_DEFAULT;
+		a.bundle.delta.run_max = a.delta.run_max ? a.delta.run_max : GEN_DELTA_RUN_MAX_DEFAULT;
 		if (a.timestamp) {
 			if (parse_time_arg(cmd, "--timestamp", a.timestamp, &a.bundle.created) < 0)
 				return 2;
@@ -427,7 +445,7 @@ static int run(int argc, char **argv, struct args *ap)
 		a.delta.new_index = argv[optind];
 		a.delta.new_image = argv[optind + 1];
 		a.delta.threads = a.make.threads;
-		a.delta.level = a.make.level ? a.make.level : GEN_DELTA_LEVEL_DEFAULT;
+		a.delta.level = a.level_given ? a.make.level : GEN_DELTA_LEVEL_DEFAULT;
 		if (!a.delta.run_max)
 			a.delta.run_max = GEN_DELTA_RUN_MAX_DEFAULT;
 		for (int i = 0; i < a.n_bases; i++) {
@@ -462,12 +480,17 @@ int main(int argc, char **argv)
 	a.seeds = calloc((size_t)argc + 1, sizeof(*a.seeds));
 	a.bundle.store_urls = calloc((size_t)argc + 1, sizeof(*a.bundle.store_urls));
 	a.bases = calloc((size_t)argc + 1, sizeof(*a.bases));
+	a.bundle.delta_bases = calloc((size_t)argc + 1, sizeof(*a.bundle.delta_bases));
+	a.bundle.delta_base_images = calloc((size_t)argc + 1, sizeof(*a.bundle.delta_base_images));
 	a.base_images = calloc((size_t)argc + 1, sizeof(*a.base_images));
-	if (!a.seeds || !a.bundle.store_urls || !a.bases || !a.base_images)
+	if (!a.seeds || !a.bundle.store_urls || !a.bases || !a.base_images || !a.bundle.delta_bases ||
+	    !a.bundle.delta_base_images)
 		return 1;
 	rc = run(argc, argv, &a);
 	free(a.bases);
 	free(a.base_images);
+	free(a.bundle.delta_bases);
+	free(a.bundle.delta_base_images);
 	free(a.seeds);
 	free(a.bundle.store_urls);
 	return rc;

@@ -83,10 +83,18 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=story 
 openssl x509 -req -in "$P/signer.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 30 \
 	-extfile "$P/sign.ext" -out "$P/signer.pem" 2>/dev/null
 SIGN=(--signer-cert "$P/signer.pem" --signer-key "$P/signer.key")
+prev=
 for v in 1.0 2.0 3.0; do
 	sv=${v%%.*}
+	# each release also carries delta objects from the one before it (the
+	# devices that run it download those instead of most chunks)
+	delta=()
+	[ -n "$prev" ] && delta=(--delta-from "$WORK/release-$prev.caibx:$WORK/release-$prev.sqfs")
 	"$G" bundle --no-progress --store "$WORK/www/store" --image "$WORK/release-$v.sqfs" --version $v \
-		--compatible radio-bs-demo --security-version "$sv" "${SIGN[@]}" "$WORK/www/v$v.bundle" | sed 's/^/   /'
+		--compatible radio-bs-demo --security-version "$sv" "${delta[@]}" "${SIGN[@]}" "$WORK/www/v$v.bundle" |
+		sed 's/^/   /'
+	"$G" make --no-progress "$WORK/release-$v.sqfs" "$WORK/release-$v.caibx" >/dev/null
+	prev=$v
 done
 EXPIRES=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
 publish() { # publish POINTER_VERSION RELEASE
@@ -170,6 +178,12 @@ device = $DEV/slot-a.img
 [slot.B]
 device = $DEV/slot-b.img
 CONF
+# what the factory knows of what it flashed: slot A holds v1.0, good, and the
+# index of its image (so that updates can use delta objects from it)
+mkdir -p "$DEV/state"
+cp "$WORK/release-1.0.caibx" "$DEV/state/slot-A.caibx"
+printf '{"A": {"status": "good", "version": "1.0", "bundle_sha256": "%s", "security_version": 1, "installed": 0}, "B": {"status": "", "version": "", "bundle_sha256": "", "security_version": 0, "installed": 0}}\n' \
+	"$(sha256sum "$WORK/www/v1.0.bundle" | cut -c1-64)" >"$DEV/state/slots.json"
 BOOTS=0
 : >"$WORK/boots.txt"
 # boot: the simulated bootloader picks a slot (taking a try from one not yet
@@ -244,7 +258,7 @@ for ver, served in (("2.0", v2), ("3.0", v3)):
     rec = json.load(open(f"{work}/install-{ver}.json"))
     size = rec["bytes_total"]
     print(f"   v{ver} into slot {rec['target']}: image {size:,} bytes; downloaded {served:,} bytes "
-          f"({100.0 * served / size:.1f}% of the image; chunks {rec['bytes_fetched']:,}, the rest signed metadata), "
+          f"({100.0 * served / size:.1f}% of the image; chunks and delta objects {rec['bytes_fetched']:,}, the rest signed metadata), "
           f"{rec['bytes_from_seed']:,} bytes from the running slot")
     steps = ", ".join(f"{k} {v:.2f} s" for k, v in rec["seconds"].items())
     print(f"      time per step: {steps}")

@@ -575,6 +575,7 @@ static int find_delta(struct asm_ctx *a, struct slotsync_error *err)
 	struct body b = { 0 };
 	char rel[200];
 	size_t seed = SIZE_MAX;
+	const uint8_t *want = NULL;
 	int r = 0;
 
 	if (opt->no_delta || a->plan->chunks_fetch == 0)
@@ -595,6 +596,15 @@ static int find_delta(struct asm_ctx *a, struct slotsync_error *err)
 	if (slotsync_index_digest(a->base_idx, base_digest, err) < 0 || slotsync_index_digest(a->idx, new_digest, err) < 0)
 		return -ENOMEM;
 	slotsync_delta_index_path(base_digest, new_digest, rel, sizeof(rel));
+	if (opt->signed_deltas) {
+		for (size_t i = 0; i < opt->n_deltas && !want; i++)
+			if (!memcmp(opt->deltas[i].base, base_digest, SLOTSYNC_DIGEST_BYTES))
+				want = opt->deltas[i].sha256;
+		if (!want) {
+			slotsync_log_info("the release has no delta objects for this base: chunks only");
+			return 0;
+		}
+	}
 	if (opt->delta_index_path) {
 		r = io_read_file(opt->delta_index_path, DELTA_INDEX_MAX, &b.data, &b.len, &e);
 	} else if (opt->fetch.base_url) {
@@ -609,10 +619,10 @@ static int find_delta(struct asm_ctx *a, struct slotsync_error *err)
 	} else {
 		return 0;
 	}
-	if (r == 0 && opt->delta_sha256 &&
+	if (r == 0 && want &&
 	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
-	     memcmp(got, opt->delta_sha256, SLOTSYNC_DIGEST_BYTES) != 0))
-		r = slotsync_error_set(&e, -EBADMSG, "its SHA-256 is not the one the bundle names");
+	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
+		r = slotsync_error_set(&e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
 	if (r == 0)
 		r = slotsync_delta_index_parse(b.data, b.len, &a->delta, &e);
 	if (r == 0)

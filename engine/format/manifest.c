@@ -203,13 +203,13 @@ static struct json_object *parse_object(const uint8_t *json, size_t len, size_t 
 static const char *const manifest_keys[] = { "format",	 "version", "compatible", "security_version",
 					     "created",	 "expires", "image",	  "index",
 					     "stores",	 "verity_root_hash",	  "hooks",
-					     "downgrade_allowed_to", NULL };
+					     "downgrade_allowed_to", "deltas", NULL };
 
 int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
 			    struct slotsync_error *err)
 {
 	struct slotsync_manifest *m;
-	struct json_object *root, *image, *index, *stores, *hooks;
+	struct json_object *root, *image, *index, *stores, *hooks, *deltas;
 	struct reader rd = { .what = "manifest", .err = err };
 	static const char *const image_keys[] = { "size", "sha256", NULL };
 	static const char *const index_keys[] = { "sha256", NULL };
@@ -281,6 +281,28 @@ int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_man
 			const char *name = h ? m->hook_post_install : m->hook_pre_install;
 			if (name && (strchr(name, '/') || name[0] == '.'))
 				rd.r = slotsync_error_set(err, -EBADMSG, "manifest hook \"%s\" must be a plain file name", name);
+		}
+	}
+	deltas = field(&rd, "deltas", json_type_array, "an array of delta indexes", 0);
+	if (deltas) {
+		static const char *const delta_keys[] = { "base", "sha256", "size", NULL };
+		size_t n = json_object_array_length(deltas);
+		if (n > SLOTSYNC_MANIFEST_MAX_DELTAS)
+			rd.r = slotsync_error_set(err, -EBADMSG, "manifest names more than %d delta indexes",
+						  SLOTSYNC_MANIFEST_MAX_DELTAS);
+		for (size_t i = 0; rd.r == 0 && i < n; i++) {
+			struct json_object *v = json_object_array_get_idx(deltas, i), *saved = rd.obj;
+			if (json_object_get_type(v) != json_type_object) {
+				rd.r = slotsync_error_set(err, -EBADMSG, "manifest delta %zu must be an object", i + 1);
+				break;
+			}
+			only_known(&rd, v, delta_keys);
+			get_digest(&rd, v, "base", m->deltas[i].base);
+			get_digest(&rd, v, "sha256", m->deltas[i].sha256);
+			rd.obj = v;
+			m->deltas[i].size = get_u64(&rd, "size", 1);
+			rd.obj = saved;
+			m->n_deltas++;
 		}
 	}
 	m->downgrade_allowed_to = get_string(&rd, "downgrade_allowed_to", 0);
@@ -370,6 +392,17 @@ int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, s
 		json_object_object_add(root, "hooks", hooks);
 	}
 	add_str(root, "downgrade_allowed_to", m->downgrade_allowed_to);
+	if (m->n_deltas) {
+		struct json_object *deltas = json_object_new_array();
+		for (size_t i = 0; i < m->n_deltas; i++) {
+			struct json_object *e = json_object_new_object();
+			add_hex(e, "base", m->deltas[i].base);
+			add_hex(e, "sha256", m->deltas[i].sha256);
+			json_object_object_add(e, "size", json_object_new_int64((int64_t)m->deltas[i].size));
+			json_object_array_add(deltas, e);
+		}
+		json_object_object_add(root, "deltas", deltas);
+	}
 	return emit(root, out, out_len, err);
 }
 

@@ -89,6 +89,7 @@ int slotsync_envelope_verify(const struct slotsync_envelope *e, const char *keyr
 
 #define SLOTSYNC_MANIFEST_FORMAT 1
 #define SLOTSYNC_MANIFEST_MAX_STORES 16
+#define SLOTSYNC_MANIFEST_MAX_DELTAS 16
 
 struct slotsync_manifest {
 	char *version;               /* release version, compared with strverscmp() */
@@ -105,6 +106,14 @@ struct slotsync_manifest {
 	char *hook_pre_install;      /* executable names in the bundle's hook folder, or NULL */
 	char *hook_post_install;
 	char *downgrade_allowed_to;  /* NULL, or the version itself: devices may go back to it */
+	/* delta indexes in the store (docs/format.md, "Delta objects"): the signature
+	 * covers them through their digests */
+	struct slotsync_manifest_delta {
+		uint8_t base[SLOTSYNC_DIGEST_BYTES];    /* SHA-256 of the base's index */
+		uint8_t sha256[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the delta index */
+		uint64_t size;
+	} deltas[SLOTSYNC_MANIFEST_MAX_DELTAS];
+	size_t n_deltas;
 };
 
 /* Parses manifest JSON (at most SLOTSYNC_MANIFEST_MAX_BYTES): every field is

@@ -75,6 +75,29 @@ chunk_bytes=$(py "$T/c.json" 'd["bytes_fetched"]')
 check "chunks only (--no-delta): byte-exact, $chunk_bytes bytes; with delta objects: $delta_bytes bytes" \
 	bash -c "cmp -s '$V2' '$T/c.img' && test $delta_bytes -lt $chunk_bytes"
 
+# ---- the bundle signs its delta indexes --------------------------------------------
+P=$T/pki
+mkdir -p "$P"
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >"$P/sign.ext"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ca \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -keyout "$P/ca.key" -out "$P/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ci -keyout "$P/s.key" -out "$P/s.csr" 2>/dev/null
+openssl x509 -req -in "$P/s.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 30 -extfile "$P/sign.ext" \
+	-out "$P/s.pem" 2>/dev/null
+$G bundle --no-progress --store "$T/bstore" --image "$V2" --version 2.0 --compatible c --delta-from "$T/v1.caibx:$V1" \
+	--signer-cert "$P/s.pem" --signer-key "$P/s.key" "$T/v2.bundle" >/dev/null
+$S verify --keyring "$P/ca.pem" "$T/v2.bundle" >"$T/manifest.json"
+check "bundle --delta-from: the signed manifest names the delta index by base and digest, and the store has it" \
+	python3 - "$T/manifest.json" "$(sha256sum "$T/v1.caibx" | cut -c1-64)" "$T/bstore" "$(sha256sum "$T/v2.caibx" | cut -c1-64)" <<'PY'
+import hashlib, json, sys
+m = json.loads(open(sys.argv[1]).read()[open(sys.argv[1]).read().index("{"):])
+d = m["deltas"]
+path = f"{sys.argv[3]}/deltas/{sys.argv[2]}/{sys.argv[4]}.sdix"
+data = open(path, "rb").read()
+assert len(d) == 1 and d[0]["base"] == sys.argv[2], d
+assert d[0]["sha256"] == hashlib.sha256(data).hexdigest() and d[0]["size"] == len(data), d
+PY
+
 # ---- a device whose seed is another release: chunks only -----------------------
 head -c 1000000 /dev/urandom >"$T/other.img"
 cat "$V1" >>"$T/other.img"

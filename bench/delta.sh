@@ -10,8 +10,10 @@
 #                     bundle, fetched in both slotsync cases, listed apart
 #   casync            casync make --chunk-size=16384 on both, chunks of new not in old
 #   xdelta3 -9, zstd -19 --long --patch-from, bsdiff   their patch files
-# and the cost of making them: wall time and peak RSS of slotsync-gen delta (all
-# cores) and of bsdiff.
+# and the cost of making and applying them: wall time and peak RSS of
+# slotsync-gen delta (all cores) and of bsdiff; of the device's slotsync
+# assemble with the old image as its seed (over HTTP from 127.0.0.1, the
+# target a file) and of bspatch.
 #
 #   bash bench/delta.sh            prints a markdown table (docs/benchmarks.md)
 set -euo pipefail
@@ -20,6 +22,7 @@ realistic_images
 [ -s "$IMAGES/debian-v3.raw.sqfs" ] || bash "$ROOT/images/build-realistic.sh" "$IMAGES" >&2
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/slotsync-bench-delta.XXXXXX")
 trap 'rm -rf "$W"' EXIT
+SLOTSYNC=${SLOTSYNC:-$ROOT/build/slotsync}
 
 # peak RSS (MiB) and wall seconds of a command: "SECONDS MIB"
 measure() {
@@ -51,8 +54,12 @@ PY
 echo "# delta objects vs peers"
 machine_facts
 echo
-printf '| pair | image | slotsync chunks | slotsync delta | index | casync | xdelta3 -9 | zstd --patch-from | bsdiff | slotsync-gen delta: s, MiB | bsdiff: s, MiB |\n'
-printf '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+PORT=18931
+python3 -m http.server $PORT --bind 127.0.0.1 --directory "$W" >/dev/null 2>&1 &
+HTTP_PID=$!
+trap 'kill $HTTP_PID 2>/dev/null; rm -rf "$W"' EXIT
+printf '| pair | image | slotsync chunks | slotsync delta | index | casync | xdelta3 -9 | zstd --patch-from | bsdiff | slotsync-gen delta: s, MiB | bsdiff: s, MiB | slotsync apply: s, MiB | bspatch: s, MiB |\n'
+printf '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for kind in raw zstd; do
 	ext=$([ $kind = raw ] && echo .raw.sqfs || echo .sqfs)
 	for pair in "security 1 2" "feature 2 3"; do
@@ -71,8 +78,14 @@ for kind in raw zstd; do
 		cas=$(casync_bytes "$W/cold.caibx" "$W/cnew.caibx" "$W/cstore")
 		xdelta3 -9 -f -e -s "$old" "$new" "$W/p.xd3"
 		zstd -19 --long=27 -q -f --patch-from="$old" "$new" -o "$W/p.zst" 2>/dev/null
+		rm -f "$W/t.img" "$W/t.img.journal"
+		app=$(measure "$SLOTSYNC" assemble --store "http://127.0.0.1:$PORT/store" --seed "$old:$W/old.caibx" \
+			"$W/new.caibx" "$W/t.img")
+		cmp -s "$new" "$W/t.img" || { echo "slotsync assemble: the result differs" >&2; exit 1; }
 		bs=$(measure bsdiff "$old" "$new" "$W/p.bsdiff")
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$kind" "$plain" "$delta" "$bundle" "$cas" \
-			"$(stat -c %s "$W/p.xd3")" "$(stat -c %s "$W/p.zst")" "$(stat -c %s "$W/p.bsdiff")" "${gen/ /, }" "${bs/ /, }"
+		bp=$(measure bspatch "$old" "$W/t2.img" "$W/p.bsdiff")
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$kind" "$plain" "$delta" "$bundle" \
+			"$cas" "$(stat -c %s "$W/p.xd3")" "$(stat -c %s "$W/p.zst")" "$(stat -c %s "$W/p.bsdiff")" "${gen/ /, }" \
+			"${bs/ /, }" "${app/ /, }" "${bp/ /, }"
 	done
 done

@@ -7,15 +7,17 @@
  * looked up; each hit votes for a diagonal (base offset - new offset).  The
  * most-voted diagonals, widened by a margin, are the chunk's reference ranges.
  *
- * Objects: runs of consecutive missing chunks (up to run_max bytes) become one
+ * Objects: runs of consecutive missing chunks (up to run_max bytes; novel
+ * chunks, which nothing in the base resembles, up to 1 MiB) become one
  * object each, so that zstd sees across chunk boundaries (new files resemble
  * each other more than anything in the base).  Each object is encoded with
  * every codec, the reference as zstd's raw-content prefix:
  *   ZSTD_REF   the output itself;
- *   RESIDUAL   per 256-byte block, the best of the chunk's diagonals as a
+ *   RESIDUAL   per 64-byte block, the best of the chunk's diagonals as a
  *              prediction (or none), and output - prediction (bsdiff's insight:
  *              code that moved changes by small differences).
- * The smallest wins, and only if it beats the plain chunks it replaces.  Every
+ * Codecs are tried at a quicker zstd level; the smallest is encoded again at
+ * the full level and kept only if it beats the plain chunks it replaces.  Every
  * object is decoded again and compared before it is kept.  Objects are made on
  * all cores; the result does not depend on the number of threads.
  */
@@ -46,6 +48,8 @@
 #define DIAG_PER_CHUNK 8
 #define MARGIN 2048                  /* reference bytes around an alignment */
 #define MIN_VOTES 2
+/* Codecs are tried at a quicker level; the winner is encoded at the full one. */
+#define TRIAL_LEVEL(c) ((c)->opt->level > 12 ? 12 : (c)->opt->level)
 
 struct image {
 	const uint8_t *p;
@@ -400,7 +404,7 @@ static void do_job(struct worker *w, struct job *j)
 	j->ref_bytes = ref_len;
 
 	/* ZSTD_REF */
-	j->size_zstd = zstd_ref(w->cc, c->opt->level, w->ref, ref_len, src, len, w->out_a, cap);
+	j->size_zstd = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, src, len, w->out_a, cap);
 
 	/* RESIDUAL: each chunk's diagonals as alignments in reference coordinates:
 	 * output byte i (from the run's start) is predicted by ref[align + i] */
@@ -466,7 +470,7 @@ static void do_job(struct worker *w, struct job *j)
 			}
 		}
 		total = head + blocks + len;
-		j->size_residual = zstd_ref(w->cc, c->opt->level, w->ref, ref_len, hdr, total, w->out_b, cap);
+		j->size_residual = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, hdr, total, w->out_b, cap);
 	}
 
 	{
@@ -477,6 +481,19 @@ static void do_job(struct worker *w, struct job *j)
 		if (pl == SIZE_MAX || pl >= j->plain)
 			return;
 		j->codec = za <= zb ? SLOTSYNC_DELTA_ZSTD_REF : SLOTSYNC_DELTA_RESIDUAL;
+		if (TRIAL_LEVEL(c) != c->opt->level) {
+			/* the winner, encoded again at the full level */
+			uint8_t *dst = za <= zb ? w->out_a : w->out_b;
+			size_t n = za <= zb ? zstd_ref(w->cc, c->opt->level, w->ref, ref_len, src, len, dst, cap)
+					    : zstd_ref(w->cc, c->opt->level, w->ref, ref_len, w->resid,
+						       1 + 4 * (nal ? nal : 1) + blocks + len, dst, cap);
+			/* dst now holds the new encoding (or nothing usable) */
+			pl = n ? n : SIZE_MAX;
+			if (pl >= j->plain) {
+				j->codec = 0;
+				return;
+			}
+		}
 		if (slotsync_delta_decode(w->dec, j->codec, pick, pl, w->ref, ref_len, w->check, len, &e2) < 0 ||
 		    memcmp(w->check, src, len) != 0) {
 			job_fail(c, "does not decode to its chunks (an encoder fault)", (size_t)(j - c->jobs));
@@ -726,7 +743,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		goto out;
 	st->anchors = c.n_anchors;
 	for (int t = 0; t < threads; t++) {
-		size_t big = SLOTSYNC_DELTA_OUT_MAX + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + SLOTSYNC_DELTA_OUT_MAX / 256 + 1024;
+		size_t big = SLOTSYNC_DELTA_OUT_MAX + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + SLOTSYNC_DELTA_OUT_MAX / SLOTSYNC_DELTA_BLOCK + 1024;
 		w[t].c = &c;
 		w[t].cc = ZSTD_createCCtx();
 		w[t].dec = slotsync_delta_decoder_new();
@@ -807,7 +824,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	}
 	r = write_objects(&c, &d, err);
 	if (r == 0)
-		r = slotsync_delta_index_serialize(&d, &ser, &ser_len, err);
+		r = slotsync_delta_index_pack(&d, &ser, &ser_len, err);
 	if (r == 0) {
 		st->index_bytes = ser_len;
 		memcpy(st->base_digest, d.base_digest, SLOTSYNC_DIGEST_BYTES);

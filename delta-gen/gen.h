@@ -12,8 +12,8 @@
 /* zstd level of chunk files, chosen by benchmark (docs/benchmarks.md). */
 #define GEN_ZSTD_LEVEL_DEFAULT 3
 /* Delta objects: zstd level and run length, chosen by benchmark. */
-#define GEN_DELTA_LEVEL_DEFAULT 19
-#define GEN_DELTA_RUN_MAX_DEFAULT (128 * 1024)
+#define GEN_DELTA_LEVEL_DEFAULT 22
+#define GEN_DELTA_RUN_MAX_DEFAULT (256 * 1024)
 
 struct gen_make_options {
 	const char *store;                       /* NULL: index only */

@@ -39,7 +39,7 @@
 #define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
 #define VERIFY_THREADS 2
 #define SEED_THREADS 2
-#define DELTA_INDEX_MAX (64u << 20)
+#define DELTA_INDEX_MAX SLOTSYNC_DELTA_INDEX_MAX
 
 struct lost_write {
 	uint64_t offset;
@@ -624,7 +624,7 @@ static int find_delta(struct asm_ctx *a, struct slotsync_error *err)
 	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
 		r = slotsync_error_set(&e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
 	if (r == 0)
-		r = slotsync_delta_index_parse(b.data, b.len, &a->delta, &e);
+		r = slotsync_delta_index_load(b.data, b.len, &a->delta, &e);
 	if (r == 0)
 		r = slotsync_delta_index_check(a->delta, a->base_idx, base_digest, a->idx, new_digest, &e);
 	free(b.data);

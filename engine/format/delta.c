@@ -194,6 +194,60 @@ int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t
 	return 0;
 }
 
+int slotsync_delta_index_pack(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
+			      struct slotsync_error *err)
+{
+	uint8_t *raw, *z;
+	size_t len, cap, n;
+	int r = slotsync_delta_index_serialize(d, &raw, &len, err);
+
+	if (r < 0)
+		return r;
+	cap = ZSTD_compressBound(len);
+	z = malloc(cap);
+	if (!z) {
+		free(raw);
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	n = ZSTD_compress(z, cap, raw, len, 19);
+	free(raw);
+	if (ZSTD_isError(n)) {
+		free(z);
+		return slotsync_error_set(err, -EIO, "zstd: %s", ZSTD_getErrorName(n));
+	}
+	*out = z;
+	*out_len = n;
+	return 0;
+}
+
+int slotsync_delta_index_load(const uint8_t *file, size_t len, struct slotsync_delta_index **out,
+			      struct slotsync_error *err)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(file, len);
+	uint8_t *raw;
+	size_t n;
+	int r;
+
+	*out = NULL;
+	if (size == ZSTD_CONTENTSIZE_ERROR)
+		return slotsync_error_set(err, -EBADMSG, "delta index is not a zstd frame");
+	if (size == ZSTD_CONTENTSIZE_UNKNOWN || size > SLOTSYNC_DELTA_INDEX_MAX)
+		return slotsync_error_set(err, -EFBIG, "delta index declares no size, or more than %u bytes",
+					  SLOTSYNC_DELTA_INDEX_MAX);
+	raw = malloc(size ? size : 1);
+	if (!raw)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	n = ZSTD_decompress(raw, size, file, len);
+	if (ZSTD_isError(n) || n != size) {
+		free(raw);
+		return slotsync_error_set(err, -EBADMSG, "delta index: %s",
+					  ZSTD_isError(n) ? ZSTD_getErrorName(n) : "shorter than it declares");
+	}
+	r = slotsync_delta_index_parse(raw, n, out, err);
+	free(raw);
+	return r;
+}
+
 void slotsync_delta_index_path(const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES],
 			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap)
 {

@@ -8,8 +8,8 @@
  * index as it is read, decodes, and checks every output chunk against the new
  * index before it writes it.
  *
- * The delta index of a (base, new) pair lists the objects.  Layout, integers
- * little-endian:
+ * The delta index of a (base, new) pair lists the objects; its file is one
+ * zstd frame of this layout, integers little-endian:
  *
  *   HEADER   magic "SSDELTA1", base index digest[32], new index digest[32],
  *            base image size u64, new image size u64, n_objects u32, n_refs u32
@@ -26,7 +26,7 @@
  * prefix dictionary, ZSTD_DCtx_refPrefix):
  *   ZSTD_REF   the frame decodes to the output.
  *   RESIDUAL   the frame decodes to: K u8 (1..SLOTSYNC_DELTA_ALIGN_MAX), K x
- *              i32 alignments, one selector u8 per 256-byte block of the
+ *              i32 alignments, one selector u8 per 64-byte block of the
  *              output, then the residual (as long as the output).  A block
  *              with selector s < K is predicted by the reference bytes from
  *              alignment[s] on (bytes outside the reference predict 0);
@@ -55,7 +55,7 @@ extern "C" {
 #define SLOTSYNC_DELTA_REF_MAX (4u << 20)   /* bytes of its reference */
 #define SLOTSYNC_DELTA_REFS_MAX 256u         /* ranges per object */
 #define SLOTSYNC_DELTA_ALIGN_MAX 64u        /* RESIDUAL alignments */
-#define SLOTSYNC_DELTA_BLOCK 256u           /* RESIDUAL block */
+#define SLOTSYNC_DELTA_BLOCK 64u            /* RESIDUAL block */
 /* Window a decoder must allow: reference + output. */
 #define SLOTSYNC_DELTA_WINDOW_LOG 23
 
@@ -101,6 +101,15 @@ int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struc
 			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);
 int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
 				   struct slotsync_error *err);
+
+/* The .sdix file: the serialized index as one zstd frame with its content
+ * size.  load() decompresses (at most SLOTSYNC_DELTA_INDEX_MAX bytes, a frame
+ * that declares more or no size is refused) and parses. */
+#define SLOTSYNC_DELTA_INDEX_MAX (64u << 20)
+int slotsync_delta_index_pack(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
+			      struct slotsync_error *err);
+int slotsync_delta_index_load(const uint8_t *file, size_t len, struct slotsync_delta_index **out,
+			      struct slotsync_error *err);
 void slotsync_delta_index_free(struct slotsync_delta_index *d);
 
 /* Bytes the reference of object o spans. */

@@ -110,7 +110,8 @@ check "... and it says so" grep -q "no delta objects for this base" "$T/o.err"
 # ---- hostile objects and indexes ---------------------------------------------------
 # parse the delta index: objects (id hex, size, codec, first, count) and refs
 objects() {
-	python3 - "$SDIX" <<'PY'
+	zstd -d -q -c "$SDIX" >"$T/sdix.raw"
+	python3 - "$T/sdix.raw" <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
 n_obj, n_ref = struct.unpack_from("<II", b, 88)
@@ -128,7 +129,8 @@ cp -a "$W" "$T/store.orig"
 restore() { rm -rf "$W"; cp -a "$T/store.orig" "$W"; }
 # rewrite the delta index with python code working on b (bytearray), then reseal it
 edit_index() {
-	python3 - "$SDIX" "$1" <<'PY'
+	zstd -d -q -c "$SDIX" >"$T/sdix.raw"
+	python3 - "$T/sdix.raw" "$1" <<'PY'
 import hashlib, struct, sys
 path, code = sys.argv[1], sys.argv[2]
 b = bytearray(open(path, "rb").read())
@@ -136,6 +138,7 @@ exec(code)
 b[-32:] = hashlib.sha256(b[:-32]).digest()
 open(path, "wb").write(b)
 PY
+	zstd -q -f -19 "$T/sdix.raw" -o "$SDIX"
 }
 # hostile NAME WHAT_THE_REPORT_SAYS: assemble, expect byte-exact, objects failed, the report
 hostile() {
@@ -174,7 +177,8 @@ check "a reference outside the base image: the delta index is refused, chunks on
 restore
 # 6. the device's base damaged where an object's reference lies
 cp "$V1" "$T/v1-damaged.img"
-ref_at=$(python3 - "$SDIX" "$T/v1.caibx" <<'PY'
+zstd -d -q -c "$SDIX" >"$T/sdix.raw"
+ref_at=$(python3 - "$T/sdix.raw" "$T/v1.caibx" <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
 n_obj = struct.unpack_from("<I", b, 88)[0]

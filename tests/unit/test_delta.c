@@ -93,7 +93,7 @@ static struct slotsync_delta_index *generate(struct pair *p, struct gen_delta_st
 	ck_assert_msg(gen_delta_pair(&o, p->base_idx, p->base_img, st, &err) == 0, "%s", err.msg);
 	snprintf(path, sizeof(path), "%s/%s", p->store, st->index_path);
 	ck_assert_int_eq(io_read_file(path, 1u << 24, buf, len, &err), 0);
-	ck_assert_msg(slotsync_delta_index_parse(*buf, *len, &d, &err) == 0, "%s", err.msg);
+	ck_assert_msg(slotsync_delta_index_load(*buf, *len, &d, &err) == 0, "%s", err.msg);
 	return d;
 }
 
@@ -228,6 +228,19 @@ START_TEST(test_parse_refusals)
 	ck_assert_uint_eq(back->refs[1].length, 50);
 	slotsync_delta_index_free(back);
 
+	/* the file is a zstd frame with its size: the raw bytes are refused */
+	{
+		struct slotsync_delta_index *x = NULL;
+		uint8_t *packed;
+		size_t plen;
+		ck_assert_int_lt(slotsync_delta_index_load(buf, len, &x, &err), 0);
+		ck_assert_msg(strstr(err.msg, "not a zstd frame") != NULL, "%s", err.msg);
+		ck_assert_int_eq(slotsync_delta_index_pack(&d, &packed, &plen, &err), 0);
+		ck_assert_int_eq(slotsync_delta_index_load(packed, plen, &x, &err), 0);
+		ck_assert_uint_eq(x->n_objects, 2);
+		slotsync_delta_index_free(x);
+		free(packed);
+	}
 	m = malloc(len);
 	expect_parse_error(buf, 50, "truncated");
 	expect_parse_error(buf, len - 1, "need");
@@ -307,25 +320,26 @@ START_TEST(test_decode_refusals)
 	/* not a frame */
 	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_REF, src, 100, ref, sizeof(ref), out, 100, &err),
 			 0);
-	/* a residual frame whose header is wrong: K = 0 */
+	/* a residual frame whose header is wrong: K = 0 (output: 50 bytes, one block) */
+	ck_assert_uint_ge(SLOTSYNC_DELTA_BLOCK, 50);
 	memset(frame, 0, sizeof(frame));
-	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 1 + 100, 3);
-	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 100, &err), 0);
+	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 1 + 50, 3);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 50, &err), 0);
 	/* K = 1, a selector past K */
 	slotsync_error_clear(&err);
 	frame[0] = 1;
 	frame[5] = 7;
-	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 4 + 1 + 100, 3);
-	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 100, &err), 0);
+	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 4 + 1 + 50, 3);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 50, &err), 0);
 	ck_assert_msg(strstr(err.msg, "selects") != NULL, "%s", err.msg);
 	/* the same with selector 0: prediction from the reference, plus residual */
 	frame[5] = 0;
-	for (int i = 0; i < 100; i++)
+	for (int i = 0; i < 50; i++)
 		frame[6 + i] = (uint8_t)i;
 	io_put_le32((uint8_t *)frame + 1, 10);
-	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 4 + 1 + 100, 3);
-	ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 100, &err), 0);
-	for (int i = 0; i < 100; i++)
+	zn = ZSTD_compress(z, sizeof(z), frame, 1 + 4 + 1 + 50, 3);
+	ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_RESIDUAL, z, zn, ref, sizeof(ref), out, 50, &err), 0);
+	for (int i = 0; i < 50; i++)
 		ck_assert_uint_eq(out[i], (uint8_t)(ref[10 + i] + i));
 	/* an unknown codec */
 	ck_assert_int_lt(slotsync_delta_decode(dec, 7, z, zn, ref, sizeof(ref), out, 100, &err), 0);

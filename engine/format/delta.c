@@ -70,8 +70,9 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 	d->objects = calloc(n_obj ? n_obj : 1, sizeof(*d->objects));
 	d->refs = calloc(n_ref ? n_ref : 1, sizeof(*d->refs));
 	if (!d->objects || !d->refs) {
+		int rc = slotsync_error_set(err, -ENOMEM, "out of memory");
 		slotsync_delta_index_free(d);
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
+		return rc;
 	}
 	p = buf + SLOTSYNC_DELTA_HEADER_BYTES;
 	for (uint32_t i = 0; i < d->n_objects; i++, p += SLOTSYNC_DELTA_OBJECT_BYTES) {
@@ -84,22 +85,26 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		o->ref_first = io_get_le32(p + 48);
 		o->ref_count = io_get_le32(p + 52);
 		if (o->codec != SLOTSYNC_DELTA_ZSTD_REF && o->codec != SLOTSYNC_DELTA_RESIDUAL) {
+			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u: unknown codec %u", i, o->codec);
 			slotsync_delta_index_free(d);
-			return slotsync_error_set(err, -EBADMSG, "delta object %u: unknown codec %u", i, o->codec);
+			return rc;
 		}
 		if (o->count == 0 || o->size == 0 || o->ref_count > SLOTSYNC_DELTA_REFS_MAX ||
 		    (uint64_t)o->ref_first + o->ref_count > n_ref) {
-			slotsync_delta_index_free(d);
-			return slotsync_error_set(err, -EBADMSG,
+			int rc = slotsync_error_set(err, -EBADMSG,
 						  "delta object %u: empty, or its references are out of the table", i);
+			slotsync_delta_index_free(d);
+			return rc;
 		}
 		if (i > 0 && o->first < (uint64_t)d->objects[i - 1].first + d->objects[i - 1].count) {
+			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u overlaps the one before it", i);
 			slotsync_delta_index_free(d);
-			return slotsync_error_set(err, -EBADMSG, "delta object %u overlaps the one before it", i);
+			return rc;
 		}
 		if (o->size > SLOTSYNC_DELTA_OUT_MAX + SLOTSYNC_DELTA_OUT_MAX / 8) {
+			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u: %u bytes, over the limit", i, o->size);
 			slotsync_delta_index_free(d);
-			return slotsync_error_set(err, -EBADMSG, "delta object %u: %u bytes, over the limit", i, o->size);
+			return rc;
 		}
 	}
 	for (uint32_t i = 0; i < d->n_refs; i++, p += SLOTSYNC_DELTA_REF_BYTES) {
@@ -110,8 +115,9 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 	for (uint32_t i = 0; i < d->n_objects; i++) {
 		uint64_t rb = slotsync_delta_ref_bytes(d, &d->objects[i]);
 		if (rb > SLOTSYNC_DELTA_REF_MAX) {
+			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u: a reference of %" PRIu64 " bytes", i, rb);
 			slotsync_delta_index_free(d);
-			return slotsync_error_set(err, -EBADMSG, "delta object %u: a reference of %" PRIu64 " bytes", i, rb);
+			return rc;
 		}
 	}
 	*out = d;

@@ -61,11 +61,14 @@ printf '{"A": {"status": "good", "version": "1.0", "bundle_sha256": "%s", "secur
 	"$sha1" >updates/slots.json
 EXPIRES=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
 # what the host put into each slot: the guest hashes its slot's first bytes
-# (the image's size, from updates/slotsum) and the test compares
+# (the image's size, from updates/slotsum) and the test compares.  Hashing
+# costs a TCG guest 5 s, so it is asked for (HASH: the slots to hash) on the
+# first boot of what an install wrote into a slot, not again after.
 declare -A IMG=([A]=release-1.0.sqfs [B]=)
+HASH=A
 updates_disk() {
 	: >updates/slotsum
-	for s in A B; do [ -n "${IMG[$s]}" ] && echo "$s $(stat -c %s "${IMG[$s]}")" >>updates/slotsum; done
+	for s in $HASH; do [ -n "${IMG[$s]}" ] && echo "$s $(stat -c %s "${IMG[$s]}")" >>updates/slotsum; done
 	sys_updates_disk
 }
 publish() { # publish POINTER_VERSION BUNDLE ACTION
@@ -147,13 +150,16 @@ slotsum_ok() {
 	want="$SLOT $(stat -c %s "${IMG[$SLOT]}") $(sha256sum "${IMG[$SLOT]}" | cut -d' ' -f1)"
 	grep -aq "^SYSTEST slotsum $want\$" "$LOG"
 }
-# expect SLOT VERSION: the boot came up on SLOT, byte-exact, running VERSION
-# (from the report; a boot that never reaches the report: the slot only)
+# expect SLOT VERSION: the boot came up on SLOT, running VERSION, its slot
+# byte-exact when it was to be hashed (from the report; a boot that never
+# reaches the report: the slot only)
 expect() {
-	if [ -n "$GOT" ]; then
+	if [ -n "$GOT" ] && [[ " $HASH " == *" $1 "* ]]; then
 		local exact=no
 		slotsum_ok && exact=yes
 		check "boot $N: slot $1, release $2 ($GOT), its slot byte-exact ($exact)" test "$GOT $exact" = "$1 $2 yes"
+	elif [ -n "$GOT" ]; then
+		check "boot $N: slot $1, release $2 ($GOT)" test "$GOT" = "$1 $2"
 	else
 		check "boot $N: slot $1 (release $2: no report)" test "$SLOT" = "$1"
 	fi
@@ -175,9 +181,12 @@ print(f"{float(b.group(1)) - float(a.group(1)):.1f}" if a and b else "")
 PY
 )
 IMG[B]=release-2.0.sqfs
+HASH=B
 publish 2 v2.0 stay
 boot
 expect B 2.0
+HASH=
+updates_disk
 check "B passed its health checks and is marked good" test "$(st "s['slots']['B']['good'], s['install']['step']")" = "(True, 'done')"
 check "B's data partition is a copy of A's" grep -aq "SYSTEST data factory data" "$LOG"
 boot
@@ -192,11 +201,14 @@ boot
 expect B 2.0
 check "the agent installed v3 into slot A" grep -aq "installed 3.0 into slot A" "$LOG"
 IMG[A]=release-3.0.sqfs
+HASH=A
 publish 3 v3.0 stay
 boot
 expect A 3.0
 check "A was tried and failed its health check: marked bad" grep -aq '20-radio-link failed' "$LOG"
 check "A's slot was byte-exact all the same" slotsum_ok
+HASH=
+updates_disk
 boot
 expect B 2.0
 check "B's data partition is as it was" grep -aq "SYSTEST data factory data" "$LOG"
@@ -237,6 +249,7 @@ boot
 expect B 2.0
 check "a downgrade to 1.0 signed as allowed installs into slot A" grep -aq "installed 1.0 into slot A" "$LOG"
 IMG[A]=release-1.0.sqfs
+HASH=A
 publish 6 v1.0-downgrade stay
 boot
 expect A 1.0
@@ -262,11 +275,17 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	img=$([ "${IMG[$tgt]}" = release-1.0.sqfs ] && echo release-2.0.sqfs || echo release-1.0.sqfs)
 	$G bundle --no-progress --store updates/store --image "$img" --version "5.$k" --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" "updates/p5.$k.bundle" >/dev/null
+	# the slot an install just wrote boots for the first time: hash it
+	HASH=$([ $k -gt 1 ] && echo $good)
 	publish $((6 + k)) "p5.$k" powerloss
 	cut=$(python3 -c "import random; random.seed($SEED * 1000 + $k); print(f'{random.uniform(0, $INSTALL_S):.1f}')")
 	boot "$cut"
-	check "power-loss trial $k: the boot before the cut came up on slot $good, byte-exact" \
-		bash -c "test '$SLOT' = $good && $( slotsum_ok && echo true || echo false )"
+	if [ -n "$HASH" ]; then
+		check "power-loss trial $k: the boot before the cut came up on slot $good, byte-exact" \
+			bash -c "test '$SLOT' = $good && $( slotsum_ok && echo true || echo false )"
+	else
+		check "power-loss trial $k: the boot before the cut came up on slot $good" test "$SLOT" = "$good"
+	fi
 	if [ "$SYS_KILLED" = no-install ]; then
 		not_ok "power-loss trial $k: the agent never started the install of 5.$k"
 		continue
@@ -278,6 +297,7 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	fi
 	cuts=$((cuts + 1))
 	IMG[$tgt]=$img
+	HASH=$tgt # hashed if the cut came after the switch and the new slot boots now
 	updates_disk
 	boot
 	if [ "$SLOT" = "$good" ]; then
@@ -285,7 +305,7 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 		STEPS[${step:-none}]=$(( ${STEPS[${step:-none}]:-0} + 1 ))
 		# the mark-good made before the cut must hold: GRUB sees the slot good
 		check "power-loss trial $k: cut at $cut s; the next boot came up on slot $good, good for GRUB, resumed the install at step ${step:-?} and finished it" \
-			bash -c "test -n '$step' && grep -aq '^SYSTEST grub slot=$good .*${good}_OK=1' $LOG && grep -aq 'installed 5.$k into slot $tgt; reboot due' $LOG && $( slotsum_ok && echo true || echo false )"
+			bash -c "test -n '$step' && grep -aq '^SYSTEST grub slot=$good .*${good}_OK=1' $LOG && grep -aq 'installed 5.$k into slot $tgt; reboot due' $LOG"
 	else
 		STEPS[after-switch]=$(( ${STEPS[after-switch]:-0} + 1 ))
 		check "power-loss trial $k: cut at $cut s, after the switch; the next boot ran the new slot $tgt, byte-exact, marked good" \
@@ -295,6 +315,7 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	good=$tgt
 done
 echo stay >updates/action
+HASH=$good
 updates_disk
 boot
 check "after $cuts power cuts: slot $good runs 5.$k, byte-exact, good" \

@@ -276,7 +276,8 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	$G bundle --no-progress --store updates/store --image "$img" --version "5.$k" --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" "updates/p5.$k.bundle" >/dev/null
 	# the slot an install just wrote boots for the first time: hash it
-	HASH=$([ $k -gt 1 ] && echo $good)
+	HASH=
+	if [ $k -gt 1 ]; then HASH=$good; fi
 	publish $((6 + k)) "p5.$k" powerloss
 	cut=$(python3 -c "import random; random.seed($SEED * 1000 + $k); print(f'{random.uniform(0, $INSTALL_S):.1f}')")
 	boot "$cut"

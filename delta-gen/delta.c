@@ -66,8 +66,6 @@ struct job {
 	uint64_t plain;                  /* bytes of the plain chunks it replaces */
 	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
 	uint32_t n_refs;
-	uint64_t ref_bytes;
-	size_t size_zstd, size_residual;
 };
 
 #define RUN_CHUNKS_MAX 128
@@ -339,6 +337,7 @@ static void do_job(struct worker *w, struct job *j)
 	size_t chunk_nd[RUN_CHUNKS_MAX], chunk_nal[RUN_CHUNKS_MAX], ref_len = 0,
 		cap = ZSTD_compressBound(len + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + blocks);
 	int32_t ra[SLOTSYNC_DELTA_ALIGN_MAX];
+	size_t size_zstd, size_residual;
 	const uint8_t *src = c->ni.p + rs;
 
 	j->plain = 0;
@@ -378,8 +377,9 @@ static void do_job(struct worker *w, struct job *j)
 		niv = m;
 	}
 	j->n_refs = 0;
-	for (size_t i = 0; i < niv; i++) {
+	for (size_t i = 0; i < niv && j->n_refs < SLOTSYNC_DELTA_REFS_MAX; i++) {
 		uint64_t s = iv[i].s, e = iv[i].e;
+		uint32_t bc;
 		if (ref_len + (e - s) > SLOTSYNC_DELTA_REF_MAX)
 			e = s + (SLOTSYNC_DELTA_REF_MAX - ref_len);
 		if (e <= s)
@@ -389,22 +389,16 @@ static void do_job(struct worker *w, struct job *j)
 		memcpy(w->ref + ref_len, c->bi.p + s, e - s);
 		ref_len += e - s;
 		/* one range may span base chunks: it names the first */
-		if (j->n_refs < SLOTSYNC_DELTA_REFS_MAX) {
-			uint32_t bc = base_chunk_at(c->base, s);
-			j->refs[j->n_refs].base_chunk = bc;
-			j->refs[j->n_refs].offset = (uint32_t)(s - slotsync_index_chunk_start(c->base, bc));
-			j->refs[j->n_refs].length = (uint32_t)(e - s);
-			j->n_refs++;
-		} else {
-			ref_len -= e - s;
-			break;
-		}
+		bc = base_chunk_at(c->base, s);
+		j->refs[j->n_refs].base_chunk = bc;
+		j->refs[j->n_refs].offset = (uint32_t)(s - slotsync_index_chunk_start(c->base, bc));
+		j->refs[j->n_refs].length = (uint32_t)(e - s);
+		j->n_refs++;
 	}
 	niv = j->n_refs;
-	j->ref_bytes = ref_len;
 
 	/* ZSTD_REF */
-	j->size_zstd = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, src, len, w->out_a, cap);
+	size_zstd = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, src, len, w->out_a, cap);
 
 	/* RESIDUAL: each chunk's diagonals as alignments in reference coordinates:
 	 * output byte i (from the run's start) is predicted by ref[align + i] */
@@ -470,11 +464,11 @@ static void do_job(struct worker *w, struct job *j)
 			}
 		}
 		total = head + blocks + len;
-		j->size_residual = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, hdr, total, w->out_b, cap);
+		size_residual = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, hdr, total, w->out_b, cap);
 	}
 
 	{
-		size_t za = j->size_zstd ? j->size_zstd : SIZE_MAX, zb = j->size_residual ? j->size_residual : SIZE_MAX;
+		size_t za = size_zstd ? size_zstd : SIZE_MAX, zb = size_residual ? size_residual : SIZE_MAX;
 		const uint8_t *pick = za <= zb ? w->out_a : w->out_b;
 		size_t pl = za <= zb ? za : zb;
 		struct slotsync_error e2 = { 0 };
@@ -741,7 +735,6 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	r = build_anchors(&c, err);
 	if (r < 0)
 		goto out;
-	st->anchors = c.n_anchors;
 	for (int t = 0; t < threads; t++) {
 		size_t big = SLOTSYNC_DELTA_OUT_MAX + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + SLOTSYNC_DELTA_OUT_MAX / SLOTSYNC_DELTA_BLOCK + 1024;
 		w[t].c = &c;
@@ -808,7 +801,6 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			st->objects++;
 			st->object_bytes += j->payload_len;
 			st->replaced_plain += j->plain;
-			st->ref_bytes += j->ref_bytes;
 			for (uint32_t k = 0; k < j->count; k++)
 				st->covered_bytes += slotsync_index_chunk_size(ni, j->first + k);
 			st->codec_count[j->codec]++;

@@ -108,12 +108,10 @@ int gen_channel(const struct gen_channel_options *o, const char *out, struct slo
 
 struct gen_delta_stats {
 	uint64_t missing_chunks, missing_bytes;  /* new chunks the base lacks */
-	uint64_t anchors;
 	uint64_t objects, object_bytes;          /* delta objects made */
 	uint64_t covered_bytes;                  /* new bytes they rebuild */
 	uint64_t replaced_plain;                 /* compressed chunks they replace */
 	uint64_t remaining_plain;                /* compressed chunks still needed */
-	uint64_t ref_bytes;                      /* reference bytes, all objects */
 	uint64_t codec_count[4];
 	uint64_t index_bytes;
 	char index_path[200];                    /* relative to the store */

@@ -39,7 +39,6 @@
 #define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
 #define VERIFY_THREADS 2
 #define SEED_THREADS 2
-#define DELTA_INDEX_MAX SLOTSYNC_DELTA_INDEX_MAX
 
 struct lost_write {
 	uint64_t offset;
@@ -83,7 +82,6 @@ struct asm_ctx {
 	struct slotsync_delta_index *delta;
 	struct slotsync_delta_decoder *ddec;
 	uint32_t *job_object;      /* delta fetch job -> object */
-	uint32_t *group_of;        /* position -> plan group */
 	uint8_t *object_done;
 	uint8_t *ref, *out, *chunk;
 	int delta_hard;            /* a delta callback failed on the target or journal: stop */
@@ -502,11 +500,19 @@ static void fetch_describe(void *userdata, size_t job, char *path, size_t path_c
 	*max_bytes = slotsync_chunk_compressed_bound((size_t)slotsync_index_chunk_size(a->idx, pos));
 }
 
+static void add_fetch_stats(struct asm_ctx *a, const struct slotsync_fetch_stats *fs)
+{
+	a->st->fetch_retries += fs->retries;
+	a->st->fetch_resumed += fs->resumed;
+	a->st->connections += fs->connections;
+	a->st->http_version = fs->http_version;
+}
+
 static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 {
 	struct slotsync_fetch_stats fs;
 	size_t n = 0;
-	int r, conc;
+	int r;
 
 	for (size_t g = 0; g < a->plan->n_groups; g++)
 		if (a->plan->groups[g].source == SLOTSYNC_SOURCE_FETCH)
@@ -520,15 +526,10 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 	for (size_t g = 0; g < a->plan->n_groups; g++)
 		if (a->plan->groups[g].source == SLOTSYNC_SOURCE_FETCH)
 			a->job_group[n++] = (uint32_t)g;
-	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
-	a->fetched_record_bytes = (uint64_t)conc * a->idx->chunk_size_max / 8;
 	r = slotsync_fetch_run(&a->opt->fetch, n, slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max),
 			       fetch_describe, fetch_done, fetch_tick, a, &fs, err);
 	a->st->bytes_fetched = fs.bytes_received;
-	a->st->fetch_retries += fs.retries;
-	a->st->fetch_resumed += fs.resumed;
-	a->st->connections += fs.connections;
-	a->st->http_version = fs.http_version;
+	add_fetch_stats(a, &fs);
 	if (r == 0)
 		r = commit_all(a, err);
 	return r;
@@ -548,7 +549,7 @@ static void one_describe(void *userdata, size_t job, char *path, size_t path_cap
 
 	(void)job;
 	snprintf(path, path_cap, "%s", b->path);
-	*max_bytes = DELTA_INDEX_MAX;
+	*max_bytes = SLOTSYNC_DELTA_INDEX_MAX;
 }
 
 static int one_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
@@ -606,11 +607,11 @@ static int find_delta(struct asm_ctx *a, struct slotsync_error *err)
 		}
 	}
 	if (opt->delta_index_path) {
-		r = io_read_file(opt->delta_index_path, DELTA_INDEX_MAX, &b.data, &b.len, &e);
+		r = io_read_file(opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, &e);
 	} else if (opt->fetch.base_url) {
 		struct slotsync_fetch_stats fs;
 		b.path = rel;
-		r = slotsync_fetch_run(&opt->fetch, 1, DELTA_INDEX_MAX, one_describe, one_done, NULL, &b, &fs, &e);
+		r = slotsync_fetch_run(&opt->fetch, 1, SLOTSYNC_DELTA_INDEX_MAX, one_describe, one_done, NULL, &b, &fs, &e);
 		a->st->delta_bytes_fetched += fs.bytes_received;
 		if (r == -ENOENT) {
 			slotsync_log_info("no delta objects for this base in the store: chunks only");
@@ -647,7 +648,7 @@ static void delta_fail(struct asm_ctx *a, size_t o, const char *why)
 	uint64_t n = 0;
 
 	for (uint32_t k = 0; k < obj->count; k++) {
-		size_t g = a->group_of[obj->first + k];
+		size_t g = a->plan->group_of[obj->first + k];
 		struct slotsync_plan_group *grp = &a->plan->groups[g];
 		if (grp->source == SLOTSYNC_SOURCE_DELTA && grp->seed_offset == o) {
 			slotsync_plan_demote_to_fetch(a->plan, g);
@@ -711,7 +712,7 @@ static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	}
 	for (uint32_t k = 0; k < obj->count; k++) {
 		uint32_t pos = obj->first + k;
-		size_t g = a->group_of[pos];
+		size_t g = a->plan->group_of[pos];
 		struct slotsync_plan_group *grp = &a->plan->groups[g];
 		if (grp->source != SLOTSYNC_SOURCE_DELTA || grp->seed_offset != o)
 			continue;
@@ -748,18 +749,15 @@ static int fetch_deltas(struct asm_ctx *a, struct slotsync_error *err)
 	struct slotsync_fetch_stats fs;
 	struct slotsync_error e = { 0 };
 	size_t n = 0, max_obj = 1, max_ref = 1, max_out = 1;
-	int r, conc;
+	uint64_t before;
+	int r;
 
 	if (!d || a->plan->objects_delta == 0)
 		return 0;
 	a->job_object = malloc(d->n_objects * sizeof(*a->job_object));
-	a->group_of = malloc(a->idx->n_chunks * sizeof(*a->group_of));
 	a->object_done = calloc(d->n_objects, 1);
-	if (!a->job_object || !a->group_of || !a->object_done)
+	if (!a->job_object || !a->object_done)
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	for (size_t g = 0; g < a->plan->n_groups; g++)
-		for (uint32_t k = 0; k < a->plan->groups[g].count; k++)
-			a->group_of[a->plan->positions[a->plan->groups[g].first + k]] = (uint32_t)g;
 	for (uint32_t o = 0; o < d->n_objects; o++) {
 		const struct slotsync_delta_object *obj = &d->objects[o];
 		uint64_t rb, ob;
@@ -781,16 +779,11 @@ static int fetch_deltas(struct asm_ctx *a, struct slotsync_error *err)
 	a->chunk = malloc(a->base_idx->chunk_size_max);
 	if (!a->ddec || !a->ref || !a->out || !a->chunk)
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	conc = a->opt->fetch.concurrency > 0 ? a->opt->fetch.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
-	a->fetched_record_bytes = (uint64_t)conc * a->idx->chunk_size_max / 8;
+	before = a->st->delta_bytes_fetched; /* the delta index */
 	r = slotsync_fetch_run(&a->opt->fetch, n, max_obj, delta_describe, delta_done, fetch_tick, a, &fs, &e);
-	a->st->fetch_retries += fs.retries;
-	a->st->fetch_resumed += fs.resumed;
-	a->st->connections += fs.connections;
-	a->st->http_version = fs.http_version;
-	/* a running figure above; the fetcher's own total, retries included */
-	a->st->delta_bytes_fetched = a->st->delta_bytes_fetched > fs.bytes_received ? a->st->delta_bytes_fetched
-										     : fs.bytes_received;
+	add_fetch_stats(a, &fs);
+	/* a running figure during the run; then the fetcher's own total, retries included */
+	a->st->delta_bytes_fetched = before + fs.bytes_received;
 	if (r < 0 && (a->delta_hard || r == -ENOMEM)) {
 		*err = e;
 		return r;
@@ -1105,6 +1098,11 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 	if (opt->dry_run)
 		goto out;
 
+	/* A kill loses what was fetched but is in no record: the fetch phases note
+	 * the places written once this much came in since the last note. */
+	a.fetched_record_bytes = (uint64_t)(opt->fetch.concurrency > 0 ? opt->fetch.concurrency
+									: SLOTSYNC_FETCH_CONCURRENCY_DEFAULT) *
+				 a.idx->chunk_size_max / 8;
 	r = copy_from_seeds(&a, err);
 	if (r == 0)
 		r = fetch_deltas(&a, err);
@@ -1145,7 +1143,6 @@ out:
 	free(a.pending);
 	free(a.job_group);
 	free(a.job_object);
-	free(a.group_of);
 	free(a.object_done);
 	free(a.ref);
 	free(a.out);

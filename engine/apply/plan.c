@@ -229,12 +229,10 @@ int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_de
 
 	if (seed >= plan->n_seeds)
 		return slotsync_error_set(err, -EINVAL, "no seed %zu for the delta objects", seed);
-	group_of = malloc((n ? n : 1) * sizeof(*group_of));
+	group_of = plan->group_of = malloc((n ? n : 1) * sizeof(*group_of));
 	plan->object_used = calloc(d->n_objects + 1, 1);
-	if (!group_of || !plan->object_used) {
-		free(group_of);
+	if (!group_of || !plan->object_used)
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	}
 	for (size_t g = 0; g < plan->n_groups; g++)
 		for (uint32_t k = 0; k < plan->groups[g].count; k++)
 			group_of[plan->positions[plan->groups[g].first + k]] = (uint32_t)g;
@@ -261,7 +259,6 @@ int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_de
 			}
 		}
 	}
-	free(group_of);
 	return 0;
 }
 
@@ -314,5 +311,6 @@ void slotsync_plan_free(struct slotsync_plan *plan)
 	free(plan->groups);
 	free(plan->lookup);
 	free(plan->object_used);
+	free(plan->group_of);
 	free(plan);
 }

@@ -703,7 +703,6 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	struct slotsync_slot_record slots[2];
 	struct slotsync_volume av = slotsync_slot_volume(act, 0);
 	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX], seed[PATH_MAX * 2 + 2];
-	struct slotsync_signed_delta deltas[SLOTSYNC_MANIFEST_MAX_DELTAS];
 	const char *seeds[1];
 	int r;
 
@@ -749,16 +748,9 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.progress = on_assemble;
 	ao.progress_userdata = c;
 	/* delta objects: only those the signed manifest names */
-	{
-		const struct slotsync_manifest *m = c->bundle->manifest;
-		ao.signed_deltas = 1;
-		ao.n_deltas = m->n_deltas;
-		for (size_t i = 0; i < m->n_deltas; i++) {
-			memcpy(deltas[i].base, m->deltas[i].base, 32);
-			memcpy(deltas[i].sha256, m->deltas[i].sha256, 32);
-		}
-		ao.deltas = deltas;
-	}
+	ao.signed_deltas = 1;
+	ao.deltas = c->bundle->manifest->deltas;
+	ao.n_deltas = c->bundle->manifest->n_deltas;
 	memset(&st, 0, sizeof(st));
 	r = slotsync_assemble(&ao, &st, err);
 	if (r == -EEXIST) {

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slotsync/bundle.h"
 #include "slotsync/error.h"
 #include "slotsync/fetch.h"
 
@@ -67,14 +68,12 @@ struct slotsync_assemble_options {
 	int dry_run;                 /* plan only: write and fetch nothing (the delta index is fetched) */
 	int no_delta;                /* never use delta objects */
 	const char *delta_index_path;  /* a delta index file to use rather than the store's */
-	/* A signed bundle's list of delta indexes (base index SHA-256 -> delta index
+	/* A signed manifest's delta indexes (base index SHA-256 -> delta index
 	 * SHA-256): with signed_deltas set, only a listed delta index is used, and
 	 * only if its SHA-256 matches; without, any the store has (every chunk an
 	 * object rebuilds is still checked against the index) */
 	int signed_deltas;
-	const struct slotsync_signed_delta {
-		uint8_t base[32], sha256[32];
-	} *deltas;
+	const struct slotsync_manifest_delta *deltas;
 	size_t n_deltas;
 	int reset_journal;           /* start anew when the journal belongs to something else */
 	/* called now and then with the running totals (may be NULL); not always on

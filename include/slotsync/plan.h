@@ -59,6 +59,7 @@ struct slotsync_plan {
 	const struct slotsync_index *delta_base; /* the base index, its image in seed delta_seed */
 	uint16_t delta_seed;
 	uint8_t *object_used;                  /* per object: rebuilds something still to do */
+	uint32_t *group_of;                    /* per position of the index: its group */
 	uint64_t objects_delta, object_bytes;  /* objects to fetch, their compressed bytes */
 	uint64_t chunks_delta, bytes_delta;    /* unique chunks they rebuild (uncompressed) */
 	/* totals */

@@ -16,6 +16,10 @@
  *   RESIDUAL   per 64-byte block, the best of the chunk's diagonals as a
  *              prediction (or none), and output - prediction (bsdiff's insight:
  *              code that moved changes by small differences).
+ * A ZSTD_REF object may also have, in front of its base ranges, the missing
+ * chunks just before it as ranges of the new image (the device reads them back
+ * from the slot it writes): new packages resemble each other.  They stay when
+ * the trial says they pay for their index entries.
  * Codecs are tried at a quicker zstd level; the smallest is encoded again at
  * the full level and kept only if it beats the plain chunks it replaces.  Every
  * object is decoded again and compared before it is kept.  Objects are made on
@@ -59,6 +63,7 @@ struct image {
 
 struct job {
 	uint32_t first, count;           /* new chunks */
+	uint64_t bytes;                  /* their size */
 	/* result */
 	uint8_t codec;
 	uint8_t *payload;
@@ -70,6 +75,12 @@ struct job {
 
 #define RUN_CHUNKS_MAX 128
 #define NOVEL_VOTES 4                /* fewer votes: the base has nothing like the chunk */
+/* Context across objects: the missing chunks just before a run, read by the
+ * device from the slot it writes (new files resemble each other). */
+#define TARGET_CONTEXT (512u << 10)
+/* Level for objects with that context: at 22, with the larger prefix to
+ * index, it took as long and saved nothing on the realistic pairs. */
+#define TARGET_LEVEL 19
 
 /* What the first pass learns of a missing chunk. */
 struct chunk_info {
@@ -88,11 +99,13 @@ struct ctx {
 	size_t n_todo;
 	int phase;                       /* 0: analyse chunks, 1: make objects */
 	const struct slotsync_index *base, *new_idx;
+	const uint8_t *missing;          /* per new chunk: the base lacks it (first occurrence) */
 	struct image bi, ni;
 	uint64_t *anchors;               /* hash (24 bits) << 40 | base offset, sorted */
 	size_t n_anchors;
 	struct job *jobs;
 	size_t n_jobs;
+	struct job **order;              /* the jobs, largest first (threads end together) */
 	atomic_size_t next;
 	pthread_mutex_t lock;
 	int failed;
@@ -185,6 +198,15 @@ static void anchor_range(const struct ctx *c, uint32_t key, size_t *lo, size_t *
 			h = m;
 	}
 	*hi = l;
+}
+
+static int cmp_job_bytes(const void *a, const void *b)
+{
+	const struct job *x = *(struct job *const *)a, *y = *(struct job *const *)b;
+
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	return x->first < y->first ? -1 : x->first > y->first;
 }
 
 static int cmp_diag_votes(const void *a, const void *b)
@@ -310,7 +332,7 @@ struct worker {
 	struct slotsync_delta_decoder *dec;
 	int64_t *votes;
 	size_t votes_cap;
-	uint8_t *ref, *resid, *out_a, *out_b, *check, *plain;
+	uint8_t *ref, *ref_t, *resid, *out_a, *out_b, *check, *plain;
 };
 
 static void job_fail(struct ctx *c, const char *what, size_t job)
@@ -337,7 +359,9 @@ static void do_job(struct worker *w, struct job *j)
 	size_t chunk_nd[RUN_CHUNKS_MAX], chunk_nal[RUN_CHUNKS_MAX], ref_len = 0,
 		cap = ZSTD_compressBound(len + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + blocks);
 	int32_t ra[SLOTSYNC_DELTA_ALIGN_MAX];
-	size_t size_zstd, size_residual;
+	struct slotsync_delta_ref tr[SLOTSYNC_DELTA_REFS_MAX];
+	size_t size_zstd, size_residual, n_tr = 0, t_len = 0;
+	int use_t = 0;
 	const uint8_t *src = c->ni.p + rs;
 
 	j->plain = 0;
@@ -390,15 +414,61 @@ static void do_job(struct worker *w, struct job *j)
 		ref_len += e - s;
 		/* one range may span base chunks: it names the first */
 		bc = base_chunk_at(c->base, s);
-		j->refs[j->n_refs].base_chunk = bc;
+		j->refs[j->n_refs].chunk = bc;
 		j->refs[j->n_refs].offset = (uint32_t)(s - slotsync_index_chunk_start(c->base, bc));
 		j->refs[j->n_refs].length = (uint32_t)(e - s);
+		j->refs[j->n_refs].target = 0;
 		j->n_refs++;
 	}
 	niv = j->n_refs;
 
-	/* ZSTD_REF */
+	/* the missing chunks just before the run, nearest last: ranges of the new
+	 * image in front of the base ranges */
+	{
+		uint64_t budget = SLOTSYNC_DELTA_REF_MAX - ref_len;
+		if (budget > TARGET_CONTEXT)
+			budget = TARGET_CONTEXT;
+		for (uint32_t p = j->first; p-- > 0 && t_len < budget;) {
+			uint64_t size, take;
+			if (!c->missing[p])
+				continue;
+			size = slotsync_index_chunk_size(ni, p);
+			take = size < budget - t_len ? size : budget - t_len;
+			if (n_tr && tr[n_tr - 1].chunk == p + 1 && tr[n_tr - 1].offset == 0) {
+				tr[n_tr - 1].chunk = p;
+				tr[n_tr - 1].offset = (uint32_t)(size - take);
+				tr[n_tr - 1].length += (uint32_t)take;
+			} else {
+				if (n_tr + j->n_refs == SLOTSYNC_DELTA_REFS_MAX)
+					break;
+				tr[n_tr++] = (struct slotsync_delta_ref){ p, (uint32_t)(size - take), (uint32_t)take, 1 };
+			}
+			t_len += take;
+		}
+		for (size_t a = 0; a < n_tr / 2; a++) {
+			struct slotsync_delta_ref x = tr[a];
+			tr[a] = tr[n_tr - 1 - a];
+			tr[n_tr - 1 - a] = x;
+		}
+		t_len = 0;
+		for (size_t a = 0; a < n_tr; a++) {
+			memcpy(w->ref_t + t_len, c->ni.p + slotsync_index_chunk_start(ni, tr[a].chunk) + tr[a].offset,
+			       tr[a].length);
+			t_len += tr[a].length;
+		}
+		memcpy(w->ref_t + t_len, w->ref, ref_len);
+	}
+
+	/* ZSTD_REF, with the context across objects if it pays for its ranges */
 	size_zstd = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, src, len, w->out_a, cap);
+	if (n_tr) {
+		size_t z = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref_t, t_len + ref_len, src, len, w->out_b, cap);
+		if (z && (!size_zstd || z + SLOTSYNC_DELTA_REF_BYTES * n_tr + 16 < size_zstd)) {
+			memcpy(w->out_a, w->out_b, z);
+			size_zstd = z;
+			use_t = 1;
+		}
+	}
 
 	/* RESIDUAL: each chunk's diagonals as alignments in reference coordinates:
 	 * output byte i (from the run's start) is predicted by ref[align + i] */
@@ -470,15 +540,26 @@ static void do_job(struct worker *w, struct job *j)
 	{
 		size_t za = size_zstd ? size_zstd : SIZE_MAX, zb = size_residual ? size_residual : SIZE_MAX;
 		const uint8_t *pick = za <= zb ? w->out_a : w->out_b;
+		const uint8_t *kref = w->ref;
+		size_t kref_len = ref_len;
 		size_t pl = za <= zb ? za : zb;
 		struct slotsync_error e2 = { 0 };
 		if (pl == SIZE_MAX || pl >= j->plain)
 			return;
 		j->codec = za <= zb ? SLOTSYNC_DELTA_ZSTD_REF : SLOTSYNC_DELTA_RESIDUAL;
+		if (j->codec == SLOTSYNC_DELTA_ZSTD_REF && use_t) {
+			/* the context goes in front of the base ranges */
+			memmove(j->refs + n_tr, j->refs, j->n_refs * sizeof(*j->refs));
+			memcpy(j->refs, tr, n_tr * sizeof(*tr));
+			j->n_refs += (uint32_t)n_tr;
+			kref = w->ref_t;
+			kref_len = t_len + ref_len;
+		}
 		if (TRIAL_LEVEL(c) != c->opt->level) {
 			/* the winner, encoded again at the full level */
 			uint8_t *dst = za <= zb ? w->out_a : w->out_b;
-			size_t n = za <= zb ? zstd_ref(w->cc, c->opt->level, w->ref, ref_len, src, len, dst, cap)
+			int lv = use_t && c->opt->level > TARGET_LEVEL ? TARGET_LEVEL : c->opt->level;
+			size_t n = za <= zb ? zstd_ref(w->cc, lv, kref, kref_len, src, len, dst, cap)
 					    : zstd_ref(w->cc, c->opt->level, w->ref, ref_len, w->resid,
 						       1 + 4 * (nal ? nal : 1) + blocks + len, dst, cap);
 			/* dst now holds the new encoding (or nothing usable) */
@@ -488,7 +569,7 @@ static void do_job(struct worker *w, struct job *j)
 				return;
 			}
 		}
-		if (slotsync_delta_decode(w->dec, j->codec, pick, pl, w->ref, ref_len, w->check, len, &e2) < 0 ||
+		if (slotsync_delta_decode(w->dec, j->codec, pick, pl, kref, kref_len, w->check, len, &e2) < 0 ||
 		    memcmp(w->check, src, len) != 0) {
 			job_fail(c, "does not decode to its chunks (an encoder fault)", (size_t)(j - c->jobs));
 			j->codec = 0;
@@ -529,7 +610,7 @@ static void *work(void *arg)
 		return NULL;
 	}
 	while ((i = atomic_fetch_add(&c->next, 1)) < c->n_jobs && !c->failed)
-		do_job(w, &c->jobs[i]);
+		do_job(w, c->order[i]);
 	return NULL;
 }
 
@@ -732,6 +813,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			st->missing_chunks++;
 			st->missing_bytes += slotsync_index_chunk_size(ni, i);
 		}
+	c.missing = missing;
 	r = build_anchors(&c, err);
 	if (r < 0)
 		goto out;
@@ -741,13 +823,14 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		w[t].cc = ZSTD_createCCtx();
 		w[t].dec = slotsync_delta_decoder_new();
 		w[t].ref = malloc(SLOTSYNC_DELTA_REF_MAX);
+		w[t].ref_t = malloc(SLOTSYNC_DELTA_REF_MAX);
 		w[t].resid = malloc(big);
 		w[t].out_a = malloc(ZSTD_compressBound(big));
 		w[t].out_b = malloc(ZSTD_compressBound(big));
 		w[t].check = malloc(SLOTSYNC_DELTA_OUT_MAX);
 		w[t].plain = malloc(ZSTD_compressBound(base->chunk_size_max > ni->chunk_size_max ? base->chunk_size_max
 												     : ni->chunk_size_max));
-		if (!w[t].cc || !w[t].dec || !w[t].ref || !w[t].resid || !w[t].out_a || !w[t].out_b || !w[t].check ||
+		if (!w[t].cc || !w[t].dec || !w[t].ref || !w[t].ref_t || !w[t].resid || !w[t].out_a || !w[t].out_b || !w[t].check ||
 		    !w[t].plain) {
 			r = slotsync_error_set(err, -ENOMEM, "out of memory");
 			threads = t + 1;
@@ -785,10 +868,19 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			bytes += slotsync_index_chunk_size(ni, k++);
 		c.jobs[c.n_jobs].first = (uint32_t)i;
 		c.jobs[c.n_jobs].count = (uint32_t)(k - i);
+		c.jobs[c.n_jobs].bytes = bytes;
 		c.n_jobs++;
 		i = k;
 	}
-	/* pass 2: the objects */
+	/* pass 2: the objects, largest first */
+	c.order = malloc((c.n_jobs + 1) * sizeof(*c.order));
+	if (!c.order) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto workers_out;
+	}
+	for (size_t i = 0; i < c.n_jobs; i++)
+		c.order[i] = &c.jobs[i];
+	qsort(c.order, c.n_jobs, sizeof(*c.order), cmp_job_bytes);
 	run_workers(&c, w, threads, 1);
 	if (c.failed) {
 		*err = c.err;
@@ -804,6 +896,11 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			for (uint32_t k = 0; k < j->count; k++)
 				st->covered_bytes += slotsync_index_chunk_size(ni, j->first + k);
 			st->codec_count[j->codec]++;
+			for (uint32_t k = 0; k < j->n_refs; k++)
+				if (j->refs[k].target) {
+					st->objects_reading_new++;
+					break;
+				}
 			d.n_refs += j->n_refs;
 		} else
 			st->remaining_plain += j->plain;
@@ -839,6 +936,7 @@ workers_out:
 		ZSTD_freeCCtx(w[t].cc);
 		slotsync_delta_decoder_free(w[t].dec);
 		free(w[t].ref);
+		free(w[t].ref_t);
 		free(w[t].resid);
 		free(w[t].out_a);
 		free(w[t].out_b);
@@ -850,6 +948,7 @@ out:
 	for (size_t i = 0; i < c.n_jobs; i++)
 		free(c.jobs[i].payload);
 	free(c.jobs);
+	free(c.order);
 	free(c.info);
 	free(c.todo);
 	free(c.anchors);

@@ -39,6 +39,7 @@
 #define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
 #define VERIFY_THREADS 2
 #define SEED_THREADS 2
+#define ORDERED_WINDOW 4         /* objects fetched ahead of their turn at most */
 
 struct lost_write {
 	uint64_t offset;
@@ -83,6 +84,14 @@ struct asm_ctx {
 	struct slotsync_delta_decoder *ddec;
 	uint32_t *job_object;      /* delta fetch job -> object */
 	uint8_t *object_done;
+	/* the ordered pass: objects whose reference reads the target */
+	int ordered;
+	size_t next_apply;         /* the next job to apply */
+	size_t n_jobs;             /* jobs of the pass */
+	struct held {
+		uint8_t *data;
+		size_t len;
+	} *held;                   /* bodies that came before their turn */
 	uint8_t *ref, *out, *chunk;
 	int delta_hard;            /* a delta callback failed on the target or journal: stop */
 	double t0, last_progress;
@@ -457,6 +466,7 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	r = write_group(a, g, a->buf, err);
 	if (r < 0)
 		return r;
+	a->plan->groups[g].source = SLOTSYNC_SOURCE_DONE; /* written: a later fetch pass skips it */
 	a->st->chunks_fetched++;
 	a->unrecorded_fetched_bytes += len;
 	/* A kill loses what was fetched but is in no record: note the places
@@ -512,6 +522,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 {
 	struct slotsync_fetch_stats fs;
 	size_t n = 0;
+	uint64_t before = a->st->bytes_fetched;
 	int r;
 
 	for (size_t g = 0; g < a->plan->n_groups; g++)
@@ -519,6 +530,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 			n++;
 	if (n == 0)
 		return 0;
+	free(a->job_group);
 	a->job_group = malloc(n * sizeof(*a->job_group));
 	if (!a->job_group)
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
@@ -528,7 +540,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 			a->job_group[n++] = (uint32_t)g;
 	r = slotsync_fetch_run(&a->opt->fetch, n, slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max),
 			       fetch_describe, fetch_done, fetch_tick, a, &fs, err);
-	a->st->bytes_fetched = fs.bytes_received;
+	a->st->bytes_fetched = before + fs.bytes_received;
 	add_fetch_stats(a, &fs);
 	if (r == 0)
 		r = commit_all(a, err);
@@ -671,10 +683,11 @@ static void delta_describe(void *userdata, size_t job, char *path, size_t path_c
 	*max_bytes = o->size;
 }
 
-static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+/* Checks, decodes and writes object o from its downloaded body.  A fault of
+ * the object falls back to its chunks (0); a fault of the target or journal
+ * stops the run (< 0). */
+static int apply_object(struct asm_ctx *a, size_t o, const uint8_t *data, size_t len, struct slotsync_error *err)
 {
-	struct asm_ctx *a = userdata;
-	size_t o = a->job_object[job];
 	const struct slotsync_delta_object *obj = &a->delta->objects[o];
 	uint64_t start = slotsync_index_chunk_start(a->idx, obj->first);
 	size_t out_len = (size_t)(a->idx->chunks[obj->first + obj->count - 1].end - start);
@@ -683,13 +696,12 @@ static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	int64_t ref_len;
 	int r;
 
-	a->st->delta_bytes_fetched += len;
 	if (len != obj->size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, data, len, id) < 0 ||
 	    memcmp(id, obj->id, SLOTSYNC_DIGEST_BYTES) != 0) {
 		delta_fail(a, o, "its download does not match its id");
 		return 0;
 	}
-	ref_len = slotsync_plan_read_reference(a->plan, o, a->ref, a->chunk, &e);
+	ref_len = slotsync_plan_read_reference(a->plan, o, a->fd, a->target, a->ref, a->chunk, &e);
 	if (ref_len < 0) {
 		delta_fail(a, o, slotsync_error_message(&e));
 		return 0;
@@ -717,10 +729,8 @@ static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t le
 		if (grp->source != SLOTSYNC_SOURCE_DELTA || grp->seed_offset != o)
 			continue;
 		r = write_group(a, g, a->out + (slotsync_index_chunk_start(a->idx, pos) - start), err);
-		if (r < 0) {
-			a->delta_hard = 1;
+		if (r < 0)
 			return r;
-		}
 		a->st->chunks_from_delta++;
 		a->st->bytes_from_delta += slotsync_index_chunk_size(a->idx, pos);
 	}
@@ -732,20 +742,64 @@ static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t le
 		r = record_written(a, err);
 	if (r == 0 && a->pending_bytes >= SEED_BATCH_BYTES)
 		r = bg_commit_start(a, err);
-	if (r < 0) {
-		a->delta_hard = 1;
+	if (r < 0)
 		return r;
-	}
 	report_progress(a, 0);
 	return 0;
 }
 
-/* Fetches and applies the delta objects the plan uses.  A run that fails as a
+static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct asm_ctx *a = userdata;
+	int r;
+
+	a->st->delta_bytes_fetched += len;
+	if (a->ordered && job != a->next_apply) {
+		/* its reference may need an object before it: keep it for its turn
+		 * (the fetcher's window bounds how many wait) */
+		uint8_t *copy = malloc(len ? len : 1);
+		if (!copy) {
+			a->delta_hard = 1;
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+		}
+		memcpy(copy, data, len);
+		a->held[job].data = copy;
+		a->held[job].len = len;
+		return 0;
+	}
+	r = apply_object(a, a->job_object[job], data, len, err);
+	if (a->ordered) {
+		a->next_apply++;
+		while (r == 0 && a->next_apply < a->n_jobs && a->held[a->next_apply].data) {
+			struct held h = a->held[a->next_apply];
+			a->held[a->next_apply].data = NULL;
+			r = apply_object(a, a->job_object[a->next_apply], h.data, h.len, err);
+			free(h.data);
+			a->next_apply++;
+		}
+	}
+	if (r < 0)
+		a->delta_hard = 1;
+	return r;
+}
+
+/* The largest chunk of the base and new indexes. */
+static size_t chunk_max(const struct asm_ctx *a)
+{
+	return (size_t)(a->base_idx->chunk_size_max > a->idx->chunk_size_max ? a->base_idx->chunk_size_max
+									      : a->idx->chunk_size_max);
+}
+
+/* Fetches and applies the delta objects the plan uses: pass 0 those whose
+ * reference lies in the base image alone, all at once; pass 1, after every
+ * other source, those that read chunks of the new image before their output,
+ * applied in order (each may need the ones before it).  A run that fails as a
  * whole (the network, an object the store lacks) leaves the objects not yet
  * applied to the chunk fetch that follows. */
-static int fetch_deltas(struct asm_ctx *a, struct slotsync_error *err)
+static int fetch_deltas(struct asm_ctx *a, int pass, struct slotsync_error *err)
 {
 	const struct slotsync_delta_index *d = a->delta;
+	struct slotsync_fetch_options fo;
 	struct slotsync_fetch_stats fs;
 	struct slotsync_error e = { 0 };
 	size_t n = 0, max_obj = 1, max_ref = 1, max_out = 1;
@@ -754,14 +808,16 @@ static int fetch_deltas(struct asm_ctx *a, struct slotsync_error *err)
 
 	if (!d || a->plan->objects_delta == 0)
 		return 0;
-	a->job_object = malloc(d->n_objects * sizeof(*a->job_object));
-	a->object_done = calloc(d->n_objects, 1);
-	if (!a->job_object || !a->object_done)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	if (!a->job_object) {
+		a->job_object = malloc(d->n_objects * sizeof(*a->job_object));
+		a->object_done = calloc(d->n_objects, 1);
+		if (!a->job_object || !a->object_done)
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
 	for (uint32_t o = 0; o < d->n_objects; o++) {
 		const struct slotsync_delta_object *obj = &d->objects[o];
 		uint64_t rb, ob;
-		if (!a->plan->object_used[o])
+		if (!a->plan->object_used[o] || a->object_done[o] || slotsync_delta_object_uses_target(d, obj) != pass)
 			continue;
 		a->job_object[n++] = o;
 		rb = slotsync_delta_ref_bytes(d, obj);
@@ -773,14 +829,28 @@ static int fetch_deltas(struct asm_ctx *a, struct slotsync_error *err)
 		if (ob > max_out)
 			max_out = (size_t)ob;
 	}
-	a->ddec = slotsync_delta_decoder_new();
+	if (n == 0)
+		return 0;
+	fo = a->opt->fetch;
+	a->ordered = pass;
+	a->next_apply = 0;
+	a->n_jobs = n;
+	if (pass) {
+		int streams = fo.concurrency > 0 ? fo.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
+		fo.window = streams < ORDERED_WINDOW ? (size_t)streams : ORDERED_WINDOW;
+		a->held = calloc(n, sizeof(*a->held));
+		if (!a->held)
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (!a->ddec)
+		a->ddec = slotsync_delta_decoder_new();
 	a->ref = malloc(max_ref);
 	a->out = malloc(max_out);
-	a->chunk = malloc(a->base_idx->chunk_size_max);
+	a->chunk = malloc(chunk_max(a));
 	if (!a->ddec || !a->ref || !a->out || !a->chunk)
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	before = a->st->delta_bytes_fetched; /* the delta index */
-	r = slotsync_fetch_run(&a->opt->fetch, n, max_obj, delta_describe, delta_done, fetch_tick, a, &fs, &e);
+	before = a->st->delta_bytes_fetched;
+	r = slotsync_fetch_run(&fo, n, max_obj, delta_describe, delta_done, fetch_tick, a, &fs, &e);
 	add_fetch_stats(a, &fs);
 	/* a running figure during the run; then the fetcher's own total, retries included */
 	a->st->delta_bytes_fetched = before + fs.bytes_received;
@@ -794,6 +864,13 @@ static int fetch_deltas(struct asm_ctx *a, struct slotsync_error *err)
 			if (!a->object_done[a->job_object[j]])
 				delta_fail(a, a->job_object[j], slotsync_error_message(&e));
 	}
+	if (a->held) {
+		for (size_t j = 0; j < n; j++)
+			free(a->held[j].data);
+		free(a->held);
+		a->held = NULL;
+	}
+	a->ordered = 0;
 	free(a->ref);
 	free(a->out);
 	free(a->chunk);
@@ -1105,13 +1182,19 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 				 a.idx->chunk_size_max / 8;
 	r = copy_from_seeds(&a, err);
 	if (r == 0)
-		r = fetch_deltas(&a, err);
+		r = fetch_deltas(&a, 0, err);
 	if (r < 0)
 		goto out;
 	/* seeds that failed their check moved chunks to the network */
 	stats->chunks_to_fetch = a.plan->chunks_fetch;
 	stats->bytes_to_fetch = a.plan->bytes_fetch;
 	r = fetch_missing(&a, err);
+	/* objects that read the new image, now that all else is written; the
+	 * chunks of any that fail are fetched after them */
+	if (r == 0)
+		r = fetch_deltas(&a, 1, err);
+	if (r == 0)
+		r = fetch_missing(&a, err);
 	if (r == 0)
 		r = commit_all(&a, err);
 	if (r < 0)
@@ -1144,6 +1227,11 @@ out:
 	free(a.job_group);
 	free(a.job_object);
 	free(a.object_done);
+	if (a.held) {
+		for (size_t j = 0; j < a.n_jobs; j++)
+			free(a.held[j].data);
+		free(a.held);
+	}
 	free(a.ref);
 	free(a.out);
 	free(a.chunk);

@@ -262,30 +262,36 @@ int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_de
 	return 0;
 }
 
-int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, uint8_t *buf, uint8_t *chunk_buf,
-				     struct slotsync_error *err)
+int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, int target_fd, const char *target,
+				     uint8_t *buf, uint8_t *chunk_buf, struct slotsync_error *err)
 {
 	const struct slotsync_delta_index *d = plan->delta;
 	const struct slotsync_delta_object *o = &d->objects[object];
-	const struct slotsync_index *base = plan->delta_base;
 	const struct slotsync_plan_seed *seed = &plan->seeds[plan->delta_seed];
 	uint64_t at = 0;
 
 	for (uint32_t k = 0; k < o->ref_count; k++) {
 		const struct slotsync_delta_ref *r = &d->refs[o->ref_first + k];
-		size_t b = r->base_chunk;
+		/* a base range from the seed, a new-image range from the target */
+		const struct slotsync_index *idx = r->target ? plan->idx : plan->delta_base;
+		size_t b = r->chunk, end = r->target ? o->first : idx->n_chunks;
 		uint64_t off = r->offset, left = r->length;
 		while (left > 0) {
 			size_t size, take;
 			int rc;
-			if (b >= base->n_chunks)
-				return slotsync_error_set(err, -EBADMSG, "delta object %zu: a reference past the base image",
-							  object);
-			size = (size_t)slotsync_index_chunk_size(base, b);
-			rc = slotsync_seed_read_chunk(seed->fd, seed->path, slotsync_index_chunk_start(base, b), size,
-						      base->digest, base->chunks[b].id, chunk_buf, err);
+			if (b >= end)
+				return slotsync_error_set(err, -EBADMSG, "delta object %zu: a reference past %s", object,
+							  r->target ? "the chunks before its output" : "the base image");
+			size = (size_t)slotsync_index_chunk_size(idx, b);
+			if (r->target)
+				rc = slotsync_seed_read_chunk(target_fd, target, slotsync_index_chunk_start(idx, b), size,
+							      idx->digest, idx->chunks[b].id, chunk_buf, err);
+			else
+				rc = slotsync_seed_read_chunk(seed->fd, seed->path, slotsync_index_chunk_start(idx, b), size,
+							      idx->digest, idx->chunks[b].id, chunk_buf, err);
 			if (rc < 0) {
-				slotsync_error_prefix(err, "delta object %zu: base chunk %zu", object, b);
+				slotsync_error_prefix(err, "delta object %zu: %s chunk %zu", object,
+						      r->target ? "new" : "base", b);
 				return rc;
 			}
 			take = size - off < left ? size - (size_t)off : (size_t)left;

@@ -76,6 +76,8 @@ struct consumer {
 	uint8_t **free_bufs;
 	size_t n_free;
 	size_t n_accepted;             /* bodies accepted so far */
+	uint8_t *accepted_map;         /* with a window: which jobs were accepted */
+	size_t low;                    /* with a window: the first job not accepted */
 	struct verdict *verdicts;      /* refusals posted, not yet read by the loop */
 	size_t n_verdicts, cap_verdicts;
 	int stop;                      /* no more bodies will come */
@@ -308,6 +310,11 @@ static void *consumer_run(void *arg)
 		}
 		if (post && v.r == 0) {
 			c->n_accepted++;
+			if (c->accepted_map) {
+				c->accepted_map[v.job] = 1;
+				while (c->low < f->n_jobs && c->accepted_map[c->low])
+					c->low++;
+			}
 		} else if (post) {
 			if (c->n_verdicts == c->cap_verdicts) {
 				size_t cap = c->cap_verdicts ? c->cap_verdicts * 2 : 16;
@@ -339,6 +346,8 @@ static int consumer_start(struct fetcher *f, struct slotsync_error *err)
 	pthread_condattr_t attr;
 
 	c->queue = calloc(f->n_bufs, sizeof(*c->queue));
+	if (f->opt->window && !(c->accepted_map = calloc(f->n_jobs, 1)))
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	c->free_bufs = calloc(f->n_bufs, sizeof(*c->free_bufs));
 	c->cap_verdicts = 16;
 	c->verdicts = calloc(c->cap_verdicts, sizeof(*c->verdicts));
@@ -491,6 +500,14 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 static int start_ready(struct fetcher *f, int *active, long *wait_ms, struct slotsync_error *err)
 {
 	double t = now_s(), rate = (double)f->opt->max_rate_bps;
+	size_t limit = f->n_jobs;
+
+	if (f->opt->window) {
+		pthread_mutex_lock(&f->c.lock);
+		if (f->c.low + f->opt->window < limit)
+			limit = f->c.low + f->opt->window;
+		pthread_mutex_unlock(&f->c.lock);
+	}
 
 	if (rate > 0) {
 		f->tokens += (t - f->refilled_at) * rate;
@@ -523,7 +540,7 @@ static int start_ready(struct fetcher *f, int *active, long *wait_ms, struct slo
 			free(rt.partial);
 			break;
 		}
-		if (r == 1 && f->next_job < f->n_jobs)
+		if (r == 1 && f->next_job < limit)
 			r = stream_start(f, s, f->next_job++, NULL, 0, err);
 		if (r < 0)
 			return r;
@@ -669,6 +686,7 @@ out:
 	if (f.multi)
 		curl_multi_cleanup(f.multi);
 	free(f.c.queue);
+	free(f.c.accepted_map);
 	free(f.c.free_bufs);
 	free(f.c.verdicts);
 	free(f.bufs);

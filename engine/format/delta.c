@@ -23,6 +23,14 @@ void slotsync_delta_index_free(struct slotsync_delta_index *d)
 	free(d);
 }
 
+int slotsync_delta_object_uses_target(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o)
+{
+	for (uint32_t i = 0; i < o->ref_count; i++)
+		if (d->refs[o->ref_first + i].target)
+			return 1;
+	return 0;
+}
+
 uint64_t slotsync_delta_ref_bytes(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o)
 {
 	uint64_t n = 0;
@@ -108,7 +116,9 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		}
 	}
 	for (uint32_t i = 0; i < d->n_refs; i++, p += SLOTSYNC_DELTA_REF_BYTES) {
-		d->refs[i].base_chunk = io_get_le32(p);
+		uint32_t v = io_get_le32(p);
+		d->refs[i].chunk = v & ~SLOTSYNC_DELTA_REF_NEW;
+		d->refs[i].target = (v & SLOTSYNC_DELTA_REF_NEW) != 0;
 		d->refs[i].offset = io_get_le32(p + 4);
 		d->refs[i].length = io_get_le32(p + 8);
 	}
@@ -146,11 +156,25 @@ int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struc
 		for (uint32_t k = 0; k < o->ref_count; k++) {
 			const struct slotsync_delta_ref *r = &d->refs[o->ref_first + k];
 			uint64_t start;
-			if (r->base_chunk >= base->n_chunks ||
-			    r->offset >= slotsync_index_chunk_size(base, r->base_chunk))
+			if (r->target) {
+				/* a range of the new image that ends before the output starts */
+				if (r->chunk >= o->first || r->offset >= slotsync_index_chunk_size(new_idx, r->chunk))
+					return slotsync_error_set(err, -EBADMSG,
+								  "delta object %u: a reference into the new image that is "
+								  "not before its output",
+								  i);
+				start = slotsync_index_chunk_start(new_idx, r->chunk) + r->offset;
+				if (start + r->length > slotsync_index_chunk_start(new_idx, o->first))
+					return slotsync_error_set(err, -EBADMSG,
+								  "delta object %u: a reference into the new image that "
+								  "runs into its output",
+								  i);
+				continue;
+			}
+			if (r->chunk >= base->n_chunks || r->offset >= slotsync_index_chunk_size(base, r->chunk))
 				return slotsync_error_set(err, -EBADMSG, "delta object %u: a reference outside the base image",
 							  i);
-			start = slotsync_index_chunk_start(base, r->base_chunk) + r->offset;
+			start = slotsync_index_chunk_start(base, r->chunk) + r->offset;
 			if (start + r->length > slotsync_index_image_size(base))
 				return slotsync_error_set(err, -EBADMSG, "delta object %u: a reference past the base image",
 							  i);
@@ -187,7 +211,7 @@ int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t
 		io_put_le32(p + 52, o->ref_count);
 	}
 	for (uint32_t i = 0; i < d->n_refs; i++, p += SLOTSYNC_DELTA_REF_BYTES) {
-		io_put_le32(p, d->refs[i].base_chunk);
+		io_put_le32(p, d->refs[i].chunk | (d->refs[i].target ? SLOTSYNC_DELTA_REF_NEW : 0));
 		io_put_le32(p + 4, d->refs[i].offset);
 		io_put_le32(p + 8, d->refs[i].length);
 	}

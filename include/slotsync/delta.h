@@ -15,12 +15,17 @@
  *            base image size u64, new image size u64, n_objects u32, n_refs u32
  *   OBJECTS  n_objects x { id[32], size u32, codec u8, pad[3], first u32,
  *            count u32, ref_first u32, ref_count u32 }      (60 bytes each)
- *   REFS     n_refs x { base_chunk u32, offset u32, length u32 }
+ *   REFS     n_refs x { chunk u32, offset u32, length u32 }
  *   TAIL     SHA-256 of everything before it
  *
  * An object's reference is the concatenation of its ranges in order; a range
- * starts `offset` bytes into base chunk `base_chunk` and may run on into the
- * chunks after it.  Objects are sorted by `first`, their outputs do not overlap.
+ * starts `offset` bytes into a chunk and may run on into the chunks after it.
+ * The chunk is one of the base image (bit 31 of `chunk` clear), or, bit 31
+ * set, one of the new image that lies wholly before the object's output: a
+ * range of the slot being written, already rebuilt (context across objects:
+ * new files resemble each other more than anything in the base).  A device
+ * applies objects with such ranges after every other source, in order.
+ * Objects are sorted by `first`, their outputs do not overlap.
  *
  * Codecs (the object file is one zstd frame; the reference is its raw-content
  * prefix dictionary, ZSTD_DCtx_refPrefix):
@@ -64,10 +69,13 @@ enum slotsync_delta_codec {
 	SLOTSYNC_DELTA_RESIDUAL = 2,
 };
 
+#define SLOTSYNC_DELTA_REF_NEW (UINT32_C(1) << 31)
+
 struct slotsync_delta_ref {
-	uint32_t base_chunk;
+	uint32_t chunk;                      /* of the base image, or of the new one (target) */
 	uint32_t offset;
 	uint32_t length;
+	uint8_t target;                      /* 1: a range of the new image, before the output */
 };
 
 struct slotsync_delta_object {
@@ -111,6 +119,9 @@ int slotsync_delta_index_pack(const struct slotsync_delta_index *d, uint8_t **ou
 int slotsync_delta_index_load(const uint8_t *file, size_t len, struct slotsync_delta_index **out,
 			      struct slotsync_error *err);
 void slotsync_delta_index_free(struct slotsync_delta_index *d);
+
+/* Whether object o has a range of the new image in its reference. */
+int slotsync_delta_object_uses_target(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o);
 
 /* Bytes the reference of object o spans. */
 uint64_t slotsync_delta_ref_bytes(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o);

@@ -36,6 +36,10 @@ struct slotsync_fetch_options {
 	int max_attempts;               /* per job; 0: 8 */
 	long backoff_initial_ms;        /* first retry delay; 0: 500 */
 	long backoff_max_ms;            /* 0: 60000 */
+	/* > 0: job j starts only when every job before j - window was accepted,
+	 * so a caller that must apply bodies in order holds at most window - 1
+	 * of them; 0: no such bound */
+	size_t window;
 };
 
 #define SLOTSYNC_FETCH_CONCURRENCY_DEFAULT 16

@@ -99,9 +99,12 @@ int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_de
 
 /* Reads the reference of object o into buf (at least its size): each base
  * chunk it touches is read whole from the seed and checked against the base
- * index first.  Returns the reference's size or an error. */
-int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, uint8_t *buf, uint8_t *chunk_buf,
-				     struct slotsync_error *err);
+ * index first; each chunk of the new image (ranges before the object's
+ * output) is read from target_fd and checked against the new index.
+ * chunk_buf holds the largest chunk of either.  Returns the reference's size
+ * or an error. */
+int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, int target_fd, const char *target,
+				     uint8_t *buf, uint8_t *chunk_buf, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,8 @@ TRIALS=${SLOTSYNC_DELTA_KILL_TRIALS:-30}
 CONC=4
 # a pair shaped like a release of binaries: the base random; the new image the
 # base with regions of moved code (small differences every 64 bytes), an
-# insertion, overwritten runs, and new content that repeats itself
+# insertion, overwritten runs, new content that repeats itself, and, further
+# on, more new content like it (a new package like another new package)
 V1=$T/v1.img
 V2=$T/v2.img
 python3 - "$V1" "$V2" <<'PY'
@@ -41,6 +42,12 @@ for region in range(6):
     new += bytes(r.getrandbits(8) for _ in range(r.randrange(10, 2000)))
 unit = bytes(r.getrandbits(8) for _ in range(3000))
 new += unit * 60
+new += base[at:at + 200000]
+at += 200000
+for k in range(40):
+    u = bytearray(unit)
+    u[(k * 131) % 3000] ^= 0x5A
+    new += u
 new += base[at:]
 open(sys.argv[1], "wb").write(base)
 open(sys.argv[2], "wb").write(new)
@@ -51,6 +58,8 @@ $G make --no-progress --store "$W" "$V2" "$T/v2.caibx" >/dev/null
 $G delta --store "$W" --base "$T/v1.caibx" --base-image "$V1" "$T/v2.caibx" "$V2" >"$T/gen.txt"
 echo "# $(head -n1 "$T/gen.txt")"
 SDIX=$W/$(sed -n 's|^delta: index [^ ]*/store/||p' "$T/gen.txt")
+check "new content like new content before it: objects read ranges of the new image ($(grep -o '[0-9]* also read new content' "$T/gen.txt"))" \
+	test "$(sed -n 's/.*; \([0-9]*\) also read new content.*/\1/p' "$T/gen.txt")" -gt 0
 check "the delta index lies at deltas/<base index SHA-256>/<new index SHA-256>.sdix" \
 	test "$SDIX" = "$W/deltas/$(sha256sum "$T/v1.caibx" | cut -c1-64)/$(sha256sum "$T/v2.caibx" | cut -c1-64).sdix"
 start_nginx main "$T/www"
@@ -193,6 +202,40 @@ rm -f "$T/h.img" "$T/h.img.journal"
 $S assemble "${A[@]}" --seed "$T/v1-damaged.img:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
 check "a base chunk damaged on the device: the object is refused (its reference fails its check), byte-exact" \
 	bash -c "cmp -s '$V2' '$T/h.img' && grep -q 'base chunk' '$T/h.err' && test \$(python3 -c 'import json; print(json.load(open(\"$T/h.json\"))[\"delta_objects_failed\"])') -ge 1"
+
+# 7. an object that reads new content made by an object before it that also
+# reads new content (both are applied in the last, ordered pass): the first is
+# damaged, so its chunks are fetched only after that pass and the second's
+# reference fails its check: both fall back.  (Content that an object of the
+# first pass should have made is fetched as chunks before the ordered pass.)
+dep=$(python3 - "$T/sdix.raw" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+n_obj, n_ref = struct.unpack_from("<II", b, 88)
+objs = [struct.unpack_from("<32sIB3xIIII", b, 96 + 60 * i) for i in range(n_obj)]
+refs = [struct.unpack_from("<III", b, 96 + 60 * n_obj + 12 * i) for i in range(n_ref)]
+reads_new = lambda rf, rc: any(ch >> 31 for ch, _, _ in refs[rf:rf + rc])
+for oid, size, codec, first, count, rf, rc in objs:
+    for chunk, off, ln in refs[rf:rf + rc]:
+        if chunk >> 31:
+            c = chunk & 0x7fffffff
+            for pid, psize, _, pfirst, pcount, prf, prc in objs:
+                if pfirst <= c < pfirst + pcount and reads_new(prf, prc):
+                    print(pid.hex(), psize)
+                    sys.exit()
+PY
+)
+if [ -z "$dep" ]; then
+	not_ok "no object reads content that another object of the ordered pass makes"
+else
+	read -r dep_id dep_size <<<"$dep"
+	printf 'X' | dd of="$(obj_path "$dep_id")" bs=1 seek=$((dep_size / 2)) conv=notrunc 2>/dev/null
+	rm -f "$T/h.img" "$T/h.img.journal"
+	$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
+	check "an object of the ordered pass whose new-image range an object before it should have made, which failed: both refused, their chunks fetched plain, byte-exact" \
+		bash -c "cmp -s '$V2' '$T/h.img' && grep -q 'new chunk' '$T/h.err' && test \$(python3 -c 'import json; print(json.load(open(\"$T/h.json\"))[\"delta_objects_failed\"])') -ge 2"
+	restore
+fi
 
 # ---- kill -9 at random instants, then resume -------------------------------------------
 # per kill: what the streams had in flight (objects, or chunks no object

@@ -29,7 +29,7 @@ static void pair_make(struct pair *p)
 	struct gen_make_options opt = { 0 };
 	struct gen_make_stats st;
 	struct slotsync_error err = { 0 };
-	size_t n = 0;
+	size_t n = 0, novel;
 
 	p->dir = test_mkdtemp();
 	snprintf(p->base_img, sizeof(p->base_img), "%s/base.img", p->dir);
@@ -53,12 +53,21 @@ static void pair_make(struct pair *p)
 		memset(p->neu + n + k * 20000, 0x5a, 40);
 	n += 400000;
 	/* novel content that repeats itself */
+	novel = n;
 	test_fill_random(p->neu + n, 4096, 13);
 	for (size_t k = 1; k < 48; k++)
 		memcpy(p->neu + n + k * 4096, p->neu + n, 4096);
 	n += 48 * 4096;
-	memcpy(p->neu + n, p->base + 900000, IMG_LEN - 900000);
-	n += IMG_LEN - 900000;
+	memcpy(p->neu + n, p->base + 900000, 300000);
+	n += 300000;
+	/* more novel content, like the novel content before it (a new file like
+	 * another new file), nothing like the base */
+	for (size_t k = 0; k < 24; k++, n += 4096) {
+		memcpy(p->neu + n, p->neu + novel, 4096);
+		p->neu[n + k * 97] ^= 0x55;
+	}
+	memcpy(p->neu + n, p->base + 1200000, IMG_LEN - 1200000);
+	n += IMG_LEN - 1200000;
 	p->new_len = n;
 	ck_assert_int_eq(test_write_file(p->base_img, p->base, IMG_LEN), 0);
 	ck_assert_int_eq(test_write_file(p->new_img, p->neu, n), 0);
@@ -105,7 +114,7 @@ START_TEST(test_round_trip)
 	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
 	struct slotsync_delta_index *d;
 	uint8_t *buf, bd[32], nd[32], *ref = malloc(SLOTSYNC_DELTA_REF_MAX), *out = malloc(SLOTSYNC_DELTA_OUT_MAX);
-	size_t len, codecs[3] = { 0 };
+	size_t len, codecs[3] = { 0 }, targets = 0;
 	uint64_t covered = 0;
 
 	pair_make(&p);
@@ -126,8 +135,14 @@ START_TEST(test_round_trip)
 		/* the reference, as a device reads it: base chunk + offset, on */
 		for (uint32_t k = 0; k < o->ref_count; k++) {
 			const struct slotsync_delta_ref *r = &d->refs[o->ref_first + k];
-			uint64_t at = slotsync_index_chunk_start(p.bi, r->base_chunk) + r->offset;
-			memcpy(ref + rl, p.base + at, r->length);
+			const struct slotsync_index *ri = r->target ? p.ni : p.bi;
+			uint64_t at = slotsync_index_chunk_start(ri, r->chunk) + r->offset;
+			if (r->target) {
+				/* a range of the new image before the output */
+				ck_assert_uint_le(at + r->length, s);
+				targets++;
+			}
+			memcpy(ref + rl, (r->target ? p.neu : p.base) + at, r->length);
 			rl += r->length;
 		}
 		slotsync_delta_object_path(o->id, rel, sizeof(rel));
@@ -149,6 +164,8 @@ START_TEST(test_round_trip)
 	/* moved code makes residual objects, the rest zstd with a reference */
 	ck_assert_uint_gt(codecs[SLOTSYNC_DELTA_RESIDUAL], 0);
 	ck_assert_uint_gt(codecs[SLOTSYNC_DELTA_ZSTD_REF], 0);
+	/* new files like the new files before them: ranges of the new image */
+	ck_assert_uint_gt(targets, 0);
 	slotsync_delta_index_free(d);
 	slotsync_delta_decoder_free(dec);
 	free(buf);
@@ -207,7 +224,7 @@ START_TEST(test_parse_refusals)
 {
 	struct slotsync_delta_index d = { 0 }, *back;
 	struct slotsync_delta_object obj[2] = { 0 };
-	struct slotsync_delta_ref refs[2] = { { 0, 10, 100 }, { 1, 0, 50 } };
+	struct slotsync_delta_ref refs[2] = { { 0, 10, 100, 0 }, { 1, 0, 50, 1 } };
 	struct slotsync_error err = { 0 };
 	uint8_t *buf, *m;
 	size_t len;
@@ -226,6 +243,12 @@ START_TEST(test_parse_refusals)
 	ck_assert_int_eq(slotsync_delta_index_parse(buf, len, &back, &err), 0);
 	ck_assert_uint_eq(back->objects[1].first, 5);
 	ck_assert_uint_eq(back->refs[1].length, 50);
+	/* a range of the new image keeps its mark, a base range has none */
+	ck_assert_uint_eq(back->refs[1].chunk, 1);
+	ck_assert_uint_eq(back->refs[1].target, 1);
+	ck_assert_uint_eq(back->refs[0].target, 0);
+	ck_assert_int_eq(slotsync_delta_object_uses_target(back, &back->objects[1]), 1);
+	ck_assert_int_eq(slotsync_delta_object_uses_target(back, &back->objects[0]), 0);
 	slotsync_delta_index_free(back);
 
 	/* the file is a zstd frame with its size: the raw bytes are refused */
@@ -289,10 +312,25 @@ START_TEST(test_check_against_indexes)
 	ck_assert_ptr_nonnull(strstr(err.msg, "another base"));
 	/* a reference past the base image */
 	slotsync_error_clear(&err);
-	d->refs[0].base_chunk = (uint32_t)p.bi->n_chunks;
+	d->refs[0].target = 0;
+	d->refs[0].chunk = (uint32_t)p.bi->n_chunks;
 	ck_assert_int_lt(slotsync_delta_index_check(d, p.bi, bd, p.ni, nd, &err), 0);
 	ck_assert_msg(strstr(err.msg, "outside the base image") != NULL, "%s", err.msg);
-	d->refs[0].base_chunk = (uint32_t)p.bi->n_chunks - 1;
+	/* a range of the new image that is the object's own output, or runs into it */
+	slotsync_error_clear(&err);
+	d->refs[0].target = 1;
+	d->refs[0].chunk = d->objects[0].first;
+	ck_assert_int_lt(slotsync_delta_index_check(d, p.bi, bd, p.ni, nd, &err), 0);
+	ck_assert_msg(strstr(err.msg, "not before its output") != NULL, "%s", err.msg);
+	ck_assert_uint_gt(d->objects[0].first, 0);
+	slotsync_error_clear(&err);
+	d->refs[0].chunk = d->objects[0].first - 1;
+	d->refs[0].offset = 0;
+	d->refs[0].length = (uint32_t)slotsync_index_chunk_size(p.ni, d->objects[0].first - 1) + 1;
+	ck_assert_int_lt(slotsync_delta_index_check(d, p.bi, bd, p.ni, nd, &err), 0);
+	ck_assert_msg(strstr(err.msg, "runs into its output") != NULL, "%s", err.msg);
+	d->refs[0].target = 0;
+	d->refs[0].chunk = (uint32_t)p.bi->n_chunks - 1;
 	d->refs[0].offset = 0;
 	d->refs[0].length = (uint32_t)slotsync_index_chunk_size(p.bi, p.bi->n_chunks - 1) + 1;
 	slotsync_error_clear(&err);

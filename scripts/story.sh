@@ -46,9 +46,16 @@ CONF=$DEV/system.conf
 
 stage "1. Three releases, signed"
 SAMPLES=${SLOTSYNC_SAMPLE_DIR:-$WORK/samples}
-if [ ! -s "$SAMPLES/sample-v2.sqfs" ]; then
+# built once into a folder that tests may share: under its lock, and complete
+# only once stamped
+if [ ! -e "$SAMPLES/samples.done" ]; then
 	mkdir -p "$SAMPLES"
-	bash "$ROOT/images/build-sample.sh" "$SAMPLES" >/dev/null
+	(
+		flock 9
+		if [ ! -e "$SAMPLES/samples.done" ]; then
+			bash "$ROOT/images/build-sample.sh" "$SAMPLES" >/dev/null && touch "$SAMPLES/samples.done"
+		fi
+	) 9>"$SAMPLES.lock" || fail "the sample images could not be built"
 fi
 # release VERSION SOURCE_IMAGE [failing]: the sample root plus its health checks
 release() {

@@ -39,14 +39,18 @@ finish() {
 	[ "$FAIL" -eq 0 ]
 }
 
-# Sample images, built once per test run into a shared cache folder.
+# Sample images, built once per test run into a shared cache folder.  Tests
+# run side by side: the one that builds holds the lock, and the images count as
+# there only once the build finished (a stamp), never while mksquashfs writes.
 sample_images() {
 	local dir=${SLOTSYNC_SAMPLE_DIR:-${TMPDIR:-/tmp}/slotsync-samples}
-	if [ ! -s "$dir/sample-v2.sqfs" ] || [ ! -s "$dir/sample-v1.sqfs" ]; then
+	if [ ! -e "$dir/samples.done" ]; then
 		mkdir -p "$dir"
 		(
 			flock 9
-			[ -s "$dir/sample-v2.sqfs" ] || bash "$SLOTSYNC_SOURCE_DIR/images/build-sample.sh" "$dir" >/dev/null
+			if [ ! -e "$dir/samples.done" ]; then
+				bash "$SLOTSYNC_SOURCE_DIR/images/build-sample.sh" "$dir" >/dev/null && touch "$dir/samples.done"
+			fi
 		) 9>"$dir.lock"
 	fi
 	V1=$dir/sample-v1.sqfs

@@ -303,9 +303,17 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	boot
 	if [ "$SLOT" = "$good" ]; then
 		step=$(sed -n "s/.*resuming the install of 5.$k at step \([a-z-]*\).*/\1/p" "$LOG" | head -n1)
+		how="resumed the install at step ${step:-?}"
+		if [ -z "$step" ] && grep -a 'slotsync\[' "sys-$((N - 1)).txt" | tail -n1 | grep -q "installing .*/p5.$k.bundle"; then
+			# the cut came right as the install began, before it did or said
+			# anything more (the boot cut's last word is "installing"): nothing
+			# recorded to resume, it starts over (and must finish)
+			step=before-first-step
+			how="started the install over (the cut came before its first step was recorded)"
+		fi
 		STEPS[${step:-none}]=$(( ${STEPS[${step:-none}]:-0} + 1 ))
 		# the mark-good made before the cut must hold: GRUB sees the slot good
-		check "power-loss trial $k: cut at $cut s; the next boot came up on slot $good, good for GRUB, resumed the install at step ${step:-?} and finished it" \
+		check "power-loss trial $k: cut at $cut s; the next boot came up on slot $good, good for GRUB, $how and finished it" \
 			bash -c "test -n '$step' && grep -aq '^SYSTEST grub slot=$good .*${good}_OK=1' $LOG && grep -aq 'installed 5.$k into slot $tgt; reboot due' $LOG"
 	else
 		STEPS[after-switch]=$(( ${STEPS[after-switch]:-0} + 1 ))

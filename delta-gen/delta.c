@@ -71,6 +71,7 @@ struct job {
 	uint64_t plain;                  /* bytes of the plain chunks it replaces */
 	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
 	uint32_t n_refs;
+	int reads_new;                   /* refs start with ranges of the new image */
 };
 
 #define RUN_CHUNKS_MAX 128
@@ -332,7 +333,8 @@ struct worker {
 	struct slotsync_delta_decoder *dec;
 	int64_t *votes;
 	size_t votes_cap;
-	uint8_t *ref, *ref_t, *resid, *out_a, *out_b, *check, *plain;
+	uint8_t *ref_buf;                /* the context across objects, then ref */
+	uint8_t *ref, *resid, *out_a, *out_b, *check, *plain;
 };
 
 static void job_fail(struct ctx *c, const char *what, size_t job)
@@ -423,7 +425,8 @@ static void do_job(struct worker *w, struct job *j)
 	niv = j->n_refs;
 
 	/* the missing chunks just before the run, nearest last: ranges of the new
-	 * image in front of the base ranges */
+	 * image, laid down backwards in front of the base ranges (w->ref has room
+	 * for them before it) */
 	{
 		uint64_t budget = SLOTSYNC_DELTA_REF_MAX - ref_len;
 		if (budget > TARGET_CONTEXT)
@@ -444,25 +447,20 @@ static void do_job(struct worker *w, struct job *j)
 				tr[n_tr++] = (struct slotsync_delta_ref){ p, (uint32_t)(size - take), (uint32_t)take, 1 };
 			}
 			t_len += take;
+			memcpy(w->ref - t_len, c->ni.p + slotsync_index_chunk_start(ni, p) + (size - take), take);
 		}
+		/* the index lists them in the order of their bytes */
 		for (size_t a = 0; a < n_tr / 2; a++) {
 			struct slotsync_delta_ref x = tr[a];
 			tr[a] = tr[n_tr - 1 - a];
 			tr[n_tr - 1 - a] = x;
 		}
-		t_len = 0;
-		for (size_t a = 0; a < n_tr; a++) {
-			memcpy(w->ref_t + t_len, c->ni.p + slotsync_index_chunk_start(ni, tr[a].chunk) + tr[a].offset,
-			       tr[a].length);
-			t_len += tr[a].length;
-		}
-		memcpy(w->ref_t + t_len, w->ref, ref_len);
 	}
 
 	/* ZSTD_REF, with the context across objects if it pays for its ranges */
 	size_zstd = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, src, len, w->out_a, cap);
 	if (n_tr) {
-		size_t z = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref_t, t_len + ref_len, src, len, w->out_b, cap);
+		size_t z = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref - t_len, t_len + ref_len, src, len, w->out_b, cap);
 		if (z && (!size_zstd || z + SLOTSYNC_DELTA_REF_BYTES * n_tr + 16 < size_zstd)) {
 			memcpy(w->out_a, w->out_b, z);
 			size_zstd = z;
@@ -552,7 +550,8 @@ static void do_job(struct worker *w, struct job *j)
 			memmove(j->refs + n_tr, j->refs, j->n_refs * sizeof(*j->refs));
 			memcpy(j->refs, tr, n_tr * sizeof(*tr));
 			j->n_refs += (uint32_t)n_tr;
-			kref = w->ref_t;
+			j->reads_new = 1;
+			kref = w->ref - t_len;
 			kref_len = t_len + ref_len;
 		}
 		if (TRIAL_LEVEL(c) != c->opt->level) {
@@ -822,15 +821,15 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		w[t].c = &c;
 		w[t].cc = ZSTD_createCCtx();
 		w[t].dec = slotsync_delta_decoder_new();
-		w[t].ref = malloc(SLOTSYNC_DELTA_REF_MAX);
-		w[t].ref_t = malloc(SLOTSYNC_DELTA_REF_MAX);
+		w[t].ref_buf = malloc(TARGET_CONTEXT + SLOTSYNC_DELTA_REF_MAX);
+		w[t].ref = w[t].ref_buf ? w[t].ref_buf + TARGET_CONTEXT : NULL;
 		w[t].resid = malloc(big);
 		w[t].out_a = malloc(ZSTD_compressBound(big));
 		w[t].out_b = malloc(ZSTD_compressBound(big));
 		w[t].check = malloc(SLOTSYNC_DELTA_OUT_MAX);
 		w[t].plain = malloc(ZSTD_compressBound(base->chunk_size_max > ni->chunk_size_max ? base->chunk_size_max
 												     : ni->chunk_size_max));
-		if (!w[t].cc || !w[t].dec || !w[t].ref || !w[t].ref_t || !w[t].resid || !w[t].out_a || !w[t].out_b || !w[t].check ||
+		if (!w[t].cc || !w[t].dec || !w[t].ref || !w[t].resid || !w[t].out_a || !w[t].out_b || !w[t].check ||
 		    !w[t].plain) {
 			r = slotsync_error_set(err, -ENOMEM, "out of memory");
 			threads = t + 1;
@@ -896,11 +895,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			for (uint32_t k = 0; k < j->count; k++)
 				st->covered_bytes += slotsync_index_chunk_size(ni, j->first + k);
 			st->codec_count[j->codec]++;
-			for (uint32_t k = 0; k < j->n_refs; k++)
-				if (j->refs[k].target) {
-					st->objects_reading_new++;
-					break;
-				}
+			st->objects_reading_new += (uint64_t)j->reads_new;
 			d.n_refs += j->n_refs;
 		} else
 			st->remaining_plain += j->plain;
@@ -935,8 +930,7 @@ workers_out:
 	for (int t = 0; t < threads; t++) {
 		ZSTD_freeCCtx(w[t].cc);
 		slotsync_delta_decoder_free(w[t].dec);
-		free(w[t].ref);
-		free(w[t].ref_t);
+		free(w[t].ref_buf);
 		free(w[t].resid);
 		free(w[t].out_a);
 		free(w[t].out_b);

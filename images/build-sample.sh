@@ -345,10 +345,14 @@ fi
 build_v1 "$WORK/v1"
 build_v2 "$WORK/v2" "$WORK/v1"
 
+# Each image appears whole or not at all (written aside, then renamed), v2
+# last: a reader that sees sample-v2.sqfs sees the finished pair, even while
+# another build runs into the same folder.
 for v in v1 v2; do
     out="$OUTDIR/sample-$v.sqfs"
-    rm -f "$out"
-    mksquashfs "$WORK/$v" "$out" "${MKSQ_OPTS[@]}" >/dev/null
+    rm -f "$out.tmp"
+    mksquashfs "$WORK/$v" "$out.tmp" "${MKSQ_OPTS[@]}" >/dev/null
+    mv -f "$out.tmp" "$out"
 done
 
 for v in v1 v2; do

@@ -783,6 +783,17 @@ static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	return r;
 }
 
+/* Drops the bodies kept for their turn (those a failed run never applied). */
+static void held_free(struct asm_ctx *a)
+{
+	if (!a->held)
+		return;
+	for (size_t j = 0; j < a->n_jobs; j++)
+		free(a->held[j].data);
+	free(a->held);
+	a->held = NULL;
+}
+
 /* The largest chunk of the base and new indexes. */
 static size_t chunk_max(const struct asm_ctx *a)
 {
@@ -864,12 +875,7 @@ static int fetch_deltas(struct asm_ctx *a, int pass, struct slotsync_error *err)
 			if (!a->object_done[a->job_object[j]])
 				delta_fail(a, a->job_object[j], slotsync_error_message(&e));
 	}
-	if (a->held) {
-		for (size_t j = 0; j < n; j++)
-			free(a->held[j].data);
-		free(a->held);
-		a->held = NULL;
-	}
+	held_free(a);
 	a->ordered = 0;
 	free(a->ref);
 	free(a->out);
@@ -1227,11 +1233,7 @@ out:
 	free(a.job_group);
 	free(a.job_object);
 	free(a.object_done);
-	if (a.held) {
-		for (size_t j = 0; j < a.n_jobs; j++)
-			free(a.held[j].data);
-		free(a.held);
-	}
+	held_free(&a);
 	free(a.ref);
 	free(a.out);
 	free(a.chunk);

@@ -283,12 +283,9 @@ int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, 
 				return slotsync_error_set(err, -EBADMSG, "delta object %zu: a reference past %s", object,
 							  r->target ? "the chunks before its output" : "the base image");
 			size = (size_t)slotsync_index_chunk_size(idx, b);
-			if (r->target)
-				rc = slotsync_seed_read_chunk(target_fd, target, slotsync_index_chunk_start(idx, b), size,
-							      idx->digest, idx->chunks[b].id, chunk_buf, err);
-			else
-				rc = slotsync_seed_read_chunk(seed->fd, seed->path, slotsync_index_chunk_start(idx, b), size,
-							      idx->digest, idx->chunks[b].id, chunk_buf, err);
+			rc = slotsync_seed_read_chunk(r->target ? target_fd : seed->fd, r->target ? target : seed->path,
+						      slotsync_index_chunk_start(idx, b), size, idx->digest, idx->chunks[b].id,
+						      chunk_buf, err);
 			if (rc < 0) {
 				slotsync_error_prefix(err, "delta object %zu: %s chunk %zu", object,
 						      r->target ? "new" : "base", b);

@@ -39,18 +39,16 @@ finish() {
 	[ "$FAIL" -eq 0 ]
 }
 
-# Sample images, built once per test run into a shared cache folder.  Tests
-# run side by side: the one that builds holds the lock, and the images count as
-# there only once the build finished (a stamp), never while mksquashfs writes.
+# Sample images, built once per test run into a shared cache folder (the
+# builder renames each image into place whole, v2 last; the lock spares a
+# second build while one runs).
 sample_images() {
 	local dir=${SLOTSYNC_SAMPLE_DIR:-${TMPDIR:-/tmp}/slotsync-samples}
-	if [ ! -e "$dir/samples.done" ]; then
+	if [ ! -s "$dir/sample-v2.sqfs" ]; then
 		mkdir -p "$dir"
 		(
 			flock 9
-			if [ ! -e "$dir/samples.done" ]; then
-				bash "$SLOTSYNC_SOURCE_DIR/images/build-sample.sh" "$dir" >/dev/null && touch "$dir/samples.done"
-			fi
+			[ -s "$dir/sample-v2.sqfs" ] || bash "$SLOTSYNC_SOURCE_DIR/images/build-sample.sh" "$dir" >/dev/null
 		) 9>"$dir.lock"
 	fi
 	V1=$dir/sample-v1.sqfs

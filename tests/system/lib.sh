@@ -355,8 +355,8 @@ CFG
 	losetup -d "$loop"
 }
 
-# sys_power_on LOG: start the VM (swtpm as its TPM, serial console into LOG);
-# sets SYS_PID
+# sys_power_on LOG: start the VM (swtpm as its TPM, serial console into LOG)
+# and a watchdog that kills it after 300 s; sets SYS_PID, SYS_WATCHDOG
 sys_power_on() {
 	local d=$T/sys-tpm
 	mkdir -p "$d"
@@ -367,6 +367,15 @@ sys_power_on() {
 		-serial "file:$1" -drive "file=$T/disk.img,if=virtio,format=raw" -drive "file=$T/updates.img,if=virtio,format=raw" \
 		-chardev socket,id=c,path="$d/sock" -tpmdev emulator,id=t,chardev=c -device tpm-tis,tpmdev=t &
 	SYS_PID=$!
+	(sleep 300; kill -9 $SYS_PID 2>/dev/null) >/dev/null 2>&1 &
+	SYS_WATCHDOG=$!
+}
+
+# sys_wait_off: wait until the VM is off, then stop its watchdog
+sys_wait_off() {
+	wait $SYS_PID 2>/dev/null || true
+	pkill -P $SYS_WATCHDOG 2>/dev/null || true
+	kill $SYS_WATCHDOG 2>/dev/null || true
 }
 
 # sys_boot NAME [KILL_AFTER]: one power-on of the disk (GRUB, the initramfs,
@@ -378,31 +387,26 @@ sys_power_on() {
 # kernel modules (the initramfs says so about 4 s after power-on; the emulated
 # machine has been seen to hang before that once in some hundred boots, before
 # any of the project's code ran) is powered off after SYS_INIT_LIMIT seconds
-# and on again, once; its log is kept as sys-NAME-hung.log and SYS_HUNG counts
-# such boots
+# and on again, once; the first console is kept as sys-NAME-hung.log and
+# SYS_HUNG counts such power-ons
 SYS_INIT_LIMIT=${SYS_INIT_LIMIT:-60}
 SYS_HUNG=0
 sys_boot() {
-	local name=$1 kill_after=${2:-} log=$T/sys-$1.log pid watchdog try started
+	local name=$1 kill_after=${2:-} log=$T/sys-$1.log try started kept
 	for try in 1 2; do
 		rm -f "$log"
 		sys_power_on "$log"
-		pid=$SYS_PID
-		(sleep 300; kill -9 $pid 2>/dev/null) >/dev/null 2>&1 &
-		watchdog=$!
 		started=
 		for _ in $(seq $((SYS_INIT_LIMIT * 10))); do
 			grep -aq '^SYSTEST initramfs modules loaded' "$log" 2>/dev/null && { started=1; break; }
-			kill -0 $pid 2>/dev/null || { started=1; break; }
+			kill -0 $SYS_PID 2>/dev/null || { started=1; break; }
 			sleep 0.1
 		done
 		if [ -n "$started" ]; then break; fi
-		kill -9 $pid 2>/dev/null || true
-		wait $pid 2>/dev/null || true
-		pkill -P $watchdog 2>/dev/null || true
-		kill $watchdog 2>/dev/null || true
+		kill -9 $SYS_PID 2>/dev/null || true
+		sys_wait_off
 		SYS_HUNG=$((SYS_HUNG + 1))
-		local kept=$log
+		kept=$log
 		if [ $try = 1 ]; then kept=$T/sys-$name-hung.log; mv "$log" "$kept"; fi
 		echo "# boot $name: the kernel and its modules not up $SYS_INIT_LIMIT s after power-on (the console's last line:" \
 			"$(tr -d '\r' <"$kept" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -a . | tail -n1 | cut -c1-100));" \
@@ -417,17 +421,15 @@ sys_boot() {
 				SYS_KILLED=ended
 				break
 			fi
-			kill -0 $pid 2>/dev/null || break
+			kill -0 $SYS_PID 2>/dev/null || break
 			sleep 0.1
 		done
 		if [ $SYS_KILLED = ended ]; then
 			sleep "$kill_after"
-			kill -9 $pid 2>/dev/null && SYS_KILLED=yes
+			kill -9 $SYS_PID 2>/dev/null && SYS_KILLED=yes
 		fi
 	fi
-	wait $pid 2>/dev/null || true
-	pkill -P $watchdog 2>/dev/null || true
-	kill $watchdog 2>/dev/null || true
+	sys_wait_off
 }
 
 # the updates disk from folder $T/updates

@@ -97,7 +97,7 @@ boot() {
 	N=$((N + 1))
 	sys_boot "$N" "${1:-}"
 	LOG=sys-$N.txt
-	tr -d '\r' <"sys-$N.log" >"$LOG" 2>/dev/null || : >"$LOG"
+	tr -d '\r' <"sys-$N.log" >"$LOG"
 	SLOT=$(sed -n 's/^SYSTEST initramfs slot \([AB]\).*/\1/p' "$LOG" | head -n1)
 	GOT=$(sed -n 's/^SYSTEST booted //p' "$LOG" | head -n1)
 	local st
@@ -338,8 +338,8 @@ for x in "${!STEPS[@]}"; do steps+=" $x: ${STEPS[$x]},"; done
 echo "# power cuts by the step they interrupted:${steps%,}"
 
 # the emulated machine (TCG) has been seen to hang in its kernel, before the
-# initramfs had loaded the modules, about once in some hundred boots: sys_boot powers it on again;
-# more than that is no longer chance
+# initramfs had loaded the modules, about once in some hundred boots (sys_boot
+# powers it on again); more than that is no longer chance
 check "the VM hung in its kernel, before slotsync ran, in at most 2 of $N boots ($SYS_HUNG)" test "$SYS_HUNG" -le 2
 echo "# boots:"
 printf '%s' "$SUMMARY"

@@ -6,7 +6,10 @@
 source "$(dirname "$0")/lib.sh"
 S=$SLOTSYNC_BIN
 cd "$T"
-start_swtpm() { # start_swtpm NAME: prints the TCTI string
+# start_swtpm NAME VAR: a TPM of its own, stopped when the test ends; sets VAR
+# to its TCTI string (not printed: a command substitution would run it in a
+# subshell, whose CLEANUP the test never sees, and leave the daemon running)
+start_swtpm() {
 	local d=$T/tpm-$1 p
 	mkdir -p "$d"
 	p=$(free_port)
@@ -15,10 +18,10 @@ start_swtpm() { # start_swtpm NAME: prints the TCTI string
 		--pid file="$d/pid" -d
 	CLEANUP+=("kill \$(cat '$d/pid') 2>/dev/null")
 	for _ in $(seq 50); do [ -s "$d/pid" ] && break; sleep 0.1; done
-	echo "swtpm:host=127.0.0.1,port=$p"
+	printf -v "$2" 'swtpm:host=127.0.0.1,port=%s' "$p"
 }
-TPM=$(start_swtpm main)
-OTHER=$(start_swtpm other)
+start_swtpm main TPM
+start_swtpm other OTHER
 
 truncate -s 40M slot-a.img data-a.img
 uuid=$($S slot-format --tcti "$TPM" slot-a.img)

@@ -96,6 +96,29 @@ struct chunk_info {
 	uint32_t plain;                  /* bytes as a plain (compressed) chunk */
 };
 
+/* Where resemblance is looked for: bytes and their anchors. */
+struct space {
+	const uint8_t *p;
+	uint64_t size;
+	uint64_t *anchors;               /* hash (24 bits) << 40 | offset, sorted */
+	size_t n_anchors;
+};
+
+/* The base image expanded (ZSTD_FRAMES): a segment is a zstd frame of the
+ * image (rl compressed bytes at r, its xl bytes of content at x) or bytes as
+ * they are (frame 0, xl == rl). */
+struct xseg {
+	uint64_t x, r;
+	uint32_t xl, rl;
+	int frame;
+};
+
+/* A zstd frame of the new image. */
+struct nframe {
+	uint64_t off;
+	uint32_t csize, content;
+};
+
 struct ctx {
 	const struct gen_delta_options *opt;
 	struct chunk_info *info;         /* per new chunk (missing ones filled) */
@@ -105,8 +128,16 @@ struct ctx {
 	const struct slotsync_index *base, *new_idx;
 	const uint8_t *missing;          /* per new chunk: the base lacks it (first occurrence) */
 	struct image bi, ni;
-	uint64_t *anchors;               /* hash (24 bits) << 40 | base offset, sorted */
-	size_t n_anchors;
+	struct space base_sp;            /* the base image */
+	/* ZSTD_FRAMES: the expanded base, its segments, the new image's frames and
+	 * the levels they were made with (none: the codec is not tried) */
+	struct space x_sp;
+	uint8_t *xb;
+	struct xseg *xseg;
+	size_t n_xseg;
+	struct nframe *nf;
+	size_t n_nf;
+	int levels[4], n_levels;
 	struct job *jobs;
 	size_t n_jobs;
 	struct job **order;              /* the jobs, largest first (threads end together) */
@@ -152,16 +183,16 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int build_anchors(struct ctx *c, struct slotsync_error *err)
+static int build_anchors(struct space *sp, struct slotsync_error *err)
 {
-	size_t cap = c->bi.size / (1u << ANCHOR_BITS) + 1024, n = 0;
+	size_t cap = sp->size / (1u << ANCHOR_BITS) + 1024, n = 0;
 	uint64_t *a = malloc(cap * sizeof(*a));
 
 	if (!a)
 		return slotsync_error_set(err, -ENOMEM, "out of memory for the anchor table");
-	for (uint64_t p = 0; p + 8 <= c->bi.size; p++) {
+	for (uint64_t p = 0; p + 8 <= sp->size; p++) {
 		uint32_t key;
-		if (!anchor_key(c->bi.p + p, &key))
+		if (!anchor_key(sp->p + p, &key))
 			continue;
 		if (n == cap) {
 			uint64_t *g = realloc(a, (cap *= 2) * sizeof(*a));
@@ -174,29 +205,29 @@ static int build_anchors(struct ctx *c, struct slotsync_error *err)
 		a[n++] = (uint64_t)key << POS_BITS | p;
 	}
 	qsort(a, n, sizeof(*a), cmp_u64);
-	c->anchors = a;
-	c->n_anchors = n;
+	sp->anchors = a;
+	sp->n_anchors = n;
 	return 0;
 }
 
 /* Anchors of key: [*lo, *hi). */
-static void anchor_range(const struct ctx *c, uint32_t key, size_t *lo, size_t *hi)
+static void anchor_range(const struct space *sp, uint32_t key, size_t *lo, size_t *hi)
 {
 	uint64_t k0 = (uint64_t)key << POS_BITS, k1 = (uint64_t)(key + 1) << POS_BITS;
-	size_t l = 0, h = c->n_anchors;
+	size_t l = 0, h = sp->n_anchors;
 
 	while (l < h) {
 		size_t m = (l + h) / 2;
-		if (c->anchors[m] < k0)
+		if (sp->anchors[m] < k0)
 			l = m + 1;
 		else
 			h = m;
 	}
 	*lo = l;
-	h = c->n_anchors;
+	h = sp->n_anchors;
 	while (l < h) {
 		size_t m = (l + h) / 2;
-		if (c->anchors[m] < k1)
+		if (sp->anchors[m] < k1)
 			l = m + 1;
 		else
 			h = m;
@@ -222,8 +253,10 @@ static int cmp_diag_votes(const void *a, const void *b)
 	return x->d < y->d ? -1 : x->d > y->d;
 }
 
-/* The most-voted diagonals of new bytes [s, e): up to DIAG_PER_CHUNK into out. */
-static size_t vote(const struct ctx *c, uint64_t s, uint64_t e, int64_t **buf, size_t *cap, struct diag *out)
+/* The most-voted diagonals (offset in sp - offset in src) of src[s, e): up to
+ * DIAG_PER_CHUNK into out. */
+static size_t vote(const struct space *sp, const uint8_t *src, uint64_t s, uint64_t e, int64_t **buf, size_t *cap,
+		   struct diag *out)
 {
 	size_t n = 0, nd = 0, m = 0;
 	int64_t *v = *buf;
@@ -232,15 +265,15 @@ static size_t vote(const struct ctx *c, uint64_t s, uint64_t e, int64_t **buf, s
 	for (uint64_t q = s; q + 8 <= e; q++) {
 		uint32_t key;
 		size_t lo, hi;
-		if (!anchor_key(c->ni.p + q, &key))
+		if (!anchor_key(src + q, &key))
 			continue;
-		anchor_range(c, key, &lo, &hi);
+		anchor_range(sp, key, &lo, &hi);
 		if (hi == lo || hi - lo > OCC_MAX)
 			continue;
 		for (size_t i = lo; i < hi; i++) {
-			uint64_t p = c->anchors[i] & POS_MASK;
+			uint64_t p = sp->anchors[i] & POS_MASK;
 			/* a true match, not a hash collision */
-			if (memcmp(c->bi.p + p, c->ni.p + q, 8) != 0)
+			if (memcmp(sp->p + p, src + q, 8) != 0)
 				continue;
 			if (n == *cap) {
 				size_t nc = *cap ? *cap * 2 : 4096;
@@ -330,9 +363,22 @@ static size_t zstd_ref(ZSTD_CCtx *cc, int level, const uint8_t *ref, size_t ref_
 	return ZSTD_isError(r) ? 0 : r;
 }
 
+struct frames_try {
+	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
+	uint32_t n_refs;
+	size_t raw_len, el;   /* reference bytes (in w->xraw), record bytes (in w->xout) */
+	int reads_new;
+};
+
 struct worker {
 	struct ctx *c;
 	ZSTD_CCtx *cc;
+	/* ZSTD_FRAMES: frames decoded and compressed again; the raw reference,
+	 * it expanded, the records, the object */
+	ZSTD_CCtx *fcc;
+	ZSTD_DCtx *fdc;
+	uint8_t *fbuf, *xraw, *xref, *xout, *out_c;
+	struct frames_try *ft;
 	struct slotsync_delta_decoder *dec;
 	int64_t *votes;
 	size_t votes_cap;
@@ -348,6 +394,400 @@ static void job_fail(struct ctx *c, const char *what, size_t job)
 		slotsync_error_set(&c->err, -EIO, "delta object %zu: %s", job, what);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+
+/* ---- ZSTD_FRAMES ---------------------------------------------------------- */
+
+#define FBUF_CAP ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX)
+#define XPIECE (64u << 10)                /* record bytes voted on together */
+#define TARGET_XCONTEXT (1u << 20)        /* expanded bytes of the new image before an object */
+#define TARGET_RAW_MAX (2u << 20)
+#define LEVEL_PROBE_FRAMES 8
+
+static int xseg_add(struct ctx *c, size_t *cap, uint64_t x, uint64_t r, uint32_t xl, uint32_t rl, int frame)
+{
+	if (c->n_xseg && !frame && !c->xseg[c->n_xseg - 1].frame) {
+		c->xseg[c->n_xseg - 1].xl += xl;
+		c->xseg[c->n_xseg - 1].rl += rl;
+		return 0;
+	}
+	if (c->n_xseg == *cap) {
+		size_t nc = *cap ? *cap * 2 : 4096;
+		struct xseg *g = realloc(c->xseg, nc * sizeof(*g));
+		if (!g)
+			return -ENOMEM;
+		c->xseg = g;
+		*cap = nc;
+	}
+	c->xseg[c->n_xseg++] = (struct xseg){ x, r, xl, rl, frame };
+	return 0;
+}
+
+/* The zstd frames of the new image (those that decode), the levels the first
+ * of them compress again to themselves with, and, if there are such levels,
+ * the base expanded (segment by segment) with its anchors. */
+static int frames_prepare(struct ctx *c, struct slotsync_error *err)
+{
+	ZSTD_DCtx *dc = ZSTD_createDCtx();
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	uint8_t *buf = malloc(SLOTSYNC_DELTA_FRAME_MAX), *z = malloc(FBUF_CAP);
+	size_t cap = 0, probed = 0, xcap = 0, seg_cap = 0;
+	uint64_t x = 0;
+	int r = 0;
+
+	if (!dc || !cc || !buf || !z) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < c->ni.size;) {
+		const uint8_t *m = memchr(c->ni.p + i, 0x28, c->ni.size - i);
+		size_t content = 0, fc, n;
+		if (!m)
+			break;
+		i = (uint64_t)(m - c->ni.p);
+		fc = slotsync_delta_frame_at(m, c->ni.size - i, &content);
+		n = fc ? ZSTD_decompressDCtx(dc, buf, SLOTSYNC_DELTA_FRAME_MAX, m, fc) : 0;
+		if (!fc || ZSTD_isError(n) || n != content) {
+			i++;
+			continue;
+		}
+		if (c->n_nf == cap) {
+			size_t nc = cap ? cap * 2 : 1024;
+			struct nframe *g = realloc(c->nf, nc * sizeof(*g));
+			if (!g) {
+				r = slotsync_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			c->nf = g;
+			cap = nc;
+		}
+		c->nf[c->n_nf++] = (struct nframe){ i, (uint32_t)fc, (uint32_t)content };
+		if (probed < LEVEL_PROBE_FRAMES) {
+			probed++;
+			for (int l = 1; l <= SLOTSYNC_DELTA_FRAME_LEVEL_MAX; l++) {
+				size_t zn = ZSTD_compressCCtx(cc, z, FBUF_CAP, buf, n, l);
+				int k;
+				if (ZSTD_isError(zn) || zn != fc || memcmp(z, m, fc) != 0)
+					continue;
+				for (k = 0; k < c->n_levels && c->levels[k] != l; k++)
+					;
+				if (k == c->n_levels && c->n_levels < (int)(sizeof(c->levels) / sizeof(c->levels[0])))
+					c->levels[c->n_levels++] = l;
+				break;
+			}
+		}
+		i += fc;
+	}
+	if (c->n_levels == 0)
+		goto out;
+	/* the base expanded: bytes as they are, frames as their content */
+	for (uint64_t i = 0; i < c->bi.size;) {
+		const uint8_t *m = memchr(c->bi.p + i, 0x28, c->bi.size - i);
+		uint64_t lit = m ? (uint64_t)(m - (c->bi.p + i)) : c->bi.size - i;
+		size_t content = 0, fc = 0, n = 0;
+		if (m)
+			fc = slotsync_delta_frame_at(m, c->bi.size - (i + lit), &content);
+		if (!fc && m)
+			lit++;  /* the 0x28 byte itself */
+		if (x + lit + content > xcap) {
+			size_t nc = xcap ? xcap : 64u << 20;
+			uint8_t *g;
+			while (nc < x + lit + content)
+				nc *= 2;
+			g = realloc(c->xb, nc);
+			if (!g) {
+				r = slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
+				goto out;
+			}
+			c->xb = g;
+			xcap = nc;
+		}
+		if (lit) {
+			memcpy(c->xb + x, c->bi.p + i, lit);
+			if (xseg_add(c, &seg_cap, x, i, (uint32_t)lit, (uint32_t)lit, 0) < 0) {
+				r = slotsync_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			x += lit;
+			i += lit;
+		}
+		if (!fc)
+			continue;
+		n = ZSTD_decompressDCtx(dc, c->xb + x, content, c->bi.p + i, fc);
+		if (ZSTD_isError(n) || n != content) {
+			c->xb[x] = c->bi.p[i];
+			if (xseg_add(c, &seg_cap, x, i, 1, 1, 0) < 0) {
+				r = slotsync_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			x++;
+			i++;
+			continue;
+		}
+		if (xseg_add(c, &seg_cap, x, i, (uint32_t)n, (uint32_t)fc, 1) < 0) {
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		x += n;
+		i += fc;
+	}
+	c->x_sp = (struct space){ .p = c->xb, .size = x };
+	r = build_anchors(&c->x_sp, err);
+out:
+	ZSTD_freeDCtx(dc);
+	ZSTD_freeCCtx(cc);
+	free(buf);
+	free(z);
+	return r;
+}
+
+/* Appends a bytes record of new image [s, e) to the records (one with the
+ * record before it if that is one too). */
+static int put_raw(struct worker *w, size_t *el, size_t *last_raw, uint64_t s, uint64_t e)
+{
+	size_t n = (size_t)(e - s);
+
+	if (*last_raw != SIZE_MAX) {
+		if (*el + n > SLOTSYNC_DELTA_XOUT_MAX)
+			return -1;
+		io_put_le32(w->xout + *last_raw + 1, io_get_le32(w->xout + *last_raw + 1) + (uint32_t)n);
+	} else {
+		if (*el + 5 + n > SLOTSYNC_DELTA_XOUT_MAX)
+			return -1;
+		*last_raw = *el;
+		w->xout[*el] = 0;
+		io_put_le32(w->xout + *el + 1, (uint32_t)n);
+		*el += 5;
+	}
+	memcpy(w->xout + *el, w->c->ni.p + s, n);
+	*el += n;
+	return 0;
+}
+
+
+
+struct cand {
+	uint64_t s, e;        /* expanded base bytes */
+	uint32_t votes;
+};
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->votes != y->votes)
+		return x->votes > y->votes ? -1 : 1;
+	return x->s < y->s ? -1 : x->s > y->s;
+}
+
+/* Segment of the expanded base holding expanded offset x. */
+static size_t xseg_at(const struct ctx *c, uint64_t x)
+{
+	size_t l = 0, h = c->n_xseg;
+
+	while (l < h) {
+		size_t m = (l + h) / 2;
+		if (c->xseg[m].x + c->xseg[m].xl <= x)
+			l = m + 1;
+		else
+			h = m;
+	}
+	return l;
+}
+
+/* The ZSTD_FRAMES encoding of new image [rs, re) at the trial level, in
+ * w->out_c; returns its size, or 0 if the codec does not apply. */
+static size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t)
+{
+	struct ctx *c = w->c;
+	const struct slotsync_index *ni = c->new_idx;
+	size_t el = 0, last_raw = SIZE_MAX, nframes = 0, lo = 0, hi = c->n_nf, nc = 0, nr = 0, xl, z0, z1 = 0,
+	       cap = ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX);
+	uint64_t cur = rs, raw_budget = SLOTSYNC_DELTA_REF_MAX, x_budget = SLOTSYNC_DELTA_XREF_MAX, ts = rs, t_raw = 0,
+		 t_x = 0;
+	struct cand cand[64 * DIAG_PER_CHUNK];
+	struct interval rv[SLOTSYNC_DELTA_REFS_MAX];
+
+	/* the records */
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (c->nf[m].off + c->nf[m].csize <= rs)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	for (size_t f = lo; f < c->n_nf && c->nf[f].off < re; f++) {
+		const struct nframe *F = &c->nf[f];
+		uint64_t a = F->off > rs ? F->off : rs, b = F->off + F->csize < re ? F->off + F->csize : re;
+		uint8_t *h;
+		size_t n;
+		int lv = 0;
+		if (a > cur && put_raw(w, &el, &last_raw, cur, a) < 0)
+			return 0;
+		if (el + 18 + F->content > SLOTSYNC_DELTA_XOUT_MAX)
+			return 0;
+		h = w->xout + el;
+		n = ZSTD_decompressDCtx(w->fdc, h + 18, F->content, c->ni.p + F->off, F->csize);
+		if (!ZSTD_isError(n) && n == F->content)
+			for (int k = 0; k < c->n_levels && !lv; k++) {
+				size_t zn = ZSTD_compressCCtx(w->fcc, w->fbuf, FBUF_CAP, h + 18, n, c->levels[k]);
+				if (!ZSTD_isError(zn) && zn == F->csize && !memcmp(w->fbuf, c->ni.p + F->off, zn))
+					lv = c->levels[k];
+			}
+		if (!lv) {
+			if (put_raw(w, &el, &last_raw, a, b) < 0)
+				return 0;
+		} else {
+			h[0] = 1;
+			h[1] = (uint8_t)lv;
+			io_put_le32(h + 2, F->csize);
+			io_put_le32(h + 6, (uint32_t)(a - F->off));
+			io_put_le32(h + 10, (uint32_t)(b - a));
+			io_put_le32(h + 14, (uint32_t)n);
+			el += 18 + n;
+			last_raw = SIZE_MAX;
+			nframes++;
+		}
+		cur = b;
+	}
+	if (cur < re && put_raw(w, &el, &last_raw, cur, re) < 0)
+		return 0;
+	if (!nframes)
+		return 0;
+	t->el = el;
+
+	/* the context: whole frames of the new image just before the output */
+	for (size_t k = lo; k-- > 0 && t_x < TARGET_XCONTEXT;) {
+		if (rs - c->nf[k].off > TARGET_RAW_MAX)
+			break;
+		ts = c->nf[k].off;
+		t_x += c->nf[k].content;
+	}
+	t_raw = rs - ts;
+
+	/* what the records resemble in the expanded base */
+	for (size_t s = 0; s < el; s += XPIECE) {
+		size_t e = s + XPIECE < el ? s + XPIECE : el;
+		struct diag dg[DIAG_PER_CHUNK];
+		size_t nd = vote(&c->x_sp, w->xout, s, e, &w->votes, &w->votes_cap, dg);
+		for (size_t i = 0; i < nd && nc < sizeof(cand) / sizeof(cand[0]); i++) {
+			int64_t a = (int64_t)s + dg[i].d - MARGIN, b = (int64_t)e + dg[i].d + MARGIN;
+			if (a < 0)
+				a = 0;
+			if (b > (int64_t)c->x_sp.size)
+				b = (int64_t)c->x_sp.size;
+			if (b > a)
+				cand[nc++] = (struct cand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
+		}
+	}
+	qsort(cand, nc, sizeof(*cand), cmp_cand);
+	raw_budget -= t_raw;
+	x_budget -= t_x < x_budget ? t_x : x_budget;
+	/* as base ranges: whole frames, most-voted first, within the limits */
+	for (size_t i = 0; i < nc; i++) {
+		for (size_t g = xseg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
+			const struct xseg *sg = &c->xseg[g];
+			uint64_t a = sg->r, b = sg->r + sg->rl, xn = sg->xl;
+			if (!sg->frame) {
+				uint64_t xa = cand[i].s > sg->x ? cand[i].s : sg->x,
+					 xb = cand[i].e < sg->x + sg->xl ? cand[i].e : sg->x + sg->xl;
+				a = sg->r + (xa - sg->x);
+				b = sg->r + (xb - sg->x);
+				xn = b - a;
+			}
+			if (b - a > raw_budget || xn > x_budget || nr == sizeof(rv) / sizeof(rv[0]) - 1)
+				continue;
+			raw_budget -= b - a;
+			x_budget -= xn;
+			rv[nr++] = (struct interval){ a, b, 0 };
+		}
+	}
+	qsort(rv, nr, sizeof(*rv), cmp_interval);
+	{
+		size_t m = 0;
+		for (size_t i = 0; i < nr; i++) {
+			if (m && rv[i].s <= rv[m - 1].e) {
+				if (rv[i].e > rv[m - 1].e)
+					rv[m - 1].e = rv[i].e;
+			} else
+				rv[m++] = rv[i];
+		}
+		nr = m;
+	}
+	/* references: the context (one range) and the base ranges, in this order */
+	t->n_refs = 0;
+	t->raw_len = 0;
+	if (t_raw) {
+		uint32_t p = base_chunk_at(ni, ts);
+		t->refs[t->n_refs++] = (struct slotsync_delta_ref){ p, (uint32_t)(ts - slotsync_index_chunk_start(ni, p)),
+								    (uint32_t)t_raw, 1 };
+		memcpy(w->xraw, c->ni.p + ts, t_raw);
+		t->raw_len = t_raw;
+	}
+	for (size_t i = 0; i < nr && t->n_refs < SLOTSYNC_DELTA_REFS_MAX; i++) {
+		uint32_t bc = base_chunk_at(c->base, rv[i].s);
+		t->refs[t->n_refs++] = (struct slotsync_delta_ref){
+			bc, (uint32_t)(rv[i].s - slotsync_index_chunk_start(c->base, bc)), (uint32_t)(rv[i].e - rv[i].s), 0
+		};
+		memcpy(w->xraw + t->raw_len, c->bi.p + rv[i].s, rv[i].e - rv[i].s);
+		t->raw_len += rv[i].e - rv[i].s;
+	}
+	/* with the context and without it */
+	xl = slotsync_delta_expand(w->fdc, w->xraw + t_raw, t->raw_len - t_raw, w->xref, SLOTSYNC_DELTA_XREF_MAX);
+	z0 = zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref, xl, w->xout, el, w->out_c, cap);
+	if (t_raw) {
+		xl = slotsync_delta_expand(w->fdc, w->xraw, t->raw_len, w->xref, SLOTSYNC_DELTA_XREF_MAX);
+		z1 = zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref, xl, w->xout, el, w->out_c, cap);
+	}
+	if (z1 && (!z0 || z1 + SLOTSYNC_DELTA_REF_BYTES < z0)) {
+		t->reads_new = 1;
+		return z1;
+	}
+	t->reads_new = 0;
+	if (t_raw) {
+		memmove(w->xraw, w->xraw + t_raw, t->raw_len - t_raw);
+		t->raw_len -= t_raw;
+		memmove(t->refs, t->refs + 1, (t->n_refs - 1) * sizeof(*t->refs));
+		t->n_refs--;
+	}
+	return z0;
+}
+
+/* The ZSTD_FRAMES object of t, encoded at the full level and checked, as job
+ * j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
+static int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len)
+{
+	struct ctx *c = w->c;
+	struct slotsync_error e2 = { 0 };
+	int lv = c->opt->level > TARGET_LEVEL ? TARGET_LEVEL : c->opt->level;
+	size_t xl = slotsync_delta_expand(w->fdc, w->xraw, t->raw_len, w->xref, SLOTSYNC_DELTA_XREF_MAX),
+	       pl = zstd_ref(w->cc, lv, w->xref, xl, w->xout, t->el, w->out_c,
+			     ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX));
+
+	if (!pl || pl >= j->plain)
+		return -1;
+	if (slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_ZSTD_FRAMES, w->out_c, pl, w->xraw, t->raw_len, w->check, len,
+				  &e2) < 0 ||
+	    memcmp(w->check, src, len) != 0) {
+		char what[SLOTSYNC_ERROR_MSG_MAX + 128];
+		snprintf(what, sizeof(what), "zstd-frames object does not decode to its chunks (an encoder fault): %s",
+			 e2.msg[0] ? e2.msg : "other bytes");
+		job_fail(c, what, (size_t)(j - c->jobs));
+		return -1;
+	}
+	j->payload = malloc(pl);
+	if (!j->payload) {
+		job_fail(c, "out of memory", (size_t)(j - c->jobs));
+		return -1;
+	}
+	memcpy(j->payload, w->out_c, pl);
+	j->payload_len = pl;
+	j->codec = SLOTSYNC_DELTA_ZSTD_FRAMES;
+	memcpy(j->refs, t->refs, t->n_refs * sizeof(*t->refs));
+	j->n_refs = t->n_refs;
+	j->reads_new = t->reads_new;
+	return 0;
 }
 
 static void do_job(struct worker *w, struct job *j)
@@ -538,6 +978,15 @@ static void do_job(struct worker *w, struct job *j)
 		size_residual = zstd_ref(w->cc, TRIAL_LEVEL(c), w->ref, ref_len, hdr, total, w->out_b, cap);
 	}
 
+	/* ZSTD_FRAMES, if the image has zstd frames, when it beats both */
+	if (c->n_levels) {
+		size_t za = size_zstd ? size_zstd : SIZE_MAX, zb = size_residual ? size_residual : SIZE_MAX,
+		       zf = frames_job(w, rs, re, w->ft);
+		if (zf && zf < za && zf < zb && zf < j->plain && frames_keep(w, j, w->ft, src, len) == 0)
+			return;
+		if (c->failed)
+			return;
+	}
 	{
 		size_t za = size_zstd ? size_zstd : SIZE_MAX, zb = size_residual ? size_residual : SIZE_MAX;
 		const uint8_t *pick = za <= zb ? w->out_a : w->out_b;
@@ -596,7 +1045,7 @@ static void analyse(struct worker *w, uint32_t pos)
 	uint64_t cs = slotsync_index_chunk_start(c->new_idx, pos), ce = c->new_idx->chunks[pos].end;
 	size_t pl = ZSTD_compress(w->plain, ZSTD_compressBound(ce - cs), c->ni.p + cs, ce - cs, GEN_ZSTD_LEVEL_DEFAULT);
 
-	ci->nd = (uint32_t)vote(c, cs, ce, &w->votes, &w->votes_cap, ci->dg);
+	ci->nd = (uint32_t)vote(&c->base_sp, c->ni.p, cs, ce, &w->votes, &w->votes_cap, ci->dg);
 	ci->plain = (uint32_t)(ZSTD_isError(pl) ? ce - cs : pl);
 }
 
@@ -816,7 +1265,10 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			st->missing_bytes += slotsync_index_chunk_size(ni, i);
 		}
 	c.missing = missing;
-	r = build_anchors(&c, err);
+	c.base_sp = (struct space){ .p = c.bi.p, .size = c.bi.size };
+	r = build_anchors(&c.base_sp, err);
+	if (r == 0)
+		r = frames_prepare(&c, err);
 	if (r < 0)
 		goto out;
 	for (int t = 0; t < threads; t++) {
@@ -832,6 +1284,22 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		w[t].check = malloc(SLOTSYNC_DELTA_OUT_MAX);
 		w[t].plain = malloc(ZSTD_compressBound(base->chunk_size_max > ni->chunk_size_max ? base->chunk_size_max
 												     : ni->chunk_size_max));
+		if (c.n_levels) {
+			w[t].fcc = ZSTD_createCCtx();
+			w[t].fdc = ZSTD_createDCtx();
+			w[t].fbuf = malloc(FBUF_CAP);
+			w[t].xraw = malloc(SLOTSYNC_DELTA_REF_MAX);
+			w[t].xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
+			w[t].xout = malloc(SLOTSYNC_DELTA_XOUT_MAX);
+			w[t].out_c = malloc(ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX));
+			w[t].ft = malloc(sizeof(*w[t].ft));
+			if (!w[t].fcc || !w[t].fdc || !w[t].fbuf || !w[t].xraw || !w[t].xref || !w[t].xout || !w[t].out_c ||
+			    !w[t].ft) {
+				r = slotsync_error_set(err, -ENOMEM, "out of memory");
+				threads = t + 1;
+				goto workers_out;
+			}
+		}
 		if (!w[t].cc || !w[t].dec || !w[t].ref || !w[t].resid || !w[t].out_a || !w[t].out_b || !w[t].check ||
 		    !w[t].plain) {
 			r = slotsync_error_set(err, -ENOMEM, "out of memory");
@@ -940,6 +1408,14 @@ workers_out:
 		free(w[t].check);
 		free(w[t].plain);
 		free(w[t].votes);
+		ZSTD_freeCCtx(w[t].fcc);
+		ZSTD_freeDCtx(w[t].fdc);
+		free(w[t].fbuf);
+		free(w[t].xraw);
+		free(w[t].xref);
+		free(w[t].xout);
+		free(w[t].out_c);
+		free(w[t].ft);
 	}
 out:
 	for (size_t i = 0; i < c.n_jobs; i++)
@@ -948,7 +1424,11 @@ out:
 	free(c.order);
 	free(c.info);
 	free(c.todo);
-	free(c.anchors);
+	free(c.base_sp.anchors);
+	free(c.x_sp.anchors);
+	free(c.xb);
+	free(c.xseg);
+	free(c.nf);
 	free(missing);
 	free(have.slot);
 	free(seen.slot);

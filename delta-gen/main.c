@@ -456,10 +456,11 @@ static int run(int argc, char **argv, struct args *ap)
 			total = st.index_bytes + st.object_bytes + st.remaining_plain;
 			printf("delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
 			       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64
-			       " residual; %" PRIu64 " also read new content before them) of %" PRIu64 " bytes replace %" PRIu64 " bytes of chunks; download %" PRIu64
+			       " residual, %" PRIu64 " zstd-frames; %" PRIu64 " also read new content before them) of %" PRIu64 " bytes replace %" PRIu64 " bytes of chunks; download %" PRIu64
 			       " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64 "); %.1f s\n",
 			       a.bases[i], st.missing_chunks, st.missing_bytes, st.replaced_plain + st.remaining_plain,
 			       st.objects, st.codec_count[SLOTSYNC_DELTA_ZSTD_REF], st.codec_count[SLOTSYNC_DELTA_RESIDUAL],
+			       st.codec_count[SLOTSYNC_DELTA_ZSTD_FRAMES],
 			       st.objects_reading_new, st.object_bytes, st.replaced_plain, total, st.index_bytes, st.object_bytes, st.remaining_plain,
 			       st.seconds);
 			if (st.index_path[0])

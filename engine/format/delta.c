@@ -92,7 +92,8 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		o->count = io_get_le32(p + 44);
 		o->ref_first = io_get_le32(p + 48);
 		o->ref_count = io_get_le32(p + 52);
-		if (o->codec != SLOTSYNC_DELTA_ZSTD_REF && o->codec != SLOTSYNC_DELTA_RESIDUAL) {
+		if (o->codec != SLOTSYNC_DELTA_ZSTD_REF && o->codec != SLOTSYNC_DELTA_RESIDUAL &&
+		    o->codec != SLOTSYNC_DELTA_ZSTD_FRAMES) {
 			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u: unknown codec %u", i, o->codec);
 			slotsync_delta_index_free(d);
 			return rc;
@@ -297,9 +298,61 @@ void slotsync_delta_object_path(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char *b
 
 struct slotsync_delta_decoder {
 	ZSTD_DCtx *dctx;
-	uint8_t *scratch;   /* RESIDUAL: the decoded frame */
+	uint8_t *scratch;   /* RESIDUAL: the decoded frame; ZSTD_FRAMES: the records */
 	size_t scratch_cap;
+	/* ZSTD_FRAMES, made on first use */
+	ZSTD_DCtx *fdctx;   /* frames of the reference */
+	ZSTD_CCtx *cctx;    /* frames of the output, compressed again */
+	uint8_t *xref;      /* the expanded reference (XREF_MAX) */
+	uint8_t *frame;     /* one frame rebuilt */
 };
+
+static const uint8_t zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+
+size_t slotsync_delta_frame_at(const uint8_t *p, size_t len, size_t *content)
+{
+	unsigned long long n;
+	size_t c;
+
+	if (len < 9 || memcmp(p, zstd_magic, 4) != 0)
+		return 0;
+	n = ZSTD_getFrameContentSize(p, len);
+	if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR || n > SLOTSYNC_DELTA_FRAME_MAX)
+		return 0;
+	c = ZSTD_findFrameCompressedSize(p, len);
+	if (ZSTD_isError(c) || c > len)
+		return 0;
+	*content = (size_t)n;
+	return c;
+}
+
+size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	size_t i = 0, o = 0;
+
+	while (i < len && o < cap) {
+		const uint8_t *m = memchr(in + i, zstd_magic[0], len - i);
+		size_t lit = m ? (size_t)(m - (in + i)) : len - i, fc, content = 0;
+		if (lit > cap - o)
+			lit = cap - o;
+		memcpy(out + o, in + i, lit);
+		o += lit;
+		i += lit;
+		if (!m || o == cap)
+			break;
+		fc = slotsync_delta_frame_at(in + i, len - i, &content);
+		if (fc && content <= cap - o) {
+			size_t n = ZSTD_decompressDCtx(dctx, out + o, content, in + i, fc);
+			if (!ZSTD_isError(n) && n == content) {
+				o += n;
+				i += fc;
+				continue;
+			}
+		}
+		out[o++] = in[i++];
+	}
+	return o;
+}
 
 struct slotsync_delta_decoder *slotsync_delta_decoder_new(void)
 {
@@ -321,7 +374,11 @@ void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec)
 	if (!dec)
 		return;
 	ZSTD_freeDCtx(dec->dctx);
+	ZSTD_freeDCtx(dec->fdctx);
+	ZSTD_freeCCtx(dec->cctx);
 	free(dec->scratch);
+	free(dec->xref);
+	free(dec->frame);
 	free(dec);
 }
 
@@ -347,6 +404,91 @@ static int64_t frame_decode(struct slotsync_delta_decoder *dec, const void *payl
 	return (int64_t)n;
 }
 
+static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_error *err)
+{
+	if (dec->xref)
+		return 0;
+	dec->fdctx = ZSTD_createDCtx();
+	dec->cctx = ZSTD_createCCtx();
+	dec->frame = malloc(ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX));
+	if (dec->scratch_cap < SLOTSYNC_DELTA_XOUT_MAX) {
+		uint8_t *s = realloc(dec->scratch, SLOTSYNC_DELTA_XOUT_MAX);
+		if (s) {
+			dec->scratch = s;
+			dec->scratch_cap = SLOTSYNC_DELTA_XOUT_MAX;
+		}
+	}
+	dec->xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
+	if (!dec->fdctx || !dec->cctx || !dec->frame || !dec->xref || dec->scratch_cap < SLOTSYNC_DELTA_XOUT_MAX ||
+	    ZSTD_isError(ZSTD_DCtx_setParameter(dec->fdctx, ZSTD_d_windowLogMax, 20))) {
+		free(dec->xref);
+		dec->xref = NULL;
+		return slotsync_error_set(err, -ENOMEM, "out of memory for a zstd-frames object");
+	}
+	return 0;
+}
+
+/* ZSTD_FRAMES: the records against the expanded reference, then the output. */
+static int frames_decode(struct slotsync_delta_decoder *dec, const void *payload, size_t payload_len, const void *ref,
+			 size_t ref_len, uint8_t *out, size_t out_len, struct slotsync_error *err)
+{
+	size_t xref_len, at = 0, o = 0;
+	const uint8_t *x;
+	int64_t n;
+	int r = frames_setup(dec, err);
+
+	if (r < 0)
+		return r;
+	xref_len = slotsync_delta_expand(dec->fdctx, ref, ref_len, dec->xref, SLOTSYNC_DELTA_XREF_MAX);
+	n = frame_decode(dec, payload, payload_len, dec->xref, xref_len, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX, err);
+	if (n < 0)
+		return (int)n;
+	x = dec->scratch;
+	while (at < (size_t)n) {
+		size_t left = (size_t)n - at;
+		if (x[at] == 0) {
+			uint32_t len = left >= 5 ? io_get_le32(x + at + 1) : UINT32_MAX;
+			if (len == 0 || len > left - 5 || len > out_len - o)
+				return slotsync_error_set(err, -EBADMSG, "zstd-frames object: bytes record at %zu out of bounds",
+							  at);
+			memcpy(out + o, x + at + 5, len);
+			o += len;
+			at += 5 + len;
+		} else if (x[at] == 1) {
+			uint32_t level, csize, skip, take, len;
+			size_t z;
+			if (left < 18)
+				return slotsync_error_set(err, -EBADMSG, "zstd-frames object: frame record at %zu cut short", at);
+			level = x[at + 1];
+			csize = io_get_le32(x + at + 2);
+			skip = io_get_le32(x + at + 6);
+			take = io_get_le32(x + at + 10);
+			len = io_get_le32(x + at + 14);
+			if (level < 1 || level > SLOTSYNC_DELTA_FRAME_LEVEL_MAX || len > SLOTSYNC_DELTA_FRAME_MAX ||
+			    len > left - 18 || csize > ZSTD_COMPRESSBOUND(len) || take == 0 || skip > csize ||
+			    take > csize - skip || take > out_len - o)
+				return slotsync_error_set(err, -EBADMSG,
+							  "zstd-frames object: frame record at %zu out of bounds "
+							  "(level %u, %u bytes, %u compressed, %u+%u taken)",
+							  at, level, len, csize, skip, take);
+			z = ZSTD_compressCCtx(dec->cctx, dec->frame, ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX), x + at + 18,
+					      len, (int)level);
+			if (ZSTD_isError(z) || z != csize)
+				return slotsync_error_set(err, -EBADMSG,
+							  "zstd-frames object: a frame compressed again at level %u gives %zu "
+							  "bytes, not %u (this libzstd %s compresses otherwise)",
+							  level, ZSTD_isError(z) ? (size_t)0 : z, csize, ZSTD_versionString());
+			memcpy(out + o, dec->frame + skip, take);
+			o += take;
+			at += 18 + len;
+		} else
+			return slotsync_error_set(err, -EBADMSG, "zstd-frames object: unknown record %u at %zu", x[at], at);
+	}
+	if (o != out_len)
+		return slotsync_error_set(err, -EBADMSG, "zstd-frames object gives %zu bytes, %zu expected", o, out_len);
+	return 0;
+}
+
 int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
 			  const void *ref, size_t ref_len, void *out, size_t out_len, struct slotsync_error *err)
 {
@@ -367,6 +509,8 @@ int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const v
 						  out_len);
 		return 0;
 	}
+	if (codec == SLOTSYNC_DELTA_ZSTD_FRAMES)
+		return frames_decode(dec, payload, payload_len, ref, ref_len, out, out_len, err);
 	if (codec != SLOTSYNC_DELTA_RESIDUAL)
 		return slotsync_error_set(err, -EBADMSG, "unknown delta codec %d", codec);
 	cap = 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + blocks + out_len;

@@ -37,6 +37,20 @@
  *              alignment[s] on (bytes outside the reference predict 0);
  *              selector 0xff predicts zeros.  Output = prediction + residual,
  *              byte by byte, mod 256.
+ *   ZSTD_FRAMES for images whose blocks are zstd frames (squashfs -comp zstd):
+ *              the prefix is the reference expanded (every zstd frame in it
+ *              replaced by its content, slotsync_delta_expand()), and the
+ *              frame decodes to records, each
+ *                0, u32 n, n bytes                    bytes of the output, or
+ *                1, u8 level, u32 csize, u32 skip, u32 take, u32 n, n bytes
+ *              a zstd frame: the n bytes compressed again in one call
+ *              (ZSTD_compressCCtx) at `level` must give csize bytes, of
+ *              which bytes skip .. skip+take-1 are output.  The records
+ *              give the output exactly.  What differs in the old and new
+ *              files is found in their content, not in compressed bytes that
+ *              share nothing; it works where the device's libzstd compresses
+ *              as the one that made the image did (the output's SHA-256
+ *              checks tell, and the plain chunks are fetched if not).
  */
 #ifndef SLOTSYNC_DELTA_H
 #define SLOTSYNC_DELTA_H
@@ -63,10 +77,20 @@ extern "C" {
 #define SLOTSYNC_DELTA_BLOCK 64u            /* RESIDUAL block */
 /* Window a decoder must allow: reference + output. */
 #define SLOTSYNC_DELTA_WINDOW_LOG 23
+/* ZSTD_FRAMES: a zstd frame is expanded (reference) or rebuilt (output) only
+ * if its content is at most FRAME_MAX bytes (squashfs blocks are 128 KiB by
+ * default) and level <= FRAME_LEVEL_MAX: so the compressor a device needs
+ * stays under 3 MiB.  The expanded reference is cut at XREF_MAX, the decoded
+ * records may not exceed XOUT_MAX. */
+#define SLOTSYNC_DELTA_FRAME_MAX (256u << 10)
+#define SLOTSYNC_DELTA_FRAME_LEVEL_MAX 19
+#define SLOTSYNC_DELTA_XREF_MAX (4u << 20)
+#define SLOTSYNC_DELTA_XOUT_MAX (4u << 20)
 
 enum slotsync_delta_codec {
 	SLOTSYNC_DELTA_ZSTD_REF = 1,
 	SLOTSYNC_DELTA_RESIDUAL = 2,
+	SLOTSYNC_DELTA_ZSTD_FRAMES = 3,
 };
 
 #define SLOTSYNC_DELTA_REF_NEW (UINT32_C(1) << 31)
@@ -137,9 +161,25 @@ struct slotsync_delta_decoder;
 struct slotsync_delta_decoder *slotsync_delta_decoder_new(void);
 void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec);
 
+/* The zstd frame that starts at p, if expansion would take it: its magic, a
+ * declared content size of at most SLOTSYNC_DELTA_FRAME_MAX, and all of it
+ * within len.  Returns its compressed size (and *content its content size),
+ * or 0.  Whether it decodes is for the caller to see. */
+size_t slotsync_delta_frame_at(const uint8_t *p, size_t len, size_t *content);
+
+/* Expands in[0..len) into out (at most cap bytes): bytes are copied, except
+ * that each zstd frame (slotsync_delta_frame_at(), scanning on from its end)
+ * that decodes to its declared size is replaced by its content.  A frame
+ * whose content no longer fits is copied as it is; copying stops when out is
+ * full.  Returns the bytes written.  dctx: any decompression context. */
+size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+
 /* Decodes one object: exactly out_len bytes into out, or an error (a frame
- * that would produce more or less, a malformed residual header, a zstd
- * error).  Memory is bounded by out_len and SLOTSYNC_DELTA_WINDOW_LOG. */
+ * that would produce more or less, a malformed residual header or record, a
+ * frame that does not compress again as recorded, a zstd error).  ref is the
+ * reference as read from the slot.  Memory is bounded by out_len,
+ * SLOTSYNC_DELTA_WINDOW_LOG and, for ZSTD_FRAMES, XREF_MAX + XOUT_MAX +
+ * a compressor for FRAME_MAX bytes. */
 int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
 			  const void *ref, size_t ref_len, void *out, size_t out_len, struct slotsync_error *err);
 

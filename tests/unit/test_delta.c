@@ -2,6 +2,7 @@
  * refusals (bombs, short frames, bad residual headers). */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 #include <zstd.h>
 
@@ -24,19 +25,23 @@ struct pair {
 /* base: random; new: a copy with what releases do to binaries: a region whose
  * bytes change every ~64 bytes by small amounts (moved code), an insertion,
  * a few overwritten runs, and a novel region that repeats itself */
-static void pair_make(struct pair *p)
-{
-	struct gen_make_options opt = { 0 };
-	struct gen_make_stats st;
-	struct slotsync_error err = { 0 };
-	size_t n = 0, novel;
+static void pair_finish(struct pair *p, size_t base_len);
 
+static void pair_paths(struct pair *p)
+{
 	p->dir = test_mkdtemp();
 	snprintf(p->base_img, sizeof(p->base_img), "%s/base.img", p->dir);
 	snprintf(p->base_idx, sizeof(p->base_idx), "%s/base.caibx", p->dir);
 	snprintf(p->new_img, sizeof(p->new_img), "%s/new.img", p->dir);
 	snprintf(p->new_idx, sizeof(p->new_idx), "%s/new.caibx", p->dir);
 	snprintf(p->store, sizeof(p->store), "%s/store", p->dir);
+}
+
+static void pair_make(struct pair *p)
+{
+	size_t n = 0, novel;
+
+	pair_paths(p);
 	p->base = malloc(IMG_LEN);
 	p->neu = malloc(IMG_LEN * 2);
 	test_fill_random(p->base, IMG_LEN, 11);
@@ -69,8 +74,18 @@ static void pair_make(struct pair *p)
 	memcpy(p->neu + n, p->base + 1200000, IMG_LEN - 1200000);
 	n += IMG_LEN - 1200000;
 	p->new_len = n;
-	ck_assert_int_eq(test_write_file(p->base_img, p->base, IMG_LEN), 0);
-	ck_assert_int_eq(test_write_file(p->new_img, p->neu, n), 0);
+	pair_finish(p, IMG_LEN);
+}
+
+/* writes both images, chunks them into the store, reads their indexes */
+static void pair_finish(struct pair *p, size_t base_len)
+{
+	struct gen_make_options opt = { 0 };
+	struct gen_make_stats st;
+	struct slotsync_error err = { 0 };
+
+	ck_assert_int_eq(test_write_file(p->base_img, p->base, base_len), 0);
+	ck_assert_int_eq(test_write_file(p->new_img, p->neu, p->new_len), 0);
 	opt.params = slotsync_chunker_params_default();
 	opt.digest = SLOTSYNC_DIGEST_SHA256;
 	opt.level = 3;
@@ -80,6 +95,84 @@ static void pair_make(struct pair *p)
 	ck_assert_int_eq(gen_make(p->new_img, p->new_idx, &opt, &st, &err), 0);
 	ck_assert_int_eq(slotsync_index_read_file(p->base_idx, &p->bi, &err), 0);
 	ck_assert_int_eq(slotsync_index_read_file(p->new_idx, &p->ni, &err), 0);
+}
+
+/* Text-like bytes: words of a vocabulary of 2048 (compresses about 2:1, and
+ * 8 bytes in a row are rare enough to align on). */
+static void fill_text(uint8_t *buf, size_t len, uint64_t seed)
+{
+	static char words[2048][12];
+	size_t n = 0;
+
+	if (!words[0][0])
+		for (int w = 0; w < 2048; w++) {
+			uint64_t x = (uint64_t)w * 0x9e3779b97f4a7c15u + 7;
+			int l = 3 + (int)(x >> 61);
+			for (int k = 0; k < l; k++, x = x * 6364136223846793005u + 1)
+				words[w][k] = (char)('a' + (x >> 40) % 26);
+			words[w][l] = ' ';
+		}
+	while (n < len) {
+		const char *w;
+		size_t l;
+		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		w = words[(seed >> 33) % 2048];
+		l = strlen(w);
+		if (l > len - n)
+			l = len - n;
+		memcpy(buf + n, w, l);
+		n += l;
+	}
+}
+
+#define FBLOCK (128u * 1024u)
+#define FBLOCKS 24
+
+/* Appends block content c as squashfs does: one zstd frame, level 15. */
+static size_t put_frame(ZSTD_CCtx *cc, uint8_t *dst, const uint8_t *c)
+{
+	size_t z = ZSTD_compressCCtx(cc, dst, ZSTD_compressBound(FBLOCK), c, FBLOCK, 15);
+
+	ck_assert(!ZSTD_isError(z));
+	return z;
+}
+
+/* The blocks of a zstd-compressed filesystem image: base, FBLOCKS blocks of
+ * text; new, the same blocks with a few words changed in six of them (every
+ * compressed byte of those blocks changes), bytes stored as they are in
+ * between, and four new blocks. */
+static void pair_make_frames(struct pair *p)
+{
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	uint8_t *blk = malloc(FBLOCK);
+	size_t nb = 0, n = 0;
+
+	pair_paths(p);
+	p->base = malloc(FBLOCKS * ZSTD_compressBound(FBLOCK) + 65536);
+	p->neu = malloc((FBLOCKS + 4) * ZSTD_compressBound(FBLOCK) + 65536);
+	for (int b = 0; b < FBLOCKS; b++) {
+		fill_text(blk, FBLOCK, 100 + (uint64_t)b);
+		nb += put_frame(cc, p->base + nb, blk);
+		fill_text(blk, FBLOCK, 100 + (uint64_t)b);
+		if (b >= 6 && b < 12)
+			for (int k = 0; k < 10; k++)
+				memcpy(blk + 1000 + (size_t)k * 12000, "CHANGED", 7);
+		n += put_frame(cc, p->neu + n, blk);
+		if (b == 9) {
+			/* stored as it is: compressing did not pay */
+			test_fill_random(p->neu + n, 3000, 5);
+			n += 3000;
+		}
+		if (b == 14)
+			for (int k = 0; k < 4; k++) {
+				fill_text(blk, FBLOCK, 900 + (uint64_t)k);
+				n += put_frame(cc, p->neu + n, blk);
+			}
+	}
+	p->new_len = n;
+	pair_finish(p, nb);
+	ZSTD_freeCCtx(cc);
+	free(blk);
 }
 
 static void pair_free(struct pair *p)
@@ -106,71 +199,131 @@ static struct slotsync_delta_index *generate(struct pair *p, struct gen_delta_st
 	return d;
 }
 
-START_TEST(test_round_trip)
+/* Every object of d decodes, from its reference as a device reads it, to its
+ * chunks, and not to one byte fewer; counts codecs and new-image ranges. */
+static void check_objects(struct pair *p, const struct slotsync_delta_index *d, const struct gen_delta_stats *st,
+			  size_t codecs[4], size_t *targets)
 {
-	struct pair p;
-	struct gen_delta_stats st;
-	struct slotsync_error err = { 0 };
 	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
-	struct slotsync_delta_index *d;
-	uint8_t *buf, bd[32], nd[32], *ref = malloc(SLOTSYNC_DELTA_REF_MAX), *out = malloc(SLOTSYNC_DELTA_OUT_MAX);
-	size_t len, codecs[3] = { 0 }, targets = 0;
+	struct slotsync_error err = { 0 };
+	uint8_t bd[32], nd[32], *ref = malloc(SLOTSYNC_DELTA_REF_MAX), *out = malloc(SLOTSYNC_DELTA_OUT_MAX);
 	uint64_t covered = 0;
 
-	pair_make(&p);
-	d = generate(&p, &st, &buf, &len);
-	ck_assert_int_eq(slotsync_index_digest(p.bi, bd, &err), 0);
-	ck_assert_int_eq(slotsync_index_digest(p.ni, nd, &err), 0);
-	ck_assert_msg(slotsync_delta_index_check(d, p.bi, bd, p.ni, nd, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(slotsync_index_digest(p->bi, bd, &err), 0);
+	ck_assert_int_eq(slotsync_index_digest(p->ni, nd, &err), 0);
+	ck_assert_msg(slotsync_delta_index_check(d, p->bi, bd, p->ni, nd, &err) == 0, "%s", err.msg);
 	ck_assert_uint_gt(d->n_objects, 0);
-	ck_assert_uint_eq(d->n_objects, st.objects);
-	/* the objects beat the plain chunks they replace, by far */
-	ck_assert_uint_lt(st.object_bytes * 3, st.replaced_plain);
+	ck_assert_uint_eq(d->n_objects, st->objects);
 	for (uint32_t i = 0; i < d->n_objects; i++) {
 		const struct slotsync_delta_object *o = &d->objects[i];
-		uint64_t s = slotsync_index_chunk_start(p.ni, o->first), e = p.ni->chunks[o->first + o->count - 1].end;
+		uint64_t s = slotsync_index_chunk_start(p->ni, o->first), e = p->ni->chunks[o->first + o->count - 1].end;
 		size_t rl = 0, ol;
 		uint8_t *obj, id[32];
 		char rel[100], path[4400];
 		/* the reference, as a device reads it: base chunk + offset, on */
 		for (uint32_t k = 0; k < o->ref_count; k++) {
 			const struct slotsync_delta_ref *r = &d->refs[o->ref_first + k];
-			const struct slotsync_index *ri = r->target ? p.ni : p.bi;
+			const struct slotsync_index *ri = r->target ? p->ni : p->bi;
 			uint64_t at = slotsync_index_chunk_start(ri, r->chunk) + r->offset;
 			if (r->target) {
 				/* a range of the new image before the output */
 				ck_assert_uint_le(at + r->length, s);
-				targets++;
+				(*targets)++;
 			}
-			memcpy(ref + rl, (r->target ? p.neu : p.base) + at, r->length);
+			memcpy(ref + rl, (r->target ? p->neu : p->base) + at, r->length);
 			rl += r->length;
 		}
 		slotsync_delta_object_path(o->id, rel, sizeof(rel));
-		snprintf(path, sizeof(path), "%s/%s", p.store, rel);
+		snprintf(path, sizeof(path), "%s/%s", p->store, rel);
 		ck_assert_int_eq(io_read_file(path, 1u << 24, &obj, &ol, &err), 0);
 		ck_assert_uint_eq(ol, o->size);
 		ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, obj, ol, id), 0);
 		ck_assert_mem_eq(id, o->id, 32);
 		ck_assert_msg(slotsync_delta_decode(dec, o->codec, obj, ol, ref, rl, out, (size_t)(e - s), &err) == 0, "%s",
 			      err.msg);
-		ck_assert_mem_eq(out, p.neu + s, (size_t)(e - s));
+		ck_assert_mem_eq(out, p->neu + s, (size_t)(e - s));
 		/* one byte short: refused, not cut */
 		ck_assert_int_lt(slotsync_delta_decode(dec, o->codec, obj, ol, ref, rl, out, (size_t)(e - s) - 1, &err), 0);
+		ck_assert_uint_lt(o->codec, 4);
 		codecs[o->codec]++;
 		covered += e - s;
 		free(obj);
 	}
-	ck_assert_uint_eq(covered, st.covered_bytes);
+	ck_assert_uint_eq(covered, st->covered_bytes);
+	slotsync_delta_decoder_free(dec);
+	free(ref);
+	free(out);
+}
+
+START_TEST(test_round_trip)
+{
+	struct pair p;
+	struct gen_delta_stats st;
+	struct slotsync_delta_index *d;
+	uint8_t *buf;
+	size_t len, codecs[4] = { 0 }, targets = 0;
+
+	pair_make(&p);
+	d = generate(&p, &st, &buf, &len);
+	check_objects(&p, d, &st, codecs, &targets);
+	/* the objects beat the plain chunks they replace, by far */
+	ck_assert_uint_lt(st.object_bytes * 3, st.replaced_plain);
 	/* moved code makes residual objects, the rest zstd with a reference */
 	ck_assert_uint_gt(codecs[SLOTSYNC_DELTA_RESIDUAL], 0);
 	ck_assert_uint_gt(codecs[SLOTSYNC_DELTA_ZSTD_REF], 0);
+	/* random bytes have no zstd frames */
+	ck_assert_uint_eq(codecs[SLOTSYNC_DELTA_ZSTD_FRAMES], 0);
 	/* new files like the new files before them: ranges of the new image */
 	ck_assert_uint_gt(targets, 0);
 	slotsync_delta_index_free(d);
-	slotsync_delta_decoder_free(dec);
 	free(buf);
-	free(ref);
-	free(out);
+	pair_free(&p);
+}
+END_TEST
+
+/* zstd-compressed blocks: changed blocks share no compressed bytes with the
+ * old ones, but their content does; new blocks like each other */
+START_TEST(test_frames_round_trip)
+{
+	struct pair p;
+	struct gen_delta_stats st;
+	struct gen_delta_options o;
+	struct slotsync_delta_index *d;
+	struct slotsync_error err = { 0 };
+	uint8_t *buf, *b1;
+	size_t len, l1, codecs[4] = { 0 }, targets = 0;
+	char path[4400];
+
+	pair_make_frames(&p);
+	d = generate(&p, &st, &buf, &len);
+	check_objects(&p, d, &st, codecs, &targets);
+	ck_assert_uint_gt(codecs[SLOTSYNC_DELTA_ZSTD_FRAMES], 0);
+	/* the changed blocks: their objects are a small fraction of the bytes they
+	 * rebuild (the new blocks are text like nothing else and gain little) */
+	{
+		uint64_t fb = 0, fo = 0;
+		for (uint32_t i = 0; i < d->n_objects; i++)
+			if (d->objects[i].codec == SLOTSYNC_DELTA_ZSTD_FRAMES) {
+				const struct slotsync_delta_object *ob = &d->objects[i];
+				fo += ob->size;
+				fb += p.ni->chunks[ob->first + ob->count - 1].end - slotsync_index_chunk_start(p.ni, ob->first);
+			}
+		ck_assert_uint_gt(fb, 150000);
+		ck_assert_msg(fo * 20 < fb, "zstd-frames objects: %" PRIu64 " bytes rebuild %" PRIu64, fo, fb);
+	}
+	ck_assert_msg(st.object_bytes * 2 < st.replaced_plain, "%" PRIu64 " bytes of objects for %" PRIu64,
+		      st.object_bytes, st.replaced_plain);
+	slotsync_delta_index_free(d);
+	/* the same with one thread */
+	o = (struct gen_delta_options){ .store = p.store, .new_index = p.new_idx, .new_image = p.new_img, .threads = 1,
+					.level = 19, .run_max = GEN_DELTA_RUN_MAX_DEFAULT };
+	ck_assert_int_eq(gen_delta_pair(&o, p.base_idx, p.base_img, &st, &err), 0);
+	snprintf(path, sizeof(path), "%s/%s", p.store, st.index_path);
+	ck_assert_int_eq(io_read_file(path, 1u << 24, &b1, &l1, &err), 0);
+	ck_assert_uint_eq(len, l1);
+	ck_assert_mem_eq(buf, b1, len);
+	free(b1);
+	free(buf);
 	pair_free(&p);
 }
 END_TEST
@@ -385,6 +538,107 @@ START_TEST(test_decode_refusals)
 }
 END_TEST
 
+/* ZSTD_FRAMES: the expansion of a reference, and records a device refuses */
+START_TEST(test_frames_decode)
+{
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_error err = { 0 };
+	ZSTD_DCtx *dc = ZSTD_createDCtx();
+	uint8_t *content = malloc(FBLOCK), *ref = malloc(2 * FBLOCK), *x = malloc(4 * FBLOCK), *rec = malloc(2 * FBLOCK),
+		*z = malloc(ZSTD_compressBound(2 * FBLOCK)), *out = malloc(2 * FBLOCK), *frame = malloc(FBLOCK);
+	size_t fz, rl, xl, n, zn;
+
+	fill_text(content, FBLOCK, 77);
+	fz = ZSTD_compress(frame, FBLOCK, content, FBLOCK, 15);
+	ck_assert(!ZSTD_isError(fz));
+	/* a reference: 100 bytes, a frame, 50 bytes */
+	test_fill_random(ref, 100, 1);
+	memcpy(ref + 100, frame, fz);
+	test_fill_random(ref + 100 + fz, 50, 2);
+	rl = 150 + fz;
+	xl = slotsync_delta_expand(dc, ref, rl, x, 4 * FBLOCK);
+	ck_assert_uint_eq(xl, 150 + FBLOCK);
+	ck_assert_mem_eq(x, ref, 100);
+	ck_assert_mem_eq(x + 100, content, FBLOCK);
+	ck_assert_mem_eq(x + 100 + FBLOCK, ref + 100 + fz, 50);
+	/* no room for the content: the frame stays as it is; a frame cut short too */
+	ck_assert_uint_eq(slotsync_delta_expand(dc, ref, rl, x, FBLOCK), rl);
+	ck_assert_mem_eq(x, ref, rl);
+	ck_assert_uint_eq(slotsync_delta_expand(dc, ref, 100 + fz - 1, x, 4 * FBLOCK), 100 + fz - 1);
+
+	/* records: 10 bytes, then bytes 5.. of the frame compressed again */
+#define RECORDS(level, csize, skip, take)                                   \
+	do {                                                                 \
+		rec[0] = 0;                                                  \
+		io_put_le32(rec + 1, 10);                                    \
+		memcpy(rec + 5, "0123456789", 10);                            \
+		rec[15] = 1;                                                 \
+		rec[16] = (uint8_t)(level);                                  \
+		io_put_le32(rec + 17, (uint32_t)(csize));                    \
+		io_put_le32(rec + 21, (uint32_t)(skip));                     \
+		io_put_le32(rec + 25, (uint32_t)(take));                     \
+		io_put_le32(rec + 29, FBLOCK);                               \
+		memcpy(rec + 33, content, FBLOCK);                           \
+		zn = ZSTD_compress(z, ZSTD_compressBound(2 * FBLOCK), rec, 33 + FBLOCK, 3); \
+	} while (0)
+	n = 10 + fz - 5;
+	RECORDS(15, fz, 5, fz - 5);
+	ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err) == 0, "%s",
+		      err.msg);
+	ck_assert_mem_eq(out, "0123456789", 10);
+	ck_assert_mem_eq(out + 10, frame + 5, fz - 5);
+	/* one byte more or less than the records give */
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n - 1, &err), 0);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n + 1, &err), 0);
+	/* another level: the frame does not come out the same */
+	RECORDS(3, fz, 5, fz - 5);
+	slotsync_error_clear(&err);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err), 0);
+	ck_assert_msg(strstr(err.msg, "compressed again") != NULL, "%s", err.msg);
+	/* a level a device does not compress at, a take past the frame */
+	RECORDS(22, fz, 5, fz - 5);
+	slotsync_error_clear(&err);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err), 0);
+	ck_assert_msg(strstr(err.msg, "out of bounds") != NULL, "%s", err.msg);
+	RECORDS(15, fz, 5, fz);
+	slotsync_error_clear(&err);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n + 5, &err), 0);
+	ck_assert_msg(strstr(err.msg, "out of bounds") != NULL, "%s", err.msg);
+	/* an unknown record */
+	RECORDS(15, fz, 5, fz - 5);
+	rec[15] = 9;
+	zn = ZSTD_compress(z, ZSTD_compressBound(2 * FBLOCK), rec, 33 + FBLOCK, 3);
+	slotsync_error_clear(&err);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err), 0);
+	ck_assert_msg(strstr(err.msg, "unknown record") != NULL, "%s", err.msg);
+	/* a bytes record longer than the output */
+	io_put_le32(rec + 1, 1u << 30);
+	zn = ZSTD_compress(z, ZSTD_compressBound(2 * FBLOCK), rec, 33 + FBLOCK, 3);
+	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err), 0);
+	/* a bomb: records declared over the limit */
+	{
+		uint8_t *big = calloc(1, SLOTSYNC_DELTA_XOUT_MAX + 1);
+		uint8_t *bz = malloc(ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX + 1));
+		size_t bn = ZSTD_compress(bz, ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX + 1), big,
+					  SLOTSYNC_DELTA_XOUT_MAX + 1, 3);
+		ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, bz, bn, ref, rl, out, n, &err),
+				 -EFBIG);
+		free(big);
+		free(bz);
+	}
+#undef RECORDS
+	ZSTD_freeDCtx(dc);
+	slotsync_delta_decoder_free(dec);
+	free(content);
+	free(ref);
+	free(x);
+	free(rec);
+	free(z);
+	free(out);
+	free(frame);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("delta");
@@ -394,10 +648,12 @@ int main(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_frames_round_trip);
 	tcase_add_test(tc, test_deterministic);
 	tcase_add_test(tc, test_parse_refusals);
 	tcase_add_test(tc, test_check_against_indexes);
 	tcase_add_test(tc, test_decode_refusals);
+	tcase_add_test(tc, test_frames_decode);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -12,7 +12,10 @@
 #    the device;
 #  - SIGKILL at random instants (SLOTSYNC_DELTA_KILL_TRIALS, 30): every resume
 #    byte-exact, and what is fetched again is at most concurrency x the largest
-#    object (or chunk) per kill, and the delta index.
+#    object (or chunk) per kill, and the delta index;
+#  - the zstd squashfs sample pair: zstd-frames objects, rebuilt byte-exact on
+#    the device, and kills while they are applied (SLOTSYNC_DELTA_FRAMES_KILL_TRIALS,
+#    10).
 source "$(dirname "$0")/lib.sh"
 G=$SLOTSYNC_GEN
 S=$SLOTSYNC_BIN
@@ -238,42 +241,73 @@ else
 fi
 
 # ---- kill -9 at random instants, then resume -------------------------------------------
+# kill_trials LABEL N RATE BOUND SEED_IMG SEED_IDX NEW_IDX NEW_IMG STORE_URL: N runs
+# killed at random instants and resumed; every resume byte-exact, and what
+# each fetches again at most BOUND bytes
+kill_trials() {
+	local label=$1 n=$2 rate=$3 bound=$4 simg=$5 sidx=$6 nidx=$7 nimg=$8 url=$9
+	local B=(--store "$url" --ca-file "$T/test-ca.pem" --concurrency $CONC) start dur_ms needed worst=0 fails=0 delay pid extra
+	rm -f "$T/cal.img" "$T/cal.img.journal"
+	: >"$NGINX_LOG"
+	start=$(date +%s%N)
+	$S assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/cal.img" >/dev/null
+	dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	needed=$(awk '{s += $4} END {print s}' "$NGINX_LOG")
+	echo "# $label: a run takes $dur_ms ms at $rate bytes/s, fetching $needed bytes; re-fetch bound per kill $bound bytes"
+	for i in $(seq 1 "$n"); do
+		rm -f "$T/k.img" "$T/k.img.journal"
+		: >"$NGINX_LOG"
+		delay=$(( RANDOM % (dur_ms + 1) ))
+		$S assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/k.img" >/dev/null 2>&1 &
+		pid=$!
+		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+		kill -9 $pid 2>/dev/null || true
+		wait $pid 2>/dev/null || true
+		if ! $S assemble "${B[@]}" --seed "$simg:$sidx" --json "$nidx" "$T/k.img" >"$T/k.json" 2>&1 ||
+			! cmp -s "$nimg" "$T/k.img"; then
+			not_ok "$label, kill trial $i (at $delay ms): the resumed target is not byte-exact"
+			fails=$((fails + 1))
+			continue
+		fi
+		extra=$(( $(awk '{s += $4} END {print s + 0}' "$NGINX_LOG") - needed ))
+		[ $extra -gt $worst ] && worst=$extra
+		if [ $extra -gt "$bound" ]; then
+			not_ok "$label, kill trial $i (at $delay ms): $extra bytes fetched again, more than $bound"
+			fails=$((fails + 1))
+		fi
+	done
+	check "$label: $n kills at random instants: every resume byte-exact, at most $worst bytes fetched again (bound $bound)" \
+		test $fails -eq 0
+}
 # per kill: what the streams had in flight (objects, or chunks no object
 # covers), and the delta index, which every run fetches
 max_obj=$(awk '{if ($2 > m) m = $2} END {print m}' "$T/objects.txt")
 [ "$max_obj" -lt 65600 ] && max_obj=65600
-bound=$((CONC * max_obj + $(stat -c %s "$SDIX")))
-RATE=16384
-: >"$NGINX_LOG"
-start=$(date +%s%N)
-$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --max-rate $RATE "$T/v2.caibx" "$T/cal.img" >/dev/null
-dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-needed=$(awk '{s += $4} END {print s}' "$NGINX_LOG")
-echo "# a run takes $dur_ms ms at $RATE bytes/s, fetching $needed bytes; re-fetch bound per kill $bound bytes"
-worst=0
-fails=0
-for i in $(seq 1 "$TRIALS"); do
-	rm -f "$T/k.img" "$T/k.img.journal"
-	: >"$NGINX_LOG"
-	delay=$(( RANDOM % (dur_ms + 1) ))
-	$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --max-rate $RATE "$T/v2.caibx" "$T/k.img" >/dev/null 2>&1 &
-	pid=$!
-	sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
-	kill -9 $pid 2>/dev/null || true
-	wait $pid 2>/dev/null || true
-	if ! $S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/k.img" >"$T/k.json" 2>&1 ||
-		! cmp -s "$V2" "$T/k.img"; then
-		not_ok "kill trial $i (at $delay ms): the resumed target is not byte-exact"
-		fails=$((fails + 1))
-		continue
-	fi
-	extra=$(( $(awk '{s += $4} END {print s + 0}' "$NGINX_LOG") - needed ))
-	[ $extra -gt $worst ] && worst=$extra
-	if [ $extra -gt $bound ]; then
-		not_ok "kill trial $i (at $delay ms): $extra bytes fetched again, more than $bound"
-		fails=$((fails + 1))
-	fi
-done
-check "$TRIALS kills at random instants with delta objects: every resume byte-exact, at most $worst bytes fetched again (bound $bound)" \
-	test $fails -eq 0
+kill_trials "delta objects" "$TRIALS" 16384 $((CONC * max_obj + $(stat -c %s "$SDIX"))) \
+	"$V1" "$T/v1.caibx" "$T/v2.caibx" "$V2" "$NGINX_URL/store"
+
+# ---- zstd-compressed squashfs: the sample pair ------------------------------------
+# Its changed blocks share no compressed bytes with the old ones: zstd-frames
+# objects rebuild them from their content, the device compressing the frames
+# again.
+sample_images
+Z=$T/www/zstore
+$G make --no-progress --store "$Z" "$V1" "$T/s1.caibx" >/dev/null
+$G make --no-progress --store "$Z" "$V2" "$T/s2.caibx" >/dev/null
+$G delta --store "$Z" --base "$T/s1.caibx" --base-image "$V1" "$T/s2.caibx" "$V2" >"$T/zgen.txt"
+echo "# $(head -n1 "$T/zgen.txt")"
+check "zstd squashfs: zstd-frames objects are made ($(grep -o '[0-9]* zstd-frames' "$T/zgen.txt"))" \
+	test "$(sed -n 's/.* \([0-9]*\) zstd-frames.*/\1/p' "$T/zgen.txt")" -gt 0
+ZA=(--store "$NGINX_URL/zstore" --ca-file "$T/test-ca.pem" --concurrency $CONC)
+$S assemble "${ZA[@]}" --seed "$V1:$T/s1.caibx" --json "$T/s2.caibx" "$T/z.img" >"$T/z.json"
+$S assemble "${ZA[@]}" --seed "$V1:$T/s1.caibx" --no-delta --json "$T/s2.caibx" "$T/zc.img" >"$T/zc.json"
+check "... the device rebuilds them: byte-exact, every chunk the base lacks from an object, $(py "$T/z.json" 'd["bytes_fetched"]') bytes fetched ($(py "$T/zc.json" 'd["bytes_fetched"]') with chunks only)" \
+	bash -c "cmp -s '$V2' '$T/z.img' && cmp -s '$V2' '$T/zc.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/z.json\")); c=json.load(open(\"$T/zc.json\")); print(d[\"chunks_from_delta\"] == d[\"chunks_to_rebuild\"] > 0 and d[\"delta_objects_failed\"] == 0 and d[\"bytes_fetched\"] < c[\"bytes_fetched\"])')\" = True"
+zmax=$(zstd -d -q -c "$Z"/deltas/*/*.sdix | python3 -c '
+import struct, sys
+b = sys.stdin.buffer.read()
+n = struct.unpack_from("<I", b, 88)[0]
+print(max([65600] + [struct.unpack_from("<I", b, 96 + 60 * i + 32)[0] for i in range(n)]))')
+kill_trials "zstd-frames objects" "${SLOTSYNC_DELTA_FRAMES_KILL_TRIALS:-10}" 393216 \
+	$((CONC * zmax + $(stat -c %s "$Z"/deltas/*/*.sdix))) "$V1" "$T/s1.caibx" "$T/s2.caibx" "$V2" "$NGINX_URL/zstore"
 finish

@@ -8,7 +8,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 B=build-fuzz
 CC=clang-14 cmake -S . -B $B -DSLOTSYNC_FUZZ=ON -DSLOTSYNC_TESTS=OFF -DSLOTSYNC_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal fuzz_manifest fuzz_bootstate slotsync-gen slotsync-bootctl >/dev/null
+cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal fuzz_manifest fuzz_delta fuzz_bootstate slotsync-gen slotsync-bootctl >/dev/null
 
 # seed corpus: indexes made by slotsync-gen and by casync
 corpus=$B/corpus-index
@@ -71,5 +71,25 @@ if [ ! -e $C/.ready ]; then
 fi
 echo "fuzz_bootstate: $SECONDS_EACH s"
 (cd $B && ./tests/fuzz/fuzz_bootstate -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 corpus-bootstate 2>&1 |
+	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
+# seed corpus: a delta index made by slotsync-gen, a reference holding zstd
+# frames, and records (bytes, then a frame of the fuzzer's reference content)
+D=$B/corpus-delta
+if [ ! -e $D/.ready ]; then
+	mkdir -p $D
+	tmp=$(mktemp -d)
+	head -c 400000 /dev/urandom >"$tmp/a"
+	{ head -c 100000 "$tmp/a"; head -c 5000 /dev/urandom; tail -c 300000 "$tmp/a"; } >"$tmp/b"
+	$B/slotsync-gen make --no-progress --chunk-size 1K:4K:16K --store "$tmp/s" "$tmp/a" "$tmp/a.caibx" >/dev/null
+	$B/slotsync-gen make --no-progress --chunk-size 1K:4K:16K --store "$tmp/s" "$tmp/b" "$tmp/b.caibx" >/dev/null
+	$B/slotsync-gen delta --store "$tmp/s" --base "$tmp/a.caibx" --base-image "$tmp/a" "$tmp/b.caibx" "$tmp/b" >/dev/null
+	{ printf '\000'; cat "$tmp"/s/deltas/*/*.sdix; } >$D/index
+	{ printf '\001abc'; head -c 3000 /dev/zero | zstd -q -c; printf 'def'; seq 1 2000 | zstd -q -19 -c; } >$D/expand
+	printf '\002\003\000\005\000\000\000hello\001\017\010\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000abcd' >$D/records
+	rm -rf "$tmp"
+	touch $D/.ready
+fi
+echo "fuzz_delta: $SECONDS_EACH s"
+(cd $B && ./tests/fuzz/fuzz_delta -max_total_time="$SECONDS_EACH" -max_len=65536 -print_final_stats=1 corpus-delta 2>&1 |
 	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 echo "fuzz: passed"

@@ -1,0 +1,73 @@
+/* libFuzzer target: what a device takes apart of delta objects.  The first
+ * byte selects:
+ *   0  the rest is a delta index file (.sdix): load it, or refuse it;
+ *   1  the rest is a reference: expand it (zstd frames in it replaced by their
+ *      content), within the limit;
+ *   2  the rest is the records of a ZSTD_FRAMES object (wrapped in a zstd
+ *      frame here, as the object file holds them), decoded against a
+ *      reference that holds one zstd frame, into an output of the size the
+ *      second byte picks.
+ * Every input must give a result or a clean error, never a crash, a read or
+ * write out of bounds, or more memory than the limits allow. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "slotsync/delta.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct slotsync_delta_decoder *dec;
+	static ZSTD_DCtx *dc;
+	static uint8_t *xref, *out, *z, ref[4096];
+	static size_t ref_len;
+	struct slotsync_error err = { 0 };
+
+	if (!dec) {
+		uint8_t content[8192];
+		dec = slotsync_delta_decoder_new();
+		dc = ZSTD_createDCtx();
+		xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
+		out = malloc(SLOTSYNC_DELTA_OUT_MAX);
+		z = malloc(ZSTD_compressBound(1u << 16));
+		for (size_t i = 0; i < sizeof(content); i++)
+			content[i] = (uint8_t)("slotsync "[i % 9] + i / 997);
+		memcpy(ref, "head", 4);
+		ref_len = 4 + ZSTD_compress(ref + 4, sizeof(ref) - 8, content, sizeof(content), 15);
+		memcpy(ref + ref_len, "tail", 4);
+		ref_len += 4;
+		if (!dec || !dc || !xref || !out || !z)
+			abort();
+	}
+	if (size < 1)
+		return 0;
+	switch (data[0]) {
+	case 0: {
+		struct slotsync_delta_index *d = NULL;
+		if (slotsync_delta_index_load(data + 1, size - 1, &d, &err) == 0)
+			slotsync_delta_index_free(d);
+		break;
+	}
+	case 1:
+		if (slotsync_delta_expand(dc, data + 1, size - 1, xref, SLOTSYNC_DELTA_XREF_MAX) > SLOTSYNC_DELTA_XREF_MAX)
+			abort();
+		break;
+	case 2: {
+		size_t n, out_len;
+		if (size < 2 || size - 2 > (1u << 16))
+			return 0;
+		out_len = (size_t)data[1] * 997 + 1;
+		n = ZSTD_compress(z, ZSTD_compressBound(1u << 16), data + 2, size - 2, 1);
+		if (ZSTD_isError(n))
+			abort();
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, n, ref, ref_len, out, out_len, &err);
+		break;
+	}
+	default:
+		break;
+	}
+	return 0;
+}

@@ -449,6 +449,8 @@ static int frames_prepare(struct ctx *c, struct slotsync_error *err)
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	/* the frames a device expands (slotsync_delta_expand()) */
+	ZSTD_DCtx_setParameter(dc, ZSTD_d_windowLogMax, SLOTSYNC_DELTA_FRAME_WINDOW_LOG);
 	for (uint64_t i = 0; i < c->ni.size;) {
 		const uint8_t *m = memchr(c->ni.p + i, 0x28, c->ni.size - i);
 		size_t content = 0, fc, n;

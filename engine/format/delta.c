@@ -330,6 +330,10 @@ size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size_t len, uint8_t 
 {
 	size_t i = 0, o = 0;
 
+	/* the same frames expand on every side, whatever the context was set to */
+	ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+	ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, SLOTSYNC_DELTA_FRAME_WINDOW_LOG);
+
 	while (i < len && o < cap) {
 		const uint8_t *m = memchr(in + i, zstd_magic[0], len - i);
 		size_t lit = m ? (size_t)(m - (in + i)) : len - i, fc, content = 0;
@@ -408,9 +412,12 @@ static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_erro
 {
 	if (dec->xref)
 		return 0;
-	dec->fdctx = ZSTD_createDCtx();
-	dec->cctx = ZSTD_createCCtx();
-	dec->frame = malloc(ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX));
+	if (!dec->fdctx)
+		dec->fdctx = ZSTD_createDCtx();
+	if (!dec->cctx)
+		dec->cctx = ZSTD_createCCtx();
+	if (!dec->frame)
+		dec->frame = malloc(ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX));
 	if (dec->scratch_cap < SLOTSYNC_DELTA_XOUT_MAX) {
 		uint8_t *s = realloc(dec->scratch, SLOTSYNC_DELTA_XOUT_MAX);
 		if (s) {
@@ -419,8 +426,7 @@ static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_erro
 		}
 	}
 	dec->xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
-	if (!dec->fdctx || !dec->cctx || !dec->frame || !dec->xref || dec->scratch_cap < SLOTSYNC_DELTA_XOUT_MAX ||
-	    ZSTD_isError(ZSTD_DCtx_setParameter(dec->fdctx, ZSTD_d_windowLogMax, 20))) {
+	if (!dec->fdctx || !dec->cctx || !dec->frame || !dec->xref || dec->scratch_cap < SLOTSYNC_DELTA_XOUT_MAX) {
 		free(dec->xref);
 		dec->xref = NULL;
 		return slotsync_error_set(err, -ENOMEM, "out of memory for a zstd-frames object");
@@ -447,8 +453,8 @@ static int frames_decode(struct slotsync_delta_decoder *dec, const void *payload
 	while (at < (size_t)n) {
 		size_t left = (size_t)n - at;
 		if (x[at] == 0) {
-			uint32_t len = left >= 5 ? io_get_le32(x + at + 1) : UINT32_MAX;
-			if (len == 0 || len > left - 5 || len > out_len - o)
+			uint32_t len = left >= 5 ? io_get_le32(x + at + 1) : 0;
+			if (left < 5 || len == 0 || len > left - 5 || len > out_len - o)
 				return slotsync_error_set(err, -EBADMSG, "zstd-frames object: bytes record at %zu out of bounds",
 							  at);
 			memcpy(out + o, x + at + 5, len);

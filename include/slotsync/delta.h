@@ -83,6 +83,7 @@ extern "C" {
  * stays under 3 MiB.  The expanded reference is cut at XREF_MAX, the decoded
  * records may not exceed XOUT_MAX. */
 #define SLOTSYNC_DELTA_FRAME_MAX (256u << 10)
+#define SLOTSYNC_DELTA_FRAME_WINDOW_LOG 20   /* a frame needing more is not expanded */
 #define SLOTSYNC_DELTA_FRAME_LEVEL_MAX 19
 #define SLOTSYNC_DELTA_XREF_MAX (4u << 20)
 #define SLOTSYNC_DELTA_XOUT_MAX (4u << 20)
@@ -170,8 +171,10 @@ size_t slotsync_delta_frame_at(const uint8_t *p, size_t len, size_t *content);
 /* Expands in[0..len) into out (at most cap bytes): bytes are copied, except
  * that each zstd frame (slotsync_delta_frame_at(), scanning on from its end)
  * that decodes to its declared size is replaced by its content.  A frame
- * whose content no longer fits is copied as it is; copying stops when out is
- * full.  Returns the bytes written.  dctx: any decompression context. */
+ * whose content no longer fits, or whose window is over
+ * 2^SLOTSYNC_DELTA_FRAME_WINDOW_LOG, is copied as it is; copying stops when
+ * out is full.  Returns the bytes written.  dctx: a ZSTD_DCtx, reset and set
+ * up here, so that every side expands alike. */
 size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 
 /* Decodes one object: exactly out_len bytes into out, or an error (a frame

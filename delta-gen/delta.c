@@ -329,6 +329,22 @@ static int cmp_interval(const void *a, const void *b)
 	return x->s < y->s ? -1 : x->s > y->s;
 }
 
+/* Sorts iv[0..n) and merges overlapping intervals; returns how many are left. */
+static size_t merge_intervals(struct interval *iv, size_t n)
+{
+	size_t m = 0;
+
+	qsort(iv, n, sizeof(*iv), cmp_interval);
+	for (size_t i = 0; i < n; i++) {
+		if (m && iv[i].s <= iv[m - 1].e) {
+			if (iv[i].e > iv[m - 1].e)
+				iv[m - 1].e = iv[i].e;
+		} else
+			iv[m++] = iv[i];
+	}
+	return m;
+}
+
 /* Base chunk holding offset off (binary search). */
 static uint32_t base_chunk_at(const struct slotsync_index *idx, uint64_t off)
 {
@@ -716,18 +732,7 @@ static size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct fram
 			rv[nr++] = (struct interval){ a, b, 0 };
 		}
 	}
-	qsort(rv, nr, sizeof(*rv), cmp_interval);
-	{
-		size_t m = 0;
-		for (size_t i = 0; i < nr; i++) {
-			if (m && rv[i].s <= rv[m - 1].e) {
-				if (rv[i].e > rv[m - 1].e)
-					rv[m - 1].e = rv[i].e;
-			} else
-				rv[m++] = rv[i];
-		}
-		nr = m;
-	}
+	nr = merge_intervals(rv, nr);
 	/* references: the context (one range) and the base ranges, in this order */
 	t->n_refs = 0;
 	t->raw_len = 0;
@@ -846,18 +851,7 @@ static void do_job(struct worker *w, struct job *j)
 	}
 	j->codec = 0;
 	/* merge into disjoint intervals, in base order, within the limits */
-	qsort(iv, niv, sizeof(*iv), cmp_interval);
-	{
-		size_t m = 0;
-		for (size_t i = 0; i < niv; i++) {
-			if (m && iv[i].s <= iv[m - 1].e) {
-				if (iv[i].e > iv[m - 1].e)
-					iv[m - 1].e = iv[i].e;
-			} else
-				iv[m++] = iv[i];
-		}
-		niv = m;
-	}
+	niv = merge_intervals(iv, niv);
 	j->n_refs = 0;
 	for (size_t i = 0; i < niv && j->n_refs < SLOTSYNC_DELTA_REFS_MAX; i++) {
 		uint64_t s = iv[i].s, e = iv[i].e;

@@ -204,6 +204,25 @@ static struct slotsync_delta_index *generate(struct pair *p, struct gen_delta_st
 	return d;
 }
 
+/* Generating again with one thread gives the same delta index (idx, len). */
+static void same_with_one_thread(struct pair *p, const uint8_t *idx, size_t len)
+{
+	struct gen_delta_options o = { .store = p->store, .new_index = p->new_idx, .new_image = p->new_img,
+				       .threads = 1, .level = 19, .run_max = GEN_DELTA_RUN_MAX_DEFAULT };
+	struct gen_delta_stats st;
+	struct slotsync_error err = { 0 };
+	uint8_t *b;
+	size_t lb;
+	char path[4400];
+
+	ck_assert_msg(gen_delta_pair(&o, p->base_idx, p->base_img, &st, &err) == 0, "%s", err.msg);
+	snprintf(path, sizeof(path), "%s/%s", p->store, st.index_path);
+	ck_assert_int_eq(io_read_file(path, 1u << 24, &b, &lb, &err), 0);
+	ck_assert_uint_eq(len, lb);
+	ck_assert_mem_eq(idx, b, len);
+	free(b);
+}
+
 /* Every object of d decodes, from its reference as a device reads it, to its
  * chunks, and not to one byte fewer; counts codecs and new-image ranges. */
 static void check_objects(struct pair *p, const struct slotsync_delta_index *d, const struct gen_delta_stats *st,
@@ -292,12 +311,9 @@ START_TEST(test_frames_round_trip)
 {
 	struct pair p;
 	struct gen_delta_stats st;
-	struct gen_delta_options o;
 	struct slotsync_delta_index *d;
-	struct slotsync_error err = { 0 };
-	uint8_t *buf, *b1;
-	size_t len, l1, codecs[4] = { 0 }, targets = 0;
-	char path[4400];
+	uint8_t *buf;
+	size_t len, codecs[4] = { 0 }, targets = 0;
 
 	pair_make_frames(&p);
 	d = generate(&p, &st, &buf, &len);
@@ -310,15 +326,7 @@ START_TEST(test_frames_round_trip)
 		      "%" PRIu64 " bytes of objects for %" PRIu64 " of chunks, %zu of them new blocks", st.object_bytes,
 		      st.replaced_plain, p.novel);
 	slotsync_delta_index_free(d);
-	/* the same with one thread */
-	o = (struct gen_delta_options){ .store = p.store, .new_index = p.new_idx, .new_image = p.new_img, .threads = 1,
-					.level = 19, .run_max = GEN_DELTA_RUN_MAX_DEFAULT };
-	ck_assert_int_eq(gen_delta_pair(&o, p.base_idx, p.base_img, &st, &err), 0);
-	snprintf(path, sizeof(path), "%s/%s", p.store, st.index_path);
-	ck_assert_int_eq(io_read_file(path, 1u << 24, &b1, &l1, &err), 0);
-	ck_assert_uint_eq(len, l1);
-	ck_assert_mem_eq(buf, b1, len);
-	free(b1);
+	same_with_one_thread(&p, buf, len);
 	free(buf);
 	pair_free(&p);
 }
@@ -329,25 +337,15 @@ START_TEST(test_deterministic)
 {
 	struct pair p;
 	struct gen_delta_stats st;
-	struct gen_delta_options o;
-	struct slotsync_error err = { 0 };
-	uint8_t *a, *b;
-	size_t la, lb;
+	uint8_t *a;
+	size_t la;
 	struct slotsync_delta_index *d;
-	char path[4400];
 
 	pair_make(&p);
 	d = generate(&p, &st, &a, &la);
 	slotsync_delta_index_free(d);
-	o = (struct gen_delta_options){ .store = p.store, .new_index = p.new_idx, .new_image = p.new_img, .threads = 1,
-					.level = 19, .run_max = GEN_DELTA_RUN_MAX_DEFAULT };
-	ck_assert_int_eq(gen_delta_pair(&o, p.base_idx, p.base_img, &st, &err), 0);
-	snprintf(path, sizeof(path), "%s/%s", p.store, st.index_path);
-	ck_assert_int_eq(io_read_file(path, 1u << 24, &b, &lb, &err), 0);
-	ck_assert_uint_eq(la, lb);
-	ck_assert_mem_eq(a, b, la);
+	same_with_one_thread(&p, a, la);
 	free(a);
-	free(b);
 	pair_free(&p);
 }
 END_TEST

@@ -109,7 +109,7 @@ struct space {
  * they are (frame 0, xl == rl). */
 struct xseg {
 	uint64_t x, r;
-	uint32_t xl, rl;
+	uint64_t xl, rl;                 /* merged runs of bytes may be long */
 	int frame;
 };
 
@@ -383,6 +383,7 @@ struct frames_try {
 	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
 	uint32_t n_refs;
 	size_t raw_len, el;   /* reference bytes (in w->xraw), record bytes (in w->xout) */
+	size_t xl;            /* the reference expanded (in w->xref) */
 	int reads_new;
 };
 
@@ -430,7 +431,7 @@ static void job_fail(struct ctx *c, const char *what, size_t job)
  * same). */
 #define FRAMES_RUN_MAX (512u << 10)
 
-static int xseg_add(struct ctx *c, size_t *cap, uint64_t x, uint64_t r, uint32_t xl, uint32_t rl, int frame)
+static int xseg_add(struct ctx *c, size_t *cap, uint64_t x, uint64_t r, uint64_t xl, uint64_t rl, int frame)
 {
 	if (c->n_xseg && !frame && !c->xseg[c->n_xseg - 1].frame) {
 		c->xseg[c->n_xseg - 1].xl += xl;
@@ -515,6 +516,7 @@ static int frames_prepare(struct ctx *c, struct slotsync_error *err)
 		const uint8_t *m = memchr(c->bi.p + i, 0x28, c->bi.size - i);
 		uint64_t lit = m ? (uint64_t)(m - (c->bi.p + i)) : c->bi.size - i;
 		size_t content = 0, fc = 0, n = 0;
+		int frame;
 		if (m)
 			fc = slotsync_delta_frame_at(m, c->bi.size - (i + lit), &content);
 		if (!fc && m)
@@ -525,44 +527,37 @@ static int frames_prepare(struct ctx *c, struct slotsync_error *err)
 			while (nc < x + lit + content)
 				nc *= 2;
 			g = realloc(c->xb, nc);
-			if (!g) {
-				r = slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
-				goto out;
-			}
+			if (!g)
+				goto oom;
 			c->xb = g;
 			xcap = nc;
 		}
 		if (lit) {
 			memcpy(c->xb + x, c->bi.p + i, lit);
-			if (xseg_add(c, &seg_cap, x, i, (uint32_t)lit, (uint32_t)lit, 0) < 0) {
-				r = slotsync_error_set(err, -ENOMEM, "out of memory");
-				goto out;
-			}
+			if (xseg_add(c, &seg_cap, x, i, lit, lit, 0) < 0)
+				goto oom;
 			x += lit;
 			i += lit;
 		}
 		if (!fc)
 			continue;
 		n = ZSTD_decompressDCtx(dc, c->xb + x, content, c->bi.p + i, fc);
-		if (ZSTD_isError(n) || n != content) {
+		frame = !ZSTD_isError(n) && n == content;
+		if (!frame) {
+			/* not a frame after all: its first byte as it is */
+			n = fc = 1;
 			c->xb[x] = c->bi.p[i];
-			if (xseg_add(c, &seg_cap, x, i, 1, 1, 0) < 0) {
-				r = slotsync_error_set(err, -ENOMEM, "out of memory");
-				goto out;
-			}
-			x++;
-			i++;
-			continue;
 		}
-		if (xseg_add(c, &seg_cap, x, i, (uint32_t)n, (uint32_t)fc, 1) < 0) {
-			r = slotsync_error_set(err, -ENOMEM, "out of memory");
-			goto out;
-		}
+		if (xseg_add(c, &seg_cap, x, i, n, fc, frame) < 0)
+			goto oom;
 		x += n;
 		i += fc;
 	}
 	c->x_sp = (struct space){ .p = c->xb, .size = x };
 	r = build_anchors(&c->x_sp, err);
+	goto out;
+oom:
+	r = slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
 out:
 	ZSTD_freeDCtx(dc);
 	ZSTD_freeCCtx(cc);
@@ -751,15 +746,16 @@ static size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct fram
 		memcpy(w->xraw + t->raw_len, c->bi.p + rv[i].s, rv[i].e - rv[i].s);
 		t->raw_len += rv[i].e - rv[i].s;
 	}
-	/* with the context and without it */
-	xl = slotsync_delta_expand(w->fdc, w->xraw + t_raw, t->raw_len - t_raw, w->xref, SLOTSYNC_DELTA_XREF_MAX);
-	z0 = zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref, xl, w->xout, el, w->out_c, cap);
+	/* with the context and without it; w->xref is left as the kept one */
+	t->xl = slotsync_delta_expand(w->fdc, w->xraw + t_raw, t->raw_len - t_raw, w->xref, SLOTSYNC_DELTA_XREF_MAX);
+	z0 = zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref, t->xl, w->xout, el, w->out_c, cap);
 	if (t_raw) {
 		xl = slotsync_delta_expand(w->fdc, w->xraw, t->raw_len, w->xref, SLOTSYNC_DELTA_XREF_MAX);
 		z1 = zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref, xl, w->xout, el, w->out_c, cap);
 	}
 	if (z1 && (!z0 || z1 + SLOTSYNC_DELTA_REF_BYTES < z0)) {
 		t->reads_new = 1;
+		t->xl = xl;
 		return z1;
 	}
 	t->reads_new = 0;
@@ -768,6 +764,7 @@ static size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct fram
 		t->raw_len -= t_raw;
 		memmove(t->refs, t->refs + 1, (t->n_refs - 1) * sizeof(*t->refs));
 		t->n_refs--;
+		t->xl = slotsync_delta_expand(w->fdc, w->xraw, t->raw_len, w->xref, SLOTSYNC_DELTA_XREF_MAX);
 	}
 	return z0;
 }
@@ -779,8 +776,7 @@ static int frames_keep(struct worker *w, struct job *j, const struct frames_try 
 	struct ctx *c = w->c;
 	struct slotsync_error e2 = { 0 };
 	int lv = c->opt->level > FRAMES_LEVEL ? FRAMES_LEVEL : c->opt->level;
-	size_t xl = slotsync_delta_expand(w->fdc, w->xraw, t->raw_len, w->xref, SLOTSYNC_DELTA_XREF_MAX),
-	       pl = zstd_ref(w->cc, lv, w->xref, xl, w->xout, t->el, w->out_c,
+	size_t pl = zstd_ref(w->cc, lv, w->xref, t->xl, w->xout, t->el, w->out_c,
 			     ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX));
 
 	if (!pl || pl >= j->plain)

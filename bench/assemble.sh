@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Device engine benchmarks, each against a peer in the same run:
 #  1. every chunk local (seed = the image): slotsync assemble vs dd conv=fdatasync
 #  2. every chunk over loopback HTTP/2 + TLS from nginx: target on disk (vs the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Chunker throughput on one core: MB/s of slotsync_chunker_scan over an in-memory
  * buffer (no I/O, no hashing of chunks), best of several passes.
  * Usage: bench_chunker [FILE|--random MB] [MIN:AVG:MAX] */

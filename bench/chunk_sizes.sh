@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Which chunk sizes should be the default?  For each MIN:AVG:MAX, on the real
 # Debian security update (images/build-realistic.sh), as zstd and as
 # uncompressed squashfs: the bytes a device running v1 downloads to get v2

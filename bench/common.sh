@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Shared by the bench/*.sh scripts (sourced): the programs, the realistic image
 # pair (built by images/build-realistic.sh when missing) and a timer.
 set -euo pipefail

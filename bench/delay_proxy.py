@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A TCP proxy on 127.0.0.1 that delays every piece of data by --delay-ms in
 each direction, to give loopback the round-trip time of a real link (for the
 concurrency benchmark).  Prints its port; stops after --lifetime seconds."""

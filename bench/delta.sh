@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Delta objects against the peers, on the realistic pairs of images/
 # (build-realistic.sh): security = v1 -> v2 (apt-get upgrade), feature = v2 -> v3
 # (9 packages added), each as uncompressed and as zstd squashfs.

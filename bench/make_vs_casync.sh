@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # slotsync-gen make against casync make on the same image, in one run, as a
 # throughput ratio; and the chunker alone on one core.
 #   bash bench/make_vs_casync.sh [IMAGE...]   (default: the realistic v2 images)

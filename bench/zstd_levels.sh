@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Which zstd level for chunk files?  For each level, on the uncompressed
 # realistic image v2 (the case where compression matters): store size, the
 # download from v1, and make throughput with the store on tmpfs.

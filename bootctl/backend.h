@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The boot-state backends behind include/slotsync/boot.h: one file each. */
 #ifndef SLOTSYNC_BOOT_BACKEND_H
 #define SLOTSYNC_BOOT_BACKEND_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The Barebox backend: bootchooser's variables in barebox's state framework,
  * "raw" backend type on "direct" storage, read and written as barebox's
  * documentation lays them out (docs/boot.md has the devicetree description):

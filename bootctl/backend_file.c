@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The file backend: slotsync's own boot state for tests and for systems whose
  * bootloader reads none of the others.
  *

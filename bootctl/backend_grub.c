@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The GRUB backend: the grubenv file that grub-editenv and GRUB's load_env /
  * save_env read and write.  A 1024-byte block: the line "# GRUB Environment
  * Block", then NAME=VALUE lines, then '#' up to 1024 bytes.

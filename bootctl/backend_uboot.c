@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The U-Boot backend, through libubootenv (the library behind fw_printenv and
  * fw_setenv): cfg->env is an fw_env.config naming the environment's storage.
  * With a redundant environment (two lines in fw_env.config) libubootenv writes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The A/B state machine and its configuration: see include/slotsync/boot.h. */
 #include <ctype.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-bootctl: the A/B boot state from the command line, for boot scripts,
  * health checks and operators.  Thin: parses arguments, calls libslotsync-boot. */
 #include <errno.h>

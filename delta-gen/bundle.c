@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Signed bundles and channel pointers, as CI makes them: see gen.h and
  * docs/format.md.  Keys come from a PEM file or, through OpenSSL's pkcs11
  * engine (Debian's libengine-pkcs11-openssl), from a PKCS#11 token, so that a

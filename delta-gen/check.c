@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-gen check: prove that a store holds only whole, correct chunks.
  *
  * Every file named <64 hex>.cacnk is decompressed (bounded by the chunk size

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-gen delta: delta objects for the chunks of a new release that a base
  * release lacks (slotsync/delta.h, docs/format.md).
  *

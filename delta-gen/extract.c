@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-gen extract: rebuild an image from its index, taking each chunk from a
  * seed image when one has it (checked before use) and from the store otherwise.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-gen: the build server's operations, behind its thin CLI. */
 #ifndef SLOTSYNC_GEN_H
 #define SLOTSYNC_GEN_H

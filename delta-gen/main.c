@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-gen: the build server's command line.  Parses arguments, calls the
  * operations in gen.h, prints their summary.  No logic lives here. */
 #include <errno.h>

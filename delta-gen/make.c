@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-gen make: image -> chunks -> store + index, on all cores.
  *
  * The pipeline: the main thread reads the image sequentially and cuts it into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Progress bar: see progress.h. */
 #include "progress.h"
 

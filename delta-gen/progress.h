@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A one-line progress bar on stderr, drawn only when stderr is a terminal and at
  * most ten times a second. */
 #ifndef SLOTSYNC_GEN_PROGRESS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Chunk store writer: see store_write.h. */
 #include "store_write.h"
 

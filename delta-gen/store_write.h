@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Writing a chunk store (build server only).
  *
  * A chunk reaches its final name only whole: it is written to a temp file in its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The device program's commands beyond assemble (engine/cli_*.c). */
 #ifndef SLOTSYNC_CLI_H
 #define SLOTSYNC_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync install, status, mark-good, mark-bad: the device's updater as one
  * command each.  Thin: parses arguments, calls the system layer (install.h). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync slot-format and slotsync unlock: LUKS2 slots whose keys the TPM
  * seals.  Thin: parses arguments, calls libslotsync (luks.h). */
 #include <errno.h>

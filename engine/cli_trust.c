@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync verify and slotsync state: the device's side of signed releases.
  * Thin: parses arguments, calls libslotsync (bundle.h, policy.h), prints. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync: the device's command line.  Thin: parses arguments, calls libslotsync,
  * prints (text, or one JSON object with --json). */
 #include <errno.h>

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # build-realistic.sh - build a real-world series of Debian root images.
 #
 #   images/build-realistic.sh OUTDIR [--refresh-cache]

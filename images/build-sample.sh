@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # build-sample.sh - build a small, deterministic pair of sample root images.
 #
 #   images/build-sample.sh OUTDIR [--uncompressed]

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Configures and builds slotsync into BUILD_DIR (default: build/).
 # Extra arguments go to cmake's configure step (e.g. -DSLOTSYNC_SANITIZE=ON).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The main job on its embedded default: install everything, build, then play
 # a device's life end to end (scripts/story.sh): three signed releases served
 # by nginx over HTTP/2, a file-backed A/B device whose agent installs v2.0,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the libFuzzer targets with clang-14 (ASan + UBSan) and runs each for
 # FUZZ_SECONDS (default 60), starting from a corpus of real indexes. A crash
 # keeps its input in build-fuzz/crash-* and fails the run.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs every Debian package that slotsync needs to build, test and run its
 # demo. Idempotent, and fast when everything is there: apt-get runs only if a
 # package is missing.

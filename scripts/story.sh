@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # A device's life on its embedded default, end to end, with the programs of
 # this build:
 #   1. three releases of a sample root (v1.0, v2.0 and v3.0, whose health check

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The whole test suite on a fresh Debian 12 machine: installs the dependencies,
 # builds with warnings as errors, runs every test (unit and integration, with
 # real casync and fault injection), runs them again in an ASan+UBSan build, and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # slotsync A/B selection for U-Boot (docs/boot.md).  Make a boot script with
 #   mkimage -A arm -T script -C none -d uboot-boot.cmd boot.scr
 # and let bootcmd run it.  Variables (written by slotsync-bootctl --backend

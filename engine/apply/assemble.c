@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Assembling an image onto a target: see include/slotsync/assemble.h.
  *
  * Steps: read index -> open target and journal -> seeds -> plan -> copy seed

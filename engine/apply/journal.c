@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The assembly journal: see include/slotsync/journal.h.
  *
  * Layout (little-endian):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The install plan: see include/slotsync/plan.h. */
 #include "slotsync/plan.h"
 

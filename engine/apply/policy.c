@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The device's trust policy and state: see include/slotsync/policy.h. */
 #include "slotsync/policy.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* HTTP/2 fetcher on libcurl's multi interface: see include/slotsync/fetch.h.
  *
  * State: stream slots (one easy handle each, reused so that the one connection

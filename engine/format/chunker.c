@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* FastCDC-style normalized chunking: see include/slotsync/chunker.h.
  *
  * The gear hash is h = (h << 1) + G[byte].  After 64 steps a byte's contribution

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Delta index parsing and writing, and the object decoder (slotsync/delta.h). */
 #define ZSTD_STATIC_LINKING_ONLY
 #include "slotsync/delta.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Chunk digests with OpenSSL 3.  The EVP_MD objects are fetched once: an implicit
  * fetch on every call costs more than hashing a small chunk. */
 #include "slotsync/digest.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Signed envelopes, bundles and pointers: see include/slotsync/bundle.h.
  *
  * Layout (little-endian):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The one error object of libslotsync: see include/slotsync/error.h. */
 #include "slotsync/error.h"
 

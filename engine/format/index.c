@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The caibx index: parser and writer.  See include/slotsync/index.h for the layout
  * and docs/format.md for the specification.
  *

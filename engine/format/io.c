@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* I/O helpers: see io.h. */
 #include "io.h"
 

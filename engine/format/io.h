@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Full reads and writes that handle EINTR and short counts, positioned I/O, and the
  * atomic-file pattern (temp file in the same folder, fsync, rename, fsync folder).
  * Private to libslotsync and its programs. */

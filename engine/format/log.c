@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Logging for libslotsync: one level, one sink, stderr by default. */
 #include "slotsync/log.h"
 

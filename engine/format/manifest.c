@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Bundle manifests and channel pointers as JSON (json-c), and times as RFC 3339:
  * see include/slotsync/bundle.h and docs/format.md.
  *

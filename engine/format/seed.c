@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Seeds: an open-addressing hash table from chunk id to (seed, offset, size).
  * Ids are digests, so their first eight bytes are already a uniform hash. */
 #include "slotsync/seed.h"

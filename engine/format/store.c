@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Chunk store, read side: layout, bounded zstd decoding, digest checks. */
 #include "slotsync/store.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* LUKS2 with TPM-sealed volume keys: see include/slotsync/luks.h.
  *
  * Token JSON: {"type": "slotsync-tpm2", "keyslots": [], "tpm2-blob": base64 of

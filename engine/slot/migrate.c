@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Data-partition migration: see include/slotsync/migrate.h. */
 #include "slotsync/migrate.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Slot backends, raw and luks2: see include/slotsync/slot.h. */
 #include "slotsync/slot.h"
 

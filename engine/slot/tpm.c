@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* TPM 2.0 sealing through tpm2-tss ESAPI: see include/slotsync/tpm.h.
  *
  * Blob (little-endian): magic "SSTPM\0" (6), format u8 = 1, policy kind u8

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The agent: see include/slotsync/agent.h, docs/agent.md and docs/dbus.md.
  *
  * Threads: the main thread runs an sd-event loop (D-Bus, the watchdog, the

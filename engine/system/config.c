@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The device's configuration: see include/slotsync/config.h. */
 #include "slotsync/config.h"
 

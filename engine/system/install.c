@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The whole install as one resumable state machine: see
  * include/slotsync/install.h and docs/install.md. */
 #include "slotsync/install.h"

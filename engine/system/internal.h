@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Shared inside engine/system/ (install.c, agent.c, dbus.c). */
 #ifndef SLOTSYNC_SYSTEM_INTERNAL_H
 #define SLOTSYNC_SYSTEM_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Running hooks, health checks and the reboot command: see run.h. */
 #include "run.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Running the programs an install or an agent calls on: hooks, health
  * checks, the reboot command.  Private to engine/system/. */
 #ifndef SLOTSYNC_SYSTEM_RUN_H

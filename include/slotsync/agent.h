@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the agent: a device that updates itself with nobody there.
  *
  * At start it settles what the last boot left: an install that waits for

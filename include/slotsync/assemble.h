@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — assembling an image onto a target (the inactive slot).
  *
  * The device's core step: read the new index, plan every chunk (seed or

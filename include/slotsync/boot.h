@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — A/B boot state: which slot boots next, boot counting, mark-good
  * and fallback, on GRUB, U-Boot, Barebox or a file of our own.
  *

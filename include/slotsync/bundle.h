@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — signed release bundles and channel pointers.
  *
  * Both are signed envelopes (docs/format.md, "Signed envelope"): a header that

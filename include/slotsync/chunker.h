@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — content-defined chunker.
  *
  * FastCDC-style normalized chunking (Xia et al., "FastCDC: a Fast and Efficient

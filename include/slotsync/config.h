@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the device's configuration, /etc/slotsync/system.conf.
  *
  * An INI file (read with libinih), documented key by key in

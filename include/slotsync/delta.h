@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — delta objects and the delta index (docs/format.md, "Delta objects").
  *
  * For a new release and a base release a device may run, the build server

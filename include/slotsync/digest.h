@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — chunk digests.
  *
  * A chunk's id is a 32-byte digest of its uncompressed content.  slotsync writes

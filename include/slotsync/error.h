@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — error reporting.
  *
  * Every function that can fail returns int: 0 on success, a negative errno-style

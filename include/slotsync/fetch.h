@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — fetching chunks over HTTP/2.
  *
  * One libcurl multi handle, one connection (HTTP/2 over TLS, many concurrent

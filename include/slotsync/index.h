@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the chunk index (casync's .caibx format, byte for byte).
  *
  * An index lists the chunks of one image in order: for each chunk the offset where

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the whole install, one state machine, and what the device
  * remembers of it.
  *

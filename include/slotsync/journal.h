@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the assembly journal.
  *
  * An append-only file that says which chunks of a target are durable.  It starts

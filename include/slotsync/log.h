@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — logging.
  *
  * The library never writes to stdout.  It reports through this one module, which by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — LUKS2 slots and data partitions, their keys sealed by the TPM.
  *
  * A format gives the device a LUKS2 header (aes-xts-plain64, 512-bit key,

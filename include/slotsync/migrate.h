@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — preparing the new slot's data partition before the switch.
  *
  * Install step 5: the active data partition is copied, block for block, onto

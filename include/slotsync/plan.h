@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the install plan: where each chunk of the new image comes from.
  *
  * Chunks with the same id are grouped: a chunk that occurs several times in the

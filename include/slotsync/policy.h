@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the device's trust policy for releases, and the state it keeps.
  *
  * A verified bundle (see bundle.h) is installed only if it is for this device

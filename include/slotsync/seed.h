@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — seeds: local images whose chunks can stand in for downloads.
  *
  * A seed is an image already on the machine (on a device: the active slot) and,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — slot backends: how a slot's (or a data partition's) block device
  * is opened to be written by an install, or read as the active slot.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — chunk store layout and chunk codec (read side).
  *
  * A store is casync's layout: <store>/<first 4 hex digits>/<64 hex digits>.cacnk,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — sealing secrets with a TPM 2.0 (tpm2-tss ESAPI).
  *
  * A secret (a slot's volume key) is sealed under a primary key of the owner

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A power cut at a chosen I/O call, for the boot-state tests (LD_PRELOAD).
  *
  * Counts the calls that change files under $POWERCUT_DIR (write, pwrite,

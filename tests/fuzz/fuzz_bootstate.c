@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer target: every boot-state parser on arbitrary storage — the file
  * backend's copies, a grubenv block, barebox's raw/direct copies, a U-Boot
  * environment (through libubootenv) and the bootctl config.  The first byte

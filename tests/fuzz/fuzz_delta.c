@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer target: what a device takes apart of delta objects.  The first
  * byte selects:
  *   0  the rest is a delta index file (.sdix): load it, or refuse it;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer target: the caibx index parser.  Any input must either parse into an
  * index whose invariants hold, or be refused with a message; never crash. */
 #include <stddef.h>

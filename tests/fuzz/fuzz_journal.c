@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer target: journal replay.  The input is what follows a valid header
  * (the records a torn or hostile file may hold); the journal must open, take
  * only well-formed records, and cut the rest, never crash. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer target: the parsers a device runs on what it downloads before it
  * trusts it — the envelope layout, and the manifest and pointer JSON (which it
  * parses only after the signature, but a signer's bug must not crash it).  The

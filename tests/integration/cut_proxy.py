@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A TCP proxy on 127.0.0.1 that cuts every connection at regular intervals.
 
 Forwards each connection on --listen-port to 127.0.0.1:--upstream-port, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A misbehaving HTTPS file server for the integration tests.
 
 Serves the files under --root over HTTP/1.1 + TLS on 127.0.0.1, with

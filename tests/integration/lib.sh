@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Shared helpers for the integration tests (sourced).  Each test gets a scratch
 # folder that is removed on exit, and the paths of the programs under test.
 set -euo pipefail

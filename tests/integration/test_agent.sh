@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The agent against a hostile world: bad configurations (it does not start,
 # and says file, line and key), a second agent (refused), a server that answers
 # 500 or stalls (backoff with jitter, never a busy loop), an expired or a

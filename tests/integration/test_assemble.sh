@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # slotsync assemble against a real nginx over HTTP/2 + TLS: byte-exact results,
 # one connection for every chunk, seeds, dry runs, JSON, journals, block devices,
 # chunks that occur several times fetched once.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # slotsync assemble against stores and servers that misbehave.  Each fault must
 # give a non-zero exit and an error that names the chunk at fault; the seed is
 # never written to; and the journal stays consistent: once the fault is gone,

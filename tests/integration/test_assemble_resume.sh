@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Interruptions at any instant, then resume:
 #  - SIGKILL at random points of an assembly (SLOTSYNC_KILL_TRIALS, default 50;
 #    the long mode runs 1000): the resumed target is byte-exact every time, and

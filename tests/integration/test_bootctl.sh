@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # slotsync-bootctl on every backend (file, grub, uboot, barebox):
 #  - boot counting and fallback: switch -> boots without mark-good -> fallback;
 #    switch -> mark-good -> stays;

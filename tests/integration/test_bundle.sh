@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Signed bundles and channel pointers: each attack of docs/security.md is
 # refused with a clear error and nothing written (no index, device state
 # unchanged); what is legitimate is accepted.  Keys in files and in a PKCS#11

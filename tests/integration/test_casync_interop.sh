@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Interoperability with Debian's casync, both ways:
 #  - casync extract rebuilds images from our index and store (SHA-256 and
 #    SHA-512/256 indexes);

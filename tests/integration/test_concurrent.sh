@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Two makes into one store at the same time (overlapping releases, and the
 # same image twice): both succeed and the store stays correct.
 source "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Delta objects end to end, over nginx (HTTP/2 + TLS):
 #  - round trip: slotsync-gen delta, then assemble with the base as a seed: the
 #    store's delta index is found by the two index digests, objects rebuild the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Bad input and faults: each gets a clear error and a non-zero exit, and the
 # store holds only whole, correct chunks afterwards.
 #  - unreadable image, store not writable, disk full (ENOSPC on a small tmpfs)

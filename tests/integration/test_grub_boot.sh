@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # GRUB itself runs docs/boot/grub.cfg: a GRUB image made with grub-mkrescue
 # (Debian's grub-pc-bin) boots under qemu (TCG) against a grubenv on an ext2
 # disk that slotsync-bootctl wrote.  Each boot prints the slot GRUB chose on

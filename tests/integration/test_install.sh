@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # `cmake --install` puts the programs, the shared library, its headers and a
 # pkg-config file into the prefix, and a program built against the installed
 # library with pkg-config runs.

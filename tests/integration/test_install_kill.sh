@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # slotsync install cut at every step: SIGKILL at random instants, and stops
 # at random write/fsync/rename calls of its state (the process ends there as
 # a kill would end it), in every step from verify to switch

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # make + extract round trips on the sample releases: seeds with and without an
 # index, reproducible indexes, the same index whatever the thread count, dedup
 # across releases.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # slotsync assemble over a slow link that keeps dropping: nginx sends each
 # response at 8 KB/s, and a proxy in front of it aborts every connection (TCP
 # RST, both ways) every few seconds.  The update must still complete byte-exact,

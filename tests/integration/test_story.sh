@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The README's main job (scripts/story.sh) as a test: every state on the way
 # is asserted from the `slotsync status --json` snapshots it keeps, the boot
 # log, and the nginx log (HTTP/2 only).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # LUKS2 slots with TPM-sealed keys, on the host: swtpm as the TPM (TCTI swtpm),
 # LUKS2 headers on plain files (the host has no device-mapper; mappings are
 # tested in the VM).  Seal and unseal, the token round trip, a PCR policy that

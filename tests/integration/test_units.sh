@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The systemd units and the D-Bus policy, as `cmake --install` puts them:
 #  - systemd-analyze verify has nothing to say about any unit (and does about
 #    a misspelt key, a missing program, an ordering cycle); enabled as their

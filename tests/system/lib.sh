@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The whole-system harness (sourced by tests/system/test_*.sh, after
 # tests/integration/lib.sh and tests/vm/lib.sh): a bootable qemu disk built
 # from Debian packages and this build.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # A real boot, end to end, in qemu: GRUB (docs/boot/grub.cfg) → kernel →
 # initramfs that unlocks the slot through the TPM → squashfs root → systemd,
 # whose slotsync agent updates the device.  One device lives through:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Chunker: limits, independence from buffer sizes, locality of edits. */
 #include <check.h>
 #include <stdlib.h>

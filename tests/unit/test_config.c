@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The device configuration: every key read, defaults, and each kind of bad
  * input refused with the file, the line and the key named. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Delta objects: generation round trip, the delta index parser, the decoder's
  * refusals (bombs, short frames, bad residual headers). */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* caibx index: round trip, exact layout, and every malformed input refused with a
  * message that names the problem. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Journal: what it proves durable survives reopening; a torn tail is dropped;
  * a journal of another index or target is refused. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Manifests, pointers and the device policy: strict parsing (every malformed
  * case refused with a reason), canonical serialization, and each policy rule. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Seeds: with and without an index, and a seed that changed since it was indexed. */
 #include <check.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Store read side and writer: layout, bounded decoding, content checks, dedup. */
 #include <check.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Helpers shared by the unit tests: deterministic data and temp folders. */
 #ifndef SLOTSYNC_TEST_UTIL_H
 #define SLOTSYNC_TEST_UTIL_H

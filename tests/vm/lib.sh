@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The VM harness (sourced by tests/vm/test_*.sh): a qemu guest under TCG with
 # Debian's cloud kernel, real device-mapper and dm-crypt, swtpm as its TPM,
 # and this build's slotsync in its initramfs.  Built from Debian packages by

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # In a VM with real dm-crypt and a TPM (swtpm as the guest's TPM): slots and
 # data partitions formatted as LUKS2 with TPM-sealed keys; v1 installed into
 # slot A from a store on a second virtio disk (served inside the guest); the

@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "backend.h"
 
 #define DIRECT_MAGIC 0x2354fdf3u

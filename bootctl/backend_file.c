@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "backend.h"
 
 #define MAGIC "SLOTSYNCBOOT"

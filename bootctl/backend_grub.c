@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "backend.h"
 
 #define ENV_BYTES 1024

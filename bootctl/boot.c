@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "backend.h"
 
 static const struct boot_backend *const backends[] = {

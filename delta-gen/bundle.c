@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "gen.h"
 #include "slotsync/bundle.h"
 #include "slotsync/index.h"

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "gen.h"
 #include "slotsync/chunker.h"
 #include "slotsync/index.h"

@@ -39,7 +39,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "gen.h"
 #include "slotsync/delta.h"
 #include "slotsync/index.h"

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "gen.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"

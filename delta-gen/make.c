@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "gen.h"
 #include "progress.h"
 #include "slotsync/index.h"

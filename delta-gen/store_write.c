@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../engine/format/io.h"
+#include "io.h"
 #include "slotsync/store.h"
 
 #define BATCH_MAX_FILES 2048

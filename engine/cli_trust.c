@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "format/io.h"
+#include "io.h"
 #include "slotsync/bundle.h"
 #include "slotsync/policy.h"
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "format/io.h"
+#include "io.h"
 #include "slotsync/assemble.h"
 #include "slotsync/config.h"
 #include "slotsync/index.h"

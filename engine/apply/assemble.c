@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../format/io.h"
+#include "io.h"
 #include "slotsync/delta.h"
 #include "slotsync/index.h"
 #include "slotsync/journal.h"

@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "../format/io.h"
+#include "io.h"
 
 #define JOURNAL_MAGIC "SLOTSYNC-JOURNAL"
 #define JOURNAL_VERSION 1u

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../format/io.h"
+#include "io.h"
 
 static int cmp_position(const void *a, const void *b, void *arg)
 {

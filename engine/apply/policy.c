@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../format/io.h"
+#include "io.h"
 
 #define STATE_MAX_BYTES 65536
 

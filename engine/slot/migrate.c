@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../format/io.h"
+#include "io.h"
 
 #define COPY_BLOCK (1u << 20)
 

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format/io.h"
+#include "io.h"
 #include "internal.h"
 #include "run.h"
 #include "slotsync/boot.h"

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "format/io.h"
+#include "io.h"
 #include "internal.h"
 #include "run.h"
 #include "slotsync/assemble.h"

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
-#include "../../delta-gen/gen.h"
-#include "../../engine/format/io.h"
+#include "gen.h"
+#include "io.h"
 #include "slotsync/delta.h"
 #include "slotsync/index.h"
 #include "test_util.h"

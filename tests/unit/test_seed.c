@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../delta-gen/gen.h"
+#include "gen.h"
 #include "slotsync/index.h"
 #include "slotsync/seed.h"
 #include "test_util.h"

@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "../../delta-gen/store_write.h"
+#include "store_write.h"
 #include "slotsync/store.h"
 #include "test_util.h"
 #include <errno.h>

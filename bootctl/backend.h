@@ -23,7 +23,5 @@ extern const struct boot_backend boot_backend_barebox;
 void boot_order_format(const struct slotsync_boot_state *st, char out[8]);
 int boot_order_parse(const char *s, struct slotsync_boot_state *st);
 
-/* Strict decimal in [lo, hi]. */
-int boot_parse_int(const char *s, int lo, int hi, int *out);
 
 #endif

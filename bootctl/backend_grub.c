@@ -28,6 +28,7 @@
 
 #include "io.h"
 #include "backend.h"
+#include "parse.h"
 
 #define ENV_BYTES 1024
 #define HEADER "# GRUB Environment Block\n"
@@ -131,9 +132,9 @@ static int grub_load(const struct slotsync_boot_config *cfg, struct slotsync_boo
 	for (int s = 0; s < 2; s++) {
 		const char *ok = vs.have[1 + 2 * s] ? vs.v[1 + 2 * s] : "0";
 		const char *try = vs.have[2 + 2 * s] ? vs.v[2 + 2 * s] : "0";
-		if (boot_parse_int(ok, 0, 1, &st->slot[s].good) < 0)
+		if (parse_int(ok, 0, 1, &st->slot[s].good) < 0)
 			return slotsync_error_set(err, -EBADMSG, "%s=\"%s\" is not 0 or 1", our_keys[1 + 2 * s], ok);
-		if (boot_parse_int(try, 0, SLOTSYNC_BOOT_TRIES_MAX, &st->slot[s].tries) < 0)
+		if (parse_int(try, 0, SLOTSYNC_BOOT_TRIES_MAX, &st->slot[s].tries) < 0)
 			return slotsync_error_set(err, -EBADMSG, "%s=\"%s\" is not a number of tries (0 to %d)",
 						  our_keys[2 + 2 * s], try, SLOTSYNC_BOOT_TRIES_MAX);
 	}

@@ -10,12 +10,16 @@
  */
 #include <errno.h>
 #include <stddef.h> /* libuboot.h needs size_t */
-#include <libuboot.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "slotsync/features.h"
 #include "backend.h"
+#include "parse.h"
+
+#if SLOTSYNC_HAVE_UBOOT
+#include <libuboot.h>
 
 static int open_env(const struct slotsync_boot_config *cfg, struct uboot_ctx **ctx, struct slotsync_error *err)
 {
@@ -76,11 +80,11 @@ static int uboot_load(const struct slotsync_boot_config *cfg, struct slotsync_bo
 	}
 	for (int s = 0; s < 2; s++) {
 		const char *ok = v[1 + 2 * s] ? v[1 + 2 * s] : "0", *left = v[2 + 2 * s] ? v[2 + 2 * s] : "0";
-		if (boot_parse_int(ok, 0, 1, &st->slot[s].good) < 0) {
+		if (parse_int(ok, 0, 1, &st->slot[s].good) < 0) {
 			r = slotsync_error_set(err, -EBADMSG, "%s=\"%s\" is not 0 or 1", names[1 + 2 * s], ok);
 			goto out;
 		}
-		if (boot_parse_int(left, 0, SLOTSYNC_BOOT_TRIES_MAX, &st->slot[s].tries) < 0) {
+		if (parse_int(left, 0, SLOTSYNC_BOOT_TRIES_MAX, &st->slot[s].tries) < 0) {
 			r = slotsync_error_set(err, -EBADMSG, "%s=\"%s\" is not a number of tries (0 to %d)",
 					       names[2 + 2 * s], left, SLOTSYNC_BOOT_TRIES_MAX);
 			goto out;
@@ -116,5 +120,27 @@ static int uboot_store(const struct slotsync_boot_config *cfg, const struct slot
 	close_env(ctx);
 	return r;
 }
+
+#else /* built without libubootenv */
+
+static int uboot_disabled(struct slotsync_error *err)
+{
+	return slotsync_error_set(err, -ENOTSUP,
+				  "the U-Boot backend is not in this build of slotsync (build it with -DSLOTSYNC_UBOOT=ON "
+				  "and libubootenv)");
+}
+
+static int uboot_load(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
+		      struct slotsync_error *err)
+{
+	return uboot_disabled(err);
+}
+
+static int uboot_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
+		       struct slotsync_error *err)
+{
+	return uboot_disabled(err);
+}
+#endif
 
 const struct boot_backend boot_backend_uboot = { "uboot", uboot_load, uboot_store };

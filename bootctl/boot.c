@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "slotsync/features.h"
 #include "io.h"
+#include "parse.h"
 #include "backend.h"
 
 static const struct boot_backend *const backends[] = {
@@ -40,21 +42,6 @@ int slotsync_boot_slot_parse(const char *s)
 	if (!strcmp(s, "B") || !strcmp(s, "b"))
 		return 1;
 	return -EINVAL;
-}
-
-int boot_parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v;
-
-	if (!s || !*s || (!isdigit((unsigned char)s[0]) && s[0] != '-'))
-		return -EINVAL;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = (int)v;
-	return 0;
 }
 
 void boot_order_format(const struct slotsync_boot_state *st, char out[8])
@@ -110,8 +97,11 @@ int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *k, co
 	char *end;
 	int iv;
 
-	if (!strcmp(k, "backend"))
-		return slotsync_boot_backend_parse(v, &cfg->backend) < 0 ? -EINVAL : 0;
+	if (!strcmp(k, "backend")) {
+		if (slotsync_boot_backend_parse(v, &cfg->backend) < 0)
+			return -EINVAL;
+		return cfg->backend == SLOTSYNC_BOOT_UBOOT && !SLOTSYNC_HAVE_UBOOT ? -ENOTSUP : 0;
+	}
 	if (!strcmp(k, "env")) {
 		if (!*v || strlen(v) >= sizeof(cfg->env))
 			return -EINVAL;
@@ -131,14 +121,14 @@ int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *k, co
 		return 0;
 	}
 	if (!strcmp(k, "default-tries"))
-		return boot_parse_int(v, 1, SLOTSYNC_BOOT_TRIES_MAX, &cfg->default_tries) < 0 ? -EINVAL : 0;
+		return parse_int(v, 1, SLOTSYNC_BOOT_TRIES_MAX, &cfg->default_tries) < 0 ? -EINVAL : 0;
 	if (!strcmp(k, "barebox-offset")) {
 		errno = 0;
 		cfg->barebox_offset = strtoull(v, &end, 0);
 		return errno || *end || !*v || *v == '-' ? -EINVAL : 0;
 	}
 	if (!strcmp(k, "barebox-stride")) {
-		if (boot_parse_int(v, 32, 1 << 20, &iv) < 0)
+		if (parse_int(v, 32, 1 << 20, &iv) < 0)
 			return -EINVAL;
 		cfg->barebox_stride = (unsigned int)iv;
 		return 0;
@@ -193,6 +183,12 @@ int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg
 		if (r == -ENOENT) {
 			fclose(f);
 			return slotsync_error_set(err, -EINVAL, "%s:%d: unknown key \"%s\"", path, n, k);
+		}
+		if (r == -ENOTSUP) {
+			fclose(f);
+			return slotsync_error_set(err, -ENOTSUP,
+						  "%s:%d: backend %s is not in this build of slotsync (build it with "
+						  "-DSLOTSYNC_UBOOT=ON and libubootenv)", path, n, v);
 		}
 		if (r < 0) {
 			fclose(f);

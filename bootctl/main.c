@@ -11,6 +11,8 @@
 #include "slotsync/boot.h"
 #include "slotsync/version.h"
 
+#include "parse.h"
+
 static void usage(FILE *f)
 {
 	fputs("Usage: slotsync-bootctl [--backend grub|uboot|barebox|file] [--env PATH] [--config FILE]\n"
@@ -156,14 +158,11 @@ int main(int argc, char **argv)
 			else if (!strncmp(argv[i], "--tries=", 8))
 				t = argv[i] + 8;
 			if (t) {
-				char *end;
-				long v = strtol(t, &end, 10);
-				if (*end || !*t || v < 1 || v > SLOTSYNC_BOOT_TRIES_MAX) {
+				if (parse_int(t, 1, SLOTSYNC_BOOT_TRIES_MAX, &tries) < 0) {
 					fprintf(stderr, "slotsync-bootctl: --tries takes 1 to %d, not \"%s\"\n",
 						SLOTSYNC_BOOT_TRIES_MAX, t);
 					return 2;
 				}
-				tries = (int)v;
 				continue;
 			}
 			if (argv[i][0] == '-' || n_pos == 2) {

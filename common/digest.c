@@ -4,8 +4,14 @@
 #include "slotsync/digest.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "io.h"
 
 static EVP_MD *digest_md[2];
 static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
@@ -33,6 +39,60 @@ int slotsync_digest(enum slotsync_digest_type type, const void *buf, size_t len,
 	if (!EVP_Digest(buf, len, out, &out_len, digest_md[type], NULL) || out_len != SLOTSYNC_DIGEST_BYTES)
 		return -EIO;
 	return 0;
+}
+
+int slotsync_digest_file(enum slotsync_digest_type type, const char *path, uint64_t len,
+			 uint8_t out[SLOTSYNC_DIGEST_BYTES], uint64_t *size, struct slotsync_error *err)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t *buf = malloc(1u << 20);
+	uint64_t done = 0;
+	int fd = -1, r = 0;
+
+	pthread_once(&digest_once, digest_init);
+	if ((unsigned)type > SLOTSYNC_DIGEST_SHA512_256 || !digest_md[type]) {
+		r = slotsync_error_set(err, -EINVAL, "no such digest");
+		goto out;
+	}
+	if (!ctx || !buf || EVP_DigestInit_ex(ctx, digest_md[type], NULL) != 1) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot open %s", path);
+		goto out;
+	}
+	while (!len || done < len) {
+		size_t want = 1u << 20;
+		ssize_t n;
+
+		if (len && len - done < want)
+			want = (size_t)(len - done);
+		n = io_read_full(fd, buf, want);
+		if (n < 0) {
+			r = slotsync_error_set_errno(err, (int)n, "cannot read %s", path);
+			goto out;
+		}
+		if (n == 0) {
+			if (len)
+				r = slotsync_error_set(err, -EIO, "%s ends after %" PRIu64 " bytes, not %" PRIu64, path,
+						       done, len);
+			break;
+		}
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		done += (uint64_t)n;
+	}
+	if (r == 0)
+		EVP_DigestFinal_ex(ctx, out, NULL);
+	if (size)
+		*size = done;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	return r;
 }
 
 char *slotsync_digest_to_hex(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char hex[SLOTSYNC_DIGEST_HEX_BYTES])

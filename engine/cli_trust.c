@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "io.h"
+#include "parse.h"
 #include "slotsync/bundle.h"
 #include "slotsync/policy.h"
 
@@ -31,19 +32,6 @@ static const struct option verify_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
-
-static int parse_count(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v > INT64_MAX)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 int cli_verify(int argc, char **argv)
 {
@@ -77,7 +65,7 @@ int cli_verify(int argc, char **argv)
 			pol.installed_version = optarg;
 			break;
 		case OPT_FLOOR:
-			if (parse_count(optarg, &floor) < 0) {
+			if (parse_u64(optarg, 0, INT64_MAX, &floor) < 0) {
 				fprintf(stderr, "slotsync verify: --security-floor takes a whole number, not \"%s\"\n", optarg);
 				return 2;
 			}
@@ -158,7 +146,7 @@ int cli_state(int argc, char **argv)
 			set_installed = optarg;
 			break;
 		case OPT_RAISE_FLOOR:
-			if (parse_count(optarg, &raise) < 0) {
+			if (parse_u64(optarg, 0, INT64_MAX, &raise) < 0) {
 				fprintf(stderr, "slotsync state: --raise-floor takes a whole number, not \"%s\"\n", optarg);
 				return 2;
 			}

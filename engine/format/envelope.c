@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "ossl.h"
 #include "slotsync/index.h"
 
 #define ENVELOPE_MAGIC "SLOTSYNC"
@@ -177,17 +178,6 @@ int slotsync_envelope_finish(const uint8_t *unsigned_buf, size_t unsigned_len, c
 	return 0;
 }
 
-/* OpenSSL's reason for the last failure, for messages. */
-static const char *ossl_reason(char *buf, size_t cap)
-{
-	unsigned long e = ERR_peek_last_error();
-
-	if (!e)
-		return "no further detail";
-	ERR_error_string_n(e, buf, cap);
-	return buf;
-}
-
 static int signing_time_of(CMS_SignerInfo *si, time_t *out)
 {
 	int loc = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
@@ -224,7 +214,7 @@ int slotsync_envelope_verify(const struct slotsync_envelope *e, const char *keyr
 	store = X509_STORE_new();
 	if (!store || X509_STORE_load_file(store, keyring_pem) != 1) {
 		r = slotsync_error_set(err, -ENOENT, "cannot load keyring %s: %s", keyring_pem,
-				       ossl_reason(why, sizeof(why)));
+				       ossl_error_text(why, sizeof(why)));
 		goto out;
 	}
 	cms = d2i_CMS_ContentInfo(NULL, &p, (long)e->sig_len);
@@ -245,7 +235,7 @@ int slotsync_envelope_verify(const struct slotsync_envelope *e, const char *keyr
 	if (!content ||
 	    CMS_verify(cms, NULL, store, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
 		r = slotsync_error_set(err, -EBADMSG, "%s signature does not match its content (tampered?): %s",
-				       kind_name[e->kind], ossl_reason(why, sizeof(why)));
+				       kind_name[e->kind], ossl_error_text(why, sizeof(why)));
 		goto out;
 	}
 	signers = CMS_get0_signers(cms);

@@ -7,6 +7,10 @@
 #include "slotsync/luks.h"
 
 #include <errno.h>
+
+#include "slotsync/features.h"
+
+#if SLOTSYNC_HAVE_LUKS2
 #include <json-c/json.h>
 #include <libcryptsetup.h>
 #include <openssl/evp.h>
@@ -263,3 +267,45 @@ int slotsync_luks_new_uuid(char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_
 		 b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 	return 0;
 }
+
+#else /* built without libcryptsetup */
+
+static int luks_disabled(struct slotsync_error *err)
+{
+	return slotsync_error_set(err, -ENOTSUP,
+				  "LUKS2 slots are not in this build of slotsync (build it with -DSLOTSYNC_LUKS2=ON and "
+				  "libcryptsetup)");
+}
+
+int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
+			 char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	return luks_disabled(err);
+}
+
+int slotsync_luks_header_uuid(const char *device, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	return luks_disabled(err);
+}
+
+int slotsync_luks_mapping_uuid(const char *name, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	return luks_disabled(err);
+}
+
+int slotsync_luks_new_uuid(char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	return luks_disabled(err);
+}
+
+int slotsync_luks_open(const char *device, const struct slotsync_luks_tpm *tpm, const char *name,
+		       const char *expect_uuid, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	return luks_disabled(err);
+}
+
+int slotsync_luks_close(const char *name, struct slotsync_error *err)
+{
+	return luks_disabled(err);
+}
+#endif

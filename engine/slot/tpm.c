@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "slotsync/features.h"
+
+#if SLOTSYNC_HAVE_TPM
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -271,3 +275,24 @@ out:
 	tpm_close(&t);
 	return r;
 }
+
+#else /* built without tpm2-tss */
+
+static int tpm_disabled(struct slotsync_error *err)
+{
+	return slotsync_error_set(err, -ENOTSUP,
+				  "TPM sealing is not in this build of slotsync (build it with -DSLOTSYNC_TPM=ON and tpm2-tss)");
+}
+
+int slotsync_tpm_seal(const char *tcti, const uint8_t *secret, size_t len, uint32_t pcr_mask, uint8_t **blob,
+		      size_t *blob_len, struct slotsync_error *err)
+{
+	return tpm_disabled(err);
+}
+
+int slotsync_tpm_unseal(const char *tcti, const uint8_t *blob, size_t blob_len, uint8_t *secret, size_t *len,
+			struct slotsync_error *err)
+{
+	return tpm_disabled(err);
+}
+#endif

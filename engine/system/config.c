@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parse.h"
+#include "slotsync/features.h"
+
 #define SEEN_MAX 96
 
 struct parse_ctx {
@@ -21,68 +24,6 @@ struct parse_ctx {
 	int n_seen;
 	int slot_seen[2];
 };
-
-/* A whole number with an optional one-letter unit from units (its multipliers
- * in muls). */
-static int parse_unit(const char *s, const char *units, const uint64_t *muls, uint64_t *out)
-{
-	const char *u;
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!*s || *s == '-' || isspace((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		if (end[1] || !(u = strchr(units, *end)))
-			return -EINVAL;
-		mul = muls[u - units];
-	}
-	if (v > UINT64_MAX / mul)
-		return -ERANGE;
-	*out = v * mul;
-	return 0;
-}
-
-int slotsync_parse_size(const char *s, uint64_t *out)
-{
-	static const uint64_t muls[] = { 1ull << 10, 1ull << 10, 1ull << 20, 1ull << 30 };
-	return parse_unit(s, "kKMG", muls, out);
-}
-
-int slotsync_parse_duration(const char *s, uint64_t *out)
-{
-	static const uint64_t muls[] = { 1, 60, 3600, 86400 };
-	return parse_unit(s, "smhd", muls, out);
-}
-
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = (int)v;
-	return 0;
-}
-
-static int parse_bool(const char *s, int *out)
-{
-	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1"))
-		*out = 1;
-	else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "0"))
-		*out = 0;
-	else
-		return -EINVAL;
-	return 0;
-}
 
 static int parse_hhmm(const char *s, const char **end, int *minutes)
 {
@@ -166,6 +107,8 @@ static int key_system(struct slotsync_config *c, const char *k, const char *v)
 
 static int key_tpm(struct slotsync_config *c, const char *k, const char *v)
 {
+	if (!SLOTSYNC_HAVE_TPM)
+		return -ENOTSUP;
 	if (!strcmp(k, "tcti"))
 		return set_string(c->tcti, sizeof(c->tcti), v);
 	if (!strcmp(k, "pcrs")) {
@@ -213,17 +156,17 @@ static int key_update(struct slotsync_config *c, const char *k, const char *v)
 	if (!strcmp(k, "concurrency"))
 		return parse_int(v, 1, 256, &c->concurrency);
 	if (!strcmp(k, "max-rate"))
-		return !strcmp(v, "none") ? (c->max_rate = 0, 0) : slotsync_parse_size(v, &c->max_rate);
+		return !strcmp(v, "none") ? (c->max_rate = 0, 0) : parse_size(v, &c->max_rate);
 	if (!strcmp(k, "poll-interval")) {
-		int r = slotsync_parse_duration(v, &c->poll_interval);
+		int r = parse_duration_s(v, &c->poll_interval);
 		return r < 0 ? r : c->poll_interval < 1 ? -EINVAL : 0;
 	}
 	if (!strcmp(k, "stall-timeout")) {
-		int r = slotsync_parse_duration(v, &c->stall_timeout);
+		int r = parse_duration_s(v, &c->stall_timeout);
 		return r < 0 ? r : c->stall_timeout < 1 || c->stall_timeout > 86400 ? -EINVAL : 0;
 	}
 	if (!strcmp(k, "poll-jitter"))
-		return slotsync_parse_duration(v, &c->poll_jitter);
+		return parse_duration_s(v, &c->poll_jitter);
 	if (!strcmp(k, "window"))
 		return parse_window(v, &c->window_start, &c->window_end);
 	if (!strcmp(k, "reboot-command"))
@@ -231,7 +174,7 @@ static int key_update(struct slotsync_config *c, const char *k, const char *v)
 	if (!strcmp(k, "health-dir"))
 		return set_path(c->health_dir, sizeof(c->health_dir), v);
 	if (!strcmp(k, "health-timeout")) {
-		int r = slotsync_parse_duration(v, &c->health_timeout);
+		int r = parse_duration_s(v, &c->health_timeout);
 		return r < 0 ? r : c->health_timeout < 1 ? -EINVAL : 0;
 	}
 	return -ENOENT;
@@ -241,8 +184,12 @@ static int key_slot(struct slotsync_slot_config *s, const char *k, const char *v
 {
 	if (!strcmp(k, "device"))
 		return set_path(s->device, sizeof(s->device), v);
-	if (!strcmp(k, "backend"))
-		return slotsync_slot_backend_parse(v, &s->backend);
+	if (!strcmp(k, "backend")) {
+		int r = slotsync_slot_backend_parse(v, &s->backend);
+		if (r == 0 && s->backend == SLOTSYNC_SLOT_LUKS2 && !SLOTSYNC_HAVE_LUKS2)
+			return -ENOTSUP;
+		return r;
+	}
 	if (!strcmp(k, "data"))
 		return set_path(s->data, sizeof(s->data), v);
 	if (!strcmp(k, "mapping"))
@@ -250,6 +197,20 @@ static int key_slot(struct slotsync_slot_config *s, const char *k, const char *v
 	if (!strcmp(k, "data-mapping"))
 		return set_mapping(s->data_mapping, sizeof(s->data_mapping), v);
 	return -ENOENT;
+}
+
+/* What a key refused for want of a feature needs: its name and build option. */
+static const char *const *feature_needed(const char *section, const char *value)
+{
+	static const char *const tpm[] = { "TPM support", "-DSLOTSYNC_TPM=ON" };
+	static const char *const luks[] = { "LUKS2 support", "-DSLOTSYNC_LUKS2=ON" };
+	static const char *const uboot[] = { "the U-Boot backend", "-DSLOTSYNC_UBOOT=ON" };
+
+	if (!strcmp(section, "tpm"))
+		return tpm;
+	if (!strcmp(section, "boot") && !strcmp(value, "uboot"))
+		return uboot;
+	return luks;
 }
 
 __attribute__((format(printf, 2, 3))) static int fail(struct parse_ctx *p, const char *fmt, ...)
@@ -299,6 +260,9 @@ static int handler(void *user, const char *section, const char *key, const char 
 		return fail(p, "unknown key \"%s\" in [%s]", key, section);
 	if (r == -E2BIG)
 		return fail(p, "too many \"%s\" keys in [%s]", key, section);
+	if (r == -ENOTSUP)
+		return fail(p, "\"%s = %s\" in [%s] needs %s, which this build of slotsync lacks (build it with %s)",
+			    key, value, section, feature_needed(section, value)[0], feature_needed(section, value)[1]);
 	if (r < 0)
 		return fail(p, "bad value \"%s\" for key \"%s\" in [%s]", value, key, section);
 	return 1;

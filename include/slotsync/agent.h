@@ -26,6 +26,7 @@
 #include "slotsync/config.h"
 #include "slotsync/error.h"
 #include "slotsync/install.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,12 +43,12 @@ struct slotsync_agent_options {
 };
 
 /* Runs until SIGTERM/SIGINT (or, with once, one cycle).  0: clean exit. */
-int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_error *err);
 
 /* The health checks and the validation they decide (what the agent does at
  * start; slotsync validate runs it alone).  *reboot is set when the booted
  * slot was marked bad and a reboot is due. */
-int slotsync_agent_validate(const struct slotsync_config *cfg, int *reboot, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_agent_validate(const struct slotsync_config *cfg, int *reboot, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@
 #include "slotsync/bundle.h"
 #include "slotsync/error.h"
 #include "slotsync/fetch.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,7 +84,7 @@ struct slotsync_assemble_options {
 	void *progress_userdata;
 };
 
-int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsync_assemble_stats *stats,
+SLOTSYNC_EXPORT int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsync_assemble_stats *stats,
 		      struct slotsync_error *err);
 
 #ifdef __cplusplus

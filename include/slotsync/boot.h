@@ -19,6 +19,7 @@
 #define SLOTSYNC_BOOT_H
 
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,39 +61,39 @@ struct slotsync_boot_config {
 /* Defaults, then `key = value` lines from path (backend, env, booted, cmdline,
  * default-tries, barebox-offset, barebox-stride, barebox-magic); path may be
  * NULL.  Unknown keys and bad values are errors. */
-int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg, struct slotsync_error *err);
-void slotsync_boot_config_defaults(struct slotsync_boot_config *cfg);
+SLOTSYNC_EXPORT int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg, struct slotsync_error *err);
+SLOTSYNC_EXPORT void slotsync_boot_config_defaults(struct slotsync_boot_config *cfg);
 /* Sets one key as the file above does: -ENOENT unknown key, -EINVAL bad value. */
-int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *key, const char *value);
-int slotsync_boot_backend_parse(const char *name, enum slotsync_boot_backend_type *out);
-const char *slotsync_boot_backend_name(enum slotsync_boot_backend_type t);
+SLOTSYNC_EXPORT int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *key, const char *value);
+SLOTSYNC_EXPORT int slotsync_boot_backend_parse(const char *name, enum slotsync_boot_backend_type *out);
+SLOTSYNC_EXPORT const char *slotsync_boot_backend_name(enum slotsync_boot_backend_type t);
 
 /* Reads the state from the backend.  A storage that holds no state yet reads
  * as the first-boot state (A good and first, B not bootable); a corrupt one is
  * an error naming what is wrong (every backend keeps redundant copies, so this
  * means all of them are damaged). */
-int slotsync_boot_load(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
+SLOTSYNC_EXPORT int slotsync_boot_load(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
 		       struct slotsync_error *err);
 /* Writes the whole state in one atomic step. */
-int slotsync_boot_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
+SLOTSYNC_EXPORT int slotsync_boot_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
 			struct slotsync_error *err);
 
 /* The slot (0 or 1) the system runs from, from cfg->booted or the kernel
  * command line; -ENOENT if neither says. */
-int slotsync_boot_booted(const struct slotsync_boot_config *cfg, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_boot_booted(const struct slotsync_boot_config *cfg, struct slotsync_error *err);
 
 /* The operations; each loads, changes and stores in one step. */
-int slotsync_boot_switch(const struct slotsync_boot_config *cfg, int slot, int tries, struct slotsync_error *err);
-int slotsync_boot_mark_good(const struct slotsync_boot_config *cfg, int slot, struct slotsync_error *err);
-int slotsync_boot_mark_bad(const struct slotsync_boot_config *cfg, int slot, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_boot_switch(const struct slotsync_boot_config *cfg, int slot, int tries, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_boot_mark_good(const struct slotsync_boot_config *cfg, int slot, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_boot_mark_bad(const struct slotsync_boot_config *cfg, int slot, struct slotsync_error *err);
 
 /* The bootloader's choice on the given state (pure: st is not changed): the
  * slot it would boot, and whether it takes a try to do so.  -1 if no slot is
  * bootable (the scripts then boot the highest-priority slot as a last resort). */
-int slotsync_boot_choose(const struct slotsync_boot_state *st, int *takes_try);
+SLOTSYNC_EXPORT int slotsync_boot_choose(const struct slotsync_boot_state *st, int *takes_try);
 
 /* Applies one boot as the bootloader does (choose, take a try, store). */
-int slotsync_boot_simulate_boot(const struct slotsync_boot_config *cfg, int *booted, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_boot_simulate_boot(const struct slotsync_boot_config *cfg, int *booted, struct slotsync_error *err);
 
 static inline char slotsync_boot_slot_name(int slot)
 {
@@ -100,7 +101,7 @@ static inline char slotsync_boot_slot_name(int slot)
 }
 
 /* "A"/"a" -> 0, "B"/"b" -> 1, else -EINVAL. */
-int slotsync_boot_slot_parse(const char *s);
+SLOTSYNC_EXPORT int slotsync_boot_slot_parse(const char *s);
 
 #ifdef __cplusplus
 }

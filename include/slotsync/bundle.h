@@ -24,6 +24,7 @@
 
 #include "slotsync/digest.h"
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,24 +56,24 @@ struct slotsync_envelope {
 
 /* Parses buf[0..len) (taking ownership of buf, malloc'd) as an envelope of the
  * given kind.  Checks the layout only, not the signature. */
-int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kind kind,
+SLOTSYNC_EXPORT int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kind kind,
 			    struct slotsync_envelope **out, struct slotsync_error *err);
 
 /* Reads a file of at most max_bytes (its size is checked before it is read) and
  * parses it. */
-int slotsync_envelope_read(const char *path, enum slotsync_envelope_kind kind, size_t max_bytes,
+SLOTSYNC_EXPORT int slotsync_envelope_read(const char *path, enum slotsync_envelope_kind kind, size_t max_bytes,
 			   struct slotsync_envelope **out, struct slotsync_error *err);
 
-void slotsync_envelope_free(struct slotsync_envelope *e);
+SLOTSYNC_EXPORT void slotsync_envelope_free(struct slotsync_envelope *e);
 
 /* Lays out an envelope of kind with the given parts, signature not yet there:
  * returns the bytes to sign (*out, malloc'd).  The signature follows them, to
  * the end of the file (slotsync_envelope_finish()). */
-int slotsync_envelope_build(enum slotsync_envelope_kind kind, const uint8_t *const *parts, const size_t *lens,
+SLOTSYNC_EXPORT int slotsync_envelope_build(enum slotsync_envelope_kind kind, const uint8_t *const *parts, const size_t *lens,
 			    size_t n_parts, uint8_t **out, size_t *out_len, struct slotsync_error *err);
 
 /* Returns the complete envelope: the bytes from build followed by sig. */
-int slotsync_envelope_finish(const uint8_t *unsigned_buf, size_t unsigned_len, const uint8_t *sig, size_t sig_len,
+SLOTSYNC_EXPORT int slotsync_envelope_finish(const uint8_t *unsigned_buf, size_t unsigned_len, const uint8_t *sig, size_t sig_len,
 			     uint8_t **out, size_t *out_len, struct slotsync_error *err);
 
 /* What verification learnt of the signer. */
@@ -83,7 +84,7 @@ struct slotsync_signer_info {
 
 /* Verifies the envelope's signature against the CAs in keyring_pem (a PEM file
  * of one or more certificates: the fleet's trust anchors). */
-int slotsync_envelope_verify(const struct slotsync_envelope *e, const char *keyring_pem,
+SLOTSYNC_EXPORT int slotsync_envelope_verify(const struct slotsync_envelope *e, const char *keyring_pem,
 			     struct slotsync_signer_info *info, struct slotsync_error *err);
 
 /* ---- manifest ---------------------------------------------------------- */
@@ -119,15 +120,15 @@ struct slotsync_manifest {
 
 /* Parses manifest JSON (at most SLOTSYNC_MANIFEST_MAX_BYTES): every field is
  * type-checked, unknown fields are refused (a signer's intent is never half-read). */
-int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
+SLOTSYNC_EXPORT int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
 			    struct slotsync_error *err);
 
 /* Canonical JSON (fixed field order, pretty-printed, a final newline): the same
  * manifest always gives the same bytes.  *out is malloc'd. */
-int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, size_t *out_len,
+SLOTSYNC_EXPORT int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, size_t *out_len,
 				struct slotsync_error *err);
 
-void slotsync_manifest_free(struct slotsync_manifest *m);
+SLOTSYNC_EXPORT void slotsync_manifest_free(struct slotsync_manifest *m);
 
 /* ---- channel pointer -------------------------------------------------- */
 
@@ -140,18 +141,18 @@ struct slotsync_pointer {
 	char *compatible;            /* or NULL */
 };
 
-int slotsync_pointer_parse(const uint8_t *json, size_t len, struct slotsync_pointer **out,
+SLOTSYNC_EXPORT int slotsync_pointer_parse(const uint8_t *json, size_t len, struct slotsync_pointer **out,
 			   struct slotsync_error *err);
-int slotsync_pointer_serialize(const struct slotsync_pointer *p, char **out, size_t *out_len,
+SLOTSYNC_EXPORT int slotsync_pointer_serialize(const struct slotsync_pointer *p, char **out, size_t *out_len,
 			       struct slotsync_error *err);
-void slotsync_pointer_free(struct slotsync_pointer *p);
+SLOTSYNC_EXPORT void slotsync_pointer_free(struct slotsync_pointer *p);
 
 /* ---- times ------------------------------------------------------------ */
 
 /* "2026-11-28T12:00:00Z" (UTC, RFC 3339) <-> seconds since the epoch.  Parsing
  * also takes "@SECONDS".  buf holds at least 21 bytes. */
-int slotsync_time_parse(const char *s, time_t *out);
-void slotsync_time_format(time_t t, char buf[32]);
+SLOTSYNC_EXPORT int slotsync_time_parse(const char *s, time_t *out);
+SLOTSYNC_EXPORT void slotsync_time_format(time_t t, char buf[32]);
 
 /* ---- a verified bundle ------------------------------------------------- */
 
@@ -175,17 +176,17 @@ struct slotsync_bundle {
 };
 
 /* The hook of that name, or NULL. */
-const struct slotsync_bundle_hook *slotsync_bundle_hook(const struct slotsync_bundle *b, const char *name);
+SLOTSYNC_EXPORT const struct slotsync_bundle_hook *slotsync_bundle_hook(const struct slotsync_bundle *b, const char *name);
 
 /* Reads the bundle at path, verifies its signature against keyring_pem, parses
  * its manifest and checks that the index part has the digest the manifest names
  * and parses as an index of the manifest's image size. */
-int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slotsync_bundle **out,
+SLOTSYNC_EXPORT int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slotsync_bundle **out,
 			 struct slotsync_error *err);
-void slotsync_bundle_free(struct slotsync_bundle *b);
+SLOTSYNC_EXPORT void slotsync_bundle_free(struct slotsync_bundle *b);
 
 /* Reads and verifies a channel pointer. */
-int slotsync_pointer_open(const char *path, const char *keyring_pem, struct slotsync_pointer **out,
+SLOTSYNC_EXPORT int slotsync_pointer_open(const char *path, const char *keyring_pem, struct slotsync_pointer **out,
 			  struct slotsync_signer_info *signer, struct slotsync_error *err);
 
 #ifdef __cplusplus

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,30 +42,30 @@ struct slotsync_chunker_params {
 };
 
 /* The default parameters. */
-struct slotsync_chunker_params slotsync_chunker_params_default(void);
+SLOTSYNC_EXPORT struct slotsync_chunker_params slotsync_chunker_params_default(void);
 
 /* Checks min <= avg <= max within the limits above; fills err with the reason. */
-int slotsync_chunker_params_check(const struct slotsync_chunker_params *p, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_chunker_params_check(const struct slotsync_chunker_params *p, struct slotsync_error *err);
 
 /* Parses "MIN:AVG:MAX" with optional K/M suffixes ("4K:16K:64K"), then checks. */
-int slotsync_chunker_params_parse(const char *text, struct slotsync_chunker_params *p, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_chunker_params_parse(const char *text, struct slotsync_chunker_params *p, struct slotsync_error *err);
 
 struct slotsync_chunker;
 
 /* Returns NULL on bad parameters (err says why) or out of memory. */
-struct slotsync_chunker *slotsync_chunker_new(const struct slotsync_chunker_params *p, struct slotsync_error *err);
-void slotsync_chunker_free(struct slotsync_chunker *c);
+SLOTSYNC_EXPORT struct slotsync_chunker *slotsync_chunker_new(const struct slotsync_chunker_params *p, struct slotsync_error *err);
+SLOTSYNC_EXPORT void slotsync_chunker_free(struct slotsync_chunker *c);
 
 /* Forgets the current partial chunk (start of a new stream). */
-void slotsync_chunker_reset(struct slotsync_chunker *c);
+SLOTSYNC_EXPORT void slotsync_chunker_reset(struct slotsync_chunker *c);
 
 /* Scans buf.  Returns n <= len if a chunk ends after buf[n-1] (the chunker is then
  * positioned at the start of the next chunk), or SIZE_MAX if all of buf belongs to
  * the current chunk.  At the end of the stream, whatever remains is the last chunk. */
-size_t slotsync_chunker_scan(struct slotsync_chunker *c, const uint8_t *buf, size_t len);
+SLOTSYNC_EXPORT size_t slotsync_chunker_scan(struct slotsync_chunker *c, const uint8_t *buf, size_t len);
 
 /* Bytes of the current, unfinished chunk seen so far. */
-size_t slotsync_chunker_pending(const struct slotsync_chunker *c);
+SLOTSYNC_EXPORT size_t slotsync_chunker_pending(const struct slotsync_chunker *c);
 
 /* Called for each chunk of a stream, in order; a negative return stops the stream
  * and is passed on.  data is valid only during the call. */
@@ -72,7 +73,7 @@ typedef int (*slotsync_chunk_cb)(const uint8_t *data, size_t len, uint64_t offse
 
 /* Reads fd sequentially to its end and calls cb for every chunk.  Memory: one
  * buffer of max + 4 MiB.  `what` names the input in error messages. */
-int slotsync_chunker_stream_fd(const struct slotsync_chunker_params *p, int fd, const char *what, slotsync_chunk_cb cb,
+SLOTSYNC_EXPORT int slotsync_chunker_stream_fd(const struct slotsync_chunker_params *p, int fd, const char *what, slotsync_chunk_cb cb,
 			       void *userdata, struct slotsync_error *err);
 
 #ifdef __cplusplus

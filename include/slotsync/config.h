@@ -28,6 +28,7 @@
 #include "slotsync/boot.h"
 #include "slotsync/error.h"
 #include "slotsync/slot.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,23 +70,19 @@ struct slotsync_config {
 
 /* Defaults, then the file (path NULL: SLOTSYNC_CONFIG_DEFAULT).  Both slots
  * must be configured. */
-int slotsync_config_load(const char *path, struct slotsync_config *cfg, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_config_load(const char *path, struct slotsync_config *cfg, struct slotsync_error *err);
 /* The same from a string (name is used in messages). */
-int slotsync_config_load_string(const char *text, const char *name, struct slotsync_config *cfg,
+SLOTSYNC_EXPORT int slotsync_config_load_string(const char *text, const char *name, struct slotsync_config *cfg,
 				struct slotsync_error *err);
 
 /* The slot of this name ("A", "B"; case ignored), or NULL. */
-const struct slotsync_slot_config *slotsync_config_slot(const struct slotsync_config *cfg, const char *name);
+SLOTSYNC_EXPORT const struct slotsync_slot_config *slotsync_config_slot(const struct slotsync_config *cfg, const char *name);
 
 /* The TPM options as the slot functions take them (tcti NULL when unset). */
-struct slotsync_luks_tpm slotsync_config_tpm(const struct slotsync_config *cfg);
-
-/* "1M" -> 1048576 (k, M, G); "90m" -> 5400 seconds (s, m, h, d). */
-int slotsync_parse_size(const char *s, uint64_t *out);
-int slotsync_parse_duration(const char *s, uint64_t *out);
+SLOTSYNC_EXPORT struct slotsync_luks_tpm slotsync_config_tpm(const struct slotsync_config *cfg);
 
 /* Whether minute-of-day m lies in the window (always, if none is set). */
-int slotsync_config_in_window(const struct slotsync_config *cfg, int minute_of_day);
+SLOTSYNC_EXPORT int slotsync_config_in_window(const struct slotsync_config *cfg, int minute_of_day);
 
 #ifdef __cplusplus
 }

@@ -61,6 +61,7 @@
 
 #include "slotsync/digest.h"
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -124,50 +125,50 @@ struct slotsync_delta_index {
 /* Parses a delta index; checks its tail digest, the limits above, and that
  * objects are sorted and disjoint.  Checks against the two indexes (chunk
  * numbers, sizes) are the caller's: slotsync_delta_index_check(). */
-int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_delta_index **out,
+SLOTSYNC_EXPORT int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_delta_index **out,
 			       struct slotsync_error *err);
 struct slotsync_index;
 /* Checks a parsed delta index against the base and new indexes: digests,
  * sizes, every output and reference inside its image, output and reference
  * sizes within the limits. */
-int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struct slotsync_index *base,
+SLOTSYNC_EXPORT int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struct slotsync_index *base,
 			       const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], const struct slotsync_index *new_idx,
 			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);
-int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
+SLOTSYNC_EXPORT int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
 				   struct slotsync_error *err);
 
 /* The .sdix file: the serialized index as one zstd frame with its content
  * size.  load() decompresses (at most SLOTSYNC_DELTA_INDEX_MAX bytes, a frame
  * that declares more or no size is refused) and parses. */
 #define SLOTSYNC_DELTA_INDEX_MAX (64u << 20)
-int slotsync_delta_index_pack(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
+SLOTSYNC_EXPORT int slotsync_delta_index_pack(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
 			      struct slotsync_error *err);
-int slotsync_delta_index_load(const uint8_t *file, size_t len, struct slotsync_delta_index **out,
+SLOTSYNC_EXPORT int slotsync_delta_index_load(const uint8_t *file, size_t len, struct slotsync_delta_index **out,
 			      struct slotsync_error *err);
-void slotsync_delta_index_free(struct slotsync_delta_index *d);
+SLOTSYNC_EXPORT void slotsync_delta_index_free(struct slotsync_delta_index *d);
 
 /* Whether object o has a range of the new image in its reference. */
-int slotsync_delta_object_uses_target(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o);
+SLOTSYNC_EXPORT int slotsync_delta_object_uses_target(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o);
 
 /* Bytes the reference of object o spans. */
-uint64_t slotsync_delta_ref_bytes(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o);
+SLOTSYNC_EXPORT uint64_t slotsync_delta_ref_bytes(const struct slotsync_delta_index *d, const struct slotsync_delta_object *o);
 
 /* Store path of the delta index of (base, new), relative to the store:
  * "deltas/<base digest hex>/<new digest hex>.sdix" (buf >= 160 bytes). */
-void slotsync_delta_index_path(const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES],
+SLOTSYNC_EXPORT void slotsync_delta_index_path(const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES],
 			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap);
 /* Store path of an object: "<4 hex>/<64 hex>.sdob" (buf >= 80 bytes). */
-void slotsync_delta_object_path(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap);
+SLOTSYNC_EXPORT void slotsync_delta_object_path(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap);
 
 struct slotsync_delta_decoder;
-struct slotsync_delta_decoder *slotsync_delta_decoder_new(void);
-void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec);
+SLOTSYNC_EXPORT struct slotsync_delta_decoder *slotsync_delta_decoder_new(void);
+SLOTSYNC_EXPORT void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec);
 
 /* The zstd frame that starts at p, if expansion would take it: its magic, a
  * declared content size of at most SLOTSYNC_DELTA_FRAME_MAX, and all of it
  * within len.  Returns its compressed size (and *content its content size),
  * or 0.  Whether it decodes is for the caller to see. */
-size_t slotsync_delta_frame_at(const uint8_t *p, size_t len, size_t *content);
+SLOTSYNC_EXPORT size_t slotsync_delta_frame_at(const uint8_t *p, size_t len, size_t *content);
 
 /* Expands in[0..len) into out (at most cap bytes): bytes are copied, except
  * that each zstd frame (slotsync_delta_frame_at(), scanning on from its end)
@@ -176,7 +177,7 @@ size_t slotsync_delta_frame_at(const uint8_t *p, size_t len, size_t *content);
  * 2^SLOTSYNC_DELTA_FRAME_WINDOW_LOG, is copied as it is; copying stops when
  * out is full.  Returns the bytes written.  dctx: a ZSTD_DCtx, reset and set
  * up here, so that every side expands alike. */
-size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+SLOTSYNC_EXPORT size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 
 /* Decodes one object: exactly out_len bytes into out, or an error (a frame
  * that would produce more or less, a malformed residual header or record, a
@@ -184,7 +185,7 @@ size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size_t len, uint8_t 
  * reference as read from the slot.  Memory is bounded by out_len,
  * SLOTSYNC_DELTA_WINDOW_LOG and, for ZSTD_FRAMES, XREF_MAX + XOUT_MAX +
  * a compressor for FRAME_MAX bytes. */
-int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
+SLOTSYNC_EXPORT int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
 			  const void *ref, size_t ref_len, void *out, size_t out_len, struct slotsync_error *err);
 
 #ifdef __cplusplus

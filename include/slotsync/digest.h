@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slotsync/error.h"
+#include "slotsync/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -25,16 +28,22 @@ enum slotsync_digest_type {
 };
 
 /* "SHA-256" or "SHA-512/256". */
-const char *slotsync_digest_name(enum slotsync_digest_type type);
+SLOTSYNC_EXPORT const char *slotsync_digest_name(enum slotsync_digest_type type);
 
 /* out receives SLOTSYNC_DIGEST_BYTES bytes.  Returns 0, or -ENOMEM/-EIO if OpenSSL fails. */
-int slotsync_digest(enum slotsync_digest_type type, const void *buf, size_t len, uint8_t out[SLOTSYNC_DIGEST_BYTES]);
+SLOTSYNC_EXPORT int slotsync_digest(enum slotsync_digest_type type, const void *buf, size_t len, uint8_t out[SLOTSYNC_DIGEST_BYTES]);
+
+/* The digest of the first len bytes of the file or block device at path (len
+ * 0: all of it, and *size, if not NULL, gets how many bytes that was).  A file
+ * shorter than len is an error.  Reads 1 MiB at a time. */
+SLOTSYNC_EXPORT int slotsync_digest_file(enum slotsync_digest_type type, const char *path, uint64_t len,
+			 uint8_t out[SLOTSYNC_DIGEST_BYTES], uint64_t *size, struct slotsync_error *err);
 
 /* Lower-case hex, NUL-terminated; returns hex. */
-char *slotsync_digest_to_hex(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char hex[SLOTSYNC_DIGEST_HEX_BYTES]);
+SLOTSYNC_EXPORT char *slotsync_digest_to_hex(const uint8_t id[SLOTSYNC_DIGEST_BYTES], char hex[SLOTSYNC_DIGEST_HEX_BYTES]);
 
 /* Parses 64 hex digits (either case); returns 0 or -EINVAL. */
-int slotsync_digest_from_hex(const char *hex, uint8_t id[SLOTSYNC_DIGEST_BYTES]);
+SLOTSYNC_EXPORT int slotsync_digest_from_hex(const char *hex, uint8_t id[SLOTSYNC_DIGEST_BYTES]);
 
 #ifdef __cplusplus
 }

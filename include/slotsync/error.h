@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "slotsync/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -26,23 +28,23 @@ struct slotsync_error {
 /* Sets the error unless one is already set, and returns `code` (negative), so that
  * a failure can be reported as `return slotsync_error_set(err, -EIO, "...")`.
  * `err` may be NULL, then only the code is returned. */
-int slotsync_error_set(struct slotsync_error *err, int code, const char *fmt, ...)
+SLOTSYNC_EXPORT int slotsync_error_set(struct slotsync_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Like slotsync_error_set(), with ": strerror(-code)" appended to the message. */
-int slotsync_error_set_errno(struct slotsync_error *err, int code, const char *fmt, ...)
+SLOTSYNC_EXPORT int slotsync_error_set_errno(struct slotsync_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Puts context in front of an error already set ("reading index x.caibx: ...").
  * Does nothing if err is NULL or unset. */
-void slotsync_error_prefix(struct slotsync_error *err, const char *fmt, ...)
+SLOTSYNC_EXPORT void slotsync_error_prefix(struct slotsync_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Clears the error so that the object can be reused. */
-void slotsync_error_clear(struct slotsync_error *err);
+SLOTSYNC_EXPORT void slotsync_error_clear(struct slotsync_error *err);
 
 /* The message, or a generic text for the code if no message was set. */
-const char *slotsync_error_message(const struct slotsync_error *err);
+SLOTSYNC_EXPORT const char *slotsync_error_message(const struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,7 +78,7 @@ struct slotsync_fetch_stats {
  * store does not have it), ends the run with an error naming the job's URL.
  * Memory: a few bytes per job, plus one body buffer per stream and a few more
  * for bodies waiting for done. */
-int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, size_t max_body,
+SLOTSYNC_EXPORT int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, size_t max_body,
 		       slotsync_fetch_describe_cb describe, slotsync_fetch_done_cb done, slotsync_fetch_tick_cb tick,
 		       void *userdata, struct slotsync_fetch_stats *stats, struct slotsync_error *err);
 

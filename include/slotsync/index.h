@@ -22,6 +22,7 @@
 
 #include "slotsync/digest.h"
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,11 +55,11 @@ struct slotsync_index {
 };
 
 /* A new empty index with the given chunk size limits and digest. */
-struct slotsync_index *slotsync_index_new(uint64_t min, uint64_t avg, uint64_t max, enum slotsync_digest_type digest);
-void slotsync_index_free(struct slotsync_index *idx);
+SLOTSYNC_EXPORT struct slotsync_index *slotsync_index_new(uint64_t min, uint64_t avg, uint64_t max, enum slotsync_digest_type digest);
+SLOTSYNC_EXPORT void slotsync_index_free(struct slotsync_index *idx);
 
 /* Appends a chunk of `size` bytes; checks size against the limits in the header. */
-int slotsync_index_append(struct slotsync_index *idx, uint64_t size, const uint8_t id[SLOTSYNC_DIGEST_BYTES],
+SLOTSYNC_EXPORT int slotsync_index_append(struct slotsync_index *idx, uint64_t size, const uint8_t id[SLOTSYNC_DIGEST_BYTES],
 			  struct slotsync_error *err);
 
 /* Start offset and size of chunk i. */
@@ -77,10 +78,10 @@ static inline uint64_t slotsync_index_image_size(const struct slotsync_index *id
 }
 
 /* Parses an index held in memory. */
-int slotsync_index_parse(const uint8_t *buf, size_t len, struct slotsync_index **out, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_index_parse(const uint8_t *buf, size_t len, struct slotsync_index **out, struct slotsync_error *err);
 
 /* Reads an index file; errors are prefixed with the path. */
-int slotsync_index_read_file(const char *path, struct slotsync_index **out, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_index_read_file(const char *path, struct slotsync_index **out, struct slotsync_error *err);
 
 /* Called for each item of an index streamed from a file; a negative return stops. */
 typedef int (*slotsync_index_item_cb)(void *userdata, size_t i, uint64_t start, uint64_t size,
@@ -89,17 +90,17 @@ typedef int (*slotsync_index_item_cb)(void *userdata, size_t i, uint64_t start, 
 /* Streams an index file item by item, checking everything read_file checks,
  * without holding the table in memory (a device reads the index of its active
  * slot this way).  *header, if not NULL, receives the index with no chunks. */
-int slotsync_index_scan_file(const char *path, struct slotsync_index **header, slotsync_index_item_cb cb, void *userdata,
+SLOTSYNC_EXPORT int slotsync_index_scan_file(const char *path, struct slotsync_index **header, slotsync_index_item_cb cb, void *userdata,
 			     struct slotsync_error *err);
 
 /* Serializes to a new buffer (free()). */
-int slotsync_index_serialize(const struct slotsync_index *idx, uint8_t **out, size_t *out_len, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_index_serialize(const struct slotsync_index *idx, uint8_t **out, size_t *out_len, struct slotsync_error *err);
 
 /* Writes atomically (temp file, fsync, rename, fsync folder). */
-int slotsync_index_write_file(const struct slotsync_index *idx, const char *path, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_index_write_file(const struct slotsync_index *idx, const char *path, struct slotsync_error *err);
 
 /* SHA-256 of the serialized index: what bundles and delta indexes name it by. */
-int slotsync_index_digest(const struct slotsync_index *idx, uint8_t out[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_index_digest(const struct slotsync_index *idx, uint8_t out[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@
 
 #include "slotsync/config.h"
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,7 +58,7 @@ enum slotsync_install_step {
 	SLOTSYNC_STEP_COUNT
 };
 
-const char *slotsync_install_step_name(enum slotsync_install_step s);
+SLOTSYNC_EXPORT const char *slotsync_install_step_name(enum slotsync_install_step s);
 
 /* The install journal. */
 struct slotsync_install_record {
@@ -80,7 +81,7 @@ struct slotsync_install_record {
 };
 
 /* -ENOENT when there is none. */
-int slotsync_install_record_load(const struct slotsync_config *cfg, struct slotsync_install_record *rec,
+SLOTSYNC_EXPORT int slotsync_install_record_load(const struct slotsync_config *cfg, struct slotsync_install_record *rec,
 				 struct slotsync_error *err);
 
 /* What the device remembers of a slot (slots.json). */
@@ -92,11 +93,11 @@ struct slotsync_slot_record {
 	time_t installed;
 };
 
-int slotsync_slot_records_load(const struct slotsync_config *cfg, struct slotsync_slot_record rec[2],
+SLOTSYNC_EXPORT int slotsync_slot_records_load(const struct slotsync_config *cfg, struct slotsync_slot_record rec[2],
 			       struct slotsync_error *err);
 
 /* Releases that failed here (failed.json): never installed again. */
-int slotsync_release_failed(const struct slotsync_config *cfg, const char *bundle_sha256, const char *version,
+SLOTSYNC_EXPORT int slotsync_release_failed(const struct slotsync_config *cfg, const char *bundle_sha256, const char *version,
 			    char *reason, size_t reason_len);
 
 struct slotsync_install_progress {
@@ -121,15 +122,15 @@ struct slotsync_install_options {
 /* Runs (or resumes) the install up to the reboot step.  0: the new slot is
  * switched to and a reboot is due (rec->step == REBOOT); < 0: err says why,
  * and the journal says whether it can resume (rec->error_final == 0). */
-int slotsync_install(const struct slotsync_install_options *o, struct slotsync_install_record *rec,
+SLOTSYNC_EXPORT int slotsync_install(const struct slotsync_install_options *o, struct slotsync_install_record *rec,
 		     struct slotsync_error *err);
 
 /* Drops an unfinished install: mappings closed, journals removed, and if it
  * had already switched, the new slot marked bad so the running one stays. */
-int slotsync_install_abort(const struct slotsync_config *cfg, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_install_abort(const struct slotsync_config *cfg, struct slotsync_error *err);
 
 /* Records that the reboot was asked for (REBOOT -> VALIDATE). */
-int slotsync_install_reboot_requested(const struct slotsync_config *cfg, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_install_reboot_requested(const struct slotsync_config *cfg, struct slotsync_error *err);
 
 /* After a boot: settles an install that waits for validation.  good: the
  * booted new slot passed its health checks (marked good, device state updated:
@@ -137,14 +138,14 @@ int slotsync_install_reboot_requested(const struct slotsync_config *cfg, struct 
  * release remembered as failed; the caller reboots so the bootloader falls
  * back).  A boot that came up on the old slot (the new one ran out of tries)
  * fails the install too.  *settled: 1 if an install was settled. */
-int slotsync_install_validate(const struct slotsync_config *cfg, int good, const char *reason, int *settled,
+SLOTSYNC_EXPORT int slotsync_install_validate(const struct slotsync_config *cfg, int good, const char *reason, int *settled,
 			      struct slotsync_error *err);
 
 /* Marks the booted slot good or bad (and settles an install waiting for it). */
-int slotsync_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err);
 
 /* The device's status as one JSON object (malloc'd string). */
-int slotsync_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@
 
 #include "slotsync/digest.h"
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,26 +60,26 @@ enum {
  * journal proves durable, SLOTSYNC_JOURNAL_WRITTEN for every position only
  * written, and SLOTSYNC_JOURNAL_TODO for the rest; *verified is set if the
  * journal holds a VERIFIED record.  Appends may come from several threads. */
-int slotsync_journal_open(const char *path, const struct slotsync_journal_identity *id, int reset,
+SLOTSYNC_EXPORT int slotsync_journal_open(const char *path, const struct slotsync_journal_identity *id, int reset,
 			  uint8_t *done, int *verified, struct slotsync_journal **out, struct slotsync_error *err);
-void slotsync_journal_free(struct slotsync_journal *j);
+SLOTSYNC_EXPORT void slotsync_journal_free(struct slotsync_journal *j);
 
 /* Appends a DONE record for positions[0..n) and fdatasyncs the journal.  The
  * caller must have made those chunks durable on the target first. */
-int slotsync_journal_append_done(struct slotsync_journal *j, const uint32_t *positions, size_t n,
+SLOTSYNC_EXPORT int slotsync_journal_append_done(struct slotsync_journal *j, const uint32_t *positions, size_t n,
 				 struct slotsync_error *err);
 
 /* Appends a WRITTEN record for positions[0..n), without fdatasync: it survives
  * a killed process, maybe not a power cut, and promises nothing either way. */
-int slotsync_journal_append_written(struct slotsync_journal *j, const uint32_t *positions, size_t n,
+SLOTSYNC_EXPORT int slotsync_journal_append_written(struct slotsync_journal *j, const uint32_t *positions, size_t n,
 				    struct slotsync_error *err);
 
 /* Appends an INVALID record (positions to be written again). */
-int slotsync_journal_append_invalid(struct slotsync_journal *j, const uint32_t *positions, size_t n,
+SLOTSYNC_EXPORT int slotsync_journal_append_invalid(struct slotsync_journal *j, const uint32_t *positions, size_t n,
 				    struct slotsync_error *err);
 
 /* Appends a VERIFIED record: the target was read back and matched. */
-int slotsync_journal_append_verified(struct slotsync_journal *j, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_journal_append_verified(struct slotsync_journal *j, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef SLOTSYNC_LOG_H
 #define SLOTSYNC_LOG_H
 
+#include "slotsync/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,13 +23,13 @@ enum slotsync_log_level {
 
 typedef void (*slotsync_log_sink)(enum slotsync_log_level level, const char *msg, void *userdata);
 
-void slotsync_log_set_level(enum slotsync_log_level level);
-enum slotsync_log_level slotsync_log_get_level(void);
+SLOTSYNC_EXPORT void slotsync_log_set_level(enum slotsync_log_level level);
+SLOTSYNC_EXPORT enum slotsync_log_level slotsync_log_get_level(void);
 
 /* Replaces the sink; NULL restores the default (stderr). */
-void slotsync_log_set_sink(slotsync_log_sink sink, void *userdata);
+SLOTSYNC_EXPORT void slotsync_log_set_sink(slotsync_log_sink sink, void *userdata);
 
-void slotsync_log(enum slotsync_log_level level, const char *fmt, ...)
+SLOTSYNC_EXPORT void slotsync_log(enum slotsync_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #define slotsync_log_error(...) slotsync_log(SLOTSYNC_LOG_ERROR, __VA_ARGS__)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,28 +31,28 @@ struct slotsync_luks_tpm {
 
 /* Formats device with a header of UUID want_uuid (NULL: a random one); uuid
  * receives the new header's UUID. */
-int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
+SLOTSYNC_EXPORT int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
 			 char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
 
 /* The UUID of device's LUKS2 header, without unsealing anything; -EINVAL when
  * it has none. */
-int slotsync_luks_header_uuid(const char *device, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_luks_header_uuid(const char *device, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
 
 /* The header UUID of the open mapping name; -ENODEV if it is not open. */
-int slotsync_luks_mapping_uuid(const char *name, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_luks_mapping_uuid(const char *name, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
 
 /* A fresh random (version 4) UUID for a header to be formatted. */
-int slotsync_luks_new_uuid(char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_luks_new_uuid(char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
 
 /* Unseals the key and activates /dev/mapper/<name>; name NULL: checks the key
  * only.  uuid (may be NULL) receives the header's UUID; expect_uuid (may be
  * NULL) refuses a header that is not the one expected (a resumed install must
  * find the header it formatted). */
-int slotsync_luks_open(const char *device, const struct slotsync_luks_tpm *tpm, const char *name,
+SLOTSYNC_EXPORT int slotsync_luks_open(const char *device, const struct slotsync_luks_tpm *tpm, const char *name,
 		       const char *expect_uuid, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
 
 /* Removes the mapping. */
-int slotsync_luks_close(const char *name, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_luks_close(const char *name, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #define SLOTSYNC_MIGRATE_H
 
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,7 +34,7 @@ struct slotsync_migrate_options {
 	const char *workdir;     /* where to mount; NULL: /run/slotsync */
 };
 
-int slotsync_migrate_data(const struct slotsync_migrate_options *o, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_migrate_data(const struct slotsync_migrate_options *o, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #include "slotsync/error.h"
 #include "slotsync/index.h"
 #include "slotsync/seed.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,31 +72,31 @@ struct slotsync_plan {
 
 /* Builds the plan for idx: every group to fetch, but for places done[] says are
  * durable (done may be NULL). */
-int slotsync_plan_build(const struct slotsync_index *idx, const uint8_t *done, struct slotsync_plan **out,
+SLOTSYNC_EXPORT int slotsync_plan_build(const struct slotsync_index *idx, const uint8_t *done, struct slotsync_plan **out,
 			struct slotsync_error *err);
 
 /* Adds a seed ("IMAGE[:INDEX]"): every group still to fetch that the seed holds
  * will be copied from it.  The seed's index is streamed, and the plan keeps one
  * location per group, so memory does not grow with the seed. */
-int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct slotsync_error *err);
 
 /* Frees what only seed resolution needs (the id lookup): call after the last
  * slotsync_plan_add_seed(). */
-void slotsync_plan_seeds_done(struct slotsync_plan *plan);
+SLOTSYNC_EXPORT void slotsync_plan_seeds_done(struct slotsync_plan *plan);
 
 /* Reads the chunk of a SEED group into buf and checks it. */
-int slotsync_plan_read_seed(struct slotsync_plan *plan, size_t group, void *buf, struct slotsync_error *err);
-void slotsync_plan_free(struct slotsync_plan *plan);
+SLOTSYNC_EXPORT int slotsync_plan_read_seed(struct slotsync_plan *plan, size_t group, void *buf, struct slotsync_error *err);
+SLOTSYNC_EXPORT void slotsync_plan_free(struct slotsync_plan *plan);
 
 /* Moves a group from its source to the network (a seed copy failed its check,
  * a delta object could not be used). */
-void slotsync_plan_demote_to_fetch(struct slotsync_plan *plan, size_t group);
+SLOTSYNC_EXPORT void slotsync_plan_demote_to_fetch(struct slotsync_plan *plan, size_t group);
 
 /* Delta objects: every group still to fetch that an object of d rebuilds comes
  * from that object instead.  d and base (the base index, checked against d by
  * the caller) must outlive the plan; seed is the seed that holds the base
  * image, read through base.  Call after slotsync_plan_seeds_done(). */
-int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
+SLOTSYNC_EXPORT int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
 			    const struct slotsync_index *base, size_t seed, struct slotsync_error *err);
 
 /* Reads the reference of object o into buf (at least its size): each base
@@ -104,7 +105,7 @@ int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_de
  * output) is read from target_fd and checked against the new index.
  * chunk_buf holds the largest chunk of either.  Returns the reference's size
  * or an error. */
-int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, int target_fd, const char *target,
+SLOTSYNC_EXPORT int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, int target_fd, const char *target,
 				     uint8_t *buf, uint8_t *chunk_buf, struct slotsync_error *err);
 
 #ifdef __cplusplus

@@ -18,6 +18,7 @@
 #include "slotsync/chunker.h"
 #include "slotsync/digest.h"
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,18 +31,18 @@ typedef int (*slotsync_seed_chunk_cb)(void *userdata, const uint8_t id[SLOTSYNC_
 /* Lists the chunks of a seed image open on fd: from its index (streamed, never
  * held in memory; it must use `digest` and fit in the image), or, without one, by
  * chunking the image now with params. */
-int slotsync_seed_scan(int fd, const char *image_path, const char *index_path, enum slotsync_digest_type digest,
+SLOTSYNC_EXPORT int slotsync_seed_scan(int fd, const char *image_path, const char *index_path, enum slotsync_digest_type digest,
 		       const struct slotsync_chunker_params *params, slotsync_seed_chunk_cb cb, void *userdata,
 		       struct slotsync_error *err);
 
 /* Reads size bytes at offset of a seed into dst and checks them against id:
  * -EBADMSG (err says where) if the seed changed since it was indexed. */
-int slotsync_seed_read_chunk(int fd, const char *image_path, uint64_t offset, size_t size,
+SLOTSYNC_EXPORT int slotsync_seed_read_chunk(int fd, const char *image_path, uint64_t offset, size_t size,
 			     enum slotsync_digest_type digest, const uint8_t id[SLOTSYNC_DIGEST_BYTES], void *dst,
 			     struct slotsync_error *err);
 
 /* Splits "IMAGE[:INDEX]" into new strings (*index NULL if none). */
-int slotsync_seed_spec_parse(const char *spec, char **image, char **index, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_seed_spec_parse(const char *spec, char **image, char **index, struct slotsync_error *err);
 
 /* A set of seeds with a table of every chunk they offer (build server side:
  * memory grows with the seeds; the device resolves seeds into its plan instead). */
@@ -49,28 +50,28 @@ struct slotsync_seed_set;
 
 /* digest: the target index's digest (seed chunks are named the same way);
  * params: how to chunk a seed that comes without an index. */
-struct slotsync_seed_set *slotsync_seed_set_new(enum slotsync_digest_type digest,
+SLOTSYNC_EXPORT struct slotsync_seed_set *slotsync_seed_set_new(enum slotsync_digest_type digest,
 						const struct slotsync_chunker_params *params);
-void slotsync_seed_set_free(struct slotsync_seed_set *set);
+SLOTSYNC_EXPORT void slotsync_seed_set_free(struct slotsync_seed_set *set);
 
 /* Adds a seed image; index_path may be NULL (then the image is chunked now).
  * The image is opened read-only and never written. */
-int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path, const char *index_path,
+SLOTSYNC_EXPORT int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path, const char *index_path,
 			  struct slotsync_error *err);
 
 /* Parses "IMAGE[:INDEX]" as given on a command line and adds it. */
-int slotsync_seed_set_add_spec(struct slotsync_seed_set *set, const char *spec, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_seed_set_add_spec(struct slotsync_seed_set *set, const char *spec, struct slotsync_error *err);
 
 /* Number of distinct chunks the seeds offer. */
-size_t slotsync_seed_set_count(const struct slotsync_seed_set *set);
+SLOTSYNC_EXPORT size_t slotsync_seed_set_count(const struct slotsync_seed_set *set);
 
 /* Does a seed offer chunk id of this size? */
-int slotsync_seed_set_has(const struct slotsync_seed_set *set, const uint8_t id[SLOTSYNC_DIGEST_BYTES], size_t size);
+SLOTSYNC_EXPORT int slotsync_seed_set_has(const struct slotsync_seed_set *set, const uint8_t id[SLOTSYNC_DIGEST_BYTES], size_t size);
 
 /* Reads chunk id (size bytes) from a seed into dst and checks its digest.
  * Returns 0; -ENOENT if no seed offers it; -EBADMSG if every seed copy failed its
  * check (those copies are then forgotten, err says which). */
-int slotsync_seed_set_read(struct slotsync_seed_set *set, const uint8_t id[SLOTSYNC_DIGEST_BYTES], size_t size,
+SLOTSYNC_EXPORT int slotsync_seed_set_read(struct slotsync_seed_set *set, const uint8_t id[SLOTSYNC_DIGEST_BYTES], size_t size,
 			   void *dst, struct slotsync_error *err);
 
 #ifdef __cplusplus

@@ -25,6 +25,7 @@
 
 #include "slotsync/error.h"
 #include "slotsync/luks.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,31 +67,31 @@ struct slotsync_volume_handle {
 	char uuid[SLOTSYNC_LUKS_UUID_BYTES];       /* luks2: the header's UUID */
 };
 
-const char *slotsync_slot_backend_name(enum slotsync_slot_backend b);
-int slotsync_slot_backend_parse(const char *s, enum slotsync_slot_backend *out);
+SLOTSYNC_EXPORT const char *slotsync_slot_backend_name(enum slotsync_slot_backend b);
+SLOTSYNC_EXPORT int slotsync_slot_backend_parse(const char *s, enum slotsync_slot_backend *out);
 
 /* Opens the volume to be written (see above).  uuid: in, the header UUID an
  * earlier run recorded ("" : none); out, the header's UUID now.  record() is
  * called (luks2 only) with a UUID before any format; a failure of it stops
  * everything with the device untouched. */
-int slotsync_volume_open_write(const struct slotsync_volume *v, const struct slotsync_luks_tpm *tpm,
+SLOTSYNC_EXPORT int slotsync_volume_open_write(const struct slotsync_volume *v, const struct slotsync_luks_tpm *tpm,
 			       char uuid[SLOTSYNC_LUKS_UUID_BYTES], int (*record)(void *ud, const char *uuid,
 										  struct slotsync_error *err),
 			       void *ud, int *formatted, struct slotsync_volume_handle *h, struct slotsync_error *err);
 
 /* Opens the volume to be read: raw, the device; luks2, its mapping when it is
  * open already (the running system's), else a mapping opened now. */
-int slotsync_volume_open_read(const struct slotsync_volume *v, const struct slotsync_luks_tpm *tpm,
+SLOTSYNC_EXPORT int slotsync_volume_open_read(const struct slotsync_volume *v, const struct slotsync_luks_tpm *tpm,
 			      struct slotsync_volume_handle *h, struct slotsync_error *err);
 
 /* Opens the mapping (luks2) for the system that boots from it, as an
  * initramfs does; raw: nothing to do.  An open mapping of the same header is
  * left as it is. */
-int slotsync_volume_unlock(const struct slotsync_volume *v, const struct slotsync_luks_tpm *tpm,
+SLOTSYNC_EXPORT int slotsync_volume_unlock(const struct slotsync_volume *v, const struct slotsync_luks_tpm *tpm,
 			   struct slotsync_volume_handle *h, struct slotsync_error *err);
 
 /* Closes the mapping the handle opened, if any. */
-int slotsync_volume_close(struct slotsync_volume_handle *h, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_volume_close(struct slotsync_volume_handle *h, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "slotsync/error.h"
+#include "slotsync/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,12 +36,12 @@ extern "C" {
 /* Seals secret[0..len) (at most SLOTSYNC_TPM_SECRET_MAX bytes), bound to the
  * SHA-256 PCRs in pcr_mask (bit n: PCR n; 0: no PCR policy).  *blob is
  * malloc'd. */
-int slotsync_tpm_seal(const char *tcti, const uint8_t *secret, size_t len, uint32_t pcr_mask, uint8_t **blob,
+SLOTSYNC_EXPORT int slotsync_tpm_seal(const char *tcti, const uint8_t *secret, size_t len, uint32_t pcr_mask, uint8_t **blob,
 		      size_t *blob_len, struct slotsync_error *err);
 
 /* Unseals a blob from slotsync_tpm_seal(); secret holds at least
  * SLOTSYNC_TPM_SECRET_MAX bytes.  -EACCES when the PCRs no longer match. */
-int slotsync_tpm_unseal(const char *tcti, const uint8_t *blob, size_t blob_len, uint8_t *secret, size_t *len,
+SLOTSYNC_EXPORT int slotsync_tpm_unseal(const char *tcti, const uint8_t *blob, size_t blob_len, uint8_t *secret, size_t *len,
 			struct slotsync_error *err);
 
 #ifdef __cplusplus

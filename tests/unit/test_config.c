@@ -145,26 +145,6 @@ START_TEST(test_example_parses)
 }
 END_TEST
 
-START_TEST(test_units)
-{
-	uint64_t v;
-
-	ck_assert_int_eq(slotsync_parse_size("1M", &v), 0);
-	ck_assert_uint_eq(v, 1048576);
-	ck_assert_int_eq(slotsync_parse_size("3G", &v), 0);
-	ck_assert_uint_eq(v, 3ull << 30);
-	ck_assert_int_lt(slotsync_parse_size("-1", &v), 0);
-	ck_assert_int_lt(slotsync_parse_size("1MB", &v), 0);
-	ck_assert_int_lt(slotsync_parse_size("99999999999999999999", &v), 0);
-	ck_assert_int_eq(slotsync_parse_duration("90m", &v), 0);
-	ck_assert_uint_eq(v, 5400);
-	ck_assert_int_eq(slotsync_parse_duration("2d", &v), 0);
-	ck_assert_uint_eq(v, 172800);
-	ck_assert_int_lt(slotsync_parse_duration("1w", &v), 0);
-	ck_assert_int_lt(slotsync_parse_duration("", &v), 0);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -175,7 +155,6 @@ int main(void)
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_example_parses);
-	tcase_add_test(tc, test_units);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }

@@ -6,11 +6,19 @@
 #include <string.h>
 
 #include "slotsync/config.h"
+#include "slotsync/features.h"
 #include "test_util.h"
 
+/* Encrypted slots where the build has them: the refusals below must not
+ * depend on the features built in. */
+#if SLOTSYNC_HAVE_LUKS2
+#define SLOT_BACKEND "luks2"
+#else
+#define SLOT_BACKEND "raw"
+#endif
 #define SLOTS                                                                                                 \
-	"[slot.A]\ndevice = /dev/vda\nbackend = luks2\ndata = /dev/vdc\n"                                    \
-	"[slot.B]\ndevice = /dev/vdb\nbackend = luks2\ndata = /dev/vdd\n"
+	"[slot.A]\ndevice = /dev/vda\nbackend = " SLOT_BACKEND "\ndata = /dev/vdc\n"                           \
+	"[slot.B]\ndevice = /dev/vdb\nbackend = " SLOT_BACKEND "\ndata = /dev/vdd\n"
 
 static int load(const char *text, struct slotsync_config *c, struct slotsync_error *err)
 {
@@ -33,6 +41,14 @@ START_TEST(test_full)
 			   "window = 22:30-04:00\nreboot-command = never\nhealth-dir = /usr/lib/h.d\nhealth-timeout = 90s\n"
 			   SLOTS "mapping = rootB\n";
 
+	if (!SLOTSYNC_HAVE_TPM) {
+		/* a feature this build lacks is refused, naming its build option */
+		ck_assert_int_lt(load(text, &c, &err), 0);
+		ck_assert_msg(strstr(slotsync_error_message(&err), "system.conf:12: \"tcti = device:/dev/tpmrm0\" in "
+				     "[tpm] needs TPM support, which this build of slotsync lacks (build it with "
+				     "-DSLOTSYNC_TPM=ON)"), "%s", slotsync_error_message(&err));
+		return;
+	}
 	ck_assert_msg(load(text, &c, &err) == 0, "%s", slotsync_error_message(&err));
 	ck_assert_str_eq(c.compatible, "radio-x86");
 	ck_assert_str_eq(c.state_dir, "/data/slotsync");
@@ -55,7 +71,7 @@ START_TEST(test_full)
 	ck_assert(!slotsync_config_in_window(&c, 12 * 60));
 	ck_assert_str_eq(c.reboot_command, "never");
 	ck_assert_uint_eq(c.health_timeout, 90);
-	ck_assert_int_eq(c.slot[1].backend, SLOTSYNC_SLOT_LUKS2);
+	ck_assert_int_eq(c.slot[1].backend, SLOTSYNC_HAVE_LUKS2 ? SLOTSYNC_SLOT_LUKS2 : SLOTSYNC_SLOT_RAW);
 	ck_assert_str_eq(c.slot[1].mapping, "rootB");
 	ck_assert_str_eq(c.slot[0].mapping, "slotsync-A");
 	ck_assert_str_eq(c.slot[0].data_mapping, "slotsync-data-A");
@@ -101,7 +117,8 @@ START_TEST(test_refusals)
 	refused("[update]\nwindow = 02:00-02:00\n" SLOTS, "for key \"window\"");
 	refused("[update]\nconcurrency = 0\n" SLOTS, "for key \"concurrency\"");
 	refused("[update]\nchannel = ftp://x/p\n" SLOTS, "for key \"channel\"");
-	refused("[tpm]\npcrs = 7,24\n" SLOTS, "system.conf:2: bad value \"7,24\" for key \"pcrs\"");
+	if (SLOTSYNC_HAVE_TPM)
+		refused("[tpm]\npcrs = 7,24\n" SLOTS, "system.conf:2: bad value \"7,24\" for key \"pcrs\"");
 	refused("[system]\nboot-tries = 0\n" SLOTS, "for key \"boot-tries\"");
 	refused("[system]\nallow-downgrade = maybe\n" SLOTS, "for key \"allow-downgrade\"");
 	refused("[boot]\nbackend = lilo\n" SLOTS, "bad value \"lilo\" for key \"backend\" in [boot]");
@@ -116,6 +133,36 @@ START_TEST(test_refusals)
 	refused("[slot.A]\ndevice = /a\nmapping = x/y\n[slot.B]\ndevice = /b\n", "bad value \"x/y\" for key \"mapping\"");
 	refused("[slot.A]\ndevice = /a\nmapping = m\n[slot.B]\ndevice = /b\nmapping = m\n", "share a mapping name");
 	refused("[update]\nclient-cert = /c.pem\n" SLOTS, "client-cert and client-key go together");
+}
+END_TEST
+
+/* Each device feature a build lacks is refused by name at load, never later. */
+START_TEST(test_missing_features)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+	int r;
+
+	r = load("[tpm]\npcrs = 7\n[slot.A]\ndevice=/a\n[slot.B]\ndevice=/b\n", &c, &err);
+	if (SLOTSYNC_HAVE_TPM)
+		ck_assert_msg(r == 0 && c.pcr_mask == 1u << 7, "%s", slotsync_error_message(&err));
+	else
+		ck_assert_msg(r < 0 && strstr(slotsync_error_message(&err), "-DSLOTSYNC_TPM=ON"), "%s",
+			      slotsync_error_message(&err));
+	r = load("[slot.A]\ndevice=/a\nbackend=luks2\n[slot.B]\ndevice=/b\n", &c, &err);
+	if (SLOTSYNC_HAVE_LUKS2)
+		ck_assert_msg(r == 0 && c.slot[0].backend == SLOTSYNC_SLOT_LUKS2, "%s", slotsync_error_message(&err));
+	else
+		ck_assert_msg(r < 0 && strstr(slotsync_error_message(&err), "system.conf:3: \"backend = luks2\" in "
+					      "[slot.A] needs LUKS2 support") &&
+				      strstr(slotsync_error_message(&err), "-DSLOTSYNC_LUKS2=ON"),
+			      "%s", slotsync_error_message(&err));
+	r = load("[boot]\nbackend = uboot\n[slot.A]\ndevice=/a\n[slot.B]\ndevice=/b\n", &c, &err);
+	if (SLOTSYNC_HAVE_UBOOT)
+		ck_assert_msg(r == 0 && c.boot.backend == SLOTSYNC_BOOT_UBOOT, "%s", slotsync_error_message(&err));
+	else
+		ck_assert_msg(r < 0 && strstr(slotsync_error_message(&err), "-DSLOTSYNC_UBOOT=ON"), "%s",
+			      slotsync_error_message(&err));
 }
 END_TEST
 
@@ -135,7 +182,14 @@ START_TEST(test_example_parses)
 	struct slotsync_config c;
 	struct slotsync_error err = { 0 };
 
-	/* the documented example is a configuration the device takes */
+	/* the documented example is a configuration the device takes (one with
+	 * TPM and LUKS2: a build without them says which option it lacks) */
+	if (!SLOTSYNC_HAVE_TPM || !SLOTSYNC_HAVE_LUKS2) {
+		ck_assert_int_lt(slotsync_config_load(SLOTSYNC_SOURCE_DIR "/docs/system.conf.example", &c, &err), 0);
+		ck_assert_msg(strstr(slotsync_error_message(&err), "which this build of slotsync lacks (build it with "
+				     "-DSLOTSYNC_"), "%s", slotsync_error_message(&err));
+		return;
+	}
 	ck_assert_msg(slotsync_config_load(SLOTSYNC_SOURCE_DIR "/docs/system.conf.example", &c, &err) == 0, "%s",
 		      slotsync_error_message(&err));
 	ck_assert_str_eq(c.compatible, "radio-bs-x86");
@@ -153,6 +207,7 @@ int main(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_missing_features);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_example_parses);
 	suite_add_tcase(s, tc);

@@ -25,6 +25,9 @@ BUILD_DIR=build bash scripts/build.sh -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON -
 echo "== tests"
 (cd build && ctest --output-on-failure -j2)
 
+echo "== the other configurations: build server only, minimal device, CMake 3.22"
+bash scripts/build-configs.sh
+
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 BUILD_DIR=build-asan bash scripts/build.sh -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON -DSLOTSYNC_SANITIZE=ON
 # (the VM and system suites run once, above: the guests get this build's plain binary)

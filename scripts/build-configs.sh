@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Builds the configurations other than the full one and runs their unit tests,
+# with warnings as errors:
+#   build-server   -DSLOTSYNC_DEVICE=OFF: slotsync-gen alone (zstd, OpenSSL,
+#                  json-c), as a build server or CI pipeline builds it
+#   minimal-device the device without TPM, LUKS2, systemd or U-Boot
+# and checks that the build files need nothing newer than CMake 3.22
+# (scripts/cmake-compat.sh).  SLOTSYNC_CMAKE_322=/path/to/cmake (a CMake 3.22
+# release) also configures and builds the full project with it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run_config() {
+	local name=$1; shift
+	local dir=build-$name
+	echo "== configuration $name: $*"
+	mkdir -p "$dir"
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON "$@" >"$dir/configure.log" 2>&1 ||
+		{ cat "$dir/configure.log"; return 1; }
+	sed -n '/-- slotsync /,/U-Boot/p' "$dir/configure.log"
+	cmake --build "$dir" -j"$(nproc)" >/dev/null
+	(cd "$dir" && ctest --output-on-failure -j2 -L unit)
+}
+
+run_config build-server -DSLOTSYNC_DEVICE=OFF
+# what the build server's program links: nothing of the device
+if ldd build-build-server/slotsync-gen | grep -E 'libcurl|libtss2|libcryptsetup|libsystemd|libubootenv|libinih|libxxhash'; then
+	echo "slotsync-gen of the build-server configuration links a device library" >&2
+	exit 1
+fi
+test ! -e build-build-server/slotsync || { echo "DEVICE=OFF built the device program" >&2; exit 1; }
+run_config minimal-device -DSLOTSYNC_TPM=OFF -DSLOTSYNC_LUKS2=OFF -DSLOTSYNC_SYSTEMD=OFF -DSLOTSYNC_UBOOT=OFF
+if ldd build-minimal-device/slotsync | grep -E 'libtss2|libcryptsetup|libsystemd|libubootenv'; then
+	echo "the minimal device program links a library of a feature that is off" >&2
+	exit 1
+fi
+
+bash scripts/cmake-compat.sh
+if [ -n "${SLOTSYNC_CMAKE_322:-}" ]; then
+	"$SLOTSYNC_CMAKE_322" --version | head -n1
+	"$SLOTSYNC_CMAKE_322" -S . -B build-cmake-3.22 -DSLOTSYNC_WERROR=ON >/dev/null
+	"$SLOTSYNC_CMAKE_322" --build build-cmake-3.22 -j"$(nproc)" >/dev/null
+	echo "== configured and built with $("$SLOTSYNC_CMAKE_322" --version | head -n1)"
+fi
+echo "== other configurations: all built and passed their unit tests"

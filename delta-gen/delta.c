@@ -40,6 +40,7 @@
 #include <zstd.h>
 
 #include "io.h"
+#include "clock.h"
 #include "gen.h"
 #include "slotsync/delta.h"
 #include "slotsync/index.h"
@@ -1218,7 +1219,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	size_t ser_len = 0;
 	int threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), r;
 	struct worker w[64];
-	double t0 = gen_now();
+	double t0 = clock_now_s();
 
 	memset(st, 0, sizeof(*st));
 	memset(w, 0, sizeof(w));
@@ -1447,6 +1448,6 @@ out:
 	slotsync_index_free(base);
 	slotsync_index_free(ni);
 	pthread_mutex_destroy(&c.lock);
-	st->seconds = gen_now() - t0;
+	st->seconds = clock_now_s() - t0;
 	return r;
 }

@@ -21,6 +21,7 @@
 #include "slotsync/log.h"
 #include "slotsync/seed.h"
 #include "slotsync/store.h"
+#include "clock.h"
 
 static int open_output(const char *out, char *tmp, size_t tmp_len, int *is_tmp, struct slotsync_error *err)
 {
@@ -54,7 +55,7 @@ int gen_extract(const char *store_dir, const char *const *seeds, int n_seeds, co
 	char tmp[PATH_MAX];
 	uint8_t *buf = NULL;
 	int fd = -1, is_tmp = 0, r;
-	double t0 = gen_now();
+	double t0 = clock_now_s();
 
 	memset(stats, 0, sizeof(*stats));
 	r = slotsync_index_read_file(index_path, &idx, err);
@@ -132,7 +133,7 @@ int gen_extract(const char *store_dir, const char *const *seeds, int n_seeds, co
 		r = io_fsync_parent(out, err);
 	}
 out:
-	stats->seconds = gen_now() - t0;
+	stats->seconds = clock_now_s() - t0;
 	if (fd >= 0)
 		close(fd);
 	if (is_tmp)

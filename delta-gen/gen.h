@@ -127,7 +127,5 @@ struct gen_delta_stats {
 int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, const char *base_image,
 		   struct gen_delta_stats *st, struct slotsync_error *err);
 
-/* Monotonic seconds. */
-double gen_now(void);
 
 #endif

@@ -31,6 +31,7 @@
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 #include "store_write.h"
+#include "clock.h"
 
 #define RING_SLOTS 16
 #define SLOT_BYTES (1u << 20)   /* a slot is closed once it holds this much */
@@ -72,14 +73,6 @@ struct make_ctx {
 	struct progress progress;
 	uint64_t image_size;
 };
-
-double gen_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Returns 1 if id was not yet written by this run (and records it). Under lock. */
 static int written_claim(struct make_ctx *m, const uint8_t *id)
@@ -303,7 +296,7 @@ int gen_make(const char *image, const char *index_path, const struct gen_make_op
 	pthread_t threads[MAX_THREADS];
 	int n_threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	int started = 0, fd = -1, r;
-	double t0 = gen_now();
+	double t0 = clock_now_s();
 
 	if (n_threads < 1)
 		n_threads = 1;
@@ -405,7 +398,7 @@ int gen_make(const char *image, const char *index_path, const struct gen_make_op
 	if (r < 0)
 		slotsync_error_prefix(err, "writing index");
 out:
-	stats->seconds = gen_now() - t0;
+	stats->seconds = clock_now_s() - t0;
 	if (fd >= 0)
 		close(fd);
 	for (int i = 0; i < RING_SLOTS; i++)

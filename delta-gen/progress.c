@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include "gen.h"
+#include "clock.h"
 
 void progress_start(struct progress *p, int enabled, const char *label, uint64_t total_bytes)
 {
 	p->enabled = enabled && isatty(STDERR_FILENO);
 	p->label = label;
 	p->total = total_bytes;
-	p->t0 = p->last = gen_now();
+	p->t0 = p->last = clock_now_s();
 }
 
 void progress_update(struct progress *p, uint64_t done_bytes)
@@ -23,7 +24,7 @@ void progress_update(struct progress *p, uint64_t done_bytes)
 
 	if (!p->enabled)
 		return;
-	now = gen_now();
+	now = clock_now_s();
 	if (now - p->last < 0.1 && done_bytes < p->total)
 		return;
 	p->last = now;

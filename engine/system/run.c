@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Running hooks, health checks and the reboot command: see run.h. */
 #include "run.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,18 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int run_program(const char *what, const char *const *argv, int shell, const char *const *env, unsigned timeout_s,
 		struct slotsync_error *err)
 {
-	double start = now_s();
+	double start = clock_now_s();
 	int status = 0, term_sent = 0;
 	pid_t pid, w;
 
@@ -52,7 +45,7 @@ int run_program(const char *what, const char *const *argv, int shell, const char
 		if (w < 0 && errno != EINTR)
 			return slotsync_error_set_errno(err, -errno, "cannot wait for %s", what);
 		if (timeout_s) {
-			double t = now_s() - start;
+			double t = clock_now_s() - start;
 			if (!term_sent && t > timeout_s) {
 				kill(-pid, SIGTERM);
 				kill(pid, SIGTERM);

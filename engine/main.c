@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync: the device's command line.  Thin: parses arguments, calls libslotsync,
- * prints (text, or one JSON object with --json). */
+ * prints (text, or one JSON object with --json).  main() hands each verb to its
+ * function through the table verbs[]: assemble and index-info are here, the
+ * others in cli_*.c; each answers VERB --help with its own usage. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,11 +14,33 @@
 
 #include "cli.h"
 #include "io.h"
+#include "parse.h"
 #include "slotsync/assemble.h"
 #include "slotsync/config.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 #include "slotsync/version.h"
+
+/* What assemble and index-info do: in the program's usage and in their own. */
+#define ASSEMBLE_ABOUT \
+	"      Write the image of INDEX onto TARGET (file or block device): chunks from seeds\n" \
+	"      first, the rest from the store over HTTP/2; resumable; exits 0 only when TARGET\n" \
+	"      is byte-exact.  With --slot, TARGET is a slot of the configuration, opened\n" \
+	"      through its backend (luks2: formatted with a fresh TPM-sealed key, the header's\n" \
+	"      UUID kept in JOURNAL.header, reopened on resume); --seed-slot reads a slot\n" \
+	"      (through its open mapping) as a seed.  A seed given with its index is a base:\n" \
+	"      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n"
+#define INDEX_INFO_ABOUT "      Check an index and print what it describes.\n"
+
+static const char assemble_usage[] =
+	"Usage: slotsync assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
+	"                         [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
+	"                         [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
+	"                         [--no-delta | --delta-index FILE] INDEX TARGET\n"
+	"       slotsync assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
+	ASSEMBLE_ABOUT
+	"\n"
+	"  -v/--verbose, -q/--quiet, -h/--help\n";
 
 static void usage(FILE *f)
 {
@@ -41,15 +65,9 @@ static void usage(FILE *f)
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
 	      "           [--no-delta | --delta-index FILE] INDEX TARGET\n"
 	      "  assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
-	      "      Write the image of INDEX onto TARGET (file or block device): chunks from seeds\n"
-	      "      first, the rest from the store over HTTP/2; resumable; exits 0 only when TARGET\n"
-	      "      is byte-exact.  With --slot, TARGET is a slot of the configuration, opened\n"
-	      "      through its backend (luks2: formatted with a fresh TPM-sealed key, the header's\n"
-	      "      UUID kept in JOURNAL.header, reopened on resume); --seed-slot reads a slot\n"
-	      "      (through its open mapping) as a seed.  A seed given with its index is a base:\n"
-	      "      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n"
+	      ASSEMBLE_ABOUT
 	      "  index-info INDEX\n"
-	      "      Check an index and print what it describes.\n"
+	      INDEX_INFO_ABOUT
 	      "  verify --keyring CA.pem [--compatible C] [--state FILE] [--pointer POINTER]\n"
 	      "         [--installed-version V] [--security-floor N] [--allow-downgrade]\n"
 	      "         [--index-out FILE] BUNDLE\n"
@@ -73,13 +91,22 @@ static void usage(FILE *f)
 	      f);
 }
 
-static int cmd_index_info(const char *path)
+static int cmd_index_info(int argc, char **argv)
 {
 	struct slotsync_error err = { 0 };
 	struct slotsync_index *idx = NULL;
 	uint8_t digest[SLOTSYNC_DIGEST_BYTES];
 	char hex[SLOTSYNC_DIGEST_HEX_BYTES];
+	const char *path = argv[2];
 
+	if (argc == 3 && (!strcmp(path, "--help") || !strcmp(path, "-h"))) {
+		fputs("Usage: slotsync index-info INDEX\n" INDEX_INFO_ABOUT, stdout);
+		return 0;
+	}
+	if (argc != 3) {
+		fputs("slotsync index-info: needs INDEX\n", stderr);
+		return 2;
+	}
 	if (slotsync_index_read_file(path, &idx, &err) < 0 || slotsync_index_digest(idx, digest, &err) < 0) {
 		fprintf(stderr, "slotsync index-info: %s\n", slotsync_error_message(&err));
 		slotsync_index_free(idx);
@@ -177,19 +204,6 @@ static const struct option assemble_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
-
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 /* The header UUID of a slot being written is kept beside its journal
  * (JOURNAL.header), made durable before the slot is formatted. */
@@ -289,97 +303,110 @@ static void close_slots(struct slot_args *sa)
 		fprintf(stderr, "slotsync assemble: %s\n", slotsync_error_message(&err));
 }
 
-static int cmd_assemble(int argc, char **argv)
+/* Reads the options that bound the fetch (--concurrency, --max-rate,
+ * --max-attempts, --stall-timeout) into fo; -1 (and a message) if arg is out
+ * of range. */
+static int parse_fetch_limit(int c, const char *arg, struct slotsync_fetch_options *fo)
 {
-	static struct slot_args sa;
-	struct slotsync_assemble_options opt = { 0 };
-	struct slotsync_assemble_stats st;
-	struct slotsync_error err = { 0 };
-	const char **seeds = calloc((size_t)argc + 1, sizeof(*seeds));
-	int json = 0, c, rc = 1;
 	uint64_t v;
 
-	if (!seeds)
-		return 1;
-	opt.seeds = seeds;
+	switch (c) {
+	case OPT_CONC:
+		if (parse_u64(arg, 1, 256, &v) < 0) {
+			fprintf(stderr, "slotsync assemble: --concurrency takes 1 to 256, not \"%s\"\n", arg);
+			return -1;
+		}
+		fo->concurrency = (int)v;
+		return 0;
+	case OPT_RATE:
+		if (parse_u64(arg, 1, UINT64_MAX / 2, &v) < 0) {
+			fprintf(stderr, "slotsync assemble: --max-rate takes bytes per second, not \"%s\"\n", arg);
+			return -1;
+		}
+		fo->max_rate_bps = v;
+		return 0;
+	case OPT_ATTEMPTS:
+		if (parse_u64(arg, 1, 1000000, &v) < 0) {
+			fprintf(stderr, "slotsync assemble: --max-attempts takes a number, not \"%s\"\n", arg);
+			return -1;
+		}
+		fo->max_attempts = (int)v;
+		return 0;
+	default: /* OPT_STALL */
+		if (parse_u64(arg, 1, 86400, &v) < 0) {
+			fprintf(stderr, "slotsync assemble: --stall-timeout takes seconds, not \"%s\"\n", arg);
+			return -1;
+		}
+		fo->stall_timeout_s = (long)v;
+		/* retries of a stalled link start sooner too */
+		fo->backoff_initial_ms = (long)(v * 100 < 500 ? v * 100 : 500);
+		return 0;
+	}
+}
+
+/* The options and arguments of slotsync assemble, into opt (seeds: room for
+ * argc entries, behind opt->seeds) and sa.  0 to go on; 1 after --help; -1 on a
+ * usage error (its message printed). */
+static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_options *opt, const char **seeds,
+			       struct slot_args *sa, int *json)
+{
+	int c;
+
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "vqh", assemble_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_STORE:
-			opt.fetch.base_url = optarg;
+			opt->fetch.base_url = optarg;
 			break;
 		case OPT_SEED:
-			seeds[opt.n_seeds++] = optarg;
+			seeds[opt->n_seeds++] = optarg;
 			break;
 		case OPT_JOURNAL:
-			opt.journal_path = optarg;
+			opt->journal_path = optarg;
 			break;
 		case OPT_CA:
-			opt.fetch.ca_file = optarg;
+			opt->fetch.ca_file = optarg;
 			break;
 		case OPT_CERT:
-			opt.fetch.client_cert = optarg;
+			opt->fetch.client_cert = optarg;
 			break;
 		case OPT_KEY:
-			opt.fetch.client_key = optarg;
+			opt->fetch.client_key = optarg;
 			break;
 		case OPT_CONC:
-			if (parse_u64(optarg, 1, 256, &v) < 0) {
-				fprintf(stderr, "slotsync assemble: --concurrency takes 1 to 256, not \"%s\"\n", optarg);
-				goto out_usage;
-			}
-			opt.fetch.concurrency = (int)v;
-			break;
 		case OPT_RATE:
-			if (parse_u64(optarg, 1, UINT64_MAX / 2, &v) < 0) {
-				fprintf(stderr, "slotsync assemble: --max-rate takes bytes per second, not \"%s\"\n", optarg);
-				goto out_usage;
-			}
-			opt.fetch.max_rate_bps = v;
-			break;
 		case OPT_ATTEMPTS:
-			if (parse_u64(optarg, 1, 1000000, &v) < 0) {
-				fprintf(stderr, "slotsync assemble: --max-attempts takes a number, not \"%s\"\n", optarg);
-				goto out_usage;
-			}
-			opt.fetch.max_attempts = (int)v;
-			break;
 		case OPT_STALL:
-			if (parse_u64(optarg, 1, 86400, &v) < 0) {
-				fprintf(stderr, "slotsync assemble: --stall-timeout takes seconds, not \"%s\"\n", optarg);
-				goto out_usage;
-			}
-			opt.fetch.stall_timeout_s = (long)v;
-			/* retries of a stalled link start sooner too */
-			opt.fetch.backoff_initial_ms = (long)(v * 100 < 500 ? v * 100 : 500);
+			if (parse_fetch_limit(c, optarg, &opt->fetch) < 0)
+				return -1;
 			break;
 		case OPT_JSON:
-			json = 1;
+			*json = 1;
 			break;
 		case OPT_DRY:
-			opt.dry_run = 1;
+			opt->dry_run = 1;
 			break;
 		case OPT_RESET:
-			opt.reset_journal = 1;
+			opt->reset_journal = 1;
 			break;
 		case OPT_NO_DELTA:
-			opt.no_delta = 1;
+			opt->no_delta = 1;
 			break;
 		case OPT_DELTA_INDEX:
-			opt.delta_index_path = optarg;
+			opt->delta_index_path = optarg;
 			break;
 		case OPT_CONFIG:
-			sa.config = optarg;
+			sa->config = optarg;
 			break;
 		case OPT_SLOT:
-			sa.slot = optarg;
+			sa->slot = optarg;
 			break;
 		case OPT_SEED_SLOT:
-			if (sa.n_seed_slots == 2) {
+			if (sa->n_seed_slots == 2) {
 				fputs("slotsync assemble: --seed-slot at most twice\n", stderr);
-				goto out_usage;
+				return -1;
 			}
-			sa.seed_slot[sa.n_seed_slots++] = optarg;
+			sa->seed_slot[sa->n_seed_slots++] = optarg;
 			break;
 		case 'v':
 			slotsync_log_set_level(slotsync_log_get_level() + 1);
@@ -388,68 +415,133 @@ static int cmd_assemble(int argc, char **argv)
 			slotsync_log_set_level(SLOTSYNC_LOG_ERROR);
 			break;
 		case 'h':
-			usage(stdout);
-			rc = 0;
-			goto out;
+			fputs(assemble_usage, stdout);
+			return 1;
 		default:
-			goto out_usage;
+			return -1;
 		}
 	}
-	if (argc - optind != (sa.slot ? 1 : 2)) {
-		fputs(sa.slot ? "slotsync assemble: with --slot, needs INDEX only\n" : "slotsync assemble: needs INDEX and TARGET\n",
+	if (argc - optind != (sa->slot ? 1 : 2)) {
+		fputs(sa->slot ? "slotsync assemble: with --slot, needs INDEX only\n" : "slotsync assemble: needs INDEX and TARGET\n",
 		      stderr);
-		goto out_usage;
+		return -1;
 	}
-	if (!!opt.fetch.client_cert != !!opt.fetch.client_key) {
+	if (!!opt->fetch.client_cert != !!opt->fetch.client_key) {
 		fputs("slotsync assemble: --client-cert and --client-key go together\n", stderr);
-		goto out_usage;
+		return -1;
 	}
-	opt.index_path = argv[optind];
-	opt.target = argv[optind + 1];
+	opt->index_path = argv[optind];
+	opt->target = argv[optind + 1];
+	return 0;
+}
+
+/* Opens the slots named through the configuration (if any), assembles, closes
+ * them.  The exit code: 0, or 1 with err filled. */
+static int run_assemble(struct slot_args *sa, struct slotsync_assemble_options *opt, const char **seeds,
+			struct slotsync_assemble_stats *st, struct slotsync_error *err)
+{
+	int rc;
+
+	if ((sa->slot || sa->n_seed_slots) && open_slots(sa, opt, seeds, err) < 0)
+		rc = 1;
+	else
+		rc = slotsync_assemble(opt, st, err) < 0 ? 1 : 0;
+	close_slots(sa);
+	return rc;
+}
+
+/* --dry-run: where the chunks would come from. */
+static void print_plan(const struct slotsync_assemble_stats *st)
+{
+	printf("plan: %" PRIu64 " chunks (%" PRIu64 " bytes); from seeds: %" PRIu64 " chunks (%" PRIu64
+	       " bytes); from the network: %" PRIu64 " chunks (%" PRIu64 " bytes uncompressed)",
+	       st->chunks_total, st->bytes_total, st->chunks_total - st->chunks_to_fetch - st->delta_chunks_planned,
+	       st->bytes_total - st->bytes_to_fetch - st->delta_bytes_planned, st->chunks_to_fetch, st->bytes_to_fetch);
+	if (st->delta_objects_planned)
+		printf("; rebuilt by %" PRIu64 " delta objects (%" PRIu64 " bytes to fetch): %" PRIu64 " chunks (%" PRIu64
+		       " bytes)",
+		       st->delta_objects_planned, st->delta_bytes_to_fetch, st->delta_chunks_planned, st->delta_bytes_planned);
+	printf("\n");
+}
+
+/* A run that succeeded: where the chunks came from. */
+static void print_summary(const struct slotsync_assemble_stats *st)
+{
+	printf("assemble: %" PRIu64 " chunks, %" PRIu64 " bytes: %" PRIu64 " chunks from seeds, %" PRIu64
+	       " rebuilt by %" PRIu64 " delta objects, %" PRIu64 " fetched (%" PRIu64
+	       " bytes over %ld connection%s, HTTP/%d), %" PRIu64
+	       " already done; %" PRIu64 " bytes written; verified in %.2f s\n",
+	       st->chunks_total, st->bytes_total, st->chunks_from_seed, st->chunks_from_delta, st->delta_objects,
+	       st->chunks_fetched, st->bytes_fetched, st->connections, st->connections == 1 ? "" : "s",
+	       st->http_version ? st->http_version : 0, st->chunks_already_done, st->bytes_written, st->seconds);
+	if (st->delta_objects_failed)
+		printf("assemble: %" PRIu64 " delta objects could not be used: their %" PRIu64
+		       " chunks were fetched instead\n",
+		       st->delta_objects_failed, st->delta_chunks_refetched);
+}
+
+/* The outcome of a run (rc 0, or 1 with err): the error on stderr, then one
+ * JSON object, the plan (--dry-run) or the summary on stdout. */
+static void print_assemble_result(const struct slotsync_assemble_options *opt, const struct slotsync_assemble_stats *st,
+				  int json, int rc, const struct slotsync_error *err)
+{
+	if (opt->progress)
+		fputs("\r\033[K", stderr);
+	if (rc)
+		fprintf(stderr, "slotsync assemble: %s\n", slotsync_error_message(err));
+	if (json)
+		print_json(st, opt->dry_run, rc ? slotsync_error_message(err) : NULL);
+	else if (opt->dry_run)
+		print_plan(st);
+	else if (!rc)
+		print_summary(st);
+}
+
+static int cmd_assemble(int argc, char **argv)
+{
+	static struct slot_args sa;
+	struct slotsync_assemble_options opt = { 0 };
+	struct slotsync_assemble_stats st;
+	struct slotsync_error err = { 0 };
+	const char **seeds = calloc((size_t)argc + 1, sizeof(*seeds));
+	int json = 0, rc;
+
+	if (!seeds)
+		return 1;
+	opt.seeds = seeds;
+	rc = parse_assemble_args(argc, argv, &opt, seeds, &sa, &json);
+	if (rc != 0) {
+		free(seeds);
+		return rc > 0 ? 0 : 2;
+	}
 	if (!json && isatty(STDERR_FILENO))
 		opt.progress = progress_line;
 	memset(&st, 0, sizeof(st));
-	if ((sa.slot || sa.n_seed_slots) && open_slots(&sa, &opt, seeds, &err) < 0)
-		rc = 1;
-	else
-		rc = slotsync_assemble(&opt, &st, &err) < 0 ? 1 : 0;
-	close_slots(&sa);
-	if (opt.progress)
-		fputs("\r\033[K", stderr);
-	if (rc)
-		fprintf(stderr, "slotsync assemble: %s\n", slotsync_error_message(&err));
-	if (json) {
-		print_json(&st, opt.dry_run, rc ? slotsync_error_message(&err) : NULL);
-	} else if (opt.dry_run) {
-		printf("plan: %" PRIu64 " chunks (%" PRIu64 " bytes); from seeds: %" PRIu64 " chunks (%" PRIu64
-		       " bytes); from the network: %" PRIu64 " chunks (%" PRIu64 " bytes uncompressed)",
-		       st.chunks_total, st.bytes_total, st.chunks_total - st.chunks_to_fetch - st.delta_chunks_planned,
-		       st.bytes_total - st.bytes_to_fetch - st.delta_bytes_planned, st.chunks_to_fetch, st.bytes_to_fetch);
-		if (st.delta_objects_planned)
-			printf("; rebuilt by %" PRIu64 " delta objects (%" PRIu64 " bytes to fetch): %" PRIu64 " chunks (%" PRIu64
-			       " bytes)",
-			       st.delta_objects_planned, st.delta_bytes_to_fetch, st.delta_chunks_planned, st.delta_bytes_planned);
-		printf("\n");
-	} else if (!rc) {
-		printf("assemble: %" PRIu64 " chunks, %" PRIu64 " bytes: %" PRIu64 " chunks from seeds, %" PRIu64
-		       " rebuilt by %" PRIu64 " delta objects, %" PRIu64 " fetched (%" PRIu64
-		       " bytes over %ld connection%s, HTTP/%d), %" PRIu64
-		       " already done; %" PRIu64 " bytes written; verified in %.2f s\n",
-		       st.chunks_total, st.bytes_total, st.chunks_from_seed, st.chunks_from_delta, st.delta_objects,
-		       st.chunks_fetched, st.bytes_fetched, st.connections, st.connections == 1 ? "" : "s",
-		       st.http_version ? st.http_version : 0, st.chunks_already_done, st.bytes_written, st.seconds);
-		if (st.delta_objects_failed)
-			printf("assemble: %" PRIu64 " delta objects could not be used: their %" PRIu64
-			       " chunks were fetched instead\n",
-			       st.delta_objects_failed, st.delta_chunks_refetched);
-	}
-	goto out;
-out_usage:
-	rc = 2;
-out:
+	rc = run_assemble(&sa, &opt, seeds, &st, &err);
+	print_assemble_result(&opt, &st, json, rc, &err);
 	free(seeds);
 	return rc;
 }
+
+/* The verbs, each with its own options, usage (VERB --help) and exit codes. */
+static const struct verb {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} verbs[] = {
+	{ "install", cli_install },
+	{ "status", cli_status },
+	{ "mark-good", cli_mark },
+	{ "mark-bad", cli_mark },
+	{ "agent", cli_agent },
+	{ "validate", cli_validate },
+	{ "assemble", cmd_assemble },
+	{ "index-info", cmd_index_info },
+	{ "verify", cli_verify },
+	{ "state", cli_state },
+	{ "slot-format", cli_slot_format },
+	{ "unlock", cli_unlock },
+	{ "migrate-data", cli_migrate_data },
+};
 
 int main(int argc, char **argv)
 {
@@ -465,35 +557,9 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "assemble"))
-		return cmd_assemble(argc, argv);
-	if (!strcmp(argv[1], "verify"))
-		return cli_verify(argc, argv);
-	if (!strcmp(argv[1], "state"))
-		return cli_state(argc, argv);
-	if (!strcmp(argv[1], "slot-format"))
-		return cli_slot_format(argc, argv);
-	if (!strcmp(argv[1], "unlock"))
-		return cli_unlock(argc, argv);
-	if (!strcmp(argv[1], "migrate-data"))
-		return cli_migrate_data(argc, argv);
-	if (!strcmp(argv[1], "install"))
-		return cli_install(argc, argv);
-	if (!strcmp(argv[1], "status"))
-		return cli_status(argc, argv);
-	if (!strcmp(argv[1], "mark-good") || !strcmp(argv[1], "mark-bad"))
-		return cli_mark(argc, argv);
-	if (!strcmp(argv[1], "agent"))
-		return cli_agent(argc, argv);
-	if (!strcmp(argv[1], "validate"))
-		return cli_validate(argc, argv);
-	if (!strcmp(argv[1], "index-info")) {
-		if (argc != 3) {
-			fputs("slotsync index-info: needs INDEX\n", stderr);
-			return 2;
-		}
-		return cmd_index_info(argv[2]);
-	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			return verbs[i].run(argc, argv);
 	fprintf(stderr, "slotsync: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return 2;

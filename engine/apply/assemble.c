@@ -2,14 +2,11 @@
 /* Assembling an image onto a target: see include/slotsync/assemble.h.
  *
  * Steps: read index -> open target and journal -> seeds -> plan -> copy seed
- * chunks -> fetch the rest -> verify.  Every write goes through target_write()
- * and every durability point through commit(), which is where the journal's
- * promise is kept: target fdatasync first, journal record second.
- *
- * Test hook: with SLOTSYNC_TEST_CRASH_AFTER_WRITES=N in the environment, the
- * N-th target write simulates a power cut: every write since the last
- * fdatasync is undone (its old bytes put back), then the process exits at once.
- * That is what a crash that loses the page cache leaves on disk.
+ * chunks -> delta objects -> fetch the rest -> verify.  This file holds the
+ * driver (slotsync_assemble), the seed copy, the chunk fetch and the final
+ * read-back; the writes to the target and the commits that make them durable
+ * are in assemble_write.c, delta objects in assemble_delta.c, and what they
+ * share in assemble_internal.h.
  */
 #include "slotsync/assemble.h"
 
@@ -26,271 +23,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "assemble_internal.h"
 #include "io.h"
-#include "slotsync/delta.h"
 #include "slotsync/index.h"
 #include "slotsync/journal.h"
 #include "slotsync/log.h"
 #include "slotsync/plan.h"
-#include "slotsync/seed.h"
 #include "slotsync/store.h"
+#include "clock.h"
 
-#define SEED_BATCH_BYTES (32u << 20)
-#define PENDING_MAX 65536u       /* places in one batch at most */
-#define VERIFY_BLOCK (512u << 10)  /* per verifier thread */
-#define VERIFY_THREADS 2
-#define SEED_THREADS 2
-#define ORDERED_WINDOW 4         /* objects fetched ahead of their turn at most */
-
-struct lost_write {
-	uint64_t offset;
-	size_t len;
-	uint8_t *old;
-};
-
-struct asm_ctx;
-struct bg_commit {
-	struct asm_ctx *a;
-	uint32_t *positions;
-	size_t n;
-	int r;
-	struct slotsync_error err;
-	pthread_t th;
-	int running;
-};
-
-struct asm_ctx {
-	const struct slotsync_assemble_options *opt;
-	struct bg_commit bg;        /* the commit in flight, if any */
-	struct slotsync_assemble_stats *st;
-	struct slotsync_index *idx;
-	struct slotsync_plan *plan;
-	struct slotsync_chunk_decoder *dec;
-	struct slotsync_journal *journal;
-	int fd;
-	const char *target;
-	uint8_t *done;
-	uint8_t *buf;               /* one chunk */
-	/* the batch not yet durable */
-	uint32_t *pending;
-	size_t n_pending;
-	size_t n_recorded;          /* pending[0..n_recorded) are in WRITTEN records */
-	uint64_t pending_bytes;
-	uint64_t unrecorded_fetched_bytes, fetched_record_bytes;
-	/* fetch */
-	uint32_t *job_group;       /* fetch job -> plan group */
-	/* delta objects */
-	struct slotsync_index *base_idx;
-	struct slotsync_delta_index *delta;
-	struct slotsync_delta_decoder *ddec;
-	uint32_t *job_object;      /* delta fetch job -> object */
-	uint8_t *object_done;
-	/* the ordered pass: objects whose reference reads the target */
-	int ordered;
-	size_t next_apply;         /* the next job to apply */
-	size_t n_jobs;             /* jobs of the pass */
-	struct held {
-		uint8_t *data;
-		size_t len;
-	} *held;                   /* bodies that came before their turn */
-	uint8_t *ref, *out, *chunk;
-	int delta_hard;            /* a delta callback failed on the target or journal: stop */
-	double t0, last_progress;
-	/* test hook */
-	long crash_after;
-	long writes;
-	struct lost_write *lost;
-	size_t n_lost, cap_lost;
-};
-
-static double now_s(void)
+void assemble_report_progress(struct asm_ctx *a, int force)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void simulate_power_cut(struct asm_ctx *a)
-{
-	for (size_t i = a->n_lost; i > 0; i--) {
-		struct lost_write *w = &a->lost[i - 1];
-		if (io_pwrite_full(a->fd, w->old, w->len, w->offset) < 0)
-			break;
-	}
-	fsync(a->fd);
-	_exit(137);
-}
-
-static void lost_forget(struct asm_ctx *a)
-{
-	for (size_t i = 0; i < a->n_lost; i++)
-		free(a->lost[i].old);
-	a->n_lost = 0;
-}
-
-static int target_write(struct asm_ctx *a, const void *buf, size_t len, uint64_t offset, struct slotsync_error *err)
-{
-	int r;
-
-	if (a->crash_after > 0) {
-		if (++a->writes >= a->crash_after)
-			simulate_power_cut(a);
-		if (a->n_lost == a->cap_lost) {
-			size_t cap = a->cap_lost ? a->cap_lost * 2 : 64;
-			struct lost_write *l = realloc(a->lost, cap * sizeof(*l));
-			if (!l)
-				return slotsync_error_set(err, -ENOMEM, "out of memory");
-			a->lost = l;
-			a->cap_lost = cap;
-		}
-		a->lost[a->n_lost].offset = offset;
-		a->lost[a->n_lost].len = len;
-		a->lost[a->n_lost].old = malloc(len);
-		if (!a->lost[a->n_lost].old || io_pread_full(a->fd, a->lost[a->n_lost].old, len, offset) < 0)
-			return slotsync_error_set(err, -EIO, "test hook: cannot save old bytes");
-		a->n_lost++;
-	}
-	r = io_pwrite_full(a->fd, buf, len, offset);
-	if (r < 0)
-		return slotsync_error_set_errno(err, r, "cannot write %s at offset %" PRIu64, a->target, offset);
-	a->st->bytes_written += len;
-	return 0;
-}
-
-/* Makes the pending batch durable, then journals it. */
-static int commit(struct asm_ctx *a, struct slotsync_error *err)
-{
-	int r;
-
-	if (a->n_pending == 0)
-		return 0;
-	/* The target's data first: a journal record must never name a chunk that
-	 * could still be lost. */
-	if (fdatasync(a->fd) < 0)
-		return slotsync_error_set_errno(err, -errno, "cannot fdatasync %s", a->target);
-	lost_forget(a);
-	r = slotsync_journal_append_done(a->journal, a->pending, a->n_pending, err);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < a->n_pending; i++)
-		a->done[a->pending[i]] = 1;
-	a->n_pending = 0;
-	a->n_recorded = 0;
-	a->pending_bytes = 0;
-	a->unrecorded_fetched_bytes = 0;
-	return 0;
-}
-
-/* A commit on a thread of its own, so that the next batch's work overlaps the
- * disk's: fdatasync covers every write made so far (this batch's and maybe some
- * of the next), then the batch's places are journaled.  At most one runs at a
- * time; a batch that fills up while one runs waits for it, which bounds the work
- * a cut can lose to two batches. */
-
-static void *bg_commit_run(void *arg)
-{
-	struct bg_commit *c = arg;
-
-	if (fdatasync(c->a->fd) < 0) {
-		c->r = slotsync_error_set_errno(&c->err, -errno, "cannot fdatasync %s", c->a->target);
-		return NULL;
-	}
-	c->r = slotsync_journal_append_done(c->a->journal, c->positions, c->n, &c->err);
-	if (c->r == 0)
-		for (size_t i = 0; i < c->n; i++)
-			c->a->done[c->positions[i]] = 1;
-	return NULL;
-}
-
-/* Waits for the commit in flight, if any; returns its result. */
-static int bg_commit_wait(struct bg_commit *c, struct slotsync_error *err)
-{
-	if (!c->running)
-		return 0;
-	pthread_join(c->th, NULL);
-	c->running = 0;
-	if (c->r < 0 && err)
-		*err = c->err;
-	return c->r;
-}
-
-/* Hands the pending batch to a background commit (after the one in flight). */
-static int bg_commit_start(struct asm_ctx *a, struct slotsync_error *err)
-{
-	struct bg_commit *bg = &a->bg;
-	uint32_t *tmp;
-	int r;
-
-	if (a->crash_after > 0)
-		return commit(a, err); /* the test hook wants commits in line */
-	r = bg_commit_wait(bg, err);
-	if (r < 0 || a->n_pending == 0)
-		return r;
-	tmp = bg->positions ? bg->positions : malloc(PENDING_MAX * sizeof(*a->pending));
-	if (!tmp)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	bg->a = a;
-	bg->positions = a->pending;
-	bg->n = a->n_pending;
-	a->pending = tmp;
-	a->n_pending = 0;
-	a->n_recorded = 0;
-	a->pending_bytes = 0;
-	a->unrecorded_fetched_bytes = 0;
-	if (pthread_create(&bg->th, NULL, bg_commit_run, bg) == 0) {
-		bg->running = 1;
-		return 0;
-	}
-	bg_commit_run(bg);
-	if (bg->r < 0)
-		*err = bg->err;
-	return bg->r;
-}
-
-/* Waits for the background commit, then commits what is pending, in line. */
-static int commit_all(struct asm_ctx *a, struct slotsync_error *err)
-{
-	int r = bg_commit_wait(&a->bg, err);
-
-	return r < 0 ? r : commit(a, err);
-}
-
-static void report_progress(struct asm_ctx *a, int force)
-{
-	double t = now_s();
+	double t = clock_now_s();
 
 	if (!a->opt->progress || (!force && t - a->last_progress < 0.2))
 		return;
 	a->last_progress = t;
 	a->st->seconds = t - a->t0;
 	a->opt->progress(a->opt->progress_userdata, a->st);
-}
-
-/* Writes buf (the chunk of group g) to every place of g not yet durable. */
-static int write_group(struct asm_ctx *a, size_t g, const uint8_t *buf, struct slotsync_error *err)
-{
-	const struct slotsync_plan_group *grp = &a->plan->groups[g];
-
-	for (uint32_t k = 0; k < grp->count; k++) {
-		uint32_t pos = a->plan->positions[grp->first + k];
-		uint64_t size = slotsync_index_chunk_size(a->idx, pos);
-		int r;
-
-		if (a->done[pos])
-			continue;
-		if (a->n_pending == PENDING_MAX) {
-			r = bg_commit_start(a, err);
-			if (r < 0)
-				return r;
-		}
-		r = target_write(a, buf, size, slotsync_index_chunk_start(a->idx, pos), err);
-		if (r < 0)
-			return r;
-		a->pending[a->n_pending++] = pos;
-		a->pending_bytes += size;
-	}
-	return 0;
 }
 
 /* Seed copies run on SEED_THREADS threads in rounds of about SEED_BATCH_BYTES:
@@ -333,7 +83,7 @@ static void *seed_work(void *arg)
 				continue;
 			if (a->crash_after > 0) {
 				/* single-threaded under the test hook: every write goes through it */
-				w->r = target_write(a, w->buf, size, slotsync_index_chunk_start(a->idx, pos), &w->err);
+				w->r = assemble_target_write(a, w->buf, size, slotsync_index_chunk_start(a->idx, pos), &w->err);
 				if (w->r < 0)
 					break;
 			} else {
@@ -423,8 +173,8 @@ static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
 			a->st->bytes_from_seed += w[t].bytes;
 		}
 		if (r == 0)
-			r = bg_commit_start(a, err);
-		report_progress(a, 0);
+			r = assemble_bg_commit_start(a, err);
+		assemble_report_progress(a, 0);
 	}
 out:
 	for (int t = 0; t < n_workers; t++) {
@@ -432,19 +182,6 @@ out:
 		free(w[t].done);
 		free(w[t].demoted);
 		free(w[t].buf);
-	}
-	return r;
-}
-
-/* Appends a WRITTEN record for the pending places not yet in one. */
-static int record_written(struct asm_ctx *a, struct slotsync_error *err)
-{
-	int r;
-
-	r = slotsync_journal_append_written(a->journal, a->pending + a->n_recorded, a->n_pending - a->n_recorded, err);
-	if (r == 0) {
-		a->n_recorded = a->n_pending;
-		a->unrecorded_fetched_bytes = 0;
 	}
 	return r;
 }
@@ -464,7 +201,7 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 				      slotsync_index_chunk_start(a->idx, pos));
 		return -EAGAIN; /* a damaged copy: fetch it again, give up after the attempts */
 	}
-	r = write_group(a, g, a->buf, err);
+	r = assemble_write_group(a, g, a->buf, err);
 	if (r < 0)
 		return r;
 	a->plan->groups[g].source = SLOTSYNC_SOURCE_DONE; /* written: a later fetch pass skips it */
@@ -476,28 +213,28 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	 * (fdatasync) waits for SEED_BATCH_BYTES, so a fast link is not held to
 	 * the disk's flush latency. */
 	if (a->unrecorded_fetched_bytes >= a->fetched_record_bytes) {
-		r = record_written(a, err);
+		r = assemble_record_written(a, err);
 		if (r < 0)
 			return r;
 	}
 	if (a->pending_bytes >= SEED_BATCH_BYTES) {
-		r = bg_commit_start(a, err);
+		r = assemble_bg_commit_start(a, err);
 		if (r < 0)
 			return r;
 	}
-	report_progress(a, 0);
+	assemble_report_progress(a, 0);
 	return 0;
 }
 
-static int fetch_tick(void *userdata, struct slotsync_error *err)
+int assemble_fetch_tick(void *userdata, struct slotsync_error *err)
 {
 	struct asm_ctx *a = userdata;
 
-	report_progress(a, 0);
+	assemble_report_progress(a, 0);
 	/* once a second at least: start a commit if none runs */
 	if (a->bg.running || a->n_pending == 0)
 		return 0;
-	return bg_commit_start(a, err);
+	return assemble_bg_commit_start(a, err);
 }
 
 static void fetch_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
@@ -511,7 +248,7 @@ static void fetch_describe(void *userdata, size_t job, char *path, size_t path_c
 	*max_bytes = slotsync_chunk_compressed_bound((size_t)slotsync_index_chunk_size(a->idx, pos));
 }
 
-static void add_fetch_stats(struct asm_ctx *a, const struct slotsync_fetch_stats *fs)
+void assemble_add_fetch_stats(struct asm_ctx *a, const struct slotsync_fetch_stats *fs)
 {
 	a->st->fetch_retries += fs->retries;
 	a->st->fetch_resumed += fs->resumed;
@@ -540,349 +277,12 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 		if (a->plan->groups[g].source == SLOTSYNC_SOURCE_FETCH)
 			a->job_group[n++] = (uint32_t)g;
 	r = slotsync_fetch_run(&a->opt->fetch, n, slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max),
-			       fetch_describe, fetch_done, fetch_tick, a, &fs, err);
+			       fetch_describe, fetch_done, assemble_fetch_tick, a, &fs, err);
 	a->st->bytes_fetched = before + fs.bytes_received;
-	add_fetch_stats(a, &fs);
+	assemble_add_fetch_stats(a, &fs);
 	if (r == 0)
-		r = commit_all(a, err);
+		r = assemble_commit_all(a, err);
 	return r;
-}
-
-/* ---- delta objects ---------------------------------------------------------- */
-
-struct body {
-	uint8_t *data;
-	size_t len;
-	const char *path;
-};
-
-static void one_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
-{
-	struct body *b = userdata;
-
-	(void)job;
-	snprintf(path, path_cap, "%s", b->path);
-	*max_bytes = SLOTSYNC_DELTA_INDEX_MAX;
-}
-
-static int one_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
-{
-	struct body *b = userdata;
-
-	(void)job;
-	b->data = malloc(len ? len : 1);
-	if (!b->data)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	memcpy(b->data, data, len);
-	b->len = len;
-	return 0;
-}
-
-/* Finds and loads the delta index for the first seed that names its index:
- * from opt->delta_index_path, or from the store.  Not finding one, or finding
- * one that does not fit, is not an error: the chunks are fetched as chunks. */
-static int find_delta(struct asm_ctx *a, struct slotsync_error *err)
-{
-	const struct slotsync_assemble_options *opt = a->opt;
-	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], new_digest[SLOTSYNC_DIGEST_BYTES], got[SLOTSYNC_DIGEST_BYTES];
-	struct slotsync_error e = { 0 };
-	struct body b = { 0 };
-	char rel[200];
-	size_t seed = SIZE_MAX;
-	const uint8_t *want = NULL;
-	int r = 0;
-
-	if (opt->no_delta || a->plan->chunks_fetch == 0)
-		return 0;
-	for (size_t i = 0; i < opt->n_seeds && seed == SIZE_MAX; i++) {
-		char *image = NULL, *index = NULL;
-		if (slotsync_seed_spec_parse(opt->seeds[i], &image, &index, &e) == 0 && index) {
-			r = slotsync_index_read_file(index, &a->base_idx, &e);
-			if (r == 0)
-				seed = i;
-		}
-		free(image);
-		free(index);
-		slotsync_error_clear(&e);
-	}
-	if (seed == SIZE_MAX)
-		return 0;
-	if (slotsync_index_digest(a->base_idx, base_digest, err) < 0 || slotsync_index_digest(a->idx, new_digest, err) < 0)
-		return -ENOMEM;
-	slotsync_delta_index_path(base_digest, new_digest, rel, sizeof(rel));
-	if (opt->signed_deltas) {
-		for (size_t i = 0; i < opt->n_deltas && !want; i++)
-			if (!memcmp(opt->deltas[i].base, base_digest, SLOTSYNC_DIGEST_BYTES))
-				want = opt->deltas[i].sha256;
-		if (!want) {
-			slotsync_log_info("the release has no delta objects for this base: chunks only");
-			return 0;
-		}
-	}
-	if (opt->delta_index_path) {
-		r = io_read_file(opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, &e);
-	} else if (opt->fetch.base_url) {
-		struct slotsync_fetch_stats fs;
-		b.path = rel;
-		r = slotsync_fetch_run(&opt->fetch, 1, SLOTSYNC_DELTA_INDEX_MAX, one_describe, one_done, NULL, &b, &fs, &e);
-		a->st->delta_bytes_fetched += fs.bytes_received;
-		if (r == -ENOENT) {
-			slotsync_log_info("no delta objects for this base in the store: chunks only");
-			return 0;
-		}
-	} else {
-		return 0;
-	}
-	if (r == 0 && want &&
-	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
-	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
-		r = slotsync_error_set(&e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
-	if (r == 0)
-		r = slotsync_delta_index_load(b.data, b.len, &a->delta, &e);
-	if (r == 0)
-		r = slotsync_delta_index_check(a->delta, a->base_idx, base_digest, a->idx, new_digest, &e);
-	free(b.data);
-	if (r == 0)
-		r = slotsync_plan_add_delta(a->plan, a->delta, a->base_idx, seed, &e);
-	if (r < 0) {
-		slotsync_log_warning("delta index %s not used: %s; chunks only", rel, slotsync_error_message(&e));
-		slotsync_delta_index_free(a->delta);
-		a->delta = NULL;
-		return 0;
-	}
-	snprintf(a->st->delta_index, sizeof(a->st->delta_index), "%s", rel);
-	return 0;
-}
-
-/* An object that cannot be used: its chunks are fetched as chunks. */
-static void delta_fail(struct asm_ctx *a, size_t o, const char *why)
-{
-	const struct slotsync_delta_object *obj = &a->delta->objects[o];
-	uint64_t n = 0;
-
-	for (uint32_t k = 0; k < obj->count; k++) {
-		size_t g = a->plan->group_of[obj->first + k];
-		struct slotsync_plan_group *grp = &a->plan->groups[g];
-		if (grp->source == SLOTSYNC_SOURCE_DELTA && grp->seed_offset == o) {
-			slotsync_plan_demote_to_fetch(a->plan, g);
-			n++;
-		}
-	}
-	a->object_done[o] = 1;
-	a->st->delta_objects_failed++;
-	a->st->delta_chunks_refetched += n;
-	slotsync_log_warning("delta object %zu (chunks %u to %u): %s; fetching its %" PRIu64 " chunks instead", o,
-			     obj->first, obj->first + obj->count - 1, why, n);
-}
-
-static void delta_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
-{
-	struct asm_ctx *a = userdata;
-	const struct slotsync_delta_object *o = &a->delta->objects[a->job_object[job]];
-
-	slotsync_delta_object_path(o->id, path, path_cap);
-	*max_bytes = o->size;
-}
-
-/* Checks, decodes and writes object o from its downloaded body.  A fault of
- * the object falls back to its chunks (0); a fault of the target or journal
- * stops the run (< 0). */
-static int apply_object(struct asm_ctx *a, size_t o, const uint8_t *data, size_t len, struct slotsync_error *err)
-{
-	const struct slotsync_delta_object *obj = &a->delta->objects[o];
-	uint64_t start = slotsync_index_chunk_start(a->idx, obj->first);
-	size_t out_len = (size_t)(a->idx->chunks[obj->first + obj->count - 1].end - start);
-	uint8_t id[SLOTSYNC_DIGEST_BYTES];
-	struct slotsync_error e = { 0 };
-	int64_t ref_len;
-	int r;
-
-	if (len != obj->size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, data, len, id) < 0 ||
-	    memcmp(id, obj->id, SLOTSYNC_DIGEST_BYTES) != 0) {
-		delta_fail(a, o, "its download does not match its id");
-		return 0;
-	}
-	ref_len = slotsync_plan_read_reference(a->plan, o, a->fd, a->target, a->ref, a->chunk, &e);
-	if (ref_len < 0) {
-		delta_fail(a, o, slotsync_error_message(&e));
-		return 0;
-	}
-	if (slotsync_delta_decode(a->ddec, obj->codec, data, len, a->ref, (size_t)ref_len, a->out, out_len, &e) < 0) {
-		delta_fail(a, o, slotsync_error_message(&e));
-		return 0;
-	}
-	/* every chunk it rebuilt must be the one the index names */
-	for (uint32_t k = 0; k < obj->count; k++) {
-		uint32_t pos = obj->first + k;
-		uint64_t at = slotsync_index_chunk_start(a->idx, pos) - start;
-		if (slotsync_digest(a->idx->digest, a->out + at, (size_t)slotsync_index_chunk_size(a->idx, pos), id) < 0 ||
-		    memcmp(id, a->idx->chunks[pos].id, SLOTSYNC_DIGEST_BYTES) != 0) {
-			char why[96];
-			snprintf(why, sizeof(why), "it rebuilt chunk %u wrong (SHA-256 check)", pos);
-			delta_fail(a, o, why);
-			return 0;
-		}
-	}
-	for (uint32_t k = 0; k < obj->count; k++) {
-		uint32_t pos = obj->first + k;
-		size_t g = a->plan->group_of[pos];
-		struct slotsync_plan_group *grp = &a->plan->groups[g];
-		if (grp->source != SLOTSYNC_SOURCE_DELTA || grp->seed_offset != o)
-			continue;
-		r = write_group(a, g, a->out + (slotsync_index_chunk_start(a->idx, pos) - start), err);
-		if (r < 0)
-			return r;
-		a->st->chunks_from_delta++;
-		a->st->bytes_from_delta += slotsync_index_chunk_size(a->idx, pos);
-	}
-	a->object_done[o] = 1;
-	a->st->delta_objects++;
-	a->unrecorded_fetched_bytes += len;
-	r = 0;
-	if (a->unrecorded_fetched_bytes >= a->fetched_record_bytes)
-		r = record_written(a, err);
-	if (r == 0 && a->pending_bytes >= SEED_BATCH_BYTES)
-		r = bg_commit_start(a, err);
-	if (r < 0)
-		return r;
-	report_progress(a, 0);
-	return 0;
-}
-
-static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
-{
-	struct asm_ctx *a = userdata;
-	int r;
-
-	a->st->delta_bytes_fetched += len;
-	if (a->ordered && job != a->next_apply) {
-		/* its reference may need an object before it: keep it for its turn
-		 * (the fetcher's window bounds how many wait) */
-		uint8_t *copy = malloc(len ? len : 1);
-		if (!copy) {
-			a->delta_hard = 1;
-			return slotsync_error_set(err, -ENOMEM, "out of memory");
-		}
-		memcpy(copy, data, len);
-		a->held[job].data = copy;
-		a->held[job].len = len;
-		return 0;
-	}
-	r = apply_object(a, a->job_object[job], data, len, err);
-	if (a->ordered) {
-		a->next_apply++;
-		while (r == 0 && a->next_apply < a->n_jobs && a->held[a->next_apply].data) {
-			struct held h = a->held[a->next_apply];
-			a->held[a->next_apply].data = NULL;
-			r = apply_object(a, a->job_object[a->next_apply], h.data, h.len, err);
-			free(h.data);
-			a->next_apply++;
-		}
-	}
-	if (r < 0)
-		a->delta_hard = 1;
-	return r;
-}
-
-/* Drops the bodies kept for their turn (those a failed run never applied). */
-static void held_free(struct asm_ctx *a)
-{
-	if (!a->held)
-		return;
-	for (size_t j = 0; j < a->n_jobs; j++)
-		free(a->held[j].data);
-	free(a->held);
-	a->held = NULL;
-}
-
-/* The largest chunk of the base and new indexes. */
-static size_t chunk_max(const struct asm_ctx *a)
-{
-	return (size_t)(a->base_idx->chunk_size_max > a->idx->chunk_size_max ? a->base_idx->chunk_size_max
-									      : a->idx->chunk_size_max);
-}
-
-/* Fetches and applies the delta objects the plan uses: pass 0 those whose
- * reference lies in the base image alone, all at once; pass 1, after every
- * other source, those that read chunks of the new image before their output,
- * applied in order (each may need the ones before it).  A run that fails as a
- * whole (the network, an object the store lacks) leaves the objects not yet
- * applied to the chunk fetch that follows. */
-static int fetch_deltas(struct asm_ctx *a, int pass, struct slotsync_error *err)
-{
-	const struct slotsync_delta_index *d = a->delta;
-	struct slotsync_fetch_options fo;
-	struct slotsync_fetch_stats fs;
-	struct slotsync_error e = { 0 };
-	size_t n = 0, max_obj = 1, max_ref = 1, max_out = 1;
-	uint64_t before;
-	int r;
-
-	if (!d || a->plan->objects_delta == 0)
-		return 0;
-	if (!a->job_object) {
-		a->job_object = malloc(d->n_objects * sizeof(*a->job_object));
-		a->object_done = calloc(d->n_objects, 1);
-		if (!a->job_object || !a->object_done)
-			return slotsync_error_set(err, -ENOMEM, "out of memory");
-	}
-	for (uint32_t o = 0; o < d->n_objects; o++) {
-		const struct slotsync_delta_object *obj = &d->objects[o];
-		uint64_t rb, ob;
-		if (!a->plan->object_used[o] || a->object_done[o] || slotsync_delta_object_uses_target(d, obj) != pass)
-			continue;
-		a->job_object[n++] = o;
-		rb = slotsync_delta_ref_bytes(d, obj);
-		ob = a->idx->chunks[obj->first + obj->count - 1].end - slotsync_index_chunk_start(a->idx, obj->first);
-		if (obj->size > max_obj)
-			max_obj = obj->size;
-		if (rb > max_ref)
-			max_ref = (size_t)rb;
-		if (ob > max_out)
-			max_out = (size_t)ob;
-	}
-	if (n == 0)
-		return 0;
-	fo = a->opt->fetch;
-	a->ordered = pass;
-	a->next_apply = 0;
-	a->n_jobs = n;
-	if (pass) {
-		int streams = fo.concurrency > 0 ? fo.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
-		fo.window = streams < ORDERED_WINDOW ? (size_t)streams : ORDERED_WINDOW;
-		a->held = calloc(n, sizeof(*a->held));
-		if (!a->held)
-			return slotsync_error_set(err, -ENOMEM, "out of memory");
-	}
-	if (!a->ddec)
-		a->ddec = slotsync_delta_decoder_new();
-	a->ref = malloc(max_ref);
-	a->out = malloc(max_out);
-	a->chunk = malloc(chunk_max(a));
-	if (!a->ddec || !a->ref || !a->out || !a->chunk)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	before = a->st->delta_bytes_fetched;
-	r = slotsync_fetch_run(&fo, n, max_obj, delta_describe, delta_done, fetch_tick, a, &fs, &e);
-	add_fetch_stats(a, &fs);
-	/* a running figure during the run; then the fetcher's own total, retries included */
-	a->st->delta_bytes_fetched = before + fs.bytes_received;
-	if (r < 0 && (a->delta_hard || r == -ENOMEM)) {
-		*err = e;
-		return r;
-	}
-	if (r < 0) {
-		/* the network or the store failed the objects: chunks instead */
-		for (size_t j = 0; j < n; j++)
-			if (!a->object_done[a->job_object[j]])
-				delta_fail(a, a->job_object[j], slotsync_error_message(&e));
-	}
-	held_free(a);
-	a->ordered = 0;
-	free(a->ref);
-	free(a->out);
-	free(a->chunk);
-	a->ref = a->out = a->chunk = NULL;
-	return commit_all(a, err);
 }
 
 /* One verifier: reads chunks [from, to) of the target in blocks and hashes each. */
@@ -1028,7 +428,7 @@ static int recheck_written(struct asm_ctx *a, struct slotsync_error *err)
 			continue;
 		}
 		a->st->chunks_rechecked++;
-		if (a->n_pending == PENDING_MAX && (r = commit(a, err)) < 0)
+		if (a->n_pending == PENDING_MAX && (r = assemble_commit(a, err)) < 0)
 			break;
 		a->pending[a->n_pending++] = (uint32_t)i;
 		a->pending_bytes += size;
@@ -1117,7 +517,7 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 	a.st = stats;
 	a.fd = -1;
 	a.target = opt->target;
-	a.t0 = now_s();
+	a.t0 = clock_now_s();
 	a.crash_after = hook ? atol(hook) : 0;
 
 	r = slotsync_index_read_file(opt->index_path, &a.idx, err);
@@ -1169,7 +569,7 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 			goto out;
 	}
 	slotsync_plan_seeds_done(a.plan);
-	r = find_delta(&a, err);
+	r = assemble_find_delta(&a, err);
 	if (r < 0)
 		goto out;
 	stats->chunks_already_done = a.plan->chunks_done;
@@ -1189,7 +589,7 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 				 a.idx->chunk_size_max / 8;
 	r = copy_from_seeds(&a, err);
 	if (r == 0)
-		r = fetch_deltas(&a, 0, err);
+		r = assemble_fetch_deltas(&a, 0, err);
 	if (r < 0)
 		goto out;
 	/* seeds that failed their check moved chunks to the network */
@@ -1199,11 +599,11 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 	/* objects that read the new image, now that all else is written; the
 	 * chunks of any that fail are fetched after them */
 	if (r == 0)
-		r = fetch_deltas(&a, 1, err);
+		r = assemble_fetch_deltas(&a, 1, err);
 	if (r == 0)
 		r = fetch_missing(&a, err);
 	if (r == 0)
-		r = commit_all(&a, err);
+		r = assemble_commit_all(&a, err);
 	if (r < 0)
 		goto out;
 	r = verify_target(&a, err);
@@ -1213,16 +613,16 @@ out:
 	if (a.journal) {
 		/* keep what is already on disk: a later run need not redo it */
 		struct slotsync_error ignored = { 0 };
-		bg_commit_wait(&a.bg, NULL);
+		assemble_bg_commit_wait(&a.bg, NULL);
 		if (r < 0 && a.n_pending)
-			commit(&a, &ignored);
+			assemble_commit(&a, &ignored);
 	}
 	free(a.bg.positions);
-	report_progress(&a, 1);
-	stats->seconds = now_s() - a.t0;
+	assemble_report_progress(&a, 1);
+	stats->seconds = clock_now_s() - a.t0;
 	if (a.fd >= 0)
 		close(a.fd);
-	lost_forget(&a);
+	assemble_lost_forget(&a);
 	free(a.lost);
 	slotsync_journal_free(a.journal);
 	slotsync_plan_free(a.plan);
@@ -1232,14 +632,6 @@ out:
 	free(a.done);
 	free(a.pending);
 	free(a.job_group);
-	free(a.job_object);
-	free(a.object_done);
-	held_free(&a);
-	free(a.ref);
-	free(a.out);
-	free(a.chunk);
-	slotsync_delta_decoder_free(a.ddec);
-	slotsync_delta_index_free(a.delta);
-	slotsync_index_free(a.base_idx);
+	assemble_delta_free(&a);
 	return r;
 }

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The assembler's delta objects (slotsync/delta.h; the rest of the assembler:
+ * assemble_internal.h).  Once the plan is built, assemble_find_delta() loads
+ * the delta index for the first seed given with its index and lets the plan
+ * take the objects that rebuild what that base lacks.  assemble_fetch_deltas()
+ * then fetches the objects, checks each download, reads its reference (from the
+ * base, or for the ordered pass from the target too), decodes, checks every
+ * chunk it rebuilt against the new index and only then writes it through
+ * assemble_write_group(), journaled like fetched chunks.  An object that fails
+ * any of this is reported and its chunks go back to the chunk fetch: no fault of
+ * a delta object fails the run, only a fault of the target, the journal or of
+ * memory does.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assemble_internal.h"
+#include "io.h"
+#include "slotsync/log.h"
+#include "slotsync/seed.h"
+
+struct body {
+	uint8_t *data;
+	size_t len;
+	const char *path;
+};
+
+static void one_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
+{
+	struct body *b = userdata;
+
+	(void)job;
+	snprintf(path, path_cap, "%s", b->path);
+	*max_bytes = SLOTSYNC_DELTA_INDEX_MAX;
+}
+
+static int one_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct body *b = userdata;
+
+	(void)job;
+	b->data = malloc(len ? len : 1);
+	if (!b->data)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	memcpy(b->data, data, len);
+	b->len = len;
+	return 0;
+}
+
+/* Finds and loads the delta index for the first seed that names its index:
+ * from opt->delta_index_path, or from the store.  Not finding one, or finding
+ * one that does not fit, is not an error: the chunks are fetched as chunks. */
+int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
+{
+	const struct slotsync_assemble_options *opt = a->opt;
+	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], new_digest[SLOTSYNC_DIGEST_BYTES], got[SLOTSYNC_DIGEST_BYTES];
+	struct slotsync_error e = { 0 };
+	struct body b = { 0 };
+	char rel[200];
+	size_t seed = SIZE_MAX;
+	const uint8_t *want = NULL;
+	int r = 0;
+
+	if (opt->no_delta || a->plan->chunks_fetch == 0)
+		return 0;
+	for (size_t i = 0; i < opt->n_seeds && seed == SIZE_MAX; i++) {
+		char *image = NULL, *index = NULL;
+		if (slotsync_seed_spec_parse(opt->seeds[i], &image, &index, &e) == 0 && index) {
+			r = slotsync_index_read_file(index, &a->base_idx, &e);
+			if (r == 0)
+				seed = i;
+		}
+		free(image);
+		free(index);
+		slotsync_error_clear(&e);
+	}
+	if (seed == SIZE_MAX)
+		return 0;
+	if (slotsync_index_digest(a->base_idx, base_digest, err) < 0 || slotsync_index_digest(a->idx, new_digest, err) < 0)
+		return -ENOMEM;
+	slotsync_delta_index_path(base_digest, new_digest, rel, sizeof(rel));
+	if (opt->signed_deltas) {
+		for (size_t i = 0; i < opt->n_deltas && !want; i++)
+			if (!memcmp(opt->deltas[i].base, base_digest, SLOTSYNC_DIGEST_BYTES))
+				want = opt->deltas[i].sha256;
+		if (!want) {
+			slotsync_log_info("the release has no delta objects for this base: chunks only");
+			return 0;
+		}
+	}
+	if (opt->delta_index_path) {
+		r = io_read_file(opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, &e);
+	} else if (opt->fetch.base_url) {
+		struct slotsync_fetch_stats fs;
+		b.path = rel;
+		r = slotsync_fetch_run(&opt->fetch, 1, SLOTSYNC_DELTA_INDEX_MAX, one_describe, one_done, NULL, &b, &fs, &e);
+		a->st->delta_bytes_fetched += fs.bytes_received;
+		if (r == -ENOENT) {
+			slotsync_log_info("no delta objects for this base in the store: chunks only");
+			return 0;
+		}
+	} else {
+		return 0;
+	}
+	if (r == 0 && want &&
+	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
+	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
+		r = slotsync_error_set(&e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
+	if (r == 0)
+		r = slotsync_delta_index_load(b.data, b.len, &a->delta, &e);
+	if (r == 0)
+		r = slotsync_delta_index_check(a->delta, a->base_idx, base_digest, a->idx, new_digest, &e);
+	free(b.data);
+	if (r == 0)
+		r = slotsync_plan_add_delta(a->plan, a->delta, a->base_idx, seed, &e);
+	if (r < 0) {
+		slotsync_log_warning("delta index %s not used: %s; chunks only", rel, slotsync_error_message(&e));
+		slotsync_delta_index_free(a->delta);
+		a->delta = NULL;
+		return 0;
+	}
+	snprintf(a->st->delta_index, sizeof(a->st->delta_index), "%s", rel);
+	return 0;
+}
+
+/* An object that cannot be used: its chunks are fetched as chunks. */
+static void delta_fail(struct asm_ctx *a, size_t o, const char *why)
+{
+	const struct slotsync_delta_object *obj = &a->delta->objects[o];
+	uint64_t n = 0;
+
+	for (uint32_t k = 0; k < obj->count; k++) {
+		size_t g = a->plan->group_of[obj->first + k];
+		struct slotsync_plan_group *grp = &a->plan->groups[g];
+		if (grp->source == SLOTSYNC_SOURCE_DELTA && grp->seed_offset == o) {
+			slotsync_plan_demote_to_fetch(a->plan, g);
+			n++;
+		}
+	}
+	a->object_done[o] = 1;
+	a->st->delta_objects_failed++;
+	a->st->delta_chunks_refetched += n;
+	slotsync_log_warning("delta object %zu (chunks %u to %u): %s; fetching its %" PRIu64 " chunks instead", o,
+			     obj->first, obj->first + obj->count - 1, why, n);
+}
+
+static void delta_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
+{
+	struct asm_ctx *a = userdata;
+	const struct slotsync_delta_object *o = &a->delta->objects[a->job_object[job]];
+
+	slotsync_delta_object_path(o->id, path, path_cap);
+	*max_bytes = o->size;
+}
+
+/* Checks, decodes and writes object o from its downloaded body.  A fault of
+ * the object falls back to its chunks (0); a fault of the target or journal
+ * stops the run (< 0). */
+static int apply_object(struct asm_ctx *a, size_t o, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	const struct slotsync_delta_object *obj = &a->delta->objects[o];
+	uint64_t start = slotsync_index_chunk_start(a->idx, obj->first);
+	size_t out_len = (size_t)(a->idx->chunks[obj->first + obj->count - 1].end - start);
+	uint8_t id[SLOTSYNC_DIGEST_BYTES];
+	struct slotsync_error e = { 0 };
+	int64_t ref_len;
+	int r;
+
+	if (len != obj->size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, data, len, id) < 0 ||
+	    memcmp(id, obj->id, SLOTSYNC_DIGEST_BYTES) != 0) {
+		delta_fail(a, o, "its download does not match its id");
+		return 0;
+	}
+	ref_len = slotsync_plan_read_reference(a->plan, o, a->fd, a->target, a->ref, a->chunk, &e);
+	if (ref_len < 0) {
+		delta_fail(a, o, slotsync_error_message(&e));
+		return 0;
+	}
+	if (slotsync_delta_decode(a->ddec, obj->codec, data, len, a->ref, (size_t)ref_len, a->out, out_len, &e) < 0) {
+		delta_fail(a, o, slotsync_error_message(&e));
+		return 0;
+	}
+	/* every chunk it rebuilt must be the one the index names */
+	for (uint32_t k = 0; k < obj->count; k++) {
+		uint32_t pos = obj->first + k;
+		uint64_t at = slotsync_index_chunk_start(a->idx, pos) - start;
+		if (slotsync_digest(a->idx->digest, a->out + at, (size_t)slotsync_index_chunk_size(a->idx, pos), id) < 0 ||
+		    memcmp(id, a->idx->chunks[pos].id, SLOTSYNC_DIGEST_BYTES) != 0) {
+			char why[96];
+			snprintf(why, sizeof(why), "it rebuilt chunk %u wrong (SHA-256 check)", pos);
+			delta_fail(a, o, why);
+			return 0;
+		}
+	}
+	for (uint32_t k = 0; k < obj->count; k++) {
+		uint32_t pos = obj->first + k;
+		size_t g = a->plan->group_of[pos];
+		struct slotsync_plan_group *grp = &a->plan->groups[g];
+		if (grp->source != SLOTSYNC_SOURCE_DELTA || grp->seed_offset != o)
+			continue;
+		r = assemble_write_group(a, g, a->out + (slotsync_index_chunk_start(a->idx, pos) - start), err);
+		if (r < 0)
+			return r;
+		a->st->chunks_from_delta++;
+		a->st->bytes_from_delta += slotsync_index_chunk_size(a->idx, pos);
+	}
+	a->object_done[o] = 1;
+	a->st->delta_objects++;
+	a->unrecorded_fetched_bytes += len;
+	r = 0;
+	if (a->unrecorded_fetched_bytes >= a->fetched_record_bytes)
+		r = assemble_record_written(a, err);
+	if (r == 0 && a->pending_bytes >= SEED_BATCH_BYTES)
+		r = assemble_bg_commit_start(a, err);
+	if (r < 0)
+		return r;
+	assemble_report_progress(a, 0);
+	return 0;
+}
+
+static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct asm_ctx *a = userdata;
+	int r;
+
+	a->st->delta_bytes_fetched += len;
+	if (a->ordered && job != a->next_apply) {
+		/* its reference may need an object before it: keep it for its turn
+		 * (the fetcher's window bounds how many wait) */
+		uint8_t *copy = malloc(len ? len : 1);
+		if (!copy) {
+			a->delta_hard = 1;
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+		}
+		memcpy(copy, data, len);
+		a->held[job].data = copy;
+		a->held[job].len = len;
+		return 0;
+	}
+	r = apply_object(a, a->job_object[job], data, len, err);
+	if (a->ordered) {
+		a->next_apply++;
+		while (r == 0 && a->next_apply < a->n_jobs && a->held[a->next_apply].data) {
+			struct held h = a->held[a->next_apply];
+			a->held[a->next_apply].data = NULL;
+			r = apply_object(a, a->job_object[a->next_apply], h.data, h.len, err);
+			free(h.data);
+			a->next_apply++;
+		}
+	}
+	if (r < 0)
+		a->delta_hard = 1;
+	return r;
+}
+
+/* Drops the bodies kept for their turn (those a failed run never applied). */
+static void held_free(struct asm_ctx *a)
+{
+	if (!a->held)
+		return;
+	for (size_t j = 0; j < a->n_jobs; j++)
+		free(a->held[j].data);
+	free(a->held);
+	a->held = NULL;
+}
+
+/* The largest chunk of the base and new indexes. */
+static size_t chunk_max(const struct asm_ctx *a)
+{
+	return (size_t)(a->base_idx->chunk_size_max > a->idx->chunk_size_max ? a->base_idx->chunk_size_max
+									      : a->idx->chunk_size_max);
+}
+
+/* Fetches and applies the delta objects the plan uses: pass 0 those whose
+ * reference lies in the base image alone, all at once; pass 1, after every
+ * other source, those that read chunks of the new image before their output,
+ * applied in order (each may need the ones before it).  A run that fails as a
+ * whole (the network, an object the store lacks) leaves the objects not yet
+ * applied to the chunk fetch that follows. */
+int assemble_fetch_deltas(struct asm_ctx *a, int pass, struct slotsync_error *err)
+{
+	const struct slotsync_delta_index *d = a->delta;
+	struct slotsync_fetch_options fo;
+	struct slotsync_fetch_stats fs;
+	struct slotsync_error e = { 0 };
+	size_t n = 0, max_obj = 1, max_ref = 1, max_out = 1;
+	uint64_t before;
+	int r;
+
+	if (!d || a->plan->objects_delta == 0)
+		return 0;
+	if (!a->job_object) {
+		a->job_object = malloc(d->n_objects * sizeof(*a->job_object));
+		a->object_done = calloc(d->n_objects, 1);
+		if (!a->job_object || !a->object_done)
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	for (uint32_t o = 0; o < d->n_objects; o++) {
+		const struct slotsync_delta_object *obj = &d->objects[o];
+		uint64_t rb, ob;
+		if (!a->plan->object_used[o] || a->object_done[o] || slotsync_delta_object_uses_target(d, obj) != pass)
+			continue;
+		a->job_object[n++] = o;
+		rb = slotsync_delta_ref_bytes(d, obj);
+		ob = a->idx->chunks[obj->first + obj->count - 1].end - slotsync_index_chunk_start(a->idx, obj->first);
+		if (obj->size > max_obj)
+			max_obj = obj->size;
+		if (rb > max_ref)
+			max_ref = (size_t)rb;
+		if (ob > max_out)
+			max_out = (size_t)ob;
+	}
+	if (n == 0)
+		return 0;
+	fo = a->opt->fetch;
+	a->ordered = pass;
+	a->next_apply = 0;
+	a->n_jobs = n;
+	if (pass) {
+		int streams = fo.concurrency > 0 ? fo.concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
+		fo.window = streams < ORDERED_WINDOW ? (size_t)streams : ORDERED_WINDOW;
+		a->held = calloc(n, sizeof(*a->held));
+		if (!a->held)
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (!a->ddec)
+		a->ddec = slotsync_delta_decoder_new();
+	a->ref = malloc(max_ref);
+	a->out = malloc(max_out);
+	a->chunk = malloc(chunk_max(a));
+	if (!a->ddec || !a->ref || !a->out || !a->chunk)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	before = a->st->delta_bytes_fetched;
+	r = slotsync_fetch_run(&fo, n, max_obj, delta_describe, delta_done, assemble_fetch_tick, a, &fs, &e);
+	assemble_add_fetch_stats(a, &fs);
+	/* a running figure during the run; then the fetcher's own total, retries included */
+	a->st->delta_bytes_fetched = before + fs.bytes_received;
+	if (r < 0 && (a->delta_hard || r == -ENOMEM)) {
+		*err = e;
+		return r;
+	}
+	if (r < 0) {
+		/* the network or the store failed the objects: chunks instead */
+		for (size_t j = 0; j < n; j++)
+			if (!a->object_done[a->job_object[j]])
+				delta_fail(a, a->job_object[j], slotsync_error_message(&e));
+	}
+	held_free(a);
+	a->ordered = 0;
+	free(a->ref);
+	free(a->out);
+	free(a->chunk);
+	a->ref = a->out = a->chunk = NULL;
+	return assemble_commit_all(a, err);
+}
+
+void assemble_delta_free(struct asm_ctx *a)
+{
+	free(a->job_object);
+	free(a->object_done);
+	held_free(a);
+	free(a->ref);
+	free(a->out);
+	free(a->chunk);
+	slotsync_delta_decoder_free(a->ddec);
+	slotsync_delta_index_free(a->delta);
+	slotsync_index_free(a->base_idx);
+}

@@ -25,9 +25,9 @@
 # mksquashfs runs in reproducible mode with all times set to 0.  Ownership is
 # kept as installed.
 #
-# Environment: SUITE (bookworm), ARCH (host), MIRROR
-# (http://deb.debian.org/debian), SECURITY_MIRROR
-# (http://deb.debian.org/debian-security), TMPDIR (work tree, ~600 MB).
+# Environment: SUITE (bookworm), ARCH (host), MIRROR and SECURITY_MIRROR (the
+# Debian mirror and security mirror; default: those this machine's apt uses,
+# scripts/debian-mirror.sh), TMPDIR (work tree, ~600 MB).
 # Needs: root, debootstrap, squashfs-tools, tar, gzip.
 set -euo pipefail
 
@@ -52,8 +52,9 @@ done
 
 SUITE=${SUITE:-bookworm}
 ARCH=${ARCH:-$(dpkg --print-architecture)}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+HERE=$(cd "$(dirname "$0")" && pwd)
+MIRROR=${MIRROR:-$(bash "$HERE/../scripts/debian-mirror.sh" "$SUITE")}
+SECURITY_MIRROR=${SECURITY_MIRROR:-$(bash "$HERE/../scripts/debian-mirror.sh" "$SUITE-security")}
 
 # Feature release of v3, for a radio base station: PTP time synchronisation
 # (ptp4l, phc2sys), NIC and PTP hardware clock settings, kernel module

@@ -27,7 +27,8 @@
 #                               starts or resumes an install
 SYS_CACHE=${SLOTSYNC_SYSTEM_CACHE:-/var/cache/slotsync/system}
 SYS_SUITE=bookworm
-SYS_MIRROR=${SLOTSYNC_MIRROR:-http://deb.debian.org/debian}
+# the Debian mirror debootstrap uses: SLOTSYNC_MIRROR, or the one apt uses here
+SYS_MIRROR=${SLOTSYNC_MIRROR:-$(bash "$SLOTSYNC_SOURCE_DIR/scripts/debian-mirror.sh" "$SYS_SUITE")}
 
 sys_rootfs() {
 	local r=$SYS_CACHE/root-$SYS_SUITE-2

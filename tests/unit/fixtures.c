@@ -183,7 +183,7 @@ static void http_answer(int fd, int status, const uint8_t *body, size_t len, siz
 static void http_serve_one(int fd, const char *root, const struct fx_http_rule *rules, int *left, size_t n_rules,
 			   const char *log)
 {
-	char req[8192], path[1024], file[PATH_MAX + 1100];
+	char req[8192] = "", path[1024], file[PATH_MAX + 1100];
 	size_t got = 0, len = 0, from = 0;
 	uint8_t *body = NULL;
 	const char *range;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gen.h"
@@ -342,4 +343,26 @@ void fx_device_make(struct fx_device *d, const char *dir, const char *compatible
 		 compatible, d->state, keyring, d->boot_env, d->cmdline, store_url, extra ? extra : "", d->slot_a,
 		 d->slot_b);
 	ck_assert_int_eq(test_write_file(d->conf, conf, strlen(conf)), 0);
+}
+
+/* ---- a signed bundle ------------------------------------------------------- */
+
+void fx_bundle_make(const struct fx_ca *ca, const char *image, const char *store, const char *version,
+		    const char *compatible, const char *out)
+{
+	struct gen_bundle_options o = { 0 };
+	struct slotsync_error err = { 0 };
+
+	o.store = store;
+	o.image = image;
+	o.version = version;
+	o.compatible = compatible;
+	o.created = time(NULL);
+	o.signer.cert = ca->signer;
+	o.signer.key = ca->signer_key;
+	o.make.params = slotsync_chunker_params_default();
+	o.make.digest = SLOTSYNC_DIGEST_SHA256;
+	o.make.level = 3;
+	o.make.threads = 2;
+	ck_assert_msg(gen_bundle(&o, out, &err) == 0, "%s", slotsync_error_message(&err));
 }

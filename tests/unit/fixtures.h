@@ -88,4 +88,10 @@ void fx_device_make(struct fx_device *d, const char *dir, const char *compatible
 /* The slot (0: A, 1: B) the kernel command line names from now on. */
 void fx_device_boot_into(const struct fx_device *d, int slot);
 
+
+
+/* A signed bundle of image (chunked into store) at out: version, compatible,
+ * signed by ca's signer. */
+void fx_bundle_make(const struct fx_ca *ca, const char *image, const char *store, const char *version,
+		    const char *compatible, const char *out);
 #endif

@@ -360,6 +360,7 @@ void fx_bundle_make(const struct fx_ca *ca, const char *image, const char *store
 	o.created = time(NULL);
 	o.signer.cert = ca->signer;
 	o.signer.key = ca->signer_key;
+	o.make.store = store; /* the chunks go where make puts them */
 	o.make.params = slotsync_chunker_params_default();
 	o.make.digest = SLOTSYNC_DIGEST_SHA256;
 	o.make.level = 3;

@@ -225,13 +225,14 @@ static void http_serve_one(int fd, const char *root, const struct fx_http_rule *
 		status = 206;
 	else
 		from = 0;
-	http_answer(fd, status, body, len, from);
-	free(body);
+	/* logged before the answer: a client that has its answer finds it logged */
 	lf = fopen(log, "a");
 	if (lf) {
 		fprintf(lf, "%s %d\n", path, status);
 		fclose(lf);
 	}
+	http_answer(fd, status, body, len, from);
+	free(body);
 }
 
 void fx_http_start(struct fx_http *h, const char *root, const struct fx_http_rule *rules, size_t n_rules,

@@ -125,3 +125,35 @@ NGINX
 	done
 	: >"$NGINX_LOG"
 }
+
+# --- a device made of files ------------------------------------------------------
+
+# device_fixture DIR COMPATIBLE BOOT_ENV [UPDATE_LINES]: a fresh device in DIR
+# running $V1 (sample_images) from slot A, slot B empty (16M), its state folder,
+# a kernel command line saying slotsync.slot=A, the boot state in BOOT_ENV
+# (file backend), and DIR/system.conf trusting $T/ca.pem with UPDATE_LINES
+# (newline-separated keys) as its [update] section.
+device_fixture() {
+	local d=$1
+	rm -rf "$d"
+	mkdir -p "$d/state"
+	cp "$V1" "$d/slot-a.img"
+	truncate -s 16M "$d/slot-b.img"
+	echo "slotsync.slot=A" >"$d/cmdline"
+	cat >"$d/system.conf" <<CONF
+[system]
+compatible = $2
+state-dir = $d/state
+keyring = $T/ca.pem
+[boot]
+backend = file
+env = $3
+cmdline = $d/cmdline
+[update]
+${4:-}
+[slot.A]
+device = $d/slot-a.img
+[slot.B]
+device = $d/slot-b.img
+CONF
+}

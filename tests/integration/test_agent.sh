@@ -43,32 +43,11 @@ while time.time() - t0 < 120:
 CLEANUP+=("kill $! 2>/dev/null")
 
 device() { # device DIR CHANNEL_URL [EXTRA [update] LINES]
-	local d=$1
-	rm -rf "$d"
-	mkdir -p "$d/state"
-	cp "$V1" "$d/slot-a.img"
-	truncate -s 16M "$d/slot-b.img"
-	echo "slotsync.slot=A" >"$d/cmdline"
-	cat >"$d/system.conf" <<CONF
-[system]
-compatible = agent-test
-state-dir = $d/state
-keyring = $T/ca.pem
-[boot]
-backend = file
-env = $d/boot.state
-cmdline = $d/cmdline
-[update]
-channel = $2
+	device_fixture "$1" agent-test "$1/boot.state" "channel = $2
 store = $NGINX_URL/store
 ca-file = $T/test-ca.pem
-reboot-command = touch $d/rebooted
-${3:-}
-[slot.A]
-device = $d/slot-a.img
-[slot.B]
-device = $d/slot-b.img
-CONF
+reboot-command = touch $1/rebooted
+${3:-}"
 }
 agent_json() { python3 -c "import json; print(json.load(open('$1/state/agent.json'))$2)"; }
 

@@ -34,30 +34,9 @@ SIZE=$(stat -c %s "$V2")
 
 # fresh DIR: a device running v1 from slot A, slot B empty
 fresh() {
-	local d=$1
-	rm -rf "$d"
-	mkdir -p "$d/state"
-	cp "$V1" "$d/slot-a.img"
-	truncate -s 16M "$d/slot-b.img"
-	echo "slotsync.slot=A" >"$d/cmdline"
-	cat >"$d/system.conf" <<CONF
-[system]
-compatible = kill-test
-state-dir = $d/state
-keyring = $T/ca.pem
-[boot]
-backend = file
-env = $d/state/boot.state
-cmdline = $d/cmdline
-[update]
-store = $NGINX_URL/store
+	device_fixture "$1" kill-test "$1/state/boot.state" "store = $NGINX_URL/store
 ca-file = $T/test-ca.pem
-max-rate = 4M
-[slot.A]
-device = $d/slot-a.img
-[slot.B]
-device = $d/slot-b.img
-CONF
+max-rate = 4M"
 }
 # the boot state's sequence number: how many times it was written
 boot_writes() {

@@ -122,32 +122,13 @@ BUS=unix:path=$T/bus
 # device DIR: a device in $T/DIR (slot images, boot state, its state, its
 # system.conf) whose agent sits idle for an hour unless asked
 device() {
-	mkdir -p "$T/$1/state"
-	cp "$V1" "$T/$1/slot-a.img"
-	truncate -s 16M "$T/$1/slot-b.img"
-	echo "slotsync.slot=A" >"$T/$1/cmdline"
-	cat >"$T/$1/system.conf" <<-CONF
-	[system]
-	compatible = bus-test
-	state-dir = $T/$1/state
-	keyring = $T/ca.pem
-	[boot]
-	backend = file
-	env = $T/$1/boot.state
-	cmdline = $T/$1/cmdline
-	[update]
-	channel = $NGINX_URL/none.pointer
-	store = $NGINX_URL/store
-	ca-file = $T/test-ca.pem
-	max-rate = 2M
-	poll-interval = 1h
-	poll-jitter = 1h
-	reboot-command = never
-	[slot.A]
-	device = $T/$1/slot-a.img
-	[slot.B]
-	device = $T/$1/slot-b.img
-	CONF
+	device_fixture "$T/$1" bus-test "$T/$1/boot.state" "channel = $NGINX_URL/none.pointer
+store = $NGINX_URL/store
+ca-file = $T/test-ca.pem
+max-rate = 2M
+poll-interval = 1h
+poll-jitter = 1h
+reboot-command = never"
 }
 device dev
 $S agent --config "$T/dev/system.conf" --dbus "$BUS" 2>"$T/agent.log" &

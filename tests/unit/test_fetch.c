@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The fetcher against a tiny HTTP/1.1 server on 127.0.0.1 (fixtures.c): every
+ * body delivered exactly; a 503 retried until it passes, or given up after
+ * max-attempts; a body the caller finds wrong fetched again; a body larger
+ * than its bound cut off and refused; a 404 ends the run at once. */
+#include <check.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fixtures.h"
+#include "slotsync/fetch.h"
+
+#define N_FILES 8
+
+struct ctx {
+	char *dir, root[PATH_MAX], log[PATH_MAX];
+	uint8_t *data[N_FILES];
+	size_t len[N_FILES];
+	size_t max_bytes;          /* the bound every job is described with */
+	int accepted[N_FILES];
+	int refused[N_FILES];      /* bodies the done callback found wrong */
+	struct fx_http http;
+	struct slotsync_fetch_options opt;
+	struct slotsync_fetch_stats st;
+	struct slotsync_error err;
+};
+
+static void ctx_make(struct ctx *c, const struct fx_http_rule *rules, size_t n_rules)
+{
+	char path[PATH_MAX + 16];
+
+	memset(c, 0, sizeof(*c));
+	c->dir = test_mkdtemp();
+	fx_path(c->root, c->dir, "www");
+	fx_path(c->log, c->dir, "requests.log");
+	ck_assert_int_eq(mkdir(c->root, 0755), 0);
+	for (int i = 0; i < N_FILES; i++) {
+		c->len[i] = 1000 + 7000 * (size_t)i;
+		c->data[i] = malloc(c->len[i]);
+		test_fill_random(c->data[i], c->len[i], (uint64_t)i + 1);
+		snprintf(path, sizeof(path), "%s/f%d", c->root, i);
+		ck_assert_int_eq(test_write_file(path, c->data[i], c->len[i]), 0);
+	}
+	c->max_bytes = 64 << 10;
+	fx_http_start(&c->http, c->root, rules, n_rules, c->log);
+	c->opt.base_url = c->http.url;
+	c->opt.concurrency = 4;
+	c->opt.max_attempts = 4;
+	c->opt.backoff_initial_ms = 10;
+	c->opt.backoff_max_ms = 50;
+	c->opt.stall_timeout_s = 10;
+}
+
+static void ctx_free(struct ctx *c)
+{
+	fx_http_stop(&c->http);
+	for (int i = 0; i < N_FILES; i++)
+		free(c->data[i]);
+	test_rmdir(c->dir);
+}
+
+static void describe(void *ud, size_t job, char *path, size_t cap, size_t *max_bytes)
+{
+	struct ctx *c = ud;
+
+	snprintf(path, cap, "f%zu", job);
+	*max_bytes = c->max_bytes;
+}
+
+/* Accepts a body only if it is the file's content, as a chunk's check would. */
+static int done(void *ud, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct ctx *c = ud;
+
+	if (len != c->len[job] || memcmp(data, c->data[job], len) != 0) {
+		c->refused[job]++;
+		return slotsync_error_set(err, -EAGAIN, "f%zu: wrong content", job);
+	}
+	c->accepted[job]++;
+	return 0;
+}
+
+static int run(struct ctx *c)
+{
+	return slotsync_fetch_run(&c->opt, N_FILES, c->max_bytes, describe, done, NULL, c, &c->st, &c->err);
+}
+
+START_TEST(test_all_bodies_exact)
+{
+	struct ctx c;
+
+	ctx_make(&c, NULL, 0);
+	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
+	for (int i = 0; i < N_FILES; i++) {
+		ck_assert_int_eq(c.accepted[i], 1);
+		ck_assert_int_eq(c.refused[i], 0);
+	}
+	ck_assert_uint_eq(c.st.requests, N_FILES);
+	ck_assert_uint_eq(c.st.retries, 0);
+	ck_assert_int_eq(c.st.http_version, 1);
+	ck_assert_int_eq(fx_http_count(&c.http, NULL, 200), N_FILES);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_503_retried)
+{
+	const struct fx_http_rule rules[] = { { "f3", 2, 503, NULL } };
+	struct ctx c;
+
+	ctx_make(&c, rules, 1);
+	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
+	ck_assert_int_eq(c.accepted[3], 1);
+	ck_assert_uint_eq(c.st.retries, 2);
+	ck_assert_int_eq(fx_http_count(&c.http, "f3", 503), 2);
+	ck_assert_int_eq(fx_http_count(&c.http, "f3", 200), 1);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_503_gives_up)
+{
+	const struct fx_http_rule rules[] = { { "f5", 1000, 503, NULL } };
+	struct ctx c;
+	int r;
+
+	ctx_make(&c, rules, 1);
+	c.opt.max_attempts = 3;
+	r = run(&c);
+	ck_assert_int_lt(r, 0);
+	ck_assert_int_eq(c.accepted[5], 0);
+	ck_assert_msg(strstr(c.err.msg, "/f5") && strstr(c.err.msg, "HTTP 503") && strstr(c.err.msg, "3 attempts"),
+		      "the error names the URL, the status and the attempts: %s", c.err.msg);
+	/* exactly max-attempts requests: no busy loop */
+	ck_assert_int_eq(fx_http_count(&c.http, "f5", 0), 3);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_wrong_content_fetched_again)
+{
+	char other[PATH_MAX];
+	struct fx_http_rule rules[] = { { "f2", 1, 0, other } };
+	struct ctx c;
+
+	ctx_make(&c, NULL, 0);
+	fx_http_stop(&c.http);
+	/* the first answer for f2 is f1's bytes */
+	fx_path(other, c.root, "f1");
+	fx_http_start(&c.http, c.root, rules, 1, c.log);
+	c.opt.base_url = c.http.url;
+	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
+	ck_assert_int_eq(c.refused[2], 1);
+	ck_assert_int_eq(c.accepted[2], 1);
+	ck_assert_int_eq(fx_http_count(&c.http, "f2", 200), 2);
+	ck_assert_uint_eq(c.st.retries, 1);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_body_larger_than_bound_refused)
+{
+	struct ctx c;
+	int r;
+
+	ctx_make(&c, NULL, 0);
+	/* f7 is 50000 bytes; f6 is 43000 */
+	c.max_bytes = 45000;
+	c.opt.max_attempts = 2;
+	r = run(&c);
+	ck_assert_int_lt(r, 0);
+	ck_assert_msg(strstr(c.err.msg, "/f7") && strstr(c.err.msg, "larger"), "%s", c.err.msg);
+	ck_assert_int_eq(c.accepted[7], 0);
+	ck_assert_int_eq(c.refused[7], 0); /* never handed to the caller */
+	ctx_free(&c);
+
+	/* a body of exactly the bound passes */
+	ctx_make(&c, NULL, 0);
+	c.max_bytes = c.len[N_FILES - 1];
+	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
+	ck_assert_int_eq(c.accepted[N_FILES - 1], 1);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_404_ends_the_run)
+{
+	struct ctx c;
+	char path[PATH_MAX + 16];
+
+	ctx_make(&c, NULL, 0);
+	snprintf(path, sizeof(path), "%s/f4", c.root);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(run(&c), -ENOENT);
+	ck_assert_msg(strstr(c.err.msg, "/f4") && strstr(c.err.msg, "404"), "%s", c.err.msg);
+	/* not asked again: the store does not have it */
+	ck_assert_int_eq(fx_http_count(&c.http, "f4", 0), 1);
+	ctx_free(&c);
+}
+END_TEST
+
+static Suite *fetch_suite(void)
+{
+	Suite *s = suite_create("fetch");
+	TCase *tc = tcase_create("http");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_all_bodies_exact);
+	tcase_add_test(tc, test_503_retried);
+	tcase_add_test(tc, test_503_gives_up);
+	tcase_add_test(tc, test_wrong_content_fetched_again);
+	tcase_add_test(tc, test_body_larger_than_bound_refused);
+	tcase_add_test(tc, test_404_ends_the_run);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(fetch_suite());
+}

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The install state machine on a device made of files (fixtures.c: slot
+ * files, the file boot backend, a store on a tiny HTTP server): an install
+ * writes slot B byte-exact and switches to it; after the reboot, mark good
+ * settles it (done, B good, the device state updated) and mark bad fails it
+ * (A boots again, the release never again); a tampered bundle or one for
+ * other hardware leaves slot B and the boot state as they were; status says
+ * all of it. */
+#include <check.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <sys/stat.h>
+
+#include "fixtures.h"
+#include "slotsync/install.h"
+
+#define IMG_LEN (1u << 20)
+#define SLOT_LEN (4u << 20)
+
+struct ctx {
+	char *dir, www[PATH_MAX], store[PATH_MAX], bundle[PATH_MAX], devdir[PATH_MAX], log[PATH_MAX], url[128];
+	struct fx_ca ca;
+	struct fx_image v1, v2;
+	struct fx_http http;
+	struct fx_device dev;
+	struct slotsync_config cfg;
+	struct slotsync_install_options o;
+	struct slotsync_install_record rec;
+	struct slotsync_error err;
+};
+
+static void ctx_make(struct ctx *c, const char *compatible)
+{
+	uint8_t *data = malloc(IMG_LEN);
+
+	memset(c, 0, sizeof(*c));
+	c->dir = test_mkdtemp();
+	fx_path(c->www, c->dir, "www");
+	fx_path(c->store, c->www, "store");
+	fx_path(c->bundle, c->dir, "v2.bundle");
+	fx_path(c->devdir, c->dir, "device");
+	fx_path(c->log, c->dir, "requests.log");
+	ck_assert_int_eq(mkdir(c->www, 0755), 0);
+	fx_ca_make(&c->ca, c->dir);
+	fx_image_make(&c->v1, c->dir, "v1", IMG_LEN, 41, NULL);
+	memcpy(data, c->v1.data, IMG_LEN);
+	test_fill_random(data + 4096, 100 << 10, 42);
+	fx_image_make_from(&c->v2, c->dir, "v2", data, IMG_LEN, NULL);
+	free(data);
+	fx_bundle_make(&c->ca, c->v2.img, c->store, "2.0", "radio-x86", c->bundle);
+	fx_http_start(&c->http, c->www, NULL, 0, c->log);
+	snprintf(c->url, sizeof(c->url), "%s/store", c->http.url);
+	fx_device_make(&c->dev, c->devdir, compatible, c->v1.img, SLOT_LEN, c->ca.ca, c->url, NULL);
+	ck_assert_msg(slotsync_config_load(c->dev.conf, &c->cfg, &c->err) == 0, "%s", c->err.msg);
+	c->o.cfg = &c->cfg;
+	c->o.bundle = c->bundle;
+}
+
+static void ctx_free(struct ctx *c)
+{
+	fx_http_stop(&c->http);
+	fx_image_free(&c->v1);
+	fx_image_free(&c->v2);
+	test_rmdir(c->dir);
+}
+
+static int install(struct ctx *c)
+{
+	memset(&c->err, 0, sizeof(c->err));
+	return slotsync_install(&c->o, &c->rec, &c->err);
+}
+
+static void boot_state(struct ctx *c, struct slotsync_boot_state *bs)
+{
+	struct slotsync_error err = { 0 };
+
+	ck_assert_msg(slotsync_boot_load(&c->cfg.boot, bs, &err) == 0, "%s", err.msg);
+}
+
+/* What the bootloader does at the next boot: the chosen slot comes up. */
+static int reboot(struct ctx *c)
+{
+	struct slotsync_error err = { 0 };
+	int booted = -1;
+
+	ck_assert_int_eq(slotsync_install_reboot_requested(&c->cfg, &err), 0);
+	ck_assert_msg(slotsync_boot_simulate_boot(&c->cfg.boot, &booted, &err) == 0, "%s", err.msg);
+	fx_device_boot_into(&c->dev, booted);
+	return booted;
+}
+
+static void installed_and_switched(struct ctx *c)
+{
+	struct slotsync_boot_state bs;
+	struct slotsync_install_record rec;
+	struct slotsync_error err = { 0 };
+
+	ck_assert_msg(install(c) == 0, "%s", c->err.msg);
+	ck_assert_int_eq(c->rec.step, SLOTSYNC_STEP_REBOOT);
+	ck_assert_int_eq(c->rec.target, 1);
+	ck_assert(fx_file_equals(c->dev.slot_b, c->v2.data, IMG_LEN));
+	ck_assert(fx_file_equals(c->dev.slot_a, c->v1.data, IMG_LEN)); /* the running slot untouched */
+	/* only what v1 lacks came over the network */
+	ck_assert_uint_gt(c->rec.bytes_from_seed, IMG_LEN / 2);
+	boot_state(c, &bs);
+	ck_assert_int_gt(bs.slot[1].priority, bs.slot[0].priority);
+	ck_assert_int_eq(bs.slot[1].good, 0);
+	ck_assert_int_gt(bs.slot[1].tries, 0);
+	/* the journal says so too */
+	ck_assert_int_eq(slotsync_install_record_load(&c->cfg, &rec, &err), 0);
+	ck_assert_int_eq(rec.step, SLOTSYNC_STEP_REBOOT);
+	ck_assert_str_eq(rec.version, "2.0");
+}
+
+START_TEST(test_install_then_mark_good)
+{
+	struct ctx c;
+	struct slotsync_boot_state bs;
+	struct slotsync_install_record rec;
+	struct slotsync_slot_record slots[2];
+	struct slotsync_error err = { 0 };
+	struct json_object *st, *v;
+	char *json;
+
+	ctx_make(&c, "radio-x86");
+	installed_and_switched(&c);
+	ck_assert_int_eq(reboot(&c), 1);
+	ck_assert_msg(slotsync_mark(&c.cfg, 1, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
+	ck_assert_int_eq(rec.step, SLOTSYNC_STEP_DONE);
+	boot_state(&c, &bs);
+	ck_assert_int_eq(bs.slot[1].good, 1);
+	ck_assert_int_gt(bs.slot[1].priority, bs.slot[0].priority);
+	ck_assert_int_eq(slotsync_slot_records_load(&c.cfg, slots, &err), 0);
+	ck_assert_str_eq(slots[1].status, "good");
+	ck_assert_str_eq(slots[1].version, "2.0");
+	/* status: B booted, good, 2.0; the install done */
+	ck_assert_int_eq(slotsync_status_json(&c.cfg, &json, &err), 0);
+	st = json_tokener_parse(json);
+	ck_assert_ptr_nonnull(st);
+	ck_assert(json_object_object_get_ex(st, "booted", &v));
+	ck_assert_str_eq(json_object_get_string(v), "B");
+	ck_assert(json_object_object_get_ex(st, "slots", &v) && json_object_object_get_ex(v, "B", &v));
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(v, "version")), "2.0");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(v, "status")), "good");
+	ck_assert(json_object_get_boolean(json_object_object_get(v, "good")));
+	json_object_put(st);
+	free(json);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_install_then_mark_bad)
+{
+	struct ctx c;
+	struct slotsync_boot_state bs;
+	struct slotsync_install_record rec;
+	struct slotsync_error err = { 0 };
+	char reason[256] = "";
+	int takes_try;
+
+	ctx_make(&c, "radio-x86");
+	installed_and_switched(&c);
+	ck_assert_int_eq(reboot(&c), 1);
+	ck_assert_msg(slotsync_mark(&c.cfg, 0, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
+	ck_assert_int_eq(rec.step, SLOTSYNC_STEP_FAILED);
+	/* the bootloader goes back to A, and the release is never installed again */
+	boot_state(&c, &bs);
+	ck_assert_int_eq(slotsync_boot_choose(&bs, &takes_try), 0);
+	ck_assert(slotsync_release_failed(&c.cfg, rec.bundle_sha256, rec.version, reason, sizeof(reason)));
+	ck_assert_str_ne(reason, "");
+	ctx_free(&c);
+}
+END_TEST
+
+static void nothing_changed(struct ctx *c)
+{
+	struct slotsync_boot_state bs;
+	uint8_t *zero = calloc(1, IMG_LEN);
+	int takes_try;
+
+	ck_assert(fx_file_equals(c->dev.slot_b, zero, IMG_LEN));
+	ck_assert(fx_file_equals(c->dev.slot_a, c->v1.data, IMG_LEN));
+	boot_state(c, &bs);
+	ck_assert_int_eq(slotsync_boot_choose(&bs, &takes_try), 0);
+	ck_assert_int_eq(bs.slot[1].priority, 0);
+	ck_assert_int_eq(fx_http_count(&c->http, NULL, 0), 0); /* nothing downloaded */
+	free(zero);
+}
+
+START_TEST(test_tampered_bundle_refused)
+{
+	struct ctx c;
+	uint8_t *b;
+	size_t len;
+
+	ctx_make(&c, "radio-x86");
+	b = fx_read_file(c.bundle, &len);
+	b[len / 3] ^= 0x10;
+	ck_assert_int_eq(test_write_file(c.bundle, b, len), 0);
+	free(b);
+	ck_assert_int_lt(install(&c), 0);
+	ck_assert_int_eq(c.rec.step, SLOTSYNC_STEP_FAILED);
+	ck_assert_str_ne(c.err.msg, "");
+	nothing_changed(&c);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_other_hardware_refused)
+{
+	struct ctx c;
+
+	ctx_make(&c, "radio-arm");
+	ck_assert_int_lt(install(&c), 0);
+	ck_assert_msg(strstr(c.err.msg, "radio-x86") || strstr(c.err.msg, "radio-arm"), "names the mismatch: %s",
+		      c.err.msg);
+	nothing_changed(&c);
+	ctx_free(&c);
+}
+END_TEST
+
+static Suite *install_suite(void)
+{
+	Suite *s = suite_create("install");
+	TCase *tc = tcase_create("install");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_install_then_mark_good);
+	tcase_add_test(tc, test_install_then_mark_bad);
+	tcase_add_test(tc, test_tampered_bundle_refused);
+	tcase_add_test(tc, test_other_hardware_refused);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(install_suite());
+}

@@ -60,4 +60,30 @@ C
 cc "${san[@]}" -o "$T/boot" "$T/boot.c" $(pkg-config --cflags --libs libslotsync-boot)
 LD_LIBRARY_PATH=$(dirname "$(find "$P" -name 'libslotsync.so' | head -n1)") "$T/boot" "$T/bootstate" >"$T/boot.out"
 check "a program linked with pkg-config against libslotsync-boot switches slots" grep -qx 'B tries 2' "$T/boot.out"
+check "libslotsync-boot's pkg-config needs libslotsync-common, not libslotsync" \
+	bash -c "pkg-config --print-requires libslotsync-boot | grep -qx libslotsync-common"
+cat >"$T/common.c" <<'C'
+#include <slotsync/digest.h>
+#include <slotsync/error.h>
+#include <slotsync/log.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+	struct slotsync_error err = { 0 };
+	uint8_t d[SLOTSYNC_DIGEST_BYTES];
+	char hex[SLOTSYNC_DIGEST_HEX_BYTES];
+	uint64_t size;
+	slotsync_log_set_level(SLOTSYNC_LOG_ERROR);
+	if (slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, argv[1], 0, d, &size, &err) < 0) {
+		fprintf(stderr, "%s\n", slotsync_error_message(&err));
+		return 1;
+	}
+	printf("%s\n", slotsync_digest_to_hex(d, hex));
+	return slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, "/nonexistent", 0, d, NULL, &err) < 0 ? 0 : 1;
+}
+C
+cc "${san[@]}" -o "$T/common" "$T/common.c" $(pkg-config --cflags --libs libslotsync-common)
+LD_LIBRARY_PATH=$(dirname "$(find "$P" -name 'libslotsync-common.so' | head -n1)") "$T/common" "$T/img" >"$T/common.out"
+check "a program linked with pkg-config against libslotsync-common digests a file as sha256sum does" \
+	test "$(cat "$T/common.out")" = "$(sha256sum <"$T/img" | cut -d' ' -f1)"
 finish

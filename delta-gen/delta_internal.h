@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* slotsync-gen delta, inside: what its parts share.  delta_gen.c drives a run
+ * (a context, workers, jobs); resemble.c finds what new bytes resemble in the
+ * base; encode.c encodes one object with the plain codecs, frames.c with
+ * ZSTD_FRAMES.  Not installed, not used outside delta-gen/. */
+#ifndef SLOTSYNC_GEN_DELTA_INTERNAL_H
+#define SLOTSYNC_GEN_DELTA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zstd.h>
+
+#include "gen.h"
+#include "slotsync/delta.h"
+#include "slotsync/error.h"
+#include "slotsync/index.h"
+
+#define DIAG_PER_CHUNK 8
+#define MARGIN 2048                  /* reference bytes around an alignment */
+/* Codecs are tried at a quicker level; the winner is encoded at the full one.
+ * Level 6 picks as well as 12 on the realistic pairs (raw feature pair +0.05 %,
+ * the others the same or smaller) in three quarters of the time; 5 and below
+ * pick worse (+0.9 %). */
+#define TRIAL_LEVEL(c) ((c)->opt->level > 6 ? 6 : (c)->opt->level)
+
+#define RUN_CHUNKS_MAX 128
+/* Context across objects: the missing chunks just before a run, read by the
+ * device from the slot it writes (new files resemble each other). */
+#define TARGET_CONTEXT (512u << 10)
+
+#define FBUF_CAP ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX)
+/* Runs in an image of zstd frames: the frames a run cuts at its ends are
+ * recorded whole, a cost that long runs spread (feature zstd pair: runs split
+ * by resemblance 3,237,515 bytes, runs of 512 KiB 3,111,657, of 1 MiB the
+ * same). */
+#define FRAMES_RUN_MAX (512u << 10)
+
+struct image {
+	const uint8_t *p;
+	uint64_t size;
+	int fd;
+};
+
+struct job {
+	uint32_t first, count;           /* new chunks */
+	uint64_t bytes;                  /* their size */
+	/* result */
+	uint8_t codec;
+	uint8_t *payload;
+	size_t payload_len;
+	uint64_t plain;                  /* bytes of the plain chunks it replaces */
+	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
+	uint32_t n_refs;
+	int reads_new;                   /* refs start with ranges of the new image */
+};
+
+/* What the first pass learns of a missing chunk. */
+struct chunk_info {
+	struct diag {
+		int64_t d;
+		uint32_t votes;
+	} dg[DIAG_PER_CHUNK];
+	uint32_t nd;
+	uint32_t plain;                  /* bytes as a plain (compressed) chunk */
+};
+
+/* Where resemblance is looked for: bytes and their anchors. */
+struct space {
+	const uint8_t *p;
+	uint64_t size;
+	uint64_t *anchors;               /* hash (24 bits) << 40 | offset, sorted */
+	size_t n_anchors;
+};
+
+/* The base image expanded (ZSTD_FRAMES): a segment is a zstd frame of the
+ * image (rl compressed bytes at r, its xl bytes of content at x) or bytes as
+ * they are (frame 0, xl == rl). */
+struct xseg {
+	uint64_t x, r;
+	uint64_t xl, rl;                 /* merged runs of bytes may be long */
+	int frame;
+};
+
+/* A zstd frame of the new image. */
+struct nframe {
+	uint64_t off;
+	uint32_t csize, content;
+};
+
+struct ctx {
+	const struct gen_delta_options *opt;
+	struct chunk_info *info;         /* per new chunk (missing ones filled) */
+	uint32_t *todo;                  /* missing chunk positions */
+	size_t n_todo;
+	int phase;                       /* 0: analyse chunks, 1: make objects */
+	const struct slotsync_index *base, *new_idx;
+	const uint8_t *missing;          /* per new chunk: the base lacks it (first occurrence) */
+	struct image bi, ni;
+	struct space base_sp;            /* the base image */
+	/* ZSTD_FRAMES: the expanded base, its segments, the new image's frames and
+	 * the levels they were made with (none: the codec is not tried) */
+	struct space x_sp;
+	uint8_t *xb;
+	struct xseg *xseg;
+	size_t n_xseg;
+	struct nframe *nf;
+	size_t n_nf;
+	int levels[4], n_levels;
+	struct job *jobs;
+	size_t n_jobs;
+	struct job **order;              /* the jobs, largest first (threads end together) */
+	atomic_size_t next;
+	pthread_mutex_t lock;
+	int failed;
+	struct slotsync_error err;
+};
+
+struct interval {
+	uint64_t s, e;      /* base bytes */
+	uint64_t r;         /* where it starts in the reference */
+};
+
+struct frames_try {
+	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
+	uint32_t n_refs;
+	size_t raw_len, el;   /* reference bytes (in w->xraw), record bytes (in w->xout) */
+	size_t xl;            /* the reference expanded (in w->xref) */
+	int reads_new;
+};
+
+struct worker {
+	struct ctx *c;
+	ZSTD_CCtx *cc;
+	/* ZSTD_FRAMES: frames decoded and compressed again; the raw reference,
+	 * it expanded, the records, the object */
+	ZSTD_CCtx *fcc;
+	ZSTD_DCtx *fdc;
+	uint8_t *fbuf, *xraw, *xref, *xout, *out_c;
+	struct frames_try *ft;
+	struct slotsync_delta_decoder *dec;
+	int64_t *votes;
+	size_t votes_cap;
+	uint8_t *ref_buf;                /* the context across objects, then ref */
+	uint8_t *ref, *resid, *out_a, *out_b, *check, *plain;
+};
+
+/* resemble.c */
+
+/* Fills sp->anchors (sorted) from sp->p and sp->size. */
+int resemble_build_anchors(struct space *sp, struct slotsync_error *err);
+/* The most-voted diagonals (offset in sp - offset in src) of src[s, e): up to
+ * DIAG_PER_CHUNK into out; *buf (of *cap entries) is the caller's scratch. */
+size_t resemble_vote(const struct space *sp, const uint8_t *src, uint64_t s, uint64_t e, int64_t **buf,
+		     size_t *cap, struct diag *out);
+/* Sorts iv[0..n) and merges overlapping intervals; returns how many are left. */
+size_t resemble_merge_intervals(struct interval *iv, size_t n);
+/* Base chunk holding offset off (binary search). */
+uint32_t resemble_base_chunk_at(const struct slotsync_index *idx, uint64_t off);
+
+/* encode.c */
+
+/* src compressed at level with ref as zstd's raw-content prefix into dst (cap
+ * bytes); returns its size, or 0 if it does not fit or zstd fails. */
+size_t encode_zstd_ref(ZSTD_CCtx *cc, int level, const uint8_t *ref, size_t ref_len, const void *src, size_t len,
+		       uint8_t *dst, size_t cap);
+/* Records the run's first failure (job is the index of the object). */
+void encode_job_fail(struct ctx *c, const char *what, size_t job);
+/* Encodes job j with every codec and keeps the smallest that beats its plain
+ * chunks (j->codec 0: none did). */
+void encode_job(struct worker *w, struct job *j);
+
+/* frames.c */
+
+/* The zstd frames of the new image (those that decode), the levels the first
+ * of them compress again to themselves with, and, if there are such levels,
+ * the base expanded (segment by segment) with its anchors. */
+int frames_prepare(struct ctx *c, struct slotsync_error *err);
+/* The ZSTD_FRAMES encoding of new image [rs, re) at the trial level, in
+ * w->out_c; returns its size, or 0 if the codec does not apply. */
+size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t);
+/* The ZSTD_FRAMES object of t, encoded at the full level and checked, as job
+ * j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
+int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len);
+
+#endif

@@ -1,0 +1,832 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* slotsync-gen: the build server's command line.  One function per verb
+ * (cmd_make, cmd_extract, ...) parses that verb's options, calls its operation
+ * in gen.h and prints the summary; main() picks the verb.  No logic lives
+ * here. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gen.h"
+#include "slotsync/bundle.h"
+#include "slotsync/delta.h"
+#include "slotsync/log.h"
+#include "slotsync/version.h"
+#include "parse.h"
+
+static void usage(FILE *f)
+{
+	fputs("Usage: slotsync-gen COMMAND [OPTIONS]\n"
+	      "\n"
+	      "Commands:\n"
+	      "  make [--store DIR] [--chunk-size MIN:AVG:MAX] [--threads N] [--level L]\n"
+	      "       [--digest sha256|sha512-256] [--no-progress] IMAGE INDEX.caibx\n"
+	      "      Cut IMAGE into content-defined chunks, add the new ones to the store,\n"
+	      "      write the index.\n"
+	      "  extract --store DIR [--seed IMAGE[:INDEX]]... INDEX OUT\n"
+	      "      Rebuild the image of INDEX into OUT, taking chunks from seeds first.\n"
+	      "  check --store DIR [--index INDEX] [--repair]\n"
+	      "      Verify that every chunk in the store matches its name.\n"
+	      "  bundle --store DIR --image IMG --version V --compatible C [--security-version N]\n"
+	      "       [--allow-downgrade-to V] [--store-url URL]... [--verity-root-hash HEX]\n"
+	      "       [--hook-pre-install FILE] [--hook-post-install FILE] [--timestamp TIME]\n"
+	      "       [--expires TIME] [--delta-from BASE.caibx:BASE.img]... SIGNER OUT\n"
+	      "      Chunk IMG into the store and write the signed release bundle OUT; with\n"
+	      "      --delta-from, delta objects from each base too, their indexes signed.\n"
+	      "      TIME is 2026-01-31T12:00:00Z or @SECONDS; the creation time defaults to\n"
+	      "      SOURCE_DATE_EPOCH, then to now.\n"
+	      "  channel --bundle-url URL --bundle BUNDLE --version N --expires TIME\n"
+	      "       [--compatible C] SIGNER OUT\n"
+	      "      Write a signed channel pointer to BUNDLE.\n"
+	      "  delta --store DIR --base INDEX --base-image IMAGE [--base ... --base-image ...]\n"
+	      "       [--threads N] [--level L] [--run-max BYTES] [--dry-run] NEW.caibx NEW.img\n"
+	      "      For the chunks of NEW that each base lacks, write delta objects and the\n"
+	      "      delta index of the pair into the store (docs/format.md); --dry-run only\n"
+	      "      reports what a device would download.\n"
+	      "  SIGNER: --signer-cert CERT --signer-key KEY|pkcs11:URI [--chain PEM]\n"
+	      "       [--pkcs11-module SO]\n"
+	      "\n"
+	      "Options for every command: -v/--verbose, -q/--quiet, --version, -h/--help\n",
+	      f);
+}
+
+/* The lines of every verb's usage that are the same everywhere. */
+#define USAGE_COMMON \
+	"  -v, --verbose                say more (again for more still)\n" \
+	"  -q, --quiet                  errors only, no progress bar\n" \
+	"  -h, --help                   print this help\n"
+#define USAGE_VERSION "  --version                    print the program's version\n"
+#define USAGE_SIGNER \
+	"SIGNER:\n" \
+	"  --signer-cert CERT           the signer's certificate (codeSigning usage)\n" \
+	"  --signer-key KEY|pkcs11:URI  its key: a PEM file, or a key in a PKCS#11 token\n" \
+	"  --chain PEM                  intermediate certificates to include\n" \
+	"  --pkcs11-module SO           the PKCS#11 module (default: p11-kit's proxy)\n"
+
+static void make_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: slotsync-gen make [OPTIONS] IMAGE INDEX.caibx\n"
+		"\n"
+		"Cut IMAGE into content-defined chunks, add the new ones to the store, write\n"
+		"the index.\n"
+		"\n"
+		"Options:\n"
+		"  --store DIR                  the chunk store (none: write the index only)\n"
+		"  --chunk-size MIN:AVG:MAX     chunk sizes (default %uK:%uK:%uK)\n"
+		"  --threads N                  workers, 1 to 64 (default: one per core)\n"
+		"  --level L                    zstd level of the chunks (default %d)\n"
+		"  --digest sha256|sha512-256   the chunk ids (default sha256)\n"
+		"  --no-progress                no progress bar on a terminal\n" USAGE_COMMON USAGE_VERSION,
+		SLOTSYNC_CHUNK_MIN_DEFAULT / 1024, SLOTSYNC_CHUNK_AVG_DEFAULT / 1024, SLOTSYNC_CHUNK_MAX_DEFAULT / 1024,
+		GEN_ZSTD_LEVEL_DEFAULT);
+}
+
+static void extract_usage(FILE *f)
+{
+	fputs("Usage: slotsync-gen extract --store DIR [--seed IMAGE[:INDEX]]... INDEX OUT\n"
+	      "\n"
+	      "Rebuild the image of INDEX into OUT, taking chunks from seeds first (each\n"
+	      "one checked), the rest from the store.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --store DIR                  the chunk store\n"
+	      "  --seed IMAGE[:INDEX]         an image that may hold chunks of INDEX, with its\n"
+	      "                               index if there is one (again for more seeds)\n"
+	      USAGE_COMMON USAGE_VERSION,
+	      f);
+}
+
+static void check_usage(FILE *f)
+{
+	fputs("Usage: slotsync-gen check --store DIR [--index INDEX] [--repair]\n"
+	      "\n"
+	      "Verify that every chunk in the store matches its name.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --store DIR                  the chunk store\n"
+	      "  --index INDEX                also, that the store holds every chunk INDEX names\n"
+	      "  --repair                     delete bad chunks and leftover temporary files\n"
+	      USAGE_COMMON USAGE_VERSION,
+	      f);
+}
+
+static void bundle_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: slotsync-gen bundle --store DIR --image IMG --version V --compatible C\n"
+		"       [OPTIONS] SIGNER OUT\n"
+		"\n"
+		"Chunk IMG into the store and write the signed release bundle OUT; with\n"
+		"--delta-from, delta objects from each base too, their indexes signed.\n"
+		"\n"
+		"Options:\n"
+		"  --store DIR                  the chunk store\n"
+		"  --image IMG                  the release's image\n"
+		"  --version V                  the release's version\n"
+		"  --compatible C               the devices it is for\n"
+		"  --security-version N         the release's security version (default 0)\n"
+		"  --allow-downgrade-to V       devices may go back to this release (V: its version)\n"
+		"  --store-url URL              a store devices fetch from (again for more)\n"
+		"  --verity-root-hash HEX       the image's dm-verity root hash\n"
+		"  --hook-pre-install FILE      a program the device runs before it installs\n"
+		"  --hook-post-install FILE     a program the device runs after it installs\n"
+		"  --timestamp TIME             the creation time (default: SOURCE_DATE_EPOCH,\n"
+		"                               then now)\n"
+		"  --expires TIME               when the bundle expires (default: never)\n"
+		"  --delta-from BASE.caibx:BASE.img\n"
+		"                               delta objects from this base (again for more)\n"
+		"  --run-max BYTES              bytes of new chunks one delta object may rebuild\n"
+		"                               (default %d)\n"
+		"  --chunk-size, --threads, --digest, --no-progress  as for make\n"
+		"  --level L                    zstd level of the chunks (default %d) and, if\n"
+		"                               given, of the delta objects (default %d)\n" USAGE_COMMON USAGE_SIGNER
+		"TIME is 2026-01-31T12:00:00Z or @SECONDS.\n",
+		GEN_DELTA_RUN_MAX_DEFAULT, GEN_ZSTD_LEVEL_DEFAULT, GEN_DELTA_LEVEL_DEFAULT);
+}
+
+static void channel_usage(FILE *f)
+{
+	fputs("Usage: slotsync-gen channel --bundle-url URL --bundle BUNDLE --version N\n"
+	      "       --expires TIME [--compatible C] SIGNER OUT\n"
+	      "\n"
+	      "Write a signed channel pointer to BUNDLE.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --bundle-url URL             where devices download the bundle\n"
+	      "  --bundle BUNDLE              the bundle (its size and SHA-256 go in the pointer)\n"
+	      "  --version N                  the pointer's version, a whole number\n"
+	      "  --expires TIME               when the pointer goes stale (required)\n"
+	      "  --compatible C               the devices it is for\n" USAGE_COMMON USAGE_SIGNER
+	      "TIME is 2026-01-31T12:00:00Z or @SECONDS.\n",
+	      f);
+}
+
+static void delta_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: slotsync-gen delta --store DIR --base INDEX --base-image IMAGE\n"
+		"       [--base INDEX --base-image IMAGE]... [OPTIONS] NEW.caibx NEW.img\n"
+		"\n"
+		"For the chunks of NEW that each base lacks, write delta objects and the\n"
+		"delta index of the pair into the store (docs/format.md); --dry-run only\n"
+		"reports what a device would download.\n"
+		"\n"
+		"Options:\n"
+		"  --store DIR                  the chunk store\n"
+		"  --base INDEX                 a base release's index (again for more bases)\n"
+		"  --base-image IMAGE           its image (one for each --base, in their order)\n"
+		"  --threads N                  workers, 1 to 64 (default: one per core)\n"
+		"  --level L                    zstd level of the objects (default %d)\n"
+		"  --run-max BYTES              bytes of new chunks one object may rebuild\n"
+		"                               (default %d)\n"
+		"  --dry-run                    write nothing, report the download\n" USAGE_COMMON USAGE_VERSION,
+		GEN_DELTA_LEVEL_DEFAULT, GEN_DELTA_RUN_MAX_DEFAULT);
+}
+
+static int parse_time_arg(const char *cmd, const char *opt, const char *s, time_t *out)
+{
+	if (slotsync_time_parse(s, out) == 0)
+		return 0;
+	fprintf(stderr, "slotsync-gen %s: %s takes a UTC time like 2026-01-31T12:00:00Z or @SECONDS, not \"%s\"\n", cmd,
+		opt, s);
+	return -EINVAL;
+}
+
+static int fail(const char *cmd, struct slotsync_error *err)
+{
+	fprintf(stderr, "slotsync-gen %s: %s\n", cmd, slotsync_error_message(err));
+	return 1;
+}
+
+enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_NO_PROGRESS, OPT_SEED, OPT_INDEX,
+       OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
+       OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
+       OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM };
+
+/* Every verb's -v, -q, -h; --version is the program's version, except for
+ * bundle and channel, where it is the release's or the pointer's
+ * (--release-version, its older spelling, is still taken). */
+#define OPTIONS_COMMON \
+	{ "verbose", no_argument, NULL, 'v' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "help", no_argument, NULL, 'h' }
+#define OPTION_PROGRAM_VERSION { "version", no_argument, NULL, OPT_VERSION }
+#define OPTIONS_RELEASE_VERSION \
+	{ "version", required_argument, NULL, OPT_RELEASE_VERSION }, \
+	{ "release-version", required_argument, NULL, OPT_RELEASE_VERSION }
+/* How an image is chunked into the store (make, bundle). */
+#define OPTIONS_MAKE \
+	{ "chunk-size", required_argument, NULL, OPT_CHUNK_SIZE }, \
+	{ "threads", required_argument, NULL, OPT_THREADS }, \
+	{ "level", required_argument, NULL, OPT_LEVEL }, \
+	{ "digest", required_argument, NULL, OPT_DIGEST }, \
+	{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS }
+#define OPTIONS_SIGNER \
+	{ "signer-cert", required_argument, NULL, OPT_SIGNER_CERT }, \
+	{ "signer-key", required_argument, NULL, OPT_SIGNER_KEY }, \
+	{ "chain", required_argument, NULL, OPT_CHAIN }, \
+	{ "pkcs11-module", required_argument, NULL, OPT_PKCS11_MODULE }
+#define OPTIONS_END { NULL, 0, NULL, 0 }
+
+/* What an option helper below says: go on parsing, the option is none of
+ * its own, or (>= 0) exit with that code. */
+enum { PARSE_NEXT = -1, PARSE_OTHER = -2 };
+
+/* -v, -q, --version, -h, and an option getopt refused (it said why). */
+static int common_option(int c, void (*verb_usage)(FILE *), int *progress)
+{
+	switch (c) {
+	case 'v':
+		slotsync_log_set_level(slotsync_log_get_level() + 1);
+		return PARSE_NEXT;
+	case 'q':
+		slotsync_log_set_level(SLOTSYNC_LOG_ERROR);
+		if (progress)
+			*progress = 0;
+		return PARSE_NEXT;
+	case OPT_VERSION:
+		printf("slotsync-gen %s\n", SLOTSYNC_VERSION);
+		return 0;
+	case 'h':
+		verb_usage(stdout);
+		return 0;
+	default:
+		verb_usage(stderr);
+		return 2;
+	}
+}
+
+static int threads_arg(const char *cmd, const char *s, int *threads)
+{
+	if (parse_int(s, 1, 64, threads) == 0)
+		return 0;
+	fprintf(stderr, "slotsync-gen %s: --threads takes a number from 1 to 64, not \"%s\"\n", cmd, s);
+	return -EINVAL;
+}
+
+static int level_arg(const char *cmd, const char *s, int *level)
+{
+	if (parse_int(s, -131072, 22, level) == 0)
+		return 0;
+	fprintf(stderr, "slotsync-gen %s: --level takes a zstd level (up to 22), not \"%s\"\n", cmd, s);
+	return -EINVAL;
+}
+
+static int run_max_arg(const char *cmd, const char *s, int *run_max)
+{
+	if (parse_int(s, 1, SLOTSYNC_DELTA_OUT_MAX, run_max) == 0)
+		return 0;
+	fprintf(stderr, "slotsync-gen %s: --run-max takes bytes, 1 to %u, not \"%s\"\n", cmd, SLOTSYNC_DELTA_OUT_MAX, s);
+	return -EINVAL;
+}
+
+static void make_defaults(struct gen_make_options *make)
+{
+	memset(make, 0, sizeof(*make));
+	make->params = slotsync_chunker_params_default();
+	make->digest = SLOTSYNC_DIGEST_SHA256;
+	make->level = GEN_ZSTD_LEVEL_DEFAULT;
+	make->progress = 1;
+}
+
+/* OPTIONS_MAKE into make; *level_given is set when --level is. */
+static int make_option(const char *cmd, int c, const char *arg, struct gen_make_options *make, int *level_given)
+{
+	struct slotsync_error err = { 0 };
+
+	switch (c) {
+	case OPT_CHUNK_SIZE:
+		if (slotsync_chunker_params_parse(arg, &make->params, &err) < 0)
+			return fail(cmd, &err), 2;
+		return PARSE_NEXT;
+	case OPT_THREADS:
+		return threads_arg(cmd, arg, &make->threads) < 0 ? 2 : PARSE_NEXT;
+	case OPT_LEVEL:
+		*level_given = 1;
+		return level_arg(cmd, arg, &make->level) < 0 ? 2 : PARSE_NEXT;
+	case OPT_DIGEST:
+		if (!strcmp(arg, "sha256")) {
+			make->digest = SLOTSYNC_DIGEST_SHA256;
+		} else if (!strcmp(arg, "sha512-256")) {
+			make->digest = SLOTSYNC_DIGEST_SHA512_256;
+		} else {
+			fprintf(stderr, "slotsync-gen %s: --digest is sha256 or sha512-256, not \"%s\"\n", cmd, arg);
+			return 2;
+		}
+		return PARSE_NEXT;
+	case OPT_NO_PROGRESS:
+		make->progress = 0;
+		return PARSE_NEXT;
+	default:
+		return PARSE_OTHER;
+	}
+}
+
+/* OPTIONS_SIGNER into s. */
+static int signer_option(int c, const char *arg, struct gen_signer *s)
+{
+	switch (c) {
+	case OPT_SIGNER_CERT:
+		s->cert = arg;
+		return PARSE_NEXT;
+	case OPT_SIGNER_KEY:
+		s->key = arg;
+		return PARSE_NEXT;
+	case OPT_CHAIN:
+		s->chain = arg;
+		return PARSE_NEXT;
+	case OPT_PKCS11_MODULE:
+		s->pkcs11_module = arg;
+		return PARSE_NEXT;
+	default:
+		return PARSE_OTHER;
+	}
+}
+
+static int cmd_make(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "store", required_argument, NULL, OPT_STORE },
+		OPTIONS_MAKE,
+		OPTIONS_COMMON,
+		OPTION_PROGRAM_VERSION,
+		OPTIONS_END,
+	};
+	struct slotsync_error err = { 0 };
+	struct gen_make_options make;
+	struct gen_make_stats st;
+	int c, r, level_given = 0;
+
+	make_defaults(&make);
+	while ((c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
+		if (c == OPT_STORE) {
+			make.store = optarg;
+			continue;
+		}
+		r = make_option("make", c, optarg, &make, &level_given);
+		if (r == PARSE_OTHER)
+			r = common_option(c, make_usage, &make.progress);
+		if (r != PARSE_NEXT)
+			return r;
+	}
+	if (argc - optind != 2) {
+		fputs("slotsync-gen make: needs IMAGE and INDEX\n", stderr);
+		return 2;
+	}
+	if (gen_make(argv[optind], argv[optind + 1], &make, &st, &err) < 0)
+		return fail("make", &err);
+	printf("make: %" PRIu64 " chunks, %" PRIu64 " new, %" PRIu64 " bytes in, %" PRIu64 " bytes stored, %.1f MB/s\n",
+	       st.chunks, st.new_chunks, st.bytes_in, st.bytes_stored,
+	       st.seconds > 0 ? (double)st.bytes_in / st.seconds / 1e6 : 0.0);
+	return 0;
+}
+
+static int cmd_extract(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "store", required_argument, NULL, OPT_STORE },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		OPTIONS_COMMON,
+		OPTION_PROGRAM_VERSION,
+		OPTIONS_END,
+	};
+	struct slotsync_error err = { 0 };
+	struct gen_extract_stats st;
+	const char *store = NULL;
+	const char **seeds = calloc((size_t)argc + 1, sizeof(*seeds));
+	uint64_t total;
+	int c, n_seeds = 0, rc = PARSE_NEXT;
+
+	if (!seeds)
+		return 1;
+	while (rc == PARSE_NEXT && (c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
+		if (c == OPT_STORE)
+			store = optarg;
+		else if (c == OPT_SEED)
+			seeds[n_seeds++] = optarg;
+		else
+			rc = common_option(c, extract_usage, NULL);
+	}
+	if (rc != PARSE_NEXT)
+		goto out;
+	rc = 0;
+	if (argc - optind != 2 || !store) {
+		fputs("slotsync-gen extract: needs --store DIR, INDEX and OUT\n", stderr);
+		rc = 2;
+		goto out;
+	}
+	if (gen_extract(store, seeds, n_seeds, argv[optind], argv[optind + 1], &st, &err) < 0) {
+		rc = fail("extract", &err);
+		goto out;
+	}
+	total = st.bytes_from_seed + st.bytes_from_store;
+	printf("extract: %" PRIu64 " chunks, %" PRIu64 " bytes: %" PRIu64 " bytes (%.1f%%) from seed, %" PRIu64
+	       " bytes (%.1f%%) from store, %" PRIu64 " seed chunks rejected, %.2f s\n",
+	       st.chunks, total, st.bytes_from_seed, total ? 100.0 * (double)st.bytes_from_seed / (double)total : 0.0,
+	       st.bytes_from_store, total ? 100.0 * (double)st.bytes_from_store / (double)total : 0.0,
+	       st.seed_chunks_rejected, st.seconds);
+out:
+	free(seeds);
+	return rc;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "store", required_argument, NULL, OPT_STORE },
+		{ "index", required_argument, NULL, OPT_INDEX },
+		{ "repair", no_argument, NULL, OPT_REPAIR },
+		OPTIONS_COMMON,
+		OPTION_PROGRAM_VERSION,
+		OPTIONS_END,
+	};
+	struct slotsync_error err = { 0 };
+	struct gen_check_stats st;
+	const char *store = NULL, *index = NULL;
+	int c, r, repair = 0;
+
+	while ((c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
+		if (c == OPT_STORE) {
+			store = optarg;
+		} else if (c == OPT_INDEX) {
+			index = optarg;
+		} else if (c == OPT_REPAIR) {
+			repair = 1;
+		} else {
+			r = common_option(c, check_usage, NULL);
+			if (r != PARSE_NEXT)
+				return r;
+		}
+	}
+	if (argc - optind != 0 || !store) {
+		fputs("slotsync-gen check: needs --store DIR\n", stderr);
+		return 2;
+	}
+	r = gen_check(store, index, repair, &st, &err);
+	printf("check: %" PRIu64 " chunks, %" PRIu64 " bad, %" PRIu64 " missing, %" PRIu64 " temp files%s\n", st.chunks,
+	       st.bad, st.missing, st.temp_files, repair && st.temp_files ? " (removed)" : "");
+	if (r < 0)
+		return fail("check", &err);
+	return 0;
+}
+
+/* bundle's own options (not those of OPTIONS_MAKE or OPTIONS_SIGNER) into b;
+ * the times are parsed once all options are in. */
+static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const char **timestamp,
+			 const char **expires)
+{
+	switch (c) {
+	case OPT_STORE:
+		b->store = arg;
+		break;
+	case OPT_IMAGE:
+		b->image = arg;
+		break;
+	case OPT_RELEASE_VERSION:
+		b->version = arg;
+		break;
+	case OPT_COMPATIBLE:
+		b->compatible = arg;
+		break;
+	case OPT_SECURITY_VERSION:
+		if (parse_u64(arg, 0, INT64_MAX, &b->security_version) < 0) {
+			fprintf(stderr, "slotsync-gen bundle: --security-version takes a whole number, not \"%s\"\n", arg);
+			return 2;
+		}
+		break;
+	case OPT_ALLOW_DOWNGRADE_TO:
+		b->allow_downgrade_to = arg;
+		break;
+	case OPT_STORE_URL:
+		b->store_urls[b->n_store_urls++] = arg;
+		break;
+	case OPT_VERITY:
+		b->verity_root_hash = arg;
+		break;
+	case OPT_HOOK_PRE:
+		b->hook_pre_install = arg;
+		break;
+	case OPT_HOOK_POST:
+		b->hook_post_install = arg;
+		break;
+	case OPT_TIMESTAMP:
+		*timestamp = arg;
+		break;
+	case OPT_EXPIRES:
+		*expires = arg;
+		break;
+	case OPT_RUN_MAX:
+		if (run_max_arg("bundle", arg, &b->delta.run_max) < 0)
+			return 2;
+		break;
+	case OPT_DELTA_FROM: {
+		char *colon = strrchr(arg, ':');
+		if (!colon || colon == arg || !colon[1]) {
+			fprintf(stderr, "slotsync-gen bundle: --delta-from takes BASE.caibx:BASE.img, not \"%s\"\n", arg);
+			return 2;
+		}
+		*colon = '\0';
+		b->delta_bases[b->n_deltas] = arg;
+		b->delta_base_images[b->n_deltas++] = colon + 1;
+		break;
+	}
+	default:
+		return PARSE_OTHER;
+	}
+	return PARSE_NEXT;
+}
+
+/* The bundle's creation time: --timestamp, else SOURCE_DATE_EPOCH, else now. */
+static int bundle_created(const char *timestamp, time_t *created)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+
+	if (timestamp)
+		return parse_time_arg("bundle", "--timestamp", timestamp, created);
+	if (sde && sde[0]) {
+		char at[64];
+		snprintf(at, sizeof(at), "@%s", sde);
+		return parse_time_arg("bundle", "SOURCE_DATE_EPOCH", at, created);
+	}
+	*created = time(NULL);
+	return 0;
+}
+
+static int cmd_bundle(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "store", required_argument, NULL, OPT_STORE },
+		{ "image", required_argument, NULL, OPT_IMAGE },
+		OPTIONS_RELEASE_VERSION,
+		{ "compatible", required_argument, NULL, OPT_COMPATIBLE },
+		{ "security-version", required_argument, NULL, OPT_SECURITY_VERSION },
+		{ "allow-downgrade-to", required_argument, NULL, OPT_ALLOW_DOWNGRADE_TO },
+		{ "store-url", required_argument, NULL, OPT_STORE_URL },
+		{ "verity-root-hash", required_argument, NULL, OPT_VERITY },
+		{ "hook-pre-install", required_argument, NULL, OPT_HOOK_PRE },
+		{ "hook-post-install", required_argument, NULL, OPT_HOOK_POST },
+		{ "timestamp", required_argument, NULL, OPT_TIMESTAMP },
+		{ "expires", required_argument, NULL, OPT_EXPIRES },
+		{ "delta-from", required_argument, NULL, OPT_DELTA_FROM },
+		{ "run-max", required_argument, NULL, OPT_RUN_MAX },
+		OPTIONS_MAKE,
+		OPTIONS_SIGNER,
+		OPTIONS_COMMON,
+		OPTIONS_END,
+	};
+	struct slotsync_error err = { 0 };
+	struct gen_bundle_options b = { 0 };
+	const char *timestamp = NULL, *expires = NULL;
+	char when[32];
+	int c, rc = PARSE_NEXT, level_given = 0;
+
+	b.store_urls = calloc((size_t)argc + 1, sizeof(*b.store_urls));
+	b.delta_bases = calloc((size_t)argc + 1, sizeof(*b.delta_bases));
+	b.delta_base_images = calloc((size_t)argc + 1, sizeof(*b.delta_base_images));
+	if (!b.store_urls || !b.delta_bases || !b.delta_base_images) {
+		rc = 1;
+		goto out;
+	}
+	make_defaults(&b.make);
+	while (rc == PARSE_NEXT && (c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
+		rc = bundle_option(c, optarg, &b, &timestamp, &expires);
+		if (rc == PARSE_OTHER)
+			rc = make_option("bundle", c, optarg, &b.make, &level_given);
+		if (rc == PARSE_OTHER)
+			rc = signer_option(c, optarg, &b.signer);
+		if (rc == PARSE_OTHER)
+			rc = common_option(c, bundle_usage, &b.make.progress);
+	}
+	if (rc != PARSE_NEXT)
+		goto out;
+	rc = 2;
+	if (argc - optind != 1) {
+		fputs("slotsync-gen bundle: needs OUT\n", stderr);
+		goto out;
+	}
+	b.make.store = b.store;
+	b.delta.threads = b.make.threads;
+	b.delta.level = level_given ? b.make.level : GEN_DELTA_LEVEL_DEFAULT;
+	if (!b.delta.run_max)
+		b.delta.run_max = GEN_DELTA_RUN_MAX_DEFAULT;
+	if (bundle_created(timestamp, &b.created) < 0)
+		goto out;
+	if (expires && parse_time_arg("bundle", "--expires", expires, &b.expires) < 0)
+		goto out;
+	if (gen_bundle(&b, argv[optind], &err) < 0) {
+		rc = fail("bundle", &err);
+		goto out;
+	}
+	slotsync_time_format(b.created, when);
+	printf("bundle: %s, version %s for %s, created %s\n", argv[optind], b.version, b.compatible, when);
+	rc = 0;
+out:
+	free(b.store_urls);
+	free(b.delta_bases);
+	free(b.delta_base_images);
+	return rc;
+}
+
+static int cmd_channel(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "bundle-url", required_argument, NULL, OPT_BUNDLE_URL },
+		{ "bundle", required_argument, NULL, OPT_BUNDLE },
+		OPTIONS_RELEASE_VERSION,
+		{ "expires", required_argument, NULL, OPT_EXPIRES },
+		{ "compatible", required_argument, NULL, OPT_COMPATIBLE },
+		OPTIONS_SIGNER,
+		OPTIONS_COMMON,
+		OPTIONS_END,
+	};
+	struct slotsync_error err = { 0 };
+	struct gen_channel_options ch = { 0 };
+	const char *version = NULL, *expires = NULL;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_BUNDLE_URL:
+			ch.bundle_url = optarg;
+			break;
+		case OPT_BUNDLE:
+			ch.bundle = optarg;
+			break;
+		case OPT_RELEASE_VERSION:
+			version = optarg;
+			break;
+		case OPT_EXPIRES:
+			expires = optarg;
+			break;
+		case OPT_COMPATIBLE:
+			ch.compatible = optarg;
+			break;
+		default:
+			r = signer_option(c, optarg, &ch.signer);
+			if (r == PARSE_OTHER)
+				r = common_option(c, channel_usage, NULL);
+			if (r != PARSE_NEXT)
+				return r;
+		}
+	}
+	if (argc - optind != 1) {
+		fputs("slotsync-gen channel: needs OUT\n", stderr);
+		return 2;
+	}
+	if (!version || parse_u64(version, 0, INT64_MAX, &ch.version) < 0) {
+		fputs("slotsync-gen channel: --version takes the pointer's version, a whole number\n", stderr);
+		return 2;
+	}
+	if (!expires) {
+		fputs("slotsync-gen channel: --expires TIME is required (a pointer that is not renewed must go stale)\n",
+		      stderr);
+		return 2;
+	}
+	if (parse_time_arg("channel", "--expires", expires, &ch.expires) < 0)
+		return 2;
+	if (gen_channel(&ch, argv[optind], &err) < 0)
+		return fail("channel", &err);
+	printf("channel: %s, version %" PRIu64 ", to %s\n", argv[optind], ch.version, ch.bundle_url);
+	return 0;
+}
+
+static void print_delta(const char *base, const char *store, const struct gen_delta_stats *st)
+{
+	uint64_t total = st->index_bytes + st->object_bytes + st->remaining_plain;
+
+	printf("delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
+	       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64 " residual, %" PRIu64
+	       " zstd-frames; %" PRIu64 " also read new content before them) of %" PRIu64 " bytes replace %" PRIu64
+	       " bytes of chunks; download %" PRIu64 " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64
+	       "); %.1f s\n",
+	       base, st->missing_chunks, st->missing_bytes, st->replaced_plain + st->remaining_plain, st->objects,
+	       st->codec_count[SLOTSYNC_DELTA_ZSTD_REF], st->codec_count[SLOTSYNC_DELTA_RESIDUAL],
+	       st->codec_count[SLOTSYNC_DELTA_ZSTD_FRAMES], st->objects_reading_new, st->object_bytes,
+	       st->replaced_plain, total, st->index_bytes, st->object_bytes, st->remaining_plain, st->seconds);
+	if (st->index_path[0])
+		printf("delta: index %s/%s\n", store, st->index_path);
+}
+
+static int cmd_delta(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "store", required_argument, NULL, OPT_STORE },
+		{ "base", required_argument, NULL, OPT_BASE },
+		{ "base-image", required_argument, NULL, OPT_BASE_IMAGE },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "level", required_argument, NULL, OPT_LEVEL },
+		{ "run-max", required_argument, NULL, OPT_RUN_MAX },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		OPTIONS_COMMON,
+		OPTION_PROGRAM_VERSION,
+		OPTIONS_END,
+	};
+	struct slotsync_error err = { 0 };
+	struct gen_delta_options d = { .level = GEN_DELTA_LEVEL_DEFAULT, .run_max = GEN_DELTA_RUN_MAX_DEFAULT };
+	const char *store = NULL;
+	const char **bases = calloc((size_t)argc + 1, sizeof(*bases));
+	const char **base_images = calloc((size_t)argc + 1, sizeof(*base_images));
+	int c, rc = PARSE_NEXT, n_bases = 0, n_base_images = 0, dry_run = 0;
+
+	if (!bases || !base_images) {
+		rc = 1;
+		goto out;
+	}
+	while (rc == PARSE_NEXT && (c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_STORE:
+			store = optarg;
+			break;
+		case OPT_BASE:
+			bases[n_bases++] = optarg;
+			break;
+		case OPT_BASE_IMAGE:
+			base_images[n_base_images++] = optarg;
+			break;
+		case OPT_THREADS:
+			if (threads_arg("delta", optarg, &d.threads) < 0)
+				rc = 2;
+			break;
+		case OPT_LEVEL:
+			if (level_arg("delta", optarg, &d.level) < 0)
+				rc = 2;
+			break;
+		case OPT_RUN_MAX:
+			if (run_max_arg("delta", optarg, &d.run_max) < 0)
+				rc = 2;
+			break;
+		case OPT_DRY_RUN:
+			dry_run = 1;
+			break;
+		default:
+			rc = common_option(c, delta_usage, NULL);
+		}
+	}
+	if (rc != PARSE_NEXT)
+		goto out;
+	rc = 0;
+	if (argc - optind != 2 || (!store && !dry_run) || n_bases == 0 || n_bases != n_base_images) {
+		fputs("slotsync-gen delta: needs --store DIR (or --dry-run), --base INDEX --base-image IMAGE for each "
+		      "base, NEW.caibx and NEW.img\n",
+		      stderr);
+		rc = 2;
+		goto out;
+	}
+	d.store = dry_run ? NULL : store;
+	d.new_index = argv[optind];
+	d.new_image = argv[optind + 1];
+	for (int i = 0; i < n_bases; i++) {
+		struct gen_delta_stats st;
+		if (gen_delta_pair(&d, bases[i], base_images[i], &st, &err) < 0) {
+			rc = fail("delta", &err);
+			goto out;
+		}
+		print_delta(bases[i], store, &st);
+	}
+out:
+	free(bases);
+	free(base_images);
+	return rc;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	usage(stdout);
+	return 0;
+}
+
+static const struct verb {
+	const char *name;
+	int (*run)(int argc, char **argv);  /* argv[1] is the verb; options from argv[2] on */
+} verbs[] = {
+	{ "make", cmd_make },   { "extract", cmd_extract }, { "check", cmd_check }, { "bundle", cmd_bundle },
+	{ "delta", cmd_delta }, { "channel", cmd_channel }, { "help", cmd_help },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("slotsync-gen %s\n", SLOTSYNC_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return cmd_help(argc, argv);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(argv[1], verbs[i].name)) {
+			optind = 2;
+			return verbs[i].run(argc, argv);
+		}
+	fprintf(stderr, "slotsync-gen: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Signed bundles and channel pointers, as CI makes them: see gen.h and
+ * docs/format.md.  A bundle is the release's manifest, its index and its
+ * hooks; making one chunks the image into the store (and delta objects from
+ * each base) first.  The signing itself is signer.c's. */
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "gen.h"
+#include "signer.h"
+#include "slotsync/bundle.h"
+#include "slotsync/index.h"
+#include "slotsync/log.h"
+
+/* The bundle's hooks part (docs/format.md): each hook program given, as
+ * u16 name length, name (the file's base name), u32 size, bytes.  NULL if none. */
+static int hooks_part(const struct gen_bundle_options *o, uint8_t **out, size_t *out_len, struct slotsync_error *err)
+{
+	const char *files[2] = { o->hook_pre_install, o->hook_post_install };
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	*out = NULL;
+	*out_len = 0;
+	for (int i = 0; i < 2; i++) {
+		uint8_t *data = NULL, *nb;
+		size_t dl = 0, nl;
+		const char *name;
+		int r;
+		if (!files[i] || (i == 1 && files[0] && !strcmp(basename((char *)files[0]), basename((char *)files[1]))))
+			continue;
+		name = basename((char *)files[i]);
+		nl = strlen(name);
+		r = io_read_file(files[i], 16u << 20, &data, &dl, err);
+		if (r < 0) {
+			free(buf);
+			slotsync_error_prefix(err, "hook");
+			return r;
+		}
+		nb = realloc(buf, len + 2 + nl + 4 + dl);
+		if (!nb) {
+			free(data);
+			free(buf);
+			return slotsync_error_set(err, -ENOMEM, "out of memory");
+		}
+		buf = nb;
+		io_put_le16(buf + len, (uint16_t)nl);
+		memcpy(buf + len + 2, name, nl);
+		io_put_le32(buf + len + 2 + nl, (uint32_t)dl);
+		if (dl)
+			memcpy(buf + len + 2 + nl + 4, data, dl);
+		len += 2 + nl + 4 + dl;
+		free(data);
+	}
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err)
+{
+	struct slotsync_manifest m = { 0 };
+	char tmp_index[4200];
+	uint8_t *index = NULL;
+	size_t index_len, manifest_len;
+	char *manifest = NULL;
+	uint8_t *hooks = NULL;
+	size_t hooks_len = 0;
+	struct gen_make_stats ms;
+	struct slotsync_index *idx = NULL;
+	int r;
+
+	if (!o->version || !o->compatible || !o->image || !o->store)
+		return slotsync_error_set(err, -EINVAL, "bundle needs --store, --image, --version and --compatible");
+	if (o->allow_downgrade_to && strcmp(o->allow_downgrade_to, o->version) != 0)
+		return slotsync_error_set(err, -EINVAL,
+					  "--allow-downgrade-to %s must name this release's version (%s): a release can only allow going back to itself",
+					  o->allow_downgrade_to, o->version);
+	if (o->n_store_urls > SLOTSYNC_MANIFEST_MAX_STORES)
+		return slotsync_error_set(err, -EINVAL, "at most %d --store-url", SLOTSYNC_MANIFEST_MAX_STORES);
+	/* the key first: a bad key must not cost a whole chunking run */
+	r = signer_check(&o->signer, err);
+	if (r < 0)
+		return r;
+	if (o->n_deltas > SLOTSYNC_MANIFEST_MAX_DELTAS)
+		return slotsync_error_set(err, -EINVAL, "at most %d --delta-from", SLOTSYNC_MANIFEST_MAX_DELTAS);
+	snprintf(tmp_index, sizeof(tmp_index), "%s.index-tmp.%d", out, (int)getpid());
+	r = gen_make(o->image, tmp_index, &o->make, &ms, err);
+	if (r == 0)
+		r = io_read_file(tmp_index, SLOTSYNC_BUNDLE_MAX_BYTES, &index, &index_len, err);
+	/* delta objects from each base into the store; the manifest names their
+	 * indexes by digest, so the signature covers them */
+	for (int i = 0; r == 0 && i < o->n_deltas; i++) {
+		struct gen_delta_options d = o->delta;
+		struct gen_delta_stats st;
+		d.store = o->store;
+		d.new_index = tmp_index;
+		d.new_image = o->image;
+		r = gen_delta_pair(&d, o->delta_bases[i], o->delta_base_images[i], &st, err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "delta objects from %s", o->delta_bases[i]);
+			break;
+		}
+		memcpy(m.deltas[m.n_deltas].base, st.base_digest, SLOTSYNC_DIGEST_BYTES);
+		memcpy(m.deltas[m.n_deltas].sha256, st.index_sha256, SLOTSYNC_DIGEST_BYTES);
+		m.deltas[m.n_deltas].size = st.index_bytes;
+		m.n_deltas++;
+		slotsync_log_info("delta objects from %s: %" PRIu64 " objects, %" PRIu64 " bytes, replace %" PRIu64
+				  " bytes of chunks",
+				  o->delta_bases[i], st.objects, st.object_bytes + st.index_bytes, st.replaced_plain);
+	}
+	unlink(tmp_index);
+	if (r < 0)
+		goto out;
+	r = slotsync_index_parse(index, index_len, &idx, err);
+	if (r < 0)
+		goto out;
+	m.version = (char *)o->version;
+	m.compatible = (char *)o->compatible;
+	m.security_version = o->security_version;
+	m.created = o->created;
+	m.expires = o->expires;
+	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, o->image, 0, m.image_sha256, &m.image_size, err);
+	if (r < 0) {
+		slotsync_error_prefix(err, "image: ");
+		goto out;
+	}
+	if (m.image_size != slotsync_index_image_size(idx)) {
+		r = slotsync_error_set(err, -EIO, "image %s changed while it was chunked", o->image);
+		goto out;
+	}
+	slotsync_digest(SLOTSYNC_DIGEST_SHA256, index, index_len, m.index_sha256);
+	for (int i = 0; i < o->n_store_urls; i++)
+		m.stores[m.n_stores++] = (char *)o->store_urls[i];
+	m.verity_root_hash = (char *)o->verity_root_hash;
+	m.hook_pre_install = o->hook_pre_install ? basename((char *)o->hook_pre_install) : NULL;
+	m.hook_post_install = o->hook_post_install ? basename((char *)o->hook_post_install) : NULL;
+	m.downgrade_allowed_to = (char *)o->allow_downgrade_to;
+	r = slotsync_manifest_serialize(&m, &manifest, &manifest_len, err);
+	if (r < 0)
+		goto out;
+	{
+		/* what the device will parse must parse here too */
+		struct slotsync_manifest *check = NULL;
+		r = slotsync_manifest_parse((const uint8_t *)manifest, manifest_len, &check, err);
+		slotsync_manifest_free(check);
+		if (r < 0) {
+			slotsync_error_prefix(err, "the manifest would be refused");
+			goto out;
+		}
+	}
+	r = hooks_part(o, &hooks, &hooks_len, err);
+	if (r < 0)
+		goto out;
+	{
+		const uint8_t *parts[3] = { (const uint8_t *)manifest, index, hooks };
+		size_t lens[3] = { manifest_len, index_len, hooks_len };
+		r = signer_write_envelope(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, hooks ? 3 : 2, out, err);
+	}
+out:
+	free(hooks);
+	slotsync_index_free(idx);
+	free(index);
+	free(manifest);
+	return r;
+}
+
+int gen_channel(const struct gen_channel_options *o, const char *out, struct slotsync_error *err)
+{
+	struct slotsync_pointer p = { 0 };
+	uint8_t *bundle = NULL;
+	size_t bundle_len, json_len;
+	char *json = NULL;
+	struct slotsync_envelope *env = NULL;
+	int r;
+
+	if (!o->bundle_url || !o->bundle || !o->expires)
+		return slotsync_error_set(err, -EINVAL, "channel needs --bundle-url, --bundle, --version and --expires");
+	r = io_read_file(o->bundle, SLOTSYNC_BUNDLE_MAX_BYTES, &bundle, &bundle_len, err);
+	if (r < 0)
+		return r;
+	slotsync_digest(SLOTSYNC_DIGEST_SHA256, bundle, bundle_len, p.bundle_sha256);
+	/* a pointer to something that is not a bundle helps no one */
+	r = slotsync_envelope_parse(bundle, bundle_len, SLOTSYNC_ENVELOPE_BUNDLE, &env, err);
+	bundle = NULL; /* owned by the envelope (or freed) now */
+	if (r < 0) {
+		slotsync_error_prefix(err, "%s", o->bundle);
+		goto out;
+	}
+	p.version = o->version;
+	p.expires = o->expires;
+	p.bundle_url = (char *)o->bundle_url;
+	p.bundle_size = bundle_len;
+	p.compatible = (char *)o->compatible;
+	r = slotsync_pointer_serialize(&p, &json, &json_len, err);
+	if (r == 0) {
+		const uint8_t *parts[1] = { (const uint8_t *)json };
+		size_t lens[1] = { json_len };
+		r = signer_write_envelope(&o->signer, SLOTSYNC_ENVELOPE_POINTER, parts, lens, 1, out, err);
+	}
+out:
+	slotsync_envelope_free(env);
+	free(json);
+	return r;
+}

@@ -281,16 +281,17 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 		return r;
 	}
 	state_file(cfg, "state.json", state);
-	r = slotsync_state_load(state, &st, err);
+	r = slotsync_policy_state_load(state, &st, err);
 	if (r == 0)
-		r = slotsync_pointer_check(ptr, st.pointer_version, time(NULL), cfg->compatible[0] ? cfg->compatible : NULL, err);
+		r = slotsync_policy_check_pointer(ptr, st.pointer_version, time(NULL), cfg->compatible[0] ? cfg->compatible : NULL,
+						  err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "channel pointer refused");
 		goto out;
 	}
 	if (ptr->version > st.pointer_version) {
 		st.pointer_version = ptr->version; /* never accept an older one again */
-		r = slotsync_state_save(state, &st, err);
+		r = slotsync_policy_state_save(state, &st, err);
 		if (r < 0)
 			goto out;
 	}
@@ -300,7 +301,7 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 		r = booted;
 		goto out;
 	}
-	r = slotsync_slot_records_load(cfg, slots, err);
+	r = slotsync_install_slot_records_load(cfg, slots, err);
 	if (r < 0)
 		goto out;
 	if (!strcmp(slots[booted].bundle_sha256, sha)) {
@@ -308,7 +309,7 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 			 slots[booted].version);
 		goto out;
 	}
-	if (slotsync_release_failed(cfg, sha, NULL, reason, sizeof(reason))) {
+	if (slotsync_install_release_failed(cfg, sha, NULL, reason, sizeof(reason))) {
 		snprintf(co->result, sizeof(co->result), "pointer %" PRIu64 " names a release that failed here before (%s); not installed again",
 			 ptr->version, reason);
 		goto out;
@@ -412,7 +413,7 @@ static int m_status(sd_bus_message *m, void *ud, sd_bus_error *e)
 	struct agent *a = ud;
 	struct slotsync_error err = { 0 };
 	char *json = NULL;
-	int r = slotsync_status_json(a->cfg, &json, &err);
+	int r = slotsync_install_status_json(a->cfg, &json, &err);
 
 	if (r < 0)
 		return sd_bus_error_setf(e, "org.slotsync.Error.Failed", "%s", slotsync_error_message(&err));

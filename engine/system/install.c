@@ -234,8 +234,8 @@ static int record_save(const struct slotsync_config *cfg, struct slotsync_instal
 
 /* ---- slots.json, failed.json --------------------------------------------- */
 
-int slotsync_slot_records_load(const struct slotsync_config *cfg, struct slotsync_slot_record rec[2],
-			       struct slotsync_error *err)
+int slotsync_install_slot_records_load(const struct slotsync_config *cfg, struct slotsync_slot_record rec[2],
+				       struct slotsync_error *err)
 {
 	char path[PATH_MAX];
 	struct json_object *o, *s;
@@ -287,7 +287,7 @@ static int slot_record_set(const struct slotsync_config *cfg, int slot, const ch
 			   const struct slotsync_install_record *rec, struct slotsync_error *err)
 {
 	struct slotsync_slot_record s[2];
-	int r = slotsync_slot_records_load(cfg, s, err);
+	int r = slotsync_install_slot_records_load(cfg, s, err);
 
 	if (r < 0)
 		return r;
@@ -301,8 +301,8 @@ static int slot_record_set(const struct slotsync_config *cfg, int slot, const ch
 	return slot_records_save(cfg, s, err);
 }
 
-int slotsync_release_failed(const struct slotsync_config *cfg, const char *bundle_sha256, const char *version,
-			    char *reason, size_t reason_len)
+int slotsync_install_release_failed(const struct slotsync_config *cfg, const char *bundle_sha256, const char *version,
+				    char *reason, size_t reason_len)
 {
 	char path[PATH_MAX];
 	struct json_object *o = NULL, *list, *e;
@@ -670,14 +670,14 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	copy_str(rec->version, sizeof(rec->version), c->bundle->manifest->version);
 	rec->security_version = c->bundle->manifest->security_version;
 	rec->bytes_total = c->bundle->manifest->image_size;
-	if (slotsync_release_failed(cfg, rec->bundle_sha256, NULL, reason, sizeof(reason)))
+	if (slotsync_install_release_failed(cfg, rec->bundle_sha256, NULL, reason, sizeof(reason)))
 		return slotsync_error_set(err, -EPERM, "release %s failed on this device before (%s); it is not installed again",
 					  rec->version, reason);
 	state_path(cfg, "state.json", state);
-	r = slotsync_state_load(state, &st, err);
+	r = slotsync_policy_state_load(state, &st, err);
 	if (r < 0)
 		return r;
-	r = slotsync_slot_records_load(cfg, slots, err);
+	r = slotsync_install_slot_records_load(cfg, slots, err);
 	if (r < 0)
 		return r;
 	pol.compatible = cfg->compatible[0] ? cfg->compatible : NULL;
@@ -719,7 +719,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 		slotsync_error_prefix(err, "active slot %s", act->name);
 		return r;
 	}
-	r = slotsync_slot_records_load(cfg, slots, err);
+	r = slotsync_install_slot_records_load(cfg, slots, err);
 	if (r < 0)
 		return r;
 	pathf(seed_index, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->booted);
@@ -1115,13 +1115,13 @@ static int release_good(const struct slotsync_config *cfg, const struct slotsync
 	int r;
 
 	state_path(cfg, "state.json", path);
-	r = slotsync_state_load(path, &st, err);
+	r = slotsync_policy_state_load(path, &st, err);
 	if (r < 0)
 		return r;
 	copy_str(st.installed_version, sizeof(st.installed_version), rec->version);
 	if (rec->security_version > st.security_floor)
 		st.security_floor = rec->security_version;
-	return slotsync_state_save(path, &st, err);
+	return slotsync_policy_state_save(path, &st, err);
 }
 
 int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
@@ -1195,7 +1195,7 @@ int slotsync_install_validate(const struct slotsync_config *cfg, int good, const
 	return 0;
 }
 
-int slotsync_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err)
+int slotsync_install_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err)
 {
 	int settled = 0, booted, r;
 
@@ -1208,7 +1208,7 @@ int slotsync_mark(const struct slotsync_config *cfg, int good, struct slotsync_e
 	r = good ? slotsync_boot_mark_good(&cfg->boot, booted, err) : slotsync_boot_mark_bad(&cfg->boot, booted, err);
 	if (r == 0) {
 		struct slotsync_slot_record s[2];
-		if (slotsync_slot_records_load(cfg, s, err) == 0 && s[booted].status[0])
+		if (slotsync_install_slot_records_load(cfg, s, err) == 0 && s[booted].status[0])
 			r = slot_record_set(cfg, booted, good ? "good" : "bad", NULL, err);
 	}
 	return r;
@@ -1216,7 +1216,7 @@ int slotsync_mark(const struct slotsync_config *cfg, int good, struct slotsync_e
 
 /* ---- status --------------------------------------------------------------- */
 
-int slotsync_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err)
+int slotsync_install_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err)
 {
 	struct json_object *o = json_object_new_object(), *slots = json_object_new_object(), *inst, *f = NULL, *list;
 	struct slotsync_slot_record sr[2];
@@ -1234,7 +1234,7 @@ int slotsync_status_json(const struct slotsync_config *cfg, char **out, struct s
 	json_object_object_add(o, "boot_backend", json_object_new_string(slotsync_boot_backend_name(cfg->boot.backend)));
 	if (!have_boot)
 		json_object_object_add(o, "boot_error", json_object_new_string(slotsync_error_message(&e)));
-	r = slotsync_slot_records_load(cfg, sr, err);
+	r = slotsync_install_slot_records_load(cfg, sr, err);
 	if (r < 0) {
 		json_object_put(o);
 		json_object_put(slots);

@@ -426,53 +426,12 @@ int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct s
 	return r;
 }
 
-struct download {
-	int fd;
-	uint64_t len, max;
-	const char *url;
-	char name[1024];
-};
-
-static void dl_describe(void *ud, size_t job, char *path, size_t cap, size_t *max)
-{
-	struct download *d = ud;
-
-	(void)job;
-	snprintf(path, cap, "%s", d->name);
-	*max = (size_t)d->max;
-}
-
-static int dl_done(void *ud, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
-{
-	struct download *d = ud;
-
-	(void)job;
-	if (io_write_full(d->fd, data, len) < 0)
-		return slotsync_error_set_errno(err, -errno, "cannot save the bundle");
-	d->len = len;
-	return 0;
-}
-
 /* Downloads url (at most max bytes) to path, atomically. */
 int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
 		    struct slotsync_error *err)
 {
 	struct slotsync_fetch_options fo = { 0 };
-	struct slotsync_fetch_stats fs;
-	struct download d = { .url = url, .max = max };
-	char base[1024], tmp[PATH_MAX];
-	const char *slash = strrchr(url, '/');
-	int r;
 
-	if (!slash || slash[1] == '\0' || (size_t)(slash - url) >= sizeof(base))
-		return slotsync_error_set(err, -EINVAL, "bad bundle URL %s", url);
-	snprintf(base, sizeof(base), "%.*s", (int)(slash - url), url);
-	snprintf(d.name, sizeof(d.name), "%s", slash + 1);
-	pathf(tmp, "%s.part", path);
-	d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (d.fd < 0)
-		return slotsync_error_set_errno(err, -errno, "cannot create %s", tmp);
-	fo.base_url = base;
 	fo.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
 	fo.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
 	fo.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
@@ -480,17 +439,7 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
 	fo.max_rate_bps = cfg->max_rate;
 	fo.stall_timeout_s = (long)cfg->stall_timeout;
 	fo.max_attempts = 3; /* a small file: the caller retries later, with backoff */
-	r = slotsync_fetch_run(&fo, 1, (size_t)max, dl_describe, dl_done, NULL, &d, &fs, err);
-	if (r == 0 && fdatasync(d.fd) < 0)
-		r = slotsync_error_set_errno(err, -errno, "cannot write %s", tmp);
-	close(d.fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = slotsync_error_set_errno(err, -errno, "cannot rename %s", tmp);
-	if (r == 0)
-		r = io_fsync_parent(path, err);
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	return slotsync_fetch_file(&fo, url, (size_t)max, path, NULL, NULL, NULL, err);
 }
 
 static int copy_file(const char *from, const char *to, struct slotsync_error *err)

@@ -15,7 +15,8 @@ void system_hex(const uint8_t *d, char out[65]);
 int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct slotsync_error *err);
 
 /* Downloads url (at most max bytes) to path, atomically, with the
- * configuration's TLS settings and rate cap; retries as the fetcher does. */
+ * configuration's TLS settings and rate cap (slotsync_fetch_file; a few
+ * attempts only: the caller tries again later, with backoff). */
 int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
 		    struct slotsync_error *err);
 

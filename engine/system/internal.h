@@ -4,9 +4,11 @@
 #ifndef SLOTSYNC_SYSTEM_INTERNAL_H
 #define SLOTSYNC_SYSTEM_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slotsync/agent.h"
 #include "slotsync/config.h"
 #include "slotsync/error.h"
 #include "slotsync/install.h"
@@ -75,5 +77,56 @@ int system_lock(const struct slotsync_config *cfg, const char *name, const char 
  * its record and the booted slot; 0 if none does; < 0 on an error. */
 int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
 			       struct slotsync_error *err);
+
+/* ---- the agent (agent.c, agent_dbus.c) -------------------------------------- */
+
+struct sd_bus;
+struct sd_event;
+struct sd_event_source;
+
+enum agent_job_kind { AGENT_JOB_POLL, AGENT_JOB_INSTALL };
+
+/* The running agent.  The main thread runs an sd-event loop (D-Bus, the
+ * watchdog, the poll timer, signals); a poll and the install it leads to run on
+ * a worker thread, which hands progress and its result back through an eventfd. */
+struct agent {
+	const struct slotsync_agent_options *o;
+	const struct slotsync_config *cfg;
+	struct sd_event *ev;
+	struct sd_bus *bus;                       /* NULL: not on D-Bus */
+	struct sd_event_source *poll_timer, *wd_timer, *efd_src;
+	int efd;
+	/* the worker */
+	pthread_t worker;
+	int busy;
+	enum agent_job_kind job;
+	char job_source[1024];
+	pthread_mutex_t mu;
+	struct slotsync_install_progress prog;   /* under mu */
+	int have_result;                          /* under mu */
+	int result_rc, result_reboot, result_installed;
+	char result_msg[1024];
+	/* main thread */
+	int failures;
+	char operation[16];
+	char last_error[1024];
+	char last_result[1024];
+	double last_emit;
+	int exit_code;
+};
+
+/* Starts a poll, or an install of source, on the worker thread (the agent
+ * must not be busy): 0, or a negative errno. */
+int agent_start_job(struct agent *a, enum agent_job_kind kind, const char *source);
+
+/* Connects to the bus the options name, offers the installer interface there
+ * and attaches it to a->ev.  On an error the caller closes it again. */
+int agent_dbus_open(struct agent *a, struct slotsync_error *err);
+/* Flushes and drops the connection, if there is one. */
+void agent_dbus_close(struct agent *a);
+/* Tells the bus that the property prop changed (nothing without a bus). */
+void agent_dbus_emit(struct agent *a, const char *prop);
+/* Sends the Completed signal: the job's result (a positive errno, 0) and its message. */
+void agent_dbus_completed(struct agent *a, int rc, const char *msg);
 
 #endif

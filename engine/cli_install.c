@@ -286,7 +286,7 @@ int cli_status(int argc, char **argv)
 	}
 	if (load_config(config, &cfg, "status") < 0)
 		return 1;
-	if (slotsync_status_json(&cfg, &json, &err) < 0) {
+	if (slotsync_install_status_json(&cfg, &json, &err) < 0) {
 		fprintf(stderr, "slotsync status: %s\n", slotsync_error_message(&err));
 		return 1;
 	}
@@ -318,7 +318,7 @@ int cli_mark(int argc, char **argv)
 	}
 	if (load_config(config, &cfg, argv[1]) < 0)
 		return 1;
-	if (slotsync_mark(&cfg, good, &err) < 0) {
+	if (slotsync_install_mark(&cfg, good, &err) < 0) {
 		fprintf(stderr, "slotsync %s: %s\n", argv[1], slotsync_error_message(&err));
 		return 1;
 	}

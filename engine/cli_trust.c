@@ -90,7 +90,7 @@ int cli_verify(int argc, char **argv)
 		fputs("slotsync verify: needs --keyring CA.pem and BUNDLE\n", stderr);
 		return 2;
 	}
-	if (state_path && slotsync_state_load(state_path, &st, &err) < 0)
+	if (state_path && slotsync_policy_state_load(state_path, &st, &err) < 0)
 		goto out;
 	if (!state_path)
 		memset(&st, 0, sizeof(st));
@@ -101,8 +101,8 @@ int cli_verify(int argc, char **argv)
 
 	if (pointer_path) {
 		if (slotsync_pointer_open(pointer_path, keyring, &ptr, &signer, &err) < 0 ||
-		    slotsync_pointer_check(ptr, st.pointer_version, pol.now, pol.compatible, &err) < 0 ||
-		    slotsync_pointer_check_bundle(ptr, argv[optind], &err) < 0)
+		    slotsync_policy_check_pointer(ptr, st.pointer_version, pol.now, pol.compatible, &err) < 0 ||
+		    slotsync_policy_check_pointer_bundle(ptr, argv[optind], &err) < 0)
 			goto out;
 	}
 	if (slotsync_bundle_open(argv[optind], keyring, &b, &err) < 0 || slotsync_policy_check(b->manifest, &pol, &err) < 0)
@@ -112,7 +112,7 @@ int cli_verify(int argc, char **argv)
 		goto out;
 	if (ptr && state_path) {
 		st.pointer_version = ptr->version;
-		if (slotsync_state_save(state_path, &st, &err) < 0)
+		if (slotsync_policy_state_save(state_path, &st, &err) < 0)
 			goto out;
 	}
 	fwrite(b->env->part[0], 1, b->env->part_len[0], stdout);
@@ -163,7 +163,7 @@ int cli_state(int argc, char **argv)
 		fputs("slotsync state: needs --state FILE\n", stderr);
 		return 2;
 	}
-	if (slotsync_state_load(state_path, &st, &err) < 0)
+	if (slotsync_policy_state_load(state_path, &st, &err) < 0)
 		goto fail;
 	if (set_installed || have_raise) {
 		if (set_installed) {
@@ -181,7 +181,7 @@ int cli_state(int argc, char **argv)
 			}
 			st.security_floor = raise;
 		}
-		if (slotsync_state_save(state_path, &st, &err) < 0)
+		if (slotsync_policy_state_save(state_path, &st, &err) < 0)
 			goto fail;
 	}
 	printf("pointer_version: %" PRIu64 "\nsecurity_floor: %" PRIu64 "\ninstalled_version: %s\n", st.pointer_version,

@@ -15,7 +15,7 @@
 
 #define STATE_MAX_BYTES 65536
 
-int slotsync_state_load(const char *path, struct slotsync_state *st, struct slotsync_error *err)
+int slotsync_policy_state_load(const char *path, struct slotsync_state *st, struct slotsync_error *err)
 {
 	struct json_object *root = NULL, *v;
 	uint8_t *buf = NULL;
@@ -71,7 +71,7 @@ out:
 	return r;
 }
 
-int slotsync_state_save(const char *path, const struct slotsync_state *st, struct slotsync_error *err)
+int slotsync_policy_state_save(const char *path, const struct slotsync_state *st, struct slotsync_error *err)
 {
 	struct json_object *root = json_object_new_object();
 	const char *s;
@@ -125,8 +125,8 @@ int slotsync_policy_check(const struct slotsync_manifest *m, const struct slotsy
 	return 0;
 }
 
-int slotsync_pointer_check(const struct slotsync_pointer *ptr, uint64_t last_version, time_t now,
-			   const char *compatible, struct slotsync_error *err)
+int slotsync_policy_check_pointer(const struct slotsync_pointer *ptr, uint64_t last_version, time_t now,
+				  const char *compatible, struct slotsync_error *err)
 {
 	char when[32];
 
@@ -147,8 +147,8 @@ int slotsync_pointer_check(const struct slotsync_pointer *ptr, uint64_t last_ver
 	return 0;
 }
 
-int slotsync_pointer_check_bundle(const struct slotsync_pointer *ptr, const char *bundle_path,
-				  struct slotsync_error *err)
+int slotsync_policy_check_pointer_bundle(const struct slotsync_pointer *ptr, const char *bundle_path,
+					 struct slotsync_error *err)
 {
 	uint8_t *buf = NULL, digest[SLOTSYNC_DIGEST_BYTES];
 	struct stat st;

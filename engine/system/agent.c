@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The agent: see include/slotsync/agent.h, docs/agent.md and docs/dbus.md.
+/* The agent: see include/slotsync/agent.h, docs/install.md and docs/dbus.md.
  *
  * Threads: the main thread runs an sd-event loop (D-Bus, the watchdog, the
  * poll timer, signals); a poll and the install it leads to run on a worker
- * thread, which hands progress and its result back through an eventfd.
+ * thread, which hands progress and its result back through an eventfd.  This
+ * file holds the validation at start, the poll, the worker and the loop; the
+ * D-Bus interface is in agent_dbus.c.
  */
 #include "slotsync/agent.h"
 
@@ -20,7 +22,6 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
@@ -35,38 +36,7 @@
 #include "slotsync/log.h"
 #include "slotsync/policy.h"
 
-#define DBUS_NAME "org.slotsync.Installer1"
-#define DBUS_PATH "/org/slotsync/Installer1"
-#define DBUS_IFACE "org.slotsync.Installer1"
 #define BACKOFF_MIN_S 5.0
-
-enum job_kind { JOB_POLL, JOB_INSTALL };
-
-struct agent {
-	const struct slotsync_agent_options *o;
-	const struct slotsync_config *cfg;
-	sd_event *ev;
-	sd_bus *bus;
-	sd_event_source *poll_timer, *wd_timer, *efd_src;
-	int efd;
-	/* the worker */
-	pthread_t worker;
-	int busy;
-	enum job_kind job;
-	char job_source[1024];
-	pthread_mutex_t mu;
-	struct slotsync_install_progress prog;   /* under mu */
-	int have_result;                          /* under mu */
-	int result_rc, result_reboot, result_installed;
-	char result_msg[1024];
-	/* main thread */
-	int failures;
-	char operation[16];
-	char last_error[1024];
-	char last_result[1024];
-	double last_emit;
-	int exit_code;
-};
 
 static double mono(void)
 {
@@ -81,12 +51,6 @@ static double jitter(double max_s)
 	return max_s > 0 ? (double)arc4random_uniform((uint32_t)(max_s * 1000.0) + 1) / 1000.0 : 0;
 }
 
-static void state_file(const struct slotsync_config *cfg, const char *name, char out[PATH_MAX])
-{
-	if (snprintf(out, PATH_MAX, "%s/%s", cfg->state_dir, name) >= PATH_MAX)
-		out[0] = '\0';
-}
-
 /* agent.json: what the last poll found, for slotsync status. */
 static void save_agent_state(const struct slotsync_config *cfg, const char *result, const char *error, double next_in)
 {
@@ -99,7 +63,7 @@ static void save_agent_state(const struct slotsync_config *cfg, const char *resu
 	json_object_object_add(o, "error", json_object_new_string(error ? error : ""));
 	if (next_in >= 0)
 		json_object_object_add(o, "next_poll", json_object_new_int64((int64_t)time(NULL) + (int64_t)next_in));
-	state_file(cfg, "agent.json", path);
+	system_state_path(cfg, "agent.json", path);
 	if (system_json_save(path, o, &err) < 0)
 		slotsync_log_error("%s", slotsync_error_message(&err));
 	json_object_put(o);
@@ -271,7 +235,7 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 
 	if (!cfg->channel[0])
 		return slotsync_error_set(err, -EINVAL, "%s: [update] channel = is not set", cfg->path);
-	state_file(cfg, "channel.pointer", path);
+	system_state_path(cfg, "channel.pointer", path);
 	r = system_download(cfg, cfg->channel, SLOTSYNC_POINTER_MAX_BYTES, path, err);
 	if (r < 0)
 		return r;
@@ -280,17 +244,18 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 		slotsync_error_prefix(err, "channel pointer");
 		return r;
 	}
-	state_file(cfg, "state.json", state);
-	r = slotsync_state_load(state, &st, err);
+	system_state_path(cfg, "state.json", state);
+	r = slotsync_policy_state_load(state, &st, err);
 	if (r == 0)
-		r = slotsync_pointer_check(ptr, st.pointer_version, time(NULL), cfg->compatible[0] ? cfg->compatible : NULL, err);
+		r = slotsync_policy_check_pointer(ptr, st.pointer_version, time(NULL), cfg->compatible[0] ? cfg->compatible : NULL,
+						  err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "channel pointer refused");
 		goto out;
 	}
 	if (ptr->version > st.pointer_version) {
 		st.pointer_version = ptr->version; /* never accept an older one again */
-		r = slotsync_state_save(state, &st, err);
+		r = slotsync_policy_state_save(state, &st, err);
 		if (r < 0)
 			goto out;
 	}
@@ -300,7 +265,7 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 		r = booted;
 		goto out;
 	}
-	r = slotsync_slot_records_load(cfg, slots, err);
+	r = slotsync_install_slot_records_load(cfg, slots, err);
 	if (r < 0)
 		goto out;
 	if (!strcmp(slots[booted].bundle_sha256, sha)) {
@@ -308,7 +273,7 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 			 slots[booted].version);
 		goto out;
 	}
-	if (slotsync_release_failed(cfg, sha, NULL, reason, sizeof(reason))) {
+	if (slotsync_install_release_failed(cfg, sha, NULL, reason, sizeof(reason))) {
 		snprintf(co->result, sizeof(co->result), "pointer %" PRIu64 " names a release that failed here before (%s); not installed again",
 			 ptr->version, reason);
 		goto out;
@@ -335,7 +300,7 @@ static int cycle(struct agent *a, struct cycle_out *co, struct slotsync_error *e
 	struct slotsync_error e = { 0 };
 
 	memset(co, 0, sizeof(*co));
-	if (a->job == JOB_INSTALL)
+	if (a->job == AGENT_JOB_INSTALL)
 		return do_install(a, a->job_source, NULL, 0, co, err);
 	if (slotsync_install_record_load(a->cfg, &rec, &e) == 0 && rec.step > SLOTSYNC_STEP_NONE &&
 	    rec.step < SLOTSYNC_STEP_REBOOT) {
@@ -385,146 +350,14 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* ---- D-Bus ---------------------------------------------------------------- */
-
-static int start_job(struct agent *a, enum job_kind kind, const char *source);
-
-static int m_install(sd_bus_message *m, void *ud, sd_bus_error *e)
-{
-	struct agent *a = ud;
-	const char *source;
-	int r = sd_bus_message_read(m, "s", &source);
-
-	if (r < 0)
-		return r;
-	if (a->busy)
-		return sd_bus_error_setf(e, "org.slotsync.Error.Busy", "an install or poll is running (%s)", a->operation);
-	if (!*source)
-		return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "no bundle given");
-	r = start_job(a, JOB_INSTALL, source);
-	if (r < 0)
-		return sd_bus_error_set_errno(e, r);
-	return sd_bus_reply_method_return(m, "");
-}
-
-static int m_status(sd_bus_message *m, void *ud, sd_bus_error *e)
-{
-	struct agent *a = ud;
-	struct slotsync_error err = { 0 };
-	char *json = NULL;
-	int r = slotsync_status_json(a->cfg, &json, &err);
-
-	if (r < 0)
-		return sd_bus_error_setf(e, "org.slotsync.Error.Failed", "%s", slotsync_error_message(&err));
-	r = sd_bus_reply_method_return(m, "s", json);
-	free(json);
-	return r;
-}
-
-static int m_poll(sd_bus_message *m, void *ud, sd_bus_error *e)
-{
-	struct agent *a = ud;
-	int r;
-
-	if (a->busy)
-		return sd_bus_error_setf(e, "org.slotsync.Error.Busy", "an install or poll is running (%s)", a->operation);
-	r = start_job(a, JOB_POLL, NULL);
-	if (r < 0)
-		return sd_bus_error_set_errno(e, r);
-	return sd_bus_reply_method_return(m, "");
-}
-
-static int p_operation(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-		       void *ud, sd_bus_error *e)
-{
-	struct agent *a = ud;
-	return sd_bus_message_append(reply, "s", a->operation);
-}
-
-static int p_last_error(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-			void *ud, sd_bus_error *e)
-{
-	struct agent *a = ud;
-	return sd_bus_message_append(reply, "s", a->last_error);
-}
-
-static int p_progress(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-		      void *ud, sd_bus_error *e)
-{
-	struct agent *a = ud;
-	struct slotsync_install_progress p;
-
-	pthread_mutex_lock(&a->mu);
-	p = a->prog;
-	pthread_mutex_unlock(&a->mu);
-	return sd_bus_message_append(reply, "(stttt)", slotsync_install_step_name(p.step), p.bytes_done, p.bytes_total,
-				     p.bytes_fetched, p.bytes_from_seed);
-}
-
-static int p_booted(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
-		    void *ud, sd_bus_error *e)
-{
-	struct agent *a = ud;
-	struct slotsync_error err = { 0 };
-	int b = slotsync_boot_booted(&a->cfg->boot, &err);
-	return sd_bus_message_append(reply, "s", b == 0 ? "A" : b == 1 ? "B" : "");
-}
-
-static const sd_bus_vtable installer_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	SD_BUS_METHOD("Install", "s", "", m_install, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("Poll", "", "", m_poll, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("Status", "", "s", m_status, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_PROPERTY("Operation", "s", p_operation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("LastError", "s", p_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("Progress", "(stttt)", p_progress, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("BootedSlot", "s", p_booted, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_SIGNAL("Completed", "is", 0),
-	SD_BUS_VTABLE_END,
-};
-
-static void emit(struct agent *a, const char *prop)
-{
-	if (a->bus)
-		sd_bus_emit_properties_changed(a->bus, DBUS_PATH, DBUS_IFACE, prop, NULL);
-}
+/* ---- the loop ------------------------------------------------------------- */
 
 static void set_operation(struct agent *a, const char *op)
 {
 	snprintf(a->operation, sizeof(a->operation), "%s", op);
-	emit(a, "Operation");
+	agent_dbus_emit(a, "Operation");
 	sd_notifyf(0, "STATUS=%s", op);
 }
-
-static int open_bus(struct agent *a, struct slotsync_error *err)
-{
-	int r;
-
-	if (a->o->dbus == 1)
-		r = sd_bus_open_system(&a->bus);
-	else {
-		r = sd_bus_new(&a->bus);
-		if (r >= 0)
-			r = sd_bus_set_address(a->bus, a->o->dbus_address);
-		if (r >= 0)
-			r = sd_bus_set_bus_client(a->bus, 1);
-		if (r >= 0)
-			r = sd_bus_start(a->bus);
-	}
-	if (r < 0)
-		return slotsync_error_set_errno(err, r, "cannot connect to D-Bus%s%s", a->o->dbus == 2 ? " at " : "",
-						a->o->dbus == 2 ? a->o->dbus_address : "");
-	r = sd_bus_add_object_vtable(a->bus, NULL, DBUS_PATH, DBUS_IFACE, installer_vtable, a);
-	if (r >= 0)
-		r = sd_bus_request_name(a->bus, DBUS_NAME, 0);
-	if (r >= 0)
-		r = sd_bus_attach_event(a->bus, a->ev, 0);
-	if (r < 0)
-		return slotsync_error_set_errno(err, r, "cannot offer %s on D-Bus", DBUS_NAME);
-	return 0;
-}
-
-/* ---- the loop ------------------------------------------------------------- */
 
 static void schedule_poll(struct agent *a, double in_s)
 {
@@ -560,7 +393,7 @@ static double backoff(struct agent *a)
 	return d * 0.5 + jitter(d); /* 0.5 to 1.5 times: retries of a fleet spread out */
 }
 
-static int start_job(struct agent *a, enum job_kind kind, const char *source)
+int agent_start_job(struct agent *a, enum agent_job_kind kind, const char *source)
 {
 	int r;
 
@@ -571,7 +404,7 @@ static int start_job(struct agent *a, enum job_kind kind, const char *source)
 	if (r != 0)
 		return -r;
 	a->busy = 1;
-	set_operation(a, kind == JOB_INSTALL ? "installing" : "polling");
+	set_operation(a, kind == AGENT_JOB_INSTALL ? "installing" : "polling");
 	return 0;
 }
 
@@ -588,7 +421,7 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *ud)
 		schedule_poll(a, 0);
 		return 0;
 	}
-	if (start_job(a, JOB_POLL, NULL) < 0)
+	if (agent_start_job(a, AGENT_JOB_POLL, NULL) < 0)
 		schedule_poll(a, backoff(a));
 	return 0;
 }
@@ -629,9 +462,8 @@ static void job_finished(struct agent *a)
 		a->last_error[0] = '\0';
 		slotsync_log_info("%s", msg);
 	}
-	emit(a, "LastError");
-	if (a->bus)
-		sd_bus_emit_signal(a->bus, DBUS_PATH, DBUS_IFACE, "Completed", "is", rc < 0 ? -rc : 0, msg);
+	agent_dbus_emit(a, "LastError");
+	agent_dbus_completed(a, rc, msg);
 	set_operation(a, "idle");
 	if (installed) {
 		if (slotsync_install_reboot_requested(a->cfg, &err) < 0 || request_reboot(a->cfg, &err) < 0) {
@@ -669,7 +501,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		set_operation(a, "installing");
 	if (t - a->last_emit >= 0.5 || done) {
 		a->last_emit = t;
-		emit(a, "Progress");
+		agent_dbus_emit(a, "Progress");
 	}
 	if (done)
 		job_finished(a);
@@ -731,12 +563,11 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 	if (o->dbus) {
 		/* D-Bus is an interface to the agent, not a part of updating: without
 		 * a bus the device still updates itself */
-		r = open_bus(&a, err);
+		r = agent_dbus_open(&a, err);
 		if (r < 0) {
 			slotsync_log_warning("%s; going on without D-Bus", slotsync_error_message(err));
 			memset(err, 0, sizeof(*err));
-			sd_bus_flush_close_unref(a.bus);
-			a.bus = NULL;
+			agent_dbus_close(&a);
 		}
 	}
 	if (sd_watchdog_enabled(0, &wd) > 0 && wd > 0) {
@@ -770,8 +601,7 @@ out:
 	sd_event_source_unref(a.poll_timer);
 	sd_event_source_unref(a.wd_timer);
 	sd_event_source_unref(a.efd_src);
-	if (a.bus)
-		sd_bus_flush_close_unref(a.bus);
+	agent_dbus_close(&a);
 	sd_event_unref(a.ev);
 	if (a.efd >= 0)
 		close(a.efd);

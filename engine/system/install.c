@@ -1,19 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The whole install as one resumable state machine: see
- * include/slotsync/install.h and docs/install.md. */
+ * include/slotsync/install.h and docs/install.md.  This file runs the steps
+ * (verify, the hooks, assemble, verify-slot, migrate-data, switch) and drops
+ * or hands on an install (abort, reboot requested); the records it keeps are
+ * in install_state.c, what happens after the reboot in install_status.c. */
 #include "slotsync/install.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <openssl/evp.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,353 +29,12 @@
 #include "slotsync/policy.h"
 #include "slotsync/slot.h"
 
-static const char *const step_names[SLOTSYNC_STEP_COUNT] = {
-	"none",	  "verify", "pre-install", "assemble", "verify-slot", "migrate-data",
-	"post-install", "switch", "reboot",	"validate", "done",	   "failed",
-};
-
-const char *slotsync_install_step_name(enum slotsync_install_step s)
-{
-	return (unsigned)s < SLOTSYNC_STEP_COUNT ? step_names[s] : "?";
-}
-
-static int step_parse(const char *s)
-{
-	for (int i = 0; i < SLOTSYNC_STEP_COUNT; i++)
-		if (!strcmp(s, step_names[i]))
-			return i;
-	return -1;
-}
-
-/* Paths in the state folder (the configuration keeps its name short enough). */
-__attribute__((format(printf, 2, 3))) static void pathf(char out[PATH_MAX], const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, PATH_MAX, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n >= PATH_MAX)
-		out[0] = '\0';
-}
-
-static void state_path(const struct slotsync_config *cfg, const char *name, char out[PATH_MAX])
-{
-	pathf(out, "%s/%s", cfg->state_dir, name);
-}
-
 static double mono(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- JSON files ----------------------------------------------------------- */
-
-int system_json_load(const char *path, struct json_object **out, struct slotsync_error *err)
-{
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	struct json_tokener *tok;
-	int r = io_read_file(path, 1u << 20, &buf, &len, err);
-
-	*out = NULL;
-	if (r < 0)
-		return r;
-	tok = json_tokener_new();
-	*out = tok ? json_tokener_parse_ex(tok, (const char *)buf, (int)len) : NULL;
-	if (*out && json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(*out);
-		*out = NULL;
-	}
-	json_tokener_free(tok);
-	free(buf);
-	if (!*out || !json_object_is_type(*out, json_type_object)) {
-		json_object_put(*out);
-		*out = NULL;
-		return slotsync_error_set(err, -EBADMSG, "%s is not a JSON object (damaged?)", path);
-	}
-	return 0;
-}
-
-int system_json_save(const char *path, struct json_object *o, struct slotsync_error *err)
-{
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-	size_t n = strlen(s);
-	char *buf = malloc(n + 2);
-	int r;
-
-	if (!buf)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	memcpy(buf, s, n);
-	buf[n] = '\n';
-	r = io_write_file_atomic(path, buf, n + 1, err);
-	free(buf);
-	return r;
-}
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-												 : "";
-}
-
-static uint64_t ju64(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) ? (uint64_t)json_object_get_int64(v) : 0;
-}
-
-static void copy_str(char *dst, size_t size, const char *src)
-{
-	if (snprintf(dst, size, "%s", src ? src : "") >= (int)size)
-		dst[size - 1] = '\0'; /* cut: only ever messages */
-}
-
-/* ---- the install journal --------------------------------------------------- */
-
-int slotsync_install_record_load(const struct slotsync_config *cfg, struct slotsync_install_record *rec,
-				 struct slotsync_error *err)
-{
-	char path[PATH_MAX];
-	struct json_object *o, *secs;
-	int step;
-
-	memset(rec, 0, sizeof(*rec));
-	state_path(cfg, "install.json", path);
-	if (access(path, F_OK) < 0 && errno == ENOENT)
-		return -ENOENT;
-	if (system_json_load(path, &o, err) < 0)
-		return -EBADMSG;
-	step = step_parse(jstr(o, "step"));
-	if (step < 0 || (strcmp(jstr(o, "target"), "A") && strcmp(jstr(o, "target"), "B"))) {
-		json_object_put(o);
-		return slotsync_error_set(err, -EBADMSG, "%s: no valid step or target (damaged?)", path);
-	}
-	rec->step = (enum slotsync_install_step)step;
-	rec->target = jstr(o, "target")[0] - 'A';
-	copy_str(rec->source, sizeof(rec->source), jstr(o, "source"));
-	copy_str(rec->bundle_sha256, sizeof(rec->bundle_sha256), jstr(o, "bundle_sha256"));
-	copy_str(rec->version, sizeof(rec->version), jstr(o, "version"));
-	copy_str(rec->header_uuid, sizeof(rec->header_uuid), jstr(o, "header_uuid"));
-	copy_str(rec->data_header_uuid, sizeof(rec->data_header_uuid), jstr(o, "data_header_uuid"));
-	copy_str(rec->error, sizeof(rec->error), jstr(o, "error"));
-	rec->security_version = ju64(o, "security_version");
-	rec->started = (time_t)ju64(o, "started");
-	rec->updated = (time_t)ju64(o, "updated");
-	rec->bytes_total = ju64(o, "bytes_total");
-	rec->bytes_done = ju64(o, "bytes_done");
-	rec->bytes_fetched = ju64(o, "bytes_fetched");
-	rec->bytes_from_seed = ju64(o, "bytes_from_seed");
-	rec->error_final = rec->step == SLOTSYNC_STEP_FAILED;
-	if (json_object_object_get_ex(o, "seconds", &secs) && json_object_is_type(secs, json_type_object))
-		for (int i = 0; i < SLOTSYNC_STEP_COUNT; i++) {
-			struct json_object *v;
-			if (json_object_object_get_ex(secs, step_names[i], &v))
-				rec->seconds[i] = json_object_get_double(v);
-		}
-	json_object_put(o);
-	return 0;
-}
-
-static struct json_object *record_json(const struct slotsync_install_record *rec)
-{
-	struct json_object *o = json_object_new_object(), *secs = json_object_new_object();
-	char t[2] = { (char)('A' + rec->target), '\0' };
-
-	json_object_object_add(o, "format", json_object_new_int(1));
-	json_object_object_add(o, "step", json_object_new_string(step_names[rec->step]));
-	json_object_object_add(o, "source", json_object_new_string(rec->source));
-	json_object_object_add(o, "bundle_sha256", json_object_new_string(rec->bundle_sha256));
-	json_object_object_add(o, "version", json_object_new_string(rec->version));
-	json_object_object_add(o, "security_version", json_object_new_int64((int64_t)rec->security_version));
-	json_object_object_add(o, "target", json_object_new_string(t));
-	json_object_object_add(o, "header_uuid", json_object_new_string(rec->header_uuid));
-	json_object_object_add(o, "data_header_uuid", json_object_new_string(rec->data_header_uuid));
-	json_object_object_add(o, "started", json_object_new_int64((int64_t)rec->started));
-	json_object_object_add(o, "updated", json_object_new_int64((int64_t)rec->updated));
-	json_object_object_add(o, "bytes_total", json_object_new_int64((int64_t)rec->bytes_total));
-	json_object_object_add(o, "bytes_done", json_object_new_int64((int64_t)rec->bytes_done));
-	json_object_object_add(o, "bytes_fetched", json_object_new_int64((int64_t)rec->bytes_fetched));
-	json_object_object_add(o, "bytes_from_seed", json_object_new_int64((int64_t)rec->bytes_from_seed));
-	json_object_object_add(o, "error", json_object_new_string(rec->error));
-	for (int i = SLOTSYNC_STEP_VERIFY; i < SLOTSYNC_STEP_DONE; i++)
-		if (rec->seconds[i] > 0)
-			json_object_object_add(secs, step_names[i], json_object_new_double(rec->seconds[i]));
-	json_object_object_add(o, "seconds", secs);
-	return o;
-}
-
-static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int record_save(const struct slotsync_config *cfg, struct slotsync_install_record *rec,
-		       struct slotsync_error *err)
-{
-	char path[PATH_MAX];
-	struct json_object *o;
-	int r;
-
-	pthread_mutex_lock(&record_lock);
-	rec->updated = time(NULL);
-	o = record_json(rec);
-	state_path(cfg, "install.json", path);
-	r = system_json_save(path, o, err);
-	json_object_put(o);
-	pthread_mutex_unlock(&record_lock);
-	return r;
-}
-
-/* ---- slots.json, failed.json --------------------------------------------- */
-
-int slotsync_slot_records_load(const struct slotsync_config *cfg, struct slotsync_slot_record rec[2],
-			       struct slotsync_error *err)
-{
-	char path[PATH_MAX];
-	struct json_object *o, *s;
-
-	memset(rec, 0, 2 * sizeof(*rec));
-	state_path(cfg, "slots.json", path);
-	if (access(path, F_OK) < 0 && errno == ENOENT)
-		return 0;
-	if (system_json_load(path, &o, err) < 0)
-		return -EBADMSG;
-	for (int i = 0; i < 2; i++) {
-		const char name[2] = { (char)('A' + i), '\0' };
-		if (!json_object_object_get_ex(o, name, &s) || !json_object_is_type(s, json_type_object))
-			continue;
-		copy_str(rec[i].status, sizeof(rec[i].status), jstr(s, "status"));
-		copy_str(rec[i].version, sizeof(rec[i].version), jstr(s, "version"));
-		copy_str(rec[i].bundle_sha256, sizeof(rec[i].bundle_sha256), jstr(s, "bundle_sha256"));
-		rec[i].security_version = ju64(s, "security_version");
-		rec[i].installed = (time_t)ju64(s, "installed");
-	}
-	json_object_put(o);
-	return 0;
-}
-
-static int slot_records_save(const struct slotsync_config *cfg, const struct slotsync_slot_record rec[2],
-			     struct slotsync_error *err)
-{
-	char path[PATH_MAX];
-	struct json_object *o = json_object_new_object();
-	int r;
-
-	for (int i = 0; i < 2; i++) {
-		const char name[2] = { (char)('A' + i), '\0' };
-		struct json_object *s = json_object_new_object();
-		json_object_object_add(s, "status", json_object_new_string(rec[i].status));
-		json_object_object_add(s, "version", json_object_new_string(rec[i].version));
-		json_object_object_add(s, "bundle_sha256", json_object_new_string(rec[i].bundle_sha256));
-		json_object_object_add(s, "security_version", json_object_new_int64((int64_t)rec[i].security_version));
-		json_object_object_add(s, "installed", json_object_new_int64((int64_t)rec[i].installed));
-		json_object_object_add(o, name, s);
-	}
-	state_path(cfg, "slots.json", path);
-	r = system_json_save(path, o, err);
-	json_object_put(o);
-	return r;
-}
-
-static int slot_record_set(const struct slotsync_config *cfg, int slot, const char *status,
-			   const struct slotsync_install_record *rec, struct slotsync_error *err)
-{
-	struct slotsync_slot_record s[2];
-	int r = slotsync_slot_records_load(cfg, s, err);
-
-	if (r < 0)
-		return r;
-	copy_str(s[slot].status, sizeof(s[slot].status), status);
-	if (rec) {
-		copy_str(s[slot].version, sizeof(s[slot].version), rec->version);
-		copy_str(s[slot].bundle_sha256, sizeof(s[slot].bundle_sha256), rec->bundle_sha256);
-		s[slot].security_version = rec->security_version;
-		s[slot].installed = time(NULL);
-	}
-	return slot_records_save(cfg, s, err);
-}
-
-int slotsync_release_failed(const struct slotsync_config *cfg, const char *bundle_sha256, const char *version,
-			    char *reason, size_t reason_len)
-{
-	char path[PATH_MAX];
-	struct json_object *o = NULL, *list, *e;
-	struct slotsync_error err = { 0 };
-	int found = 0;
-
-	state_path(cfg, "failed.json", path);
-	if (access(path, F_OK) < 0 || system_json_load(path, &o, &err) < 0)
-		return 0;
-	if (json_object_object_get_ex(o, "releases", &list) && json_object_is_type(list, json_type_array))
-		for (size_t i = 0; !found && i < json_object_array_length(list); i++) {
-			e = json_object_array_get_idx(list, i);
-			if ((bundle_sha256 && *bundle_sha256 && !strcmp(jstr(e, "bundle_sha256"), bundle_sha256)) ||
-			    (version && *version && !strcmp(jstr(e, "version"), version))) {
-				found = 1;
-				if (reason)
-					snprintf(reason, reason_len, "%s", jstr(e, "reason"));
-			}
-		}
-	json_object_put(o);
-	return found;
-}
-
-static int release_failed_add(const struct slotsync_config *cfg, const struct slotsync_install_record *rec,
-			      const char *reason, struct slotsync_error *err)
-{
-	char path[PATH_MAX];
-	struct json_object *o = NULL, *list, *e;
-	int r;
-
-	state_path(cfg, "failed.json", path);
-	if (access(path, F_OK) < 0 || system_json_load(path, &o, err) < 0) {
-		o = json_object_new_object();
-		if (err)
-			memset(err, 0, sizeof(*err));
-	}
-	if (!json_object_object_get_ex(o, "releases", &list) || !json_object_is_type(list, json_type_array)) {
-		list = json_object_new_array();
-		json_object_object_add(o, "releases", list);
-	}
-	e = json_object_new_object();
-	json_object_object_add(e, "version", json_object_new_string(rec->version));
-	json_object_object_add(e, "bundle_sha256", json_object_new_string(rec->bundle_sha256));
-	json_object_object_add(e, "reason", json_object_new_string(reason));
-	json_object_object_add(e, "when", json_object_new_int64((int64_t)time(NULL)));
-	json_object_array_add(list, e);
-	r = system_json_save(path, o, err);
-	json_object_put(o);
-	return r;
-}
-
-/* ---- the lock --------------------------------------------------------------- */
-
-int system_lock(const struct slotsync_config *cfg, const char *name, const char *holder, struct slotsync_error *err)
-{
-	char path[PATH_MAX], pid[32] = "";
-	int fd, n;
-
-	state_path(cfg, name, path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return slotsync_error_set_errno(err, -errno, "cannot open %s", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		close(fd);
-		return slotsync_error_set(err, -EBUSY, "%s is running (process %s); it holds %s", holder, pid[0] ? pid : "?",
-					  path);
-	}
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == 0)
-		(void)!pwrite(fd, pid, (size_t)n, 0);
-	return fd;
 }
 
 /* ---- helpers for the steps ------------------------------------------------ */
@@ -426,53 +84,12 @@ int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct s
 	return r;
 }
 
-struct download {
-	int fd;
-	uint64_t len, max;
-	const char *url;
-	char name[1024];
-};
-
-static void dl_describe(void *ud, size_t job, char *path, size_t cap, size_t *max)
-{
-	struct download *d = ud;
-
-	(void)job;
-	snprintf(path, cap, "%s", d->name);
-	*max = (size_t)d->max;
-}
-
-static int dl_done(void *ud, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
-{
-	struct download *d = ud;
-
-	(void)job;
-	if (io_write_full(d->fd, data, len) < 0)
-		return slotsync_error_set_errno(err, -errno, "cannot save the bundle");
-	d->len = len;
-	return 0;
-}
-
 /* Downloads url (at most max bytes) to path, atomically. */
 int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
 		    struct slotsync_error *err)
 {
 	struct slotsync_fetch_options fo = { 0 };
-	struct slotsync_fetch_stats fs;
-	struct download d = { .url = url, .max = max };
-	char base[1024], tmp[PATH_MAX];
-	const char *slash = strrchr(url, '/');
-	int r;
 
-	if (!slash || slash[1] == '\0' || (size_t)(slash - url) >= sizeof(base))
-		return slotsync_error_set(err, -EINVAL, "bad bundle URL %s", url);
-	snprintf(base, sizeof(base), "%.*s", (int)(slash - url), url);
-	snprintf(d.name, sizeof(d.name), "%s", slash + 1);
-	pathf(tmp, "%s.part", path);
-	d.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (d.fd < 0)
-		return slotsync_error_set_errno(err, -errno, "cannot create %s", tmp);
-	fo.base_url = base;
 	fo.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
 	fo.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
 	fo.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
@@ -480,17 +97,7 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
 	fo.max_rate_bps = cfg->max_rate;
 	fo.stall_timeout_s = (long)cfg->stall_timeout;
 	fo.max_attempts = 3; /* a small file: the caller retries later, with backoff */
-	r = slotsync_fetch_run(&fo, 1, (size_t)max, dl_describe, dl_done, NULL, &d, &fs, err);
-	if (r == 0 && fdatasync(d.fd) < 0)
-		r = slotsync_error_set_errno(err, -errno, "cannot write %s", tmp);
-	close(d.fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = slotsync_error_set_errno(err, -errno, "cannot rename %s", tmp);
-	if (r == 0)
-		r = io_fsync_parent(path, err);
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	return slotsync_fetch_file(&fo, url, (size_t)max, path, NULL, NULL, NULL, err);
 }
 
 static int copy_file(const char *from, const char *to, struct slotsync_error *err)
@@ -557,7 +164,7 @@ static void on_assemble(void *ud, const struct slotsync_assemble_stats *st)
 	c->rec->bytes_from_seed = st->bytes_from_seed;
 	if (t - c->last_save >= 2.0) {
 		c->last_save = t;
-		(void)record_save(c->cfg, c->rec, &ignored);
+		(void)system_record_save(c->cfg, c->rec, &ignored);
 	}
 	report(c);
 }
@@ -567,8 +174,8 @@ static int record_header_uuid(void *ud, const char *uuid, struct slotsync_error 
 	struct run_ctx *c = ud;
 
 	if (uuid != c->rec->header_uuid)
-		copy_str(c->rec->header_uuid, sizeof(c->rec->header_uuid), uuid);
-	return record_save(c->cfg, c->rec, err);
+		system_copy_str(c->rec->header_uuid, sizeof(c->rec->header_uuid), uuid);
+	return system_record_save(c->cfg, c->rec, err);
 }
 
 static int record_data_uuid(void *ud, const char *uuid, struct slotsync_error *err)
@@ -576,8 +183,8 @@ static int record_data_uuid(void *ud, const char *uuid, struct slotsync_error *e
 	struct run_ctx *c = ud;
 
 	if (uuid != c->rec->data_header_uuid)
-		copy_str(c->rec->data_header_uuid, sizeof(c->rec->data_header_uuid), uuid);
-	return record_save(c->cfg, c->rec, err);
+		system_copy_str(c->rec->data_header_uuid, sizeof(c->rec->data_header_uuid), uuid);
+	return system_record_save(c->cfg, c->rec, err);
 }
 
 static int open_target(struct run_ctx *c, struct slotsync_error *err)
@@ -597,7 +204,7 @@ static int open_target(struct run_ctx *c, struct slotsync_error *err)
 	}
 	if (formatted) {
 		/* nothing the assembly journal says of this slot holds any more */
-		state_path(c->cfg, "install.journal", journal);
+		system_state_path(c->cfg, "install.journal", journal);
 		unlink(journal);
 	}
 	return 0;
@@ -616,10 +223,10 @@ static int run_bundle_hook(struct run_ctx *c, const char *kind, const char *name
 
 	if (!h)
 		return slotsync_error_set(err, -ENOENT, "the bundle lacks its %s hook %s", kind, name);
-	state_path(c->cfg, "hooks", dir);
+	system_state_path(c->cfg, "hooks", dir);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return slotsync_error_set_errno(err, -errno, "cannot create %s", dir);
-	pathf(path, "%s/%s", dir, name);
+	system_pathf(path, "%s/%s", dir, name);
 	unlink(path);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
 	if (fd < 0)
@@ -657,7 +264,7 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	uint8_t d[32];
 	int r;
 
-	state_path(cfg, "install.bundle", path);
+	system_state_path(cfg, "install.bundle", path);
 	r = system_sha256_path(path, 0, d, err);
 	if (r < 0)
 		return r;
@@ -667,17 +274,17 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	r = slotsync_bundle_open(path, cfg->keyring, &c->bundle, err);
 	if (r < 0)
 		return r;
-	copy_str(rec->version, sizeof(rec->version), c->bundle->manifest->version);
+	system_copy_str(rec->version, sizeof(rec->version), c->bundle->manifest->version);
 	rec->security_version = c->bundle->manifest->security_version;
 	rec->bytes_total = c->bundle->manifest->image_size;
-	if (slotsync_release_failed(cfg, rec->bundle_sha256, NULL, reason, sizeof(reason)))
+	if (slotsync_install_release_failed(cfg, rec->bundle_sha256, NULL, reason, sizeof(reason)))
 		return slotsync_error_set(err, -EPERM, "release %s failed on this device before (%s); it is not installed again",
 					  rec->version, reason);
-	state_path(cfg, "state.json", state);
-	r = slotsync_state_load(state, &st, err);
+	system_state_path(cfg, "state.json", state);
+	r = slotsync_policy_state_load(state, &st, err);
 	if (r < 0)
 		return r;
-	r = slotsync_slot_records_load(cfg, slots, err);
+	r = slotsync_install_slot_records_load(cfg, slots, err);
 	if (r < 0)
 		return r;
 	pol.compatible = cfg->compatible[0] ? cfg->compatible : NULL;
@@ -691,7 +298,7 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	r = slotsync_policy_check(c->bundle->manifest, &pol, err);
 	if (r < 0)
 		return r;
-	state_path(cfg, "install.caibx", path);
+	system_state_path(cfg, "install.caibx", path);
 	return io_write_file_atomic(path, c->bundle->index, c->bundle->index_len, err);
 }
 
@@ -707,7 +314,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	const char *seeds[1];
 	int r;
 
-	r = slot_record_set(cfg, c->rec->target, "writing", NULL, err);
+	r = system_slot_record_set(cfg, c->rec->target, "writing", NULL, err);
 	if (r < 0)
 		return r;
 	r = open_target(c, err);
@@ -719,18 +326,18 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 		slotsync_error_prefix(err, "active slot %s", act->name);
 		return r;
 	}
-	r = slotsync_slot_records_load(cfg, slots, err);
+	r = slotsync_install_slot_records_load(cfg, slots, err);
 	if (r < 0)
 		return r;
-	pathf(seed_index, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->booted);
+	system_pathf(seed_index, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->booted);
 	if ((!strcmp(slots[c->booted].status, "good") || !strcmp(slots[c->booted].status, "installed")) &&
 	    access(seed_index, R_OK) == 0)
 		snprintf(seed, sizeof(seed), "%s:%s", c->active.path, seed_index);
 	else
 		snprintf(seed, sizeof(seed), "%s", c->active.path);
 	seeds[0] = seed;
-	state_path(cfg, "install.caibx", index);
-	state_path(cfg, "install.journal", journal);
+	system_state_path(cfg, "install.caibx", index);
+	system_state_path(cfg, "install.journal", journal);
 	ao.index_path = index;
 	ao.target = c->target.path;
 	ao.journal_path = journal;
@@ -781,7 +388,7 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 		return r;
 	if (memcmp(d, c->bundle->manifest->image_sha256, 32) != 0) {
 		char journal[PATH_MAX];
-		state_path(c->cfg, "install.journal", journal);
+		system_state_path(c->cfg, "install.journal", journal);
 		unlink(journal); /* the next try writes it all again */
 		return slotsync_error_set(err, -EIO, "slot %c does not hold the image the manifest names (SHA-256 differs)",
 					  'A' + c->rec->target);
@@ -820,11 +427,11 @@ static int step_switch(struct run_ctx *c, struct slotsync_error *err)
 	int r;
 
 	/* what the slot holds, and its index for the next install's seed */
-	state_path(cfg, "install.caibx", from);
-	pathf(to, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->rec->target);
+	system_state_path(cfg, "install.caibx", from);
+	system_pathf(to, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->rec->target);
 	r = copy_file(from, to, err);
 	if (r == 0)
-		r = slot_record_set(cfg, c->rec->target, "installed", c->rec, err);
+		r = system_slot_record_set(cfg, c->rec->target, "installed", c->rec, err);
 	if (r < 0)
 		return r;
 	/* a run cut after the switch and before its record finds it made: once is enough */
@@ -867,7 +474,7 @@ static int prepare_bundle(const struct slotsync_install_options *o, struct slots
 	uint8_t d[32];
 	char h[65];
 
-	state_path(cfg, "install.bundle", path);
+	system_state_path(cfg, "install.bundle", path);
 	if (is_url) {
 		/* resuming the same download: keep the bundle already fetched */
 		if (have_old && !strcmp(old->source, o->bundle) && system_sha256_path(path, 0, d, err) == 0) {
@@ -930,7 +537,8 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 		if ((is_url && strcmp(old.source, o->bundle)) || (!is_url && (strcmp(h, old.bundle_sha256) || !h[0]))) {
 			r = slotsync_error_set(err, -EBUSY,
 					       "an install of %s (version %s) is unfinished at step %s; run it again to resume it, or --abort it",
-					       old.source, old.version[0] ? old.version : "?", step_names[old.step]);
+					       old.source, old.version[0] ? old.version : "?",
+					       slotsync_install_step_name(old.step));
 			goto out_unlock;
 		}
 		if (old.target == c.booted) {
@@ -945,12 +553,12 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 		rec->target = 1 - c.booted;
 		rec->started = time(NULL);
 		if (strncmp(o->bundle, "http://", 7) && strncmp(o->bundle, "https://", 8) && realpath(o->bundle, bundle_path))
-			copy_str(rec->source, sizeof(rec->source), bundle_path);
+			system_copy_str(rec->source, sizeof(rec->source), bundle_path);
 		else
-			copy_str(rec->source, sizeof(rec->source), o->bundle);
+			system_copy_str(rec->source, sizeof(rec->source), o->bundle);
 	}
 	rec->error[0] = '\0';
-	state_path(cfg, "install.bundle", bundle_path);
+	system_state_path(cfg, "install.bundle", bundle_path);
 	if (rec->step == SLOTSYNC_STEP_VERIFY) {
 		r = prepare_bundle(o, &old, have_old, err);
 		if (r < 0) {
@@ -967,7 +575,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 		if (r < 0)
 			goto out;
 		rec->step = SLOTSYNC_STEP_PRE_INSTALL;
-		r = record_save(cfg, rec, err);
+		r = system_record_save(cfg, rec, err);
 		if (r < 0)
 			goto out;
 	} else {
@@ -1019,7 +627,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 			goto out;
 		}
 		rec->step = (enum slotsync_install_step)(s + 1);
-		r = record_save(cfg, rec, err);
+		r = system_record_save(cfg, rec, err);
 		if (r < 0)
 			goto out;
 	}
@@ -1027,8 +635,8 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 out:
 	if (r < 0) {
 		int step = rec->step;
-		slotsync_error_prefix(err, "%s", step_names[step]);
-		copy_str(rec->error, sizeof(rec->error), slotsync_error_message(err));
+		slotsync_error_prefix(err, "%s", slotsync_install_step_name(step));
+		system_copy_str(rec->error, sizeof(rec->error), slotsync_error_message(err));
 		if (step == SLOTSYNC_STEP_VERIFY) {
 			/* nothing was written: nothing to resume; the next try starts afresh */
 			rec->step = SLOTSYNC_STEP_FAILED;
@@ -1038,14 +646,14 @@ out:
 			rec->step = SLOTSYNC_STEP_FAILED;
 			rec->error_final = 1;
 			if (step > SLOTSYNC_STEP_PRE_INSTALL)
-				(void)slot_record_set(cfg, rec->target, "bad", NULL, &e2);
+				(void)system_slot_record_set(cfg, rec->target, "bad", NULL, &e2);
 			/* a release whose hooks refuse this device is not tried again */
-			if (step > SLOTSYNC_STEP_VERIFY && release_failed_add(cfg, rec, rec->error, &e2) < 0)
+			if (step > SLOTSYNC_STEP_VERIFY && system_release_failed_add(cfg, rec, rec->error, &e2) < 0)
 				slotsync_log_error("%s", slotsync_error_message(&e2));
 		}
 		if (rec->source[0]) {
 			struct slotsync_error e2 = { 0 };
-			if (record_save(cfg, rec, &e2) < 0)
+			if (system_record_save(cfg, rec, &e2) < 0)
 				slotsync_log_error("%s", slotsync_error_message(&e2));
 		}
 	}
@@ -1082,15 +690,15 @@ int slotsync_install_abort(const struct slotsync_config *cfg, struct slotsync_er
 			return r;
 	}
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		state_path(cfg, files[i], path);
+		system_state_path(cfg, files[i], path);
 		unlink(path);
 	}
 	if (rec.step > SLOTSYNC_STEP_PRE_INSTALL)
-		(void)slot_record_set(cfg, rec.target, "", NULL, err);
+		(void)system_slot_record_set(cfg, rec.target, "", NULL, err);
 	rec.step = SLOTSYNC_STEP_FAILED;
 	rec.error_final = 1;
 	snprintf(rec.error, sizeof(rec.error), "aborted");
-	return record_save(cfg, &rec, err);
+	return system_record_save(cfg, &rec, err);
 }
 
 int slotsync_install_reboot_requested(const struct slotsync_config *cfg, struct slotsync_error *err)
@@ -1103,182 +711,5 @@ int slotsync_install_reboot_requested(const struct slotsync_config *cfg, struct 
 	if (rec.step != SLOTSYNC_STEP_REBOOT)
 		return 0;
 	rec.step = SLOTSYNC_STEP_VALIDATE;
-	return record_save(cfg, &rec, err);
-}
-
-/* Device state after a good boot: the version that runs, the floor raised. */
-static int release_good(const struct slotsync_config *cfg, const struct slotsync_install_record *rec,
-			struct slotsync_error *err)
-{
-	char path[PATH_MAX];
-	struct slotsync_state st;
-	int r;
-
-	state_path(cfg, "state.json", path);
-	r = slotsync_state_load(path, &st, err);
-	if (r < 0)
-		return r;
-	copy_str(st.installed_version, sizeof(st.installed_version), rec->version);
-	if (rec->security_version > st.security_floor)
-		st.security_floor = rec->security_version;
-	return slotsync_state_save(path, &st, err);
-}
-
-int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
-			       struct slotsync_error *err)
-{
-	int r = slotsync_install_record_load(cfg, rec, err);
-
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	if (rec->step != SLOTSYNC_STEP_REBOOT && rec->step != SLOTSYNC_STEP_VALIDATE)
-		return 0;
-	*booted = slotsync_boot_booted(&cfg->boot, err);
-	return *booted < 0 ? *booted : 1;
-}
-
-int slotsync_install_validate(const struct slotsync_config *cfg, int good, const char *reason, int *settled,
-			      struct slotsync_error *err)
-{
-	struct slotsync_install_record rec;
-	struct slotsync_boot_state bs;
-	int booted, r;
-
-	*settled = 0;
-	r = system_awaiting_validation(cfg, &rec, &booted, err);
-	if (r <= 0)
-		return r;
-	if (booted == rec.target) {
-		if (good) {
-			r = slotsync_boot_mark_good(&cfg->boot, rec.target, err);
-			if (r == 0)
-				r = slot_record_set(cfg, rec.target, "good", &rec, err);
-			if (r == 0)
-				r = release_good(cfg, &rec, err);
-			if (r < 0)
-				return r;
-			rec.step = SLOTSYNC_STEP_DONE;
-		} else {
-			r = slotsync_boot_mark_bad(&cfg->boot, rec.target, err);
-			if (r == 0)
-				r = slot_record_set(cfg, rec.target, "bad", NULL, err);
-			if (r == 0)
-				r = release_failed_add(cfg, &rec, reason ? reason : "marked bad", err);
-			if (r < 0)
-				return r;
-			rec.step = SLOTSYNC_STEP_FAILED;
-			snprintf(rec.error, sizeof(rec.error), "slot %c failed its health checks: %s", 'A' + rec.target,
-				 reason ? reason : "marked bad");
-		}
-		*settled = 1;
-		return record_save(cfg, &rec, err);
-	}
-	/* the old slot runs: did the new one run out of tries, or is the reboot still to come? */
-	r = slotsync_boot_load(&cfg->boot, &bs, err);
-	if (r < 0)
-		return r;
-	if (rec.step == SLOTSYNC_STEP_VALIDATE && !bs.slot[rec.target].good &&
-	    (bs.slot[rec.target].tries == 0 || bs.slot[rec.target].priority == 0)) {
-		r = slot_record_set(cfg, rec.target, "bad", NULL, err);
-		if (r == 0)
-			r = release_failed_add(cfg, &rec, "never proved good: the bootloader fell back", err);
-		if (r < 0)
-			return r;
-		rec.step = SLOTSYNC_STEP_FAILED;
-		snprintf(rec.error, sizeof(rec.error), "slot %c never proved good; the bootloader fell back to slot %c",
-			 'A' + rec.target, 'A' + booted);
-		*settled = 1;
-		return record_save(cfg, &rec, err);
-	}
-	return 0;
-}
-
-int slotsync_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err)
-{
-	int settled = 0, booted, r;
-
-	r = slotsync_install_validate(cfg, good, good ? NULL : "marked bad by the operator", &settled, err);
-	if (r < 0 || settled)
-		return r;
-	booted = slotsync_boot_booted(&cfg->boot, err);
-	if (booted < 0)
-		return booted;
-	r = good ? slotsync_boot_mark_good(&cfg->boot, booted, err) : slotsync_boot_mark_bad(&cfg->boot, booted, err);
-	if (r == 0) {
-		struct slotsync_slot_record s[2];
-		if (slotsync_slot_records_load(cfg, s, err) == 0 && s[booted].status[0])
-			r = slot_record_set(cfg, booted, good ? "good" : "bad", NULL, err);
-	}
-	return r;
-}
-
-/* ---- status --------------------------------------------------------------- */
-
-int slotsync_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err)
-{
-	struct json_object *o = json_object_new_object(), *slots = json_object_new_object(), *inst, *f = NULL, *list;
-	struct slotsync_slot_record sr[2];
-	struct slotsync_boot_state bs;
-	struct slotsync_install_record rec;
-	struct slotsync_error e = { 0 };
-	char path[PATH_MAX];
-	int booted = slotsync_boot_booted(&cfg->boot, &e), have_boot, r;
-
-	*out = NULL;
-	json_object_object_add(o, "compatible", json_object_new_string(cfg->compatible));
-	json_object_object_add(o, "booted", booted >= 0 ? json_object_new_string(booted ? "B" : "A") : NULL);
-	memset(&e, 0, sizeof(e));
-	have_boot = slotsync_boot_load(&cfg->boot, &bs, &e) == 0;
-	json_object_object_add(o, "boot_backend", json_object_new_string(slotsync_boot_backend_name(cfg->boot.backend)));
-	if (!have_boot)
-		json_object_object_add(o, "boot_error", json_object_new_string(slotsync_error_message(&e)));
-	r = slotsync_slot_records_load(cfg, sr, err);
-	if (r < 0) {
-		json_object_put(o);
-		json_object_put(slots);
-		return r;
-	}
-	for (int i = 0; i < 2; i++) {
-		const char name[2] = { (char)('A' + i), '\0' };
-		struct json_object *s = json_object_new_object();
-		json_object_object_add(s, "device", json_object_new_string(cfg->slot[i].device));
-		json_object_object_add(s, "backend", json_object_new_string(slotsync_slot_backend_name(cfg->slot[i].backend)));
-		json_object_object_add(s, "status", json_object_new_string(sr[i].status[0] ? sr[i].status : "unknown"));
-		json_object_object_add(s, "version", sr[i].version[0] ? json_object_new_string(sr[i].version) : NULL);
-		json_object_object_add(s, "booted", json_object_new_boolean(booted == i));
-		if (have_boot) {
-			json_object_object_add(s, "priority", json_object_new_int(bs.slot[i].priority));
-			json_object_object_add(s, "tries", json_object_new_int(bs.slot[i].tries));
-			json_object_object_add(s, "good", json_object_new_boolean(bs.slot[i].good));
-		}
-		json_object_object_add(slots, name, s);
-	}
-	json_object_object_add(o, "slots", slots);
-	memset(&e, 0, sizeof(e));
-	r = slotsync_install_record_load(cfg, &rec, &e);
-	if (r == 0) {
-		inst = record_json(&rec);
-		json_object_object_add(o, "install", inst);
-	} else {
-		json_object_object_add(o, "install", NULL);
-		if (r != -ENOENT)
-			json_object_object_add(o, "install_error", json_object_new_string(slotsync_error_message(&e)));
-	}
-	state_path(cfg, "agent.json", path);
-	memset(&e, 0, sizeof(e));
-	if (access(path, F_OK) == 0 && system_json_load(path, &f, &e) == 0)
-		json_object_object_add(o, "agent", f);
-	f = NULL;
-	state_path(cfg, "failed.json", path);
-	memset(&e, 0, sizeof(e));
-	if (access(path, F_OK) == 0 && system_json_load(path, &f, &e) == 0 && json_object_object_get_ex(f, "releases", &list))
-		json_object_object_add(o, "failed_releases", json_object_get(list));
-	else
-		json_object_object_add(o, "failed_releases", json_object_new_array());
-	json_object_put(f);
-	*out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
-	return *out ? 0 : slotsync_error_set(err, -ENOMEM, "out of memory");
+	return system_record_save(cfg, &rec, err);
 }

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Shared inside engine/system/ (install.c, agent.c, dbus.c). */
+/* Shared inside engine/system/: the install (install.c, install_state.c,
+ * install_status.c) and the agent (agent.c, agent_dbus.c). */
 #ifndef SLOTSYNC_SYSTEM_INTERNAL_H
 #define SLOTSYNC_SYSTEM_INTERNAL_H
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "slotsync/agent.h"
 #include "slotsync/config.h"
 #include "slotsync/error.h"
+#include "slotsync/install.h"
+
+/* ---- helpers (install.c) ---------------------------------------------------- */
 
 /* Lower-case hex of a SHA-256. */
 void system_hex(const uint8_t *d, char out[65]);
@@ -15,23 +22,111 @@ void system_hex(const uint8_t *d, char out[65]);
 int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct slotsync_error *err);
 
 /* Downloads url (at most max bytes) to path, atomically, with the
- * configuration's TLS settings and rate cap; retries as the fetcher does. */
+ * configuration's TLS settings and rate cap (slotsync_fetch_file; a few
+ * attempts only: the caller tries again later, with backoff). */
 int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
 		    struct slotsync_error *err);
 
-/* Takes the lock file name in the state folder (flock, with our pid in it):
- * its fd, or -EBUSY naming the holder ("another install is running (process N)"). */
-int system_lock(const struct slotsync_config *cfg, const char *name, const char *holder, struct slotsync_error *err);
+/* ---- the state folder (install_state.c) ------------------------------------- */
 
-/* Whether an install waits for validation (step reboot or validate): 1, with
- * its record and the booted slot; 0 if none does; < 0 on an error. */
-struct slotsync_install_record;
-int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
-			       struct slotsync_error *err);
+/* A path made with fmt, or "" when it does not fit in PATH_MAX (the
+ * configuration keeps the state folder's name short enough). */
+__attribute__((format(printf, 2, 3))) void system_pathf(char out[PATH_MAX], const char *fmt, ...);
+
+/* The file name in the state folder. */
+void system_state_path(const struct slotsync_config *cfg, const char *name, char out[PATH_MAX]);
+
+/* src (NULL: "") into dst[size], cut if it does not fit: only ever messages and
+ * names that the records bound. */
+void system_copy_str(char *dst, size_t size, const char *src);
 
 /* A JSON object from a file (at most 1 MiB), or written atomically. */
 struct json_object;
 int system_json_load(const char *path, struct json_object **out, struct slotsync_error *err);
 int system_json_save(const char *path, struct json_object *o, struct slotsync_error *err);
+
+/* The install journal as JSON (install.json, and the install in status). */
+struct json_object *system_record_json(const struct slotsync_install_record *rec);
+
+/* Replaces install.json with rec (rec->updated set to now); safe to call from
+ * the assembly's progress callback while the install thread saves too. */
+int system_record_save(const struct slotsync_config *cfg, struct slotsync_install_record *rec,
+		       struct slotsync_error *err);
+
+/* Sets slot's status in slots.json; with rec, also the release it now holds
+ * (version, bundle digest, security version, when). */
+int system_slot_record_set(const struct slotsync_config *cfg, int slot, const char *status,
+			   const struct slotsync_install_record *rec, struct slotsync_error *err);
+
+/* Remembers rec's release as failed here (failed.json), with the reason. */
+int system_release_failed_add(const struct slotsync_config *cfg, const struct slotsync_install_record *rec,
+			      const char *reason, struct slotsync_error *err);
+
+/* Device state after a good boot (state.json): the version that runs, the
+ * security floor raised to rec's. */
+int system_release_good(const struct slotsync_config *cfg, const struct slotsync_install_record *rec,
+			struct slotsync_error *err);
+
+/* Takes the lock file name in the state folder (flock, with our pid in it):
+ * its fd, or -EBUSY naming the holder ("another install is running (process N)"). */
+int system_lock(const struct slotsync_config *cfg, const char *name, const char *holder, struct slotsync_error *err);
+
+/* ---- after the reboot (install_status.c) ------------------------------------ */
+
+/* Whether an install waits for validation (step reboot or validate): 1, with
+ * its record and the booted slot; 0 if none does; < 0 on an error. */
+int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
+			       struct slotsync_error *err);
+
+/* ---- the agent (agent.c, agent_dbus.c) -------------------------------------- */
+
+struct sd_bus;
+struct sd_event;
+struct sd_event_source;
+
+enum agent_job_kind { AGENT_JOB_POLL, AGENT_JOB_INSTALL };
+
+/* The running agent.  The main thread runs an sd-event loop (D-Bus, the
+ * watchdog, the poll timer, signals); a poll and the install it leads to run on
+ * a worker thread, which hands progress and its result back through an eventfd. */
+struct agent {
+	const struct slotsync_agent_options *o;
+	const struct slotsync_config *cfg;
+	struct sd_event *ev;
+	struct sd_bus *bus;                       /* NULL: not on D-Bus */
+	struct sd_event_source *poll_timer, *wd_timer, *efd_src;
+	int efd;
+	/* the worker */
+	pthread_t worker;
+	int busy;
+	enum agent_job_kind job;
+	char job_source[1024];
+	pthread_mutex_t mu;
+	struct slotsync_install_progress prog;   /* under mu */
+	int have_result;                          /* under mu */
+	int result_rc, result_reboot, result_installed;
+	char result_msg[1024];
+	/* main thread */
+	int failures;
+	char operation[16];
+	char last_error[1024];
+	char last_result[1024];
+	double last_emit;
+	int exit_code;
+};
+
+/* Starts a poll, or an install of source, on the worker thread (the agent
+ * must not be busy): 0, or a negative errno. */
+int agent_start_job(struct agent *a, enum agent_job_kind kind, const char *source);
+
+/* Connects to the bus the options name, offers the installer interface there
+ * and attaches it to a->ev.  On an error the caller closes it again. */
+int agent_dbus_open(struct agent *a, struct slotsync_error *err);
+/* Flushes and drops the connection, if there is one. */
+void agent_dbus_close(struct agent *a);
+/* Tells the bus that the property prop changed (nothing without a bus). */
+void agent_dbus_emit(struct agent *a, const char *prop);
+/* Sends the Completed signal: the job's result (a positive errno, 0) and its message. */
+void agent_dbus_completed(struct agent *a, int rc, const char *msg);
 
 #endif

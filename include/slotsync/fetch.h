@@ -12,7 +12,9 @@
  *
  * The fetcher knows nothing of chunks: the caller gives it jobs (a path under the
  * base URL and a size bound) and gets each body through a callback, which may
- * accept it, ask for a retry (bad content), or fail the whole run.
+ * accept it, ask for a retry (bad content), or fail the whole run.  A single
+ * file (a bundle, a channel pointer, a delta index) is one call of
+ * slotsync_fetch_file, into memory or into a file replaced atomically.
  */
 #ifndef SLOTSYNC_FETCH_H
 #define SLOTSYNC_FETCH_H
@@ -81,6 +83,27 @@ struct slotsync_fetch_stats {
 SLOTSYNC_EXPORT int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, size_t max_body,
 		       slotsync_fetch_describe_cb describe, slotsync_fetch_done_cb done, slotsync_fetch_tick_cb tick,
 		       void *userdata, struct slotsync_fetch_stats *stats, struct slotsync_error *err);
+
+/* Fetches one URL whole, for a file that is not a chunk (a bundle, a channel
+ * pointer, a delta index): one GET with slotsync_fetch_run's retries (a body
+ * cut in the middle resumes with a Range request), TLS settings, stall timeout
+ * and rate cap, all taken from opt.  url is absolute (http://, https://) or
+ * relative to opt->base_url.  A body larger than max_bytes is cut off and
+ * refused.
+ *
+ * path set: the body replaces the file at path atomically (written to
+ * "<path>.part", made durable, renamed over path, the folder made durable), so
+ * that after a crash path holds its old content or all of the new; out and
+ * out_len are not used.  path NULL: *out receives the body in a new buffer
+ * (free() it) and *out_len its length.
+ *
+ * stats (may be NULL) counts what went over the wire, retries included.
+ * Returns 0, -ENOENT when the server does not have the file (HTTP 404), or
+ * another negative code; err names the URL.  Memory: the fetcher's few body
+ * buffers of max_bytes (see slotsync_fetch_run), plus the copy in out. */
+SLOTSYNC_EXPORT int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes,
+					const char *path, uint8_t **out, size_t *out_len,
+					struct slotsync_fetch_stats *stats, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -93,11 +93,11 @@ struct slotsync_slot_record {
 	time_t installed;
 };
 
-SLOTSYNC_EXPORT int slotsync_slot_records_load(const struct slotsync_config *cfg, struct slotsync_slot_record rec[2],
+SLOTSYNC_EXPORT int slotsync_install_slot_records_load(const struct slotsync_config *cfg, struct slotsync_slot_record rec[2],
 			       struct slotsync_error *err);
 
 /* Releases that failed here (failed.json): never installed again. */
-SLOTSYNC_EXPORT int slotsync_release_failed(const struct slotsync_config *cfg, const char *bundle_sha256, const char *version,
+SLOTSYNC_EXPORT int slotsync_install_release_failed(const struct slotsync_config *cfg, const char *bundle_sha256, const char *version,
 			    char *reason, size_t reason_len);
 
 struct slotsync_install_progress {
@@ -142,10 +142,10 @@ SLOTSYNC_EXPORT int slotsync_install_validate(const struct slotsync_config *cfg,
 			      struct slotsync_error *err);
 
 /* Marks the booted slot good or bad (and settles an install waiting for it). */
-SLOTSYNC_EXPORT int slotsync_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_install_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err);
 
 /* The device's status as one JSON object (malloc'd string). */
-SLOTSYNC_EXPORT int slotsync_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_install_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -33,8 +33,8 @@ struct slotsync_state {
 };
 
 /* A missing file is an empty state; a corrupt one is an error (never guessed). */
-SLOTSYNC_EXPORT int slotsync_state_load(const char *path, struct slotsync_state *st, struct slotsync_error *err);
-SLOTSYNC_EXPORT int slotsync_state_save(const char *path, const struct slotsync_state *st, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_policy_state_load(const char *path, struct slotsync_state *st, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_policy_state_save(const char *path, const struct slotsync_state *st, struct slotsync_error *err);
 
 struct slotsync_policy {
 	const char *compatible;       /* the device's; NULL: not checked */
@@ -50,11 +50,11 @@ SLOTSYNC_EXPORT int slotsync_policy_check(const struct slotsync_manifest *m, con
 
 /* 0 if the pointer may be followed: not older than last_version, not expired
  * at now, and for this device when it names a compatible. */
-SLOTSYNC_EXPORT int slotsync_pointer_check(const struct slotsync_pointer *ptr, uint64_t last_version, time_t now,
+SLOTSYNC_EXPORT int slotsync_policy_check_pointer(const struct slotsync_pointer *ptr, uint64_t last_version, time_t now,
 			   const char *compatible, struct slotsync_error *err);
 
 /* 0 if the bundle file at path is the one the pointer names (size, SHA-256). */
-SLOTSYNC_EXPORT int slotsync_pointer_check_bundle(const struct slotsync_pointer *ptr, const char *bundle_path,
+SLOTSYNC_EXPORT int slotsync_policy_check_pointer_bundle(const struct slotsync_pointer *ptr, const char *bundle_path,
 				  struct slotsync_error *err);
 
 #ifdef __cplusplus

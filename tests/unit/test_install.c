@@ -125,17 +125,17 @@ START_TEST(test_install_then_mark_good)
 	ctx_make(&c, "radio-x86");
 	installed_and_switched(&c);
 	ck_assert_int_eq(reboot(&c), 1);
-	ck_assert_msg(slotsync_mark(&c.cfg, 1, &err) == 0, "%s", err.msg);
+	ck_assert_msg(slotsync_install_mark(&c.cfg, 1, &err) == 0, "%s", err.msg);
 	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
 	ck_assert_int_eq(rec.step, SLOTSYNC_STEP_DONE);
 	boot_state(&c, &bs);
 	ck_assert_int_eq(bs.slot[1].good, 1);
 	ck_assert_int_gt(bs.slot[1].priority, bs.slot[0].priority);
-	ck_assert_int_eq(slotsync_slot_records_load(&c.cfg, slots, &err), 0);
+	ck_assert_int_eq(slotsync_install_slot_records_load(&c.cfg, slots, &err), 0);
 	ck_assert_str_eq(slots[1].status, "good");
 	ck_assert_str_eq(slots[1].version, "2.0");
 	/* status: B booted, good, 2.0; the install done */
-	ck_assert_int_eq(slotsync_status_json(&c.cfg, &json, &err), 0);
+	ck_assert_int_eq(slotsync_install_status_json(&c.cfg, &json, &err), 0);
 	st = json_tokener_parse(json);
 	ck_assert_ptr_nonnull(st);
 	ck_assert(json_object_object_get_ex(st, "booted", &v));
@@ -162,13 +162,13 @@ START_TEST(test_install_then_mark_bad)
 	ctx_make(&c, "radio-x86");
 	installed_and_switched(&c);
 	ck_assert_int_eq(reboot(&c), 1);
-	ck_assert_msg(slotsync_mark(&c.cfg, 0, &err) == 0, "%s", err.msg);
+	ck_assert_msg(slotsync_install_mark(&c.cfg, 0, &err) == 0, "%s", err.msg);
 	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
 	ck_assert_int_eq(rec.step, SLOTSYNC_STEP_FAILED);
 	/* the bootloader goes back to A, and the release is never installed again */
 	boot_state(&c, &bs);
 	ck_assert_int_eq(slotsync_boot_choose(&bs, &takes_try), 0);
-	ck_assert(slotsync_release_failed(&c.cfg, rec.bundle_sha256, rec.version, reason, sizeof(reason)));
+	ck_assert(slotsync_install_release_failed(&c.cfg, rec.bundle_sha256, rec.version, reason, sizeof(reason)));
 	ck_assert_str_ne(reason, "");
 	ctx_free(&c);
 }

@@ -131,9 +131,9 @@ START_TEST(test_pointer_rules)
 	struct slotsync_error err = { 0 };
 
 	ck_assert_int_eq(slotsync_pointer_parse((const uint8_t *)json, strlen(json), &p, &err), 0);
-	ck_assert_int_eq(slotsync_pointer_check(p, 5, 1800000000 - 1, NULL, &err), 0);
-	ck_assert_int_eq(slotsync_pointer_check(p, 6, 1800000000 - 1, NULL, &err), -EPERM); /* rollback */
-	ck_assert_int_eq(slotsync_pointer_check(p, 0, 1800000000 + 1, NULL, &err), -EPERM); /* freeze */
+	ck_assert_int_eq(slotsync_policy_check_pointer(p, 5, 1800000000 - 1, NULL, &err), 0);
+	ck_assert_int_eq(slotsync_policy_check_pointer(p, 6, 1800000000 - 1, NULL, &err), -EPERM); /* rollback */
+	ck_assert_int_eq(slotsync_policy_check_pointer(p, 0, 1800000000 + 1, NULL, &err), -EPERM); /* freeze */
 	slotsync_pointer_free(p);
 	json = "{\"format\": 1, \"version\": 5, \"bundle_url\": \"https://u/b\", \"bundle_sha256\": \"" H1
 	       "\", \"bundle_size\": 100}";

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The agent on D-Bus: the installer interface of docs/dbus.md
+ * (org.slotsync.Installer1).  Install and Poll start a job on the agent's
+ * worker (agent.c), Status answers from the state folder; the properties read
+ * the agent's state (Progress under its lock: the worker writes it) and say
+ * when they change; Completed tells of each job's end.  All of it runs on the
+ * agent's main thread, from its event loop. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <systemd/sd-bus.h>
+
+#include "internal.h"
+#include "slotsync/boot.h"
+#include "slotsync/install.h"
+
+#define DBUS_NAME "org.slotsync.Installer1"
+#define DBUS_PATH "/org/slotsync/Installer1"
+#define DBUS_IFACE "org.slotsync.Installer1"
+
+static int m_install(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	const char *source;
+	int r = sd_bus_message_read(m, "s", &source);
+
+	if (r < 0)
+		return r;
+	if (a->busy)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Busy", "an install or poll is running (%s)", a->operation);
+	if (!*source)
+		return sd_bus_error_set(e, SD_BUS_ERROR_INVALID_ARGS, "no bundle given");
+	r = agent_start_job(a, AGENT_JOB_INSTALL, source);
+	if (r < 0)
+		return sd_bus_error_set_errno(e, r);
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int m_status(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_error err = { 0 };
+	char *json = NULL;
+	int r = slotsync_install_status_json(a->cfg, &json, &err);
+
+	if (r < 0)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Failed", "%s", slotsync_error_message(&err));
+	r = sd_bus_reply_method_return(m, "s", json);
+	free(json);
+	return r;
+}
+
+static int m_poll(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	int r;
+
+	if (a->busy)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Busy", "an install or poll is running (%s)", a->operation);
+	r = agent_start_job(a, AGENT_JOB_POLL, NULL);
+	if (r < 0)
+		return sd_bus_error_set_errno(e, r);
+	return sd_bus_reply_method_return(m, "");
+}
+
+static int p_operation(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+		       void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	return sd_bus_message_append(reply, "s", a->operation);
+}
+
+static int p_last_error(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+			void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	return sd_bus_message_append(reply, "s", a->last_error);
+}
+
+static int p_progress(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+		      void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_install_progress p;
+
+	pthread_mutex_lock(&a->mu);
+	p = a->prog;
+	pthread_mutex_unlock(&a->mu);
+	return sd_bus_message_append(reply, "(stttt)", slotsync_install_step_name(p.step), p.bytes_done, p.bytes_total,
+				     p.bytes_fetched, p.bytes_from_seed);
+}
+
+static int p_booted(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+		    void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_error err = { 0 };
+	int b = slotsync_boot_booted(&a->cfg->boot, &err);
+	return sd_bus_message_append(reply, "s", b == 0 ? "A" : b == 1 ? "B" : "");
+}
+
+static const sd_bus_vtable installer_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_METHOD("Install", "s", "", m_install, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Poll", "", "", m_poll, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Status", "", "s", m_status, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_PROPERTY("Operation", "s", p_operation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("LastError", "s", p_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Progress", "(stttt)", p_progress, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("BootedSlot", "s", p_booted, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_SIGNAL("Completed", "is", 0),
+	SD_BUS_VTABLE_END,
+};
+
+void agent_dbus_emit(struct agent *a, const char *prop)
+{
+	if (a->bus)
+		sd_bus_emit_properties_changed(a->bus, DBUS_PATH, DBUS_IFACE, prop, NULL);
+}
+
+int agent_dbus_open(struct agent *a, struct slotsync_error *err)
+{
+	int r;
+
+	if (a->o->dbus == 1)
+		r = sd_bus_open_system(&a->bus);
+	else {
+		r = sd_bus_new(&a->bus);
+		if (r >= 0)
+			r = sd_bus_set_address(a->bus, a->o->dbus_address);
+		if (r >= 0)
+			r = sd_bus_set_bus_client(a->bus, 1);
+		if (r >= 0)
+			r = sd_bus_start(a->bus);
+	}
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot connect to D-Bus%s%s", a->o->dbus == 2 ? " at " : "",
+						a->o->dbus == 2 ? a->o->dbus_address : "");
+	r = sd_bus_add_object_vtable(a->bus, NULL, DBUS_PATH, DBUS_IFACE, installer_vtable, a);
+	if (r >= 0)
+		r = sd_bus_request_name(a->bus, DBUS_NAME, 0);
+	if (r >= 0)
+		r = sd_bus_attach_event(a->bus, a->ev, 0);
+	if (r < 0)
+		return slotsync_error_set_errno(err, r, "cannot offer %s on D-Bus", DBUS_NAME);
+	return 0;
+}
+
+void agent_dbus_completed(struct agent *a, int rc, const char *msg)
+{
+	if (a->bus)
+		sd_bus_emit_signal(a->bus, DBUS_PATH, DBUS_IFACE, "Completed", "is", rc < 0 ? -rc : 0, msg);
+}
+
+void agent_dbus_close(struct agent *a)
+{
+	if (a->bus)
+		sd_bus_flush_close_unref(a->bus);
+	a->bus = NULL;
+}

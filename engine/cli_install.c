@@ -15,6 +15,7 @@
 #include "slotsync/agent.h"
 #include "slotsync/install.h"
 #include "slotsync/log.h"
+#include "clock.h"
 
 /* ---- progress: a bar on a TTY, JSON lines for scripts ------------------- */
 
@@ -23,14 +24,6 @@ struct progress_out {
 	double last;
 	enum slotsync_install_step last_step;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void human(double b, char *out, size_t n)
 {
@@ -47,7 +40,7 @@ static void human(double b, char *out, size_t n)
 static void on_progress(void *ud, const struct slotsync_install_progress *p)
 {
 	struct progress_out *po = ud;
-	double t = now_s();
+	double t = clock_now_s();
 	int step_changed = p->step != po->last_step;
 
 	if (!step_changed && t - po->last < (po->json ? 0.5 : 0.2))

@@ -25,30 +25,7 @@
 struct body {
 	uint8_t *data;
 	size_t len;
-	const char *path;
 };
-
-static void one_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
-{
-	struct body *b = userdata;
-
-	(void)job;
-	snprintf(path, path_cap, "%s", b->path);
-	*max_bytes = SLOTSYNC_DELTA_INDEX_MAX;
-}
-
-static int one_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
-{
-	struct body *b = userdata;
-
-	(void)job;
-	b->data = malloc(len ? len : 1);
-	if (!b->data)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	memcpy(b->data, data, len);
-	b->len = len;
-	return 0;
-}
 
 /* Finds and loads the delta index for the first seed that names its index:
  * from opt->delta_index_path, or from the store.  Not finding one, or finding
@@ -94,9 +71,8 @@ int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 	if (opt->delta_index_path) {
 		r = io_read_file(opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, &e);
 	} else if (opt->fetch.base_url) {
-		struct slotsync_fetch_stats fs;
-		b.path = rel;
-		r = slotsync_fetch_run(&opt->fetch, 1, SLOTSYNC_DELTA_INDEX_MAX, one_describe, one_done, NULL, &b, &fs, &e);
+		struct slotsync_fetch_stats fs = { 0 };
+		r = slotsync_fetch_file(&opt->fetch, rel, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data, &b.len, &fs, &e);
 		a->st->delta_bytes_fetched += fs.bytes_received;
 		if (r == -ENOENT) {
 			slotsync_log_info("no delta objects for this base in the store: chunks only");

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "clock.h"
 
 #define MAX_CONCURRENCY 256
 #define PATH_MAX_BYTES 512
@@ -118,14 +119,6 @@ struct fetcher {
 	 * long transfers, but small chunks finish before it bites. */
 	double tokens, refilled_at;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static size_t body_cb(char *data, size_t size, size_t nmemb, void *userdata)
 {
@@ -255,7 +248,7 @@ static int job_retry(struct fetcher *f, size_t job, const uint8_t *partial, size
 	delay = delay / 2 + delay / 2 * ((double)rand_r(&f->seed) / ((double)RAND_MAX + 1));
 	rt = &f->retries[f->n_retries++];
 	rt->job = job;
-	rt->not_before = now_s() + delay;
+	rt->not_before = clock_now_s() + delay;
 	rt->partial = NULL;
 	rt->len = 0;
 	if (partial_len && (rt->partial = malloc(partial_len))) {
@@ -268,7 +261,7 @@ static int job_retry(struct fetcher *f, size_t job, const uint8_t *partial, size
 
 static double deadline_in(struct timespec *ts, double seconds)
 {
-	double t = now_s() + seconds;
+	double t = clock_now_s() + seconds;
 
 	ts->tv_sec = (time_t)t;
 	ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
@@ -281,7 +274,7 @@ static void *consumer_run(void *arg)
 {
 	struct fetcher *f = arg;
 	struct consumer *c = &f->c;
-	double next_tick = now_s() + 1.0;
+	double next_tick = clock_now_s() + 1.0;
 
 	pthread_setname_np(pthread_self(), "slotsync-write"); /* as top -H shows it */
 	pthread_mutex_lock(&c->lock);
@@ -289,9 +282,9 @@ static void *consumer_run(void *arg)
 		struct verdict v = { 0 };
 		int post = 0;
 
-		while (c->q_len == 0 && !c->stop && now_s() < next_tick) {
+		while (c->q_len == 0 && !c->stop && clock_now_s() < next_tick) {
 			struct timespec ts;
-			deadline_in(&ts, next_tick - now_s());
+			deadline_in(&ts, next_tick - clock_now_s());
 			pthread_cond_timedwait(&c->work, &c->lock, &ts);
 		}
 		if (c->q_len > 0) {
@@ -312,7 +305,7 @@ static void *consumer_run(void *arg)
 			v.job = SIZE_MAX;
 			v.r = f->tick && !c->failed ? f->tick(f->userdata, &v.err) : 0;
 			pthread_mutex_lock(&c->lock);
-			next_tick = now_s() + 1.0;
+			next_tick = clock_now_s() + 1.0;
 			post = v.r < 0 && !c->failed;
 		}
 		if (post && v.r == 0) {
@@ -506,7 +499,7 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
  * then new jobs in order.  Lowers *wait_ms to the time until the next retry. */
 static int start_ready(struct fetcher *f, int *active, long *wait_ms, struct slotsync_error *err)
 {
-	double t = now_s(), rate = (double)f->opt->max_rate_bps;
+	double t = clock_now_s(), rate = (double)f->opt->max_rate_bps;
 	size_t limit = f->n_jobs;
 
 	if (f->opt->window) {
@@ -579,8 +572,8 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 	f.tick = tick;
 	f.userdata = userdata;
 	f.stats = stats;
-	f.seed = (unsigned int)(now_s() * 1e6);
-	f.refilled_at = now_s();
+	f.seed = (unsigned int)(clock_now_s() * 1e6);
+	f.refilled_at = clock_now_s();
 	f.n_streams = opt->concurrency > 0 ? opt->concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
 	if (f.n_streams > MAX_CONCURRENCY)
 		f.n_streams = MAX_CONCURRENCY;

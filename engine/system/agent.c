@@ -35,16 +35,9 @@
 #include "slotsync/install.h"
 #include "slotsync/log.h"
 #include "slotsync/policy.h"
+#include "clock.h"
 
 #define BACKOFF_MIN_S 5.0
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double jitter(double max_s)
 {
@@ -259,7 +252,7 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 		if (r < 0)
 			goto out;
 	}
-	system_hex(ptr->bundle_sha256, sha);
+	slotsync_digest_to_hex(ptr->bundle_sha256, sha);
 	booted = slotsync_boot_booted(&cfg->boot, err);
 	if (booted < 0) {
 		r = booted;
@@ -489,7 +482,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	uint64_t v;
 	int done;
 	enum slotsync_install_step step;
-	double t = mono();
+	double t = clock_now_s();
 
 	(void)!read(fd, &v, sizeof(v));
 	pthread_mutex_lock(&a->mu);

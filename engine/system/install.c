@@ -4,6 +4,7 @@
  * (verify, the hooks, assemble, verify-slot, migrate-data, switch) and drops
  * or hands on an install (abort, reboot requested); the records it keeps are
  * in install_state.c, what happens after the reboot in install_status.c. */
+#include "slotsync/digest.h"
 #include "slotsync/install.h"
 
 #include <errno.h>
@@ -28,61 +29,9 @@
 #include "slotsync/migrate.h"
 #include "slotsync/policy.h"
 #include "slotsync/slot.h"
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "clock.h"
 
 /* ---- helpers for the steps ------------------------------------------------ */
-
-void system_hex(const uint8_t *d, char out[65])
-{
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
-/* SHA-256 of the first len bytes of path (len 0: all of it). */
-int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct slotsync_error *err)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint8_t *buf = malloc(1 << 20);
-	uint64_t done = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		r = slotsync_error_set_errno(err, -errno, "cannot open %s", path);
-	else if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		r = slotsync_error_set(err, -ENOMEM, "out of memory");
-	while (r == 0 && (!len || done < len)) {
-		size_t want = 1 << 20;
-		ssize_t n;
-		if (len && len - done < want)
-			want = (size_t)(len - done);
-		n = io_read_full(fd, buf, want);
-		if (n < 0) {
-			r = slotsync_error_set_errno(err, (int)n, "cannot read %s", path);
-			break;
-		}
-		if (n == 0) {
-			if (len)
-				r = slotsync_error_set(err, -EIO, "%s ends after %" PRIu64 " bytes, not %" PRIu64, path, done, len);
-			break;
-		}
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		done += (uint64_t)n;
-	}
-	if (r == 0)
-		EVP_DigestFinal_ex(ctx, out, NULL);
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	EVP_MD_CTX_free(ctx);
-	return r;
-}
 
 /* Downloads url (at most max bytes) to path, atomically. */
 int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
@@ -136,14 +85,14 @@ static void report(struct run_ctx *c)
 	p.bytes_fetched = c->rec->bytes_fetched;
 	p.bytes_from_seed = c->rec->bytes_from_seed;
 	p.rate = c->rate;
-	p.seconds = mono() - c->t0;
+	p.seconds = clock_now_s() - c->t0;
 	c->o->progress(c->o->progress_ud, &p);
 }
 
 static void on_assemble(void *ud, const struct slotsync_assemble_stats *st)
 {
 	struct run_ctx *c = ud;
-	double t = mono();
+	double t = clock_now_s();
 	/* what is in the slot: written in this run, plus what earlier runs left (by chunk count) */
 	uint64_t done = st->bytes_written + (st->chunks_total ? st->bytes_total * (st->chunks_already_done + st->chunks_rechecked) /
 									   st->chunks_total
@@ -265,10 +214,10 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	int r;
 
 	system_state_path(cfg, "install.bundle", path);
-	r = system_sha256_path(path, 0, d, err);
+	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, path, 0, d, NULL, err);
 	if (r < 0)
 		return r;
-	system_hex(d, rec->bundle_sha256);
+	slotsync_digest_to_hex(d, rec->bundle_sha256);
 	if (c->o->bundle_sha256 && memcmp(d, c->o->bundle_sha256, 32) != 0)
 		return slotsync_error_set(err, -EBADMSG, "the bundle is not the one the channel pointer names (SHA-256 differs)");
 	r = slotsync_bundle_open(path, cfg->keyring, &c->bundle, err);
@@ -383,7 +332,7 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 
 	if (r < 0)
 		return r;
-	r = system_sha256_path(c->target.path, c->bundle->manifest->image_size, d, err);
+	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, c->target.path, c->bundle->manifest->image_size, d, NULL, err);
 	if (r < 0)
 		return r;
 	if (memcmp(d, c->bundle->manifest->image_sha256, 32) != 0) {
@@ -477,8 +426,8 @@ static int prepare_bundle(const struct slotsync_install_options *o, struct slots
 	system_state_path(cfg, "install.bundle", path);
 	if (is_url) {
 		/* resuming the same download: keep the bundle already fetched */
-		if (have_old && !strcmp(old->source, o->bundle) && system_sha256_path(path, 0, d, err) == 0) {
-			system_hex(d, h);
+		if (have_old && !strcmp(old->source, o->bundle) && slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, path, 0, d, NULL, err) == 0) {
+			slotsync_digest_to_hex(d, h);
 			if (!strcmp(h, old->bundle_sha256))
 				return 0;
 		}
@@ -518,7 +467,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 	c.cfg = cfg;
 	c.rec = rec;
 	c.tpm = slotsync_config_tpm(cfg);
-	c.t0 = c.rate_t = c.last_save = mono();
+	c.t0 = c.rate_t = c.last_save = clock_now_s();
 	r = slotsync_boot_booted(&cfg->boot, err);
 	if (r < 0)
 		goto out_unlock;
@@ -531,8 +480,8 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 	/* the same bundle as an unfinished install resumes it; another is refused */
 	if (have_old) {
 		int is_url = !strncmp(o->bundle, "http://", 7) || !strncmp(o->bundle, "https://", 8);
-		if (!is_url && system_sha256_path(o->bundle, 0, d, err) == 0)
-			system_hex(d, h);
+		if (!is_url && slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, o->bundle, 0, d, NULL, err) == 0)
+			slotsync_digest_to_hex(d, h);
 		memset(err, 0, sizeof(*err));
 		if ((is_url && strcmp(old.source, o->bundle)) || (!is_url && (strcmp(h, old.bundle_sha256) || !h[0]))) {
 			r = slotsync_error_set(err, -EBUSY,
@@ -568,10 +517,10 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 	}
 	/* every run verifies the bundle it works from */
 	if (rec->step == SLOTSYNC_STEP_VERIFY) {
-		double t = mono();
+		double t = clock_now_s();
 		report(&c);
 		r = step_verify(&c, err);
-		rec->seconds[SLOTSYNC_STEP_VERIFY] += mono() - t;
+		rec->seconds[SLOTSYNC_STEP_VERIFY] += clock_now_s() - t;
 		if (r < 0)
 			goto out;
 		rec->step = SLOTSYNC_STEP_PRE_INSTALL;
@@ -580,8 +529,8 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 			goto out;
 	} else {
 		r = slotsync_bundle_open(bundle_path, cfg->keyring, &c.bundle, err);
-		if (r == 0 && system_sha256_path(bundle_path, 0, d, err) == 0) {
-			system_hex(d, h);
+		if (r == 0 && slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, bundle_path, 0, d, NULL, err) == 0) {
+			slotsync_digest_to_hex(d, h);
 			if (strcmp(h, rec->bundle_sha256))
 				r = slotsync_error_set(err, -EBADMSG, "%s changed during the install", bundle_path);
 		}
@@ -590,7 +539,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 	}
 	while (rec->step < SLOTSYNC_STEP_REBOOT) {
 		enum slotsync_install_step s = rec->step;
-		double t = mono();
+		double t = clock_now_s();
 		report(&c);
 		switch (s) {
 		case SLOTSYNC_STEP_PRE_INSTALL:
@@ -620,7 +569,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 			r = slotsync_error_set(err, -EINVAL, "install journal at an unknown step");
 			break;
 		}
-		rec->seconds[s] += mono() - t;
+		rec->seconds[s] += clock_now_s() - t;
 		if (r < 0) {
 			if (s == SLOTSYNC_STEP_VERIFY_SLOT)
 				rec->step = SLOTSYNC_STEP_ASSEMBLE; /* written again on the next run */

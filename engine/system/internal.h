@@ -15,12 +15,6 @@
 
 /* ---- helpers (install.c) ---------------------------------------------------- */
 
-/* Lower-case hex of a SHA-256. */
-void system_hex(const uint8_t *d, char out[65]);
-
-/* SHA-256 of the first len bytes of path (len 0: all of it). */
-int system_sha256_path(const char *path, uint64_t len, uint8_t out[32], struct slotsync_error *err);
-
 /* Downloads url (at most max bytes) to path, atomically, with the
  * configuration's TLS settings and rate cap (slotsync_fetch_file; a few
  * attempts only: the caller tries again later, with backoff). */

@@ -21,9 +21,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <math.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
-#include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -347,9 +348,12 @@ static void *worker_main(void *arg)
 
 static void set_operation(struct agent *a, const char *op)
 {
+	char status[32];
+
 	snprintf(a->operation, sizeof(a->operation), "%s", op);
 	agent_dbus_emit(a, "Operation");
-	sd_notifyf(0, "STATUS=%s", op);
+	snprintf(status, sizeof(status), "STATUS=%s", op);
+	agent_notify(status);
 }
 
 static void schedule_poll(struct agent *a, double in_s)
@@ -357,7 +361,6 @@ static void schedule_poll(struct agent *a, double in_s)
 	const struct slotsync_config *cfg = a->cfg;
 	time_t now = time(NULL), then;
 	struct tm tm;
-	uint64_t usec;
 
 	if (cfg->window_start >= 0) {
 		/* the poll lands in the window: if not, at its next opening (plus jitter) */
@@ -369,9 +372,7 @@ static void schedule_poll(struct agent *a, double in_s)
 			in_s += (double)wait_min * 60.0 - tm.tm_sec + jitter((double)cfg->poll_jitter);
 		}
 	}
-	sd_event_now(a->ev, CLOCK_MONOTONIC, &usec);
-	sd_event_source_set_time(a->poll_timer, usec + (uint64_t)(in_s * 1e6));
-	sd_event_source_set_enabled(a->poll_timer, SD_EVENT_ONESHOT);
+	a->poll_at = clock_now_s() + in_s;
 	slotsync_log_debug("next poll in %.1f s", in_s);
 }
 
@@ -401,35 +402,20 @@ int agent_start_job(struct agent *a, enum agent_job_kind kind, const char *sourc
 	return 0;
 }
 
-static int on_poll_timer(sd_event_source *s, uint64_t usec, void *ud)
+static void on_poll_timer(struct agent *a)
 {
-	struct agent *a = ud;
 	time_t now = time(NULL);
 	struct tm tm;
 
 	if (a->busy)
-		return 0;
+		return;
 	localtime_r(&now, &tm);
 	if (!slotsync_config_in_window(a->cfg, tm.tm_hour * 60 + tm.tm_min)) {
 		schedule_poll(a, 0);
-		return 0;
+		return;
 	}
 	if (agent_start_job(a, AGENT_JOB_POLL, NULL) < 0)
 		schedule_poll(a, backoff(a));
-	return 0;
-}
-
-static int on_watchdog(sd_event_source *s, uint64_t usec, void *ud)
-{
-	struct agent *a = ud;
-	uint64_t wd = 0;
-
-	sd_notify(0, "WATCHDOG=1");
-	sd_watchdog_enabled(0, &wd);
-	sd_event_source_set_time(s, usec + wd / 2);
-	sd_event_source_set_enabled(s, SD_EVENT_ON);
-	(void)a;
-	return 0;
 }
 
 static void job_finished(struct agent *a)
@@ -469,22 +455,21 @@ static void job_finished(struct agent *a)
 		save_agent_state(a->cfg, rc < 0 ? "error" : msg, rc < 0 ? msg : "", a->o->once ? -1 : next);
 		if (a->o->once) {
 			a->exit_code = rc < 0 ? 1 : 0;
-			sd_event_exit(a->ev, a->exit_code);
+			a->stop = 1;
 		} else {
 			schedule_poll(a, next);
 		}
 	}
 }
 
-static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
+static void on_wake(struct agent *a)
 {
-	struct agent *a = ud;
 	uint64_t v;
 	int done;
 	enum slotsync_install_step step;
 	double t = clock_now_s();
 
-	(void)!read(fd, &v, sizeof(v));
+	(void)!read(a->efd, &v, sizeof(v));
 	pthread_mutex_lock(&a->mu);
 	done = a->have_result;
 	step = a->prog.step;
@@ -498,6 +483,49 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	}
 	if (done)
 		job_finished(a);
+}
+
+/* The main thread's loop: waits for the worker, a signal, the bus, the next
+ * poll or the watchdog's next ping, whichever comes first, until a signal or
+ * the end of a --once job stops it. */
+static int run_loop(struct agent *a, struct slotsync_error *err)
+{
+	while (!a->stop) {
+		struct pollfd p[3] = { { a->efd, POLLIN, 0 }, { a->sigfd, POLLIN, 0 }, { -1, 0, 0 } };
+		double now = clock_now_s(), next = a->poll_at;
+		int timeout_ms = -1, bus_ms = -1;
+		short bus_events = 0;
+
+		if (a->wd_every > 0 && a->wd_at < next)
+			next = a->wd_at;
+		if (next != INFINITY)
+			timeout_ms = next <= now ? 0 : next - now > 3600.0 ? 3600000 : (int)((next - now) * 1000.0) + 1;
+		p[2].fd = agent_dbus_poll_fd(a, &bus_events, &bus_ms);
+		p[2].events = bus_events;
+		if (bus_ms >= 0 && (timeout_ms < 0 || bus_ms < timeout_ms))
+			timeout_ms = bus_ms;
+		if (poll(p, p[2].fd >= 0 ? 3 : 2, timeout_ms) < 0 && errno != EINTR)
+			return slotsync_error_set_errno(err, -errno, "the agent's loop failed");
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				slotsync_log_info("signal %u: stopping", si.ssi_signo);
+			break;
+		}
+		if (p[0].revents & POLLIN)
+			on_wake(a);
+		if (p[2].fd >= 0)
+			agent_dbus_process(a);
+		now = clock_now_s();
+		if (a->wd_every > 0 && now >= a->wd_at) {
+			agent_notify("WATCHDOG=1");
+			a->wd_at = now + a->wd_every;
+		}
+		if (!a->stop && now >= a->poll_at) {
+			a->poll_at = INFINITY;
+			on_poll_timer(a);
+		}
+	}
 	return 0;
 }
 
@@ -505,12 +533,13 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 {
 	struct agent a = { 0 };
 	sigset_t ss;
-	uint64_t wd = 0;
+	uint64_t wd;
 	int lock, reboot = 0, r;
 
 	a.o = o;
 	a.cfg = o->cfg;
-	a.efd = -1;
+	a.efd = a.sigfd = -1;
+	a.poll_at = INFINITY;
 	pthread_mutex_init(&a.mu, NULL);
 	snprintf(a.operation, sizeof(a.operation), "idle");
 	r = io_mkdir_p(o->cfg->state_dir, err);
@@ -536,21 +565,10 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL);
-	r = sd_event_default(&a.ev);
-	if (r < 0) {
-		r = slotsync_error_set_errno(err, r, "cannot start the event loop");
-		goto out;
-	}
-	sd_event_add_signal(a.ev, NULL, SIGTERM, NULL, NULL);
-	sd_event_add_signal(a.ev, NULL, SIGINT, NULL, NULL);
+	a.sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	a.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (a.efd < 0 || sd_event_add_io(a.ev, &a.efd_src, a.efd, EPOLLIN, on_wake, &a) < 0) {
-		r = slotsync_error_set_errno(err, -EIO, "cannot set up the event loop");
-		goto out;
-	}
-	r = sd_event_add_time(a.ev, &a.poll_timer, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_poll_timer, &a);
-	if (r < 0) {
-		r = slotsync_error_set_errno(err, r, "cannot set up the poll timer");
+	if (a.efd < 0 || a.sigfd < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot set up the agent's loop");
 		goto out;
 	}
 	if (o->dbus) {
@@ -563,10 +581,11 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 			agent_dbus_close(&a);
 		}
 	}
-	if (sd_watchdog_enabled(0, &wd) > 0 && wd > 0) {
-		uint64_t now;
-		sd_event_now(a.ev, CLOCK_MONOTONIC, &now);
-		sd_event_add_time(a.ev, &a.wd_timer, CLOCK_MONOTONIC, now + wd / 2, 0, on_watchdog, &a);
+	wd = agent_watchdog_usec();
+	if (wd > 0) {
+		/* ping at half the period, as systemd recommends */
+		a.wd_every = (double)wd / 2e6;
+		a.wd_at = clock_now_s() + a.wd_every;
 	}
 	/* the first poll: at once when asked for one, or with an install to finish; else after a random delay */
 	{
@@ -576,13 +595,11 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 				 rec.step < SLOTSYNC_STEP_REBOOT;
 		schedule_poll(&a, o->once || unfinished ? 0 : jitter((double)o->cfg->poll_jitter));
 	}
-	sd_notify(0, "READY=1\nSTATUS=idle");
-	r = sd_event_loop(a.ev);
-	if (r < 0) {
-		r = slotsync_error_set_errno(err, r, "event loop failed");
+	agent_notify("READY=1\nSTATUS=idle");
+	r = run_loop(&a, err);
+	if (r < 0)
 		goto out;
-	}
-	sd_notify(0, "STOPPING=1");
+	agent_notify("STOPPING=1");
 	if (a.busy) {
 		/* stopped during an install: it resumes at the next start */
 		slotsync_log_info("stopping; the install resumes at the next start");
@@ -591,13 +608,11 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 	}
 	r = o->once && a.exit_code ? slotsync_error_set(err, -EIO, "%s", a.last_error) : 0;
 out:
-	sd_event_source_unref(a.poll_timer);
-	sd_event_source_unref(a.wd_timer);
-	sd_event_source_unref(a.efd_src);
 	agent_dbus_close(&a);
-	sd_event_unref(a.ev);
 	if (a.efd >= 0)
 		close(a.efd);
+	if (a.sigfd >= 0)
+		close(a.sigfd);
 	close(lock);
 	return r;
 }

@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The agent on D-Bus: the installer interface of docs/dbus.md
- * (org.slotsync.Installer1).  Install and Poll start a job on the agent's
- * worker (agent.c), Status answers from the state folder; the properties read
- * the agent's state (Progress under its lock: the worker writes it) and say
- * when they change; Completed tells of each job's end.  All of it runs on the
- * agent's main thread, from its event loop. */
+/* The agent's ties to systemd: the installer interface on D-Bus of
+ * docs/dbus.md (org.slotsync.Installer1), and sd_notify (readiness, status,
+ * the watchdog).  Install and Poll start a job on the agent's worker
+ * (agent.c), Status answers from the state folder; the properties read the
+ * agent's state (Progress under its lock: the worker writes it) and say when
+ * they change; Completed tells of each job's end.  All of it runs on the
+ * agent's main thread, from its loop, which polls the bus connection's fd.
+ *
+ * A build without libsystemd (-DSLOTSYNC_SYSTEMD=OFF) has no D-Bus interface
+ * and no notifications: the agent updates the device all the same. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <systemd/sd-bus.h>
 
 #include "internal.h"
 #include "slotsync/boot.h"
+#include "slotsync/features.h"
 #include "slotsync/install.h"
+#include "clock.h"
+
+#if SLOTSYNC_HAVE_SYSTEMD
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
 
 #define DBUS_NAME "org.slotsync.Installer1"
 #define DBUS_PATH "/org/slotsync/Installer1"
@@ -138,8 +148,6 @@ int agent_dbus_open(struct agent *a, struct slotsync_error *err)
 	r = sd_bus_add_object_vtable(a->bus, NULL, DBUS_PATH, DBUS_IFACE, installer_vtable, a);
 	if (r >= 0)
 		r = sd_bus_request_name(a->bus, DBUS_NAME, 0);
-	if (r >= 0)
-		r = sd_bus_attach_event(a->bus, a->ev, 0);
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "cannot offer %s on D-Bus", DBUS_NAME);
 	return 0;
@@ -157,3 +165,86 @@ void agent_dbus_close(struct agent *a)
 		sd_bus_flush_close_unref(a->bus);
 	a->bus = NULL;
 }
+
+int agent_dbus_poll_fd(struct agent *a, short *events, int *timeout_ms)
+{
+	uint64_t until = UINT64_MAX;
+	int fd, ev;
+
+	*timeout_ms = -1;
+	if (!a->bus)
+		return -1;
+	fd = sd_bus_get_fd(a->bus);
+	ev = sd_bus_get_events(a->bus);
+	if (fd < 0 || ev < 0)
+		return -1;
+	*events = (short)ev;
+	if (sd_bus_get_timeout(a->bus, &until) >= 0 && until != UINT64_MAX) {
+		/* an absolute CLOCK_MONOTONIC time in µs, the agent's clock */
+		uint64_t now_us = clock_now_ms() * 1000u;
+		*timeout_ms = until <= now_us ? 0 : (int)((until - now_us + 999) / 1000);
+	}
+	return fd;
+}
+
+void agent_dbus_process(struct agent *a)
+{
+	int r;
+
+	/* everything that is ready, then back to the loop */
+	while (a->bus && (r = sd_bus_process(a->bus, NULL)) > 0)
+		;
+}
+
+void agent_notify(const char *state)
+{
+	sd_notify(0, state);
+}
+
+uint64_t agent_watchdog_usec(void)
+{
+	uint64_t wd = 0;
+
+	return sd_watchdog_enabled(0, &wd) > 0 ? wd : 0;
+}
+
+#else /* built without libsystemd */
+
+int agent_dbus_open(struct agent *a, struct slotsync_error *err)
+{
+	return slotsync_error_set(err, -ENOTSUP,
+				  "D-Bus is not in this build of slotsync (build it with -DSLOTSYNC_SYSTEMD=ON and "
+				  "libsystemd)");
+}
+
+void agent_dbus_close(struct agent *a)
+{
+}
+
+void agent_dbus_emit(struct agent *a, const char *prop)
+{
+}
+
+void agent_dbus_completed(struct agent *a, int rc, const char *msg)
+{
+}
+
+int agent_dbus_poll_fd(struct agent *a, short *events, int *timeout_ms)
+{
+	*timeout_ms = -1;
+	return -1;
+}
+
+void agent_dbus_process(struct agent *a)
+{
+}
+
+void agent_notify(const char *state)
+{
+}
+
+uint64_t agent_watchdog_usec(void)
+{
+	return 0;
+}
+#endif

@@ -75,21 +75,22 @@ int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsyn
 /* ---- the agent (agent.c, agent_dbus.c) -------------------------------------- */
 
 struct sd_bus;
-struct sd_event;
-struct sd_event_source;
 
 enum agent_job_kind { AGENT_JOB_POLL, AGENT_JOB_INSTALL };
 
-/* The running agent.  The main thread runs an sd-event loop (D-Bus, the
- * watchdog, the poll timer, signals); a poll and the install it leads to run on
- * a worker thread, which hands progress and its result back through an eventfd. */
+/* The running agent.  The main thread runs the loop (agent.c: poll() on the
+ * worker's eventfd, a signalfd for SIGTERM/SIGINT and the D-Bus connection,
+ * with the next poll and the watchdog as timeouts); a poll and the install it
+ * leads to run on a worker thread, which hands progress and its result back
+ * through the eventfd. */
 struct agent {
 	const struct slotsync_agent_options *o;
 	const struct slotsync_config *cfg;
-	struct sd_event *ev;
 	struct sd_bus *bus;                       /* NULL: not on D-Bus */
-	struct sd_event_source *poll_timer, *wd_timer, *efd_src;
-	int efd;
+	int efd, sigfd;
+	double poll_at;                           /* clock_now_s() of the next poll; INFINITY: none */
+	double wd_at, wd_every;                   /* the watchdog's next ping and period; 0: none */
+	int stop;                                 /* leave the loop */
 	/* the worker */
 	pthread_t worker;
 	int busy;
@@ -122,5 +123,14 @@ void agent_dbus_close(struct agent *a);
 void agent_dbus_emit(struct agent *a, const char *prop);
 /* Sends the Completed signal: the job's result (a positive errno, 0) and its message. */
 void agent_dbus_completed(struct agent *a, int rc, const char *msg);
+/* The connection's fd and the events and timeout (ms, -1: none) the loop
+ * waits for; -1 without a bus. */
+int agent_dbus_poll_fd(struct agent *a, short *events, int *timeout_ms);
+/* Handles whatever the bus has ready (method calls, replies). */
+void agent_dbus_process(struct agent *a);
+/* sd_notify(state) under systemd; nothing elsewhere. */
+void agent_notify(const char *state);
+/* The service's watchdog period (WatchdogSec=) in µs; 0: none. */
+uint64_t agent_watchdog_usec(void);
 
 #endif

@@ -128,6 +128,21 @@ NGINX
 
 # --- a device made of files ------------------------------------------------------
 
+# signing_ca [DIR] [SIGNER]: a throwaway fleet CA (DIR/ca.pem, DIR/ca.key) and a
+# release signer it issued with the codeSigning usage (DIR/SIGNER.pem and
+# DIR/SIGNER.key; SIGNER defaults to "signer"), in DIR (default: the current
+# folder).
+signing_ca() {
+	local d=${1:-.} n=${2:-signer}
+	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >"$d/sign.ext"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ca \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+		-keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ci -keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null
+	openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+		-extfile "$d/sign.ext" -out "$d/$n.pem" 2>/dev/null
+}
+
 # device_fixture DIR COMPATIBLE BOOT_ENV [UPDATE_LINES]: a fresh device in DIR
 # running $V1 (sample_images) from slot A, slot B empty (16M), its state folder,
 # a kernel command line saying slotsync.slot=A, the boot state in BOOT_ENV

@@ -91,12 +91,7 @@ check "chunks only (--no-delta): byte-exact, $chunk_bytes bytes; with delta obje
 # ---- the bundle signs its delta indexes --------------------------------------------
 P=$T/pki
 mkdir -p "$P"
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >"$P/sign.ext"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ca \
-	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -keyout "$P/ca.key" -out "$P/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ci -keyout "$P/s.key" -out "$P/s.csr" 2>/dev/null
-openssl x509 -req -in "$P/s.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 30 -extfile "$P/sign.ext" \
-	-out "$P/s.pem" 2>/dev/null
+signing_ca "$P" s
 $G bundle --no-progress --store "$T/bstore" --image "$V2" --version 2.0 --compatible c --delta-from "$T/v1.caibx:$V1" \
 	--signer-cert "$P/s.pem" --signer-key "$P/s.key" "$T/v2.bundle" >/dev/null
 $S verify --keyring "$P/ca.pem" "$T/v2.bundle" >"$T/manifest.json"

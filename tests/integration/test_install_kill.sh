@@ -19,11 +19,7 @@ sample_images
 cd "$T"
 
 # a signing CA, a bundle of v2 with hooks that take a moment, the store on nginx
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >sign.ext
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ca \
-	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ci -keyout signer.key -out signer.csr 2>/dev/null
-openssl x509 -req -in signer.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile sign.ext -out signer.pem 2>/dev/null
+signing_ca
 printf '#!/bin/sh\nsleep 0.2\necho "$SLOTSYNC_HOOK $SLOTSYNC_VERSION $SLOTSYNC_TARGET_SLOT" >>"$SLOTSYNC_STATE_DIR/../hooks.log"\n' >pre-check
 printf '#!/bin/sh\nsleep 0.2\necho "$SLOTSYNC_HOOK $SLOTSYNC_VERSION $SLOTSYNC_TARGET_SLOT" >>"$SLOTSYNC_STATE_DIR/../hooks.log"\n' >post-report
 chmod 755 pre-check post-report

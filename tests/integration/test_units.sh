@@ -93,11 +93,7 @@ check "(and the ordering cycle of a validation both after multi-user.target and 
 
 # ---- the agent on a private bus ------------------------------------------------------
 sample_images
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >sign.ext
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ca \
-	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ci -keyout signer.key -out signer.csr 2>/dev/null
-openssl x509 -req -in signer.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile sign.ext -out signer.pem 2>/dev/null
+signing_ca
 $G bundle --no-progress --store www/store --image "$V2" --version 2.0 --compatible bus-test \
 	--signer-cert signer.pem --signer-key signer.key "$T/v2.bundle" >/dev/null
 start_nginx bus "$T/www"

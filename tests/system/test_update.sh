@@ -37,11 +37,7 @@ RANDOM=$SEED
 echo "# power-loss trials: $TRIALS, seed $SEED (SLOTSYNC_SYSTEM_SEED)"
 
 # ---- releases, bundles, the channel ----------------------------------------------
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >sign.ext
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=ca \
-	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ci -keyout signer.key -out signer.csr 2>/dev/null
-openssl x509 -req -in signer.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile sign.ext -out signer.pem 2>/dev/null
+signing_ca
 SIGN=(--signer-cert signer.pem --signer-key signer.key)
 for v in 1.0 2.0 3.0 4.0; do
 	case $v in 3.0) kind=failing ;; 4.0) kind=crashing ;; *) kind= ;; esac

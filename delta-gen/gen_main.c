@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "gen.h"
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/delta.h"
 #include "slotsync/log.h"
 #include "slotsync/version.h"

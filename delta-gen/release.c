@@ -14,7 +14,7 @@
 #include "io.h"
 #include "gen.h"
 #include "signer.h"
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 

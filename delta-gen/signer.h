@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "gen.h"
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/error.h"
 
 /* Loads the signer and lets it go: a bad certificate, key or chain is found

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync verify and slotsync state: the device's side of signed releases.
- * Thin: parses arguments, calls libslotsync (bundle.h, policy.h), prints. */
+ * Thin: parses arguments, calls libslotsync (envelope.h, policy.h), prints. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "io.h"
 #include "parse.h"
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/policy.h"
 
 enum { OPT_KEYRING = 256, OPT_COMPATIBLE, OPT_STATE, OPT_POINTER, OPT_INSTALLED, OPT_FLOOR, OPT_ALLOW_DOWNGRADE,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Signed envelopes, bundles and pointers: see include/slotsync/bundle.h.
+/* Signed envelopes, bundles and pointers: see include/slotsync/envelope.h.
  *
  * Layout (little-endian):
  *   magic "SLOTSYNC" (8), kind "BNDL" or "PNTR" (4), format u32 = 1,
@@ -7,7 +7,7 @@
  *   then the signature to the end of the file (DER CMS SignedData, detached,
  *   over every byte before it).
  */
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Bundle manifests and channel pointers as JSON (json-c), and times as RFC 3339:
- * see include/slotsync/bundle.h and docs/format.md.
+ * see include/slotsync/manifest.h and docs/format.md.
  *
  * Parsing is strict: the document must be one JSON object, every known field
  * must have its type, required fields must be there, and an unknown field is
  * refused, so that no part of what a signer wrote is silently ignored.
  */
-#include "slotsync/bundle.h"
+#include "slotsync/manifest.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -32,7 +32,7 @@
 #include "internal.h"
 #include "run.h"
 #include "slotsync/boot.h"
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/install.h"
 #include "slotsync/log.h"
 #include "slotsync/policy.h"

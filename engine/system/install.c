@@ -23,7 +23,7 @@
 #include "run.h"
 #include "slotsync/assemble.h"
 #include "slotsync/boot.h"
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/fetch.h"
 #include "slotsync/log.h"
 #include "slotsync/migrate.h"

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/error.h"
 #include "slotsync/fetch.h"
 #include "slotsync/export.h"

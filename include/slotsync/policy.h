@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — the device's trust policy for releases, and the state it keeps.
  *
- * A verified bundle (see bundle.h) is installed only if it is for this device
+ * A verified bundle (see envelope.h) is installed only if it is for this device
  * (compatible), newer than what runs unless it carries a signed permission to
  * go back to it and the device allows downgrades, never below the device's
  * security floor, and not expired.  A channel pointer is accepted only if its
@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/error.h"
 #include "slotsync/export.h"
 

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "fixtures.h"
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 
 struct ctx {
 	char *dir, store[PATH_MAX], bundle[PATH_MAX];

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "slotsync/bundle.h"
+#include "slotsync/envelope.h"
 #include "slotsync/policy.h"
 #include "test_util.h"
 

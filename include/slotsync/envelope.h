@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* slotsync — signed release bundles and channel pointers.
+/* slotsync — signed envelopes: release bundles and channel pointers.
  *
  * Both are signed envelopes (docs/format.md, "Signed envelope"): a header that
  * names the kind and the length of each part, the parts, and a CMS (PKCS#7)
@@ -15,8 +15,8 @@
  * and that the signer is allowed to sign code (extended key usage codeSigning).
  * Limits on every size are enforced before anything is parsed.
  */
-#ifndef SLOTSYNC_BUNDLE_H
-#define SLOTSYNC_BUNDLE_H
+#ifndef SLOTSYNC_ENVELOPE_H
+#define SLOTSYNC_ENVELOPE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +25,7 @@
 #include "slotsync/digest.h"
 #include "slotsync/error.h"
 #include "slotsync/export.h"
+#include "slotsync/manifest.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,9 +36,6 @@ enum slotsync_envelope_kind {
 	SLOTSYNC_ENVELOPE_POINTER = 1,  /* "PNTR": pointer */
 };
 
-#define SLOTSYNC_BUNDLE_MAX_BYTES (256u << 20)   /* a whole bundle */
-#define SLOTSYNC_POINTER_MAX_BYTES (64u << 10)   /* a whole pointer */
-#define SLOTSYNC_MANIFEST_MAX_BYTES (1u << 20)
 #define SLOTSYNC_SIGNATURE_MAX_BYTES (64u << 10)
 #define SLOTSYNC_ENVELOPE_MAX_PARTS 4
 
@@ -86,73 +84,6 @@ struct slotsync_signer_info {
  * of one or more certificates: the fleet's trust anchors). */
 SLOTSYNC_EXPORT int slotsync_envelope_verify(const struct slotsync_envelope *e, const char *keyring_pem,
 			     struct slotsync_signer_info *info, struct slotsync_error *err);
-
-/* ---- manifest ---------------------------------------------------------- */
-
-#define SLOTSYNC_MANIFEST_FORMAT 1
-#define SLOTSYNC_MANIFEST_MAX_STORES 16
-#define SLOTSYNC_MANIFEST_MAX_DELTAS 16
-
-struct slotsync_manifest {
-	char *version;               /* release version, compared with strverscmp() */
-	char *compatible;            /* the hardware/product line it is for */
-	uint64_t security_version;   /* anti-rollback: devices never go below their floor */
-	time_t created;
-	time_t expires;              /* 0: never */
-	uint64_t image_size;
-	uint8_t image_sha256[SLOTSYNC_DIGEST_BYTES];
-	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];   /* of the index part */
-	char *stores[SLOTSYNC_MANIFEST_MAX_STORES];    /* chunk store URLs */
-	size_t n_stores;
-	char *verity_root_hash;      /* hex, or NULL */
-	char *hook_pre_install;      /* executable names in the bundle's hook folder, or NULL */
-	char *hook_post_install;
-	char *downgrade_allowed_to;  /* NULL, or the version itself: devices may go back to it */
-	/* delta indexes in the store (docs/format.md, "Delta objects"): the signature
-	 * covers them through their digests */
-	struct slotsync_manifest_delta {
-		uint8_t base[SLOTSYNC_DIGEST_BYTES];    /* SHA-256 of the base's index */
-		uint8_t sha256[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the delta index */
-		uint64_t size;
-	} deltas[SLOTSYNC_MANIFEST_MAX_DELTAS];
-	size_t n_deltas;
-};
-
-/* Parses manifest JSON (at most SLOTSYNC_MANIFEST_MAX_BYTES): every field is
- * type-checked, unknown fields are refused (a signer's intent is never half-read). */
-SLOTSYNC_EXPORT int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
-			    struct slotsync_error *err);
-
-/* Canonical JSON (fixed field order, pretty-printed, a final newline): the same
- * manifest always gives the same bytes.  *out is malloc'd. */
-SLOTSYNC_EXPORT int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, size_t *out_len,
-				struct slotsync_error *err);
-
-SLOTSYNC_EXPORT void slotsync_manifest_free(struct slotsync_manifest *m);
-
-/* ---- channel pointer -------------------------------------------------- */
-
-struct slotsync_pointer {
-	uint64_t version;            /* only goes up */
-	time_t expires;              /* required: a pointer that is not renewed goes stale */
-	char *bundle_url;
-	uint8_t bundle_sha256[SLOTSYNC_DIGEST_BYTES];
-	uint64_t bundle_size;        /* the device fetches no more than this */
-	char *compatible;            /* or NULL */
-};
-
-SLOTSYNC_EXPORT int slotsync_pointer_parse(const uint8_t *json, size_t len, struct slotsync_pointer **out,
-			   struct slotsync_error *err);
-SLOTSYNC_EXPORT int slotsync_pointer_serialize(const struct slotsync_pointer *p, char **out, size_t *out_len,
-			       struct slotsync_error *err);
-SLOTSYNC_EXPORT void slotsync_pointer_free(struct slotsync_pointer *p);
-
-/* ---- times ------------------------------------------------------------ */
-
-/* "2026-11-28T12:00:00Z" (UTC, RFC 3339) <-> seconds since the epoch.  Parsing
- * also takes "@SECONDS".  buf holds at least 21 bytes. */
-SLOTSYNC_EXPORT int slotsync_time_parse(const char *s, time_t *out);
-SLOTSYNC_EXPORT void slotsync_time_format(time_t t, char buf[32]);
 
 /* ---- a verified bundle ------------------------------------------------- */
 

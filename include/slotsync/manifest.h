@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* slotsync — what a release and a channel say: the manifest of a release
+ * bundle (JSON: version, compatible, security version, image size and digest,
+ * index digest, store URLs, hooks, downgrade policy, expiry, delta indexes)
+ * and the channel pointer (JSON: version, expiry, bundle URL, digest and
+ * size), parsed strictly and written canonically; and the times they carry.
+ * Both travel inside signed envelopes (envelope.h). */
+#ifndef SLOTSYNC_MANIFEST_H
+#define SLOTSYNC_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "slotsync/digest.h"
+#include "slotsync/error.h"
+#include "slotsync/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLOTSYNC_BUNDLE_MAX_BYTES (256u << 20)   /* a whole bundle */
+#define SLOTSYNC_POINTER_MAX_BYTES (64u << 10)   /* a whole pointer */
+#define SLOTSYNC_MANIFEST_MAX_BYTES (1u << 20)
+
+/* ---- manifest ---------------------------------------------------------- */
+
+#define SLOTSYNC_MANIFEST_FORMAT 1
+#define SLOTSYNC_MANIFEST_MAX_STORES 16
+#define SLOTSYNC_MANIFEST_MAX_DELTAS 16
+
+struct slotsync_manifest {
+	char *version;               /* release version, compared with strverscmp() */
+	char *compatible;            /* the hardware/product line it is for */
+	uint64_t security_version;   /* anti-rollback: devices never go below their floor */
+	time_t created;
+	time_t expires;              /* 0: never */
+	uint64_t image_size;
+	uint8_t image_sha256[SLOTSYNC_DIGEST_BYTES];
+	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];   /* of the index part */
+	char *stores[SLOTSYNC_MANIFEST_MAX_STORES];    /* chunk store URLs */
+	size_t n_stores;
+	char *verity_root_hash;      /* hex, or NULL */
+	char *hook_pre_install;      /* executable names in the bundle's hook folder, or NULL */
+	char *hook_post_install;
+	char *downgrade_allowed_to;  /* NULL, or the version itself: devices may go back to it */
+	/* delta indexes in the store (docs/format.md, "Delta objects"): the signature
+	 * covers them through their digests */
+	struct slotsync_manifest_delta {
+		uint8_t base[SLOTSYNC_DIGEST_BYTES];    /* SHA-256 of the base's index */
+		uint8_t sha256[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the delta index */
+		uint64_t size;
+	} deltas[SLOTSYNC_MANIFEST_MAX_DELTAS];
+	size_t n_deltas;
+};
+
+/* Parses manifest JSON (at most SLOTSYNC_MANIFEST_MAX_BYTES): every field is
+ * type-checked, unknown fields are refused (a signer's intent is never half-read). */
+SLOTSYNC_EXPORT int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
+			    struct slotsync_error *err);
+
+/* Canonical JSON (fixed field order, pretty-printed, a final newline): the same
+ * manifest always gives the same bytes.  *out is malloc'd. */
+SLOTSYNC_EXPORT int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, size_t *out_len,
+				struct slotsync_error *err);
+
+SLOTSYNC_EXPORT void slotsync_manifest_free(struct slotsync_manifest *m);
+
+/* ---- channel pointer -------------------------------------------------- */
+
+struct slotsync_pointer {
+	uint64_t version;            /* only goes up */
+	time_t expires;              /* required: a pointer that is not renewed goes stale */
+	char *bundle_url;
+	uint8_t bundle_sha256[SLOTSYNC_DIGEST_BYTES];
+	uint64_t bundle_size;        /* the device fetches no more than this */
+	char *compatible;            /* or NULL */
+};
+
+SLOTSYNC_EXPORT int slotsync_pointer_parse(const uint8_t *json, size_t len, struct slotsync_pointer **out,
+			   struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_pointer_serialize(const struct slotsync_pointer *p, char **out, size_t *out_len,
+			       struct slotsync_error *err);
+SLOTSYNC_EXPORT void slotsync_pointer_free(struct slotsync_pointer *p);
+
+/* ---- times ------------------------------------------------------------ */
+
+/* "2026-11-28T12:00:00Z" (UTC, RFC 3339) <-> seconds since the epoch.  Parsing
+ * also takes "@SECONDS".  buf holds at least 21 bytes. */
+SLOTSYNC_EXPORT int slotsync_time_parse(const char *s, time_t *out);
+SLOTSYNC_EXPORT void slotsync_time_format(time_t t, char buf[32]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

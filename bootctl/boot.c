@@ -25,6 +25,17 @@ const char *slotsync_boot_backend_name(enum slotsync_boot_backend_type t)
 	return backends[t]->name;
 }
 
+int slotsync_boot_tries_max(enum slotsync_boot_backend_type t)
+{
+	switch (t) {
+	case SLOTSYNC_BOOT_GRUB:  /* docs/boot/grub.cfg: no arithmetic, a table of 9 */
+	case SLOTSYNC_BOOT_UBOOT: /* docs/boot/uboot-boot.cmd: setexpr counts in hex, one digit */
+		return 9;
+	default:
+		return SLOTSYNC_BOOT_TRIES_MAX;
+	}
+}
+
 int slotsync_boot_backend_parse(const char *name, enum slotsync_boot_backend_type *out)
 {
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)

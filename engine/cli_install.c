@@ -133,7 +133,7 @@ static int common_opt(int c, const char **config, const char *usage)
 int cli_install(int argc, char **argv)
 {
 	static const char usage[] = "Usage: slotsync install [--config FILE] [--json-progress] [--no-progress] BUNDLE|URL\n"
-				    "       slotsync install [--config FILE] --abort [BUNDLE|URL]\n";
+				    "       slotsync install [--config FILE] --abort [BUNDLE|URL]\n" CLI_EXIT_CODES;
 	struct slotsync_install_options o = { 0 };
 	struct slotsync_install_record rec;
 	struct slotsync_error err = { 0 };
@@ -172,10 +172,20 @@ int cli_install(int argc, char **argv)
 		fputs("\n", stderr);
 	if (r < 0) {
 		fprintf(stderr, "slotsync install: %s\n", slotsync_error_message(&err));
-		if (rec.source[0] && !rec.error_final && r != -EBUSY)
+		if (r == -EBUSY)
+			return SLOTSYNC_EXIT_BUSY;
+		if (rec.error_final || !rec.source[0]) {
+			if (rec.source[0])
+				fprintf(stderr, "slotsync install: failed for good: running it again fails the same way\n");
+			return SLOTSYNC_EXIT_FAILED;
+		}
+		if (rec.step == SLOTSYNC_STEP_FAILED)
+			/* cut before anything was written (the bundle could not be had) */
+			fprintf(stderr, "slotsync install: nothing was written; run the same command again to try again\n");
+		else
 			fprintf(stderr, "slotsync install: the install stopped at step %s; run the same command again to resume it\n",
 				slotsync_install_step_name(rec.step));
-		return 1;
+		return SLOTSYNC_EXIT_RESUMABLE;
 	}
 	if (!o.bundle) {
 		printf("install: the unfinished install was dropped\n");
@@ -259,7 +269,7 @@ static void print_status_text(const char *json)
 
 int cli_status(int argc, char **argv)
 {
-	static const char usage[] = "Usage: slotsync status [--config FILE] [--json]\n";
+	static const char usage[] = "Usage: slotsync status [--config FILE] [--json]\n" CLI_EXIT_CODES;
 	struct slotsync_error err = { 0 };
 	struct slotsync_config cfg;
 	const char *config = NULL;
@@ -301,8 +311,8 @@ int cli_mark(int argc, char **argv)
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", status_options, NULL)) != -1) {
-		if ((r = common_opt(c, &config, good ? "Usage: slotsync mark-good [--config FILE]\n"
-						      : "Usage: slotsync mark-bad [--config FILE]\n")) != 0)
+		if ((r = common_opt(c, &config, good ? "Usage: slotsync mark-good [--config FILE]\n" CLI_EXIT_CODES
+						      : "Usage: slotsync mark-bad [--config FILE]\n" CLI_EXIT_CODES)) != 0)
 			return r < 0 ? 2 : 0;
 	}
 	if (optind != argc) {
@@ -332,7 +342,9 @@ static const struct option agent_options[] = {
 int cli_agent(int argc, char **argv)
 {
 	static const char usage[] =
-		"Usage: slotsync agent [--config FILE] [--once] [--dbus system|ADDRESS] [--json-progress]\n";
+		"Usage: slotsync agent [--config FILE] [--once] [--dbus system|ADDRESS] [--json-progress]\n"
+		"  --once: settle, poll the channel once (an unfinished install it still names resumes),\n"
+		"  install what it names, and exit with the status below\n" CLI_EXIT_CODES;
 	struct slotsync_agent_options o = { 0 };
 	struct slotsync_error err = { 0 };
 	struct slotsync_config cfg;
@@ -371,7 +383,11 @@ int cli_agent(int argc, char **argv)
 	r = slotsync_agent_run(&o, &err);
 	if (r < 0) {
 		fprintf(stderr, "slotsync agent: %s\n", slotsync_error_message(&err));
-		return 1;
+		if (r == -EAGAIN) {
+			fprintf(stderr, "slotsync agent: not done; run it again to resume\n");
+			return SLOTSYNC_EXIT_RESUMABLE;
+		}
+		return SLOTSYNC_EXIT_FAILED;
 	}
 	return 0;
 }
@@ -385,7 +401,7 @@ int cli_validate(int argc, char **argv)
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", status_options, NULL)) != -1) {
-		if ((r = common_opt(c, &config, "Usage: slotsync validate [--config FILE]\n")) != 0)
+		if ((r = common_opt(c, &config, "Usage: slotsync validate [--config FILE]\n" CLI_EXIT_CODES)) != 0)
 			return r < 0 ? 2 : 0;
 	}
 	if (load_config(config, &cfg, "validate") < 0)

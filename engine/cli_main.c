@@ -18,6 +18,7 @@
 #include "slotsync/assemble.h"
 #include "slotsync/config.h"
 #include "slotsync/index.h"
+#include "slotsync/install.h"
 #include "slotsync/log.h"
 #include "slotsync/version.h"
 
@@ -40,7 +41,8 @@ static const char assemble_usage[] =
 	"       slotsync assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	ASSEMBLE_ABOUT
 	"\n"
-	"  -v/--verbose, -q/--quiet, -h/--help\n";
+	"  -v/--verbose, -q/--quiet, -h/--help\n"
+	CLI_EXIT_CODES;
 
 static void usage(FILE *f)
 {
@@ -87,8 +89,29 @@ static void usage(FILE *f)
 	      "      Copy the active data partition onto the new slot's, then run the new image's\n"
 	      "      migration hooks on the copy (image read-only, copy read-write).\n"
 	      "\n"
-	      "  -v/--verbose, -q/--quiet, --version, -h/--help\n",
+	      "  -v/--verbose, -q/--quiet, --version, -h/--help\n"
+	      CLI_EXIT_CODES,
 	      f);
+}
+
+int cli_exit_code(int r)
+{
+	switch (r) {
+	case -EIO:          /* the fetcher gave up on an object after its attempts */
+	case -ETIMEDOUT:
+	case -EAGAIN:
+	case -EINTR:
+	case -ECANCELED:
+	case -ECONNRESET:
+	case -ECONNREFUSED:
+	case -ECONNABORTED:
+	case -ENETDOWN:
+	case -ENETUNREACH:
+	case -EHOSTUNREACH:
+		return SLOTSYNC_EXIT_RESUMABLE;
+	default:
+		return SLOTSYNC_EXIT_FAILED;
+	}
 }
 
 static int cmd_index_info(int argc, char **argv)
@@ -100,7 +123,7 @@ static int cmd_index_info(int argc, char **argv)
 	const char *path = argv[2];
 
 	if (argc == 3 && (!strcmp(path, "--help") || !strcmp(path, "-h"))) {
-		fputs("Usage: slotsync index-info INDEX\n" INDEX_INFO_ABOUT, stdout);
+		fputs("Usage: slotsync index-info INDEX\n" INDEX_INFO_ABOUT CLI_EXIT_CODES, stdout);
 		return 0;
 	}
 	if (argc != 3) {
@@ -436,16 +459,20 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 }
 
 /* Opens the slots named through the configuration (if any), assembles, closes
- * them.  The exit code: 0, or 1 with err filled. */
+ * them.  The exit code: 0, or 1 or 3 (cli_exit_code) with err filled. */
 static int run_assemble(struct slot_args *sa, struct slotsync_assemble_options *opt, const char **seeds,
 			struct slotsync_assemble_stats *st, struct slotsync_error *err)
 {
 	int rc;
 
-	if ((sa->slot || sa->n_seed_slots) && open_slots(sa, opt, seeds, err) < 0)
+	int r;
+
+	if ((sa->slot || sa->n_seed_slots) && open_slots(sa, opt, seeds, err) < 0) {
 		rc = 1;
-	else
-		rc = slotsync_assemble(opt, st, err) < 0 ? 1 : 0;
+	} else {
+		r = slotsync_assemble(opt, st, err);
+		rc = r < 0 ? cli_exit_code(r) : 0;
+	}
 	close_slots(sa);
 	return rc;
 }
@@ -489,6 +516,9 @@ static void print_assemble_result(const struct slotsync_assemble_options *opt, c
 		fputs("\r\033[K", stderr);
 	if (rc)
 		fprintf(stderr, "slotsync assemble: %s\n", slotsync_error_message(err));
+	if (rc == SLOTSYNC_EXIT_RESUMABLE && opt->journal_path)
+		fprintf(stderr, "slotsync assemble: interrupted; run the same command again to resume it (journal %s)\n",
+			opt->journal_path);
 	if (json)
 		print_json(st, opt->dry_run, rc ? slotsync_error_message(err) : NULL);
 	else if (opt->dry_run)

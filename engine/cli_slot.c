@@ -86,7 +86,8 @@ static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_t
 		case 'h':
 			printf("Usage: slotsync slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n"
 			       "       slotsync unlock [--config FILE] [--data] SLOT\n"
-			       "       slotsync unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n");
+			       "       slotsync unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
+			       CLI_EXIT_CODES);
 			return 1;
 		default:
 			return -1;
@@ -212,7 +213,8 @@ int cli_migrate_data(int argc, char **argv)
 			o.fs_type = optarg;
 			break;
 		case 'h':
-			printf("Usage: slotsync migrate-data --from DEV --to DEV --image DEV [--hooks-dir PATH] [--fs-type T]\n");
+			printf("Usage: slotsync migrate-data --from DEV --to DEV --image DEV [--hooks-dir PATH] [--fs-type T]\n"
+			       CLI_EXIT_CODES);
 			return 0;
 		default:
 			return 2;

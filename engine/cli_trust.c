@@ -79,7 +79,7 @@ int cli_verify(int argc, char **argv)
 		case 'h':
 			fputs("Usage: slotsync verify --keyring CA.pem [--compatible C] [--state FILE] [--pointer POINTER]\n"
 			      "       [--installed-version V] [--security-floor N] [--allow-downgrade] [--index-out FILE]\n"
-			      "       BUNDLE\n",
+			      "       BUNDLE\n" CLI_EXIT_CODES,
 			      stdout);
 			return 0;
 		default:
@@ -153,7 +153,7 @@ int cli_state(int argc, char **argv)
 			have_raise = 1;
 			break;
 		case 'h':
-			fputs("Usage: slotsync state --state FILE [--set-installed V] [--raise-floor N]\n", stdout);
+			fputs("Usage: slotsync state --state FILE [--set-installed V] [--raise-floor N]\n" CLI_EXIT_CODES, stdout);
 			return 0;
 		default:
 			return 2;

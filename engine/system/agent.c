@@ -176,6 +176,7 @@ static void resolve_url(const char *base, const char *ref, char *out, size_t n)
 
 struct cycle_out {
 	int installed;       /* a new slot was switched to: a reboot is due */
+	int final;           /* a failure for good: running the cycle again fails the same way */
 	char result[1024];   /* what happened, for status */
 };
 
@@ -203,8 +204,10 @@ static int do_install(struct agent *a, const char *source, const uint8_t *sha, u
 		io.abort = 1;
 	}
 	r = slotsync_install(&io, &rec, err);
-	if (r < 0)
+	if (r < 0) {
+		co->final = rec.error_final;
 		return r;
+	}
 	if (rec.step == SLOTSYNC_STEP_REBOOT) {
 		co->installed = 1;
 		snprintf(co->result, sizeof(co->result), "installed %s into slot %c; reboot due", rec.version, 'A' + rec.target);
@@ -215,7 +218,32 @@ static int do_install(struct agent *a, const char *source, const uint8_t *sha, u
 	return 0;
 }
 
-static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_error *err)
+/* Drops an unfinished install (as slotsync install --abort does). */
+static int drop_unfinished(struct agent *a, const struct slotsync_install_record *rec, const char *why,
+			   struct slotsync_error *err)
+{
+	struct slotsync_install_options io = { 0 };
+	struct slotsync_install_record out;
+
+	slotsync_log_info("dropping the unfinished install of %s (at step %s): %s", rec->version[0] ? rec->version : rec->source,
+			  slotsync_install_step_name(rec->step), why);
+	io.cfg = a->cfg;
+	io.abort = 1;
+	return slotsync_install(&io, &out, err);
+}
+
+/* An install cut short, still to finish (before its switch). */
+static int unfinished_install(const struct slotsync_config *cfg, struct slotsync_install_record *rec)
+{
+	struct slotsync_error e = { 0 };
+
+	return slotsync_install_record_load(cfg, rec, &e) == 0 && rec->step > SLOTSYNC_STEP_NONE &&
+	       rec->step < SLOTSYNC_STEP_REBOOT;
+}
+
+/* Polls the channel and does what its pointer says.  *reached: a valid, signed
+ * pointer was had (else the caller may resume what is unfinished). */
+static int poll_channel(struct agent *a, struct cycle_out *co, int *reached, struct slotsync_error *err)
 {
 	const struct slotsync_config *cfg = a->cfg;
 	struct slotsync_pointer *ptr = NULL;
@@ -227,12 +255,16 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 	char path[PATH_MAX], state[PATH_MAX], url[2048], sha[65], reason[512];
 	int booted, r;
 
+	*reached = 0;
+	co->final = 1; /* a refused pointer is refused again; an unreachable channel is not */
 	if (!cfg->channel[0])
 		return slotsync_error_set(err, -EINVAL, "%s: [update] channel = is not set", cfg->path);
 	system_state_path(cfg, "channel.pointer", path);
 	r = system_download(cfg, cfg->channel, SLOTSYNC_POINTER_MAX_BYTES, path, err);
-	if (r < 0)
+	if (r < 0) {
+		co->final = 0;
 		return r;
+	}
 	r = slotsync_pointer_open(path, cfg->keyring, &ptr, &signer, err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "channel pointer");
@@ -254,6 +286,22 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 			goto out;
 	}
 	slotsync_digest_to_hex(ptr->bundle_sha256, sha);
+	*reached = 1;
+	co->final = 0;
+	/* the channel decides: an unfinished install of what it names resumes,
+	 * one of anything else (a withdrawn release) is dropped */
+	if (unfinished_install(cfg, &rec)) {
+		if (!strcmp(rec.bundle_sha256, sha)) {
+			slotsync_log_info("channel pointer %" PRIu64 " names the unfinished install of %s: resuming it at step %s",
+					  ptr->version, rec.version[0] ? rec.version : rec.source, slotsync_install_step_name(rec.step));
+			r = do_install(a, rec.source, ptr->bundle_sha256, ptr->bundle_size, co, err);
+			goto out;
+		}
+		snprintf(reason, sizeof(reason), "channel pointer %" PRIu64 " names another bundle", ptr->version);
+		r = drop_unfinished(a, &rec, reason, err);
+		if (r < 0)
+			goto out;
+	}
 	booted = slotsync_boot_booted(&cfg->boot, err);
 	if (booted < 0) {
 		r = booted;
@@ -273,6 +321,13 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 		goto out;
 	}
 	if (slotsync_install_record_load(cfg, &rec, &e) == 0 && !strcmp(rec.bundle_sha256, sha) &&
+	    rec.step == SLOTSYNC_STEP_FAILED && rec.error_final && strcmp(rec.error, "aborted") != 0) {
+		/* failed for good before its switch (the bundle refused, the slot too small) */
+		snprintf(co->result, sizeof(co->result), "pointer %" PRIu64 " names a bundle whose install failed for good (%.700s); not installed again",
+			 ptr->version, rec.error);
+		goto out;
+	}
+	if (slotsync_install_record_load(cfg, &rec, &e) == 0 && !strcmp(rec.bundle_sha256, sha) &&
 	    (rec.step == SLOTSYNC_STEP_REBOOT || rec.step == SLOTSYNC_STEP_VALIDATE)) {
 		snprintf(co->result, sizeof(co->result), "version %s is installed in slot %c and waits for a reboot", rec.version,
 			 'A' + rec.target);
@@ -287,22 +342,26 @@ out:
 	return r;
 }
 
-/* One cycle of the worker: finish an install cut short, else poll. */
+/* One cycle of the worker: poll the channel, which decides whether an
+ * install cut short resumes; without a valid pointer (the network down, no
+ * channel) such an install resumes all the same. */
 static int cycle(struct agent *a, struct cycle_out *co, struct slotsync_error *err)
 {
 	struct slotsync_install_record rec;
-	struct slotsync_error e = { 0 };
+	int reached, r;
 
 	memset(co, 0, sizeof(*co));
 	if (a->job == AGENT_JOB_INSTALL)
 		return do_install(a, a->job_source, NULL, 0, co, err);
-	if (slotsync_install_record_load(a->cfg, &rec, &e) == 0 && rec.step > SLOTSYNC_STEP_NONE &&
-	    rec.step < SLOTSYNC_STEP_REBOOT) {
-		slotsync_log_info("resuming the install of %s at step %s", rec.version[0] ? rec.version : rec.source,
-				  slotsync_install_step_name(rec.step));
+	r = poll_channel(a, co, &reached, err);
+	if (r < 0 && !reached && unfinished_install(a->cfg, &rec)) {
+		slotsync_log_info("no channel pointer (%s); resuming the install of %s at step %s", slotsync_error_message(err),
+				  rec.version[0] ? rec.version : rec.source, slotsync_install_step_name(rec.step));
+		memset(err, 0, sizeof(*err));
+		memset(co, 0, sizeof(*co));
 		return do_install(a, rec.source, NULL, 0, co, err);
 	}
-	return poll_channel(a, co, err);
+	return r;
 }
 
 /* ---- the worker ----------------------------------------------------------- */
@@ -338,6 +397,7 @@ static void *worker_main(void *arg)
 	a->have_result = 1;
 	a->result_rc = r;
 	a->result_installed = co.installed;
+	a->result_final = co.final;
 	snprintf(a->result_msg, sizeof(a->result_msg), "%s", r < 0 ? slotsync_error_message(&err) : co.result);
 	pthread_mutex_unlock(&a->mu);
 	wake(a);
@@ -421,7 +481,7 @@ static void on_poll_timer(struct agent *a)
 static void job_finished(struct agent *a)
 {
 	struct slotsync_error err = { 0 };
-	int rc, installed;
+	int rc, installed, final;
 	char msg[1024];
 
 	pthread_join(a->worker, NULL);
@@ -430,6 +490,7 @@ static void job_finished(struct agent *a)
 	a->have_result = 0;
 	rc = a->result_rc;
 	installed = a->result_installed;
+	final = a->result_final;
 	snprintf(msg, sizeof(msg), "%s", a->result_msg);
 	pthread_mutex_unlock(&a->mu);
 	if (rc < 0) {
@@ -454,7 +515,7 @@ static void job_finished(struct agent *a)
 		double next = rc < 0 ? backoff(a) : (double)a->cfg->poll_interval + jitter((double)a->cfg->poll_jitter);
 		save_agent_state(a->cfg, rc < 0 ? "error" : msg, rc < 0 ? msg : "", a->o->once ? -1 : next);
 		if (a->o->once) {
-			a->exit_code = rc < 0 ? 1 : 0;
+			a->exit_code = rc >= 0 ? SLOTSYNC_EXIT_DONE : final ? SLOTSYNC_EXIT_FAILED : SLOTSYNC_EXIT_RESUMABLE;
 			a->stop = 1;
 		} else {
 			schedule_poll(a, next);
@@ -606,7 +667,9 @@ int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_e
 		close(lock);
 		_exit(0);
 	}
-	r = o->once && a.exit_code ? slotsync_error_set(err, -EIO, "%s", a.last_error) : 0;
+	r = o->once && a.exit_code ? slotsync_error_set(err, a.exit_code == SLOTSYNC_EXIT_RESUMABLE ? -EAGAIN : -EIO, "%s",
+							 a.last_error)
+				   : 0;
 out:
 	agent_dbus_close(&a);
 	if (a.efd >= 0)

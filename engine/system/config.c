@@ -318,6 +318,15 @@ static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
 		return slotsync_error_set(err, -EINVAL, "%s: two volumes share a mapping name", p->name);
 	if (!c->client_cert[0] != !c->client_key[0])
 		return slotsync_error_set(err, -EINVAL, "%s: client-cert and client-key go together", p->name);
+	/* a new slot gets boot-tries tries: the bootloader must be able to count them */
+	if (c->boot_tries > slotsync_boot_tries_max(c->boot.backend))
+		return slotsync_error_set(err, -EINVAL, "%s: boot-tries = %d in [system] is more than the %s backend counts (at most %d)",
+					  p->name, c->boot_tries, slotsync_boot_backend_name(c->boot.backend),
+					  slotsync_boot_tries_max(c->boot.backend));
+	if (c->boot.default_tries > slotsync_boot_tries_max(c->boot.backend))
+		return slotsync_error_set(err, -EINVAL, "%s: default-tries = %d in [boot] is more than the %s backend counts (at most %d)",
+					  p->name, c->boot.default_tries, slotsync_boot_backend_name(c->boot.backend),
+					  slotsync_boot_tries_max(c->boot.backend));
 	return 0;
 }
 

@@ -71,6 +71,7 @@ struct run_ctx {
 	double t0, last_save, rate_t, rate_bytes;
 	double rate;
 	struct slotsync_volume_handle target, active, data_target, data_active;
+	int missing;             /* the assemble step found an object missing from every store */
 };
 
 static void report(struct run_ctx *c)
@@ -202,6 +203,28 @@ static int run_bundle_hook(struct run_ctx *c, const char *kind, const char *name
 
 /* ---- the steps -------------------------------------------------------------- */
 
+/* Refuses an image larger than the target slot, before anything is written:
+ * resuming would not make it fit.  A block device must hold the image (a luks2
+ * volume holds less than its device, by its header: the assembly checks the
+ * mapping again); a regular file grows to the image's size. */
+static int check_slot_size(struct run_ctx *c, struct slotsync_error *err)
+{
+	const struct slotsync_slot_config *s = &c->cfg->slot[c->rec->target];
+	uint64_t image = c->bundle->manifest->image_size, size = 0;
+	struct stat st;
+	int fd = open(s->device, O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return 0; /* the assemble step says what is wrong with it */
+	if (fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && io_fd_size(fd, &size) == 0 && size < image)
+		r = slotsync_error_set(err, -ENOSPC,
+				       "slot %s (%s) holds %" PRIu64 " bytes, the image of version %s needs %" PRIu64
+				       ": it does not fit, and this bundle cannot be installed on this device",
+				       s->name, s->device, size, c->rec->version, image);
+	close(fd);
+	return r;
+}
+
 static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 {
 	const struct slotsync_config *cfg = c->cfg;
@@ -245,6 +268,8 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	if (!pol.compatible)
 		return slotsync_error_set(err, -EINVAL, "%s: [system] compatible = is not set", cfg->path);
 	r = slotsync_policy_check(c->bundle->manifest, &pol, err);
+	if (r == 0)
+		r = check_slot_size(c, err);
 	if (r < 0)
 		return r;
 	system_state_path(cfg, "install.caibx", path);
@@ -261,8 +286,10 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	struct slotsync_volume av = slotsync_slot_volume(act, 0);
 	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX], seed[PATH_MAX * 2 + 2];
 	const char *seeds[1];
+	size_t n_stores;
 	int r;
 
+	c->missing = 0;
 	r = system_slot_record_set(cfg, c->rec->target, "writing", NULL, err);
 	if (r < 0)
 		return r;
@@ -292,8 +319,8 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.journal_path = journal;
 	ao.seeds = seeds;
 	ao.n_seeds = 1;
-	ao.fetch.base_url = cfg->n_stores ? cfg->store[0] : c->bundle->manifest->n_stores ? c->bundle->manifest->stores[0] : NULL;
-	if (!ao.fetch.base_url)
+	n_stores = cfg->n_stores ? (size_t)cfg->n_stores : c->bundle->manifest->n_stores;
+	if (!n_stores)
 		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
 					  cfg->path);
 	ao.fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
@@ -308,14 +335,33 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.signed_deltas = 1;
 	ao.deltas = c->bundle->manifest->deltas;
 	ao.n_deltas = c->bundle->manifest->n_deltas;
-	memset(&st, 0, sizeof(st));
-	r = slotsync_assemble(&ao, &st, err);
-	if (r == -EEXIST) {
-		/* a journal of another index or target: an earlier install's */
-		slotsync_log_info("the assembly journal belongs to something else; starting it anew");
-		memset(err, 0, sizeof(*err));
-		ao.reset_journal = 1;
+	/* the stores are mirrors: what one lacks (HTTP 404) is asked of the next,
+	 * the journal keeping what is done */
+	for (size_t i = 0; i < n_stores; i++) {
+		ao.fetch.base_url = cfg->n_stores ? cfg->store[i] : c->bundle->manifest->stores[i];
+		if (i > 0) {
+			slotsync_log_warning("%s; trying the next store, %s", slotsync_error_message(err), ao.fetch.base_url);
+			memset(err, 0, sizeof(*err));
+		}
+		memset(&st, 0, sizeof(st));
 		r = slotsync_assemble(&ao, &st, err);
+		if (r == -EEXIST) {
+			/* a journal of another index or target: an earlier install's */
+			slotsync_log_info("the assembly journal belongs to something else; starting it anew");
+			memset(err, 0, sizeof(*err));
+			ao.reset_journal = 1;
+			r = slotsync_assemble(&ao, &st, err);
+			ao.reset_journal = 0;
+		}
+		/* fetch.h: -ENOENT for an object the store does not have (HTTP 404
+		 * or 410); a missing seed or target says "cannot open" instead */
+		if (r != -ENOENT || !strstr(slotsync_error_message(err), "(HTTP 4"))
+			break;
+	}
+	if (r == -ENOENT && strstr(slotsync_error_message(err), "(HTTP 4")) {
+		c->missing = 1;
+		if (n_stores > 1)
+			slotsync_error_prefix(err, "missing from all %zu stores", n_stores);
 	}
 	if (r < 0)
 		return r;
@@ -480,10 +526,16 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 	/* the same bundle as an unfinished install resumes it; another is refused */
 	if (have_old) {
 		int is_url = !strncmp(o->bundle, "http://", 7) || !strncmp(o->bundle, "https://", 8);
+		char want[65] = "";
 		if (!is_url && slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, o->bundle, 0, d, NULL, err) == 0)
 			slotsync_digest_to_hex(d, h);
 		memset(err, 0, sizeof(*err));
-		if ((is_url && strcmp(old.source, o->bundle)) || (!is_url && (strcmp(h, old.bundle_sha256) || !h[0]))) {
+		/* a bundle named by its digest (a channel pointer) resumes only an
+		 * install of that digest, not one of whatever the URL served before */
+		if (o->bundle_sha256)
+			slotsync_digest_to_hex(o->bundle_sha256, want);
+		if ((want[0] && old.bundle_sha256[0] && strcmp(want, old.bundle_sha256)) ||
+		    (is_url && strcmp(old.source, o->bundle)) || (!is_url && (strcmp(h, old.bundle_sha256) || !h[0]))) {
 			r = slotsync_error_set(err, -EBUSY,
 					       "an install of %s (version %s) is unfinished at step %s; run it again to resume it, or --abort it",
 					       old.source, old.version[0] ? old.version : "?",
@@ -575,6 +627,8 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 				rec->step = SLOTSYNC_STEP_ASSEMBLE; /* written again on the next run */
 			goto out;
 		}
+		if (s == SLOTSYNC_STEP_ASSEMBLE)
+			rec->missing_runs = 0;
 		rec->step = (enum slotsync_install_step)(s + 1);
 		r = system_record_save(cfg, rec, err);
 		if (r < 0)
@@ -584,13 +638,22 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 out:
 	if (r < 0) {
 		int step = rec->step;
+		if (step == SLOTSYNC_STEP_ASSEMBLE)
+			rec->missing_runs = c.missing ? rec->missing_runs + 1 : 0;
+		if (step == SLOTSYNC_STEP_ASSEMBLE && c.missing && rec->missing_runs >= SLOTSYNC_INSTALL_MISSING_RUNS_MAX)
+			/* the store lost what the release needs: asking again will not bring it back */
+			slotsync_error_prefix(err, "chunks missing from the store in %u runs in a row; version %s cannot be installed",
+					      rec->missing_runs, rec->version);
 		slotsync_error_prefix(err, "%s", slotsync_install_step_name(step));
 		system_copy_str(rec->error, sizeof(rec->error), slotsync_error_message(err));
 		if (step == SLOTSYNC_STEP_VERIFY) {
-			/* nothing was written: nothing to resume; the next try starts afresh */
+			/* nothing was written: nothing to resume; the next try starts afresh
+			 * (and may succeed, if only the bundle could not be had) */
 			rec->step = SLOTSYNC_STEP_FAILED;
-			rec->error_final = 1;
-		} else if (!transient && final_error(step, r)) {
+			rec->error_final = !transient;
+		} else if (!transient && (final_error(step, r) ||
+					  (step == SLOTSYNC_STEP_ASSEMBLE && c.missing &&
+					   rec->missing_runs >= SLOTSYNC_INSTALL_MISSING_RUNS_MAX))) {
 			struct slotsync_error e2 = { 0 };
 			rec->step = SLOTSYNC_STEP_FAILED;
 			rec->error_final = 1;

@@ -100,6 +100,7 @@ struct agent {
 	struct slotsync_install_progress prog;   /* under mu */
 	int have_result;                          /* under mu */
 	int result_rc, result_reboot, result_installed;
+	int result_final;                         /* the failure is for good: not resumable */
 	char result_msg[1024];
 	/* main thread */
 	int failures;

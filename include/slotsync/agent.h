@@ -42,7 +42,11 @@ struct slotsync_agent_options {
 	void *progress_ud;
 };
 
-/* Runs until SIGTERM/SIGINT (or, with once, one cycle).  0: clean exit. */
+/* Runs until SIGTERM/SIGINT (or, with once, one cycle).  0: clean exit.
+ * With once, a cycle that failed returns -EAGAIN when running it again may
+ * finish it (an interrupted install, an unreachable channel), another negative
+ * code when it failed for good (a refused pointer, a bundle that cannot be
+ * installed here). */
 SLOTSYNC_EXPORT int slotsync_agent_run(const struct slotsync_agent_options *o, struct slotsync_error *err);
 
 /* The health checks and the validation they decide (what the agent does at

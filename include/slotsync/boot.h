@@ -67,6 +67,10 @@ SLOTSYNC_EXPORT void slotsync_boot_config_defaults(struct slotsync_boot_config *
 SLOTSYNC_EXPORT int slotsync_boot_config_set(struct slotsync_boot_config *cfg, const char *key, const char *value);
 SLOTSYNC_EXPORT int slotsync_boot_backend_parse(const char *name, enum slotsync_boot_backend_type *out);
 SLOTSYNC_EXPORT const char *slotsync_boot_backend_name(enum slotsync_boot_backend_type t);
+/* The most tries a slot can be given on this backend: what its bootloader's
+ * script can count (GRUB and U-Boot: 9, one decimal digit; file and Barebox:
+ * SLOTSYNC_BOOT_TRIES_MAX). */
+SLOTSYNC_EXPORT int slotsync_boot_tries_max(enum slotsync_boot_backend_type t);
 
 /* Reads the state from the backend.  A storage that holds no state yet reads
  * as the first-boot state (A good and first, B not bootable); a corrupt one is

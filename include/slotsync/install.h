@@ -78,7 +78,21 @@ struct slotsync_install_record {
 	double seconds[SLOTSYNC_STEP_COUNT]; /* time spent in each step, over every run */
 	char error[1024];                    /* the last error ("" : none) */
 	int error_final;                     /* the install failed for good (step FAILED) */
+	unsigned missing_runs;               /* runs in a row that found an object missing from every store (HTTP 404) */
 };
+
+/* Exit codes of the slotsync command (install, assemble, agent --once and the
+ * others), in its --help and docs/install.md. */
+#define SLOTSYNC_EXIT_DONE 0       /* done */
+#define SLOTSYNC_EXIT_FAILED 1     /* failed for good: the same command fails again; do not retry this bundle */
+#define SLOTSYNC_EXIT_USAGE 2      /* bad arguments */
+#define SLOTSYNC_EXIT_RESUMABLE 3  /* interrupted (network, signal, power): run the same command again to resume */
+#define SLOTSYNC_EXIT_BUSY 4       /* another install runs, or one of another bundle is unfinished */
+
+/* Runs in a row that find a chunk or delta object missing from every store
+ * (HTTP 404 from each) before the install fails for good: as many as the
+ * fetcher's attempts for one object (fetch.h, max_attempts). */
+#define SLOTSYNC_INSTALL_MISSING_RUNS_MAX 8
 
 /* -ENOENT when there is none. */
 SLOTSYNC_EXPORT int slotsync_install_record_load(const struct slotsync_config *cfg, struct slotsync_install_record *rec,

@@ -86,6 +86,9 @@ expect_fail "a replayed older pointer (version 3 after 5) is refused" "older tha
 	$S agent --config "$T/dev/system.conf" --once
 err=$(agent_json "$T/dev" "['error']")
 check "(and reported in the status: $err)" grep -q "older than the last one accepted" <<<"$err"
+rc=0
+$S agent --config "$T/dev/system.conf" --once 2>/dev/null || rc=$?
+check "(agent --once exits 1: the pointer is refused for good)" test $rc -eq 1
 pointer 6 "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)" www/stable.pointer
 sleep 3
 expect_fail "an expired pointer is refused" "expired at" $S agent --config "$T/dev/system.conf" --once

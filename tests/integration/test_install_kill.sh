@@ -141,6 +141,9 @@ POWERCUT_DIR="$D/state" POWERCUT_AT=$((CALLS / 2)) POWERCUT_MODE=keep LD_PRELOAD
 	$S install --config "$D/system.conf" v2.bundle >/dev/null 2>&1 || true
 expect_fail "another bundle while an install is unfinished is refused" "is unfinished at step" \
 	$S install --config "$D/system.conf" v15.bundle
+rc=0
+$S install --config "$D/system.conf" v15.bundle >/dev/null 2>&1 || rc=$?
+check "(exit 4: busy, neither failed for good nor resumable)" test $rc -eq 4
 check "--abort drops it and installs the other" $S install --config "$D/system.conf" --abort v15.bundle
 check "(slot B is v1.5, the boot state written once)" \
 	bash -c "cmp -s -n $(stat -c %s "$V1") '$D/slot-b.img' '$V1' && [ $(boot_writes "$D") = 1 ]"
@@ -155,4 +158,7 @@ check "(nothing switched, slot A untouched)" \
 	bash -c "[ $(boot_writes "$D") = 0 ] && cmp -s '$D/slot-a.img' '$V1'"
 expect_fail "(and the release is not tried again)" "failed on this device before" \
 	$S install --config "$D/system.conf" v21.bundle
+rc=0
+$S install --config "$D/system.conf" v21.bundle >"$T/out.txt" 2>&1 || rc=$?
+check "(exit 1, failed for good, with no resume hint)" bash -c "[ $rc -eq 1 ] && ! grep -q resume '$T/out.txt'"
 finish

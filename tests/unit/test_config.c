@@ -137,6 +137,27 @@ START_TEST(test_refusals)
 END_TEST
 
 /* Each device feature a build lacks is refused by name at load, never later. */
+/* boot-tries the bootloader cannot count is refused when the configuration is
+ * read, not after a whole slot was written */
+START_TEST(test_boot_tries_per_backend)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+
+	refused("[system]\nboot-tries = 50\n[boot]\nbackend = grub\nenv = /boot/grubenv\n" SLOTS,
+		"boot-tries = 50 in [system] is more than the grub backend counts (at most 9)");
+	refused("[boot]\nbackend = grub\nenv = /boot/grubenv\n[system]\nboot-tries = 10\n" SLOTS,
+		"boot-tries = 10 in [system] is more than the grub backend counts (at most 9)");
+	refused("[boot]\nbackend = grub\nenv = /boot/grubenv\ndefault-tries = 12\n" SLOTS,
+		"default-tries = 12 in [boot] is more than the grub backend counts (at most 9)");
+	ck_assert_int_eq(load("[system]\nboot-tries = 9\n[boot]\nbackend = grub\nenv = /boot/grubenv\n" SLOTS, &c, &err), 0);
+	ck_assert_int_eq(c.boot_tries, 9);
+	ck_assert_int_eq(load("[system]\nboot-tries = 50\n" SLOTS, &c, &err), 0); /* the file backend counts to 100 */
+	ck_assert_int_eq(slotsync_boot_tries_max(SLOTSYNC_BOOT_GRUB), 9);
+	ck_assert_int_eq(slotsync_boot_tries_max(SLOTSYNC_BOOT_FILE), SLOTSYNC_BOOT_TRIES_MAX);
+}
+END_TEST
+
 START_TEST(test_missing_features)
 {
 	struct slotsync_config c;
@@ -207,6 +228,7 @@ int main(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_boot_tries_per_backend);
 	tcase_add_test(tc, test_missing_features);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_example_parses);

@@ -389,7 +389,7 @@ int cli_info(int argc, char **argv)
 	if (load_config(config, &cfg, "info") < 0)
 		return 1;
 	if (slotsync_install_bundle_info_json(&cfg, argv[optind], &json, &err) < 0) {
-		fprintf(stderr, "slotsync info: %s: %s\n", argv[optind], slotsync_error_message(&err));
+		fprintf(stderr, "slotsync info: %s\n", slotsync_error_message(&err));
 		return 1;
 	}
 	if (as_json)

@@ -195,8 +195,11 @@ int slotsync_install_bundle_info_json(const struct slotsync_config *cfg, const c
 	int r = slotsync_bundle_open(bundle, cfg->keyring, &b, err);
 
 	*out = NULL;
-	if (r < 0)
+	if (r < 0) {
+		if (!strstr(slotsync_error_message(err), bundle))
+			slotsync_error_prefix(err, "%s", bundle);
 		return r;
+	}
 	m = b->manifest;
 	o = json_object_new_object();
 	json_object_object_add(o, "bundle", json_object_new_string(bundle));

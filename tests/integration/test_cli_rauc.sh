@@ -90,4 +90,61 @@ check "(slot B still holds v2.0, and it is the one booted next)" \
 	bash -c "cmp -s -n $(stat -c %s "$V2") '$T/man/slot-b.img' '$V2' &&
 		 $SLOTSYNC_BOOTCTL --backend file --env '$T/man/boot.state' simulate-boot | grep -q B"
 
+# ---- D-Bus: Mark, Info, GetSlotStatus, Compatible ------------------------------------
+# a private bus that anyone may reach (its socket in a folder open to all), so
+# that a caller who is not root can be refused by the agent itself
+mkdir -m 0777 "$T/pub"
+chmod 0711 "$T"
+cat >bus.conf <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$T/pub/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+CONF
+dbus-daemon --config-file="$T/bus.conf" --nofork --nopidfile 2>"$T/dbus.err" &
+CLEANUP+=("kill $! 2>/dev/null")
+for _ in $(seq 100); do [ -S "$T/pub/bus" ] && break; sleep 0.05; done
+BUS=unix:path=$T/pub/bus
+device "$T/bus" "channel = $NGINX_URL/none.pointer
+poll-interval = 1h
+poll-jitter = 1h"
+$S agent --config "$T/bus/system.conf" --dbus "$BUS" 2>"$T/agent-bus.log" &
+AGENT=$!
+CLEANUP+=("kill $AGENT 2>/dev/null")
+B=(busctl --address="$BUS" --timeout=10)
+OBJ=(org.slotsync.Installer1 /org/slotsync/Installer1 org.slotsync.Installer1)
+for _ in $(seq 100); do "${B[@]}" --timeout=1 status org.slotsync.Installer1 >/dev/null 2>&1 && break; sleep 0.05; done
+unquote() { python3 -c 'import sys; s = sys.stdin.read().strip(); assert s.startswith("s \""), s; print(s[3:-1].encode().decode("unicode_escape"))'; }
+check "Compatible is the configuration's: $("${B[@]}" get-property "${OBJ[@]}" Compatible 2>&1)" \
+	test "$("${B[@]}" get-property "${OBJ[@]}" Compatible 2>&1)" = 's "rauc-test"'
+"${B[@]}" call "${OBJ[@]}" GetSlotStatus 2>&1 | unquote >slots.json || true
+check "GetSlotStatus: both slots, their devices and boot state" python3 -c "
+import json; s = json.load(open('slots.json'))
+assert s['A']['device'].endswith('/bus/slot-a.img') and s['B']['device'].endswith('/bus/slot-b.img'), s
+assert s['A']['booted'] is True and 'priority' in s['B'], s"
+"${B[@]}" call "${OBJ[@]}" Info s "$T/www/v2.bundle" 2>&1 | unquote >info-bus.json || true
+check "Info: the bundle's manifest as JSON" python3 -c "
+import json; j = json.load(open('info-bus.json')); assert j['version'] == '2.0' and j['compatible'] == 'rauc-test', j"
+expect_fail "Info of a bad bundle: an error with the reason" "bundle is truncated" "${B[@]}" call "${OBJ[@]}" Info s "$T/bad.bundle"
+"${B[@]}" call "${OBJ[@]}" Mark ss active other >mark.out 2>&1 || true
+check "Mark active other by root: B boots next ($(cat mark.out))" \
+	bash -c "$SLOTSYNC_BOOTCTL --backend file --env '$T/bus/boot.state' status | grep -q '^next: B'"
+expect_fail "Mark with a state that is none: refused" 'no state "great"' "${B[@]}" call "${OBJ[@]}" Mark ss great A
+nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups busctl --address="$BUS" --timeout=10 "$@"; }
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+	expect_fail "Mark by a caller who is not root: refused by the agent (the bus lets anyone call)" "Access denied" nobody call "${OBJ[@]}" Mark ss bad A
+	check "(the boot state is unchanged)" bash -c "$SLOTSYNC_BOOTCTL --backend file --env '$T/bus/boot.state' status | grep -qx 'slot A: priority 1, tries 0, good'"
+fi
+kill -TERM $AGENT
+wait $AGENT || true
+
 finish

@@ -82,6 +82,18 @@ print(f"{fails} failed")
 sys.exit(1 if fails else 0)
 PY
 
+# ---- --version anywhere, -v/-q before the command ------------------------------------
+PASS=0 FAIL=0
+for args in "--version" "status --version" "mark-active --config /none --version" "-q --version"; do
+	check "slotsync $args prints the version" bash -c "$SLOTSYNC_BIN $args | grep -qx 'slotsync [0-9.]*'"
+done
+for args in "--version" "make --version" "check --version"; do
+	check "slotsync-gen $args prints the version" bash -c "$SLOTSYNC_GEN $args | grep -qx 'slotsync-gen [0-9.]*'"
+done
+check "slotsync -v index-info --help: -v before the command is taken" bash -c "$SLOTSYNC_BIN -v index-info --help | grep -q '^Usage: slotsync index-info'"
+check "slotsync -q status --help: -q too" bash -c "$SLOTSYNC_BIN -q status --help | grep -q '^Usage: slotsync status'"
+finish || rc=1
+
 # ---- man pages and bash completion, installed -----------------------------------
 PASS=0 FAIL=0
 if command -v scdoc >/dev/null; then

@@ -280,7 +280,9 @@ static int poll_channel(struct agent *a, struct cycle_out *co, struct slotsync_e
 	     (rec.step == SLOTSYNC_STEP_VALIDATE && !strcmp(rec.bundle_sha256, sha)))) {
 		snprintf(co->result, sizeof(co->result), "version %s is installed in slot %c and waits for a reboot", rec.version,
 			 'A' + rec.target);
-		co->installed = rec.step == SLOTSYNC_STEP_REBOOT;
+		/* the channel's own release reboots as configured; another, installed
+		 * by hand, waits for the reboot its operator chooses */
+		co->installed = rec.step == SLOTSYNC_STEP_REBOOT && !strcmp(rec.bundle_sha256, sha);
 		goto out;
 	}
 	resolve_url(cfg->channel, ptr->bundle_url, url, sizeof(url));

@@ -78,6 +78,7 @@ expect_fail "mark-good A B: a usage error" "Usage: slotsync mark-good" $S mark-g
 
 # ---- the agent after a manual install that waits for its reboot -----------------
 device "$T/man" "channel = $NGINX_URL/stable.pointer"
+sed -i "s|^reboot-command = never|reboot-command = touch $T/man/rebooted|" "$T/man/system.conf"
 $G channel --bundle-url v21.bundle --bundle www/v21.bundle --version 2 --expires "$future" "${SIGN[@]}" \
 	www/stable.pointer >/dev/null
 check "a manual install of v2.0 waits for its reboot" \
@@ -86,6 +87,8 @@ rc=0
 $S agent --config "$T/man/system.conf" --once >agent.out 2>agent.err || rc=$?
 check "the agent, with a pointer to another release, leaves it for the reboot (exit $rc: $(tail -1 agent.err))" \
 	bash -c "[ $rc -eq 0 ] && ! grep -q 'unfinished at step' agent.err"
+check "(it waits for the reboot its operator chooses: the agent did not reboot)" test ! -e "$T/man/rebooted"
+check "(and says so in its status)" grep -q "waits for a reboot" "$T/man/state/agent.json"
 check "(slot B still holds v2.0, and it is the one booted next)" \
 	bash -c "cmp -s -n $(stat -c %s "$V2") '$T/man/slot-b.img' '$V2' &&
 		 $SLOTSYNC_BOOTCTL --backend file --env '$T/man/boot.state' simulate-boot | grep -q B"

@@ -22,6 +22,7 @@ int cli_migrate_data(int argc, char **argv);
 int cli_install(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_mark(int argc, char **argv);
+int cli_info(int argc, char **argv);
 int cli_agent(int argc, char **argv);
 int cli_validate(int argc, char **argv);
 

@@ -303,28 +303,110 @@ int cli_status(int argc, char **argv)
 
 int cli_mark(int argc, char **argv)
 {
-	int good = !strcmp(argv[1], "mark-good");
+	const char *state = !strcmp(argv[1], "mark-good") ? "good" : !strcmp(argv[1], "mark-bad") ? "bad" : "active";
 	struct slotsync_error err = { 0 };
 	struct slotsync_config cfg;
 	const char *config = NULL;
+	char usage[768];
 	int c, r;
 
+	snprintf(usage, sizeof(usage),
+		 "Usage: slotsync %s [--config FILE] [booted|other|A|B]\n"
+		 "      The slot (default: the booted one) %s.\n" CLI_EXIT_CODES,
+		 argv[1], !strcmp(state, "active") ? "boots next" : !strcmp(state, "good") ? "is marked good" : "is marked bad");
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", status_options, NULL)) != -1) {
-		if ((r = common_opt(c, &config, good ? "Usage: slotsync mark-good [--config FILE]\n" CLI_EXIT_CODES
-						      : "Usage: slotsync mark-bad [--config FILE]\n" CLI_EXIT_CODES)) != 0)
-			return r < 0 ? 2 : 0;
+		if ((r = common_opt(c, &config, usage)) != 0)
+			return r < 0 ? (fputs(usage, stderr), 2) : 0;
 	}
-	if (optind != argc) {
-		fprintf(stderr, "Usage: slotsync %s [--config FILE]\n", argv[1]);
+	if (argc - optind > 1) {
+		fputs(usage, stderr);
 		return 2;
 	}
 	if (load_config(config, &cfg, argv[1]) < 0)
 		return 1;
-	if (slotsync_install_mark(&cfg, good, &err) < 0) {
+	if (slotsync_install_mark_slot(&cfg, state, argc > optind ? argv[optind] : NULL, &err) < 0) {
 		fprintf(stderr, "slotsync %s: %s\n", argv[1], slotsync_error_message(&err));
+		return err.code == -EINVAL ? 2 : 1;
+	}
+	return 0;
+}
+
+static const struct option info_options[] = {
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void print_info_text(const char *json)
+{
+	json_object *o = json_tokener_parse(json), *a;
+
+	if (!o)
+		return;
+	json_object_object_foreach(o, key, val)
+	{
+		if (!val || json_object_is_type(val, json_type_array) || json_object_is_type(val, json_type_object))
+			continue;
+		printf("%-20s %s\n", key, json_object_get_string(val));
+	}
+	if (json_object_object_get_ex(o, "stores", &a))
+		for (size_t i = 0; i < json_object_array_length(a); i++)
+			printf("%-20s %s\n", "store", json_object_get_string(json_object_array_get_idx(a, i)));
+	if (json_object_object_get_ex(o, "hooks", &a)) {
+		json_object_object_foreach(a, hook, h)
+		{
+			if (h)
+				printf("%-20s %s\n", hook, json_object_get_string(h));
+		}
+	}
+	if (json_object_object_get_ex(o, "deltas", &a))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			json_object *d = json_object_array_get_idx(a, i), *base, *size;
+			json_object_object_get_ex(d, "base_index_sha256", &base);
+			json_object_object_get_ex(d, "size", &size);
+			printf("%-20s from base index %s (%s bytes of delta index)\n", "delta", json_object_get_string(base),
+			       json_object_get_string(size));
+		}
+	json_object_put(o);
+}
+
+int cli_info(int argc, char **argv)
+{
+	static const char usage[] = "Usage: slotsync info [--config FILE] [--json] BUNDLE\n"
+				    "      Check BUNDLE with the configuration's keyring (signature, chain, manifest)\n"
+				    "      and print its manifest: version, compatible, image size, stores, deltas, hooks.\n";
+	struct slotsync_error err = { 0 };
+	struct slotsync_config cfg;
+	const char *config = NULL;
+	char *json = NULL;
+	int c, r, as_json = 0;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "vqh", info_options, NULL)) != -1) {
+		if (c == OPT_JSON)
+			as_json = 1;
+		else if ((r = common_opt(c, &config, usage)) != 0)
+			return r < 0 ? (fputs(usage, stderr), 2) : 0;
+	}
+	if (argc - optind != 1) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (load_config(config, &cfg, "info") < 0)
+		return 1;
+	if (slotsync_install_bundle_info_json(&cfg, argv[optind], &json, &err) < 0) {
+		fprintf(stderr, "slotsync info: %s\n", slotsync_error_message(&err));
 		return 1;
 	}
+	if (as_json)
+		printf("%s\n", json);
+	else
+		print_info_text(json);
+	free(json);
 	return 0;
 }
 

@@ -55,8 +55,11 @@ static void usage(FILE *f)
 	      "      switch the boot state to it.  --abort drops an unfinished install first.\n"
 	      "  status [--config FILE] [--json]\n"
 	      "      Booted slot, each slot's version and boot state, the current or last install.\n"
-	      "  mark-good | mark-bad [--config FILE]\n"
-	      "      Mark the booted slot good (it stays) or bad (the bootloader falls back).\n"
+	      "  mark-good | mark-bad | mark-active [--config FILE] [booted|other|A|B]\n"
+	      "      Mark a slot (default: the booted one) good (it stays), bad (the bootloader\n"
+	      "      falls back) or active (it boots next).\n"
+	      "  info [--config FILE] [--json] BUNDLE\n"
+	      "      Check a bundle with the configuration's keyring; print its manifest.\n"
 	      "  agent [--config FILE] [--once] [--dbus system|ADDRESS] [--json-progress]\n"
 	      "      Update by itself: validate the boot, resume or poll the channel, install,\n"
 	      "      reboot; under systemd, Type=notify with the watchdog; a D-Bus installer.\n"
@@ -562,6 +565,8 @@ static const struct verb {
 	{ "status", cli_status },
 	{ "mark-good", cli_mark },
 	{ "mark-bad", cli_mark },
+	{ "mark-active", cli_mark },
+	{ "info", cli_info },
 	{ "agent", cli_agent },
 	{ "validate", cli_validate },
 	{ "assemble", cmd_assemble },
@@ -575,13 +580,25 @@ static const struct verb {
 
 int main(int argc, char **argv)
 {
+	/* --version anywhere before "--"; -v/-q before the command apply to every command */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--version")) {
+			printf("slotsync %s\n", SLOTSYNC_VERSION);
+			return 0;
+		}
+	while (argc > 1 && (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose") || !strcmp(argv[1], "-q") ||
+			    !strcmp(argv[1], "--quiet"))) {
+		if (argv[1][1] == 'v' || argv[1][2] == 'v')
+			slotsync_log_set_level(slotsync_log_get_level() + 1);
+		else
+			slotsync_log_set_level(SLOTSYNC_LOG_ERROR);
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
-	}
-	if (!strcmp(argv[1], "--version")) {
-		printf("slotsync %s\n", SLOTSYNC_VERSION);
-		return 0;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);

@@ -84,10 +84,12 @@ static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_t
 			so->data = 1;
 			break;
 		case 'h':
-			printf("Usage: slotsync slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n"
-			       "       slotsync unlock [--config FILE] [--data] SLOT\n"
-			       "       slotsync unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
-			       CLI_EXIT_CODES);
+			if (!strcmp(verb, "slot-format"))
+				printf("Usage: slotsync slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n" CLI_EXIT_CODES);
+			else
+				printf("Usage: slotsync unlock [--config FILE] [--data] SLOT\n"
+				       "       slotsync unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
+				       CLI_EXIT_CODES);
 			return 1;
 		default:
 			return -1;

@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential cmake pkg-config
+	# man pages from their one source each (docs/man/*.scd)
+	scdoc
 	# libraries
 	libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check libubootenv-dev zlib1g-dev
 	libtss2-dev libcryptsetup-dev libdevmapper-dev libinih-dev libsystemd-dev

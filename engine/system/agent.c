@@ -327,11 +327,17 @@ static int poll_channel(struct agent *a, struct cycle_out *co, int *reached, str
 			 ptr->version, rec.error);
 		goto out;
 	}
-	if (slotsync_install_record_load(cfg, &rec, &e) == 0 && !strcmp(rec.bundle_sha256, sha) &&
-	    (rec.step == SLOTSYNC_STEP_REBOOT || rec.step == SLOTSYNC_STEP_VALIDATE)) {
+	/* an install that waits for its reboot (the channel's, or one made by hand
+	 * with slotsync install) is left for the reboot: the next poll after it
+	 * decides what comes next */
+	if (slotsync_install_record_load(cfg, &rec, &e) == 0 &&
+	    (rec.step == SLOTSYNC_STEP_REBOOT ||
+	     (rec.step == SLOTSYNC_STEP_VALIDATE && !strcmp(rec.bundle_sha256, sha)))) {
 		snprintf(co->result, sizeof(co->result), "version %s is installed in slot %c and waits for a reboot", rec.version,
 			 'A' + rec.target);
-		co->installed = rec.step == SLOTSYNC_STEP_REBOOT;
+		/* the channel's own release reboots as configured; another, installed
+		 * by hand, waits for the reboot its operator chooses */
+		co->installed = rec.step == SLOTSYNC_STEP_REBOOT && !strcmp(rec.bundle_sha256, sha);
 		goto out;
 	}
 	resolve_url(cfg->channel, ptr->bundle_url, url, sizeof(url));

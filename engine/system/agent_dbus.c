@@ -20,6 +20,7 @@
 #include "clock.h"
 
 #if SLOTSYNC_HAVE_SYSTEMD
+#include <json-c/json.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 
@@ -72,6 +73,93 @@ static int m_poll(sd_bus_message *m, void *ud, sd_bus_error *e)
 	return sd_bus_reply_method_return(m, "");
 }
 
+/* Whether the caller of m is root: methods that change the device check it
+ * themselves, not only through the bus policy (a private bus has none). */
+static int caller_is_root(sd_bus_message *m, sd_bus_error *e)
+{
+	sd_bus_creds *creds = NULL;
+	uid_t uid = (uid_t)-1;
+	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
+
+	/* the bus daemon vouches for the uid; the effective one when the bus knows it */
+	if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) < 0)
+		r = sd_bus_creds_get_uid(creds, &uid);
+	sd_bus_creds_unref(creds);
+	if (r < 0 || uid != 0) {
+		sd_bus_error_set(e, SD_BUS_ERROR_ACCESS_DENIED, "only root may change the boot state");
+		return 0;
+	}
+	return 1;
+}
+
+/* Mark(s state, s slot): state good, bad or active; slot booted, other, A or B. */
+static int m_mark(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_error err = { 0 };
+	const char *state, *slot;
+	int r = sd_bus_message_read(m, "ss", &state, &slot);
+
+	if (r < 0)
+		return r;
+	if (!caller_is_root(m, e))
+		return -EACCES;
+	r = slotsync_install_mark_slot(a->cfg, state, slot, &err);
+	if (r == -EINVAL)
+		return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS, "%s", slotsync_error_message(&err));
+	if (r < 0)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Failed", "%s", slotsync_error_message(&err));
+	return sd_bus_reply_method_return(m, "");
+}
+
+/* Info(s bundle) -> s: the bundle checked with the keyring, its manifest as JSON. */
+static int m_info(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_error err = { 0 };
+	const char *bundle;
+	char *json = NULL;
+	int r = sd_bus_message_read(m, "s", &bundle);
+
+	if (r < 0)
+		return r;
+	if (slotsync_install_bundle_info_json(a->cfg, bundle, &json, &err) < 0)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Failed", "%s", slotsync_error_message(&err));
+	r = sd_bus_reply_method_return(m, "s", json);
+	free(json);
+	return r;
+}
+
+/* GetSlotStatus() -> s: the "slots" member of Status, as JSON. */
+static int m_slot_status(sd_bus_message *m, void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	struct slotsync_error err = { 0 };
+	struct json_object *o, *slots;
+	char *json = NULL;
+	int r = slotsync_install_status_json(a->cfg, &json, &err);
+
+	if (r < 0)
+		return sd_bus_error_setf(e, "org.slotsync.Error.Failed", "%s", slotsync_error_message(&err));
+	o = json_tokener_parse(json);
+	free(json);
+	if (!o || !json_object_object_get_ex(o, "slots", &slots)) {
+		json_object_put(o);
+		return sd_bus_error_set(e, "org.slotsync.Error.Failed", "the status has no slots");
+	}
+	r = sd_bus_reply_method_return(m, "s", json_object_to_json_string_ext(slots, JSON_C_TO_STRING_PRETTY |
+										      JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return r;
+}
+
+static int p_compatible(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
+			void *ud, sd_bus_error *e)
+{
+	struct agent *a = ud;
+	return sd_bus_message_append(reply, "s", a->cfg->compatible);
+}
+
 static int p_operation(sd_bus *bus, const char *path, const char *iface, const char *prop, sd_bus_message *reply,
 		       void *ud, sd_bus_error *e)
 {
@@ -113,6 +201,10 @@ static const sd_bus_vtable installer_vtable[] = {
 	SD_BUS_METHOD("Install", "s", "", m_install, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("Poll", "", "", m_poll, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("Status", "", "s", m_status, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Mark", "ss", "", m_mark, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Info", "s", "s", m_info, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("GetSlotStatus", "", "s", m_slot_status, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_PROPERTY("Compatible", "s", p_compatible, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("Operation", "s", p_operation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("LastError", "s", p_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("Progress", "(stttt)", p_progress, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

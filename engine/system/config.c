@@ -19,6 +19,7 @@
 struct parse_ctx {
 	struct slotsync_config *cfg;
 	const char *name;
+	const char *text;             /* the configuration given as a string, or NULL: read from name */
 	char error[512];              /* the first error; inih gives its line */
 	char seen[SEEN_MAX][80];      /* "section\nkey" of every key given once */
 	int n_seen;
@@ -290,6 +291,39 @@ static void defaults(struct slotsync_config *c, const char *name)
 	}
 }
 
+/* Whether line number `line` of the configuration opens a section it does not
+ * close ("[system"): inih reports that line, and the keys after it land in a
+ * section named "", whose error must not be the one told. */
+static int open_section_header(const struct parse_ctx *p, int line)
+{
+	char buf[512];
+	const char *t = p->text, *s;
+	FILE *f = NULL;
+	int n = 0, found = 0;
+
+	if (!t && !(f = fopen(p->name, "r")))
+		return 0;
+	while (!found) {
+		if (f) {
+			if (!fgets(buf, sizeof(buf), f))
+				break;
+		} else {
+			size_t len = strcspn(t, "\n");
+			if (!*t)
+				break;
+			snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), t);
+			t += len + (t[len] == '\n');
+		}
+		if (++n < line)
+			continue;
+		s = buf + strspn(buf, " \t");
+		found = *s == '[' && !strchr(s, ']') ? 1 : -1;
+	}
+	if (f)
+		fclose(f);
+	return found == 1;
+}
+
 static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
 {
 	struct slotsync_config *c = p->cfg;
@@ -298,6 +332,8 @@ static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
 		return slotsync_error_set_errno(err, errno ? -errno : -ENOENT, "cannot read config %s", p->name);
 	if (line == -2)
 		return slotsync_error_set(err, -ENOMEM, "out of memory reading %s", p->name);
+	if (line > 0 && open_section_header(p, line))
+		return slotsync_error_set(err, -EINVAL, "%s: line %d: section header without ]", p->name, line);
 	if (line > 0)
 		return slotsync_error_set(err, -EINVAL, "%s:%d: %s", p->name, line,
 					  p->error[0] ? p->error : "not \"key = value\" nor \"[section]\"");
@@ -361,6 +397,7 @@ int slotsync_config_load_string(const char *text, const char *name, struct slots
 	defaults(cfg, name);
 	p->cfg = cfg;
 	p->name = name;
+	p->text = text;
 	r = finish(p, ini_parse_string(text, handler, p), err);
 	free(p);
 	return r;

@@ -483,6 +483,19 @@ static int prepare_bundle(const struct slotsync_install_options *o, struct slots
 	return copy_file(o->bundle, path, err);
 }
 
+/* A message about the bundle's copy in the state folder names the bundle as
+ * the user gave it instead: the copy is an implementation detail. */
+static void error_name_source(struct slotsync_error *err, const char *copy, const char *source)
+{
+	char msg[sizeof(err->msg)];
+	const char *at = strstr(err->msg, copy);
+
+	if (!at || !source[0])
+		return;
+	snprintf(msg, sizeof(msg), "%.*s%s%s", (int)(at - err->msg), err->msg, source, at + strlen(copy));
+	memcpy(err->msg, msg, sizeof(msg));
+}
+
 int slotsync_install(const struct slotsync_install_options *o, struct slotsync_install_record *rec,
 		     struct slotsync_error *err)
 {
@@ -651,6 +664,10 @@ out:
 			 * (and may succeed, if only the bundle could not be had) */
 			rec->step = SLOTSYNC_STEP_FAILED;
 			rec->error_final = !transient;
+			error_name_source(err, bundle_path, o->bundle);
+			system_copy_str(rec->error, sizeof(rec->error), slotsync_error_message(err));
+			if (!transient)
+				unlink(bundle_path); /* a refused bundle is not kept */
 		} else if (!transient && (final_error(step, r) ||
 					  (step == SLOTSYNC_STEP_ASSEMBLE && c.missing &&
 					   rec->missing_runs >= SLOTSYNC_INSTALL_MISSING_RUNS_MAX))) {

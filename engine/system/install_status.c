@@ -14,6 +14,8 @@
 
 #include "internal.h"
 #include "slotsync/boot.h"
+#include "slotsync/envelope.h"
+#include "slotsync/digest.h"
 #include "slotsync/slot.h"
 
 int system_awaiting_validation(const struct slotsync_config *cfg, struct slotsync_install_record *rec, int *booted,
@@ -104,6 +106,138 @@ int slotsync_install_mark(const struct slotsync_config *cfg, int good, struct sl
 			r = system_slot_record_set(cfg, booted, good ? "good" : "bad", NULL, err);
 	}
 	return r;
+}
+
+/* "booted" (or NULL), "other", "A", "B" -> 0 or 1; < 0 with err if slot names none. */
+static int mark_target(const struct slotsync_config *cfg, const char *slot, int *booted, struct slotsync_error *err)
+{
+	int r;
+
+	*booted = slotsync_boot_booted(&cfg->boot, err);
+	if (!slot || !slot[0] || !strcmp(slot, "booted") || !strcmp(slot, "other")) {
+		if (*booted < 0)
+			return *booted;
+		return slot && !strcmp(slot, "other") ? 1 - *booted : *booted;
+	}
+	memset(err, 0, sizeof(*err));
+	r = slotsync_boot_slot_parse(slot);
+	if (r < 0)
+		return slotsync_error_set(err, -EINVAL, "no slot \"%s\" (booted, other, A or B)", slot);
+	return r;
+}
+
+/* mark-active: the slot boots next; a slot not yet good gets its tries anew,
+ * and the other slot, if bootable, stays as the fallback. */
+static int mark_active(const struct slotsync_config *cfg, int slot, struct slotsync_error *err)
+{
+	struct slotsync_boot_state bs;
+	int r = slotsync_boot_load(&cfg->boot, &bs, err);
+
+	if (r < 0)
+		return r;
+	bs.slot[slot].priority = 2;
+	if (!bs.slot[slot].good || bs.slot[slot].tries == 0)
+		bs.slot[slot].tries = cfg->boot_tries > 0 ? cfg->boot_tries : SLOTSYNC_BOOT_TRIES_DEFAULT;
+	if (bs.slot[1 - slot].priority > 0)
+		bs.slot[1 - slot].priority = 1;
+	return slotsync_boot_store(&cfg->boot, &bs, err);
+}
+
+int slotsync_install_mark_slot(const struct slotsync_config *cfg, const char *state, const char *slot,
+			       struct slotsync_error *err)
+{
+	int good = state && !strcmp(state, "good"), booted, target, r;
+
+	if (!state || (strcmp(state, "good") && strcmp(state, "bad") && strcmp(state, "active")))
+		return slotsync_error_set(err, -EINVAL, "no state \"%s\" to mark (good, bad or active)", state ? state : "");
+	target = mark_target(cfg, slot, &booted, err);
+	if (target < 0)
+		return target;
+	memset(err, 0, sizeof(*err));
+	if (!strcmp(state, "active"))
+		return mark_active(cfg, target, err);
+	if (target == booted)
+		return slotsync_install_mark(cfg, good, err);
+	r = good ? slotsync_boot_mark_good(&cfg->boot, target, err) : slotsync_boot_mark_bad(&cfg->boot, target, err);
+	if (r == 0) {
+		struct slotsync_slot_record s[2];
+		if (slotsync_install_slot_records_load(cfg, s, err) == 0 && s[target].status[0])
+			r = system_slot_record_set(cfg, target, good ? "good" : "bad", NULL, err);
+	}
+	return r;
+}
+
+/* ---- bundle info ---------------------------------------------------------- */
+
+static struct json_object *json_digest(const uint8_t *d)
+{
+	char hex[SLOTSYNC_DIGEST_HEX_BYTES];
+
+	return json_object_new_string(slotsync_digest_to_hex(d, hex));
+}
+
+static struct json_object *json_time(time_t t)
+{
+	char when[32];
+
+	if (!t)
+		return NULL;
+	slotsync_time_format(t, when);
+	return json_object_new_string(when);
+}
+
+int slotsync_install_bundle_info_json(const struct slotsync_config *cfg, const char *bundle, char **out,
+				      struct slotsync_error *err)
+{
+	struct slotsync_bundle *b = NULL;
+	struct json_object *o, *stores, *deltas, *hooks;
+	const struct slotsync_manifest *m;
+	int r = slotsync_bundle_open(bundle, cfg->keyring, &b, err);
+
+	*out = NULL;
+	if (r < 0) {
+		if (!strstr(slotsync_error_message(err), bundle))
+			slotsync_error_prefix(err, "%s", bundle);
+		return r;
+	}
+	m = b->manifest;
+	o = json_object_new_object();
+	json_object_object_add(o, "bundle", json_object_new_string(bundle));
+	json_object_object_add(o, "version", json_object_new_string(m->version));
+	json_object_object_add(o, "compatible", json_object_new_string(m->compatible));
+	json_object_object_add(o, "compatible_here",
+			       json_object_new_boolean(!cfg->compatible[0] || !strcmp(cfg->compatible, m->compatible)));
+	json_object_object_add(o, "security_version", json_object_new_int64((int64_t)m->security_version));
+	json_object_object_add(o, "image_size", json_object_new_int64((int64_t)m->image_size));
+	json_object_object_add(o, "image_sha256", json_digest(m->image_sha256));
+	json_object_object_add(o, "index_sha256", json_digest(m->index_sha256));
+	json_object_object_add(o, "created", json_time(m->created));
+	json_object_object_add(o, "expires", json_time(m->expires));
+	json_object_object_add(o, "downgrade_allowed_to", m->downgrade_allowed_to ? json_object_new_string(m->downgrade_allowed_to) : NULL);
+	json_object_object_add(o, "verity_root_hash", m->verity_root_hash ? json_object_new_string(m->verity_root_hash) : NULL);
+	stores = json_object_new_array();
+	for (size_t i = 0; i < m->n_stores; i++)
+		json_object_array_add(stores, json_object_new_string(m->stores[i]));
+	json_object_object_add(o, "stores", stores);
+	deltas = json_object_new_array();
+	for (size_t i = 0; i < m->n_deltas; i++) {
+		struct json_object *d = json_object_new_object();
+		json_object_object_add(d, "base_index_sha256", json_digest(m->deltas[i].base));
+		json_object_object_add(d, "sha256", json_digest(m->deltas[i].sha256));
+		json_object_object_add(d, "size", json_object_new_int64((int64_t)m->deltas[i].size));
+		json_object_array_add(deltas, d);
+	}
+	json_object_object_add(o, "deltas", deltas);
+	hooks = json_object_new_object();
+	json_object_object_add(hooks, "pre-install", m->hook_pre_install ? json_object_new_string(m->hook_pre_install) : NULL);
+	json_object_object_add(hooks, "post-install", m->hook_post_install ? json_object_new_string(m->hook_post_install) : NULL);
+	json_object_object_add(o, "hooks", hooks);
+	json_object_object_add(o, "signer", json_object_new_string(b->signer.subject));
+	json_object_object_add(o, "signed", json_time(b->signer.signing_time));
+	*out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	slotsync_bundle_free(b);
+	return *out ? 0 : slotsync_error_set(err, -ENOMEM, "out of memory");
 }
 
 /* ---- status --------------------------------------------------------------- */

@@ -158,6 +158,21 @@ SLOTSYNC_EXPORT int slotsync_install_validate(const struct slotsync_config *cfg,
 /* Marks the booted slot good or bad (and settles an install waiting for it). */
 SLOTSYNC_EXPORT int slotsync_install_mark(const struct slotsync_config *cfg, int good, struct slotsync_error *err);
 
+/* Marks a slot as the operator says (RAUC's mark-good, mark-bad, mark-active).
+ * state: "good", "bad", or "active" (the slot boots next: first by priority,
+ * its tries renewed if it is not good; the other stays as the fallback).
+ * slot: "booted" (or NULL), "other", "A" or "B".  Marking the booted slot good
+ * or bad settles an install that waits for it, as slotsync_install_mark(). */
+SLOTSYNC_EXPORT int slotsync_install_mark_slot(const struct slotsync_config *cfg, const char *state, const char *slot,
+					       struct slotsync_error *err);
+
+/* A bundle checked against the configuration's keyring (signature, chain,
+ * manifest, index) and described as one JSON object (malloc'd string):
+ * version, compatible, image size and digest, stores, deltas, signer, ...
+ * An error (the reason) if the bundle is not valid. */
+SLOTSYNC_EXPORT int slotsync_install_bundle_info_json(const struct slotsync_config *cfg, const char *bundle, char **out,
+						      struct slotsync_error *err);
+
 /* The device's status as one JSON object (malloc'd string). */
 SLOTSYNC_EXPORT int slotsync_install_status_json(const struct slotsync_config *cfg, char **out, struct slotsync_error *err);
 

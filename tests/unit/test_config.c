@@ -3,7 +3,9 @@
  * input refused with the file, the line and the key named. */
 #include <check.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "slotsync/config.h"
 #include "slotsync/features.h"
@@ -198,6 +200,36 @@ START_TEST(test_file_errors)
 }
 END_TEST
 
+/* "[system" without its "]": the line of the header, said as such, not the
+ * key after it in a section named "" */
+START_TEST(test_unclosed_section)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+	char path[] = "/tmp/slotsync-config-XXXXXX";
+	const char *text = "[system\ncompatible = x\n" SLOTS;
+	int fd;
+
+	ck_assert_int_lt(load(text, &c, &err), 0);
+	ck_assert_str_eq(slotsync_error_message(&err), "system.conf: line 1: section header without ]");
+	ck_assert_int_lt(load("# comment\n  [slot.A\ndevice = /dev/vda\n", &c, &err), 0);
+	ck_assert_str_eq(slotsync_error_message(&err), "system.conf: line 2: section header without ]");
+	/* the same from a file */
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_lt(slotsync_config_load(path, &c, &err), 0);
+	ck_assert_msg(strstr(slotsync_error_message(&err), ": line 1: section header without ]"), "%s",
+		      slotsync_error_message(&err));
+	unlink(path);
+	/* a key outside any section is still told as it was */
+	ck_assert_int_lt(load("compatible = x\n" SLOTS, &c, &err), 0);
+	ck_assert_msg(!strstr(slotsync_error_message(&err), "without ]"), "%s", slotsync_error_message(&err));
+}
+END_TEST
+
 START_TEST(test_example_parses)
 {
 	struct slotsync_config c;
@@ -232,6 +264,7 @@ int main(void)
 	tcase_add_test(tc, test_missing_features);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_example_parses);
+	tcase_add_test(tc, test_unclosed_section);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }

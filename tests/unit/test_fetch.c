@@ -2,16 +2,22 @@
 /* The fetcher against a tiny HTTP/1.1 server on 127.0.0.1 (fixtures.c): every
  * body delivered exactly; a 503 retried until it passes, or given up after
  * max-attempts; a body the caller finds wrong fetched again; a body larger
- * than its bound cut off and refused; a 404 ends the run at once. */
+ * than its bound cut off and refused; a 404 ends the run at once; an error
+ * page that never ends cut off after a few KiB, and counted; a server that
+ * drips bytes cut after the stall time, the next attempt resuming. */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fixtures.h"
 #include "slotsync/fetch.h"
 
 #define N_FILES 8
+/* libcurl hands a body over in pieces of at most this (CURL_MAX_WRITE_SIZE) */
+#define CURL_MAX_WRITE_SIZE_GUESS 16384
 
 struct ctx {
 	char *dir, root[PATH_MAX], log[PATH_MAX];
@@ -200,6 +206,69 @@ START_TEST(test_404_ends_the_run)
 }
 END_TEST
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(test_endless_error_page_cut_and_counted)
+{
+	/* f5 always answers 503 with a body that never ends */
+	const struct fx_http_rule rules[] = { { "f5", 1000, 503 | FX_HTTP_ENDLESS, NULL } };
+	struct ctx c;
+	uint64_t good = 0, cut_max = 3 * (SLOTSYNC_FETCH_ERROR_BODY_MAX + CURL_MAX_WRITE_SIZE_GUESS);
+	double t0;
+	int r;
+
+	ctx_make(&c, rules, 1);
+	c.opt.max_attempts = 3;
+	for (int i = 0; i < N_FILES; i++)
+		good += i == 5 ? 0 : c.len[i];
+	t0 = now_s();
+	r = run(&c);
+	ck_assert_int_lt(r, 0);
+	ck_assert_msg(now_s() - t0 < 10, "the run ended in %.1f s", now_s() - t0);
+	ck_assert_msg(strstr(c.err.msg, "/f5") && strstr(c.err.msg, "HTTP 503") && strstr(c.err.msg, "cut off") &&
+			      strstr(c.err.msg, "3 attempts"),
+		      "the error names the URL, the status, the cut and the attempts: %s", c.err.msg);
+	ck_assert_int_eq(fx_http_count(&c.http, "f5", 503), 3);
+	/* the error pages were counted: at least the cap each time, and not much more */
+	ck_assert_msg(c.st.bytes_received >= 3 * (SLOTSYNC_FETCH_ERROR_BODY_MAX + 1) &&
+			      c.st.bytes_received <= good + cut_max,
+		      "%" PRIu64 " bytes counted; the good files are %" PRIu64, c.st.bytes_received, good);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_drip_cut_then_resumed)
+{
+	/* the first answer for f1 comes at 2 bytes/s: cut after the stall time
+	 * (below the default minimum of 256 bytes/s); the next attempt asks for
+	 * the rest and gets it at full speed */
+	const struct fx_http_rule rules[] = { { "f1", 1, FX_HTTP_DRIP, NULL } };
+	struct ctx c;
+	double t0, took;
+
+	ctx_make(&c, rules, 1);
+	c.opt.concurrency = 1; /* the tiny server answers one request at a time */
+	c.opt.stall_timeout_s = 2;
+	t0 = now_s();
+	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
+	took = now_s() - t0;
+	ck_assert_int_eq(c.accepted[1], 1);
+	ck_assert_msg(took < 8, "cut after the 2 s stall time, not after the %zu s the drip takes (%.1f s)",
+		      c.len[1] / 2, took);
+	ck_assert_uint_eq(c.st.retries, 1);
+	ck_assert_uint_eq(c.st.resumed, 1); /* what the drip gave was kept */
+	ck_assert_int_eq(fx_http_count(&c.http, "f1", 0), 2);
+	ck_assert_int_eq(fx_http_count(&c.http, "f1", 206), 1);
+	ctx_free(&c);
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
 	Suite *s = suite_create("fetch");
@@ -212,6 +281,8 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, test_wrong_content_fetched_again);
 	tcase_add_test(tc, test_body_larger_than_bound_refused);
 	tcase_add_test(tc, test_404_ends_the_run);
+	tcase_add_test(tc, test_endless_error_page_cut_and_counted);
+	tcase_add_test(tc, test_drip_cut_then_resumed);
 	suite_add_tcase(s, tc);
 	return s;
 }

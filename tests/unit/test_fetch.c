@@ -4,7 +4,8 @@
  * max-attempts; a body the caller finds wrong fetched again; a body larger
  * than its bound cut off and refused; a 404 ends the run at once; an error
  * page that never ends cut off after a few KiB, and counted; a server that
- * drips bytes cut after the stall time, the next attempt resuming. */
+ * drips bytes cut after the stall time, the next attempt resuming; a transfer
+ * that the rate cap holds below the minimum rate not cut. */
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -274,6 +275,41 @@ START_TEST(test_drip_cut_then_resumed)
 }
 END_TEST
 
+START_TEST(test_rate_cap_lowers_min_rate)
+{
+	/* a --max-rate of 1 MB/s paces this transfer of 4 MB below a --min-rate of
+	 * 2 MB/s for longer than the stall time: the cap, not the server, makes it
+	 * slow, so the minimum is lowered with it and the one attempt completes.
+	 * (libcurl reads up to about 1.6 MB at a time before its cap bites: on a
+	 * loopback, smaller transfers are not slowed by it at all.) */
+	struct ctx c;
+	char path[PATH_MAX + 16];
+	size_t len = 4000000;
+	uint8_t *data = malloc(len), *out = NULL;
+	size_t out_len = 0;
+	double t0, took;
+
+	ctx_make(&c, NULL, 0);
+	test_fill_random(data, len, 99);
+	snprintf(path, sizeof(path), "%s/big", c.root);
+	ck_assert_int_eq(test_write_file(path, data, len), 0);
+	c.opt.max_attempts = 1;
+	c.opt.stall_timeout_s = 1;
+	c.opt.max_rate_bps = 1000000;
+	c.opt.min_rate_bps = 2000000;
+	t0 = now_s();
+	ck_assert_msg(slotsync_fetch_file(&c.opt, "big", len, NULL, &out, &out_len, &c.st, &c.err) == 0, "%s",
+		      slotsync_error_message(&c.err));
+	took = now_s() - t0;
+	ck_assert_msg(took > 2, "paced by the cap: %.1f s", took);
+	ck_assert_uint_eq(out_len, len);
+	ck_assert(memcmp(out, data, len) == 0);
+	free(out);
+	free(data);
+	ctx_free(&c);
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
 	Suite *s = suite_create("fetch");
@@ -288,6 +324,7 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, test_404_ends_the_run);
 	tcase_add_test(tc, test_endless_error_page_cut_and_counted);
 	tcase_add_test(tc, test_drip_cut_then_resumed);
+	tcase_add_test(tc, test_rate_cap_lowers_min_rate);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -198,10 +198,12 @@ static int stream_setup(struct fetcher *f, struct stream *s, struct slotsync_err
  * honest transfer look like a drip. */
 static double effective_min_rate(const struct slotsync_fetch_options *o, int n_streams)
 {
-	double min = o->min_rate_bps == 0			    ? (double)SLOTSYNC_FETCH_MIN_RATE_DEFAULT
-		     : o->min_rate_bps == SLOTSYNC_FETCH_MIN_RATE_NONE ? 1.0
-								    : (double)o->min_rate_bps;
+	double min = (double)o->min_rate_bps;
 
+	if (o->min_rate_bps == 0)
+		min = SLOTSYNC_FETCH_MIN_RATE_DEFAULT;
+	else if (o->min_rate_bps == SLOTSYNC_FETCH_MIN_RATE_NONE)
+		min = 1.0;
 	if (o->max_rate_bps > 0) {
 		double share = (double)(o->max_rate_bps / (uint64_t)n_streams) / 2;
 		if (min > share)

@@ -30,13 +30,16 @@
 	"      through its backend (luks2: formatted with a fresh TPM-sealed key, the header's\n" \
 	"      UUID kept in JOURNAL.header, reopened on resume); --seed-slot reads a slot\n" \
 	"      (through its open mapping) as a seed.  A seed given with its index is a base:\n" \
-	"      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n"
+	"      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n" \
+	"      A transfer slower than --min-rate (default 256 bytes/s, lowered to half a\n" \
+	"      stream's share of --max-rate) for --stall-timeout is cut and retried.\n"
 #define INDEX_INFO_ABOUT "      Check an index and print what it describes.\n"
 
 static const char assemble_usage[] =
 	"Usage: slotsync assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	"                         [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
-	"                         [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
+	"                         [--max-attempts N] [--stall-timeout SECONDS] [--min-rate BYTES_PER_S|none]\n"
+	"                         [--reset-journal] [--dry-run] [--json]\n"
 	"                         [--no-delta | --delta-index FILE] INDEX TARGET\n"
 	"       slotsync assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	ASSEMBLE_ABOUT
@@ -67,7 +70,8 @@ static void usage(FILE *f)
 	      "      After a boot into a new slot: run the health checks, mark it good or bad.\n"
 	      "  assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
-	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
+	      "           [--max-attempts N] [--stall-timeout SECONDS] [--min-rate BYTES_PER_S|none]\n"
+	      "           [--reset-journal] [--dry-run] [--json]\n"
 	      "           [--no-delta | --delta-index FILE] INDEX TARGET\n"
 	      "  assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	      ASSEMBLE_ABOUT
@@ -204,7 +208,7 @@ static void progress_line(void *userdata, const struct slotsync_assemble_stats *
 
 enum { OPT_STORE = 256, OPT_SEED, OPT_JOURNAL, OPT_CA, OPT_CERT, OPT_KEY, OPT_CONC, OPT_RATE, OPT_JSON, OPT_DRY,
        OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION, OPT_CONFIG, OPT_SLOT, OPT_SEED_SLOT, OPT_NO_DELTA,
-       OPT_DELTA_INDEX };
+       OPT_DELTA_INDEX, OPT_MIN_RATE };
 
 static const struct option assemble_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
@@ -217,6 +221,7 @@ static const struct option assemble_options[] = {
 	{ "max-rate", required_argument, NULL, OPT_RATE },
 	{ "max-attempts", required_argument, NULL, OPT_ATTEMPTS },
 	{ "stall-timeout", required_argument, NULL, OPT_STALL },
+	{ "min-rate", required_argument, NULL, OPT_MIN_RATE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "dry-run", no_argument, NULL, OPT_DRY },
 	{ "reset-journal", no_argument, NULL, OPT_RESET },
@@ -330,7 +335,7 @@ static void close_slots(struct slot_args *sa)
 }
 
 /* Reads the options that bound the fetch (--concurrency, --max-rate,
- * --max-attempts, --stall-timeout) into fo; -1 (and a message) if arg is out
+ * --max-attempts, --stall-timeout, --min-rate) into fo; -1 (and a message) if arg is out
  * of range. */
 static int parse_fetch_limit(int c, const char *arg, struct slotsync_fetch_options *fo)
 {
@@ -350,6 +355,17 @@ static int parse_fetch_limit(int c, const char *arg, struct slotsync_fetch_optio
 			return -1;
 		}
 		fo->max_rate_bps = v;
+		return 0;
+	case OPT_MIN_RATE:
+		if (!strcmp(arg, "none")) {
+			fo->min_rate_bps = SLOTSYNC_FETCH_MIN_RATE_NONE;
+			return 0;
+		}
+		if (parse_u64(arg, 1, UINT64_MAX / 2, &v) < 0) {
+			fprintf(stderr, "slotsync assemble: --min-rate takes bytes per second or \"none\", not \"%s\"\n", arg);
+			return -1;
+		}
+		fo->min_rate_bps = v;
 		return 0;
 	case OPT_ATTEMPTS:
 		if (parse_u64(arg, 1, 1000000, &v) < 0) {
@@ -403,6 +419,7 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 		case OPT_RATE:
 		case OPT_ATTEMPTS:
 		case OPT_STALL:
+		case OPT_MIN_RATE:
 			if (parse_fetch_limit(c, optarg, &opt->fetch) < 0)
 				return -1;
 			break;

@@ -57,6 +57,8 @@ struct stream {
 	size_t len;
 	size_t start_len;      /* bytes held when this attempt began (Range start) */
 	int overflow;          /* the body outgrew its bound */
+	size_t error_len;      /* bytes of an error page received */
+	int error_cut;         /* the error page outgrew SLOTSYNC_FETCH_ERROR_BODY_MAX */
 	char url[PATH_MAX_BYTES + 2048];
 	char error[CURL_ERROR_SIZE];
 	struct fetcher *f;
@@ -113,6 +115,7 @@ struct fetcher {
 	CURLM *multi;
 	struct slotsync_fetch_stats *stats;
 	unsigned int seed;
+	double min_rate;               /* bytes/s below which a transfer is cut (see effective_min_rate) */
 	/* --max-rate: a token bucket in bytes; a request starts only while it is
 	 * not in debt, and takes its largest possible size from it (the rest is
 	 * given back when the body is in).  libcurl's own per-transfer cap paces
@@ -127,9 +130,17 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *userdata)
 	long code = 0;
 
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
-	if (code != 200 && code != 206)
-		return n; /* an error page: drained, not kept */
 	s->f->stats->bytes_received += n;
+	if (code != 200 && code != 206) {
+		/* an error page: counted, not kept, and cut past a few KiB, so that
+		 * a server answering 503 with an endless body is not read to its end */
+		s->error_len += n;
+		if (s->error_len > SLOTSYNC_FETCH_ERROR_BODY_MAX) {
+			s->error_cut = 1;
+			return 0; /* abort the transfer */
+		}
+		return n;
+	}
 	if (code == 200 && s->start_len > 0 && s->len == s->start_len)
 		s->len = 0; /* asked for the rest, got the whole body again: start over */
 	if (s->len + n > s->max_bytes) {
@@ -161,7 +172,7 @@ static int stream_setup(struct fetcher *f, struct stream *s, struct slotsync_err
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	/* a connection that does not come up is a stall too */
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, o->stall_timeout_s > 0 ? o->stall_timeout_s : 30L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, (long)f->min_rate);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->stall_timeout_s > 0 ? o->stall_timeout_s : 30L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -181,6 +192,38 @@ static int stream_setup(struct fetcher *f, struct stream *s, struct slotsync_err
 	return 0;
 }
 
+/* The rate below which a transfer is cut after the stall time: the configured
+ * minimum, but at most half of a stream's share of the rate cap (libcurl paces
+ * each stream to that share), so that --max-rate on its own never makes an
+ * honest transfer look like a drip. */
+static double effective_min_rate(const struct slotsync_fetch_options *o, int n_streams)
+{
+	double min = (double)o->min_rate_bps;
+
+	if (o->min_rate_bps == 0)
+		min = SLOTSYNC_FETCH_MIN_RATE_DEFAULT;
+	else if (o->min_rate_bps == SLOTSYNC_FETCH_MIN_RATE_NONE)
+		min = 1.0;
+	if (o->max_rate_bps > 0) {
+		double share = (double)(o->max_rate_bps / (uint64_t)n_streams) / 2;
+		if (min > share)
+			min = share;
+	}
+	return min < 1.0 ? 1.0 : min;
+}
+
+/* The deadline of a transfer of at most max_bytes, in seconds: the stall time
+ * (connection setup, first byte) plus the time the body takes at the minimum
+ * rate.  A transfer that keeps above the minimum rate always ends before it;
+ * one that keeps just above it on purpose is still bounded by its size. */
+static long transfer_deadline_s(const struct fetcher *f, size_t max_bytes)
+{
+	double stall = (double)(f->opt->stall_timeout_s > 0 ? f->opt->stall_timeout_s : 30L);
+	double t = stall + (double)max_bytes / f->min_rate + 1;
+
+	return t < 1e9 ? (long)t : 1000000000L; /* fits a 32-bit long */
+}
+
 /* Starts job on stream s, continuing from `partial` if an attempt left some. */
 static int stream_start(struct fetcher *f, struct stream *s, size_t job, const uint8_t *partial, size_t len,
 			struct slotsync_error *err)
@@ -193,6 +236,8 @@ static int stream_start(struct fetcher *f, struct stream *s, size_t job, const u
 	s->job = job;
 	s->max_bytes = max_bytes;
 	s->overflow = 0;
+	s->error_len = 0;
+	s->error_cut = 0;
 	s->error[0] = '\0';
 	if (len > max_bytes)
 		len = 0;
@@ -203,6 +248,7 @@ static int stream_start(struct fetcher *f, struct stream *s, size_t job, const u
 	curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
 	/* Continue a body cut in an earlier attempt where it stopped. */
 	curl_easy_setopt(s->easy, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)len);
+	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, transfer_deadline_s(f, max_bytes));
 	if (len > 0)
 		f->stats->resumed++;
 	f->state[job].attempts++;
@@ -460,6 +506,8 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 	else if (version)
 		f->stats->http_version = 1;
 
+	if (s->error_cut)
+		res = CURLE_OK; /* we cut it: judged by its status below */
 	if (s->overflow) {
 		r = job_retry(f, job, NULL, 0, "response larger than the chunk can be (cut off)", err);
 	} else if (res != CURLE_OK) {
@@ -484,7 +532,10 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 					       ? "; does the server require a client certificate (--client-cert)?"
 					       : "");
 	} else if (code != 200 && code != 206) {
-		snprintf(why, sizeof(why), "HTTP %ld", code);
+		if (s->error_cut)
+			snprintf(why, sizeof(why), "HTTP %ld (its body cut off after %zu bytes)", code, s->error_len);
+		else
+			snprintf(why, sizeof(why), "HTTP %ld", code);
 		r = job_retry(f, job, NULL, 0, why, err);
 	} else {
 		/* the consumer's verdict comes back through consumer_verdicts() */
@@ -579,6 +630,7 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 		f.n_streams = MAX_CONCURRENCY;
 	if ((size_t)f.n_streams > n_jobs)
 		f.n_streams = (int)n_jobs;
+	f.min_rate = effective_min_rate(opt, f.n_streams);
 	f.n_bufs = (size_t)f.n_streams + QUEUE_EXTRA;
 	f.state = calloc(n_jobs, sizeof(*f.state));
 	f.streams = calloc((size_t)f.n_streams, sizeof(*f.streams));

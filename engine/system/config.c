@@ -158,6 +158,10 @@ static int key_update(struct slotsync_config *c, const char *k, const char *v)
 		return parse_int(v, 1, 256, &c->concurrency);
 	if (!strcmp(k, "max-rate"))
 		return !strcmp(v, "none") ? (c->max_rate = 0, 0) : parse_size(v, &c->max_rate);
+	if (!strcmp(k, "min-rate")) {
+		int r = !strcmp(v, "none") ? (c->min_rate = UINT64_MAX, 0) : parse_size(v, &c->min_rate);
+		return r < 0 ? r : c->min_rate < 1 ? -EINVAL : 0;
+	}
 	if (!strcmp(k, "poll-interval")) {
 		int r = parse_duration_s(v, &c->poll_interval);
 		return r < 0 ? r : c->poll_interval < 1 ? -EINVAL : 0;

@@ -44,6 +44,7 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
 	fo.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
 	fo.concurrency = 1;
 	fo.max_rate_bps = cfg->max_rate;
+	fo.min_rate_bps = cfg->min_rate;
 	fo.stall_timeout_s = (long)cfg->stall_timeout;
 	fo.max_attempts = 3; /* a small file: the caller retries later, with backoff */
 	return slotsync_fetch_file(&fo, url, (size_t)max, path, NULL, NULL, NULL, err);
@@ -328,6 +329,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.fetch.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
 	ao.fetch.concurrency = cfg->concurrency;
 	ao.fetch.max_rate_bps = cfg->max_rate;
+	ao.fetch.min_rate_bps = cfg->min_rate;
 	ao.fetch.stall_timeout_s = (long)cfg->stall_timeout;
 	ao.progress = on_assemble;
 	ao.progress_userdata = c;

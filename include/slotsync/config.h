@@ -9,7 +9,7 @@
  *              barebox-stride, barebox-magic
  *   [tpm]      tcti, pcrs
  *   [update]   channel, store (repeatable), ca-file, client-cert, client-key,
- *              concurrency, max-rate, stall-timeout, poll-interval, poll-jitter, window,
+ *              concurrency, max-rate, min-rate, stall-timeout, poll-interval, poll-jitter, window,
  *              reboot-command, health-dir, health-timeout, hooks-dir
  *   [slot.A], [slot.B]
  *              device, backend (raw|luks2), data, mapping, data-mapping
@@ -57,6 +57,7 @@ struct slotsync_config {
 	char ca_file[PATH_MAX], client_cert[PATH_MAX], client_key[PATH_MAX];
 	int concurrency;                /* 0: the engine's default */
 	uint64_t max_rate;              /* bytes/s; 0: no cap */
+	uint64_t min_rate;              /* bytes/s a transfer must keep; 0: the engine's default; UINT64_MAX: none */
 	uint64_t stall_timeout;         /* seconds without a byte before a transfer is cut and retried */
 	uint64_t poll_interval;         /* seconds */
 	uint64_t poll_jitter;           /* seconds, added at random to each interval */

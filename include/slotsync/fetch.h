@@ -6,9 +6,16 @@
  * certificate verified against a CA file, an optional client certificate.  A
  * transfer that fails is retried with exponential backoff and jitter; a transfer
  * cut in the middle resumes with a Range request for the bytes still missing, so
- * a link that drops every few minutes wastes nothing already received.  A stalled
- * transfer is cut after a low-speed timeout.  A response larger than the bound
- * the caller gives is cut off as it arrives.
+ * a link that drops every few minutes wastes nothing already received.
+ *
+ * A hostile or broken server cannot hold a transfer, or make it read without
+ * end: a transfer slower than a minimum rate for the stall time is cut; every
+ * transfer has a deadline scaled from its largest size (stall time + size /
+ * minimum rate); a response larger than the bound the caller gives is cut off
+ * as it arrives, and so is an error page (any status but 200/206) past
+ * SLOTSYNC_FETCH_ERROR_BODY_MAX bytes.  Every byte received, error pages
+ * included, is counted.  Under a rate cap the minimum rate is lowered to half a
+ * stream's share of the cap, so the cap itself never cuts an honest transfer.
  *
  * The fetcher knows nothing of chunks: the caller gives it jobs (a path under the
  * base URL and a size bound) and gets each body through a callback, which may
@@ -36,7 +43,10 @@ struct slotsync_fetch_options {
 	const char *client_key;
 	int concurrency;                /* streams at once; <= 0: default */
 	uint64_t max_rate_bps;          /* bytes per second over all streams; 0: no cap */
-	long stall_timeout_s;           /* cut a transfer below 1 byte/s for this long; 0: 30 */
+	long stall_timeout_s;           /* cut a transfer below min_rate_bps for this long; 0: 30 */
+	/* bytes per second per transfer; 0: SLOTSYNC_FETCH_MIN_RATE_DEFAULT;
+	 * SLOTSYNC_FETCH_MIN_RATE_NONE: 1 byte/s (only a transfer that stops) */
+	uint64_t min_rate_bps;
 	int max_attempts;               /* per job; 0: 8 */
 	long backoff_initial_ms;        /* first retry delay; 0: 500 */
 	long backoff_max_ms;            /* 0: 60000 */
@@ -47,6 +57,10 @@ struct slotsync_fetch_options {
 };
 
 #define SLOTSYNC_FETCH_CONCURRENCY_DEFAULT 16
+#define SLOTSYNC_FETCH_MIN_RATE_DEFAULT 256
+#define SLOTSYNC_FETCH_MIN_RATE_NONE UINT64_MAX
+/* the most of an error page (HTTP 503 ...) that is read before the transfer is cut */
+#define SLOTSYNC_FETCH_ERROR_BODY_MAX 4096
 
 /* Describes job number `job`: its path relative to base_url, written into
  * path[path_cap], and the largest body it may have (a larger one is cut off and
@@ -67,7 +81,7 @@ typedef int (*slotsync_fetch_done_cb)(void *userdata, size_t job, const uint8_t 
 typedef int (*slotsync_fetch_tick_cb)(void *userdata, struct slotsync_error *err);
 
 struct slotsync_fetch_stats {
-	uint64_t bytes_received;   /* body bytes over the wire, retries included */
+	uint64_t bytes_received;   /* body bytes over the wire, retries and error pages included */
 	uint64_t requests;
 	uint64_t retries;
 	uint64_t resumed;          /* transfers continued with a Range request */
@@ -86,8 +100,8 @@ SLOTSYNC_EXPORT int slotsync_fetch_run(const struct slotsync_fetch_options *opt,
 
 /* Fetches one URL whole, for a file that is not a chunk (a bundle, a channel
  * pointer, a delta index): one GET with slotsync_fetch_run's retries (a body
- * cut in the middle resumes with a Range request), TLS settings, stall timeout
- * and rate cap, all taken from opt.  url is absolute (http://, https://) or
+ * cut in the middle resumes with a Range request), TLS settings, stall timeout,
+ * minimum rate, deadline and rate cap, all taken from opt.  url is absolute (http://, https://) or
  * relative to opt->base_url.  A body larger than max_bytes is cut off and
  * refused.
  *

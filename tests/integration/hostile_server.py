@@ -13,6 +13,14 @@ whose path contains --target are answered according to --mode:
                 ones (Range requests included) are served correctly
   stall         headers, then nothing: the socket stays open until the client
                 goes away
+  endless-error 503 with a body that never ends (no Content-Length), sent
+                as fast as the client reads it, until the client cuts the
+                connection (logged "cut"; "done" if the server's lifetime
+                ends first)
+  drip          the body at --drip-rate bytes per second (logged "drip-cut" if
+                the client cut the connection)
+  drip-once     the first request for each such path drips as above; later
+                ones are served correctly
 
 The port is printed on stdout on one line as soon as the server listens.  The
 server stops by itself after --lifetime seconds, and on SIGTERM or SIGINT.
@@ -31,7 +39,8 @@ import threading
 import time
 import urllib.parse
 
-MODES = ("normal", "reset-always", "reset-once", "reset-once-norange", "stall")
+MODES = ("normal", "reset-always", "reset-once", "reset-once-norange", "stall", "endless-error", "drip",
+         "drip-once")
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -149,6 +158,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except (ssl.SSLError, OSError):
                 return
 
+    def _endless_error(self, path):
+        """503 with a body that never ends: returns when the client cuts."""
+        self.close_connection = True
+        self.send_response(503)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        junk = b"<p>busy</p>" * 1500
+        sent = 0
+        deadline = time.monotonic() + self.server.opts.lifetime
+        try:
+            while time.monotonic() < deadline and not self.server.stopping.is_set():
+                self.wfile.write(junk)
+                sent += len(junk)
+            action = "done"
+        except (ssl.SSLError, OSError):
+            action = "cut"
+        self.server.log("%s 0 503 %s %d" % (path, action, sent))
+
+    def _drip(self, path, start, status, body):
+        """Send body at --drip-rate bytes per second."""
+        self.close_connection = True
+        gap = 1.0 / self.server.opts.drip_rate
+        sent = 0
+        try:
+            for i in range(len(body)):
+                if self.server.stopping.is_set():
+                    break
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                sent += 1
+                time.sleep(gap)
+            action = "drip"
+        except (ssl.SSLError, OSError):
+            action = "drip-cut"
+        self.server.log("%s %d %d %s %d" % (path, start, status, action, sent))
+
     def _send_error(self, code, text):
         body = (text + "\n").encode()
         self.send_response(code)
@@ -184,7 +230,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         action = "serve"
         if opts.target and opts.target in path:
-            if opts.mode == "reset-always":
+            if opts.mode == "endless-error":
+                self._endless_error(path)
+                return
+            if opts.mode == "drip":
+                action = "drip"
+            elif opts.mode == "drip-once":
+                with self.server.lock:
+                    if path not in self.server.seen:
+                        self.server.seen.add(path)
+                        action = "drip"
+            elif opts.mode == "reset-always":
                 action = "reset"
             elif opts.mode == "stall":
                 action = "stall"
@@ -208,6 +264,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if action == "serve":
             self.wfile.write(body)
             self.server.log("%s %d %d serve %d" % (path, start, 206 if rng else 200, len(body)))
+        elif action == "drip":
+            self._drip(path, start, 206 if rng else 200, body)
         elif action == "reset":
             half = len(body) // 2
             self.wfile.write(body[:half])
@@ -233,6 +291,7 @@ def main():
     ap.add_argument("--lifetime", type=float, default=120.0, help="stop after this many seconds")
     ap.add_argument("--reset-delay", type=float, default=0.3,
                     help="seconds between the partial body and the reset")
+    ap.add_argument("--drip-rate", type=float, default=2.0, help="bytes per second in the drip modes")
     ap.add_argument("--log", help="append the request log to this file instead of stderr")
     opts = ap.parse_args()
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The agent against a hostile world: bad configurations (it does not start,
 # and says file, line and key), a second agent (refused), a server that answers
-# 500 or stalls (backoff with jitter, never a busy loop), an expired or a
+# 500 or stalls (backoff with jitter, never a busy loop) or answers 503 with a
+# body that never ends (cut after a few KiB), an expired or a
 # replayed channel pointer (refused and reported), a pointer to what already
 # runs (nothing installed), and the maintenance window.
 source "$(dirname "$0")/lib.sh"
@@ -129,6 +130,26 @@ expect_fail "a stalled server: the poll gives up with an error" "127.0.0.1:$STAL
 	$S agent --config "$T/stall/system.conf" --once
 took=$(($(date +%s) - t0))
 check "(within $took s: three attempts of 2 s each, with backoff)" test $took -le 20
+
+# ---- a pointer URL that answers 503 with a body that never ends: each answer is
+# cut after a few KiB (not drained: that read gigabytes), the poll fails quickly --
+make_cert test hostile 127.0.0.1
+python3 "$SLOTSYNC_SOURCE_DIR/tests/integration/hostile_server.py" --root "$T/www" --cert "$T/hostile.pem" \
+	--key "$T/hostile.key" --mode endless-error --target stable.pointer --lifetime 60 --log "$T/endless.log" \
+	>"$T/endless.port" &
+CLEANUP+=("kill $! 2>/dev/null")
+for _ in $(seq 100); do [ -s "$T/endless.port" ] && break; sleep 0.05; done
+device "$T/endless" "https://127.0.0.1:$(head -n1 "$T/endless.port")/stable.pointer" "stall-timeout = 2s"
+t0=$(date +%s%N)
+expect_fail "a pointer answered by an endless 503: the poll gives up with an error" "HTTP 503 (its body cut off after" \
+	$S agent --config "$T/endless/system.conf" --once
+took=$((($(date +%s%N) - t0) / 1000000))
+check "(within $took ms: three attempts, with backoff)" test $took -le 15000
+for _ in $(seq 40); do [ "$(grep -c " 503 cut " "$T/endless.log" || true)" -ge 3 ] && break; sleep 0.05; done
+sent=$({ grep " 503 cut " "$T/endless.log" || true; } | awk '{print $NF}' | tr '\n' ' ')
+check "(the server saw its 3 answers cut, after $sent bytes)" test "$(grep -c " 503 cut " "$T/endless.log" || true)" -eq 3
+check "(less than 64 MiB each)" bash -c "for b in $sent; do [ \$b -lt 67108864 ] || exit 1; done"
+check "(the error is in the status)" grep -q "HTTP 503" "$T/endless/state/agent.json"
 
 # ---- under systemd: readiness and the watchdog through sd_notify ----------------
 # (it installs v2.0 meanwhile, slowly: the watchdog is fed from the event

@@ -8,7 +8,12 @@
 #  - store damage served by nginx: wrong content under a chunk's name, a
 #    truncated chunk, a decompression bomb, 404, 500
 #  - a hostile HTTPS server: connection reset mid-transfer (always / once, the
-#    latter must resume with a Range request), a server that stalls
+#    latter must resume with a Range request), a server that stalls, a 503
+#    whose body never ends (cut after a few KiB, counted), a server that drips
+#    2 bytes/s (cut below --min-rate after the stall time; a drip once is
+#    resumed)
+#  - an honest server under a --max-rate whose share per stream is below
+#    --min-rate: nothing is cut, and it completes
 #  - TLS: a server certificate from another CA; a server that wants a client
 #    certificate (mTLS)
 source "$(dirname "$0")/lib.sh"
@@ -220,6 +225,73 @@ check "stall: gave up within $STALL s x $ATTEMPTS attempts + 6 s ($SECS s)" test
 check "stall: both attempts reached the server" test "$(grep -c "$VICTIM.* stall " "$HOSTILE_LOG" || true)" -eq "$ATTEMPTS"
 stop_hostile
 then_recover stall
+
+# a 503 whose body never ends: each error page is cut after a few KiB (the
+# server sees its connection cut), every byte is counted, and the run gives up
+# within seconds instead of reading gigabytes
+start_hostile endless-error
+assemble endless "$HOSTILE_URL"
+must_fail endless "HTTP 503 \(its body cut off after [0-9]+ bytes\) \(gave up after $ATTEMPTS attempts\)"
+check "endless: gave up within 15 s ($SECS s)" test "$MS" -lt 15000
+fetched=$(json_get "$T/endless.json" bytes_fetched)
+cap=$((needed_bytes + ATTEMPTS * (4096 + 16384)))
+check "endless: $fetched bytes counted: the error pages (> $ATTEMPTS x 4096), and at most the chunks + $ATTEMPTS x 20 KiB ($cap)" \
+	test "${fetched:-0}" -gt $((ATTEMPTS * 4096)) -a "${fetched:-999999999999}" -le "$cap"
+for _ in $(seq 40); do
+	[ "$(grep -c "$VICTIM.* 503 cut " "$HOSTILE_LOG" || true)" -ge "$ATTEMPTS" ] && break
+	sleep 0.05
+done
+sent=$({ grep "$VICTIM.* 503 cut " "$HOSTILE_LOG" || true; } | awk '{print $NF}' | tr '\n' ' ')
+check "endless: the server saw each of the $ATTEMPTS connections cut (it sent $sent bytes)" \
+	test "$(grep -c "$VICTIM.* 503 cut " "$HOSTILE_LOG" || true)" -eq "$ATTEMPTS"
+check "endless: ... after less than 64 MiB each" \
+	bash -c "for b in $sent; do [ \$b -lt 67108864 ] || exit 1; done"
+stop_hostile
+then_recover endless
+
+# a server that drips 2 bytes/s: cut after the stall time (below the default
+# minimum rate of 256 bytes/s), not after the hours the chunk would take; the
+# next attempt asks for the rest, as after any cut
+start_hostile drip
+assemble drip "$HOSTILE_URL"
+must_fail drip "Less than 256 bytes/sec transferred the last $STALL seconds \(gave up after $ATTEMPTS attempts\)"
+limit_ms=$(((STALL * ATTEMPTS + 6) * 1000))
+check "drip: gave up within $STALL s x $ATTEMPTS attempts + 6 s ($SECS s)" test "$MS" -le "$limit_ms"
+for _ in $(seq 40); do
+	[ "$(grep -c "$VICTIM.* drip-cut " "$HOSTILE_LOG" || true)" -ge "$ATTEMPTS" ] && break
+	sleep 0.05
+done
+check "drip: the server saw each of the $ATTEMPTS attempts cut" \
+	test "$(grep -c "$VICTIM.* drip-cut " "$HOSTILE_LOG" || true)" -eq "$ATTEMPTS"
+check "drip: the second attempt resumed what the first received ($(json_get "$T/drip.json" fetch_resumed))" \
+	test "$(json_get "$T/drip.json" fetch_resumed)" -ge 1
+stop_hostile
+then_recover drip
+
+start_hostile drip-once
+assemble driponce "$HOSTILE_URL"
+if [ "$RC" -eq 0 ] && cmp -s "$V2" "$T/driponce.img"; then
+	ok "drip once: cut, resumed, assemble completes byte-exact ($SECS s)"
+else
+	not_ok "drip once: exit $RC: $(head -c 400 "$T/driponce.err")"
+fi
+check "drip once: with a Range request answered by 206" grep -q "$VICTIM.cacnk [1-9][0-9]* 206 serve" "$HOSTILE_LOG"
+check "drip once: within the stall time + 10 s ($SECS s)" test "$MS" -le $(((STALL + 10) * 1000))
+stop_hostile
+
+# an honest server under a rate cap below the minimum rate (32 streams sharing
+# 256 kB/s: 8000 bytes/s each, against --min-rate 16000): nothing is cut and the
+# result is byte-exact.  (On a loopback a chunk arrives in one read, so the cap
+# paces the starts of requests; unit_fetch's "rate cap lowers min rate" checks
+# a transfer that the cap itself holds below the minimum.)
+assemble paced "$GOOD_URL" --concurrency 32 --max-rate 256000 --min-rate 16000
+if [ "$RC" -eq 0 ] && cmp -s "$V2" "$T/paced.img"; then
+	ok "paced: --max-rate below --min-rate per stream: byte-exact ($SECS s, $(json_get "$T/paced.json" fetch_retries) retries)"
+else
+	not_ok "paced: exit $RC: $(head -c 400 "$T/paced.err")"
+fi
+check "paced: no transfer was cut ($(json_get "$T/paced.json" fetch_retries) retries)" \
+	test "$(json_get "$T/paced.json" fetch_retries)" = 0
 
 # --- a server certificate from another CA: refused before anything is fetched
 make_ca other

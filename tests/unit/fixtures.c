@@ -163,7 +163,38 @@ static void http_send(int fd, const void *buf, size_t len)
 	}
 }
 
-static void http_answer(int fd, int status, const uint8_t *body, size_t len, size_t from)
+/* An answer sent at drip_bps bytes per second (0: at once). */
+static void http_send_paced(int fd, const void *buf, size_t len, int drip_bps)
+{
+	const char *p = buf;
+	struct timespec gap = { 0, drip_bps > 0 ? 1000000000L / drip_bps : 0 };
+
+	if (drip_bps <= 0) {
+		http_send(fd, buf, len);
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (send(fd, p + i, 1, MSG_NOSIGNAL) != 1)
+			return; /* the client cut us off */
+		nanosleep(&gap, NULL);
+	}
+}
+
+/* status with a body that never ends, until the client goes away. */
+static void http_answer_endless(int fd, int status)
+{
+	char head[128], junk[16384];
+	int n = snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n",
+			 status);
+
+	memset(junk, 'x', sizeof(junk));
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n)
+		return;
+	while (send(fd, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
+		;
+}
+
+static void http_answer(int fd, int status, const uint8_t *body, size_t len, size_t from, int drip_bps)
 {
 	char head[256];
 	int n;
@@ -178,7 +209,7 @@ static void http_answer(int fd, int status, const uint8_t *body, size_t len, siz
 			     status == 200 ? len : 0);
 	http_send(fd, head, (size_t)n);
 	if (status == 200 || status == 206)
-		http_send(fd, body + from, len - from);
+		http_send_paced(fd, body + from, len - from, drip_bps);
 }
 
 static void http_serve_one(int fd, const char *root, const struct fx_http_rule *rules, int *left, size_t n_rules,
@@ -188,7 +219,7 @@ static void http_serve_one(int fd, const char *root, const struct fx_http_rule *
 	size_t got = 0, len = 0, from = 0;
 	uint8_t *body = NULL;
 	const char *range;
-	int status = 200;
+	int status = 200, endless = 0, drip_bps = 0;
 	FILE *lf;
 
 	while (got < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
@@ -199,7 +230,7 @@ static void http_serve_one(int fd, const char *root, const struct fx_http_rule *
 		req[got] = '\0';
 	}
 	if (sscanf(req, "GET /%1023s HTTP/1.1", path) != 1 || strstr(path, "..")) {
-		http_answer(fd, 400, NULL, 0, 0);
+		http_answer(fd, 400, NULL, 0, 0, 0);
 		return;
 	}
 	range = strcasestr(req, "\r\nRange: bytes=");
@@ -207,9 +238,11 @@ static void http_serve_one(int fd, const char *root, const struct fx_http_rule *
 		if ((rules[i].path && strcmp(rules[i].path, path)) || left[i] == 0)
 			continue;
 		left[i]--;
-		if (rules[i].status) {
-			status = rules[i].status;
-		} else {
+		endless = (rules[i].status & FX_HTTP_ENDLESS) != 0;
+		drip_bps = rules[i].status & FX_HTTP_DRIP ? 2 : 0;
+		if (rules[i].status & 0xffff) {
+			status = rules[i].status & 0xffff;
+		} else if (rules[i].body_file) {
 			body = fx_read_file(rules[i].body_file, &len);
 			status = body ? 200 : 500;
 		}
@@ -231,7 +264,10 @@ static void http_serve_one(int fd, const char *root, const struct fx_http_rule *
 		fprintf(lf, "%s %d\n", path, status);
 		fclose(lf);
 	}
-	http_answer(fd, status, body, len, from);
+	if (endless)
+		http_answer_endless(fd, status);
+	else
+		http_answer(fd, status, body, len, from, drip_bps);
 	free(body);
 }
 

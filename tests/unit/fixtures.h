@@ -54,7 +54,12 @@ void fx_ca_make(struct fx_ca *ca, const char *dir);
  * (GET, "Range: bytes=N-" honoured, one request per connection).  Rules are
  * applied in order to the first `times` requests whose path is `path` (NULL:
  * any): answer `status` with no body, or (status 0) 200 with body_file's bytes
- * instead of the file's.  Every request is logged to log as "PATH STATUS\n". */
+ * instead of the file's.  A hostile rule adds a flag to status: FX_HTTP_ENDLESS,
+ * a body that never ends (sent until the client cuts the connection);
+ * FX_HTTP_DRIP, the answer (the file's, with status 0) at 2 bytes per second.
+ * Every request is logged to log as "PATH STATUS\n". */
+#define FX_HTTP_ENDLESS 0x10000
+#define FX_HTTP_DRIP 0x20000
 #define FX_HTTP_RULES_MAX 4
 struct fx_http_rule {
 	const char *path;

@@ -138,7 +138,6 @@ START_TEST(test_refusals)
 }
 END_TEST
 
-/* Each device feature a build lacks is refused by name at load, never later. */
 /* boot-tries the bootloader cannot count is refused when the configuration is
  * read, not after a whole slot was written */
 START_TEST(test_boot_tries_per_backend)
@@ -160,6 +159,24 @@ START_TEST(test_boot_tries_per_backend)
 }
 END_TEST
 
+/* [update] min-rate: a size in bytes per second, or none; never 0 */
+START_TEST(test_min_rate)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+
+	ck_assert_msg(load("[update]\nmin-rate = 1k\n" SLOTS, &c, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_uint_eq(c.min_rate, 1024);
+	ck_assert_msg(load("[update]\nmin-rate = none\n" SLOTS, &c, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_uint_eq(c.min_rate, UINT64_MAX);
+	ck_assert_msg(load(SLOTS, &c, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_uint_eq(c.min_rate, 0); /* the engine's default */
+	refused("[update]\nmin-rate = 0\n" SLOTS, "system.conf:2: bad value \"0\" for key \"min-rate\"");
+	refused("[update]\nmin-rate = slow\n" SLOTS, "bad value \"slow\" for key \"min-rate\"");
+}
+END_TEST
+
+/* Each device feature a build lacks is refused by name at load, never later. */
 START_TEST(test_missing_features)
 {
 	struct slotsync_config c;
@@ -249,6 +266,7 @@ START_TEST(test_example_parses)
 	ck_assert_int_eq(c.slot[1].backend, SLOTSYNC_SLOT_LUKS2);
 	ck_assert_int_eq(c.n_stores, 2);
 	ck_assert_uint_eq(c.stall_timeout, 30);
+	ck_assert_uint_eq(c.min_rate, 256);
 }
 END_TEST
 
@@ -261,6 +279,7 @@ int main(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_boot_tries_per_backend);
+	tcase_add_test(tc, test_min_rate);
 	tcase_add_test(tc, test_missing_features);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_example_parses);

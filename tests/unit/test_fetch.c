@@ -2,16 +2,23 @@
 /* The fetcher against a tiny HTTP/1.1 server on 127.0.0.1 (fixtures.c): every
  * body delivered exactly; a 503 retried until it passes, or given up after
  * max-attempts; a body the caller finds wrong fetched again; a body larger
- * than its bound cut off and refused; a 404 ends the run at once. */
+ * than its bound cut off and refused; a 404 ends the run at once; an error
+ * page that never ends cut off after a few KiB, and counted; a server that
+ * drips bytes cut after the stall time, the next attempt resuming; a transfer
+ * that the rate cap holds below the minimum rate not cut. */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fixtures.h"
 #include "slotsync/fetch.h"
 
 #define N_FILES 8
+/* libcurl hands a body over in pieces of at most this (CURL_MAX_WRITE_SIZE) */
+#define CURL_MAX_WRITE_SIZE_GUESS 16384
 
 struct ctx {
 	char *dir, root[PATH_MAX], log[PATH_MAX];
@@ -200,6 +207,109 @@ START_TEST(test_404_ends_the_run)
 }
 END_TEST
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(test_endless_error_page_cut_and_counted)
+{
+	/* f5 always answers 503 with a body that never ends */
+	const struct fx_http_rule rules[] = { { "f5", 1000, 503 | FX_HTTP_ENDLESS, NULL } };
+	struct ctx c;
+	uint64_t cut_max = 3 * (SLOTSYNC_FETCH_ERROR_BODY_MAX + CURL_MAX_WRITE_SIZE_GUESS);
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	double t0;
+
+	/* within a run of many jobs: the run ends, in seconds, naming the job */
+	ctx_make(&c, rules, 1);
+	c.opt.max_attempts = 3;
+	t0 = now_s();
+	ck_assert_int_lt(run(&c), 0);
+	ck_assert_msg(now_s() - t0 < 10, "the run ended in %.1f s", now_s() - t0);
+	ck_assert_msg(strstr(c.err.msg, "/f5") && strstr(c.err.msg, "HTTP 503") && strstr(c.err.msg, "cut off") &&
+			      strstr(c.err.msg, "3 attempts"),
+		      "the error names the URL, the status, the cut and the attempts: %s", c.err.msg);
+	ck_assert_int_eq(fx_http_count(&c.http, "f5", 503), 3);
+
+	/* alone (one file, as a channel pointer is fetched): what was received is
+	 * the error pages only, counted, at least the cap each time and not much
+	 * more */
+	memset(&c.st, 0, sizeof(c.st));
+	ck_assert_int_lt(slotsync_fetch_file(&c.opt, "f5", c.max_bytes, NULL, &out, &out_len, &c.st, &c.err), 0);
+	ck_assert_ptr_null(out);
+	ck_assert_msg(c.st.bytes_received > 3 * SLOTSYNC_FETCH_ERROR_BODY_MAX && c.st.bytes_received <= cut_max,
+		      "%" PRIu64 " bytes counted for 3 error pages", c.st.bytes_received);
+	ck_assert_int_eq(fx_http_count(&c.http, "f5", 503), 6);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_drip_cut_then_resumed)
+{
+	/* the first answer for f1 comes at 2 bytes/s: cut after the stall time
+	 * (below the default minimum of 256 bytes/s); the next attempt asks for
+	 * the rest and gets it at full speed */
+	const struct fx_http_rule rules[] = { { "f1", 1, FX_HTTP_DRIP, NULL } };
+	struct ctx c;
+	double t0, took;
+
+	ctx_make(&c, rules, 1);
+	c.opt.concurrency = 1; /* the tiny server answers one request at a time */
+	c.opt.stall_timeout_s = 2;
+	t0 = now_s();
+	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
+	took = now_s() - t0;
+	ck_assert_int_eq(c.accepted[1], 1);
+	ck_assert_msg(took < 8, "cut after the 2 s stall time, not after the %zu s the drip takes (%.1f s)",
+		      c.len[1] / 2, took);
+	ck_assert_uint_eq(c.st.retries, 1);
+	ck_assert_uint_eq(c.st.resumed, 1); /* what the drip gave was kept */
+	ck_assert_int_eq(fx_http_count(&c.http, "f1", 0), 2);
+	ck_assert_int_eq(fx_http_count(&c.http, "f1", 206), 1);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_rate_cap_lowers_min_rate)
+{
+	/* a --max-rate of 1 MB/s paces this transfer of 4 MB below a --min-rate of
+	 * 2 MB/s for longer than the stall time: the cap, not the server, makes it
+	 * slow, so the minimum is lowered with it and the one attempt completes.
+	 * (libcurl reads up to about 1.6 MB at a time before its cap bites: on a
+	 * loopback, smaller transfers are not slowed by it at all.) */
+	struct ctx c;
+	char path[PATH_MAX + 16];
+	size_t len = 4000000;
+	uint8_t *data = malloc(len), *out = NULL;
+	size_t out_len = 0;
+	double t0, took;
+
+	ctx_make(&c, NULL, 0);
+	test_fill_random(data, len, 99);
+	snprintf(path, sizeof(path), "%s/big", c.root);
+	ck_assert_int_eq(test_write_file(path, data, len), 0);
+	c.opt.max_attempts = 1;
+	c.opt.stall_timeout_s = 1;
+	c.opt.max_rate_bps = 1000000;
+	c.opt.min_rate_bps = 2000000;
+	t0 = now_s();
+	ck_assert_msg(slotsync_fetch_file(&c.opt, "big", len, NULL, &out, &out_len, &c.st, &c.err) == 0, "%s",
+		      slotsync_error_message(&c.err));
+	took = now_s() - t0;
+	ck_assert_msg(took > 2, "paced by the cap: %.1f s", took);
+	ck_assert_uint_eq(out_len, len);
+	ck_assert(memcmp(out, data, len) == 0);
+	free(out);
+	free(data);
+	ctx_free(&c);
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
 	Suite *s = suite_create("fetch");
@@ -212,6 +322,9 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, test_wrong_content_fetched_again);
 	tcase_add_test(tc, test_body_larger_than_bound_refused);
 	tcase_add_test(tc, test_404_ends_the_run);
+	tcase_add_test(tc, test_endless_error_page_cut_and_counted);
+	tcase_add_test(tc, test_drip_cut_then_resumed);
+	tcase_add_test(tc, test_rate_cap_lowers_min_rate);
 	suite_add_tcase(s, tc);
 	return s;
 }

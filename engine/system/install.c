@@ -260,6 +260,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	struct slotsync_slot_record slots[2];
 	struct slotsync_volume av = slotsync_slot_volume(act, 0);
 	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX], seed[PATH_MAX * 2 + 2];
+	char store_url[PATH_MAX * 3 + 8], bundle[PATH_MAX];
 	const char *seeds[1];
 	int r;
 
@@ -293,7 +294,19 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.seeds = seeds;
 	ao.n_seeds = 1;
 	ao.fetch.base_url = cfg->n_stores ? cfg->store[0] : c->bundle->manifest->n_stores ? c->bundle->manifest->stores[0] : NULL;
-	if (!ao.fetch.base_url)
+	if (ao.fetch.base_url) {
+		/* a local folder (a USB stick) is read as a file:// store */
+		r = slotsync_fetch_store_url(ao.fetch.base_url, store_url, sizeof(store_url), err);
+		if (r < 0)
+			return r;
+		ao.fetch.base_url = store_url;
+	}
+	/* a bundle with embedded chunks needs no store for them */
+	if (c->bundle->n_embedded) {
+		system_state_path(cfg, "install.bundle", bundle);
+		ao.embedded_bundle = bundle;
+	}
+	if (!ao.fetch.base_url && !ao.embedded_bundle)
 		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
 					  cfg->path);
 	ao.fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;

@@ -346,25 +346,22 @@ out:
 int gen_channel(const struct gen_channel_options *o, const char *out, struct slotsync_error *err)
 {
 	struct slotsync_pointer p = { 0 };
-	uint8_t *bundle = NULL;
-	size_t bundle_len, json_len;
+	uint64_t bundle_len;
+	size_t json_len;
 	char *json = NULL;
 	struct slotsync_envelope *env = NULL;
 	int r;
 
 	if (!o->bundle_url || !o->bundle || !o->expires)
 		return slotsync_error_set(err, -EINVAL, "channel needs --bundle-url, --bundle, --version and --expires");
-	r = io_read_file(o->bundle, SLOTSYNC_BUNDLE_MAX_BYTES, &bundle, &bundle_len, err);
+	/* the whole file's digest, embedded chunks included, read as a stream */
+	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, o->bundle, 0, p.bundle_sha256, &bundle_len, err);
 	if (r < 0)
 		return r;
-	slotsync_digest(SLOTSYNC_DIGEST_SHA256, bundle, bundle_len, p.bundle_sha256);
 	/* a pointer to something that is not a bundle helps no one */
-	r = slotsync_envelope_parse(bundle, bundle_len, SLOTSYNC_ENVELOPE_BUNDLE, &env, err);
-	bundle = NULL; /* owned by the envelope (or freed) now */
-	if (r < 0) {
-		slotsync_error_prefix(err, "%s", o->bundle);
+	r = slotsync_envelope_read(o->bundle, SLOTSYNC_ENVELOPE_BUNDLE, SLOTSYNC_BUNDLE_MAX_BYTES, &env, err);
+	if (r < 0)
 		goto out;
-	}
 	p.version = o->version;
 	p.expires = o->expires;
 	p.bundle_url = (char *)o->bundle_url;

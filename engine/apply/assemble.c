@@ -342,7 +342,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 	if (n == 0)
 		return 0;
 	if (!a->opt->fetch.base_url)
-		return slotsync_error_set(err, -ENOENT, "%zu chunks are in no seed%s and no chunk store is given to fetch them from",
+		return slotsync_error_set(err, -ENOENT, "%zu chunks are in no seed%s and no store URL was given to fetch them from",
 					  n, a->opt->embedded_bundle ? " nor in the bundle" : "");
 	free(a->job_group);
 	a->job_group = malloc(n * sizeof(*a->job_group));

@@ -124,7 +124,7 @@ open(sys.argv[2], "wb").write(b)
 PY
 device_fixture "$D" usb-test "$D/state/boot.state"
 expect_fail "a tampered embedded chunk is refused; with no store the install fails clearly" \
-	"no chunk store is given" unshare -n $S install --config "$D/system.conf" "$T/tampered.bundle"
+	"no store URL was given" unshare -n $S install --config "$D/system.conf" "$T/tampered.bundle"
 check "(the refusal names the chunk)" grep -q "embedded chunk .* refused: .*SHA-256" "$T/err.txt"
 check "(nothing switched)" test "$(boot_writes "$D")" = 0
 start_nginx store "$T/www"

@@ -49,14 +49,53 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
 	return slotsync_fetch_file(&fo, url, (size_t)max, path, NULL, NULL, NULL, err);
 }
 
+/* Copies from to `to` atomically, a block at a time (a bundle that embeds its
+ * chunks may be far larger than memory): written to "<to>.part", made durable,
+ * renamed over to, the folder made durable. */
 static int copy_file(const char *from, const char *to, struct slotsync_error *err)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int r = io_read_file(from, SLOTSYNC_BUNDLE_MAX_BYTES, &buf, &len, err);
+	char tmp[PATH_MAX];
+	uint8_t *buf = malloc(1u << 20);
+	int in = -1, out = -1, r = 0;
+	ssize_t n;
 
+	if (!buf)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	if (snprintf(tmp, sizeof(tmp), "%s.part", to) >= (int)sizeof(tmp)) {
+		r = slotsync_error_set(err, -ENAMETOOLONG, "path too long: %s", to);
+		goto out;
+	}
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot open %s", from);
+		goto out;
+	}
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot create %s", tmp);
+		goto out;
+	}
+	while ((n = io_read_full(in, buf, 1u << 20)) > 0)
+		if ((r = io_write_full(out, buf, (size_t)n)) < 0)
+			break;
+	if (n < 0 && r == 0)
+		r = slotsync_error_set_errno(err, (int)n, "cannot read %s", from);
+	else if (r < 0)
+		slotsync_error_set_errno(err, r, "cannot write %s", tmp);
+	/* the copy is on disk before its name replaces the old file */
+	if (r == 0 && fdatasync(out) < 0)
+		r = slotsync_error_set_errno(err, -errno, "cannot write %s", tmp);
+	if (r == 0 && rename(tmp, to) < 0)
+		r = slotsync_error_set_errno(err, -errno, "cannot rename %s", tmp);
 	if (r == 0)
-		r = io_write_file_atomic(to, buf, len, err);
+		r = io_fsync_parent(to, err);
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (r < 0 && out >= 0)
+		unlink(tmp);
 	free(buf);
 	return r;
 }

@@ -135,6 +135,18 @@ check "with a store, the tampered chunk comes from the network and the rest from
 check "(slot B is v2 byte for byte, switched once; one chunk fetched)" \
 	bash -c "$(declare -f installed points_at_b boot_writes); SIZE=$SIZE V2='$V2' SLOTSYNC_BOOTCTL='$SLOTSYNC_BOOTCTL' installed '$D' && [ \$(grep -c cacnk '$NGINX_LOG') = 1 ]"
 
+# memory stays bounded: a bundle of 48 MiB of incompressible chunks installs
+# in far less (it is copied, verified and read a frame at a time)
+random_file big.img 48 11
+$G bundle --no-progress --store big-store --image big.img --version 9.0 --compatible usb-test --embed \
+	--signer-cert signer.pem --signer-key signer.key usb/big.bundle >/dev/null
+device_fixture "$D" usb-test "$D/state/boot.state"
+truncate -s 64M "$D/slot-b.img"
+/usr/bin/time -o rss.txt -f %M unshare -n $S install --config "$D/system.conf" "$T/usb/big.bundle" >/dev/null
+RSS_KB=$(cat rss.txt)
+check "a $(($(stat -c %s usb/big.bundle) >> 20)) MiB bundle installs byte-exact, the largest RSS ${RSS_KB} KiB (under 40 MiB)" \
+	bash -c "cmp -s -n $(stat -c %s big.img) big.img '$D/slot-b.img' && [ $RSS_KB -lt 40960 ]"
+
 # bytes appended after an embedding bundle, or cut from its end: refused at verify
 cp usb/v2.bundle grown.bundle && echo junk >>grown.bundle
 expect_fail "a bundle with bytes appended after its chunks is refused" "follow its signature" \

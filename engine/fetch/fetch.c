@@ -468,7 +468,7 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 		r = job_retry(f, job, NULL, 0, "response larger than the chunk can be (cut off)", err);
 	} else if (res == CURLE_FILE_COULDNT_READ_FILE) {
 		/* a local store without the file: as a 404 */
-		r = slotsync_error_set(err, -ENOENT, "%s: not found", s->url);
+		r = slotsync_error_set(err, -ENOENT, "%s: not found (or not readable)", s->url);
 	} else if (res != CURLE_OK) {
 		if (res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
 		    res == CURLE_SSL_CERTPROBLEM || res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT) {

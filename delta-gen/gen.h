@@ -91,6 +91,9 @@ struct gen_bundle_options {
 	const char **delta_bases, **delta_base_images;  /* --delta-from INDEX:IMAGE */
 	int n_deltas;
 	struct gen_delta_options delta;
+	int embed;                     /* --embed: chunks inside the bundle */
+	const char **embed_for;        /* --embed-for BASE.caibx: only what these lack */
+	int n_embed_for;
 };
 
 /* Chunks the image into the store and writes the signed bundle to out. */

@@ -142,6 +142,10 @@ static void bundle_usage(FILE *f)
 		"                               delta objects from this base (again for more)\n"
 		"  --run-max BYTES              bytes of new chunks one delta object may rebuild\n"
 		"                               (default %d)\n"
+		"  --embed                      put the release's chunks into the bundle: it\n"
+		"                               installs with no network (a USB stick)\n"
+		"  --embed-for BASE.caibx       embed only the chunks a device running BASE\n"
+		"                               lacks (again for more bases)\n"
 		"  --chunk-size, --threads, --digest, --no-progress  as for make\n"
 		"  --level L                    zstd level of the chunks (default %d) and, if\n"
 		"                               given, of the delta objects (default %d)\n" USAGE_COMMON USAGE_SIGNER
@@ -207,7 +211,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
-       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM };
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
  * bundle and channel, where it is the release's or the pointer's
@@ -525,6 +529,13 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 		if (run_max_arg("bundle", arg, &b->delta.run_max) < 0)
 			return 2;
 		break;
+	case OPT_EMBED:
+		b->embed = 1;
+		break;
+	case OPT_EMBED_FOR:
+		b->embed = 1;
+		b->embed_for[b->n_embed_for++] = arg;
+		break;
 	case OPT_DELTA_FROM: {
 		char *colon = strrchr(arg, ':');
 		if (!colon || colon == arg || !colon[1]) {
@@ -575,6 +586,8 @@ static int cmd_bundle(int argc, char **argv)
 		{ "expires", required_argument, NULL, OPT_EXPIRES },
 		{ "delta-from", required_argument, NULL, OPT_DELTA_FROM },
 		{ "run-max", required_argument, NULL, OPT_RUN_MAX },
+		{ "embed", no_argument, NULL, OPT_EMBED },
+		{ "embed-for", required_argument, NULL, OPT_EMBED_FOR },
 		OPTIONS_MAKE,
 		OPTIONS_SIGNER,
 		OPTIONS_COMMON,
@@ -589,7 +602,8 @@ static int cmd_bundle(int argc, char **argv)
 	b.store_urls = calloc((size_t)argc + 1, sizeof(*b.store_urls));
 	b.delta_bases = calloc((size_t)argc + 1, sizeof(*b.delta_bases));
 	b.delta_base_images = calloc((size_t)argc + 1, sizeof(*b.delta_base_images));
-	if (!b.store_urls || !b.delta_bases || !b.delta_base_images) {
+	b.embed_for = calloc((size_t)argc + 1, sizeof(*b.embed_for));
+	if (!b.store_urls || !b.delta_bases || !b.delta_base_images || !b.embed_for) {
 		rc = 1;
 		goto out;
 	}
@@ -630,6 +644,7 @@ out:
 	free(b.store_urls);
 	free(b.delta_bases);
 	free(b.delta_base_images);
+	free(b.embed_for);
 	return rc;
 }
 

@@ -4,11 +4,13 @@
  * hooks; making one chunks the image into the store (and delta objects from
  * each base) first.  The signing itself is signer.c's. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -17,6 +19,7 @@
 #include "slotsync/envelope.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
+#include "slotsync/store.h"
 
 /* The bundle's hooks part (docs/format.md): each hook program given, as
  * u16 name length, name (the file's base name), u32 size, bytes.  NULL if none. */
@@ -63,8 +66,159 @@ static int hooks_part(const struct gen_bundle_options *o, uint8_t **out, size_t 
 	return 0;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SLOTSYNC_DIGEST_BYTES);
+}
+
+/* The chunks to embed (--embed, --embed-for): the index's, sorted and unique,
+ * less those of every base; with each its frame's size in the store. */
+struct embed_set {
+	uint8_t (*ids)[SLOTSYNC_DIGEST_BYTES];
+	uint64_t *offsets;
+	uint32_t *lens;
+	size_t n;
+	uint64_t data_len;
+};
+
+static void embed_set_free(struct embed_set *e)
+{
+	free(e->ids);
+	free(e->offsets);
+	free(e->lens);
+}
+
+static int embed_set_build(const struct gen_bundle_options *o, const struct slotsync_index *idx, struct embed_set *e,
+			   struct slotsync_error *err)
+{
+	uint8_t (*base)[SLOTSYNC_DIGEST_BYTES] = NULL;
+	size_t n_base = 0, n = 0;
+	int r = 0;
+
+	e->ids = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*e->ids));
+	e->offsets = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*e->offsets));
+	e->lens = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*e->lens));
+	if (!e->ids || !e->offsets || !e->lens)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < idx->n_chunks; i++)
+		memcpy(e->ids[i], idx->chunks[i].id, SLOTSYNC_DIGEST_BYTES);
+	qsort(e->ids, idx->n_chunks, sizeof(*e->ids), id_cmp);
+	for (int b = 0; b < o->n_embed_for; b++) {
+		struct slotsync_index *bi = NULL;
+		void *nb;
+		r = slotsync_index_read_file(o->embed_for[b], &bi, err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "--embed-for");
+			goto out;
+		}
+		nb = realloc(base, (n_base + bi->n_chunks + 1) * sizeof(*base));
+		if (!nb) {
+			slotsync_index_free(bi);
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		base = nb;
+		for (size_t i = 0; i < bi->n_chunks; i++)
+			memcpy(base[n_base++], bi->chunks[i].id, SLOTSYNC_DIGEST_BYTES);
+		slotsync_index_free(bi);
+	}
+	qsort(base, n_base, sizeof(*base), id_cmp);
+	for (size_t i = 0; i < idx->n_chunks; i++) {
+		char rel[SLOTSYNC_CHUNK_RELPATH_BYTES], path[4200];
+		struct stat st;
+		if (n && !memcmp(e->ids[n - 1], e->ids[i], SLOTSYNC_DIGEST_BYTES))
+			continue; /* once per chunk */
+		if (n_base && bsearch(e->ids[i], base, n_base, sizeof(*base), id_cmp))
+			continue; /* the base has it */
+		slotsync_store_chunk_relpath(e->ids[i], rel);
+		snprintf(path, sizeof(path), "%s/%s", o->store, rel);
+		if (stat(path, &st) < 0) {
+			r = slotsync_error_set_errno(err, -errno, "cannot embed chunk %s", path);
+			goto out;
+		}
+		if (st.st_size <= 0 || st.st_size > UINT32_MAX) {
+			r = slotsync_error_set(err, -EBADMSG, "chunk %s has an impossible size", path);
+			goto out;
+		}
+		memmove(e->ids[n], e->ids[i], SLOTSYNC_DIGEST_BYTES);
+		e->offsets[n] = e->data_len;
+		e->lens[n] = (uint32_t)st.st_size;
+		e->data_len += (uint64_t)st.st_size;
+		n++;
+	}
+	e->n = n;
+out:
+	free(base);
+	return r;
+}
+
+/* Writes the signed envelope, then the embedded frames after it, to out
+ * atomically (a temp file made durable, renamed, its folder made durable). */
+static int write_embedded(const char *out, const uint8_t *env, size_t env_len, const struct gen_bundle_options *o,
+			  const struct embed_set *e, struct slotsync_error *err)
+{
+	char tmp[4200];
+	size_t max_len = 1;
+	uint8_t *buf;
+	int fd = -1, r = 0;
+
+	for (size_t i = 0; i < e->n; i++)
+		if (e->lens[i] > max_len)
+			max_len = e->lens[i];
+	buf = malloc(max_len);
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out, (int)getpid());
+	if (!buf)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot create %s", tmp);
+		goto out;
+	}
+	r = io_write_full(fd, env, env_len);
+	for (size_t i = 0; r == 0 && i < e->n; i++) {
+		char rel[SLOTSYNC_CHUNK_RELPATH_BYTES], path[4200];
+		int in;
+		ssize_t got;
+		slotsync_store_chunk_relpath(e->ids[i], rel);
+		snprintf(path, sizeof(path), "%s/%s", o->store, rel);
+		in = open(path, O_RDONLY | O_CLOEXEC);
+		if (in < 0) {
+			r = slotsync_error_set_errno(err, -errno, "cannot embed chunk %s", path);
+			break;
+		}
+		got = io_read_full(in, buf, e->lens[i]);
+		close(in);
+		/* the directory is signed already: the frame must be what it says */
+		if (got != (ssize_t)e->lens[i]) {
+			r = slotsync_error_set(err, -EIO, "chunk %s changed while the bundle was written", path);
+			break;
+		}
+		r = io_write_full(fd, buf, e->lens[i]);
+	}
+	if (r < 0 && !slotsync_error_message(err)[0])
+		slotsync_error_set_errno(err, r, "cannot write %s", tmp);
+	/* the bundle is whole on disk before its name appears */
+	if (r == 0 && fsync(fd) < 0)
+		r = slotsync_error_set_errno(err, -errno, "cannot write %s", tmp);
+	if (r == 0 && rename(tmp, out) < 0)
+		r = slotsync_error_set_errno(err, -errno, "cannot rename %s", tmp);
+	if (r == 0)
+		r = io_fsync_parent(out, err);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		unlink(tmp);
+	free(buf);
+	return r;
+}
+
 int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err)
 {
+	struct embed_set emb = { 0 };
+	uint8_t *dir = NULL, *env = NULL;
+	size_t dir_len = 0, env_len = 0;
 	struct slotsync_manifest m = { 0 };
 	char tmp_index[4200];
 	uint8_t *index = NULL;
@@ -158,12 +312,30 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	r = hooks_part(o, &hooks, &hooks_len, err);
 	if (r < 0)
 		goto out;
+	if (o->embed) {
+		r = embed_set_build(o, idx, &emb, err);
+		if (r == 0)
+			r = slotsync_embedded_directory((const uint8_t(*)[SLOTSYNC_DIGEST_BYTES])emb.ids, emb.offsets,
+							emb.lens, emb.n, emb.data_len, &dir, &dir_len, err);
+		if (r < 0)
+			goto out;
+		slotsync_log_info("embedding %zu chunks, %" PRIu64 " bytes", emb.n, emb.data_len);
+	}
 	{
-		const uint8_t *parts[3] = { (const uint8_t *)manifest, index, hooks };
-		size_t lens[3] = { manifest_len, index_len, hooks_len };
-		r = signer_write_envelope(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, hooks ? 3 : 2, out, err);
+		/* with embedded chunks, part 4 is their directory (part 3, the hooks,
+		 * then may be empty) */
+		const uint8_t *parts[4] = { (const uint8_t *)manifest, index, hooks ? hooks : (const uint8_t *)"", dir };
+		size_t lens[4] = { manifest_len, index_len, hooks_len, dir_len };
+		if (!o->embed)
+			r = signer_write_envelope(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, hooks ? 3 : 2, out, err);
+		else if ((r = signer_sign_envelope(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, 4, &env, &env_len,
+						   err)) == 0)
+			r = write_embedded(out, env, env_len, o, &emb, err);
 	}
 out:
+	embed_set_free(&emb);
+	free(dir);
+	free(env);
 	free(hooks);
 	slotsync_index_free(idx);
 	free(index);
@@ -174,25 +346,22 @@ out:
 int gen_channel(const struct gen_channel_options *o, const char *out, struct slotsync_error *err)
 {
 	struct slotsync_pointer p = { 0 };
-	uint8_t *bundle = NULL;
-	size_t bundle_len, json_len;
+	uint64_t bundle_len;
+	size_t json_len;
 	char *json = NULL;
 	struct slotsync_envelope *env = NULL;
 	int r;
 
 	if (!o->bundle_url || !o->bundle || !o->expires)
 		return slotsync_error_set(err, -EINVAL, "channel needs --bundle-url, --bundle, --version and --expires");
-	r = io_read_file(o->bundle, SLOTSYNC_BUNDLE_MAX_BYTES, &bundle, &bundle_len, err);
+	/* the whole file's digest, embedded chunks included, read as a stream */
+	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, o->bundle, 0, p.bundle_sha256, &bundle_len, err);
 	if (r < 0)
 		return r;
-	slotsync_digest(SLOTSYNC_DIGEST_SHA256, bundle, bundle_len, p.bundle_sha256);
 	/* a pointer to something that is not a bundle helps no one */
-	r = slotsync_envelope_parse(bundle, bundle_len, SLOTSYNC_ENVELOPE_BUNDLE, &env, err);
-	bundle = NULL; /* owned by the envelope (or freed) now */
-	if (r < 0) {
-		slotsync_error_prefix(err, "%s", o->bundle);
+	r = slotsync_envelope_read(o->bundle, SLOTSYNC_ENVELOPE_BUNDLE, SLOTSYNC_BUNDLE_MAX_BYTES, &env, err);
+	if (r < 0)
 		goto out;
-	}
 	p.version = o->version;
 	p.expires = o->expires;
 	p.bundle_url = (char *)o->bundle_url;

@@ -141,27 +141,39 @@ out:
 	return r;
 }
 
-int signer_write_envelope(const struct gen_signer *g, enum slotsync_envelope_kind kind, const uint8_t *const *parts,
-			  const size_t *lens, size_t n_parts, const char *out, struct slotsync_error *err)
+int signer_sign_envelope(const struct gen_signer *g, enum slotsync_envelope_kind kind, const uint8_t *const *parts,
+			 const size_t *lens, size_t n_parts, uint8_t **out, size_t *out_len, struct slotsync_error *err)
 {
 	struct loaded_signer s;
-	uint8_t *unsigned_buf = NULL, *full = NULL, *sig = NULL;
-	size_t unsigned_len, full_len, sig_len = 0;
+	uint8_t *unsigned_buf = NULL, *sig = NULL;
+	size_t unsigned_len, sig_len = 0;
 	int r;
 
+	*out = NULL;
 	r = signer_load(g, &s, err);
 	if (r == 0)
 		r = slotsync_envelope_build(kind, parts, lens, n_parts, &unsigned_buf, &unsigned_len, err);
 	if (r == 0)
 		r = sign(&s, unsigned_buf, unsigned_len, &sig, &sig_len, err);
 	if (r == 0)
-		r = slotsync_envelope_finish(unsigned_buf, unsigned_len, sig, sig_len, &full, &full_len, err);
-	if (r == 0)
-		r = io_write_file_atomic(out, full, full_len, err);
+		r = slotsync_envelope_finish(unsigned_buf, unsigned_len, sig, sig_len, out, out_len, err);
 	OPENSSL_free(sig);
 	free(unsigned_buf);
-	free(full);
 	signer_free(&s);
+	return r;
+}
+
+int signer_write_envelope(const struct gen_signer *g, enum slotsync_envelope_kind kind, const uint8_t *const *parts,
+			  const size_t *lens, size_t n_parts, const char *out, struct slotsync_error *err)
+{
+	uint8_t *full = NULL;
+	size_t full_len = 0;
+	int r;
+
+	r = signer_sign_envelope(g, kind, parts, lens, n_parts, &full, &full_len, err);
+	if (r == 0)
+		r = io_write_file_atomic(out, full, full_len, err);
+	free(full);
 	return r;
 }
 

@@ -32,7 +32,8 @@
 	"      (through its open mapping) as a seed.  A seed given with its index is a base:\n" \
 	"      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n" \
 	"      A transfer slower than --min-rate (default 256 bytes/s, lowered to half a\n" \
-	"      stream's share of --max-rate) for --stall-timeout is cut and retried.\n"
+	"      stream's share of --max-rate) for --stall-timeout is cut and retried.\n" \
+	"      The store may be a local folder: /path or file:///path.\n"
 #define INDEX_INFO_ABOUT "      Check an index and print what it describes.\n"
 
 static const char assemble_usage[] =
@@ -397,9 +398,17 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "vqh", assemble_options, NULL)) != -1) {
 		switch (c) {
-		case OPT_STORE:
-			opt->fetch.base_url = optarg;
+		case OPT_STORE: {
+			/* a local folder (absolute path) is read as a file:// store */
+			static char store_url[8192];
+			struct slotsync_error e = { 0 };
+			if (slotsync_fetch_store_url(optarg, store_url, sizeof(store_url), &e) < 0) {
+				fprintf(stderr, "slotsync assemble: --store: %s\n", slotsync_error_message(&e));
+				return -1;
+			}
+			opt->fetch.base_url = store_url;
 			break;
+		}
 		case OPT_SEED:
 			seeds[opt->n_seeds++] = optarg;
 			break;

@@ -186,26 +186,25 @@ out:
 	return r;
 }
 
-static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+/* A compressed chunk in hand (fetched, or embedded in the bundle): decoded,
+ * checked against its id and written to every place of group g.  -EAGAIN when
+ * it is not the chunk (a damaged copy); err says why. */
+static int take_frame(struct asm_ctx *a, size_t g, const uint8_t *data, size_t len, struct slotsync_error *err)
 {
-	struct asm_ctx *a = userdata;
-	size_t g = a->job_group[job];
 	uint32_t pos = a->plan->positions[a->plan->groups[g].first];
 	size_t size = (size_t)slotsync_index_chunk_size(a->idx, pos);
 	int r;
 
-	a->st->bytes_fetched += len; /* a running figure; the fetcher's own total (retries too) replaces it at the end */
 	r = slotsync_chunk_decode(a->dec, data, len, a->buf, size, a->idx->digest, a->idx->chunks[pos].id, err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "chunk %zu (offset %" PRIu64 ")", (size_t)pos,
 				      slotsync_index_chunk_start(a->idx, pos));
-		return -EAGAIN; /* a damaged copy: fetch it again, give up after the attempts */
+		return -EAGAIN;
 	}
 	r = assemble_write_group(a, g, a->buf, err);
 	if (r < 0)
 		return r;
 	a->plan->groups[g].source = SLOTSYNC_SOURCE_DONE; /* written: a later fetch pass skips it */
-	a->st->chunks_fetched++;
 	a->unrecorded_fetched_bytes += len;
 	/* A kill loses what was fetched but is in no record: note the places
 	 * written often enough that this stays a fraction of concurrency x max
@@ -224,6 +223,80 @@ static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	}
 	assemble_report_progress(a, 0);
 	return 0;
+}
+
+static int fetch_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
+{
+	struct asm_ctx *a = userdata;
+	int r;
+
+	a->st->bytes_fetched += len; /* a running figure; the fetcher's own total (retries too) replaces it at the end */
+	/* a damaged copy (-EAGAIN): fetch it again, give up after the attempts */
+	r = take_frame(a, a->job_group[job], data, len, err);
+	if (r == 0)
+		a->st->chunks_fetched++;
+	return r;
+}
+
+/* Chunks embedded in the bundle (slotsync-gen bundle --embed), before the
+ * network: each frame is read from the bundle file, decoded and checked like a
+ * fetched one.  One that is not there, cannot be read or fails its check is
+ * left to the network (and reported). */
+static int copy_from_embedded(struct asm_ctx *a, struct slotsync_error *err)
+{
+	struct slotsync_embedded *emb = NULL;
+	size_t cap = slotsync_chunk_compressed_bound((size_t)a->idx->chunk_size_max), len;
+	uint8_t *frame = NULL;
+	int r;
+
+	if (!a->opt->embedded_bundle)
+		return 0;
+	r = slotsync_embedded_open(a->opt->embedded_bundle, &emb, err);
+	if (r < 0 || !emb)
+		return r;
+	frame = malloc(cap);
+	if (!frame) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t g = 0; g < a->plan->n_groups && r == 0; g++) {
+		uint32_t pos = a->plan->positions[a->plan->groups[g].first];
+		struct slotsync_error e = { 0 };
+		char hex[SLOTSYNC_DIGEST_BYTES * 2 + 1];
+
+		if (a->plan->groups[g].source != SLOTSYNC_SOURCE_FETCH)
+			continue;
+		r = slotsync_embedded_read(emb, a->idx->chunks[pos].id, frame, cap, &len, &e);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r == 0)
+			r = take_frame(a, g, frame, len, &e);
+		if (r == 0) {
+			/* no longer to fetch: delta objects are not looked for it */
+			a->plan->chunks_fetch--;
+			a->plan->bytes_fetch -= slotsync_index_chunk_size(a->idx, pos);
+			a->st->chunks_from_bundle++;
+			a->st->bytes_from_bundle += len;
+			continue;
+		}
+		if (r != -EAGAIN && r != -EFBIG && r != -EIO) {
+			*err = e;
+			break;
+		}
+		slotsync_digest_to_hex(a->idx->chunks[pos].id, hex);
+		slotsync_log_warning("embedded chunk %s of bundle %s refused: %s; it must come from the store", hex,
+				     a->opt->embedded_bundle, slotsync_error_message(&e));
+		a->st->bundle_chunks_rejected++;
+		r = 0;
+	}
+	if (r == 0)
+		r = assemble_commit_all(a, err);
+out:
+	free(frame);
+	slotsync_embedded_free(emb);
+	return r;
 }
 
 int assemble_fetch_tick(void *userdata, struct slotsync_error *err)
@@ -268,6 +341,9 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 			n++;
 	if (n == 0)
 		return 0;
+	if (!a->opt->fetch.base_url)
+		return slotsync_error_set(err, -ENOENT, "%zu chunks are in no seed%s and no store URL was given to fetch them from",
+					  n, a->opt->embedded_bundle ? " nor in the bundle" : "");
 	free(a->job_group);
 	a->job_group = malloc(n * sizeof(*a->job_group));
 	if (!a->job_group)
@@ -569,6 +645,18 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 			goto out;
 	}
 	slotsync_plan_seeds_done(a.plan);
+	/* A kill loses what was fetched but is in no record: the fetch phases note
+	 * the places written once this much came in since the last note. */
+	a.fetched_record_bytes = (uint64_t)(opt->fetch.concurrency > 0 ? opt->fetch.concurrency
+									: SLOTSYNC_FETCH_CONCURRENCY_DEFAULT) *
+				 a.idx->chunk_size_max / 8;
+	/* chunks the bundle carries first: the store (and its delta objects) is
+	 * asked only for the rest, and not at all when nothing is left */
+	if (!opt->dry_run) {
+		r = copy_from_embedded(&a, err);
+		if (r < 0)
+			goto out;
+	}
 	r = assemble_find_delta(&a, err);
 	if (r < 0)
 		goto out;
@@ -582,11 +670,6 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 	if (opt->dry_run)
 		goto out;
 
-	/* A kill loses what was fetched but is in no record: the fetch phases note
-	 * the places written once this much came in since the last note. */
-	a.fetched_record_bytes = (uint64_t)(opt->fetch.concurrency > 0 ? opt->fetch.concurrency
-									: SLOTSYNC_FETCH_CONCURRENCY_DEFAULT) *
-				 a.idx->chunk_size_max / 8;
 	r = copy_from_seeds(&a, err);
 	if (r == 0)
 		r = assemble_fetch_deltas(&a, 0, err);

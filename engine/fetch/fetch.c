@@ -59,6 +59,7 @@ struct stream {
 	int overflow;          /* the body outgrew its bound */
 	size_t error_len;      /* bytes of an error page received */
 	int error_cut;         /* the error page outgrew SLOTSYNC_FETCH_ERROR_BODY_MAX */
+	int is_file;           /* a file:// URL: no status code (0), reads always resume */
 	char url[PATH_MAX_BYTES + 2048];
 	char error[CURL_ERROR_SIZE];
 	struct fetcher *f;
@@ -131,7 +132,7 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *userdata)
 
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
 	s->f->stats->bytes_received += n;
-	if (code != 200 && code != 206) {
+	if (!s->is_file && code != 200 && code != 206) {
 		/* an error page: counted, not kept, and cut past a few KiB, so that
 		 * a server answering 503 with an endless body is not read to its end */
 		s->error_len += n;
@@ -141,7 +142,7 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *userdata)
 		}
 		return n;
 	}
-	if (code == 200 && s->start_len > 0 && s->len == s->start_len)
+	if (!s->is_file && code == 200 && s->start_len > 0 && s->len == s->start_len)
 		s->len = 0; /* asked for the rest, got the whole body again: start over */
 	if (s->len + n > s->max_bytes) {
 		s->overflow = 1;
@@ -177,7 +178,10 @@ static int stream_setup(struct fetcher *f, struct stream *s, struct slotsync_err
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+	/* a local store (file://) is read by libcurl too, with the same bounds,
+	 * retries and checks; only a store given as file:// may read files */
+	s->is_file = o->base_url && !strncmp(o->base_url, "file://", 7);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, s->is_file ? "file" : "https,http");
 	if (o->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
 	if (o->client_cert) {
@@ -510,6 +514,9 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 		res = CURLE_OK; /* we cut it: judged by its status below */
 	if (s->overflow) {
 		r = job_retry(f, job, NULL, 0, "response larger than the chunk can be (cut off)", err);
+	} else if (res == CURLE_FILE_COULDNT_READ_FILE) {
+		/* a local store without the file: as a 404 */
+		r = slotsync_error_set(err, -ENOENT, "%s: not found (or not readable)", s->url);
 	} else if (res != CURLE_OK) {
 		if (res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
 		    res == CURLE_SSL_CERTPROBLEM || res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT) {
@@ -523,6 +530,9 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 			/* keep what arrived: the next attempt asks for the rest */
 			r = job_retry(f, job, s->buf, code == 200 || code == 206 ? s->len : 0, why, err);
 		}
+	} else if (s->is_file) {
+		consumer_give(f, s);
+		r = 0;
 	} else if (code == 404 || code == 410) {
 		r = slotsync_error_set(err, -ENOENT, "%s: not found (HTTP %ld)", s->url, code);
 	} else if (code >= 400 && code < 500 && code != 408 && code != 429) {
@@ -847,4 +857,38 @@ int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *ur
 		free(f.mem);
 	}
 	return r;
+}
+
+/* ---- store locations ---------------------------------------------------------- */
+
+int slotsync_fetch_store_url(const char *location, char *out, size_t cap, struct slotsync_error *err)
+{
+	static const char keep[] = "-._~/!$&'()*+,;=:@";
+	size_t n = 0;
+	char *slash;
+
+	if (location[0] != '/') {
+		if (strlen(location) >= cap)
+			return slotsync_error_set(err, -ENAMETOOLONG, "store URL too long: %s", location);
+		snprintf(out, cap, "%s", location);
+		return 0;
+	}
+	/* an absolute path: a file:// URL, every byte that a URL cannot carry as
+	 * it is percent-encoded */
+	n = (size_t)snprintf(out, cap, "file://");
+	for (const unsigned char *p = (const unsigned char *)location; *p; p++) {
+		int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			    strchr(keep, *p);
+		if (n + (plain ? 1 : 3) >= cap)
+			return slotsync_error_set(err, -ENAMETOOLONG, "store path too long: %s", location);
+		if (plain)
+			out[n++] = (char)*p;
+		else
+			n += (size_t)snprintf(out + n, cap - n, "%%%02X", *p);
+	}
+	out[n] = '\0';
+	/* a trailing slash would make the chunk URLs "store//xxxx/..." */
+	while (n > 8 && (slash = strrchr(out, '/')) && slash[1] == '\0' && slash > out + 7)
+		*slash = '\0', n--;
+	return 0;
 }

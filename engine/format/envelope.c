@@ -4,8 +4,12 @@
  * Layout (little-endian):
  *   magic "SLOTSYNC" (8), kind "BNDL" or "PNTR" (4), format u32 = 1,
  *   part count u32, reserved u32 = 0, part lengths u64 x count, the parts,
- *   then the signature to the end of the file (DER CMS SignedData, detached,
- *   over every byte before it).
+ *   then the signature (DER CMS SignedData, detached, over every byte before
+ *   it).  The signature ends the file, except in a bundle that embeds chunks
+ *   (slotsync-gen bundle --embed): its fourth part is a signed directory of
+ *   chunk frames that follow the signature, up to the end of the file.  The
+ *   envelope's end is found from the signature's own DER length, so that the
+ *   frames are never read into memory with the rest.
  */
 #include "slotsync/envelope.h"
 
@@ -35,7 +39,11 @@ static const char *const kind_tag[] = { "BNDL", "PNTR" };
 static const char *const kind_name[] = { "bundle", "channel pointer" };
 /* a bundle: manifest, index, and hooks when its manifest names any */
 static const size_t kind_parts_min[] = { 2, 1 };
-static const size_t kind_parts_max[] = { 3, 1 };
+static const size_t kind_parts_max[] = { 4, 1 };
+
+#define EMBED_MAGIC "SSEMBED1"
+#define EMBED_HEADER 24u
+#define EMBED_ENTRY 48u
 
 int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kind kind,
 			    struct slotsync_envelope **out, struct slotsync_error *err)
@@ -96,30 +104,101 @@ int slotsync_envelope_parse(uint8_t *buf, size_t len, enum slotsync_envelope_kin
 	return 0;
 }
 
+/* The length of the envelope at the start of fd (size bytes): its header,
+ * parts and the DER signature after them.  The whole file when the layout
+ * cannot be followed (the parser then says what is wrong). */
+static uint64_t envelope_extent(int fd, uint64_t size)
+{
+	uint8_t h[FIXED_HEADER + 8 * SLOTSYNC_ENVELOPE_MAX_PARTS], d[5];
+	uint64_t off, n, der;
+
+	if (size < FIXED_HEADER || io_pread_full(fd, h, FIXED_HEADER, 0) != FIXED_HEADER)
+		return size;
+	n = io_get_le32(h + 16);
+	if (n == 0 || n > SLOTSYNC_ENVELOPE_MAX_PARTS || size < FIXED_HEADER + 8 * n ||
+	    io_pread_full(fd, h + FIXED_HEADER, 8 * n, FIXED_HEADER) != (ssize_t)(8 * n))
+		return size;
+	off = FIXED_HEADER + 8 * n;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t pl = io_get_le64(h + FIXED_HEADER + 8 * i);
+		if (pl > size - off)
+			return size;
+		off += pl;
+	}
+	/* a DER SEQUENCE: tag 0x30, then its length in short or long form */
+	if (size - off < sizeof(d) || io_pread_full(fd, d, sizeof(d), off) != (ssize_t)sizeof(d) || d[0] != 0x30)
+		return size;
+	if (d[1] < 0x80)
+		der = 2 + (uint64_t)d[1];
+	else if (d[1] == 0x81)
+		der = 3 + (uint64_t)d[2];
+	else if (d[1] == 0x82)
+		der = 4 + ((uint64_t)d[2] << 8 | d[3]);
+	else if (d[1] == 0x83)
+		der = 5 + ((uint64_t)d[2] << 16 | (uint64_t)d[3] << 8 | d[4]);
+	else
+		return size;
+	return der < size - off ? off + der : size;
+}
+
 int slotsync_envelope_read(const char *path, enum slotsync_envelope_kind kind, size_t max_bytes,
 			   struct slotsync_envelope **out, struct slotsync_error *err)
 {
-	uint8_t *buf;
-	size_t len;
+	uint8_t *buf = NULL;
+	uint64_t size, len;
 	struct stat st;
-	int r;
+	ssize_t got;
+	int fd, r;
 
 	*out = NULL;
 	/* the size first: endless or huge data is refused before it is read */
 	if (stat(path, &st) < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot open %s %s", kind_name[kind], path);
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes)
-		return slotsync_error_set(err, -EFBIG, "%s %s is %lld bytes, more than the limit of %zu",
-					  kind_name[kind], path, (long long)st.st_size, max_bytes);
-	r = io_read_file(path, max_bytes, &buf, &len, err);
-	if (r < 0) {
-		slotsync_error_prefix(err, "%s", kind_name[kind]);
+	if (!S_ISREG(st.st_mode) || kind != SLOTSYNC_ENVELOPE_BUNDLE) {
+		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes)
+			return slotsync_error_set(err, -EFBIG, "%s %s is %lld bytes, more than the limit of %zu",
+						  kind_name[kind], path, (long long)st.st_size, max_bytes);
+		size_t n;
+		r = io_read_file(path, max_bytes, &buf, &n, err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "%s", kind_name[kind]);
+			return r;
+		}
+		r = slotsync_envelope_parse(buf, n, kind, out, err);
+		if (r < 0)
+			slotsync_error_prefix(err, "%s", path);
 		return r;
 	}
-	r = slotsync_envelope_parse(buf, len, kind, out, err);
-	if (r < 0)
+	/* a bundle: only the envelope is read; chunks embedded after it stay on disk */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open %s %s", kind_name[kind], path);
+	size = (uint64_t)st.st_size;
+	len = envelope_extent(fd, size);
+	if (len > max_bytes) {
+		close(fd);
+		return slotsync_error_set(err, -EFBIG, "%s %s is %" PRIu64 " bytes, more than the limit of %zu%s",
+					  kind_name[kind], path, len, max_bytes, len < size ? " (embedded chunks aside)" : "");
+	}
+	buf = malloc(len ? (size_t)len : 1);
+	if (!buf) {
+		close(fd);
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	}
+	got = io_pread_full(fd, buf, (size_t)len, 0);
+	close(fd);
+	if (got != (ssize_t)len) {
+		free(buf);
+		return slotsync_error_set_errno(err, got < 0 ? (int)got : -EIO, "cannot read %s %s", kind_name[kind], path);
+	}
+	r = slotsync_envelope_parse(buf, (size_t)len, kind, out, err);
+	if (r < 0) {
 		slotsync_error_prefix(err, "%s", path);
-	return r;
+		return r;
+	}
+	(*out)->data_offset = len;
+	(*out)->data_len = size - len;
+	return 0;
 }
 
 void slotsync_envelope_free(struct slotsync_envelope *e)
@@ -331,6 +410,36 @@ static int parse_hooks(struct slotsync_bundle *b, struct slotsync_error *err)
 	return 0;
 }
 
+/* Part 4, the directory of embedded chunk frames (docs/format.md, "Embedded
+ * chunks"): header, then entries sorted by id, each inside the data_len bytes
+ * that follow the signature.  Returns the entry count. */
+static int embed_table_check(const uint8_t *p, size_t len, uint64_t data_len, size_t *n_out,
+			     struct slotsync_error *err)
+{
+	uint64_t n;
+
+	if (len < EMBED_HEADER || memcmp(p, EMBED_MAGIC, 8) != 0 || io_get_le32(p + 12) != 0)
+		return slotsync_error_set(err, -EBADMSG, "bundle's embedded chunk directory is malformed");
+	n = io_get_le32(p + 8);
+	if (len != EMBED_HEADER + EMBED_ENTRY * n)
+		return slotsync_error_set(err, -EBADMSG, "bundle's embedded chunk directory has the wrong size");
+	if (io_get_le64(p + 16) != data_len)
+		return slotsync_error_set(err, -EBADMSG,
+					  "bundle embeds %" PRIu64 " bytes of chunks, but %" PRIu64
+					  " follow its signature (truncated or appended to?)",
+					  io_get_le64(p + 16), data_len);
+	for (uint64_t i = 0; i < n; i++) {
+		const uint8_t *e = p + EMBED_HEADER + EMBED_ENTRY * i;
+		uint64_t off = io_get_le64(e + 32), l = io_get_le32(e + 40);
+		if (e[44] != 0 || e[45] || e[46] || e[47] || l == 0 || off > data_len || l > data_len - off ||
+		    (i > 0 && memcmp(e - EMBED_ENTRY, e, SLOTSYNC_DIGEST_BYTES) >= 0))
+			return slotsync_error_set(err, -EBADMSG, "bundle's embedded chunk directory: entry %" PRIu64
+						  " is malformed, out of bounds or out of order", i);
+	}
+	*n_out = (size_t)n;
+	return 0;
+}
+
 int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slotsync_bundle **out,
 			 struct slotsync_error *err)
 {
@@ -375,6 +484,15 @@ int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slots
 	r = parse_hooks(b, err);
 	if (r < 0)
 		goto fail;
+	if (b->env->n_parts == 4) {
+		r = embed_table_check(b->env->part[3], b->env->part_len[3], b->env->data_len, &b->n_embedded, err);
+		if (r < 0)
+			goto fail;
+	} else if (b->env->data_len) {
+		r = slotsync_error_set(err, -EBADMSG, "bundle has %" PRIu64 " bytes after its signature that it does not describe",
+				       b->env->data_len);
+		goto fail;
+	}
 	*out = b;
 	return 0;
 fail:
@@ -417,4 +535,143 @@ int slotsync_pointer_open(const char *path, const char *keyring_pem, struct slot
 	}
 	slotsync_envelope_free(e);
 	return r;
+}
+
+/* ---- embedded chunks ---------------------------------------------------------- */
+
+struct slotsync_embedded {
+	int fd;
+	uint8_t *table;          /* part 4 */
+	size_t n;
+	uint64_t data_offset;    /* where the frames start in the file */
+};
+
+int slotsync_embedded_open(const char *bundle_path, struct slotsync_embedded **out, struct slotsync_error *err)
+{
+	struct slotsync_embedded *e;
+	uint8_t h[FIXED_HEADER + 8 * SLOTSYNC_ENVELOPE_MAX_PARTS];
+	uint64_t size, env_len, off, n;
+	struct stat st;
+	int r = 0;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	e->fd = open(bundle_path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0 || fstat(e->fd, &st) < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot open bundle %s", bundle_path);
+		goto out;
+	}
+	size = (uint64_t)st.st_size;
+	env_len = envelope_extent(e->fd, size);
+	if (io_pread_full(e->fd, h, FIXED_HEADER, 0) != FIXED_HEADER || memcmp(h, ENVELOPE_MAGIC, 8) ||
+	    (n = io_get_le32(h + 16)) == 0 || n > SLOTSYNC_ENVELOPE_MAX_PARTS ||
+	    io_pread_full(e->fd, h + FIXED_HEADER, 8 * n, FIXED_HEADER) != (ssize_t)(8 * n)) {
+		r = slotsync_error_set(err, -EBADMSG, "%s is not a slotsync bundle", bundle_path);
+		goto out;
+	}
+	if (n < 4)
+		goto out; /* embeds nothing */
+	off = FIXED_HEADER + 8 * n;
+	for (int i = 0; i < 3; i++)
+		off += io_get_le64(h + FIXED_HEADER + 8 * i);
+	{
+		uint64_t tl = io_get_le64(h + FIXED_HEADER + 24);
+		if (off > env_len || tl > env_len - off || tl > SLOTSYNC_BUNDLE_MAX_BYTES) {
+			r = slotsync_error_set(err, -EBADMSG, "%s: embedded chunk directory out of bounds", bundle_path);
+			goto out;
+		}
+		e->table = malloc(tl ? (size_t)tl : 1);
+		if (!e->table) {
+			r = slotsync_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if (io_pread_full(e->fd, e->table, (size_t)tl, off) != (ssize_t)tl) {
+			r = slotsync_error_set(err, -EIO, "cannot read %s", bundle_path);
+			goto out;
+		}
+		r = embed_table_check(e->table, (size_t)tl, size - env_len, &e->n, err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "%s", bundle_path);
+			goto out;
+		}
+	}
+	e->data_offset = env_len;
+	*out = e;
+	e = NULL;
+out:
+	slotsync_embedded_free(e);
+	return r;
+}
+
+size_t slotsync_embedded_count(const struct slotsync_embedded *e)
+{
+	return e ? e->n : 0;
+}
+
+int slotsync_embedded_read(const struct slotsync_embedded *e, const uint8_t *id, uint8_t *buf, size_t cap,
+			   size_t *len, struct slotsync_error *err)
+{
+	size_t lo = 0, hi = e ? e->n : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const uint8_t *ent = e->table + EMBED_HEADER + EMBED_ENTRY * mid;
+		int c = memcmp(ent, id, SLOTSYNC_DIGEST_BYTES);
+		if (c < 0) {
+			lo = mid + 1;
+		} else if (c > 0) {
+			hi = mid;
+		} else {
+			uint64_t off = io_get_le64(ent + 32);
+			size_t l = io_get_le32(ent + 40);
+			ssize_t got;
+			if (l > cap)
+				return slotsync_error_set(err, -EFBIG, "embedded frame of %zu bytes, larger than the chunk can be", l);
+			got = io_pread_full(e->fd, buf, l, e->data_offset + off);
+			if (got != (ssize_t)l)
+				return slotsync_error_set_errno(err, got < 0 ? (int)got : -EIO, "cannot read an embedded chunk");
+			*len = l;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+void slotsync_embedded_free(struct slotsync_embedded *e)
+{
+	if (!e)
+		return;
+	if (e->fd >= 0)
+		close(e->fd);
+	free(e->table);
+	free(e);
+}
+
+/* The layout of part 4, for slotsync-gen. */
+int slotsync_embedded_directory(const uint8_t (*ids)[SLOTSYNC_DIGEST_BYTES], const uint64_t *offsets,
+				const uint32_t *lens, size_t n, uint64_t data_len, uint8_t **out, size_t *out_len,
+				struct slotsync_error *err)
+{
+	size_t total = EMBED_HEADER + EMBED_ENTRY * n;
+	uint8_t *b;
+
+	if (n > UINT32_MAX)
+		return slotsync_error_set(err, -E2BIG, "too many chunks to embed");
+	b = calloc(1, total);
+	if (!b)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	memcpy(b, EMBED_MAGIC, 8);
+	io_put_le32(b + 8, (uint32_t)n);
+	io_put_le64(b + 16, data_len);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *e = b + EMBED_HEADER + EMBED_ENTRY * i;
+		memcpy(e, ids[i], SLOTSYNC_DIGEST_BYTES);
+		io_put_le64(e + 32, offsets[i]);
+		io_put_le32(e + 40, lens[i]);
+	}
+	*out = b;
+	*out_len = total;
+	return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "parse.h"
 #include "slotsync/features.h"
+#include "slotsync/fetch.h"
 
 #define SEEN_MAX 96
 
@@ -143,8 +144,14 @@ static int key_update(struct slotsync_config *c, const char *k, const char *v)
 	if (!strcmp(k, "store")) {
 		if (c->n_stores >= SLOTSYNC_CONFIG_STORES_MAX)
 			return -E2BIG;
-		if (set_url(c->store[c->n_stores], sizeof(c->store[0]), v) < 0)
+		/* a local folder too: an absolute path or a file:// URL */
+		if (v[0] == '/' || !strncmp(v, "file://", 7)) {
+			struct slotsync_error e = { 0 };
+			if (slotsync_fetch_store_url(v, c->store[c->n_stores], sizeof(c->store[0]), &e) < 0)
+				return -EINVAL;
+		} else if (set_url(c->store[c->n_stores], sizeof(c->store[0]), v) < 0) {
 			return -EINVAL;
+		}
 		c->n_stores++;
 		return 0;
 	}

@@ -50,14 +50,53 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
 	return slotsync_fetch_file(&fo, url, (size_t)max, path, NULL, NULL, NULL, err);
 }
 
+/* Copies from to `to` atomically, a block at a time (a bundle that embeds its
+ * chunks may be far larger than memory): written to "<to>.part", made durable,
+ * renamed over to, the folder made durable. */
 static int copy_file(const char *from, const char *to, struct slotsync_error *err)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int r = io_read_file(from, SLOTSYNC_BUNDLE_MAX_BYTES, &buf, &len, err);
+	char tmp[PATH_MAX];
+	uint8_t *buf = malloc(1u << 20);
+	int in = -1, out = -1, r = 0;
+	ssize_t n;
 
+	if (!buf)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	if (snprintf(tmp, sizeof(tmp), "%s.part", to) >= (int)sizeof(tmp)) {
+		r = slotsync_error_set(err, -ENAMETOOLONG, "path too long: %s", to);
+		goto out;
+	}
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot open %s", from);
+		goto out;
+	}
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		r = slotsync_error_set_errno(err, -errno, "cannot create %s", tmp);
+		goto out;
+	}
+	while ((n = io_read_full(in, buf, 1u << 20)) > 0)
+		if ((r = io_write_full(out, buf, (size_t)n)) < 0)
+			break;
+	if (n < 0 && r == 0)
+		r = slotsync_error_set_errno(err, (int)n, "cannot read %s", from);
+	else if (r < 0)
+		slotsync_error_set_errno(err, r, "cannot write %s", tmp);
+	/* the copy is on disk before its name replaces the old file */
+	if (r == 0 && fdatasync(out) < 0)
+		r = slotsync_error_set_errno(err, -errno, "cannot write %s", tmp);
+	if (r == 0 && rename(tmp, to) < 0)
+		r = slotsync_error_set_errno(err, -errno, "cannot rename %s", tmp);
 	if (r == 0)
-		r = io_write_file_atomic(to, buf, len, err);
+		r = io_fsync_parent(to, err);
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (r < 0 && out >= 0)
+		unlink(tmp);
 	free(buf);
 	return r;
 }
@@ -286,6 +325,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	struct slotsync_slot_record slots[2];
 	struct slotsync_volume av = slotsync_slot_volume(act, 0);
 	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX], seed[PATH_MAX * 2 + 2];
+	char store_url[PATH_MAX * 3 + 8], bundle[PATH_MAX];
 	const char *seeds[1];
 	size_t n_stores;
 	int r;
@@ -321,7 +361,12 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.seeds = seeds;
 	ao.n_seeds = 1;
 	n_stores = cfg->n_stores ? (size_t)cfg->n_stores : c->bundle->manifest->n_stores;
-	if (!n_stores)
+	/* a bundle with embedded chunks needs no store for them */
+	if (c->bundle->n_embedded) {
+		system_state_path(cfg, "install.bundle", bundle);
+		ao.embedded_bundle = bundle;
+	}
+	if (!n_stores && !ao.embedded_bundle)
 		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
 					  cfg->path);
 	ao.fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
@@ -339,8 +384,15 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.n_deltas = c->bundle->manifest->n_deltas;
 	/* the stores are mirrors: what one lacks (HTTP 404) is asked of the next,
 	 * the journal keeping what is done */
-	for (size_t i = 0; i < n_stores; i++) {
-		ao.fetch.base_url = cfg->n_stores ? cfg->store[i] : c->bundle->manifest->stores[i];
+	for (size_t i = 0; i < (n_stores ? n_stores : 1); i++) {
+		ao.fetch.base_url = !n_stores ? NULL : cfg->n_stores ? cfg->store[i] : c->bundle->manifest->stores[i];
+		if (ao.fetch.base_url) {
+			/* a local folder (a USB stick) is read as a file:// store */
+			r = slotsync_fetch_store_url(ao.fetch.base_url, store_url, sizeof(store_url), err);
+			if (r < 0)
+				return r;
+			ao.fetch.base_url = store_url;
+		}
 		if (i > 0) {
 			slotsync_log_warning("%s; trying the next store, %s", slotsync_error_message(err), ao.fetch.base_url);
 			memset(err, 0, sizeof(*err));

@@ -56,6 +56,8 @@ struct slotsync_assemble_stats {
 	uint64_t fetch_retries, fetch_resumed;
 	long connections;
 	int http_version;
+	uint64_t chunks_from_bundle, bytes_from_bundle; /* unique chunks embedded in the bundle, their frames' bytes */
+	uint64_t bundle_chunks_rejected;             /* embedded frames refused (wrong, unreadable): from the store */
 	int verified;                                /* the target was read back and matched */
 	double seconds;
 };
@@ -77,6 +79,10 @@ struct slotsync_assemble_options {
 	int signed_deltas;
 	const struct slotsync_manifest_delta *deltas;
 	size_t n_deltas;
+	/* a bundle with embedded chunks (slotsync-gen bundle --embed): its
+	 * frames are used before the network, each checked against the index;
+	 * NULL: none */
+	const char *embedded_bundle;
 	int reset_journal;           /* start anew when the journal belongs to something else */
 	/* called now and then with the running totals (may be NULL); not always on
 	 * the caller's thread, but never twice at once */

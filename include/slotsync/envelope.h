@@ -7,6 +7,9 @@
  * file, its kind and lengths included, can change without breaking it.
  *   - a bundle has two parts: the manifest (JSON) and the caibx index, and a
  *     third when the manifest names install hooks: their programs;
+ *     A fourth (slotsync-gen bundle --embed) is a directory of chunk frames
+ *     that follow the signature, to the end of the file: a bundle that installs
+ *     with no network.  Only the envelope is read into memory, never the frames;
  *   - a channel pointer has one: a small JSON naming the bundle to install.
  *
  * Verification checks the signature, the signer's chain up to a keyring of
@@ -50,6 +53,9 @@ struct slotsync_envelope {
 	size_t n_parts;
 	const uint8_t *sig;
 	size_t sig_len;
+	/* a bundle with embedded chunks: the frames after the signature, not
+	 * read (data_len 0: none) */
+	uint64_t data_offset, data_len;
 };
 
 /* Parses buf[0..len) (taking ownership of buf, malloc'd) as an envelope of the
@@ -104,6 +110,7 @@ struct slotsync_bundle {
 	struct slotsync_bundle_hook hooks[SLOTSYNC_BUNDLE_MAX_HOOKS];
 	size_t n_hooks;
 	struct slotsync_signer_info signer;
+	size_t n_embedded;           /* chunks embedded (part 4; slotsync_embedded_open reads them) */
 };
 
 /* The hook of that name, or NULL. */
@@ -115,6 +122,32 @@ SLOTSYNC_EXPORT const struct slotsync_bundle_hook *slotsync_bundle_hook(const st
 SLOTSYNC_EXPORT int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slotsync_bundle **out,
 			 struct slotsync_error *err);
 SLOTSYNC_EXPORT void slotsync_bundle_free(struct slotsync_bundle *b);
+
+/* ---- chunks embedded in a bundle ---------------------------------------- */
+
+/* The embedded chunks of a bundle file, read one frame at a time.  The
+ * directory is read without checking the signature: every frame read must be
+ * decoded and checked against the chunk id it is read for (a signed index
+ * names the ids), so a wrong frame can only be refused, never used. */
+struct slotsync_embedded;
+
+/* Opens bundle_path's embedded chunks; *out NULL (and 0) if it embeds none. */
+SLOTSYNC_EXPORT int slotsync_embedded_open(const char *bundle_path, struct slotsync_embedded **out,
+					   struct slotsync_error *err);
+SLOTSYNC_EXPORT size_t slotsync_embedded_count(const struct slotsync_embedded *e);
+/* Reads the frame of chunk id (SLOTSYNC_DIGEST_BYTES) into buf[cap]: 0 and
+ * *len, -ENOENT when the bundle lacks it (err untouched), -EFBIG when the frame
+ * is larger than cap, another negative code on a read error. */
+SLOTSYNC_EXPORT int slotsync_embedded_read(const struct slotsync_embedded *e, const uint8_t *id, uint8_t *buf,
+					   size_t cap, size_t *len, struct slotsync_error *err);
+SLOTSYNC_EXPORT void slotsync_embedded_free(struct slotsync_embedded *e);
+
+/* The bundle's fourth part for n frames (ids sorted ascending, each at
+ * offsets[i] with lens[i] bytes in the data_len bytes after the signature).
+ * *out is malloc'd. */
+SLOTSYNC_EXPORT int slotsync_embedded_directory(const uint8_t (*ids)[SLOTSYNC_DIGEST_BYTES], const uint64_t *offsets,
+						const uint32_t *lens, size_t n, uint64_t data_len, uint8_t **out,
+						size_t *out_len, struct slotsync_error *err);
 
 /* Reads and verifies a channel pointer. */
 SLOTSYNC_EXPORT int slotsync_pointer_open(const char *path, const char *keyring_pem, struct slotsync_pointer **out,

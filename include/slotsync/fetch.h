@@ -22,6 +22,10 @@
  * accept it, ask for a retry (bad content), or fail the whole run.  A single
  * file (a bundle, a channel pointer, a delta index) is one call of
  * slotsync_fetch_file, into memory or into a file replaced atomically.
+ *
+ * A store may also be a local folder (a file:// URL, see
+ * slotsync_fetch_store_url): libcurl reads it, and everything above holds
+ * but the HTTP parts (no status codes; a missing file is a 404).
  */
 #ifndef SLOTSYNC_FETCH_H
 #define SLOTSYNC_FETCH_H
@@ -118,6 +122,15 @@ SLOTSYNC_EXPORT int slotsync_fetch_run(const struct slotsync_fetch_options *opt,
 SLOTSYNC_EXPORT int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes,
 					const char *path, uint8_t **out, size_t *out_len,
 					struct slotsync_fetch_stats *stats, struct slotsync_error *err);
+
+/* A store location as a URL the fetcher takes: an absolute path (a local
+ * folder, e.g. on a USB stick) becomes a file:// URL, percent-encoded; a URL
+ * (https://, http://, file://) is copied as it is.  A local store is read
+ * with the same bounds, retries and checks as a remote one (a missing file is
+ * -ENOENT, as a 404).  Returns 0, or -ENAMETOOLONG when out[cap] is too
+ * small. */
+SLOTSYNC_EXPORT int slotsync_fetch_store_url(const char *location, char *out, size_t cap,
+					     struct slotsync_error *err);
 
 #ifdef __cplusplus
 }

@@ -27,7 +27,7 @@ static void usage(FILE *f)
 	      "       [--digest sha256|sha512-256] [--no-progress] IMAGE INDEX.caibx\n"
 	      "      Cut IMAGE into content-defined chunks, add the new ones to the store,\n"
 	      "      write the index.\n"
-	      "  extract --store DIR [--seed IMAGE[:INDEX]]... INDEX OUT\n"
+	      "  extract --store DIR [--seed IMAGE [--seed-index INDEX]]... INDEX OUT\n"
 	      "      Rebuild the image of INDEX into OUT, taking chunks from seeds first.\n"
 	      "  check --store DIR [--index INDEX] [--repair]\n"
 	      "      Verify that every chunk in the store matches its name.\n"
@@ -88,15 +88,17 @@ static void make_usage(FILE *f)
 
 static void extract_usage(FILE *f)
 {
-	fputs("Usage: slotsync-gen extract --store DIR [--seed IMAGE[:INDEX]]... INDEX OUT\n"
+	fputs("Usage: slotsync-gen extract --store DIR [--seed IMAGE [--seed-index INDEX]]... INDEX OUT\n"
 	      "\n"
 	      "Rebuild the image of INDEX into OUT, taking chunks from seeds first (each\n"
 	      "one checked), the rest from the store.\n"
 	      "\n"
 	      "Options:\n"
 	      "  --store DIR                  the chunk store\n"
-	      "  --seed IMAGE[:INDEX]         an image that may hold chunks of INDEX, with its\n"
-	      "                               index if there is one (again for more seeds)\n"
+	      "  --seed IMAGE                 an image that may hold chunks of INDEX (again for\n"
+	      "                               more seeds); --seed IMAGE:INDEX gives its index\n"
+	      "                               too when INDEX is an existing *.caibx file\n"
+	      "  --seed-index INDEX           the index of the --seed before it\n"
 	      USAGE_COMMON USAGE_VERSION,
 	      f);
 }
@@ -207,7 +209,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
-       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM };
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_SEED_INDEX };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
  * bundle and channel, where it is the release's or the pointer's
@@ -392,6 +394,7 @@ static int cmd_extract(int argc, char **argv)
 	static const struct option options[] = {
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "seed-index", required_argument, NULL, OPT_SEED_INDEX },
 		OPTIONS_COMMON,
 		OPTION_PROGRAM_VERSION,
 		OPTIONS_END,
@@ -399,7 +402,8 @@ static int cmd_extract(int argc, char **argv)
 	struct slotsync_error err = { 0 };
 	struct gen_extract_stats st;
 	const char *store = NULL;
-	const char **seeds = calloc((size_t)argc + 1, sizeof(*seeds));
+	const char **seeds = calloc(2 * ((size_t)argc + 1), sizeof(*seeds));
+	const char **seed_indexes = seeds + argc + 1;
 	uint64_t total;
 	int c, n_seeds = 0, rc = PARSE_NEXT;
 
@@ -410,6 +414,12 @@ static int cmd_extract(int argc, char **argv)
 			store = optarg;
 		else if (c == OPT_SEED)
 			seeds[n_seeds++] = optarg;
+		else if (c == OPT_SEED_INDEX && (!n_seeds || seed_indexes[n_seeds - 1])) {
+			fprintf(stderr, "slotsync-gen extract: --seed-index %s must follow a --seed that has no index yet\n",
+				optarg);
+			rc = 2;
+		} else if (c == OPT_SEED_INDEX)
+			seed_indexes[n_seeds - 1] = optarg;
 		else
 			rc = common_option(c, extract_usage, NULL);
 	}
@@ -421,7 +431,7 @@ static int cmd_extract(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (gen_extract(store, seeds, n_seeds, argv[optind], argv[optind + 1], &st, &err) < 0) {
+	if (gen_extract(store, seeds, seed_indexes, n_seeds, argv[optind], argv[optind + 1], &st, &err) < 0) {
 		rc = fail("extract", &err);
 		goto out;
 	}

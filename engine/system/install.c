@@ -259,8 +259,8 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	struct slotsync_assemble_stats st;
 	struct slotsync_slot_record slots[2];
 	struct slotsync_volume av = slotsync_slot_volume(act, 0);
-	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX], seed[PATH_MAX * 2 + 2];
-	const char *seeds[1];
+	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX];
+	const char *seeds[1], *seed_indexes[1] = { NULL };
 	int r;
 
 	r = system_slot_record_set(cfg, c->rec->target, "writing", NULL, err);
@@ -281,16 +281,15 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	system_pathf(seed_index, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->booted);
 	if ((!strcmp(slots[c->booted].status, "good") || !strcmp(slots[c->booted].status, "installed")) &&
 	    access(seed_index, R_OK) == 0)
-		snprintf(seed, sizeof(seed), "%s:%s", c->active.path, seed_index);
-	else
-		snprintf(seed, sizeof(seed), "%s", c->active.path);
-	seeds[0] = seed;
+		seed_indexes[0] = seed_index;
+	seeds[0] = c->active.path;
 	system_state_path(cfg, "install.caibx", index);
 	system_state_path(cfg, "install.journal", journal);
 	ao.index_path = index;
 	ao.target = c->target.path;
 	ao.journal_path = journal;
 	ao.seeds = seeds;
+	ao.seed_indexes = seed_indexes;
 	ao.n_seeds = 1;
 	ao.fetch.base_url = cfg->n_stores ? cfg->store[0] : c->bundle->manifest->n_stores ? c->bundle->manifest->stores[0] : NULL;
 	if (!ao.fetch.base_url)

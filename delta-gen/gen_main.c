@@ -514,6 +514,11 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 		b->allow_downgrade_to = arg;
 		break;
 	case OPT_STORE_URL:
+		/* signed into the bundle: a URL without its scheme would be guessed as http on the device */
+		if (parse_url(arg, 1) < 0) {
+			fprintf(stderr, "slotsync-gen bundle: --store-url %s: %s\n", arg, parse_url_problem(parse_url(arg, 1)));
+			return 2;
+		}
 		b->store_urls[b->n_store_urls++] = arg;
 		break;
 	case OPT_VERITY:
@@ -663,6 +668,13 @@ static int cmd_channel(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_BUNDLE_URL:
+			if (parse_url_ref(optarg) < 0) {
+				fprintf(stderr,
+					"slotsync-gen channel: --bundle-url %s: %s (a relative URL, resolved against the "
+					"channel's, is fine: v2.bundle)\n",
+					optarg, parse_url_problem(parse_url_ref(optarg)));
+				return 2;
+			}
 			ch.bundle_url = optarg;
 			break;
 		case OPT_BUNDLE:

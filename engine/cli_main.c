@@ -33,14 +33,15 @@
 	"      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n" \
 	"      --seed-index INDEX gives the index of the --seed before it; --seed IMAGE:INDEX\n" \
 	"      works too when INDEX is an existing file ending in .caibx (else the whole\n" \
-	"      argument is the image: device names hold colons).\n"
+	"      argument is the image: device names hold colons).  The store is https://\n" \
+	"      (or file://); plain http:// only with --allow-plain-http.\n"
 #define INDEX_INFO_ABOUT "      Check an index and print what it describes.\n"
 
 static const char assemble_usage[] =
 	"Usage: slotsync assemble --store URL [--seed IMAGE [--seed-index INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	"                         [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	"                         [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
-	"                         [--no-delta | --delta-index FILE] INDEX TARGET\n"
+	"                         [--no-delta | --delta-index FILE] [--allow-plain-http] INDEX TARGET\n"
 	"       slotsync assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	ASSEMBLE_ABOUT
 	"\n"
@@ -67,7 +68,7 @@ static void usage(FILE *f)
 	      "  assemble --store URL [--seed IMAGE [--seed-index INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--reset-journal] [--dry-run] [--json]\n"
-	      "           [--no-delta | --delta-index FILE] INDEX TARGET\n"
+	      "           [--no-delta | --delta-index FILE] [--allow-plain-http] INDEX TARGET\n"
 	      "  assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	      ASSEMBLE_ABOUT
 	      "  index-info INDEX\n"
@@ -182,12 +183,13 @@ static void progress_line(void *userdata, const struct slotsync_assemble_stats *
 
 enum { OPT_STORE = 256, OPT_SEED, OPT_JOURNAL, OPT_CA, OPT_CERT, OPT_KEY, OPT_CONC, OPT_RATE, OPT_JSON, OPT_DRY,
        OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION, OPT_CONFIG, OPT_SLOT, OPT_SEED_SLOT, OPT_NO_DELTA,
-       OPT_DELTA_INDEX, OPT_SEED_INDEX };
+       OPT_DELTA_INDEX, OPT_SEED_INDEX, OPT_PLAIN_HTTP };
 
 static const struct option assemble_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "seed-index", required_argument, NULL, OPT_SEED_INDEX },
+	{ "allow-plain-http", no_argument, NULL, OPT_PLAIN_HTTP },
 	{ "journal", required_argument, NULL, OPT_JOURNAL },
 	{ "ca-file", required_argument, NULL, OPT_CA },
 	{ "client-cert", required_argument, NULL, OPT_CERT },
@@ -376,7 +378,7 @@ static int split_seed_spec(char *spec, const char **index)
 static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_options *opt, const char **seeds,
 			       struct slot_args *sa, int *json)
 {
-	int c;
+	int c, plain_http = 0, r;
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "vqh", assemble_options, NULL)) != -1) {
@@ -444,6 +446,9 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 			}
 			sa->seed_slot[sa->n_seed_slots++] = optarg;
 			break;
+		case OPT_PLAIN_HTTP:
+			plain_http = 1;
+			break;
 		case 'v':
 			slotsync_log_set_level(slotsync_log_get_level() + 1);
 			break;
@@ -464,6 +469,11 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 	}
 	if (!!opt->fetch.client_cert != !!opt->fetch.client_key) {
 		fputs("slotsync assemble: --client-cert and --client-key go together\n", stderr);
+		return -1;
+	}
+	r = opt->fetch.base_url ? parse_url(opt->fetch.base_url, plain_http) : 0;
+	if (r < 0) {
+		fprintf(stderr, "slotsync assemble: --store %s: %s\n", opt->fetch.base_url, parse_url_problem(r));
 		return -1;
 	}
 	opt->index_path = argv[optind];

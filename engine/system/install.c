@@ -20,6 +20,7 @@
 
 #include "io.h"
 #include "internal.h"
+#include "parse.h"
 #include "run.h"
 #include "slotsync/assemble.h"
 #include "slotsync/boot.h"
@@ -295,6 +296,10 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	if (!ao.fetch.base_url)
 		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
 					  cfg->path);
+	/* the config's stores were checked at load; the bundle's only now */
+	r = parse_url(ao.fetch.base_url, cfg->allow_plain_http);
+	if (r < 0)
+		return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", ao.fetch.base_url, parse_url_problem(r));
 	ao.fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
 	ao.fetch.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
 	ao.fetch.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
@@ -423,6 +428,8 @@ static int prepare_bundle(const struct slotsync_install_options *o, struct slots
 	char h[65];
 
 	system_state_path(cfg, "install.bundle", path);
+	if (is_url && parse_url(o->bundle, cfg->allow_plain_http) < 0)
+		return slotsync_error_set(err, -EPERM, "%s: %s", o->bundle, parse_url_problem(-EPERM));
 	if (is_url) {
 		/* resuming the same download: keep the bundle already fetched */
 		if (have_old && !strcmp(old->source, o->bundle) && slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, path, 0, d, NULL, err) == 0) {

@@ -258,6 +258,25 @@ START_TEST(test_planted_symlinks_refused)
 }
 END_TEST
 
+/* A bundle over plain http is refused unless the device allows it on purpose
+ * (allow-plain-http = yes: the fixture's device does, its server is plain). */
+START_TEST(test_plain_http_bundle_needs_allowance)
+{
+	struct ctx c;
+	char url[256];
+
+	ctx_make(&c, "radio-x86");
+	snprintf(url, sizeof(url), "%s/v2.bundle", c.http.url);
+	c.o.bundle = url;
+	c.cfg.allow_plain_http = 0;
+	ck_assert_int_lt(install(&c), 0);
+	ck_assert_msg(strstr(c.err.msg, "plain http:// is refused"), "%s", c.err.msg);
+	ck_assert(!fx_file_equals(c.dev.slot_b, c.v2.data, IMG_LEN));
+	ck_assert_int_eq(fx_http_count(&c.http, NULL, 0), 0); /* nothing was asked */
+	ctx_free(&c);
+}
+END_TEST
+
 START_TEST(test_install_then_mark_bad)
 {
 	struct ctx c;
@@ -340,6 +359,7 @@ static Suite *install_suite(void)
 	tcase_add_test(tc, test_state_files_private_under_umask_077);
 	tcase_add_test(tc, test_state_folder_open_to_others_refused);
 	tcase_add_test(tc, test_planted_symlinks_refused);
+	tcase_add_test(tc, test_plain_http_bundle_needs_allowance);
 	tcase_add_test(tc, test_install_then_mark_bad);
 	tcase_add_test(tc, test_tampered_bundle_refused);
 	tcase_add_test(tc, test_other_hardware_refused);

@@ -176,6 +176,23 @@ int io_fsync_parent(const char *path, struct slotsync_error *err)
 	return r;
 }
 
+/* The process umask, read without changing it (umask() would set it for
+ * every thread for a moment); 077 (the narrowest) if it cannot be read. */
+static mode_t process_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned mask = 077;
+
+	if (!f)
+		return 077;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &mask) == 1)
+			break;
+	fclose(f);
+	return (mode_t)(mask & 0777);
+}
+
 int io_write_file_atomic(const char *path, const void *buf, size_t len, struct slotsync_error *err)
 {
 	char tmp[PATH_MAX];
@@ -196,7 +213,10 @@ int io_write_file_atomic(const char *path, const void *buf, size_t len, struct s
 		r = slotsync_error_set_errno(err, -errno, "cannot fsync %s", tmp);
 		goto fail;
 	}
-	if (fchmod(fd, 0644) < 0) {
+	/* mkostemp made it 0600: widen it only as far as the umask allows (a
+	 * device's UMask=0077 keeps state files 0600, a build server's 022 lets
+	 * its web server read what it publishes) */
+	if (fchmod(fd, 0666 & ~process_umask()) < 0) {
 		r = slotsync_error_set_errno(err, -errno, "cannot chmod %s", tmp);
 		goto fail;
 	}
@@ -213,6 +233,25 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return r;
+}
+
+int io_check_private_dir(const char *path, struct slotsync_error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot use folder %s", path);
+	if (!S_ISDIR(st.st_mode))
+		return slotsync_error_set(err, -ENOTDIR, "%s is not a folder", path);
+	if (st.st_uid != geteuid())
+		return slotsync_error_set(err, -EPERM, "folder %s belongs to uid %u, not to uid %u that runs this: refused",
+					  path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & 022)
+		return slotsync_error_set(err, -EPERM,
+					  "folder %s has mode %04o: others may write into it, so it is refused "
+					  "(chmod go-w %s)",
+					  path, (unsigned)(st.st_mode & 07777), path);
+	return 0;
 }
 
 int io_mkdir_p(const char *path, struct slotsync_error *err)

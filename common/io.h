@@ -66,6 +66,11 @@ int io_fsync_parent(const char *path, struct slotsync_error *err);
 /* Size in bytes of a regular file or block device open on fd. */
 int io_fd_size(int fd, uint64_t *out);
 
+/* A folder that holds private state (the device's state folder) must belong to
+ * the user that runs this and be writable by no one else: else -EPERM with a
+ * message naming the folder, its owner or its mode. */
+int io_check_private_dir(const char *path, struct slotsync_error *err);
+
 /* mkdir -p: creates path and its missing parents; existing ones are fine. */
 int io_mkdir_p(const char *path, struct slotsync_error *err);
 

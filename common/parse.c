@@ -101,3 +101,54 @@ int parse_bool(const char *s, int *out)
 		return -EINVAL;
 	return 0;
 }
+
+int parse_url(const char *url, int allow_plain_http)
+{
+	const char *sep = strstr(url, "://");
+
+	if (url[0] == '/')
+		return 0; /* a local path */
+	if (!sep || sep == url)
+		return -EINVAL;
+	for (const char *p = url; p < sep; p++)
+		if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
+			return -EINVAL;
+	if (!strncmp(url, "file://", 7))
+		return 0;
+	if (!sep[3])
+		return -EINVAL;
+	if (!strncmp(url, "https://", 8))
+		return 0;
+	if (!strncmp(url, "http://", 7))
+		return allow_plain_http ? 0 : -EPERM;
+	return -EPROTONOSUPPORT;
+}
+
+int parse_url_ref(const char *ref)
+{
+	const char *slash = strchr(ref, '/');
+	const char *dot = strchr(ref, '.');
+
+	if (strstr(ref, "://"))
+		return parse_url(ref, 1);
+	if (!ref[0])
+		return -EINVAL;
+	/* "cdn.example.com/x": a host name without its scheme, not a folder */
+	if (slash && dot && dot < slash && ref[0] != '.')
+		return -EINVAL;
+	return 0;
+}
+
+const char *parse_url_problem(int r)
+{
+	switch (r) {
+	case -EPERM:
+		return "plain http:// is refused (content stays checked, but what is fetched is visible to anyone on the "
+		       "path): use https://, or allow it on purpose (allow-plain-http = yes in [update]; "
+		       "--allow-plain-http for assemble)";
+	case -EPROTONOSUPPORT:
+		return "an unsupported scheme (https://, http://, file:// or a local path)";
+	default:
+		return "no scheme: write https://HOST/... (curl would otherwise guess plain http)";
+	}
+}

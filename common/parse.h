@@ -27,4 +27,25 @@ int parse_duration_s(const char *s, uint64_t *out);
 /* yes/true/1 or no/false/0. */
 int parse_bool(const char *s, int *out);
 
+/* Where chunks, bundles or a channel pointer come from.  Accepted: https://,
+ * file:// and an absolute local path; http:// only with allow_plain_http
+ * (content is checked all the same, but what the device fetches, and when, is
+ * seen by anyone on the path, and a downgrade of transport should be a
+ * decision).  A URL with no scheme ("cdn.example.com/store") is refused: curl
+ * would guess http.  0, -EINVAL (no scheme, or nothing after it),
+ * -EPROTONOSUPPORT (another scheme) or -EPERM (plain http not allowed);
+ * parse_url_problem() says each in words. */
+int parse_url(const char *url, int allow_plain_http);
+
+/* A URL as a channel pointer names its bundle: an absolute one (parse_url with
+ * plain http allowed: the device checks again once it has resolved it), or a
+ * reference relative to the channel's URL ("v2.bundle", "releases/v2.bundle",
+ * "/pub/v2.bundle") whose first segment does not look like a host name (a dot
+ * and a slash after it: "cdn.example.com/v2.bundle" is refused; write
+ * "./cdn.example.com/v2.bundle" if that is a folder). */
+int parse_url_ref(const char *ref);
+
+/* What parse_url() or parse_url_ref() refused, in words, for r < 0. */
+const char *parse_url_problem(int r);
+
 #endif

@@ -44,7 +44,8 @@ static int open_output(const char *out, char *tmp, size_t tmp_len, int *is_tmp, 
 	return fd;
 }
 
-int gen_extract(const char *store_dir, const char *const *seeds, int n_seeds, const char *index_path, const char *out,
+int gen_extract(const char *store_dir, const char *const *seeds, const char *const *seed_indexes, int n_seeds,
+		const char *index_path, const char *out,
 		struct gen_extract_stats *stats, struct slotsync_error *err)
 {
 	struct slotsync_index *idx = NULL;
@@ -76,7 +77,10 @@ int gen_extract(const char *store_dir, const char *const *seeds, int n_seeds, co
 		goto out;
 	}
 	for (int i = 0; i < n_seeds; i++) {
-		r = slotsync_seed_set_add_spec(seedset, seeds[i], err);
+		if (seed_indexes[i])
+			r = slotsync_seed_set_add(seedset, seeds[i], seed_indexes[i], err);
+		else
+			r = slotsync_seed_set_add_spec(seedset, seeds[i], err);
 		if (r < 0)
 			goto out;
 	}

@@ -47,8 +47,11 @@ struct gen_extract_stats {
 	double seconds;
 };
 
-/* Rebuilds the image of INDEX into OUT from seeds first, then the store. */
-int gen_extract(const char *store, const char *const *seeds, int n_seeds, const char *index_path, const char *out,
+/* Rebuilds the image of INDEX into OUT from seeds first, then the store.
+ * seeds[i]: "IMAGE[:INDEX]" (slotsync_seed_spec_parse), or, when seed_indexes[i]
+ * is set, the image alone and that its index. */
+int gen_extract(const char *store, const char *const *seeds, const char *const *seed_indexes, int n_seeds,
+		const char *index_path, const char *out,
 		struct gen_extract_stats *stats, struct slotsync_error *err);
 
 struct gen_check_stats {

@@ -27,7 +27,7 @@ static void usage(FILE *f)
 	      "       [--digest sha256|sha512-256] [--no-progress] IMAGE INDEX.caibx\n"
 	      "      Cut IMAGE into content-defined chunks, add the new ones to the store,\n"
 	      "      write the index.\n"
-	      "  extract --store DIR [--seed IMAGE[:INDEX]]... INDEX OUT\n"
+	      "  extract --store DIR [--seed IMAGE [--seed-index INDEX]]... INDEX OUT\n"
 	      "      Rebuild the image of INDEX into OUT, taking chunks from seeds first.\n"
 	      "  check --store DIR [--index INDEX] [--repair]\n"
 	      "      Verify that every chunk in the store matches its name.\n"
@@ -88,15 +88,17 @@ static void make_usage(FILE *f)
 
 static void extract_usage(FILE *f)
 {
-	fputs("Usage: slotsync-gen extract --store DIR [--seed IMAGE[:INDEX]]... INDEX OUT\n"
+	fputs("Usage: slotsync-gen extract --store DIR [--seed IMAGE [--seed-index INDEX]]... INDEX OUT\n"
 	      "\n"
 	      "Rebuild the image of INDEX into OUT, taking chunks from seeds first (each\n"
 	      "one checked), the rest from the store.\n"
 	      "\n"
 	      "Options:\n"
 	      "  --store DIR                  the chunk store\n"
-	      "  --seed IMAGE[:INDEX]         an image that may hold chunks of INDEX, with its\n"
-	      "                               index if there is one (again for more seeds)\n"
+	      "  --seed IMAGE                 an image that may hold chunks of INDEX (again for\n"
+	      "                               more seeds); --seed IMAGE:INDEX gives its index\n"
+	      "                               too when INDEX is an existing *.caibx file\n"
+	      "  --seed-index INDEX           the index of the --seed before it\n"
 	      USAGE_COMMON USAGE_VERSION,
 	      f);
 }
@@ -211,7 +213,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
-       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR };
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_SEED_INDEX };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
  * bundle and channel, where it is the release's or the pointer's
@@ -396,6 +398,7 @@ static int cmd_extract(int argc, char **argv)
 	static const struct option options[] = {
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "seed-index", required_argument, NULL, OPT_SEED_INDEX },
 		OPTIONS_COMMON,
 		OPTION_PROGRAM_VERSION,
 		OPTIONS_END,
@@ -403,7 +406,8 @@ static int cmd_extract(int argc, char **argv)
 	struct slotsync_error err = { 0 };
 	struct gen_extract_stats st;
 	const char *store = NULL;
-	const char **seeds = calloc((size_t)argc + 1, sizeof(*seeds));
+	const char **seeds = calloc(2 * ((size_t)argc + 1), sizeof(*seeds));
+	const char **seed_indexes = seeds + argc + 1;
 	uint64_t total;
 	int c, n_seeds = 0, rc = PARSE_NEXT;
 
@@ -414,6 +418,12 @@ static int cmd_extract(int argc, char **argv)
 			store = optarg;
 		else if (c == OPT_SEED)
 			seeds[n_seeds++] = optarg;
+		else if (c == OPT_SEED_INDEX && (!n_seeds || seed_indexes[n_seeds - 1])) {
+			fprintf(stderr, "slotsync-gen extract: --seed-index %s must follow a --seed that has no index yet\n",
+				optarg);
+			rc = 2;
+		} else if (c == OPT_SEED_INDEX)
+			seed_indexes[n_seeds - 1] = optarg;
 		else
 			rc = common_option(c, extract_usage, NULL);
 	}
@@ -425,7 +435,7 @@ static int cmd_extract(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (gen_extract(store, seeds, n_seeds, argv[optind], argv[optind + 1], &st, &err) < 0) {
+	if (gen_extract(store, seeds, seed_indexes, n_seeds, argv[optind], argv[optind + 1], &st, &err) < 0) {
 		rc = fail("extract", &err);
 		goto out;
 	}
@@ -508,6 +518,11 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 		b->allow_downgrade_to = arg;
 		break;
 	case OPT_STORE_URL:
+		/* signed into the bundle: a URL without its scheme would be guessed as http on the device */
+		if (parse_url(arg, 1) < 0) {
+			fprintf(stderr, "slotsync-gen bundle: --store-url %s: %s\n", arg, parse_url_problem(parse_url(arg, 1)));
+			return 2;
+		}
 		b->store_urls[b->n_store_urls++] = arg;
 		break;
 	case OPT_VERITY:
@@ -668,6 +683,13 @@ static int cmd_channel(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_BUNDLE_URL:
+			if (parse_url_ref(optarg) < 0) {
+				fprintf(stderr,
+					"slotsync-gen channel: --bundle-url %s: %s (a relative URL, resolved against the "
+					"channel's, is fine: v2.bundle)\n",
+					optarg, parse_url_problem(parse_url_ref(optarg)));
+				return 2;
+			}
 			ch.bundle_url = optarg;
 			break;
 		case OPT_BUNDLE:

@@ -20,6 +20,7 @@
 #include "slotsync/index.h"
 #include "slotsync/install.h"
 #include "slotsync/log.h"
+#include "slotsync/seed.h"
 #include "slotsync/version.h"
 
 /* What assemble and index-info do: in the program's usage and in their own. */
@@ -33,15 +34,18 @@
 	"      if the store has delta objects from it to INDEX, they rebuild what it lacks.\n" \
 	"      A transfer slower than --min-rate (default 256 bytes/s, lowered to half a\n" \
 	"      stream's share of --max-rate) for --stall-timeout is cut and retried.\n" \
-	"      The store may be a local folder: /path or file:///path.\n"
+	"      --seed-index INDEX gives the index of the --seed before it; --seed IMAGE:INDEX\n" \
+	"      works too when INDEX is an existing file ending in .caibx (else the whole\n" \
+	"      argument is the image: device names hold colons).  The store is https://,\n" \
+	"      file:// or a local folder (/path); plain http:// only with --allow-plain-http.\n"
 #define INDEX_INFO_ABOUT "      Check an index and print what it describes.\n"
 
 static const char assemble_usage[] =
-	"Usage: slotsync assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
+	"Usage: slotsync assemble --store URL [--seed IMAGE [--seed-index INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	"                         [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	"                         [--max-attempts N] [--stall-timeout SECONDS] [--min-rate BYTES_PER_S|none]\n"
 	"                         [--reset-journal] [--dry-run] [--json]\n"
-	"                         [--no-delta | --delta-index FILE] INDEX TARGET\n"
+	"                         [--no-delta | --delta-index FILE] [--allow-plain-http] INDEX TARGET\n"
 	"       slotsync assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	ASSEMBLE_ABOUT
 	"\n"
@@ -69,11 +73,11 @@ static void usage(FILE *f)
 	      "      reboot; under systemd, Type=notify with the watchdog; a D-Bus installer.\n"
 	      "  validate [--config FILE]\n"
 	      "      After a boot into a new slot: run the health checks, mark it good or bad.\n"
-	      "  assemble --store URL [--seed IMAGE[:INDEX]]... [--journal FILE] [--ca-file PEM]\n"
+	      "  assemble --store URL [--seed IMAGE [--seed-index INDEX]]... [--journal FILE] [--ca-file PEM]\n"
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--min-rate BYTES_PER_S|none]\n"
 	      "           [--reset-journal] [--dry-run] [--json]\n"
-	      "           [--no-delta | --delta-index FILE] INDEX TARGET\n"
+	      "           [--no-delta | --delta-index FILE] [--allow-plain-http] INDEX TARGET\n"
 	      "  assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	      ASSEMBLE_ABOUT
 	      "  index-info INDEX\n"
@@ -209,11 +213,13 @@ static void progress_line(void *userdata, const struct slotsync_assemble_stats *
 
 enum { OPT_STORE = 256, OPT_SEED, OPT_JOURNAL, OPT_CA, OPT_CERT, OPT_KEY, OPT_CONC, OPT_RATE, OPT_JSON, OPT_DRY,
        OPT_RESET, OPT_ATTEMPTS, OPT_STALL, OPT_VERSION, OPT_CONFIG, OPT_SLOT, OPT_SEED_SLOT, OPT_NO_DELTA,
-       OPT_DELTA_INDEX, OPT_MIN_RATE };
+       OPT_DELTA_INDEX, OPT_MIN_RATE, OPT_SEED_INDEX, OPT_PLAIN_HTTP };
 
 static const struct option assemble_options[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "seed-index", required_argument, NULL, OPT_SEED_INDEX },
+	{ "allow-plain-http", no_argument, NULL, OPT_PLAIN_HTTP },
 	{ "journal", required_argument, NULL, OPT_JOURNAL },
 	{ "ca-file", required_argument, NULL, OPT_CA },
 	{ "client-cert", required_argument, NULL, OPT_CERT },
@@ -268,7 +274,7 @@ struct slot_args {
 	int n_seed_slots;
 	struct slotsync_config cfg;
 	struct slotsync_volume_handle target, seed[2];
-	char seed_spec[2][PATH_MAX * 2];
+	const char **seed_indexes;   /* beside the seeds: each one's index or NULL */
 	char header_path[PATH_MAX];
 };
 
@@ -297,8 +303,8 @@ static int open_slots(struct slot_args *sa, struct slotsync_assemble_options *op
 			slotsync_error_prefix(err, "seed slot %s", s->name);
 			return r;
 		}
-		snprintf(sa->seed_spec[i], sizeof(sa->seed_spec[i]), "%s:%s", sa->seed[i].path, colon + 1);
-		seeds[opt->n_seeds++] = sa->seed_spec[i];
+		sa->seed_indexes[opt->n_seeds] = colon + 1;
+		seeds[opt->n_seeds++] = sa->seed[i].path;
 	}
 	if (sa->slot) {
 		const struct slotsync_slot_config *s = slotsync_config_slot(&sa->cfg, sa->slot);
@@ -387,13 +393,34 @@ static int parse_fetch_limit(int c, const char *arg, struct slotsync_fetch_optio
 	}
 }
 
+/* --seed IMAGE:INDEX, split in place where the rule of slotsync_seed_spec_parse
+ * says INDEX is an index (an existing *.caibx file); else all of it is the image. */
+static int split_seed_spec(char *spec, const char **index)
+{
+	struct slotsync_error err = { 0 };
+	char *image = NULL, *idx = NULL;
+	int r = slotsync_seed_spec_parse(spec, &image, &idx, &err);
+
+	if (r < 0) {
+		fprintf(stderr, "slotsync assemble: --seed: %s\n", slotsync_error_message(&err));
+		return -1;
+	}
+	if (idx) {
+		spec[strlen(image)] = '\0';
+		*index = spec + strlen(image) + 1;
+	}
+	free(image);
+	free(idx);
+	return 0;
+}
+
 /* The options and arguments of slotsync assemble, into opt (seeds: room for
  * argc entries, behind opt->seeds) and sa.  0 to go on; 1 after --help; -1 on a
  * usage error (its message printed). */
 static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_options *opt, const char **seeds,
 			       struct slot_args *sa, int *json)
 {
-	int c;
+	int c, plain_http = 0, r;
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "vqh", assemble_options, NULL)) != -1) {
@@ -411,6 +438,16 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 		}
 		case OPT_SEED:
 			seeds[opt->n_seeds++] = optarg;
+			if (split_seed_spec(optarg, &sa->seed_indexes[opt->n_seeds - 1]) < 0)
+				return -1;
+			break;
+		case OPT_SEED_INDEX:
+			if (!opt->n_seeds || sa->seed_indexes[opt->n_seeds - 1]) {
+				fprintf(stderr, "slotsync assemble: --seed-index %s must follow a --seed that has no index yet\n",
+					optarg);
+				return -1;
+			}
+			sa->seed_indexes[opt->n_seeds - 1] = optarg;
 			break;
 		case OPT_JOURNAL:
 			opt->journal_path = optarg;
@@ -460,6 +497,9 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 			}
 			sa->seed_slot[sa->n_seed_slots++] = optarg;
 			break;
+		case OPT_PLAIN_HTTP:
+			plain_http = 1;
+			break;
 		case 'v':
 			slotsync_log_set_level(slotsync_log_get_level() + 1);
 			break;
@@ -480,6 +520,11 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 	}
 	if (!!opt->fetch.client_cert != !!opt->fetch.client_key) {
 		fputs("slotsync assemble: --client-cert and --client-key go together\n", stderr);
+		return -1;
+	}
+	r = opt->fetch.base_url ? parse_url(opt->fetch.base_url, plain_http) : 0;
+	if (r < 0) {
+		fprintf(stderr, "slotsync assemble: --store %s: %s\n", opt->fetch.base_url, parse_url_problem(r));
 		return -1;
 	}
 	opt->index_path = argv[optind];
@@ -562,12 +607,14 @@ static int cmd_assemble(int argc, char **argv)
 	struct slotsync_assemble_options opt = { 0 };
 	struct slotsync_assemble_stats st;
 	struct slotsync_error err = { 0 };
-	const char **seeds = calloc((size_t)argc + 1, sizeof(*seeds));
+	const char **seeds = calloc(2 * ((size_t)argc + 1), sizeof(*seeds));
 	int json = 0, rc;
 
 	if (!seeds)
 		return 1;
 	opt.seeds = seeds;
+	sa.seed_indexes = seeds + argc + 1;
+	opt.seed_indexes = sa.seed_indexes;
 	rc = parse_assemble_args(argc, argv, &opt, seeds, &sa, &json);
 	if (rc != 0) {
 		free(seeds);

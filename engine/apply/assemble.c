@@ -640,7 +640,7 @@ int slotsync_assemble(const struct slotsync_assemble_options *opt, struct slotsy
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < opt->n_seeds; i++) {
-		r = slotsync_plan_add_seed(a.plan, opt->seeds[i], err);
+		r = slotsync_plan_add_seed(a.plan, opt->seeds[i], opt->seed_indexes ? opt->seed_indexes[i] : NULL, err);
 		if (r < 0)
 			goto out;
 	}

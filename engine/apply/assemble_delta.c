@@ -43,15 +43,9 @@ int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 
 	if (opt->no_delta || a->plan->chunks_fetch == 0)
 		return 0;
-	for (size_t i = 0; i < opt->n_seeds && seed == SIZE_MAX; i++) {
-		char *image = NULL, *index = NULL;
-		if (slotsync_seed_spec_parse(opt->seeds[i], &image, &index, &e) == 0 && index) {
-			r = slotsync_index_read_file(index, &a->base_idx, &e);
-			if (r == 0)
-				seed = i;
-		}
-		free(image);
-		free(index);
+	for (size_t i = 0; i < opt->n_seeds && seed == SIZE_MAX && opt->seed_indexes; i++) {
+		if (opt->seed_indexes[i] && slotsync_index_read_file(opt->seed_indexes[i], &a->base_idx, &e) == 0)
+			seed = i;
 		slotsync_error_clear(&e);
 	}
 	if (seed == SIZE_MAX)

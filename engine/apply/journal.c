@@ -161,7 +161,12 @@ int slotsync_journal_open(const char *path, const struct slotsync_journal_identi
 	}
 	j->n_chunks = id->n_chunks;
 	pthread_mutex_init(&j->lock, NULL);
-	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* O_NOFOLLOW: a symlink planted as the journal is refused, never written through */
+	j->fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (j->fd < 0 && errno == ELOOP) {
+		r = slotsync_error_set(err, -ELOOP, "journal %s is a symbolic link: refused", path);
+		goto fail;
+	}
 	if (j->fd < 0) {
 		r = slotsync_error_set_errno(err, -errno, "cannot open journal %s", path);
 		goto fail;

@@ -149,7 +149,7 @@ static int seed_chunk(void *userdata, const uint8_t *id, uint64_t offset, uint32
 	return 0;
 }
 
-int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct slotsync_error *err)
+int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *image, const char *index, struct slotsync_error *err)
 {
 	struct slotsync_chunker_params params = {
 		.min_bytes = (uint32_t)plan->idx->chunk_size_min,
@@ -158,30 +158,24 @@ int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct 
 	};
 	struct slotsync_plan_seed *seed;
 	struct seed_resolve sr = { plan, 0 };
-	char *image = NULL, *index = NULL;
 	int r;
 
 	if (!plan->lookup)
 		return slotsync_error_set(err, -EINVAL, "seeds must be added before slotsync_plan_seeds_done()");
 	if (plan->n_seeds >= SLOTSYNC_PLAN_SEEDS_MAX)
 		return slotsync_error_set(err, -E2BIG, "too many seeds (at most %d)", SLOTSYNC_PLAN_SEEDS_MAX);
-	r = slotsync_seed_spec_parse(spec, &image, &index, err);
-	if (r < 0)
-		return r;
 	seed = &plan->seeds[plan->n_seeds];
 	seed->fd = open(image, O_RDONLY | O_CLOEXEC);
-	if (seed->fd < 0) {
-		r = slotsync_error_set_errno(err, -errno, "cannot open seed %s", image);
-		goto out;
+	if (seed->fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open seed %s", image);
+	seed->path = strdup(image);
+	if (!seed->path) {
+		close(seed->fd);
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
-	seed->path = image;
-	image = NULL;
 	sr.seed = (uint16_t)plan->n_seeds;
 	plan->n_seeds++;
 	r = slotsync_seed_scan(seed->fd, seed->path, index, plan->idx->digest, &params, seed_chunk, &sr, err);
-out:
-	free(image);
-	free(index);
 	return r;
 }
 

@@ -831,7 +831,10 @@ int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *ur
 	if (path) {
 		if (snprintf(tmp, sizeof(tmp), "%s.part", path) >= (int)sizeof(tmp))
 			return slotsync_error_set(err, -ENAMETOOLONG, "path too long: %s", path);
-		f.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* O_NOFOLLOW: a symlink planted as the .part is refused, never truncated through */
+		f.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (f.fd < 0 && errno == ELOOP)
+			return slotsync_error_set(err, -ELOOP, "%s is a symbolic link: refused", tmp);
 		if (f.fd < 0)
 			return slotsync_error_set_errno(err, -errno, "cannot create %s", tmp);
 		f.fd_name = tmp;

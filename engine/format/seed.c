@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -209,17 +210,28 @@ int slotsync_seed_read_chunk(int fd, const char *image_path, uint64_t offset, si
 	return r;
 }
 
+/* The part after the last colon names an index only if it is an existing
+ * file ending in ".caibx": a colon anywhere else belongs to the image's path. */
+static int spec_names_index(const char *spec, const char *colon)
+{
+	size_t n = strlen(colon + 1);
+	struct stat st;
+
+	return colon != spec && n > 6 && !strcmp(colon + 1 + n - 6, ".caibx") && stat(colon + 1, &st) == 0 &&
+	       S_ISREG(st.st_mode);
+}
+
 int slotsync_seed_spec_parse(const char *spec, char **image, char **index, struct slotsync_error *err)
 {
 	const char *colon = strrchr(spec, ':');
 
 	*image = *index = NULL;
-	if (!colon) {
+	if (!*spec)
+		return slotsync_error_set(err, -EINVAL, "empty seed name");
+	if (!colon || !spec_names_index(spec, colon)) {
 		*image = strdup(spec);
 		return *image ? 0 : slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
-	if (colon == spec || !colon[1])
-		return slotsync_error_set(err, -EINVAL, "seed \"%s\" is not IMAGE or IMAGE:INDEX", spec);
 	*image = strndup(spec, (size_t)(colon - spec));
 	*index = strdup(colon + 1);
 	if (!*image || !*index) {

@@ -28,12 +28,41 @@
 #define DBUS_PATH "/org/slotsync/Installer1"
 #define DBUS_IFACE "org.slotsync.Installer1"
 
+/* Install and Poll change the device, so only root may start them: the
+ * shipped bus policy says so on the system bus, but a private bus (--dbus
+ * ADDRESS) has no such policy, so the agent checks the caller itself.  The
+ * uid comes from the bus (the peer credentials of the caller's connection),
+ * never from /proc.  0 if the caller is root; else e is set. */
+static int caller_is_root(sd_bus_message *m, sd_bus_error *e)
+{
+	sd_bus_creds *creds = NULL;
+	uid_t uid = 1;
+	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID, &creds);
+
+	if (r >= 0) {
+		r = sd_bus_creds_get_euid(creds, &uid);
+		if (r < 0)
+			r = sd_bus_creds_get_uid(creds, &uid);
+	}
+	sd_bus_creds_unref(creds);
+	if (r < 0)
+		return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED,
+					 "%s: cannot tell who the caller is, so it is refused", sd_bus_message_get_member(m));
+	if (uid != 0)
+		return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED, "%s is for root only (the caller is uid %u)",
+					 sd_bus_message_get_member(m), (unsigned)uid);
+	return 0;
+}
+
 static int m_install(sd_bus_message *m, void *ud, sd_bus_error *e)
 {
 	struct agent *a = ud;
 	const char *source;
 	int r = sd_bus_message_read(m, "s", &source);
 
+	if (r < 0)
+		return r;
+	r = caller_is_root(m, e);
 	if (r < 0)
 		return r;
 	if (a->busy)
@@ -63,33 +92,16 @@ static int m_status(sd_bus_message *m, void *ud, sd_bus_error *e)
 static int m_poll(sd_bus_message *m, void *ud, sd_bus_error *e)
 {
 	struct agent *a = ud;
-	int r;
+	int r = caller_is_root(m, e);
 
+	if (r < 0)
+		return r;
 	if (a->busy)
 		return sd_bus_error_setf(e, "org.slotsync.Error.Busy", "an install or poll is running (%s)", a->operation);
 	r = agent_start_job(a, AGENT_JOB_POLL, NULL);
 	if (r < 0)
 		return sd_bus_error_set_errno(e, r);
 	return sd_bus_reply_method_return(m, "");
-}
-
-/* Whether the caller of m is root: methods that change the device check it
- * themselves, not only through the bus policy (a private bus has none). */
-static int caller_is_root(sd_bus_message *m, sd_bus_error *e)
-{
-	sd_bus_creds *creds = NULL;
-	uid_t uid = (uid_t)-1;
-	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-
-	/* the bus daemon vouches for the uid; the effective one when the bus knows it */
-	if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) < 0)
-		r = sd_bus_creds_get_uid(creds, &uid);
-	sd_bus_creds_unref(creds);
-	if (r < 0 || uid != 0) {
-		sd_bus_error_set(e, SD_BUS_ERROR_ACCESS_DENIED, "only root may change the boot state");
-		return 0;
-	}
-	return 1;
 }
 
 /* Mark(s state, s slot): state good, bad or active; slot booted, other, A or B. */
@@ -102,8 +114,8 @@ static int m_mark(sd_bus_message *m, void *ud, sd_bus_error *e)
 
 	if (r < 0)
 		return r;
-	if (!caller_is_root(m, e))
-		return -EACCES;
+	if ((r = caller_is_root(m, e)) < 0)
+		return r;
 	r = slotsync_install_mark_slot(a->cfg, state, slot, &err);
 	if (r == -EINVAL)
 		return sd_bus_error_setf(e, SD_BUS_ERROR_INVALID_ARGS, "%s", slotsync_error_message(&err));

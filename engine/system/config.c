@@ -73,9 +73,11 @@ static int set_string(char *dst, size_t size, const char *v)
 	return 0;
 }
 
+/* https://, http:// (refused at the end unless allow-plain-http = yes, which
+ * may come later in the file) or file://; never a URL without its scheme. */
 static int set_url(char *dst, size_t size, const char *v)
 {
-	if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+	if (parse_url(v, 1) < 0 || v[0] == '/')
 		return -EINVAL;
 	return set_string(dst, size, v);
 }
@@ -155,6 +157,8 @@ static int key_update(struct slotsync_config *c, const char *k, const char *v)
 		c->n_stores++;
 		return 0;
 	}
+	if (!strcmp(k, "allow-plain-http"))
+		return parse_bool(v, &c->allow_plain_http);
 	if (!strcmp(k, "ca-file"))
 		return set_path(c->ca_file, sizeof(c->ca_file), v);
 	if (!strcmp(k, "client-cert"))
@@ -374,6 +378,13 @@ static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
 		return slotsync_error_set(err, -EINVAL, "%s: default-tries = %d in [boot] is more than the %s backend counts (at most %d)",
 					  p->name, c->boot.default_tries, slotsync_boot_backend_name(c->boot.backend),
 					  slotsync_boot_tries_max(c->boot.backend));
+	if (c->channel[0] && parse_url(c->channel, c->allow_plain_http) < 0)
+		return slotsync_error_set(err, -EINVAL, "%s: [update] channel = %s: %s", p->name, c->channel,
+					  parse_url_problem(parse_url(c->channel, c->allow_plain_http)));
+	for (int i = 0; i < c->n_stores; i++)
+		if (parse_url(c->store[i], c->allow_plain_http) < 0)
+			return slotsync_error_set(err, -EINVAL, "%s: [update] store = %s: %s", p->name, c->store[i],
+						  parse_url_problem(parse_url(c->store[i], c->allow_plain_http)));
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 
 #include "io.h"
 #include "internal.h"
+#include "parse.h"
 #include "run.h"
 #include "slotsync/assemble.h"
 #include "slotsync/boot.h"
@@ -324,9 +325,9 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	struct slotsync_assemble_stats st;
 	struct slotsync_slot_record slots[2];
 	struct slotsync_volume av = slotsync_slot_volume(act, 0);
-	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX], seed[PATH_MAX * 2 + 2];
+	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX];
 	char store_url[PATH_MAX * 3 + 8], bundle[PATH_MAX];
-	const char *seeds[1];
+	const char *seeds[1], *seed_indexes[1] = { NULL };
 	size_t n_stores;
 	int r;
 
@@ -349,16 +350,15 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	system_pathf(seed_index, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->booted);
 	if ((!strcmp(slots[c->booted].status, "good") || !strcmp(slots[c->booted].status, "installed")) &&
 	    access(seed_index, R_OK) == 0)
-		snprintf(seed, sizeof(seed), "%s:%s", c->active.path, seed_index);
-	else
-		snprintf(seed, sizeof(seed), "%s", c->active.path);
-	seeds[0] = seed;
+		seed_indexes[0] = seed_index;
+	seeds[0] = c->active.path;
 	system_state_path(cfg, "install.caibx", index);
 	system_state_path(cfg, "install.journal", journal);
 	ao.index_path = index;
 	ao.target = c->target.path;
 	ao.journal_path = journal;
 	ao.seeds = seeds;
+	ao.seed_indexes = seed_indexes;
 	ao.n_seeds = 1;
 	n_stores = cfg->n_stores ? (size_t)cfg->n_stores : c->bundle->manifest->n_stores;
 	/* a bundle with embedded chunks needs no store for them */
@@ -369,6 +369,10 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	if (!n_stores && !ao.embedded_bundle)
 		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
 					  cfg->path);
+	/* the config's stores were checked at load; the bundle's only now */
+	r = parse_url(ao.fetch.base_url, cfg->allow_plain_http);
+	if (r < 0)
+		return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", ao.fetch.base_url, parse_url_problem(r));
 	ao.fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
 	ao.fetch.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
 	ao.fetch.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
@@ -524,6 +528,8 @@ static int prepare_bundle(const struct slotsync_install_options *o, struct slots
 	char h[65];
 
 	system_state_path(cfg, "install.bundle", path);
+	if (is_url && parse_url(o->bundle, cfg->allow_plain_http) < 0)
+		return slotsync_error_set(err, -EPERM, "%s: %s", o->bundle, parse_url_problem(-EPERM));
 	if (is_url) {
 		/* resuming the same download: keep the bundle already fetched */
 		if (have_old && !strcmp(old->source, o->bundle) && slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, path, 0, d, NULL, err) == 0) {

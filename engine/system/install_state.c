@@ -368,8 +368,14 @@ int system_lock(const struct slotsync_config *cfg, const char *name, const char 
 	char path[PATH_MAX], pid[32] = "";
 	int fd, n;
 
+	/* the agent and every install start here: the state folder must be theirs */
+	if (io_check_private_dir(cfg->state_dir, err) < 0)
+		return -EPERM;
 	system_state_path(cfg, name, path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* O_NOFOLLOW: a symlink planted as the lock is refused, never followed */
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ELOOP)
+		return slotsync_error_set(err, -ELOOP, "%s is a symbolic link: refused", path);
 	if (fd < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot open %s", path);
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -66,7 +66,8 @@ struct slotsync_assemble_options {
 	const char *index_path;
 	const char *target;          /* regular file (created if missing) or block device */
 	const char *journal_path;    /* required for a block device; default TARGET.journal */
-	const char *const *seeds;    /* "IMAGE[:INDEX]" */
+	const char *const *seeds;    /* seed images (file or block device) */
+	const char *const *seed_indexes; /* per seed: its index file, or NULL; may be NULL (none has one) */
 	size_t n_seeds;
 	struct slotsync_fetch_options fetch;  /* base_url: the store */
 	int dry_run;                 /* plan only: write and fetch nothing (the delta index is fetched) */

@@ -8,7 +8,7 @@
  *   [boot]     backend (file|grub|uboot|barebox), env, barebox-offset,
  *              barebox-stride, barebox-magic
  *   [tpm]      tcti, pcrs
- *   [update]   channel, store (repeatable), ca-file, client-cert, client-key,
+ *   [update]   channel, store (repeatable), allow-plain-http, ca-file, client-cert, client-key,
  *              concurrency, max-rate, min-rate, stall-timeout, poll-interval, poll-jitter, window,
  *              reboot-command, health-dir, health-timeout, hooks-dir
  *   [slot.A], [slot.B]
@@ -52,6 +52,7 @@ struct slotsync_config {
 	uint32_t pcr_mask;
 	/* [update] */
 	char channel[1024];             /* URL of the signed channel pointer */
+	int allow_plain_http;           /* [update] allow-plain-http: http:// channel, stores, bundles */
 	char store[SLOTSYNC_CONFIG_STORES_MAX][1024];
 	int n_stores;
 	char ca_file[PATH_MAX], client_cert[PATH_MAX], client_key[PATH_MAX];

@@ -75,10 +75,11 @@ struct slotsync_plan {
 SLOTSYNC_EXPORT int slotsync_plan_build(const struct slotsync_index *idx, const uint8_t *done, struct slotsync_plan **out,
 			struct slotsync_error *err);
 
-/* Adds a seed ("IMAGE[:INDEX]"): every group still to fetch that the seed holds
- * will be copied from it.  The seed's index is streamed, and the plan keeps one
+/* Adds a seed (an image, and its index or NULL): every group still to fetch
+ * that the seed holds will be copied from it.  The seed's index is streamed, and the plan keeps one
  * location per group, so memory does not grow with the seed. */
-SLOTSYNC_EXPORT int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *spec, struct slotsync_error *err);
+SLOTSYNC_EXPORT int slotsync_plan_add_seed(struct slotsync_plan *plan, const char *image, const char *index,
+				   struct slotsync_error *err);
 
 /* Frees what only seed resolution needs (the id lookup): call after the last
  * slotsync_plan_add_seed(). */

@@ -41,7 +41,12 @@ SLOTSYNC_EXPORT int slotsync_seed_read_chunk(int fd, const char *image_path, uin
 			     enum slotsync_digest_type digest, const uint8_t id[SLOTSYNC_DIGEST_BYTES], void *dst,
 			     struct slotsync_error *err);
 
-/* Splits "IMAGE[:INDEX]" into new strings (*index NULL if none). */
+/* Splits "IMAGE[:INDEX]" as given on a command line into new strings (*index
+ * NULL if none).  Device names hold colons (/dev/disk/by-path/pci-0000:00:...),
+ * so the spec is split at its last colon only when what follows is an existing
+ * file whose name ends in ".caibx"; else the whole spec is the image.  Tools
+ * also take the index apart (--seed IMAGE --seed-index INDEX), and the library
+ * itself takes image and index separately everywhere. */
 SLOTSYNC_EXPORT int slotsync_seed_spec_parse(const char *spec, char **image, char **index, struct slotsync_error *err);
 
 /* A set of seeds with a table of every chunk they offer (build server side:
@@ -59,7 +64,8 @@ SLOTSYNC_EXPORT void slotsync_seed_set_free(struct slotsync_seed_set *set);
 SLOTSYNC_EXPORT int slotsync_seed_set_add(struct slotsync_seed_set *set, const char *image_path, const char *index_path,
 			  struct slotsync_error *err);
 
-/* Parses "IMAGE[:INDEX]" as given on a command line and adds it. */
+/* Parses "IMAGE[:INDEX]" as given on a command line (slotsync_seed_spec_parse)
+ * and adds it. */
 SLOTSYNC_EXPORT int slotsync_seed_set_add_spec(struct slotsync_seed_set *set, const char *spec, struct slotsync_error *err);
 
 /* Number of distinct chunks the seeds offer. */

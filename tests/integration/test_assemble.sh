@@ -148,6 +148,26 @@ check "--max-rate result is byte-exact" cmp -s "$V2" "$T/c.img"
 
 # --- bad arguments
 expect_fail "missing TARGET" "needs INDEX and TARGET" $S assemble "${A[@]}" "$T/v2.caibx"
+# --- a seed named by a stable device path, colons and all
+cp "$V1" "$T/pci-0000:00:1f.2-ata-1"
+$S assemble "${A[@]}" --seed "$T/pci-0000:00:1f.2-ata-1" "$T/v2.caibx" "$T/colon1.img" >"$T/colon1.out" 2>&1
+check "a seed whose path has colons, without its index: byte-exact" cmp -s "$V2" "$T/colon1.img"
+$S assemble "${A[@]}" --seed "$T/pci-0000:00:1f.2-ata-1" --seed-index "$T/v1.caibx" --json "$T/v2.caibx" "$T/colon2.img" \
+	>"$T/colon2.json" 2>/dev/null
+n=$(py "$T/colon2.json" 'd["chunks_from_seed"]' 2>/dev/null || echo 0)
+check "... with --seed-index: byte-exact, $n chunks from the seed" bash -c "cmp -s '$V2' '$T/colon2.img' && [ '$n' -gt 0 ]"
+$S assemble "${A[@]}" --seed "$T/pci-0000:00:1f.2-ata-1:$T/v1.caibx" "$T/v2.caibx" "$T/colon3.img" >/dev/null 2>&1
+check "... as IMAGE:INDEX (INDEX an existing .caibx): byte-exact" cmp -s "$V2" "$T/colon3.img"
+expect_fail "--seed-index with no --seed before it" "must follow a --seed" \
+	$S assemble "${A[@]}" --seed-index "$T/v1.caibx" "$T/v2.caibx" "$T/x.img"
+
+# --- the store's URL: a scheme always, plain http only on purpose
+expect_fail "a store URL without its scheme" "no scheme" \
+	$S assemble --store "${URL#https://}" --ca-file "$T/test-ca.pem" "$T/v2.caibx" "$T/x.img"
+expect_fail "a plain http store without --allow-plain-http" "plain http:// is refused" \
+	$S assemble --store "http://127.0.0.1:9/store" "$T/v2.caibx" "$T/x.img"
+check "(nothing written)" test ! -e "$T/x.img"
+
 expect_fail "bad --concurrency" "--concurrency" $S assemble "${A[@]}" --concurrency 0 "$T/v2.caibx" "$T/x.img"
 expect_fail "client cert without key" "go together" $S assemble "${A[@]}" --client-cert "$T/test-ca.pem" "$T/v2.caibx" "$T/x.img"
 expect_fail "no store for chunks that must be fetched" "no store URL" $S assemble "$T/v2.caibx" "$T/x.img"

@@ -171,6 +171,17 @@ expect_fail "a manifest that allows a downgrade to another version is not made" 
 echo '{"pointer_version": 0, "security_floor": 0, "installed_version": "1.0"}' >state.json
 future=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
 past=$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%SZ)
+# a URL without its scheme is never signed: the device's curl would guess plain http
+expect_fail "a store URL without its scheme is not signed into a bundle" "no scheme" \
+	$G bundle --no-progress --store store --image img1 --version 9.0 --compatible radio-x86 \
+	--store-url cdn.example.com/store "${SIGN[@]}" noscheme.bundle
+check "(and no bundle is written)" test ! -e noscheme.bundle
+expect_fail "a bundle URL that is a host without its scheme is not put in a pointer" "no scheme" \
+	$G channel --bundle-url cdn.example.com/v2.bundle --bundle v2.bundle --version 9 --expires 2099-01-01T00:00:00Z \
+	"${SIGN[@]}" noscheme.pointer
+check "a relative bundle URL (resolved against the channel's) is fine" \
+	$G channel --bundle-url releases/v2.bundle --bundle v2.bundle --version 9 --expires 2099-01-01T00:00:00Z \
+	"${SIGN[@]}" relative.pointer
 chan() { $G channel --bundle-url "https://updates.example/$2" --bundle "$2" --version "$3" --expires "$4" "${SIGN[@]}" "$1" >/dev/null; }
 chan p5.ptr v2.bundle 5 "$future"
 chan p4.ptr v2.bundle 4 "$future"

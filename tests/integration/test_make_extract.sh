@@ -27,6 +27,18 @@ check "extract with a seed chunked on the fly is byte-exact" cmp -s "$V2" "$T/c.
 seed2=$(sed -n 's/.*bytes: \([0-9]*\) bytes.*from seed.*/\1/p' "$T/ex2.txt")
 check "on-the-fly seed finds the same chunks as the indexed one" [ "$seed2" = "$seed_bytes" ]
 
+# A seed named by a stable device path, colons and all, with --seed-index.
+cp "$V1" "$T/pci-0000:00:1f.2-ata-1"
+$G extract --store "$T/store" --seed "$T/pci-0000:00:1f.2-ata-1" --seed-index "$T/v1.caibx" "$T/v2.caibx" "$T/k.img" \
+	>"$T/ex3.txt" 2>&1
+seed3=$(sed -n 's/.*bytes: \([0-9]*\) bytes.*from seed.*/\1/p' "$T/ex3.txt")
+check "extract with a colon-named seed and --seed-index is byte-exact, the seed used ($seed3 bytes)" \
+	bash -c "cmp -s '$V2' '$T/k.img' && [ '$seed3' = '$seed_bytes' ]"
+$G extract --store "$T/store" --seed "$T/pci-0000:00:1f.2-ata-1" "$T/v2.caibx" "$T/k2.img" >/dev/null 2>&1
+check "... and without its index" cmp -s "$V2" "$T/k2.img"
+expect_fail "--seed-index with no --seed before it" "must follow a --seed" \
+	$G extract --store "$T/store" --seed-index "$T/v1.caibx" "$T/v2.caibx" "$T/x.img"
+
 # Chunks missing from the store but present in the seed: extract still works.
 rm -rf "$T/store2"
 $G make --store "$T/store2" "$V2" "$T/v2b.caibx" >/dev/null

@@ -75,6 +75,8 @@ tcti = device:/dev/tpmrm0
 [update]
 channel = http://127.0.0.1:8080/stable.pointer
 store = http://127.0.0.1:8080/store
+# the guest serves its own updates over loopback, in plain http on purpose
+allow-plain-http = yes
 poll-interval = 1h
 poll-jitter = 0s
 reboot-command = systemctl reboot
@@ -273,7 +275,7 @@ if grep -q slotsync.factory=1 /proc/cmdline; then
 	done
 	dev=$(slotsync unlock --config $C --data A) && /usr/bin/mke2fs -q -t ext4 "$dev" && mount -t ext4 "$dev" /mnt &&
 		echo "factory data" >/mnt/marker && umount /mnt || fail "data A"
-	slotsync assemble --config $C --slot A --journal /tmp/a.journal --store http://127.0.0.1:8080/store \
+	slotsync assemble --config $C --slot A --journal /tmp/a.journal --store http://127.0.0.1:8080/store --allow-plain-http \
 		/srv/updates/v1.caibx >/tmp/a.out 2>&1 || fail "install v1: $(cat /tmp/a.out)"
 	# what the device knows of its first release: slot A holds it, good
 	mkdir -p /boot/slotsync

@@ -375,7 +375,7 @@ void fx_device_make(struct fx_device *d, const char *dir, const char *compatible
 	snprintf(conf, sizeof(conf),
 		 "[system]\ncompatible = %s\nstate-dir = %s\nkeyring = %s\n"
 		 "[boot]\nbackend = file\nenv = %s\ncmdline = %s\n"
-		 "[update]\nstore = %s\nreboot-command = never\n%s"
+		 "[update]\nstore = %s\nallow-plain-http = yes\nreboot-command = never\n%s"
 		 "[slot.A]\ndevice = %s\n[slot.B]\ndevice = %s\n",
 		 compatible, d->state, keyring, d->boot_env, d->cmdline, store_url, extra ? extra : "", d->slot_a,
 		 d->slot_b);

@@ -19,8 +19,7 @@
 
 struct ctx {
 	char *dir, www[PATH_MAX], store[PATH_MAX], target[PATH_MAX], log[PATH_MAX], url[128];
-	char seed_spec[2 * PATH_MAX + 2];
-	const char *seeds[1];
+	const char *seeds[1], *seed_indexes[1];
 	struct fx_image v1, v2;
 	struct fx_http http;
 	struct slotsync_assemble_options o;
@@ -64,11 +63,12 @@ static void ctx_make(struct ctx *c, const struct fx_http_rule *rules, size_t n_r
 	ck_assert_uint_gt(c->new_chunks, 0);
 	fx_http_start(&c->http, c->www, rules, n_rules, c->log);
 	snprintf(c->url, sizeof(c->url), "%s/store", c->http.url);
-	snprintf(c->seed_spec, sizeof(c->seed_spec), "%s:%s", c->v1.img, c->v1.idx);
-	c->seeds[0] = c->seed_spec;
+	c->seeds[0] = c->v1.img;
+	c->seed_indexes[0] = c->v1.idx;
 	c->o.index_path = c->v2.idx;
 	c->o.target = c->target;
 	c->o.seeds = c->seeds;
+	c->o.seed_indexes = c->seed_indexes;
 	c->o.n_seeds = 1;
 	c->o.no_delta = 1;
 	c->o.fetch.base_url = c->url;

@@ -177,6 +177,29 @@ START_TEST(test_min_rate)
 END_TEST
 
 /* Each device feature a build lacks is refused by name at load, never later. */
+/* Where updates come from: a URL with its scheme, and plain http only on purpose. */
+START_TEST(test_update_urls)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+
+	refused("[update]\nstore = cdn.example.com/store\n" SLOTS, "bad value \"cdn.example.com/store\" for key \"store\"");
+	refused("[update]\nchannel = cdn.example.com/stable.pointer\n" SLOTS, "for key \"channel\"");
+	refused("[update]\nstore = http://cdn.example.com/store\n" SLOTS,
+		"[update] store = http://cdn.example.com/store: plain http:// is refused");
+	refused("[update]\nchannel = http://cdn.example.com/p\nstore = https://cdn.example.com/store\n" SLOTS,
+		"[update] channel = http://cdn.example.com/p: plain http:// is refused");
+	refused("[update]\nallow-plain-http = perhaps\n" SLOTS, "for key \"allow-plain-http\"");
+	/* allowed on purpose, wherever the key stands in [update] */
+	ck_assert_msg(load("[update]\nstore = http://cdn.example.com/store\nchannel = http://cdn.example.com/p\n"
+			   "allow-plain-http = yes\n" SLOTS, &c, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(c.allow_plain_http, 1);
+	ck_assert_msg(load("[update]\nstore = https://cdn.example.com/store\nstore = file:///media/usb/store\n" SLOTS, &c,
+			   &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(c.allow_plain_http, 0);
+}
+END_TEST
+
 START_TEST(test_missing_features)
 {
 	struct slotsync_config c;
@@ -280,6 +303,7 @@ int main(void)
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_boot_tries_per_backend);
 	tcase_add_test(tc, test_min_rate);
+	tcase_add_test(tc, test_update_urls);
 	tcase_add_test(tc, test_missing_features);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_example_parses);

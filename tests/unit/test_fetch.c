@@ -111,6 +111,35 @@ START_TEST(test_all_bodies_exact)
 }
 END_TEST
 
+/* A symlink planted as the download's .part is refused: the file it points at
+ * is neither truncated nor written. */
+START_TEST(test_planted_part_symlink_refused)
+{
+	struct ctx c;
+	char out[PATH_MAX], part[PATH_MAX + 8], victim[PATH_MAX];
+	uint8_t *got;
+	size_t len;
+
+	ctx_make(&c, NULL, 0);
+	fx_path(out, c.dir, "f1.copy");
+	fx_path(victim, c.dir, "victim");
+	snprintf(part, sizeof(part), "%s.part", out);
+	ck_assert_int_eq(test_write_file(victim, "precious\n", 9), 0);
+	ck_assert_int_eq(symlink(victim, part), 0);
+	ck_assert_int_lt(slotsync_fetch_file(&c.opt, "f1", 64 << 10, out, NULL, NULL, NULL, &c.err), 0);
+	ck_assert_msg(strstr(c.err.msg, "symbolic link"), "%s", c.err.msg);
+	got = fx_read_file(victim, &len);
+	ck_assert(len == 9 && !memcmp(got, "precious\n", 9));
+	free(got);
+	ck_assert_int_ne(access(out, F_OK), 0);
+	/* without it, the same download works */
+	ck_assert_int_eq(unlink(part), 0);
+	ck_assert_msg(slotsync_fetch_file(&c.opt, "f1", 64 << 10, out, NULL, NULL, NULL, &c.err) == 0, "%s", c.err.msg);
+	ck_assert(fx_file_equals(out, c.data[1], c.len[1]));
+	ctx_free(&c);
+}
+END_TEST
+
 START_TEST(test_503_retried)
 {
 	const struct fx_http_rule rules[] = { { "f3", 2, 503, NULL } };
@@ -317,6 +346,7 @@ static Suite *fetch_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_all_bodies_exact);
+	tcase_add_test(tc, test_planted_part_symlink_refused);
 	tcase_add_test(tc, test_503_retried);
 	tcase_add_test(tc, test_503_gives_up);
 	tcase_add_test(tc, test_wrong_content_fetched_again);

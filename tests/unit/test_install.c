@@ -9,7 +9,9 @@
 #include <check.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fixtures.h"
 #include "slotsync/install.h"
@@ -29,7 +31,7 @@ struct ctx {
 	struct slotsync_error err;
 };
 
-static void ctx_make(struct ctx *c, const char *compatible)
+static void ctx_make_in(struct ctx *c, const char *compatible, const char *device_dir)
 {
 	uint8_t *data = malloc(IMG_LEN);
 
@@ -38,7 +40,7 @@ static void ctx_make(struct ctx *c, const char *compatible)
 	fx_path(c->www, c->dir, "www");
 	fx_path(c->store, c->www, "store");
 	fx_path(c->bundle, c->dir, "v2.bundle");
-	fx_path(c->devdir, c->dir, "device");
+	fx_path(c->devdir, c->dir, device_dir);
 	fx_path(c->log, c->dir, "requests.log");
 	ck_assert_int_eq(mkdir(c->www, 0755), 0);
 	fx_ca_make(&c->ca, c->dir);
@@ -54,6 +56,11 @@ static void ctx_make(struct ctx *c, const char *compatible)
 	ck_assert_msg(slotsync_config_load(c->dev.conf, &c->cfg, &c->err) == 0, "%s", c->err.msg);
 	c->o.cfg = &c->cfg;
 	c->o.bundle = c->bundle;
+}
+
+static void ctx_make(struct ctx *c, const char *compatible)
+{
+	ctx_make_in(c, compatible, "device");
 }
 
 static void ctx_free(struct ctx *c)
@@ -150,6 +157,126 @@ START_TEST(test_install_then_mark_good)
 }
 END_TEST
 
+/* Stable device names hold colons (/dev/disk/by-path/pci-0000:00:1f.2-ata-1):
+ * the running slot is a seed all the same, first without a kept index, then,
+ * after mark good, with the index kept for it. */
+START_TEST(test_slot_paths_with_colons)
+{
+	struct ctx c;
+	struct slotsync_error err = { 0 };
+	char bundle3[PATH_MAX];
+
+	ctx_make_in(&c, "radio-x86", "pci-0000:00:1f.2-ata-1");
+	ck_assert_ptr_nonnull(strchr(c.dev.slot_a, ':'));
+	installed_and_switched(&c);
+	ck_assert_int_eq(reboot(&c), 1);
+	ck_assert_msg(slotsync_install_mark(&c.cfg, 1, &err) == 0, "%s", err.msg);
+	fx_path(bundle3, c.dir, "v3.bundle");
+	fx_bundle_make(&c.ca, c.v1.img, c.store, "3.0", "radio-x86", bundle3);
+	c.o.bundle = bundle3;
+	ck_assert_msg(install(&c) == 0, "%s", c.err.msg);
+	ck_assert_int_eq(c.rec.target, 0);
+	ck_assert(fx_file_equals(c.dev.slot_a, c.v1.data, IMG_LEN));
+	ck_assert_uint_gt(c.rec.bytes_from_seed, IMG_LEN / 2);
+	ctx_free(&c);
+}
+END_TEST
+
+/* The unit runs with UMask=0077: every file an install leaves in the state
+ * folder (install.json names the source URL) is the agent's alone. */
+START_TEST(test_state_files_private_under_umask_077)
+{
+	struct ctx c;
+	struct dirent *e;
+	struct stat st;
+	char path[PATH_MAX * 2];
+	int n = 0;
+	DIR *d;
+
+	ctx_make(&c, "radio-x86");
+	umask(077);
+	installed_and_switched(&c);
+	d = opendir(c.dev.state);
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", c.dev.state, e->d_name);
+		ck_assert_int_eq(lstat(path, &st), 0);
+		ck_assert_msg((st.st_mode & 077) == 0, "%s has mode %04o", path, (unsigned)(st.st_mode & 07777));
+		n++;
+	}
+	closedir(d);
+	ck_assert_int_ge(n, 3);
+	umask(022);
+	ctx_free(&c);
+}
+END_TEST
+
+/* A state folder others may write to (or that is someone else's) is refused
+ * before anything is written. */
+START_TEST(test_state_folder_open_to_others_refused)
+{
+	struct ctx c;
+
+	ctx_make(&c, "radio-x86");
+	ck_assert_int_eq(chmod(c.dev.state, 0777), 0);
+	ck_assert_int_eq(install(&c), -EPERM);
+	ck_assert_msg(strstr(c.err.msg, c.dev.state) && strstr(c.err.msg, "0777"), "%s", c.err.msg);
+	ck_assert(!fx_file_equals(c.dev.slot_b, c.v2.data, IMG_LEN)); /* nothing written */
+	ck_assert_int_eq(chmod(c.dev.state, 0755), 0);
+	ck_assert_msg(install(&c) == 0, "%s", c.err.msg);
+	ck_assert(fx_file_equals(c.dev.slot_b, c.v2.data, IMG_LEN));
+	ctx_free(&c);
+}
+END_TEST
+
+/* A symlink planted as the lock or the journal is refused, and the file it
+ * points at is left as it was. */
+START_TEST(test_planted_symlinks_refused)
+{
+	static const char *names[] = { "install.lock", "install.journal" };
+	struct ctx c;
+	char victim[PATH_MAX], link[PATH_MAX];
+	size_t len;
+	uint8_t *got;
+
+	ctx_make(&c, "radio-x86");
+	fx_path(victim, c.dir, "victim");
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(test_write_file(victim, "precious\n", 9), 0);
+		fx_path(link, c.dev.state, names[i]);
+		ck_assert_int_eq(symlink(victim, link), 0);
+		ck_assert_int_lt(install(&c), 0);
+		ck_assert_msg(strstr(c.err.msg, "symbolic link"), "%s: %s", names[i], c.err.msg);
+		got = fx_read_file(victim, &len);
+		ck_assert_msg(len == 9 && !memcmp(got, "precious\n", 9), "%s: the target was written", names[i]);
+		free(got);
+		ck_assert_int_eq(unlink(link), 0);
+	}
+	ctx_free(&c);
+}
+END_TEST
+
+/* A bundle over plain http is refused unless the device allows it on purpose
+ * (allow-plain-http = yes: the fixture's device does, its server is plain). */
+START_TEST(test_plain_http_bundle_needs_allowance)
+{
+	struct ctx c;
+	char url[256];
+
+	ctx_make(&c, "radio-x86");
+	snprintf(url, sizeof(url), "%s/v2.bundle", c.http.url);
+	c.o.bundle = url;
+	c.cfg.allow_plain_http = 0;
+	ck_assert_int_lt(install(&c), 0);
+	ck_assert_msg(strstr(c.err.msg, "plain http:// is refused"), "%s", c.err.msg);
+	ck_assert(!fx_file_equals(c.dev.slot_b, c.v2.data, IMG_LEN));
+	ck_assert_int_eq(fx_http_count(&c.http, NULL, 0), 0); /* nothing was asked */
+	ctx_free(&c);
+}
+END_TEST
+
 START_TEST(test_install_then_mark_bad)
 {
 	struct ctx c;
@@ -228,6 +355,11 @@ static Suite *install_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_install_then_mark_good);
+	tcase_add_test(tc, test_slot_paths_with_colons);
+	tcase_add_test(tc, test_state_files_private_under_umask_077);
+	tcase_add_test(tc, test_state_folder_open_to_others_refused);
+	tcase_add_test(tc, test_planted_symlinks_refused);
+	tcase_add_test(tc, test_plain_http_bundle_needs_allowance);
 	tcase_add_test(tc, test_install_then_mark_bad);
 	tcase_add_test(tc, test_tampered_bundle_refused);
 	tcase_add_test(tc, test_other_hardware_refused);

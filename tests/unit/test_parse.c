@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "parse.h"
 #include "test_util.h"
@@ -109,6 +110,30 @@ START_TEST(test_bool)
 }
 END_TEST
 
+START_TEST(test_url)
+{
+	ck_assert_int_eq(parse_url("https://cdn.example.com/store", 0), 0);
+	ck_assert_int_eq(parse_url("file:///media/usb/store", 0), 0);
+	ck_assert_int_eq(parse_url("/media/usb/store", 0), 0);
+	ck_assert_int_eq(parse_url("http://cdn.example.com/store", 0), -EPERM);
+	ck_assert_int_eq(parse_url("http://cdn.example.com/store", 1), 0);
+	ck_assert_int_eq(parse_url("cdn.example.com/store", 1), -EINVAL);
+	ck_assert_int_eq(parse_url("127.0.0.1:8080/store", 1), -EINVAL);
+	ck_assert_int_eq(parse_url("https://", 1), -EINVAL);
+	ck_assert_int_eq(parse_url("://x", 1), -EINVAL);
+	ck_assert_int_eq(parse_url("ftp://x/store", 1), -EPROTONOSUPPORT);
+	ck_assert_int_eq(parse_url("", 1), -EINVAL);
+	ck_assert_int_eq(parse_url_ref("v2.bundle"), 0);
+	ck_assert_int_eq(parse_url_ref("releases/v2.bundle"), 0);
+	ck_assert_int_eq(parse_url_ref("/pub/v2.bundle"), 0);
+	ck_assert_int_eq(parse_url_ref("./cdn.example.com/v2.bundle"), 0);
+	ck_assert_int_eq(parse_url_ref("https://cdn.example.com/v2.bundle"), 0);
+	ck_assert_int_eq(parse_url_ref("cdn.example.com/v2.bundle"), -EINVAL);
+	ck_assert_int_eq(parse_url_ref(""), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(parse_url_problem(-EINVAL), "no scheme"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("parse");
@@ -119,6 +144,7 @@ int main(void)
 	tcase_add_test(tc, test_size);
 	tcase_add_test(tc, test_duration);
 	tcase_add_test(tc, test_bool);
+	tcase_add_test(tc, test_url);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }

@@ -157,14 +157,14 @@ static void releases_free(struct releases *r)
 	test_rmdir(r->dir);
 }
 
-static void check_seed_plan(struct releases *r, const char *spec)
+static void check_seed_plan(struct releases *r, const char *image, const char *index)
 {
 	struct slotsync_plan *p;
 	struct slotsync_error err = { 0 };
 	uint8_t *buf = malloc(r->v2.index->chunk_size_max);
 
 	ck_assert_int_eq(slotsync_plan_build(r->v2.index, NULL, &p, &err), 0);
-	ck_assert_msg(slotsync_plan_add_seed(p, spec, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_msg(slotsync_plan_add_seed(p, image, index, &err) == 0, "%s", slotsync_error_message(&err));
 	slotsync_plan_seeds_done(p);
 	/* only what v1 lacks goes to the network */
 	ck_assert_uint_eq(p->chunks_fetch, r->new_chunks);
@@ -189,11 +189,9 @@ static void check_seed_plan(struct releases *r, const char *spec)
 START_TEST(test_seed_with_index)
 {
 	struct releases r;
-	char spec[2 * PATH_MAX + 2];
 
 	releases_make(&r);
-	snprintf(spec, sizeof(spec), "%s:%s", r.v1.img, r.v1.idx);
-	check_seed_plan(&r, spec);
+	check_seed_plan(&r, r.v1.img, r.v1.idx);
 	releases_free(&r);
 }
 END_TEST
@@ -204,7 +202,7 @@ START_TEST(test_seed_without_index)
 
 	releases_make(&r);
 	/* the seed is chunked on the spot: the same plan */
-	check_seed_plan(&r, r.v1.img);
+	check_seed_plan(&r, r.v1.img, NULL);
 	releases_free(&r);
 }
 END_TEST
@@ -214,16 +212,14 @@ START_TEST(test_damaged_seed_chunk_refused)
 	struct releases r;
 	struct slotsync_plan *p;
 	struct slotsync_error err = { 0 };
-	char spec[2 * PATH_MAX + 2];
 	uint8_t *buf;
 	size_t g;
 	uint64_t size, fetch_before;
 	FILE *f;
 
 	releases_make(&r);
-	snprintf(spec, sizeof(spec), "%s:%s", r.v1.img, r.v1.idx);
 	ck_assert_int_eq(slotsync_plan_build(r.v2.index, NULL, &p, &err), 0);
-	ck_assert_int_eq(slotsync_plan_add_seed(p, spec, &err), 0);
+	ck_assert_int_eq(slotsync_plan_add_seed(p, r.v1.img, r.v1.idx, &err), 0);
 	slotsync_plan_seeds_done(p);
 	/* the seed changes after it was indexed: one byte of its first chunk */
 	f = fopen(r.v1.img, "r+b");
@@ -257,17 +253,17 @@ START_TEST(test_dry_run_figures)
 	struct slotsync_assemble_options o = { 0 };
 	struct slotsync_assemble_stats st;
 	struct slotsync_error err = { 0 };
-	char spec[2 * PATH_MAX + 2], target[PATH_MAX], journal[PATH_MAX + 16];
-	const char *seeds[1] = { spec };
+	char target[PATH_MAX], journal[PATH_MAX + 16];
+	const char *seeds[1] = { r.v1.img }, *seed_indexes[1] = { r.v1.idx };
 	struct stat sb;
 
 	releases_make(&r);
-	snprintf(spec, sizeof(spec), "%s:%s", r.v1.img, r.v1.idx);
 	fx_path(target, r.dir, "target.img");
 	snprintf(journal, sizeof(journal), "%s.journal", target);
 	o.index_path = r.v2.idx;
 	o.target = target;
 	o.seeds = seeds;
+	o.seed_indexes = seed_indexes;
 	o.n_seeds = 1;
 	o.dry_run = 1;
 	o.fetch.base_url = "http://127.0.0.1:9/store"; /* never asked: a dry run fetches nothing */

@@ -159,11 +159,63 @@ START_TEST(test_bad_specs)
 	ck_assert_int_eq(slotsync_seed_set_add_spec(set, "/nonexistent/seed.img", &err), -ENOENT);
 	ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent/seed.img"));
 	slotsync_error_clear(&err);
-	ck_assert_int_eq(slotsync_seed_set_add_spec(set, "/etc/hostname:", &err), -EINVAL);
+	ck_assert_int_eq(slotsync_seed_set_add_spec(set, "", &err), -EINVAL);
 	slotsync_error_clear(&err);
-	ck_assert_int_lt(slotsync_seed_set_add_spec(set, "/etc/hostname:/etc/hostname", &err), 0);
-	ck_assert_ptr_nonnull(strstr(err.msg, "index"));
+	/* not an index after the colon: all of it is the image, which is not there */
+	ck_assert_int_eq(slotsync_seed_set_add_spec(set, "/etc/hostname:", &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "/etc/hostname:"));
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_seed_set_add_spec(set, "/etc/hostname:/etc/hostname", &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "/etc/hostname:/etc/hostname"));
 	slotsync_seed_set_free(set);
+}
+END_TEST
+
+/* Stable device names hold colons (/dev/disk/by-path/pci-0000:00:1f.2-ata-1):
+ * such a seed is used whole, with or without its index. */
+START_TEST(test_colon_paths)
+{
+	struct fixture f;
+	struct slotsync_chunker_params p = slotsync_chunker_params_default();
+	struct slotsync_error err = { 0 };
+	struct slotsync_seed_set *set;
+	char img[4200], idx[4200], idx2[4200], spec[8500];
+	char *image, *index;
+
+	fixture_make(&f);
+	snprintf(img, sizeof(img), "%s/pci-0000:00:1f.2-ata-1", f.dir);
+	snprintf(idx, sizeof(idx), "%s/slot:a.caibx", f.dir);
+	ck_assert_int_eq(rename(f.img, img), 0);
+	ck_assert_int_eq(rename(f.idx, idx), 0);
+	/* the image alone, chunked on the spot */
+	ck_assert_int_eq(slotsync_seed_spec_parse(img, &image, &index, &err), 0);
+	ck_assert_str_eq(image, img);
+	ck_assert_ptr_null(index);
+	free(image);
+	set = slotsync_seed_set_new(SLOTSYNC_DIGEST_SHA256, &p);
+	ck_assert_msg(slotsync_seed_set_add_spec(set, img, &err) == 0, "%s", slotsync_error_message(&err));
+	check_all_chunks(set, &f);
+	slotsync_seed_set_free(set);
+	/* IMAGE:INDEX: split at the last colon, as what follows is an existing .caibx */
+	snprintf(idx2, sizeof(idx2), "%s/a.caibx", f.dir);
+	ck_assert_int_eq(link(idx, idx2), 0);
+	snprintf(spec, sizeof(spec), "%s:%s", img, idx2);
+	ck_assert_int_eq(slotsync_seed_spec_parse(spec, &image, &index, &err), 0);
+	ck_assert_str_eq(image, img);
+	ck_assert_str_eq(index, idx2);
+	free(image);
+	free(index);
+	set = slotsync_seed_set_new(SLOTSYNC_DIGEST_SHA256, &p);
+	ck_assert_msg(slotsync_seed_set_add_spec(set, spec, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_uint_eq(slotsync_seed_set_count(set), f.index->n_chunks);
+	check_all_chunks(set, &f);
+	slotsync_seed_set_free(set);
+	/* image and index apart (--seed IMAGE --seed-index INDEX), both with colons */
+	set = slotsync_seed_set_new(SLOTSYNC_DIGEST_SHA256, &p);
+	ck_assert_msg(slotsync_seed_set_add(set, img, idx, &err) == 0, "%s", slotsync_error_message(&err));
+	check_all_chunks(set, &f);
+	slotsync_seed_set_free(set);
+	fixture_free(&f);
 }
 END_TEST
 
@@ -178,6 +230,7 @@ int main(void)
 	tcase_add_test(tc, test_changed_seed_is_refused);
 	tcase_add_test(tc, test_index_larger_than_seed_refused);
 	tcase_add_test(tc, test_bad_specs);
+	tcase_add_test(tc, test_colon_paths);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);
 }

@@ -74,7 +74,7 @@ install)
 	dev=$($S unlock --config $C --data A) && [ "$dev" = /dev/mapper/slotsync-data-A ] && mke2fs -b 4096 "$dev" >/dev/null 2>&1 &&
 		mkdir -p /mnt/d && mount -t ext4 "$dev" /mnt/d && mkdir /mnt/d/config && echo "site=mast-17" >/mnt/d/config/site &&
 		umount /mnt/d && ok "data partition A (unlock --data A: $dev) holds the device's configuration" || bad "data partition A"
-	if $S assemble --config $C --slot A --store "$URL" --journal /scratch/a.journal /payload/v1.caibx >/scratch/a.out 2>&1; then
+	if $S assemble --config $C --slot A --store "$URL" --allow-plain-http --journal /scratch/a.journal /payload/v1.caibx >/scratch/a.out 2>&1; then
 		ok "v1 installed into slot A by the luks2 backend (formatted with a fresh sealed key, written through dm-crypt, closed)"
 	else
 		bad "install v1: $(cat /scratch/a.out)"
@@ -84,7 +84,7 @@ install)
 	same /dev/mapper/slotsync-A /payload/v1.img "$(cat /payload/v1.size)" && ok "slot A holds v1 byte for byte" || bad "slot A differs from v1"
 	sync
 	echo "VMTEST kill-point"
-	$S assemble --config $C --slot B --seed-slot A:/payload/v1.caibx --store "$URL" --journal /scratch/b.journal \
+	$S assemble --config $C --slot B --seed-slot A:/payload/v1.caibx --store "$URL" --allow-plain-http --journal /scratch/b.journal \
 		--max-rate 200000 /payload/v2.caibx >/scratch/b.out 2>&1
 	bad "the update finished before the power was cut"
 	;;
@@ -94,7 +94,7 @@ resume)
 	[ -n "$before" ] && ok "the journal keeps slot B's header UUID ($before)" || bad "no header UUID beside the journal"
 	$S unlock --config $C A >/dev/null && ok "slot A unlocked after the reboot (its key sealed to PCR 7 in the boot before)" ||
 		bad "unlock slot A again"
-	if $S assemble --json --config $C --slot B --seed-slot A:/payload/v1.caibx --store "$URL" --journal /scratch/b.journal \
+	if $S assemble --json --config $C --slot B --seed-slot A:/payload/v1.caibx --store "$URL" --allow-plain-http --journal /scratch/b.journal \
 		/payload/v2.caibx >/scratch/r.json 2>/scratch/r.err; then
 		done=$(sed -n 's/.*"chunks_already_done":\([0-9]*\).*/\1/p' /scratch/r.json)
 		ok "the update resumed and finished ($done chunks already done before the cut were not redone)"

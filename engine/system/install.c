@@ -370,9 +370,12 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
 					  cfg->path);
 	/* the config's stores were checked at load; the bundle's only now */
-	r = parse_url(ao.fetch.base_url, cfg->allow_plain_http);
-	if (r < 0)
-		return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", ao.fetch.base_url, parse_url_problem(r));
+	for (size_t i = 0; !cfg->n_stores && i < n_stores; i++) {
+		const char *u = c->bundle->manifest->stores[i];
+		r = parse_url(u, cfg->allow_plain_http);
+		if (r < 0)
+			return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", u, parse_url_problem(r));
+	}
 	ao.fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
 	ao.fetch.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
 	ao.fetch.client_key = cfg->client_key[0] ? cfg->client_key : NULL;

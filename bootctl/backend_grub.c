@@ -13,10 +13,17 @@
  * where the old one was.  Writing a new file and renaming it over grubenv
  * would be atomic for Linux but not for GRUB: after a power cut the rename
  * may sit in the ext4 journal, unseen by GRUB, which then boots by the old
- * block and counts its tries down in blocks the file no longer owns.  Our
- * variables sit in the block's first 512-byte sector (the rest is padding), so
- * a torn write of the block cannot mix two states.  Only a missing file is
- * created anew (temp file, fsync, rename).
+ * block and counts its tries down in blocks the file no longer owns.
+ *
+ * A power cut can tear that 1024-byte write between its two 512-byte sectors
+ * (first new and second old, or the other way round).  So our variables come
+ * first, right after the header line, all inside the first sector, and always
+ * take the same number of bytes (ORDER is padded with spaces to three
+ * characters, the counts are single digits): a torn write leaves our variables
+ * wholly old or wholly new, and the other variables (a distro's own, after
+ * ours) where they were, whatever the tear.  A state whose variables would end
+ * past byte 512 is refused.  Only a missing file is created anew (temp file,
+ * fsync, rename).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +38,7 @@
 #include "parse.h"
 
 #define ENV_BYTES 1024
+#define SECTOR_BYTES 512
 #define HEADER "# GRUB Environment Block\n"
 
 static const char *const our_keys[] = { "ORDER", "A_OK", "A_TRY", "B_OK", "B_TRY" };
@@ -194,22 +202,26 @@ static int grub_store(const struct slotsync_boot_config *cfg, const struct slots
 
 	if (r < 0 && r != -ENOENT)
 		return r;
-	memcpy(out, HEADER, strlen(HEADER));
-	b.len = strlen(HEADER);
-	if (r == 0)
-		each_line(old, keep_other, &b);
 	for (int i = 0; i < 2; i++)
 		if (st->slot[i].tries > 9)
 			return slotsync_error_set(err, -EINVAL,
 						  "GRUB counts at most 9 tries (its script has no arithmetic): %d asked for slot %c",
 						  st->slot[i].tries, slotsync_boot_slot_name(i));
+	/* ours first, in the first sector, at a fixed length: see the top of this file */
 	boot_order_format(st, order);
-	n = snprintf(ours, sizeof(ours), "ORDER=%s\nA_OK=%d\nA_TRY=%d\nB_OK=%d\nB_TRY=%d\n", order, st->slot[0].good,
-		     st->slot[0].tries, st->slot[1].good, st->slot[1].tries);
-	if (b.overflow || b.len + (size_t)n > ENV_BYTES)
+	n = snprintf(ours, sizeof(ours), "ORDER=%-3s\nA_OK=%d\nA_TRY=%d\nB_OK=%d\nB_TRY=%d\n", order,
+		     st->slot[0].good, st->slot[0].tries, st->slot[1].good, st->slot[1].tries);
+	if (n < 0 || strlen(HEADER) + (size_t)n > SECTOR_BYTES)
+		return slotsync_error_set(err, -EINVAL,
+					  "slotsync's variables would end past byte %d of the block, where a torn write could mix two states",
+					  SECTOR_BYTES);
+	memcpy(out, HEADER, strlen(HEADER));
+	memcpy(out + strlen(HEADER), ours, (size_t)n);
+	b.len = strlen(HEADER) + (size_t)n;
+	if (r == 0)
+		each_line(old, keep_other, &b);
+	if (b.overflow)
 		return slotsync_error_set(err, -ENOSPC, "the variables do not fit in 1024 bytes");
-	memcpy(out + b.len, ours, (size_t)n);
-	b.len += (size_t)n;
 	memset(out + b.len, '#', ENV_BYTES - b.len);
 	if (r == -ENOENT)
 		return io_write_file_atomic(cfg->env, out, ENV_BYTES, err);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "slotsync/features.h"
+#include "slotsync/log.h"
 #include "io.h"
 #include "parse.h"
 #include "backend.h"
@@ -210,8 +211,9 @@ int slotsync_boot_config_load(const char *path, struct slotsync_boot_config *cfg
 	return 0;
 }
 
-int slotsync_boot_load(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
-		       struct slotsync_error *err)
+/* The backend's state; -ENOENT with err unset when the storage holds none. */
+static int load_raw(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
+		    struct slotsync_error *err)
 {
 	int r;
 
@@ -219,13 +221,42 @@ int slotsync_boot_load(const struct slotsync_boot_config *cfg, struct slotsync_b
 		return slotsync_error_set(err, -EINVAL, "no boot state storage given (--env or env = in the config)");
 	memset(st, 0, sizeof(*st));
 	r = backends[cfg->backend]->load(cfg, st, err);
-	if (r == -ENOENT && !(err && err->code)) {
-		first_boot_state(st);
-		return 0;
-	}
-	if (r < 0)
+	if (r < 0 && !(r == -ENOENT && !(err && err->code)))
 		slotsync_error_prefix(err, "%s boot state %s", backends[cfg->backend]->name, cfg->env);
 	return r;
+}
+
+int slotsync_boot_load(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
+		       struct slotsync_error *err)
+{
+	int r = load_raw(cfg, st, err);
+
+	if (r == -ENOENT && !(err && err->code))
+		return slotsync_error_set(err, -ENOENT,
+					  "%s boot state %s: %s (slotsync-bootctl init writes the first-boot state)",
+					  backends[cfg->backend]->name, cfg->env,
+					  access(cfg->env, F_OK) < 0 ? "no such file" : "it holds no slotsync boot state yet");
+	return r;
+}
+
+int slotsync_boot_init(const struct slotsync_boot_config *cfg, int force, struct slotsync_error *err)
+{
+	struct slotsync_boot_state st;
+	struct slotsync_error lerr = { 0 };
+	int r;
+
+	if (!cfg->env[0])
+		return load_raw(cfg, &st, err);
+	r = load_raw(cfg, &st, &lerr);
+	if (!force && r == 0)
+		return slotsync_error_set(err, -EEXIST,
+					  "%s boot state %s already holds a state (next: slot %c); --force writes the first-boot state over it",
+					  backends[cfg->backend]->name, cfg->env, st.slot[1].priority > st.slot[0].priority ? 'B' : 'A');
+	if (!force && r < 0 && lerr.code && r != -ENOENT)
+		return slotsync_error_set(err, r, "%s; not overwritten (--force writes the first-boot state over it)",
+					  slotsync_error_message(&lerr));
+	first_boot_state(&st);
+	return slotsync_boot_store(cfg, &st, err);
 }
 
 int slotsync_boot_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
@@ -233,9 +264,15 @@ int slotsync_boot_store(const struct slotsync_boot_config *cfg, const struct slo
 {
 	int r = backends[cfg->backend]->store(cfg, st, err);
 
-	if (r < 0)
+	if (r < 0) {
 		slotsync_error_prefix(err, "%s boot state %s", backends[cfg->backend]->name, cfg->env);
-	return r;
+		return r;
+	}
+	slotsync_log_info("%s boot state %s written: A priority %d, tries %d, %s; B priority %d, tries %d, %s",
+			  backends[cfg->backend]->name, cfg->env, st->slot[0].priority, st->slot[0].tries,
+			  st->slot[0].good ? "good" : "not good", st->slot[1].priority, st->slot[1].tries,
+			  st->slot[1].good ? "good" : "not good");
+	return 0;
 }
 
 int slotsync_boot_booted(const struct slotsync_boot_config *cfg, struct slotsync_error *err)

@@ -9,26 +9,85 @@
 #include <string.h>
 
 #include "slotsync/boot.h"
+#include "slotsync/log.h"
 #include "slotsync/version.h"
 
 #include "parse.h"
 
+/* Each verb's synopsis and what it does, for the global usage and VERB --help. */
+struct verb {
+	const char *name, *synopsis, *summary, *help;
+};
+
+static const struct verb verbs[] = {
+	{ "status", "status [--json]", "booted slot, next slot, and per slot priority, tries, good",
+	  "Prints the slot the system runs from, the slot the bootloader takes at the next\n"
+	  "boot, and per slot its priority, tries left and good flag.\n"
+	  "  --json  the same as one JSON object\n" },
+	{ "switch", "switch SLOT [--tries N]", "try SLOT at the next boots, N times (default 3), atomically",
+	  "Makes SLOT (A or B) the first slot, not good, with N tries (default 3, or\n"
+	  "default-tries in --config); the other slot stays as the fallback.\n"
+	  "  --tries N  boots SLOT may take without being marked good (1 to 100; GRUB: 9)\n" },
+	{ "mark-good", "mark-good [SLOT]", "the booted slot (or SLOT) proved healthy",
+	  "Marks SLOT (default: the booted slot, from --booted or the kernel command\n"
+	  "line's slotsync.slot= or rauc.slot=) good: the bootloader keeps booting it.\n" },
+	{ "mark-bad", "mark-bad SLOT", "never boot SLOT until it is switched to again",
+	  "Marks SLOT (A or B) not bootable; the other slot becomes the first.\n" },
+	{ "simulate-boot", "simulate-boot", "apply one boot as the bootloader would; print the slot",
+	  "Applies one boot as the bootloader would (takes a try from a slot not yet\n"
+	  "good) and prints the slot it boots: for tests and dry runs.\n" },
+	{ "init", "init [--force]", "write the first-boot state: A good and first, B not bootable",
+	  "Writes the first-boot state (A good and first, B not bootable) where the\n"
+	  "storage holds none yet: when the device is provisioned. A missing grubenv or\n"
+	  "state file is created; U-Boot's and Barebox's storage must exist. Every other\n"
+	  "verb refuses a storage without a state.\n"
+	  "  --force  write it over an existing state (valid or damaged)\n" },
+};
+
+#define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static const char exit_codes[] = "Exit status: 0 done, 1 failed (the message says why), 2 usage error.\n";
+
 static void usage(FILE *f)
 {
 	fputs("Usage: slotsync-bootctl [--backend grub|uboot|barebox|file] [--env PATH] [--config FILE]\n"
-	      "                        [--booted A|B] VERB\n"
+	      "                        [--booted A|B] [-v|-q] VERB [ARGS]\n"
 	      "\n"
-	      "Verbs:\n"
-	      "  status [--json]          booted slot, next slot, and per slot priority, tries, good\n"
-	      "  switch SLOT [--tries N]  try SLOT at the next boots, N times (default 3), atomically\n"
-	      "  mark-good [SLOT]         the booted slot (or SLOT) proved healthy\n"
-	      "  mark-bad SLOT            never boot SLOT until it is switched to again\n"
-	      "  simulate-boot            apply one boot as the bootloader would; print the slot\n"
-	      "\n"
-	      "--env: file: the state file; grub: grubenv; uboot: fw_env.config; barebox: the\n"
-	      "state storage (with barebox-magic in --config). The booted slot comes from the\n"
-	      "kernel command line (slotsync.slot= or rauc.slot=) unless --booted says.\n",
+	      "Verbs:\n",
 	      f);
+	for (size_t i = 0; i < N_VERBS; i++)
+		fprintf(f, "  %-24s %s\n", verbs[i].synopsis, verbs[i].summary);
+	fputs("\n"
+	      "Options:\n"
+	      "  --backend NAME   the bootloader: grub, uboot, barebox or file (default file)\n"
+	      "  --env PATH       file: the state file; grub: grubenv; uboot: fw_env.config;\n"
+	      "                   barebox: the state storage (with barebox-magic in --config)\n"
+	      "  --config FILE    key = value lines: backend, env, booted, cmdline,\n"
+	      "                   default-tries, barebox-magic, barebox-offset, barebox-stride\n"
+	      "  --booted A|B     the slot running now (default: the kernel command line's\n"
+	      "                   slotsync.slot= or rauc.slot=)\n"
+	      "  -v, --verbose    more messages (twice: debug)\n"
+	      "  -q, --quiet      errors only\n"
+	      "  --version        print the version\n"
+	      "  -h, --help       this help; VERB --help: that verb's\n"
+	      "\n",
+	      f);
+	fputs(exit_codes, f);
+}
+
+static void verb_usage(const struct verb *v)
+{
+	printf("Usage: slotsync-bootctl [OPTIONS] %s\n\n%s\n", v->synopsis, v->help);
+	printf("OPTIONS (before the verb): --backend, --env, --config, --booted, -v, -q;\n"
+	       "slotsync-bootctl --help describes them.\n\n%s", exit_codes);
+}
+
+static const struct verb *verb_find(const char *name)
+{
+	for (size_t i = 0; i < N_VERBS; i++)
+		if (!strcmp(name, verbs[i].name))
+			return &verbs[i];
+	return NULL;
 }
 
 enum { OPT_BACKEND = 256, OPT_ENV, OPT_CONFIG, OPT_BOOTED, OPT_JSON, OPT_TRIES, OPT_VERSION };
@@ -38,8 +97,32 @@ static const struct option options[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },   { "booted", required_argument, NULL, OPT_BOOTED },
 	{ "json", no_argument, NULL, OPT_JSON },             { "tries", required_argument, NULL, OPT_TRIES },
 	{ "version", no_argument, NULL, OPT_VERSION },       { "help", no_argument, NULL, 'h' },
+	{ "verbose", no_argument, NULL, 'v' },               { "quiet", no_argument, NULL, 'q' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --version wins wherever it stands (but not as the value of an option). */
+static int wants_version(int argc, char **argv)
+{
+	static const char *const with_value[] = { "--backend", "--env", "--config", "--booted", "--tries" };
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--version"))
+			return 1;
+		if (!strcmp(argv[i], "--"))
+			return 0;
+		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+			if (!strcmp(argv[i], with_value[k]))
+				i++;
+	}
+	return 0;
+}
+
+static void log_louder(void)
+{
+	if (slotsync_log_get_level() < SLOTSYNC_LOG_DEBUG)
+		slotsync_log_set_level(slotsync_log_get_level() + 1);
+}
 
 static int fail(const char *verb, struct slotsync_error *err)
 {
@@ -92,10 +175,15 @@ int main(int argc, char **argv)
 {
 	struct slotsync_boot_config cfg, over = { 0 };
 	struct slotsync_error err = { 0 };
+	const struct verb *v;
 	const char *config = NULL, *backend = NULL, *verb;
-	int c, json = 0, tries = 0, have_backend = 0;
+	int c, json = 0, tries = 0, force = 0;
 
-	while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+	if (wants_version(argc, argv)) {
+		printf("slotsync-bootctl %s\n", SLOTSYNC_VERSION);
+		return 0;
+	}
+	while ((c = getopt_long(argc, argv, "+hvq", options, NULL)) != -1) {
 		switch (c) {
 		case OPT_BACKEND:
 			backend = optarg;
@@ -113,9 +201,12 @@ int main(int argc, char **argv)
 			}
 			snprintf(over.booted, sizeof(over.booted), "%c", slotsync_boot_slot_name(slotsync_boot_slot_parse(optarg)));
 			break;
-		case OPT_VERSION:
-			printf("slotsync-bootctl %s\n", SLOTSYNC_VERSION);
-			return 0;
+		case 'v':
+			log_louder();
+			break;
+		case 'q':
+			slotsync_log_set_level(SLOTSYNC_LOG_ERROR);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -124,33 +215,43 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (slotsync_boot_config_load(config, &cfg, &err) < 0)
-		return fail("config", &err);
-	if (backend) {
-		if (slotsync_boot_backend_parse(backend, &cfg.backend) < 0) {
-			fprintf(stderr, "slotsync-bootctl: unknown backend \"%s\" (grub, uboot, barebox or file)\n", backend);
-			return 2;
-		}
-		have_backend = 1;
-	}
-	(void)have_backend;
-	if (over.env[0])
-		memcpy(cfg.env, over.env, sizeof(cfg.env));
-	if (over.booted[0])
-		memcpy(cfg.booted, over.booted, sizeof(cfg.booted));
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
 	verb = argv[optind++];
+	v = verb_find(verb);
+	if (!v) {
+		fprintf(stderr, "slotsync-bootctl: unknown verb \"%s\"\n", verb);
+		usage(stderr);
+		return 2;
+	}
 	/* the verb's own options and its one positional argument, in any order */
 	{
 		const char *pos[2] = { NULL, NULL };
 		int n_pos = 0;
 		for (int i = optind; i < argc; i++) {
+			if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+				verb_usage(v);
+				return 0;
+			}
+		}
+		for (int i = optind; i < argc; i++) {
 			const char *t = NULL;
+			if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+				log_louder();
+				continue;
+			}
+			if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+				slotsync_log_set_level(SLOTSYNC_LOG_ERROR);
+				continue;
+			}
 			if (!strcmp(argv[i], "--json")) {
 				json = 1;
+				continue;
+			}
+			if (!strcmp(argv[i], "--force") && !strcmp(verb, "init")) {
+				force = 1;
 				continue;
 			}
 			if (!strcmp(argv[i], "--tries") && i + 1 < argc)
@@ -166,7 +267,8 @@ int main(int argc, char **argv)
 				continue;
 			}
 			if (argv[i][0] == '-' || n_pos == 2) {
-				fprintf(stderr, "slotsync-bootctl %s: unexpected argument \"%s\"\n", verb, argv[i]);
+				fprintf(stderr, "slotsync-bootctl %s: unexpected argument \"%s\" (slotsync-bootctl %s --help)\n",
+					verb, argv[i], verb);
 				return 2;
 			}
 			pos[n_pos++] = argv[i];
@@ -175,10 +277,27 @@ int main(int argc, char **argv)
 			argv[optind + i] = (char *)pos[i];
 		argc = optind + n_pos;
 	}
+	if (slotsync_boot_config_load(config, &cfg, &err) < 0)
+		return fail("config", &err);
+	if (backend && slotsync_boot_backend_parse(backend, &cfg.backend) < 0) {
+		fprintf(stderr, "slotsync-bootctl: unknown backend \"%s\" (grub, uboot, barebox or file)\n", backend);
+		return 2;
+	}
+	if (over.env[0])
+		memcpy(cfg.env, over.env, sizeof(cfg.env));
+	if (over.booted[0])
+		memcpy(cfg.booted, over.booted, sizeof(cfg.booted));
 	if (!strcmp(verb, "status")) {
 		if (optind != argc)
 			goto extra;
 		return status(&cfg, json);
+	}
+	if (!strcmp(verb, "init")) {
+		if (optind != argc)
+			goto extra;
+		if (slotsync_boot_init(&cfg, force, &err) < 0)
+			return fail(verb, &err);
+		return 0;
 	}
 	if (!strcmp(verb, "switch") || !strcmp(verb, "mark-bad") || !strcmp(verb, "mark-good")) {
 		int slot, r;
@@ -206,7 +325,8 @@ int main(int argc, char **argv)
 			return fail(verb, &err);
 		return 0;
 	}
-	if (!strcmp(verb, "simulate-boot")) {
+	/* simulate-boot */
+	{
 		int booted;
 		if (optind != argc)
 			goto extra;
@@ -215,9 +335,6 @@ int main(int argc, char **argv)
 		printf("%c\n", slotsync_boot_slot_name(booted));
 		return 0;
 	}
-	fprintf(stderr, "slotsync-bootctl: unknown verb \"%s\"\n", verb);
-	usage(stderr);
-	return 2;
 extra:
 	fprintf(stderr, "slotsync-bootctl %s: unexpected argument \"%s\"\n", verb, argv[optind]);
 	return 2;

@@ -185,6 +185,8 @@ mkdir -p "$DEV/state"
 cp "$WORK/release-1.0.caibx" "$DEV/state/slot-A.caibx"
 printf '{"A": {"status": "good", "version": "1.0", "bundle_sha256": "%s", "security_version": 1, "installed": 0}, "B": {"status": "", "version": "", "bundle_sha256": "", "security_version": 0, "installed": 0}}\n' \
 	"$(sha256sum "$WORK/www/v1.0.bundle" | cut -c1-64)" >"$DEV/state/slots.json"
+# the factory's first boot state: A good and first
+"$BC" --backend file --env "$DEV/boot.state" init
 BOOTS=0
 : >"$WORK/boots.txt"
 # boot: the simulated bootloader picks a slot (taking a try from one not yet

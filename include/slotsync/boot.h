@@ -72,12 +72,20 @@ SLOTSYNC_EXPORT const char *slotsync_boot_backend_name(enum slotsync_boot_backen
  * SLOTSYNC_BOOT_TRIES_MAX). */
 SLOTSYNC_EXPORT int slotsync_boot_tries_max(enum slotsync_boot_backend_type t);
 
-/* Reads the state from the backend.  A storage that holds no state yet reads
- * as the first-boot state (A good and first, B not bootable); a corrupt one is
- * an error naming what is wrong (every backend keeps redundant copies, so this
+/* Reads the state from the backend.  A storage that is missing or holds no
+ * state yet is -ENOENT, with a message naming the storage and saying that
+ * slotsync_boot_init (slotsync-bootctl init) writes the first state: a wrong
+ * path must never pass for a device on its first boot.  A corrupt one is an
+ * error naming what is wrong (every backend keeps redundant copies, so this
  * means all of them are damaged). */
 SLOTSYNC_EXPORT int slotsync_boot_load(const struct slotsync_boot_config *cfg, struct slotsync_boot_state *st,
 		       struct slotsync_error *err);
+/* Writes the first-boot state (A good and first, B not bootable) where the
+ * storage holds none yet (a missing grubenv or state file is created; U-Boot's
+ * and Barebox's storage must exist).  A storage that already holds a state,
+ * valid or not, is left alone and -EEXIST (valid) or its error returned,
+ * unless force. */
+SLOTSYNC_EXPORT int slotsync_boot_init(const struct slotsync_boot_config *cfg, int force, struct slotsync_error *err);
 /* Writes the whole state in one atomic step. */
 SLOTSYNC_EXPORT int slotsync_boot_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
 			struct slotsync_error *err);

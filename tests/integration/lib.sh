@@ -146,7 +146,7 @@ signing_ca() {
 # device_fixture DIR COMPATIBLE BOOT_ENV [UPDATE_LINES]: a fresh device in DIR
 # running $V1 (sample_images) from slot A, slot B empty (16M), its state folder,
 # a kernel command line saying slotsync.slot=A, the boot state in BOOT_ENV
-# (file backend), and DIR/system.conf trusting $T/ca.pem with UPDATE_LINES
+# (file backend, provisioned with slotsync-bootctl init: A good and first), and DIR/system.conf trusting $T/ca.pem with UPDATE_LINES
 # (newline-separated keys) as its [update] section.
 device_fixture() {
 	local d=$1
@@ -171,4 +171,5 @@ device = $d/slot-a.img
 [slot.B]
 device = $d/slot-b.img
 CONF
+	"${SLOTSYNC_BOOTCTL:?set by ctest}" --backend file --env "$3" init
 }

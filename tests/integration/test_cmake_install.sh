@@ -49,7 +49,8 @@ int main(int argc, char **argv)
 	struct slotsync_error err = { 0 };
 	slotsync_boot_config_load(NULL, &cfg, &err);
 	snprintf(cfg.env, sizeof(cfg.env), "%s", argv[1]);
-	if (slotsync_boot_switch(&cfg, 1, 2, &err) < 0 || slotsync_boot_load(&cfg, &st, &err) < 0) {
+	if (slotsync_boot_init(&cfg, 0, &err) < 0 || slotsync_boot_switch(&cfg, 1, 2, &err) < 0 ||
+	    slotsync_boot_load(&cfg, &st, &err) < 0) {
 		fprintf(stderr, "%s\n", slotsync_error_message(&err));
 		return 1;
 	}

@@ -38,6 +38,9 @@ boot() { # one boot; prints the slot GRUB chose
 first=$(boot)
 check "GRUB, first boot with an empty grubenv: slot A ($first)" test "$first" = A
 [ "$first" = A ] || { sed -n '1,60p' boot.log; }
+ctl init
+first=$(boot)
+check "GRUB, after slotsync-bootctl init: slot A ($first)" test "$first" = A
 ctl switch B --tries 2
 seq=""
 for i in 1 2 3 4; do seq+=$(boot); done

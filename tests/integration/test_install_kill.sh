@@ -34,7 +34,8 @@ fresh() {
 ca-file = $T/test-ca.pem
 max-rate = 4M"
 }
-# the boot state's sequence number: how many times it was written
+# how many times the install wrote the boot state: its sequence number, less
+# the first write (slotsync-bootctl init, when the device fixture was made)
 boot_writes() {
 	python3 - "$1/state/boot.state" <<'PY'
 import struct, sys
@@ -43,7 +44,7 @@ try:
 except FileNotFoundError:
     print(0); sys.exit()
 seqs = [struct.unpack_from("<Q", b, o + 16)[0] for o in (0, 512) if len(b) >= o + 64 and b[o:o + 12] == b"SLOTSYNCBOOT"]
-print(max(seqs) if seqs else 0)
+print(max(seqs) - 1 if seqs else 0)
 PY
 }
 # B first in the boot state?

@@ -250,7 +250,8 @@ sys_initrd() {
 		awk '!s[$0]++' >"$r/mods"
 	while read -r m; do mkdir -p "$r${m%/*}"; cp "$k$m" "$r$m"; done <"$r/mods"
 	# e2fsprogs' mke2fs: the data partitions get a journal (busybox's makes ext2)
-	sys_copy_bins "$r" "$SLOTSYNC_BIN" "$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0)" /sbin/mke2fs
+	sys_copy_bins "$r" "$SLOTSYNC_BIN" "$(dirname "$SLOTSYNC_BIN")/slotsync-bootctl" \
+		"$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0)" /sbin/mke2fs
 	cp /etc/mke2fs.conf "$r/etc/"
 	sys_config >"$r/etc/slotsync/system.conf"
 	cp "$T/ca.pem" "$r/etc/slotsync/keyring.pem"
@@ -281,8 +282,10 @@ if grep -q slotsync.factory=1 /proc/cmdline; then
 	mkdir -p /boot/slotsync
 	cp /srv/updates/v1.caibx /boot/slotsync/slot-A.caibx
 	cp /srv/updates/slots.json /boot/slotsync/slots.json
-	# the bootloader's first boot: slot A, as installed (an empty environment)
+	# the bootloader's first boot: slot A, as installed (an empty environment),
+	# and slotsync's first boot state in it
 	{ printf '# GRUB Environment Block\n'; head -c 999 /dev/zero | tr '\0' '#'; } >/boot/grub/grubenv
+	slotsync-bootctl --backend grub --env /boot/grub/grubenv init || fail "boot state"
 	umount /boot
 	sync
 	echo "SYSTEST factory-done"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The boot backends, one suite each (file, grub, uboot, barebox), on their
- * real storage formats in plain files: the same A/B story on each (first
- * boot, switch to B with tries, a boot takes a try, mark good, mark bad falls
+ * real storage formats in plain files: the same A/B story on each (no state
+ * is an error until init writes the first-boot state, switch to B with tries, a boot takes a try, mark good, mark bad falls
  * back to A), and what each promises of its storage (GRUB's other variables
  * kept and readable by grub-editenv; U-Boot's redundant copy used when the
  * newest is damaged; Barebox's and the file's second copy likewise). */
@@ -84,11 +84,22 @@ static void ab_story(struct ctx *c)
 	struct slotsync_error err = { 0 };
 	int booted = -1, takes_try = 0;
 
-	/* nothing stored yet: A good and first, B not bootable */
+	/* nothing stored yet: an error naming the storage, never a made-up state */
+	ck_assert_int_eq(slotsync_boot_load(&c->cfg, &st, &err), -ENOENT);
+	ck_assert_msg(strstr(err.msg, c->env) && strstr(err.msg, "slotsync-bootctl init"), "%s", err.msg);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_lt(slotsync_boot_switch(&c->cfg, 1, 3, &err), 0);
+	memset(&err, 0, sizeof(err));
+	/* provisioned: A good and first, B not bootable */
+	ck_assert_msg(slotsync_boot_init(&c->cfg, 0, &err) == 0, "%s", err.msg);
 	load(c, &st);
 	ck_assert_int_eq(slotsync_boot_choose(&st, &takes_try), 0);
 	ck_assert_int_eq(st.slot[0].good, 1);
 	ck_assert_int_eq(st.slot[1].priority, 0);
+	/* a second init leaves the state alone */
+	ck_assert_int_eq(slotsync_boot_init(&c->cfg, 0, &err), -EEXIST);
+	ck_assert_msg(strstr(err.msg, "--force"), "%s", err.msg);
+	memset(&err, 0, sizeof(err));
 	/* an install switches to B with 3 tries */
 	ck_assert_msg(slotsync_boot_switch(&c->cfg, 1, 3, &err) == 0, "%s", err.msg);
 	load(c, &st);
@@ -122,6 +133,7 @@ static void tries_run_out(struct ctx *c)
 	struct slotsync_error err = { 0 };
 	int booted = -1;
 
+	ck_assert_int_eq(slotsync_boot_init(&c->cfg, 0, &err), 0);
 	ck_assert_int_eq(slotsync_boot_switch(&c->cfg, 1, 2, &err), 0);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(slotsync_boot_simulate_boot(&c->cfg, &booted, &err), 0);
@@ -176,16 +188,26 @@ START_TEST(test_file_torn_copy)
 	struct slotsync_error err = { 0 };
 
 	ctx_make(&c, SLOTSYNC_BOOT_FILE);
-	ck_assert_int_eq(slotsync_boot_switch(&c.cfg, 1, 3, &err), 0);  /* copy 0, sequence 1 */
-	ck_assert_int_eq(slotsync_boot_mark_good(&c.cfg, 1, &err), 0);  /* copy 1, sequence 2 */
+	ck_assert_int_eq(slotsync_boot_init(&c.cfg, 0, &err), 0);       /* copy 0, sequence 1 */
+	ck_assert_int_eq(slotsync_boot_switch(&c.cfg, 1, 3, &err), 0);  /* copy 1, sequence 2 */
+	ck_assert_int_eq(slotsync_boot_mark_good(&c.cfg, 1, &err), 0);  /* copy 0, sequence 3 */
 	/* the newest copy torn: the one before it is read */
-	flip_byte(c.env, 512 + 30);
+	flip_byte(c.env, 30);
 	load(&c, &st);
 	ck_assert_int_eq(st.slot[1].good, 0);
 	ck_assert_int_eq(st.slot[1].tries, 3);
 	/* both torn: an error, never a guess */
-	flip_byte(c.env, 30);
+	flip_byte(c.env, 512 + 30);
 	ck_assert_int_eq(slotsync_boot_load(&c.cfg, &st, &err), -EBADMSG);
+	/* init does not write over it, unless forced */
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(slotsync_boot_init(&c.cfg, 0, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "neither copy is valid") && strstr(err.msg, "--force"), "%s", err.msg);
+	memset(&err, 0, sizeof(err));
+	ck_assert_msg(slotsync_boot_init(&c.cfg, 1, &err) == 0, "%s", err.msg);
+	load(&c, &st);
+	ck_assert_int_eq(st.slot[0].good, 1);
+	ck_assert_int_eq(st.slot[1].priority, 0);
 	ctx_free(&c);
 }
 END_TEST
@@ -200,6 +222,7 @@ START_TEST(test_grub_keeps_other_variables)
 	struct stat sb;
 
 	ctx_make(&c, SLOTSYNC_BOOT_GRUB);
+	ck_assert_int_eq(slotsync_boot_init(&c.cfg, 0, &err), 0);
 	ck_assert_int_eq(slotsync_boot_switch(&c.cfg, 1, 3, &err), 0);
 	fx_path(out, c.dir, "list.txt");
 	snprintf(cmd, sizeof(cmd), "grub-editenv '%s' list >'%s'", c.env, out);
@@ -242,6 +265,7 @@ START_TEST(test_uboot_redundant_copy)
 	size_t la, lb;
 
 	ctx_make(&c, SLOTSYNC_BOOT_UBOOT);
+	ck_assert_int_eq(slotsync_boot_init(&c.cfg, 0, &err), 0);
 	ck_assert_int_eq(slotsync_boot_switch(&c.cfg, 1, 3, &err), 0);
 	ck_assert_int_eq(slotsync_boot_mark_good(&c.cfg, 1, &err), 0);
 	/* fw_printenv sees what we wrote, and the board's own variables */
@@ -273,6 +297,7 @@ START_TEST(test_barebox_copies)
 	struct slotsync_error err = { 0 };
 
 	ctx_make(&c, SLOTSYNC_BOOT_BAREBOX);
+	ck_assert_int_eq(slotsync_boot_init(&c.cfg, 0, &err), 0);
 	ck_assert_int_eq(slotsync_boot_switch(&c.cfg, 1, 3, &err), 0);
 	/* copy 0 damaged: copy 1 holds the same state */
 	flip_byte(c.env, 8 + 16 + 4);

@@ -54,6 +54,8 @@ static void ctx_make_in(struct ctx *c, const char *compatible, const char *devic
 	snprintf(c->url, sizeof(c->url), "%s/store", c->http.url);
 	fx_device_make(&c->dev, c->devdir, compatible, c->v1.img, SLOT_LEN, c->ca.ca, c->url, NULL);
 	ck_assert_msg(slotsync_config_load(c->dev.conf, &c->cfg, &c->err) == 0, "%s", c->err.msg);
+	/* provisioned as a factory does: A good and first */
+	ck_assert_msg(slotsync_boot_init(&c->cfg.boot, 0, &c->err) == 0, "%s", c->err.msg);
 	c->o.cfg = &c->cfg;
 	c->o.bundle = c->bundle;
 }

@@ -54,6 +54,8 @@ sleep 0.2; rm -f "$T/connections"
 UNREACHABLE="store = https://127.0.0.1:$PORT/store
 stall-timeout = 2"
 
+# how many times the install wrote the boot state: its sequence number, less
+# the first write (slotsync-bootctl init, when the device fixture was made)
 boot_writes() {
 	python3 - "$1/state/boot.state" <<'PY'
 import struct, sys
@@ -62,7 +64,7 @@ try:
 except FileNotFoundError:
     print(0); sys.exit()
 seqs = [struct.unpack_from("<Q", b, o + 16)[0] for o in (0, 512) if len(b) >= o + 64 and b[o:o + 12] == b"SLOTSYNCBOOT"]
-print(max(seqs) if seqs else 0)
+print(max(seqs) - 1 if seqs else 0)
 PY
 }
 points_at_b() {

@@ -1,12 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # README.md, the man pages and each command's --help name the same options:
-# for every verb of slotsync and slotsync-gen, each long option its --help
+# for every verb of slotsync, slotsync-gen and slotsync-bootctl, each long option its --help
 # offers is named by the README's summary of that verb and by the verb's
 # section of the program's man page source (docs/man/PROGRAM.1.scd, "## VERB"),
 # and every option the README names for a verb is one its --help offers.
 source "$(dirname "$0")/lib.sh"
-export SLOTSYNC_BIN
+export SLOTSYNC_BIN SLOTSYNC_BOOTCTL
 rc=0
 python3 - "$SLOTSYNC_SOURCE_DIR" <<'PY' || rc=1
 import os, re, subprocess, sys
@@ -17,6 +17,8 @@ progs = {
                  "validate", "assemble", "index-info", "info", "verify", "state", "slot-format", "unlock",
                  "migrate-data"]),
     "slotsync-gen": (os.environ["SLOTSYNC_GEN"], ["make", "extract", "check", "bundle", "delta", "channel"]),
+    "slotsync-bootctl": (os.environ["SLOTSYNC_BOOTCTL"], ["status", "switch", "mark-good", "mark-bad",
+                         "simulate-boot", "init"]),
 }
 OPT = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 GENERIC = {"--help", "--verbose", "--quiet"}
@@ -27,6 +29,11 @@ def help_options(path, verb):
     if out.returncode != 0 or not out.stdout.startswith("Usage:"):
         return None
     opts = set(OPT.findall(out.stdout)) - GENERIC
+    # options a program takes before its verb (slotsync-bootctl) belong to the
+    # program's own summary, checked once below, not to each verb's
+    g = re.search(r"^OPTIONS \(before the verb\):(.*?)(?:\n\n|\Z)", out.stdout, re.S | re.M)
+    if g:
+        opts -= set(OPT.findall(g.group(1)))
     # --version: the program's version everywhere, except where it takes a value
     if not re.search(r"--version [A-Z]\b", out.stdout):
         opts.discard("--version")
@@ -78,6 +85,18 @@ for prog, (path, verbs) in progs.items():
             print(f"not ok - {prog} {verb}: " + "; ".join(problems)); fails += 1
         else:
             print(f"ok - {prog} {verb}: README, man page and --help agree on {len(h)} options")
+# slotsync-bootctl's own options: its global usage, the README's summary line
+# and its man page name the same
+out = subprocess.run([os.environ["SLOTSYNC_BOOTCTL"], "status", "--help"], capture_output=True, text=True).stdout
+g = re.search(r"^OPTIONS \(before the verb\):(.*?)(?:\n\n|\Z)", out, re.S | re.M)
+g = set(OPT.findall(g.group(1))) - GENERIC if g else set()
+first = [l for l in readme.splitlines() if l.startswith("slotsync-bootctl [--backend")]
+man = open(os.path.join(src, "docs", "man", "slotsync-bootctl.1.scd")).read()
+r = set(OPT.findall(first[0])) if first else set()
+if not first or g - r or g - set(OPT.findall(man)):
+    print(f"not ok - slotsync-bootctl's own options: README lacks {sorted(g - r)}, man page lacks {sorted(g - set(OPT.findall(man)))}"); fails += 1
+else:
+    print(f"ok - slotsync-bootctl's own options: README, man page and --help agree on {len(g)}")
 print(f"{fails} failed")
 sys.exit(1 if fails else 0)
 PY

@@ -143,6 +143,26 @@ signing_ca() {
 		-extfile "$d/sign.ext" -out "$d/$n.pem" 2>/dev/null
 }
 
+# boot_writes DIR: how many times an install wrote the file-backend boot state
+# DIR/state/boot.state (its sequence number, less the first write: init, when
+# device_fixture made the device)
+boot_writes() {
+	python3 - "$1/state/boot.state" <<'PY'
+import struct, sys
+try:
+    b = open(sys.argv[1], "rb").read()
+except FileNotFoundError:
+    print(0); sys.exit()
+seqs = [struct.unpack_from("<Q", b, o + 16)[0] for o in (0, 512) if len(b) >= o + 64 and b[o:o + 12] == b"SLOTSYNCBOOT"]
+print(max(seqs) - 1 if seqs else 0)
+PY
+}
+# points_at_b DIR: B comes first in DIR/state/boot.state
+points_at_b() {
+	$SLOTSYNC_BOOTCTL --backend file --env "$1/state/boot.state" status --json |
+		python3 -c "import json,sys; s=json.load(sys.stdin)['slots']; sys.exit(0 if s['B']['priority'] > s['A']['priority'] else 1)"
+}
+
 # device_fixture DIR COMPATIBLE BOOT_ENV [UPDATE_LINES]: a fresh device in DIR
 # running $V1 (sample_images) from slot A, slot B empty (16M), its state folder,
 # a kernel command line saying slotsync.slot=A, the boot state in BOOT_ENV

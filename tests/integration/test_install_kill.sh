@@ -34,24 +34,6 @@ fresh() {
 ca-file = $T/test-ca.pem
 max-rate = 4M"
 }
-# how many times the install wrote the boot state: its sequence number, less
-# the first write (slotsync-bootctl init, when the device fixture was made)
-boot_writes() {
-	python3 - "$1/state/boot.state" <<'PY'
-import struct, sys
-try:
-    b = open(sys.argv[1], "rb").read()
-except FileNotFoundError:
-    print(0); sys.exit()
-seqs = [struct.unpack_from("<Q", b, o + 16)[0] for o in (0, 512) if len(b) >= o + 64 and b[o:o + 12] == b"SLOTSYNCBOOT"]
-print(max(seqs) - 1 if seqs else 0)
-PY
-}
-# B first in the boot state?
-points_at_b() {
-	$SLOTSYNC_BOOTCTL --backend file --env "$1/state/boot.state" status --json |
-		python3 -c "import json,sys; s=json.load(sys.stdin)['slots']; sys.exit(0 if s['B']['priority'] > s['A']['priority'] else 1)"
-}
 
 # one uncut run: how long, and how many state writes it makes
 D=$T/dev

@@ -54,23 +54,6 @@ sleep 0.2; rm -f "$T/connections"
 UNREACHABLE="store = https://127.0.0.1:$PORT/store
 stall-timeout = 2"
 
-# how many times the install wrote the boot state: its sequence number, less
-# the first write (slotsync-bootctl init, when the device fixture was made)
-boot_writes() {
-	python3 - "$1/state/boot.state" <<'PY'
-import struct, sys
-try:
-    b = open(sys.argv[1], "rb").read()
-except FileNotFoundError:
-    print(0); sys.exit()
-seqs = [struct.unpack_from("<Q", b, o + 16)[0] for o in (0, 512) if len(b) >= o + 64 and b[o:o + 12] == b"SLOTSYNCBOOT"]
-print(max(seqs) - 1 if seqs else 0)
-PY
-}
-points_at_b() {
-	$SLOTSYNC_BOOTCTL --backend file --env "$1/state/boot.state" status --json |
-		python3 -c "import json,sys; s=json.load(sys.stdin)['slots']; sys.exit(0 if s['B']['priority'] > s['A']['priority'] else 1)"
-}
 installed() { # installed DIR: slot B is v2 byte for byte, the boot state written once, pointing at B
 	cmp -s -n "$SIZE" "$1/slot-b.img" "$V2" && points_at_b "$1" && [ "$(boot_writes "$1")" = 1 ] &&
 		[ "$(python3 -c "import json; print(json.load(open('$1/state/install.json'))['step'])")" = reboot ]

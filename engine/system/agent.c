@@ -292,8 +292,8 @@ static int poll_channel(struct agent *a, struct cycle_out *co, int *reached, str
 	 * one of anything else (a withdrawn release) is dropped */
 	if (unfinished_install(cfg, &rec)) {
 		if (!strcmp(rec.bundle_sha256, sha)) {
-			slotsync_log_info("channel pointer %" PRIu64 " names the unfinished install of %s: resuming it at step %s",
-					  ptr->version, rec.version[0] ? rec.version : rec.source, slotsync_install_step_name(rec.step));
+			slotsync_log_info("resuming the install of %s at step %s (channel pointer %" PRIu64 " still names it)",
+					  rec.version[0] ? rec.version : rec.source, slotsync_install_step_name(rec.step), ptr->version);
 			r = do_install(a, rec.source, ptr->bundle_sha256, ptr->bundle_size, co, err);
 			goto out;
 		}

@@ -122,7 +122,8 @@ static int embed_set_build(const struct gen_bundle_options *o, const struct slot
 			memcpy(base[n_base++], bi->chunks[i].id, SLOTSYNC_DIGEST_BYTES);
 		slotsync_index_free(bi);
 	}
-	qsort(base, n_base, sizeof(*base), id_cmp);
+	if (n_base)
+		qsort(base, n_base, sizeof(*base), id_cmp);
 	for (size_t i = 0; i < idx->n_chunks; i++) {
 		char rel[SLOTSYNC_CHUNK_RELPATH_BYTES], path[4200];
 		struct stat st;

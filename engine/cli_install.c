@@ -267,6 +267,27 @@ static void print_status_text(const char *json)
 	json_object_put(o);
 }
 
+/* The options of a verb that takes [--config FILE] [--json] and n_args
+ * arguments: -1 to go on, else the exit code (help printed: 0; usage: 2). */
+static int config_json_args(int argc, char **argv, const char *optstring, const struct option *options,
+			    const char *usage, int n_args, const char **config, int *as_json)
+{
+	int c, r;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, optstring, options, NULL)) != -1) {
+		if (c == OPT_JSON)
+			*as_json = 1;
+		else if ((r = common_opt(c, config, usage)) != 0)
+			return r < 0 ? (fputs(usage, stderr), 2) : 0;
+	}
+	if (argc - optind != n_args) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	return -1;
+}
+
 int cli_status(int argc, char **argv)
 {
 	static const char usage[] = "Usage: slotsync status [--config FILE] [--json]\n" CLI_EXIT_CODES;
@@ -274,19 +295,10 @@ int cli_status(int argc, char **argv)
 	struct slotsync_config cfg;
 	const char *config = NULL;
 	char *json = NULL;
-	int c, r, as_json = 0;
+	int as_json = 0, rc = config_json_args(argc, argv, "h", status_options, usage, 0, &config, &as_json);
 
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", status_options, NULL)) != -1) {
-		if (c == OPT_JSON)
-			as_json = 1;
-		else if ((r = common_opt(c, &config, usage)) != 0)
-			return r < 0 ? (fputs(usage, stderr), 2) : 0;
-	}
-	if (optind != argc) {
-		fputs(usage, stderr);
-		return 2;
-	}
+	if (rc >= 0)
+		return rc;
 	if (load_config(config, &cfg, "status") < 0)
 		return 1;
 	if (slotsync_install_status_json(&cfg, &json, &err) < 0) {
@@ -378,24 +390,16 @@ int cli_info(int argc, char **argv)
 {
 	static const char usage[] = "Usage: slotsync info [--config FILE] [--json] BUNDLE\n"
 				    "      Check BUNDLE with the configuration's keyring (signature, chain, manifest)\n"
-				    "      and print its manifest: version, compatible, image size, stores, deltas, hooks.\n";
+				    "      and print its manifest: version, compatible, image size, stores, deltas, hooks.\n"
+				    CLI_EXIT_CODES;
 	struct slotsync_error err = { 0 };
 	struct slotsync_config cfg;
 	const char *config = NULL;
 	char *json = NULL;
-	int c, r, as_json = 0;
+	int as_json = 0, rc = config_json_args(argc, argv, "vqh", info_options, usage, 1, &config, &as_json);
 
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "vqh", info_options, NULL)) != -1) {
-		if (c == OPT_JSON)
-			as_json = 1;
-		else if ((r = common_opt(c, &config, usage)) != 0)
-			return r < 0 ? (fputs(usage, stderr), 2) : 0;
-	}
-	if (argc - optind != 1) {
-		fputs(usage, stderr);
-		return 2;
-	}
+	if (rc >= 0)
+		return rc;
 	if (load_config(config, &cfg, "info") < 0)
 		return 1;
 	if (slotsync_install_bundle_info_json(&cfg, argv[optind], &json, &err) < 0) {

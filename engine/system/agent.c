@@ -253,7 +253,7 @@ static int poll_channel(struct agent *a, struct cycle_out *co, int *reached, str
 	struct slotsync_state st;
 	struct slotsync_error e = { 0 };
 	char path[PATH_MAX], state[PATH_MAX], url[2048], sha[65], reason[512];
-	int booted, r;
+	int booted, have_rec, r;
 
 	*reached = 0;
 	co->final = 1; /* a refused pointer is refused again; an unreachable channel is not */
@@ -320,8 +320,9 @@ static int poll_channel(struct agent *a, struct cycle_out *co, int *reached, str
 			 ptr->version, reason);
 		goto out;
 	}
-	if (slotsync_install_record_load(cfg, &rec, &e) == 0 && !strcmp(rec.bundle_sha256, sha) &&
-	    rec.step == SLOTSYNC_STEP_FAILED && rec.error_final && strcmp(rec.error, "aborted") != 0) {
+	have_rec = slotsync_install_record_load(cfg, &rec, &e) == 0;
+	if (have_rec && !strcmp(rec.bundle_sha256, sha) && rec.step == SLOTSYNC_STEP_FAILED && rec.error_final &&
+	    strcmp(rec.error, "aborted") != 0) {
 		/* failed for good before its switch (the bundle refused, the slot too small) */
 		snprintf(co->result, sizeof(co->result), "pointer %" PRIu64 " names a bundle whose install failed for good (%.700s); not installed again",
 			 ptr->version, rec.error);
@@ -330,9 +331,8 @@ static int poll_channel(struct agent *a, struct cycle_out *co, int *reached, str
 	/* an install that waits for its reboot (the channel's, or one made by hand
 	 * with slotsync install) is left for the reboot: the next poll after it
 	 * decides what comes next */
-	if (slotsync_install_record_load(cfg, &rec, &e) == 0 &&
-	    (rec.step == SLOTSYNC_STEP_REBOOT ||
-	     (rec.step == SLOTSYNC_STEP_VALIDATE && !strcmp(rec.bundle_sha256, sha)))) {
+	if (have_rec && (rec.step == SLOTSYNC_STEP_REBOOT ||
+			 (rec.step == SLOTSYNC_STEP_VALIDATE && !strcmp(rec.bundle_sha256, sha)))) {
 		snprintf(co->result, sizeof(co->result), "version %s is installed in slot %c and waits for a reboot", rec.version,
 			 'A' + rec.target);
 		/* the channel's own release reboots as configured; another, installed

@@ -53,14 +53,17 @@ C=$B/corpus-bootstate
 if [ ! -e $C/.ready ]; then
 	mkdir -p $C
 	tmp=$(mktemp -d)
+	$B/slotsync-bootctl --backend file --env "$tmp/state" init >/dev/null
 	$B/slotsync-bootctl --backend file --env "$tmp/state" switch B >/dev/null
 	$B/slotsync-bootctl --backend file --env "$tmp/state" --booted B mark-good >/dev/null
 	{ printf '\000'; cat "$tmp/state"; } >$C/file
 	grub-editenv "$tmp/grubenv" create
+	$B/slotsync-bootctl --backend grub --env "$tmp/grubenv" init >/dev/null
 	$B/slotsync-bootctl --backend grub --env "$tmp/grubenv" switch B >/dev/null
 	{ printf '\001'; cat "$tmp/grubenv"; } >$C/grub
 	head -c 512 /dev/zero >"$tmp/bb"
 	printf 'backend = barebox\nenv = %s\nbarebox-magic = 0x4d433230\n' "$tmp/bb" >"$tmp/bb.conf"
+	$B/slotsync-bootctl --config "$tmp/bb.conf" init >/dev/null
 	$B/slotsync-bootctl --config "$tmp/bb.conf" switch B >/dev/null
 	{ printf '\002'; cat "$tmp/bb"; } >$C/barebox
 	printf 'BOOT_ORDER=B A\nBOOT_B_LEFT=3\nBOOT_A_OK=1\n' >"$tmp/u.txt"

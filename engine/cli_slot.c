@@ -47,7 +47,7 @@ static long parse_pcrs(const char *s)
 }
 
 struct slot_opts {
-	int check, data;
+	int check, data, pcrs_set;
 	const char *uuid, *config;
 };
 
@@ -69,6 +69,7 @@ static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_t
 				return -1;
 			}
 			tpm->pcr_mask = (uint32_t)m;
+			so->pcrs_set = 1;
 			break;
 		}
 		case OPT_CHECK:
@@ -88,7 +89,10 @@ static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_t
 				printf("Usage: slotsync slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n" CLI_EXIT_CODES);
 			else
 				printf("Usage: slotsync unlock [--config FILE] [--data] SLOT\n"
-				       "       slotsync unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
+				       "       slotsync unlock [--config FILE] [--tcti TCTI] [--pcrs N,...] [--expect-uuid UUID]\n"
+				       "                       DEVICE NAME | --check DEVICE\n"
+				       "The key is unsealed under the device's PCR policy: --pcrs, else [tpm] pcrs of --config\n"
+				       "(none when neither is given); a key sealed under another policy is refused.\n"
 				       CLI_EXIT_CODES);
 			return 1;
 		default:
@@ -158,6 +162,7 @@ static int unlock_slot(const char *name, const struct slot_opts *so)
 int cli_unlock(int argc, char **argv)
 {
 	struct slotsync_luks_tpm tpm = { 0 };
+	struct slotsync_config cfg;
 	struct slotsync_error err = { 0 };
 	char uuid[SLOTSYNC_LUKS_UUID_BYTES];
 	struct slot_opts so = { 0 };
@@ -170,6 +175,17 @@ int cli_unlock(int argc, char **argv)
 	if (argc - optind != (so.check ? 1 : 2)) {
 		fputs("slotsync unlock: needs SLOT, or DEVICE NAME, or --check DEVICE\n", stderr);
 		return 2;
+	}
+	if (so.config) {
+		/* the device's policy: its configuration's, unless the command line says otherwise */
+		if (slotsync_config_load(so.config, &cfg, &err) < 0) {
+			fprintf(stderr, "slotsync unlock: %s\n", slotsync_error_message(&err));
+			return 1;
+		}
+		if (!so.pcrs_set)
+			tpm.pcr_mask = cfg.pcr_mask;
+		if (!tpm.tcti)
+			tpm.tcti = slotsync_config_tpm(&cfg).tcti;
 	}
 	if (slotsync_luks_open(argv[optind], &tpm, so.check ? NULL : argv[optind + 1], so.uuid, uuid, &err) < 0) {
 		fprintf(stderr, "slotsync unlock: %s\n", slotsync_error_message(&err));

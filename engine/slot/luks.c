@@ -75,16 +75,18 @@ int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm
 	struct crypt_device *cd = NULL;
 	struct json_object *tok = NULL, *pcrs;
 	unsigned char vk[SLOTSYNC_LUKS_KEY_BYTES];
+	struct slotsync_tpm_policy policy = { .pcr_mask = tpm->pcr_mask, .expect_mask = tpm->expect_mask };
 	uint8_t *blob = NULL;
 	size_t blob_len = 0;
 	char *b64 = NULL;
 	int r;
 
 	quiet();
+	memcpy(policy.expect, tpm->expect, sizeof(policy.expect));
 	if (RAND_bytes(vk, sizeof(vk)) != 1)
 		return slotsync_error_set(err, -EIO, "no random bytes for a volume key");
 	/* seal first: a TPM that cannot seal must not leave a header behind */
-	r = slotsync_tpm_seal(tpm->tcti, vk, sizeof(vk), tpm->pcr_mask, &blob, &blob_len, err);
+	r = slotsync_tpm_seal_policy(tpm->tcti, vk, sizeof(vk), &policy, &blob, &blob_len, err);
 	if (r < 0)
 		goto out;
 	r = crypt_init(&cd, device);
@@ -189,7 +191,8 @@ int slotsync_luks_open(const char *device, const struct slotsync_luks_tpm *tpm, 
 		snprintf(uuid, SLOTSYNC_LUKS_UUID_BYTES, "%s", crypt_get_uuid(cd));
 	r = token_blob(cd, device, &blob, &blob_len, err);
 	if (r == 0)
-		r = slotsync_tpm_unseal(tpm->tcti, blob, blob_len, vk, &vk_len, err);
+		/* the device's policy, never the one the token or blob names */
+		r = slotsync_tpm_unseal(tpm->tcti, tpm->pcr_mask, blob, blob_len, vk, &vk_len, err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "%s", device);
 		goto out;

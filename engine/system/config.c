@@ -438,7 +438,7 @@ const struct slotsync_slot_config *slotsync_config_slot(const struct slotsync_co
 
 struct slotsync_luks_tpm slotsync_config_tpm(const struct slotsync_config *cfg)
 {
-	struct slotsync_luks_tpm t = { cfg->tcti[0] ? cfg->tcti : NULL, cfg->pcr_mask };
+	struct slotsync_luks_tpm t = { .tcti = cfg->tcti[0] ? cfg->tcti : NULL, .pcr_mask = cfg->pcr_mask };
 	return t;
 }
 

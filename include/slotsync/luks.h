@@ -24,9 +24,17 @@ extern "C" {
 #define SLOTSYNC_LUKS_UUID_BYTES 40
 #define SLOTSYNC_LUKS_TOKEN_TYPE "slotsync-tpm2"
 
+/* The device's TPM policy for a volume.  A format seals the new key under it
+ * (expect_mask/expect as in struct slotsync_tpm_policy, tpm.h: PCRs whose
+ * value at unlocking is given rather than read now); an open unseals with
+ * pcr_mask, the device's, and refuses a header sealed under another policy
+ * (expect_mask and expect are not used there).  { tcti, mask } leaves the
+ * rest zero. */
 struct slotsync_luks_tpm {
 	const char *tcti;     /* NULL: tpm2-tss's default */
 	uint32_t pcr_mask;    /* SHA-256 PCRs the key is bound to; 0: none */
+	uint32_t expect_mask; /* a subset of pcr_mask */
+	uint8_t expect[24][32];
 };
 
 /* Formats device with a header of UUID want_uuid (NULL: a random one); uuid

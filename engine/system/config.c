@@ -136,6 +136,13 @@ static int key_tpm(struct slotsync_config *c, const char *k, const char *v)
 		c->pcr_mask = mask;
 		return 0;
 	}
+	if (!strcmp(k, "root-pcr")) {
+		if (!strcmp(v, "none")) {
+			c->root_pcr = -1;
+			return 0;
+		}
+		return parse_int(v, 0, 23, &c->root_pcr);
+	}
 	return -ENOENT;
 }
 
@@ -299,6 +306,7 @@ static void defaults(struct slotsync_config *c, const char *name)
 	snprintf(c->reboot_command, sizeof(c->reboot_command), "systemctl reboot");
 	snprintf(c->health_dir, sizeof(c->health_dir), "/usr/lib/slotsync/health.d");
 	c->health_timeout = 120;
+	c->root_pcr = 15;
 	for (int i = 0; i < 2; i++) {
 		snprintf(c->slot[i].name, sizeof(c->slot[i].name), "%c", 'A' + i);
 		snprintf(c->slot[i].mapping, sizeof(c->slot[i].mapping), "slotsync-%c", 'A' + i);
@@ -367,6 +375,12 @@ static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
 	    !strcmp(c->slot[0].mapping, c->slot[1].data_mapping) || !strcmp(c->slot[1].mapping, c->slot[0].data_mapping) ||
 	    !strcmp(c->slot[0].mapping, c->slot[0].data_mapping) || !strcmp(c->slot[1].mapping, c->slot[1].data_mapping))
 		return slotsync_error_set(err, -EINVAL, "%s: two volumes share a mapping name", p->name);
+	/* slot keys are unsealed before the root is measured into root-pcr */
+	if (c->root_pcr >= 0 && (c->pcr_mask & (1u << c->root_pcr)))
+		return slotsync_error_set(err, -EINVAL,
+					  "%s: [tpm] root-pcr = %d is also in pcrs: pcrs bind the slots' keys, which are "
+					  "unsealed before the root is measured into PCR %d (choose another root-pcr, or none)",
+					  p->name, c->root_pcr, c->root_pcr);
 	if (!c->client_cert[0] != !c->client_key[0])
 		return slotsync_error_set(err, -EINVAL, "%s: client-cert and client-key go together", p->name);
 	/* a new slot gets boot-tries tries: the bootloader must be able to count them */

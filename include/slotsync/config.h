@@ -7,7 +7,7 @@
  *   [system]   compatible, state-dir, keyring, allow-downgrade, boot-tries
  *   [boot]     backend (file|grub|uboot|barebox), env, barebox-offset,
  *              barebox-stride, barebox-magic
- *   [tpm]      tcti, pcrs
+ *   [tpm]      tcti, pcrs, root-pcr
  *   [update]   channel, store (repeatable), allow-plain-http, ca-file, client-cert, client-key,
  *              concurrency, max-rate, min-rate, stall-timeout, poll-interval, poll-jitter, window,
  *              reboot-command, health-dir, health-timeout, hooks-dir
@@ -49,7 +49,9 @@ struct slotsync_config {
 	struct slotsync_boot_config boot;
 	/* [tpm] */
 	char tcti[256];                 /* "" : tpm2-tss's default */
-	uint32_t pcr_mask;
+	uint32_t pcr_mask;              /* PCRs the slots' keys are bound to */
+	int root_pcr;                   /* PCR the initramfs measures the root's verity hash into (data keys are
+					 * bound to pcr_mask and it); default 15, -1: none */
 	/* [update] */
 	char channel[1024];             /* URL of the signed channel pointer */
 	int allow_plain_http;           /* [update] allow-plain-http: http:// channel, stores, bundles */

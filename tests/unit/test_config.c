@@ -80,6 +80,7 @@ START_TEST(test_full)
 	ck_assert_str_eq(slotsync_config_slot(&c, "b")->device, "/dev/vdb");
 	ck_assert_ptr_null(slotsync_config_slot(&c, "C"));
 	ck_assert_str_eq(slotsync_config_tpm(&c).tcti, "device:/dev/tpmrm0");
+	ck_assert_int_eq(c.root_pcr, 15);
 }
 END_TEST
 
@@ -135,6 +136,37 @@ START_TEST(test_refusals)
 	refused("[slot.A]\ndevice = /a\nmapping = x/y\n[slot.B]\ndevice = /b\n", "bad value \"x/y\" for key \"mapping\"");
 	refused("[slot.A]\ndevice = /a\nmapping = m\n[slot.B]\ndevice = /b\nmapping = m\n", "share a mapping name");
 	refused("[update]\nclient-cert = /c.pem\n" SLOTS, "client-cert and client-key go together");
+}
+END_TEST
+
+/* [tpm] root-pcr: the PCR the root's verity hash is measured into; 15 unless
+ * set, none, 0 to 23, and never one of pcrs (the slots' keys are unsealed
+ * before the root is measured) */
+START_TEST(test_root_pcr)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+
+	ck_assert_int_eq(load(SLOTS, &c, &err), 0);
+	ck_assert_int_eq(c.root_pcr, 15);
+	if (!SLOTSYNC_HAVE_TPM)
+		return;
+	ck_assert_msg(load("[tpm]\nroot-pcr = none\n" SLOTS, &c, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_int_eq(c.root_pcr, -1);
+	ck_assert_msg(load("[tpm]\npcrs = 7,15\nroot-pcr = 23\n" SLOTS, &c, &err) == 0, "%s",
+		      slotsync_error_message(&err));
+	ck_assert_int_eq(c.root_pcr, 23);
+	ck_assert_uint_eq(c.pcr_mask, 1u << 7 | 1u << 15);
+	ck_assert_msg(load("[tpm]\npcrs = 15\nroot-pcr = none\n" SLOTS, &c, &err) == 0, "%s",
+		      slotsync_error_message(&err));
+	ck_assert_msg(load("[tpm]\nroot-pcr = 0\n" SLOTS, &c, &err) == 0 && c.root_pcr == 0, "%s",
+		      slotsync_error_message(&err));
+	refused("[tpm]\nroot-pcr = 24\n" SLOTS, "system.conf:2: bad value \"24\" for key \"root-pcr\" in [tpm]");
+	refused("[tpm]\nroot-pcr = -1\n" SLOTS, "bad value \"-1\" for key \"root-pcr\"");
+	refused("[tpm]\nroot-pcr = 7,8\n" SLOTS, "bad value \"7,8\" for key \"root-pcr\"");
+	refused("[tpm]\nroot-pcr = \n" SLOTS, "for key \"root-pcr\"");
+	refused("[tpm]\npcrs = 7,15\n" SLOTS, "system.conf: [tpm] root-pcr = 15 is also in pcrs");
+	refused("[tpm]\nroot-pcr = 7\npcrs = 0,7\n" SLOTS, "[tpm] root-pcr = 7 is also in pcrs");
 }
 END_TEST
 
@@ -301,6 +333,7 @@ int main(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_root_pcr);
 	tcase_add_test(tc, test_boot_tries_per_backend);
 	tcase_add_test(tc, test_min_rate);
 	tcase_add_test(tc, test_update_urls);

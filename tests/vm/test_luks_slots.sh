@@ -102,9 +102,9 @@ resume)
 	else
 		bad "resume: $(cat /scratch/r.err)"
 	fi
-	$S unlock --tcti "$T" --check /dev/vdb | grep -q "LUKS2 $before" &&
+	$S unlock --config $C --check /dev/vdb | grep -q "LUKS2 $before" &&
 		ok "slot B reopened with the same LUKS2 header (UUID from before the cut), not formatted again" ||
-		bad "slot B's header changed: $($S unlock --tcti "$T" --check /dev/vdb 2>&1)"
+		bad "slot B's header changed: $($S unlock --config $C --check /dev/vdb 2>&1)"
 	$S unlock --config $C B >/dev/null || bad "unlock slot B"
 	same /dev/mapper/slotsync-B /payload/v2.img "$(cat /payload/v2.size)" && ok "slot B holds v2 byte for byte, read through dm-crypt" || bad "slot B differs from v2"
 	mkdir -p /mnt/b
@@ -127,8 +127,13 @@ resume)
 		b=$(dd if=/payload/v2.img bs=1048576 skip=$i count=1 2>/dev/null | md5sum | cut -d' ' -f1)
 		[ "$a" = "$b" ] && leaks=$((leaks + 1))
 	done
-	# the data partition of the new slot
-	$S unlock --config $C --data A >/dev/null && $S unlock --config $C --data B >/dev/null || bad "unlock the data partitions"
+	# the data partition of the new slot (B's key is bound to PCRs 7 and 16, not the configuration's 7)
+	$S unlock --config $C --data B 2>/scratch/d.err && bad "data partition B opened under another policy than its key's"
+	grep -q "bound to PCRs 7,16, but this device requires PCRs 7" /scratch/d.err &&
+		ok "a key sealed under other PCRs than the configuration's is refused: $(cat /scratch/d.err)" ||
+		bad "policy mismatch unclear: $(cat /scratch/d.err)"
+	$S unlock --config $C --data A >/dev/null && $S unlock --tcti "$T" --pcrs 7,16 /dev/vdd slotsync-data-B ||
+		bad "unlock the data partitions"
 	before=$(md5sum </dev/mapper/slotsync-data-A)
 	# the release images with hooks are disks of their own (vdg, vdh)
 	la=/dev/vdg
@@ -151,16 +156,16 @@ resume)
 	[ "$(md5sum </dev/mapper/slotsync-data-A)" = "$before" ] && ok "the old data partition is untouched by both migrations" ||
 		bad "the old data partition changed"
 	# a key sealed to PCR 16 no longer unseals once PCR 16 moves
-	$S unlock --tcti "$T" --check /dev/vdd >/dev/null || bad "data partition B's key does not unseal"
+	$S unlock --tcti "$T" --pcrs 7,16 --check /dev/vdd >/dev/null || bad "data partition B's key does not unseal"
 	tpm2 pcrextend -T "$T" 16:sha256=0000000000000000000000000000000000000000000000000000000000000001 >/dev/null 2>&1 ||
 		bad "tpm2 pcrextend"
-	if $S unlock --tcti "$T" --check /dev/vdd 2>/scratch/p.err; then
+	if $S unlock --tcti "$T" --pcrs 7,16 --check /dev/vdd 2>/scratch/p.err; then
 		bad "a key sealed to PCR 16 unsealed after PCR 16 changed"
 	else
 		grep -qi "pcr" /scratch/p.err && ok "after PCR 16 was extended, the key bound to it is refused: $(cat /scratch/p.err)" ||
 			bad "PCR refusal unclear: $(cat /scratch/p.err)"
 	fi
-	$S unlock --tcti "$T" --check /dev/vdc >/dev/null && ok "a key bound to PCR 7 alone still unseals" || bad "PCR 7 key refused"
+	$S unlock --config $C --check /dev/vdc >/dev/null && ok "a key bound to PCR 7 alone still unseals" || bad "PCR 7 key refused"
 	magic=$(dd if=/dev/vdb bs=1 skip=16777216 count=4 2>/dev/null)
 	[ $leaks -eq 0 ] && [ "$magic" != "hsqs" ] && ok "a raw read of slot B's disk shows no plaintext of the image ($((size / 1048576)) MiB compared)" ||
 		bad "plaintext on the raw disk ($leaks MiB)"

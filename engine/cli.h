@@ -18,6 +18,7 @@ int cli_verify(int argc, char **argv);
 int cli_state(int argc, char **argv);
 int cli_slot_format(int argc, char **argv);
 int cli_unlock(int argc, char **argv);
+int cli_open_root(int argc, char **argv);
 int cli_migrate_data(int argc, char **argv);
 int cli_install(int argc, char **argv);
 int cli_status(int argc, char **argv);

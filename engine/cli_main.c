@@ -90,13 +90,16 @@ static void usage(FILE *f)
 	      "      channel pointer too); print the manifest, or exit non-zero with the reason.\n"
 	      "  state --state FILE [--set-installed V] [--raise-floor N]\n"
 	      "      Show or update the device state the policy uses.\n"
-	      "  slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n"
+	      "  slot-format [--tcti TCTI] [--pcrs N,...] [--root-pcr N --root-hash HEX] DEVICE\n"
 	      "      Make DEVICE a LUKS2 volume with a fresh key sealed by the TPM; print its UUID.\n"
 	      "  unlock [--config FILE] [--data] SLOT\n"
 	      "      Open slot SLOT (A or B; with --data, its data partition) as the configuration\n"
 	      "      says (luks2: the key unsealed by the TPM); print the device to mount.\n"
 	      "  unlock [--tcti TCTI] [--expect-uuid UUID] DEVICE NAME | --check DEVICE\n"
 	      "      Unseal DEVICE's key with the TPM and open /dev/mapper/NAME (or only check it).\n"
+	      "  open-root [--config FILE] [--record FILE] [--name NAME] [--no-full-check] [--unverified] SLOT\n"
+	      "      In the initramfs: check the signed release of slot SLOT, unlock it, check and open\n"
+	      "      it through dm-verity, measure its root hash into [tpm] root-pcr; print the device.\n"
 	      "  migrate-data --from DEV --to DEV --image DEV [--hooks-dir PATH] [--fs-type T]\n"
 	      "      Copy the active data partition onto the new slot's, then run the new image's\n"
 	      "      migration hooks on the copy (image read-only, copy read-write).\n"
@@ -648,6 +651,7 @@ static const struct verb {
 	{ "state", cli_state },
 	{ "slot-format", cli_slot_format },
 	{ "unlock", cli_unlock },
+	{ "open-root", cli_open_root },
 	{ "migrate-data", cli_migrate_data },
 };
 

@@ -11,8 +11,9 @@
 #include "slotsync/config.h"
 #include "slotsync/luks.h"
 #include "slotsync/migrate.h"
+#include "slotsync/root.h"
 
-enum { OPT_TCTI = 256, OPT_PCRS, OPT_CHECK, OPT_UUID, OPT_CONFIG, OPT_DATA };
+enum { OPT_TCTI = 256, OPT_PCRS, OPT_CHECK, OPT_UUID, OPT_CONFIG, OPT_DATA, OPT_ROOT_PCR, OPT_ROOT_HASH };
 
 static const struct option slot_options[] = {
 	{ "tcti", required_argument, NULL, OPT_TCTI },
@@ -21,6 +22,8 @@ static const struct option slot_options[] = {
 	{ "expect-uuid", required_argument, NULL, OPT_UUID },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "data", no_argument, NULL, OPT_DATA },
+	{ "root-pcr", required_argument, NULL, OPT_ROOT_PCR },
+	{ "root-hash", required_argument, NULL, OPT_ROOT_HASH },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -47,8 +50,8 @@ static long parse_pcrs(const char *s)
 }
 
 struct slot_opts {
-	int check, data, pcrs_set;
-	const char *uuid, *config;
+	int check, data, pcrs_set, root_pcr;
+	const char *uuid, *config, *root_hash;
 };
 
 static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_tpm *tpm, struct slot_opts *so)
@@ -84,9 +87,30 @@ static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_t
 		case OPT_DATA:
 			so->data = 1;
 			break;
+		case OPT_ROOT_PCR: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 0 || n > 23) {
+				fprintf(stderr, "slotsync %s: --root-pcr takes a PCR number, 0 to 23, not \"%s\"\n", verb, optarg);
+				return -1;
+			}
+			so->root_pcr = (int)n;
+			break;
+		}
+		case OPT_ROOT_HASH:
+			if (!*optarg || strspn(optarg, "0123456789abcdef") != strlen(optarg) || strlen(optarg) % 2) {
+				fprintf(stderr, "slotsync %s: --root-hash takes a dm-verity root hash in lower-case hex, not \"%s\"\n",
+					verb, optarg);
+				return -1;
+			}
+			so->root_hash = optarg;
+			break;
 		case 'h':
 			if (!strcmp(verb, "slot-format"))
-				printf("Usage: slotsync slot-format [--tcti TCTI] [--pcrs N,...] DEVICE\n" CLI_EXIT_CODES);
+				printf("Usage: slotsync slot-format [--tcti TCTI] [--pcrs N,...] [--root-pcr N --root-hash HEX] DEVICE\n"
+				       "With --root-pcr and --root-hash (a data partition): the key unseals only once the\n"
+				       "dm-verity root hash HEX was measured into PCR N (slotsync open-root) on a fresh boot.\n"
+				       CLI_EXIT_CODES);
 			else
 				printf("Usage: slotsync unlock [--config FILE] [--data] SLOT\n"
 				       "       slotsync unlock [--config FILE] [--tcti TCTI] [--pcrs N,...] [--expect-uuid UUID]\n"
@@ -107,7 +131,7 @@ int cli_slot_format(int argc, char **argv)
 	struct slotsync_luks_tpm tpm = { 0 };
 	struct slotsync_error err = { 0 };
 	char uuid[SLOTSYNC_LUKS_UUID_BYTES];
-	struct slot_opts so = { 0 };
+	struct slot_opts so = { .root_pcr = -1 };
 	int r = parse(argc, argv, "slot-format", &tpm, &so);
 
 	if (r)
@@ -116,6 +140,15 @@ int cli_slot_format(int argc, char **argv)
 		fputs("slotsync slot-format: needs DEVICE\n", stderr);
 		return 2;
 	}
+	if ((so.root_pcr >= 0) != (so.root_hash != NULL)) {
+		fputs("slotsync slot-format: --root-pcr and --root-hash go together\n", stderr);
+		return 2;
+	}
+	if (so.root_pcr >= 0 && (tpm.pcr_mask & (1u << so.root_pcr))) {
+		fprintf(stderr, "slotsync slot-format: PCR %d is in --pcrs and is --root-pcr\n", so.root_pcr);
+		return 2;
+	}
+	slotsync_root_tpm_for(&tpm, so.root_pcr, so.root_hash);
 	if (slotsync_luks_format(argv[optind], &tpm, NULL, uuid, &err) < 0) {
 		fprintf(stderr, "slotsync slot-format: %s\n", slotsync_error_message(&err));
 		return 1;
@@ -149,7 +182,7 @@ static int unlock_slot(const char *name, const struct slot_opts *so)
 		return 1;
 	}
 	v = slotsync_slot_volume(s, so->data);
-	tpm = slotsync_config_tpm(&cfg);
+	tpm = so->data ? slotsync_config_tpm_data(&cfg) : slotsync_config_tpm(&cfg);
 	if (slotsync_volume_unlock(&v, &tpm, &h, &err) < 0) {
 		fprintf(stderr, "slotsync unlock: slot %s%s: %s\n", s->name, so->data ? " data" : "",
 			slotsync_error_message(&err));

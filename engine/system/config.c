@@ -306,7 +306,7 @@ static void defaults(struct slotsync_config *c, const char *name)
 	snprintf(c->reboot_command, sizeof(c->reboot_command), "systemctl reboot");
 	snprintf(c->health_dir, sizeof(c->health_dir), "/usr/lib/slotsync/health.d");
 	c->health_timeout = 120;
-	c->root_pcr = 15;
+	c->root_pcr = -1; /* measuring the root needs an initramfs that does it */
 	for (int i = 0; i < 2; i++) {
 		snprintf(c->slot[i].name, sizeof(c->slot[i].name), "%c", 'A' + i);
 		snprintf(c->slot[i].mapping, sizeof(c->slot[i].mapping), "slotsync-%c", 'A' + i);
@@ -453,6 +453,15 @@ const struct slotsync_slot_config *slotsync_config_slot(const struct slotsync_co
 struct slotsync_luks_tpm slotsync_config_tpm(const struct slotsync_config *cfg)
 {
 	struct slotsync_luks_tpm t = { .tcti = cfg->tcti[0] ? cfg->tcti : NULL, .pcr_mask = cfg->pcr_mask };
+	return t;
+}
+
+struct slotsync_luks_tpm slotsync_config_tpm_data(const struct slotsync_config *cfg)
+{
+	struct slotsync_luks_tpm t = slotsync_config_tpm(cfg);
+
+	if (cfg->root_pcr >= 0)
+		t.pcr_mask |= 1u << cfg->root_pcr;
 	return t;
 }
 

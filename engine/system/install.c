@@ -29,6 +29,7 @@
 #include "slotsync/log.h"
 #include "slotsync/migrate.h"
 #include "slotsync/policy.h"
+#include "slotsync/root.h"
 #include "slotsync/slot.h"
 #include "clock.h"
 
@@ -311,6 +312,11 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	r = slotsync_policy_check(c->bundle->manifest, &pol, err);
 	if (r == 0)
 		r = check_slot_size(c, err);
+	if (r == 0 && cfg->slot[rec->target].data[0]) {
+		/* a device that measures its root boots verified roots only */
+		struct slotsync_luks_tpm data_tpm;
+		r = slotsync_root_data_tpm(cfg, c->bundle->manifest, &data_tpm, err);
+	}
 	if (r < 0)
 		return r;
 	system_state_path(cfg, "install.caibx", path);
@@ -326,7 +332,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	struct slotsync_slot_record slots[2];
 	struct slotsync_volume av = slotsync_slot_volume(act, 0);
 	char index[PATH_MAX], journal[PATH_MAX], seed_index[PATH_MAX];
-	char store_url[PATH_MAX * 3 + 8], bundle[PATH_MAX];
+	char store_url[PATH_MAX * 3 + 8], bundle[PATH_MAX], record[PATH_MAX];
 	const char *seeds[1], *seed_indexes[1] = { NULL };
 	size_t n_stores;
 	int r;
@@ -335,6 +341,10 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	r = system_slot_record_set(cfg, c->rec->target, "writing", NULL, err);
 	if (r < 0)
 		return r;
+	/* the slot is about to hold no release the initramfs could mount */
+	slotsync_root_record_path(cfg, c->rec->target, record);
+	if (unlink(record) < 0 && errno != ENOENT)
+		return slotsync_error_set_errno(err, -errno, "cannot remove %s", record);
 	r = open_target(c, err);
 	if (r < 0)
 		return r;
@@ -458,15 +468,22 @@ static int step_migrate(struct run_ctx *c, struct slotsync_error *err)
 	const struct slotsync_slot_config *act = &cfg->slot[c->booted], *tgt = &cfg->slot[c->rec->target];
 	struct slotsync_volume av = slotsync_slot_volume(act, 1), tv = slotsync_slot_volume(tgt, 1);
 	struct slotsync_migrate_options mo = { 0 };
+	struct slotsync_luks_tpm data_tpm;
 	int formatted, r;
 
 	if (!tgt->data[0])
 		return 0;
-	r = open_target(c, err);
+	/* the new data key unseals only after the new root is measured (a key
+	 * that unseals now is bound to this very root: kept) */
+	r = slotsync_root_data_tpm(cfg, c->bundle->manifest, &data_tpm, err);
 	if (r == 0)
-		r = slotsync_volume_open_read(&av, &c->tpm, &c->data_active, err);
+		r = open_target(c, err);
+	if (r == 0) {
+		struct slotsync_luks_tpm active_tpm = slotsync_config_tpm_data(cfg);
+		r = slotsync_volume_open_read(&av, &active_tpm, &c->data_active, err);
+	}
 	if (r == 0)
-		r = slotsync_volume_open_write(&tv, &c->tpm, c->rec->data_header_uuid, record_data_uuid, c, &formatted,
+		r = slotsync_volume_open_write(&tv, &data_tpm, c->rec->data_header_uuid, record_data_uuid, c, &formatted,
 					       &c->data_target, err);
 	if (r < 0)
 		return r;
@@ -486,6 +503,11 @@ static int step_switch(struct run_ctx *c, struct slotsync_error *err)
 	system_state_path(cfg, "install.caibx", from);
 	system_pathf(to, "%s/slot-%c.caibx", cfg->state_dir, 'A' + c->rec->target);
 	r = copy_file(from, to, err);
+	/* the signed release the initramfs checks before it mounts the slot */
+	if (r == 0) {
+		slotsync_root_record_path(cfg, c->rec->target, to);
+		r = io_write_file_atomic(to, c->bundle->env->buf, c->bundle->env->len, err);
+	}
 	if (r == 0)
 		r = system_slot_record_set(cfg, c->rec->target, "installed", c->rec, err);
 	if (r < 0)

@@ -51,7 +51,7 @@ struct slotsync_config {
 	char tcti[256];                 /* "" : tpm2-tss's default */
 	uint32_t pcr_mask;              /* PCRs the slots' keys are bound to */
 	int root_pcr;                   /* PCR the initramfs measures the root's verity hash into (data keys are
-					 * bound to pcr_mask and it); default 15, -1: none */
+					 * bound to pcr_mask and it); -1: none (default) */
 	/* [update] */
 	char channel[1024];             /* URL of the signed channel pointer */
 	int allow_plain_http;           /* [update] allow-plain-http: http:// channel, stores, bundles */
@@ -84,6 +84,9 @@ SLOTSYNC_EXPORT const struct slotsync_slot_config *slotsync_config_slot(const st
 
 /* The TPM options as the slot functions take them (tcti NULL when unset). */
 SLOTSYNC_EXPORT struct slotsync_luks_tpm slotsync_config_tpm(const struct slotsync_config *cfg);
+/* The same for the data partitions: pcrs and root-pcr (their keys unseal only
+ * after a genuine root was measured). */
+SLOTSYNC_EXPORT struct slotsync_luks_tpm slotsync_config_tpm_data(const struct slotsync_config *cfg);
 
 /* Whether minute-of-day m lies in the window (always, if none is set). */
 SLOTSYNC_EXPORT int slotsync_config_in_window(const struct slotsync_config *cfg, int minute_of_day);

@@ -72,6 +72,11 @@ backend = grub
 env = /boot/grub/grubenv
 [tpm]
 tcti = device:/dev/tpmrm0
+# slot keys: bound to the firmware's PCR 0, whatever a header says
+pcrs = 0
+# the initramfs measures the verity root hash it mounts into PCR 15: data
+# keys unseal after a genuine root only
+root-pcr = 15
 [update]
 channel = http://127.0.0.1:8080/stable.pointer
 store = http://127.0.0.1:8080/store
@@ -245,7 +250,7 @@ sys_initrd() {
 	rm -rf "$r"
 	mkdir -p "$r"/{bin,dev,proc,sys,mnt,tmp,run/cryptsetup,newroot,ro,rw,etc/slotsync,srv/updates,boot}
 	cp /bin/busybox "$r/bin/"
-	modprobe -a -d "$k" -S "$VM_KVER" --show-depends virtio_pci virtio_blk dm-crypt xts ecb algif_skcipher \
+	modprobe -a -d "$k" -S "$VM_KVER" --show-depends virtio_pci virtio_blk dm-crypt dm-verity xts ecb algif_skcipher \
 		squashfs overlay ext4 tpm_tis tpm_crb 2>/dev/null | awk '$1=="insmod"{print $2}' | sed "s|^$k||" |
 		awk '!s[$0]++' >"$r/mods"
 	while read -r m; do mkdir -p "$r${m%/*}"; cp "$k$m" "$r$m"; done <"$r/mods"
@@ -270,18 +275,23 @@ if grep -q slotsync.factory=1 /proc/cmdline; then
 	ifconfig lo 127.0.0.1 up
 	mount -o ro /dev/vdb /srv/updates && httpd -p 127.0.0.1:8080 -h /srv/updates
 	mount -t ext4 /dev/vda2 /boot
+	# the data keys unseal once v1's root is measured into PCR 15
 	for d in A B; do
-		slotsync slot-format --tcti device:/dev/tpmrm0 $(sed -n "/^\[slot.$d\]/,/^\[/s/^data = //p" $C) >/dev/null ||
-			fail "data $d"
+		slotsync slot-format --tcti device:/dev/tpmrm0 --pcrs 0 --root-pcr 15 --root-hash "$(cat /srv/updates/v1.roothash)" \
+			$(sed -n "/^\[slot.$d\]/,/^\[/s/^data = //p" $C) >/dev/null || fail "data $d"
 	done
-	dev=$(slotsync unlock --config $C --data A) && /usr/bin/mke2fs -q -t ext4 "$dev" && mount -t ext4 "$dev" /mnt &&
-		echo "factory data" >/mnt/marker && umount /mnt || fail "data A"
 	slotsync assemble --config $C --slot A --journal /tmp/a.journal --store http://127.0.0.1:8080/store --allow-plain-http \
 		/srv/updates/v1.caibx >/tmp/a.out 2>&1 || fail "install v1: $(cat /tmp/a.out)"
-	# what the device knows of its first release: slot A holds it, good
+	# what the device knows of its first release: slot A holds it (its signed
+	# release: what the initramfs checks before it mounts the slot), good
 	mkdir -p /boot/slotsync
 	cp /srv/updates/v1.caibx /boot/slotsync/slot-A.caibx
+	cp /srv/updates/v1.0.bundle /boot/slotsync/slot-A.bundle
 	cp /srv/updates/slots.json /boot/slotsync/slots.json
+	# v1's root, checked and measured as every boot does: then its data key unseals
+	slotsync open-root --config $C --no-full-check A >/dev/null || fail "open the root of v1"
+	dev=$(slotsync unlock --config $C --data A) && /usr/bin/mke2fs -q -t ext4 "$dev" && mount -t ext4 "$dev" /mnt &&
+		echo "factory data" >/mnt/marker && umount /mnt || fail "data A"
 	# the bootloader's first boot: slot A, as installed (an empty environment),
 	# and slotsync's first boot state in it
 	{ printf '# GRUB Environment Block\n'; head -c 999 /dev/zero | tr '\0' '#'; } >/boot/grub/grubenv
@@ -294,13 +304,31 @@ fi
 slot=$(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline)
 [ -n "$slot" ] || fail "no slotsync.slot= on the command line"
 echo "SYSTEST initramfs slot $slot"
-root=$(slotsync unlock --config $C "$slot") || fail "unlock slot $slot"
-data=$(slotsync unlock --config $C --data "$slot") || fail "unlock data $slot"
+mount -t ext4 /dev/vda2 /boot || fail "mount /boot"
+# only a signed root: its release's signature checked, every block checked
+# against its dm-verity root hash, opened through dm-verity, measured into
+# PCR 15.  A slot that fails is never mounted: it is marked bad, and the next
+# boot is the bootloader's fallback.  slotsync.verity=off (a debug command
+# line) mounts it unchecked, measured as unverified: no data key unseals.
+unverified=
+grep -q slotsync.verity=off /proc/cmdline && unverified=--unverified
+if ! root=$(slotsync open-root --config $C $unverified "$slot" 2>/tmp/open.err); then
+	echo "SYSTEST initramfs refused slot $slot: $(cat /tmp/open.err)"
+	slotsync-bootctl --backend grub --env /boot/grub/grubenv mark-bad "$slot" >/dev/null 2>&1
+	umount /boot
+	sync
+	reboot -f
+fi
+if ! data=$(slotsync unlock --config $C --data "$slot" 2>/tmp/data.err); then
+	[ -n "$unverified" ] || fail "unlock data $slot: $(cat /tmp/data.err)"
+	echo "SYSTEST initramfs no data key for an unverified root: $(cat /tmp/data.err)"
+	data=
+fi
 mount -t squashfs -o ro "$root" /ro || fail "mount the root of slot $slot"
 mount -t tmpfs -o mode=0755 rw /rw && mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/ro,upperdir=/rw/upper,workdir=/rw/work /newroot || fail overlay
-mount -t ext4 "$data" /newroot/data || fail "mount data $slot"
-mount -t ext4 /dev/vda2 /newroot/boot || fail "mount /boot"
+[ -z "$data" ] || mount -t ext4 "$data" /newroot/data || fail "mount data $slot"
+mount --move /boot /newroot/boot || fail "mount /boot"
 umount /proc /sys
 exec switch_root /newroot /lib/systemd/systemd
 INIT
@@ -363,7 +391,10 @@ CFG
 }
 
 # sys_power_on LOG: start the VM (swtpm as its TPM, serial console into LOG)
-# and a watchdog that kills it after 300 s; sets SYS_PID, SYS_WATCHDOG
+# and a watchdog that kills it after 300 s; sets SYS_PID, SYS_WATCHDOG.
+# SYS_DISK2: the second disk (default the updates disk); SYS_QEMU_EXTRA: more
+# qemu arguments (-kernel/-initrd/-append: a boot from other media)
+SYS_QEMU_EXTRA=()
 sys_power_on() {
 	local d=$T/sys-tpm
 	mkdir -p "$d"
@@ -371,8 +402,8 @@ sys_power_on() {
 	swtpm socket --tpm2 --tpmstate dir="$d" --ctrl type=unixio,path="$d/sock" --terminate -d
 	for _ in $(seq 50); do [ -S "$d/sock" ] && break; sleep 0.1; done
 	qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -nodefaults -no-reboot -display none \
-		-serial "file:$1" -drive "file=$T/disk.img,if=virtio,format=raw" -drive "file=$T/updates.img,if=virtio,format=raw" \
-		-chardev socket,id=c,path="$d/sock" -tpmdev emulator,id=t,chardev=c -device tpm-tis,tpmdev=t &
+		-serial "file:$1" -drive "file=$T/disk.img,if=virtio,format=raw" -drive "file=${SYS_DISK2:-$T/updates.img},if=virtio,format=raw" \
+		-chardev socket,id=c,path="$d/sock" -tpmdev emulator,id=t,chardev=c -device tpm-tis,tpmdev=t "${SYS_QEMU_EXTRA[@]}" &
 	SYS_PID=$!
 	(sleep 300; kill -9 $SYS_PID 2>/dev/null) >/dev/null 2>&1 &
 	SYS_WATCHDOG=$!

@@ -45,14 +45,18 @@ for v in 1.0 2.0 3.0 4.0; do
 done
 ok "releases 1.0, 2.0, 3.0 (its radio check fails), 4.0 (its kernel crashes): Debian roots with systemd and slotsync ($(du -m release-2.0.sqfs | cut -f1) MB squashfs each)"
 mkdir -p updates
+# every release carries its dm-verity tree (after the image, in the slot) and
+# its root hash in the signed manifest; release-V.slot is what lands on a slot
 for v in 1.0 2.0 3.0 4.0; do
-	$G bundle --no-progress --store updates/store --image release-$v.sqfs --version $v --compatible slotsync-vm \
+	$G verity release-$v.sqfs release-$v.slot >/dev/null
+	$G bundle --no-progress --store updates/store --image release-$v.sqfs --verity --version $v --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" updates/v$v.bundle >/dev/null
 done
 # a downgrade to 1.0 that its release allows
-$G bundle --no-progress --store updates/store --image release-1.0.sqfs --version 1.0 --compatible slotsync-vm \
+$G bundle --no-progress --store updates/store --image release-1.0.sqfs --verity --version 1.0 --compatible slotsync-vm \
 	--security-version 1 --allow-downgrade-to 1.0 "${SIGN[@]}" updates/v1.0-downgrade.bundle >/dev/null
-$G make --no-progress --store updates/store release-1.0.sqfs updates/v1.caibx >/dev/null
+$G make --no-progress --store updates/store release-1.0.slot updates/v1.caibx >/dev/null
+$G verity --json release-1.0.sqfs release-1.0.slot | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_hash"])' >updates/v1.roothash
 sha1=$(sha256sum updates/v1.0.bundle | cut -d' ' -f1)
 printf '{"A": {"status": "good", "version": "1.0", "bundle_sha256": "%s", "security_version": 1, "installed": 0}, "B": {"status": "", "version": "", "bundle_sha256": "", "security_version": 0, "installed": 0}}\n' \
 	"$sha1" >updates/slots.json
@@ -65,7 +69,7 @@ declare -A IMG=([A]=release-1.0.sqfs [B]=)
 HASH=A
 updates_disk() {
 	: >updates/slotsum
-	for s in $HASH; do [ -n "${IMG[$s]}" ] && echo "$s $(stat -c %s "${IMG[$s]}")" >>updates/slotsum; done
+	for s in $HASH; do [ -n "${IMG[$s]}" ] && echo "$s $(stat -c %s "${IMG[$s]%.sqfs}.slot")" >>updates/slotsum; done
 	sys_updates_disk
 }
 publish() { # publish POINTER_VERSION BUNDLE ACTION
@@ -146,7 +150,7 @@ st() { python3 -c "import json; s=json.load(open('status-$N.json')); v=($1); pri
 # slotsum_ok: the booted slot's plaintext is the image the host put there
 slotsum_ok() {
 	local want
-	want="$SLOT $(stat -c %s "${IMG[$SLOT]}") $(sha256sum "${IMG[$SLOT]}" | cut -d' ' -f1)"
+	want="$SLOT $(stat -c %s "${IMG[$SLOT]%.sqfs}.slot") $(sha256sum "${IMG[$SLOT]%.sqfs}.slot" | cut -d' ' -f1)"
 	grep -aq "^SYSTEST slotsum $want\$" "$LOG"
 }
 # expect SLOT VERSION: the boot came up on SLOT, running VERSION, its slot
@@ -272,7 +276,7 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	k=$((k + 1))
 	tgt=$([ $good = A ] && echo B || echo A)
 	img=$([ "${IMG[$tgt]}" = release-1.0.sqfs ] && echo release-2.0.sqfs || echo release-1.0.sqfs)
-	$G bundle --no-progress --store updates/store --image "$img" --version "5.$k" --compatible slotsync-vm \
+	$G bundle --no-progress --store updates/store --image "$img" --verity --version "5.$k" --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" "updates/p5.$k.bundle" >/dev/null
 	# the slot an install just wrote boots for the first time: hash it
 	HASH=

@@ -80,7 +80,7 @@ START_TEST(test_full)
 	ck_assert_str_eq(slotsync_config_slot(&c, "b")->device, "/dev/vdb");
 	ck_assert_ptr_null(slotsync_config_slot(&c, "C"));
 	ck_assert_str_eq(slotsync_config_tpm(&c).tcti, "device:/dev/tpmrm0");
-	ck_assert_int_eq(c.root_pcr, 15);
+	ck_assert_int_eq(c.root_pcr, -1);
 }
 END_TEST
 
@@ -139,8 +139,8 @@ START_TEST(test_refusals)
 }
 END_TEST
 
-/* [tpm] root-pcr: the PCR the root's verity hash is measured into; 15 unless
- * set, none, 0 to 23, and never one of pcrs (the slots' keys are unsealed
+/* [tpm] root-pcr: the PCR the root's verity hash is measured into; none unless
+ * set, 0 to 23, and never one of pcrs (the slots' keys are unsealed
  * before the root is measured) */
 START_TEST(test_root_pcr)
 {
@@ -148,9 +148,11 @@ START_TEST(test_root_pcr)
 	struct slotsync_error err;
 
 	ck_assert_int_eq(load(SLOTS, &c, &err), 0);
-	ck_assert_int_eq(c.root_pcr, 15);
+	ck_assert_int_eq(c.root_pcr, -1);
 	if (!SLOTSYNC_HAVE_TPM)
 		return;
+	ck_assert_msg(load("[tpm]\nroot-pcr = 15\n" SLOTS, &c, &err) == 0 && c.root_pcr == 15, "%s",
+		      slotsync_error_message(&err));
 	ck_assert_msg(load("[tpm]\nroot-pcr = none\n" SLOTS, &c, &err) == 0, "%s", slotsync_error_message(&err));
 	ck_assert_int_eq(c.root_pcr, -1);
 	ck_assert_msg(load("[tpm]\npcrs = 7,15\nroot-pcr = 23\n" SLOTS, &c, &err) == 0, "%s",
@@ -165,7 +167,7 @@ START_TEST(test_root_pcr)
 	refused("[tpm]\nroot-pcr = -1\n" SLOTS, "bad value \"-1\" for key \"root-pcr\"");
 	refused("[tpm]\nroot-pcr = 7,8\n" SLOTS, "bad value \"7,8\" for key \"root-pcr\"");
 	refused("[tpm]\nroot-pcr = \n" SLOTS, "for key \"root-pcr\"");
-	refused("[tpm]\npcrs = 7,15\n" SLOTS, "system.conf: [tpm] root-pcr = 15 is also in pcrs");
+	refused("[tpm]\npcrs = 7,15\nroot-pcr = 15\n" SLOTS, "system.conf: [tpm] root-pcr = 15 is also in pcrs");
 	refused("[tpm]\nroot-pcr = 7\npcrs = 0,7\n" SLOTS, "[tpm] root-pcr = 7 is also in pcrs");
 }
 END_TEST

@@ -30,6 +30,8 @@
 #include "slotsync/migrate.h"
 #include "slotsync/policy.h"
 #include "slotsync/slot.h"
+#include "slotsync/features.h"
+#include "slotsync/verity.h"
 #include "clock.h"
 
 /* ---- helpers for the steps ------------------------------------------------ */
@@ -309,6 +311,12 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	if (!pol.compatible)
 		return slotsync_error_set(err, -EINVAL, "%s: [system] compatible = is not set", cfg->path);
 	r = slotsync_policy_check(c->bundle->manifest, &pol, err);
+	/* a release with dm-verity is checked through it before the switch: a
+	 * build that cannot check it refuses it before anything is written */
+	if (r == 0 && c->bundle->manifest->verity && !SLOTSYNC_HAVE_VERITY)
+		r = slotsync_error_set(err, -ENOTSUP,
+				       "version %s has a dm-verity hash tree, and this build of slotsync cannot check it (it lacks libcryptsetup: build it with -DSLOTSYNC_VERITY=ON)",
+				       c->bundle->manifest->version);
 	if (r == 0)
 		r = check_slot_size(c, err);
 	if (r < 0)
@@ -448,6 +456,18 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 		unlink(journal); /* the next try writes it all again */
 		return slotsync_error_set(err, -EIO, "slot %c does not hold the image the manifest names (SHA-256 differs)",
 					  'A' + c->rec->target);
+	}
+	if (c->bundle->manifest->verity) {
+		/* the bytes are the signed ones; the tree must also prove them, as
+		 * the boot will check them against the signed root hash */
+		r = slotsync_verity_verify(c->target.path, c->bundle->manifest->verity, err);
+		if (r < 0) {
+			slotsync_error_prefix(err, "slot %c fails dm-verity", 'A' + c->rec->target);
+			slotsync_log_error("%s", slotsync_error_message(err));
+			return r;
+		}
+		slotsync_log_info("slot %c passes dm-verity (root hash %s)", 'A' + c->rec->target,
+				  c->bundle->manifest->verity->root_hash);
 	}
 	return 0;
 }

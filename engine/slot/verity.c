@@ -4,7 +4,9 @@
  * The slot holds the slot image slotsync-gen made (delta-gen/verity.c): data
  * blocks from 0, the hash tree from the manifest's hash offset, no verity
  * superblock; the parameters all come from the signed manifest.  libcryptsetup
- * loads them (crypt_load with CRYPT_VERITY_NO_HEADER) and either checks every
+ * takes them as veritysetup does without a superblock (crypt_format with
+ * CRYPT_VERITY_NO_HEADER and without CRYPT_VERITY_CREATE_HASH: nothing is
+ * written; crypt_load reads only a superblock) and either checks every
  * block in userspace (activation without a name, CRYPT_VERITY_CHECK_HASH: what
  * `veritysetup verify` does) or maps the slot through the kernel.
  */
@@ -46,10 +48,12 @@ static void quiet(void)
 		slotsync_log_debug("cannot create /run/cryptsetup: %s", strerror(errno));
 }
 
-/* Loads v's layout over device (data and tree on the same device).  *root and
- * *salt are OPENSSL_malloc'd: the caller frees them with OPENSSL_free. */
-static int load(const char *device, const struct slotsync_manifest_verity *v, struct crypt_device **cd,
-		unsigned char **root, long *root_len, unsigned char **salt, struct slotsync_error *err)
+/* Loads v's layout over device (data and tree on the same device); flags:
+ * CRYPT_VERITY_CHECK_HASH for a check of every block at activation.  *root
+ * and *salt are OPENSSL_malloc'd: the caller frees them with OPENSSL_free. */
+static int load(const char *device, const struct slotsync_manifest_verity *v, uint32_t flags,
+		struct crypt_device **cd, unsigned char **root, long *root_len, unsigned char **salt,
+		struct slotsync_error *err)
 {
 	struct crypt_params_verity params = { 0 };
 	long salt_len = 0;
@@ -65,7 +69,7 @@ static int load(const char *device, const struct slotsync_manifest_verity *v, st
 	if (!*root || !*salt)
 		return slotsync_error_set(err, -EINVAL, "the dm-verity root hash or salt is not hex");
 	quiet();
-	r = crypt_init(cd, device);
+	r = crypt_init_data_device(cd, device, device);
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "cannot open %s", device);
 	crypt_set_log_callback(*cd, verity_log, NULL);
@@ -78,10 +82,9 @@ static int load(const char *device, const struct slotsync_manifest_verity *v, st
 	params.hash_block_size = v->hash_block_size;
 	params.data_size = v->data_size / v->data_block_size;
 	params.hash_area_offset = v->hash_offset;
-	params.flags = CRYPT_VERITY_NO_HEADER;
-	r = crypt_load(*cd, CRYPT_VERITY, &params);
-	if (r == 0)
-		r = crypt_set_data_device(*cd, device);
+	params.flags = CRYPT_VERITY_NO_HEADER | flags;
+	/* no CRYPT_VERITY_CREATE_HASH: the layout is only taken, nothing written */
+	r = crypt_format(*cd, CRYPT_VERITY, NULL, NULL, NULL, NULL, 0, &params);
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "libcryptsetup cannot load the dm-verity layout of %s%s%s", device,
 						crypt_error[0] ? ": " : "", crypt_error);
@@ -95,12 +98,14 @@ int slotsync_verity_verify(const char *device, const struct slotsync_manifest_ve
 	long root_len;
 	int r;
 
-	r = load(device, v, &cd, &root, &root_len, &salt, err);
+	r = load(device, v, CRYPT_VERITY_CHECK_HASH, &cd, &root, &root_len, &salt, err);
 	if (r == 0) {
-		/* no name: nothing is mapped, every data and hash block is read and
-		 * checked against the root */
-		r = crypt_activate_by_volume_key(cd, NULL, (const char *)root, (size_t)root_len, CRYPT_VERITY_CHECK_HASH);
-		if (r == -EPERM)
+		/* no name: nothing is mapped; CRYPT_VERITY_CHECK_HASH: every data
+		 * and hash block is read and checked against the root */
+		r = crypt_activate_by_volume_key(cd, NULL, (const char *)root, (size_t)root_len, 0);
+		/* libcryptsetup: -EPERM, a data or hash block differs; -EFAULT,
+		 * the top of the tree does not give the root hash */
+		if (r == -EPERM || r == -EFAULT)
 			r = slotsync_error_set(err, -EBADMSG, "%s does not match the root hash %s%s%s", device, v->root_hash,
 					       crypt_error[0] ? ": " : "", crypt_error);
 		else if (r < 0)
@@ -124,7 +129,7 @@ int slotsync_verity_open(const char *device, const struct slotsync_manifest_veri
 	if (!name || !name[0] || strchr(name, '/'))
 		return slotsync_error_set(err, -EINVAL, "a dm-verity mapping needs a plain name, not \"%s\"",
 					  name ? name : "");
-	r = load(device, v, &cd, &root, &root_len, &salt, err);
+	r = load(device, v, 0, &cd, &root, &root_len, &salt, err);
 	if (r == 0) {
 		r = crypt_activate_by_volume_key(cd, name, (const char *)root, (size_t)root_len, CRYPT_ACTIVATE_READONLY);
 		if (r == -EPERM)

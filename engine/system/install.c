@@ -445,11 +445,12 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 	uint8_t d[32];
 	int r = open_target(c, err);
 
+	/* -EBADMSG from this step means only the dm-verity verdict (final) */
 	if (r < 0)
-		return r;
+		return r == -EBADMSG ? -EIO : r;
 	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, c->target.path, c->bundle->manifest->image_size, d, NULL, err);
 	if (r < 0)
-		return r;
+		return r == -EBADMSG ? -EIO : r;
 	if (memcmp(d, c->bundle->manifest->image_sha256, 32) != 0) {
 		char journal[PATH_MAX];
 		system_state_path(c->cfg, "install.journal", journal);
@@ -462,8 +463,8 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 		 * the boot will check them against the signed root hash */
 		r = slotsync_verity_verify(c->target.path, c->bundle->manifest->verity, err);
 		if (r < 0) {
+			/* the caller logs it and keeps it in the install record */
 			slotsync_error_prefix(err, "slot %c fails dm-verity", 'A' + c->rec->target);
-			slotsync_log_error("%s", slotsync_error_message(err));
 			return r;
 		}
 		slotsync_log_info("slot %c passes dm-verity (root hash %s)", 'A' + c->rec->target,
@@ -538,6 +539,10 @@ static int final_error(int step, int r)
 	if (step == SLOTSYNC_STEP_VERIFY || step == SLOTSYNC_STEP_PRE_INSTALL || step == SLOTSYNC_STEP_POST_INSTALL ||
 	    step == SLOTSYNC_STEP_MIGRATE_DATA)
 		return r != -ENOMEM && r != -ENOSPC;
+	/* the slot holds the signed bytes and they fail the signed dm-verity root:
+	 * the release itself is wrong, and writing it again will not mend it */
+	if (step == SLOTSYNC_STEP_VERIFY_SLOT)
+		return r == -EBADMSG;
 	return 0;
 }
 
@@ -719,7 +724,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 		}
 		rec->seconds[s] += clock_now_s() - t;
 		if (r < 0) {
-			if (s == SLOTSYNC_STEP_VERIFY_SLOT)
+			if (s == SLOTSYNC_STEP_VERIFY_SLOT && r != -EBADMSG)
 				rec->step = SLOTSYNC_STEP_ASSEMBLE; /* written again on the next run */
 			goto out;
 		}

@@ -3,7 +3,7 @@
  * the slot image slotsync-gen makes passes against its own root hash, also on
  * a slot larger than it; a wrong root hash, one flipped data byte or one
  * flipped tree byte fails with -EBADMSG and says so; a missing device is an
- * error, not a crash.  (The same image always gives the same slot image:
+ * error, not a crash; a build without libcryptsetup names the option.  (The same image always gives the same slot image:
  * it_verity, against veritysetup.) */
 #include <check.h>
 #include <errno.h>
@@ -147,6 +147,21 @@ START_TEST(test_missing_device_and_bad_params)
 }
 END_TEST
 
+/* A build without libcryptsetup: both sides say which option is missing. */
+START_TEST(test_not_built_names_the_option)
+{
+	struct slotsync_manifest_verity v = { 0 };
+	struct slotsync_error err = { 0 };
+	struct gen_verity gv;
+
+	ck_assert_int_eq(slotsync_verity_verify("/dev/null", &v, &err), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(err.msg, "-DSLOTSYNC_VERITY=ON"));
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(gen_verity("/dev/null", "/dev/null", &gv, &err), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(err.msg, "-DSLOTSYNC_VERITY=ON"));
+}
+END_TEST
+
 static Suite *verity_suite(void)
 {
 	Suite *s = suite_create("verity");
@@ -160,6 +175,8 @@ static Suite *verity_suite(void)
 		tcase_add_test(tc, test_flipped_padding_byte_fails);
 		tcase_add_test(tc, test_flipped_tree_byte_fails);
 		tcase_add_test(tc, test_missing_device_and_bad_params);
+	} else {
+		tcase_add_test(tc, test_not_built_names_the_option);
 	}
 	suite_add_tcase(s, tc);
 	return s;

@@ -17,6 +17,7 @@
 #include "gen.h"
 #include "signer.h"
 #include "slotsync/envelope.h"
+#include "slotsync/features.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 #include "slotsync/store.h"
@@ -244,6 +245,8 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 					  o->allow_downgrade_to, o->version);
 	if (o->n_store_urls > SLOTSYNC_MANIFEST_MAX_STORES)
 		return slotsync_error_set(err, -EINVAL, "at most %d --store-url", SLOTSYNC_MANIFEST_MAX_STORES);
+	if (o->verity && !SLOTSYNC_HAVE_VERITY)
+		return gen_verity(o->image, out, NULL, err); /* says which build option is missing */
 	/* the key first: a bad key must not cost a whole chunking run */
 	r = signer_check(&o->signer, err);
 	if (r < 0)

@@ -167,11 +167,14 @@ out:
 
 #else
 
+#include <string.h>
+
 int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, struct slotsync_error *err)
 {
 	(void)image;
 	(void)slot_image;
-	(void)v;
+	if (v)
+		memset(v, 0, sizeof(*v));
 	return slotsync_error_set(err, -ENOTSUP,
 				  "dm-verity needs libcryptsetup, which this build of slotsync-gen lacks (build it with -DSLOTSYNC_VERITY=ON)");
 }

@@ -454,6 +454,45 @@ START_TEST(test_verity_root_mismatch_never_switched)
 }
 END_TEST
 
+/* A build without libcryptsetup: a release with a verity object (signed by
+ * the fleet's signer) is refused at the verify step, nothing written. */
+START_TEST(test_verity_release_refused_without_libcryptsetup)
+{
+	struct ctx c;
+	struct gen_signer signer = { 0 };
+	struct slotsync_manifest_verity v = { .algorithm = "sha256", .data_size = 4096, .hash_offset = 4096,
+					      .data_block_size = 4096, .hash_block_size = 4096 };
+	struct slotsync_error err = { 0 };
+	struct slotsync_bundle *b = NULL;
+	const uint8_t *parts[2];
+	size_t lens[2], json_len;
+	char *json = NULL, root[65], salt[] = "00ff";
+
+	ctx_make(&c, "radio-x86");
+	ck_assert_msg(slotsync_bundle_open(c.bundle, c.ca.ca, &b, &err) == 0, "%s", err.msg);
+	memset(root, '1', 64);
+	root[64] = '\0';
+	v.root_hash = root;
+	v.salt = salt;
+	b->manifest->verity = &v;
+	ck_assert_int_eq(slotsync_manifest_serialize(b->manifest, &json, &json_len, &err), 0);
+	b->manifest->verity = NULL;
+	parts[0] = (const uint8_t *)json, lens[0] = json_len;
+	parts[1] = b->index, lens[1] = b->index_len;
+	signer.cert = c.ca.signer;
+	signer.key = c.ca.signer_key;
+	ck_assert_msg(signer_write_envelope(&signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, 2, c.bundle, &err) == 0, "%s",
+		      err.msg);
+	free(json);
+	slotsync_bundle_free(b);
+	ck_assert_int_lt(install(&c), 0);
+	ck_assert_msg(strstr(c.err.msg, "dm-verity") && strstr(c.err.msg, "-DSLOTSYNC_VERITY=ON"), "%s", c.err.msg);
+	ck_assert_int_eq(c.rec.step, SLOTSYNC_STEP_FAILED);
+	nothing_changed(&c);
+	ctx_free(&c);
+}
+END_TEST
+
 static Suite *install_suite(void)
 {
 	Suite *s = suite_create("install");
@@ -472,6 +511,8 @@ static Suite *install_suite(void)
 	if (SLOTSYNC_HAVE_VERITY) {
 		tcase_add_test(tc, test_verity_bundle_installs);
 		tcase_add_test(tc, test_verity_root_mismatch_never_switched);
+	} else {
+		tcase_add_test(tc, test_verity_release_refused_without_libcryptsetup);
 	}
 	suite_add_tcase(s, tc);
 	return s;

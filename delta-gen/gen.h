@@ -4,6 +4,7 @@
 #define SLOTSYNC_GEN_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "slotsync/chunker.h"
@@ -153,5 +154,12 @@ struct gen_verity {
  * computes the tree).  -ENOTSUP, naming the option, in a build without
  * SLOTSYNC_VERITY. */
 int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, struct slotsync_error *err);
+
+/* What slotsync-gen verity prints of v: lines, or (json) one JSON object with
+ * the fields of the manifest's verity object and the slot image's size. */
+void gen_verity_print(const struct gen_verity *v, int json, FILE *f);
+
+/* slotsync-gen's verity verb (gen_verity_cli.c): argv[1] is "verity". */
+int gen_cli_verity(int argc, char **argv);
 
 #endif

@@ -201,23 +201,6 @@ static void delta_usage(FILE *f)
 		GEN_DELTA_LEVEL_DEFAULT, GEN_DELTA_RUN_MAX_DEFAULT);
 }
 
-static void verity_usage(FILE *f)
-{
-	fputs("Usage: slotsync-gen verity [--json] IMAGE SLOT-IMAGE\n"
-	      "\n"
-	      "Write IMAGE's slot image to SLOT-IMAGE: IMAGE zero-padded to 4096-byte\n"
-	      "blocks (the data size, which is the hash offset), then its dm-verity hash\n"
-	      "tree (sha256, as veritysetup format writes it without a superblock), with a\n"
-	      "salt derived from IMAGE's content: the same IMAGE always gives the same\n"
-	      "bytes.\n"
-	      "Print the root hash, salt, data size, hash offset and slot image size.\n"
-	      "\n"
-	      "Options:\n"
-	      "  --json                       print them as a JSON object\n"
-	      USAGE_COMMON USAGE_VERSION,
-	      f);
-}
-
 static int parse_time_arg(const char *cmd, const char *opt, const char *s, time_t *out)
 {
 	if (slotsync_time_parse(s, out) == 0)
@@ -238,7 +221,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
        OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_SEED_INDEX,
-       OPT_MAKE_VERITY, OPT_JSON };
+       OPT_MAKE_VERITY };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
  * bundle and channel, where it is the release's or the pointer's
@@ -861,48 +844,6 @@ out:
 	return rc;
 }
 
-static int cmd_verity(int argc, char **argv)
-{
-	static const struct option options[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		OPTIONS_COMMON,
-		OPTION_PROGRAM_VERSION,
-		OPTIONS_END,
-	};
-	struct slotsync_error err = { 0 };
-	struct gen_verity v;
-	char root[SLOTSYNC_DIGEST_HEX_BYTES], salt[SLOTSYNC_DIGEST_HEX_BYTES];
-	int c, r, json = 0;
-
-	while ((c = getopt_long(argc, argv, "vqh", options, NULL)) != -1) {
-		if (c == OPT_JSON) {
-			json = 1;
-		} else {
-			r = common_option(c, verity_usage, NULL);
-			if (r != PARSE_NEXT)
-				return r;
-		}
-	}
-	if (argc - optind != 2) {
-		fputs("slotsync-gen verity: needs IMAGE SLOT-IMAGE\n", stderr);
-		return 2;
-	}
-	if (gen_verity(argv[optind], argv[optind + 1], &v, &err) < 0)
-		return fail("verity", &err);
-	slotsync_digest_to_hex(v.root_hash, root);
-	slotsync_digest_to_hex(v.salt, salt);
-	if (json)
-		printf("{\"root_hash\": \"%s\", \"salt\": \"%s\", \"algorithm\": \"sha256\", \"data_size\": %" PRIu64
-		       ", \"hash_offset\": %" PRIu64 ", \"data_block_size\": %d, \"hash_block_size\": %d, \"size\": %" PRIu64
-		       "}\n",
-		       root, salt, v.data_size, v.data_size, GEN_VERITY_BLOCK_BYTES, GEN_VERITY_BLOCK_BYTES, v.slot_size);
-	else
-		printf("root hash:   %s\nsalt:        %s\ndata size:   %" PRIu64 "\nhash offset: %" PRIu64
-		       "\nsize:        %" PRIu64 "\n",
-		       root, salt, v.data_size, v.data_size, v.slot_size);
-	return 0;
-}
-
 static int cmd_help(int argc, char **argv)
 {
 	usage(stdout);
@@ -914,7 +855,7 @@ static const struct verb {
 	int (*run)(int argc, char **argv);  /* argv[1] is the verb; options from argv[2] on */
 } verbs[] = {
 	{ "make", cmd_make },   { "extract", cmd_extract }, { "check", cmd_check }, { "bundle", cmd_bundle },
-	{ "delta", cmd_delta }, { "channel", cmd_channel }, { "verity", cmd_verity }, { "help", cmd_help },
+	{ "delta", cmd_delta }, { "channel", cmd_channel }, { "verity", gen_cli_verity }, { "help", cmd_help },
 };
 
 int main(int argc, char **argv)

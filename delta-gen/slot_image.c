@@ -11,6 +11,7 @@
 #include "gen.h"
 
 #include <errno.h>
+#include <inttypes.h>
 
 #include "slotsync/features.h"
 
@@ -165,9 +166,35 @@ out:
 	return r;
 }
 
+void gen_verity_print(const struct gen_verity *v, int json, FILE *f)
+{
+	char root[SLOTSYNC_DIGEST_HEX_BYTES], salt[SLOTSYNC_DIGEST_HEX_BYTES];
+
+	slotsync_digest_to_hex(v->root_hash, root);
+	slotsync_digest_to_hex(v->salt, salt);
+	if (json)
+		fprintf(f,
+			"{\"root_hash\": \"%s\", \"salt\": \"%s\", \"algorithm\": \"sha256\", \"data_size\": %" PRIu64
+			", \"hash_offset\": %" PRIu64 ", \"data_block_size\": %d, \"hash_block_size\": %d, \"size\": %" PRIu64
+			"}\n",
+			root, salt, v->data_size, v->data_size, GEN_VERITY_BLOCK_BYTES, GEN_VERITY_BLOCK_BYTES, v->slot_size);
+	else
+		fprintf(f,
+			"root hash:   %s\nsalt:        %s\ndata size:   %" PRIu64 "\nhash offset: %" PRIu64 "\nsize:        %" PRIu64
+			"\n",
+			root, salt, v->data_size, v->data_size, v->slot_size);
+}
+
 #else
 
 #include <string.h>
+
+void gen_verity_print(const struct gen_verity *v, int json, FILE *f)
+{
+	(void)v;
+	(void)json;
+	(void)f;
+}
 
 int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, struct slotsync_error *err)
 {

@@ -4,6 +4,7 @@
 #define SLOTSYNC_GEN_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "slotsync/chunker.h"
@@ -88,6 +89,7 @@ struct gen_bundle_options {
 	const char **store_urls;
 	int n_store_urls;
 	const char *verity_root_hash, *hook_pre_install, *hook_post_install;
+	int verity;                    /* --verity: chunk the slot image (gen_verity) instead */
 	time_t created, expires;       /* expires 0: never */
 	struct gen_signer signer;
 	struct gen_make_options make;  /* how the image is chunked into the store */
@@ -133,5 +135,31 @@ struct gen_delta_stats {
 int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, const char *base_image,
 		   struct gen_delta_stats *st, struct slotsync_error *err);
 
+/* dm-verity (docs/format.md, "Slot images"): the slot image is the image,
+ * zero-padded to whole 4096-byte blocks (data_size, the hash offset), then
+ * its hash tree as `veritysetup format --no-superblock --hash-offset=data_size`
+ * writes it (sha256, 4096-byte blocks, format 1).  The salt comes from the
+ * image's SHA-256, so the same image always gives the same slot image. */
+#define GEN_VERITY_BLOCK_BYTES 4096
+#define GEN_VERITY_SALT_BYTES 32
+#define GEN_VERITY_ROOT_BYTES 32
+struct gen_verity {
+	uint8_t root_hash[GEN_VERITY_ROOT_BYTES];
+	uint8_t salt[GEN_VERITY_SALT_BYTES];
+	uint64_t data_size;     /* the padded image: the hash offset */
+	uint64_t slot_size;     /* data_size + the hash tree */
+};
+
+/* Writes the slot image of IMAGE to slot_image atomically (libcryptsetup
+ * computes the tree).  -ENOTSUP, naming the option, in a build without
+ * SLOTSYNC_VERITY. */
+int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, struct slotsync_error *err);
+
+/* What slotsync-gen verity prints of v: lines, or (json) one JSON object with
+ * the fields of the manifest's verity object and the slot image's size. */
+void gen_verity_print(const struct gen_verity *v, int json, FILE *f);
+
+/* slotsync-gen's verity verb (gen_verity_cli.c): argv[1] is "verity". */
+int gen_cli_verity(int argc, char **argv);
 
 #endif

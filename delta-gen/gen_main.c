@@ -34,9 +34,10 @@ static void usage(FILE *f)
 	      "  bundle --store DIR --image IMG --version V --compatible C [--security-version N]\n"
 	      "       [--allow-downgrade-to V] [--store-url URL]... [--verity-root-hash HEX]\n"
 	      "       [--hook-pre-install FILE] [--hook-post-install FILE] [--timestamp TIME]\n"
-	      "       [--expires TIME] [--delta-from BASE.caibx:BASE.img]... SIGNER OUT\n"
+	      "       [--expires TIME] [--delta-from BASE.caibx:BASE.img]... [--verity] SIGNER OUT\n"
 	      "      Chunk IMG into the store and write the signed release bundle OUT; with\n"
-	      "      --delta-from, delta objects from each base too, their indexes signed.\n"
+	      "      --delta-from, delta objects from each base too, their indexes signed;\n"
+	      "      with --verity, IMG's slot image (as verity makes it) instead.\n"
 	      "      TIME is 2026-01-31T12:00:00Z or @SECONDS; the creation time defaults to\n"
 	      "      SOURCE_DATE_EPOCH, then to now.\n"
 	      "  channel --bundle-url URL --bundle BUNDLE --version N --expires TIME\n"
@@ -47,6 +48,9 @@ static void usage(FILE *f)
 	      "      For the chunks of NEW that each base lacks, write delta objects and the\n"
 	      "      delta index of the pair into the store (docs/format.md); --dry-run only\n"
 	      "      reports what a device would download.\n"
+	      "  verity [--json] IMAGE SLOT-IMAGE\n"
+	      "      Write IMAGE's slot image: IMAGE padded to 4096-byte blocks, then its\n"
+	      "      dm-verity hash tree; print the root hash, salt and data size.\n"
 	      "  SIGNER: --signer-cert CERT --signer-key KEY|pkcs11:URI [--chain PEM]\n"
 	      "       [--pkcs11-module SO]\n"
 	      "\n"
@@ -135,13 +139,16 @@ static void bundle_usage(FILE *f)
 		"  --allow-downgrade-to V       devices may go back to this release (V: its version)\n"
 		"  --store-url URL              a store devices fetch from (again for more)\n"
 		"  --verity-root-hash HEX       the image's dm-verity root hash\n"
+		"  --verity                     compute IMG's dm-verity hash tree, chunk the slot\n"
+		"                               image (IMG, padding, tree) and sign its root hash\n"
 		"  --hook-pre-install FILE      a program the device runs before it installs\n"
 		"  --hook-post-install FILE     a program the device runs after it installs\n"
 		"  --timestamp TIME             the creation time (default: SOURCE_DATE_EPOCH,\n"
 		"                               then now)\n"
 		"  --expires TIME               when the bundle expires (default: never)\n"
 		"  --delta-from BASE.caibx:BASE.img\n"
-		"                               delta objects from this base (again for more)\n"
+		"                               delta objects from this base (again for more;\n"
+		"                               with --verity, BASE.img is the base's slot image)\n"
 		"  --run-max BYTES              bytes of new chunks one delta object may rebuild\n"
 		"                               (default %d)\n"
 		"  --embed                      put the release's chunks into the bundle: it\n"
@@ -213,7 +220,8 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
-       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_SEED_INDEX };
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_SEED_INDEX,
+       OPT_MAKE_VERITY };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
  * bundle and channel, where it is the release's or the pointer's
@@ -528,6 +536,9 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 	case OPT_VERITY:
 		b->verity_root_hash = arg;
 		break;
+	case OPT_MAKE_VERITY:
+		b->verity = 1;
+		break;
 	case OPT_HOOK_PRE:
 		b->hook_pre_install = arg;
 		break;
@@ -595,6 +606,7 @@ static int cmd_bundle(int argc, char **argv)
 		{ "allow-downgrade-to", required_argument, NULL, OPT_ALLOW_DOWNGRADE_TO },
 		{ "store-url", required_argument, NULL, OPT_STORE_URL },
 		{ "verity-root-hash", required_argument, NULL, OPT_VERITY },
+		{ "verity", no_argument, NULL, OPT_MAKE_VERITY },
 		{ "hook-pre-install", required_argument, NULL, OPT_HOOK_PRE },
 		{ "hook-post-install", required_argument, NULL, OPT_HOOK_POST },
 		{ "timestamp", required_argument, NULL, OPT_TIMESTAMP },
@@ -843,7 +855,7 @@ static const struct verb {
 	int (*run)(int argc, char **argv);  /* argv[1] is the verb; options from argv[2] on */
 } verbs[] = {
 	{ "make", cmd_make },   { "extract", cmd_extract }, { "check", cmd_check }, { "bundle", cmd_bundle },
-	{ "delta", cmd_delta }, { "channel", cmd_channel }, { "help", cmd_help },
+	{ "delta", cmd_delta }, { "channel", cmd_channel }, { "verity", gen_cli_verity }, { "help", cmd_help },
 };
 
 int main(int argc, char **argv)

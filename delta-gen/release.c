@@ -17,6 +17,7 @@
 #include "gen.h"
 #include "signer.h"
 #include "slotsync/envelope.h"
+#include "slotsync/features.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 #include "slotsync/store.h"
@@ -229,8 +230,13 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	size_t hooks_len = 0;
 	struct gen_make_stats ms;
 	struct slotsync_index *idx = NULL;
+	struct slotsync_manifest_verity mv = { 0 };
+	struct gen_verity gv;
+	char slot_image[4200], root_hex[SLOTSYNC_DIGEST_HEX_BYTES], salt_hex[SLOTSYNC_DIGEST_HEX_BYTES];
+	const char *image = o->image;
 	int r;
 
+	slot_image[0] = '\0';
 	if (!o->version || !o->compatible || !o->image || !o->store)
 		return slotsync_error_set(err, -EINVAL, "bundle needs --store, --image, --version and --compatible");
 	if (o->allow_downgrade_to && strcmp(o->allow_downgrade_to, o->version) != 0)
@@ -239,14 +245,40 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 					  o->allow_downgrade_to, o->version);
 	if (o->n_store_urls > SLOTSYNC_MANIFEST_MAX_STORES)
 		return slotsync_error_set(err, -EINVAL, "at most %d --store-url", SLOTSYNC_MANIFEST_MAX_STORES);
+	if (o->verity && !SLOTSYNC_HAVE_VERITY)
+		return gen_verity(o->image, out, NULL, err); /* says which build option is missing */
 	/* the key first: a bad key must not cost a whole chunking run */
 	r = signer_check(&o->signer, err);
 	if (r < 0)
 		return r;
 	if (o->n_deltas > SLOTSYNC_MANIFEST_MAX_DELTAS)
 		return slotsync_error_set(err, -EINVAL, "at most %d --delta-from", SLOTSYNC_MANIFEST_MAX_DELTAS);
+	if (o->verity && o->verity_root_hash)
+		return slotsync_error_set(err, -EINVAL, "--verity computes the root hash: leave out --verity-root-hash");
+	if (o->verity) {
+		/* what is chunked, written to the slot and signed is the slot image:
+		 * the image, its padding and its hash tree */
+		snprintf(slot_image, sizeof(slot_image), "%s.slot-tmp.%d", out, (int)getpid());
+		r = gen_verity(o->image, slot_image, &gv, err);
+		if (r < 0) {
+			slot_image[0] = '\0';
+			return r;
+		}
+		image = slot_image;
+		mv.root_hash = slotsync_digest_to_hex(gv.root_hash, root_hex);
+		mv.salt = slotsync_digest_to_hex(gv.salt, salt_hex);
+		mv.algorithm = "sha256";
+		mv.data_size = gv.data_size;
+		mv.hash_offset = gv.data_size;
+		mv.data_block_size = GEN_VERITY_BLOCK_BYTES;
+		mv.hash_block_size = GEN_VERITY_BLOCK_BYTES;
+		m.verity = &mv;
+		m.verity_root_hash = mv.root_hash;
+		slotsync_log_info("dm-verity: root hash %s, %" PRIu64 " bytes of data, %" PRIu64 " of hash tree", root_hex,
+				  gv.data_size, gv.slot_size - gv.data_size);
+	}
 	snprintf(tmp_index, sizeof(tmp_index), "%s.index-tmp.%d", out, (int)getpid());
-	r = gen_make(o->image, tmp_index, &o->make, &ms, err);
+	r = gen_make(image, tmp_index, &o->make, &ms, err);
 	if (r == 0)
 		r = io_read_file(tmp_index, SLOTSYNC_BUNDLE_MAX_BYTES, &index, &index_len, err);
 	/* delta objects from each base into the store; the manifest names their
@@ -256,7 +288,7 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 		struct gen_delta_stats st;
 		d.store = o->store;
 		d.new_index = tmp_index;
-		d.new_image = o->image;
+		d.new_image = image;
 		r = gen_delta_pair(&d, o->delta_bases[i], o->delta_base_images[i], &st, err);
 		if (r < 0) {
 			slotsync_error_prefix(err, "delta objects from %s", o->delta_bases[i]);
@@ -281,19 +313,20 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	m.security_version = o->security_version;
 	m.created = o->created;
 	m.expires = o->expires;
-	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, o->image, 0, m.image_sha256, &m.image_size, err);
+	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, image, 0, m.image_sha256, &m.image_size, err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "image: ");
 		goto out;
 	}
 	if (m.image_size != slotsync_index_image_size(idx)) {
-		r = slotsync_error_set(err, -EIO, "image %s changed while it was chunked", o->image);
+		r = slotsync_error_set(err, -EIO, "image %s changed while it was chunked", image);
 		goto out;
 	}
 	slotsync_digest(SLOTSYNC_DIGEST_SHA256, index, index_len, m.index_sha256);
 	for (int i = 0; i < o->n_store_urls; i++)
 		m.stores[m.n_stores++] = (char *)o->store_urls[i];
-	m.verity_root_hash = (char *)o->verity_root_hash;
+	if (!o->verity)
+		m.verity_root_hash = (char *)o->verity_root_hash;
 	m.hook_pre_install = o->hook_pre_install ? basename((char *)o->hook_pre_install) : NULL;
 	m.hook_post_install = o->hook_post_install ? basename((char *)o->hook_post_install) : NULL;
 	m.downgrade_allowed_to = (char *)o->allow_downgrade_to;
@@ -334,6 +367,8 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 			r = write_embedded(out, env, env_len, o, &emb, err);
 	}
 out:
+	if (slot_image[0])
+		unlink(slot_image);
 	embed_set_free(&emb);
 	free(dir);
 	free(env);

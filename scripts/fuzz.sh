@@ -45,6 +45,11 @@ if [ ! -e $B/corpus-manifest/.ready ]; then
 	printf '\002SLOTSYNCBNDL\001\000\000\000\002\000\000\000\000\000\000\000\002\000\000\000\000\000\000\000\001\000\000\000\000\000\000\000{}ZSIG' >$B/corpus-manifest/envelope
 	touch $B/corpus-manifest/.ready
 fi
+# a release with dm-verity (a slot image of 3 MiB: 3 MiB - 4 KiB of data, then the tree)
+[ -e $B/corpus-manifest/manifest-verity ] ||
+	printf '\000{"format": 1, "version": "2.0", "compatible": "radio-x86", "security_version": 3, "created": "2027-01-15T08:00:00Z", "image": {"size": 3145728, "sha256": "%s"}, "index": {"sha256": "%s"}, "stores": ["https://u/store"], "verity_root_hash": "%s", "verity": {"root_hash": "%s", "salt": "%s", "algorithm": "sha256", "data_size": 3141632, "hash_offset": 3141632, "data_block_size": 4096, "hash_block_size": 4096}}' \
+		"$(printf '%064d' 1)" "$(printf '%064d' 2)" "$(printf '%064d' 4)" "$(printf '%064d' 4)" "$(printf '%064d' 5)" \
+		>$B/corpus-manifest/manifest-verity
 echo "fuzz_manifest: $SECONDS_EACH s"
 (cd $B && ./tests/fuzz/fuzz_manifest -max_total_time="$SECONDS_EACH" -max_len=8192 -print_final_stats=1 corpus-manifest 2>&1 |
 	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }

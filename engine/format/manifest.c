@@ -204,13 +204,93 @@ static struct json_object *parse_object(const uint8_t *json, size_t len, size_t 
 static const char *const manifest_keys[] = { "format",	 "version", "compatible", "security_version",
 					     "created",	 "expires", "image",	  "index",
 					     "stores",	 "verity_root_hash",	  "hooks",
-					     "downgrade_allowed_to", "deltas", NULL };
+					     "downgrade_allowed_to", "deltas", "verity", NULL };
+
+static int is_lower_hex(const char *s)
+{
+	return strspn(s, "0123456789abcdef") == strlen(s);
+}
+
+static int block_size_ok(uint64_t n)
+{
+	return n >= 512 && n <= 65536 && (n & (n - 1)) == 0;
+}
+
+/* The "verity" object: every field required, each checked against the others
+ * and the image's size, so the device never hands libcryptsetup a layout the
+ * signer did not mean. */
+static struct slotsync_manifest_verity *get_verity(struct reader *rd, struct json_object *obj, uint64_t image_size)
+{
+	static const char *const keys[] = { "root_hash",   "salt",		"algorithm",	   "data_size",
+					    "hash_offset", "data_block_size", "hash_block_size", NULL };
+	struct json_object *saved = rd->obj;
+	struct slotsync_manifest_verity *v = calloc(1, sizeof(*v));
+	uint64_t dbs, hbs;
+
+	if (!v) {
+		rd->r = slotsync_error_set(rd->err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	only_known(rd, obj, keys);
+	rd->obj = obj;
+	v->root_hash = get_string(rd, "root_hash", 1);
+	v->salt = get_string(rd, "salt", 1);
+	v->algorithm = get_string(rd, "algorithm", 1);
+	v->data_size = get_u64(rd, "data_size", 1);
+	v->hash_offset = get_u64(rd, "hash_offset", 1);
+	dbs = get_u64(rd, "data_block_size", 1);
+	hbs = get_u64(rd, "hash_block_size", 1);
+	rd->obj = saved;
+	if (rd->r < 0)
+		return v;
+	if (strcmp(v->algorithm, "sha256") != 0)
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.algorithm\" is \"%s\": only \"sha256\" is supported",
+					   v->algorithm);
+	else if (!is_lower_hex(v->root_hash) || strlen(v->root_hash) != 2 * SLOTSYNC_DIGEST_BYTES)
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.root_hash\" must be %d lower-case hex digits (a sha256 digest)",
+					   2 * SLOTSYNC_DIGEST_BYTES);
+	else if (!is_lower_hex(v->salt) || strlen(v->salt) % 2 || strlen(v->salt) > 512)
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.salt\" must be lower-case hex, 1 to 256 bytes");
+	else if (!block_size_ok(dbs))
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.data_block_size\" must be a power of two from 512 to 65536");
+	else if (!block_size_ok(hbs))
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.hash_block_size\" must be a power of two from 512 to 65536");
+	else if (v->data_size == 0 || v->data_size % dbs)
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.data_size\" must be a non-zero multiple of data_block_size (%" PRIu64 ")",
+					   dbs);
+	else if (v->hash_offset < v->data_size)
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.hash_offset\" must not be below data_size (the tree would overwrite the data)");
+	else if (v->hash_offset >= image_size)
+		rd->r = slotsync_error_set(rd->err, -EBADMSG,
+					   "manifest field \"verity.hash_offset\" must be inside the image (below image.size, %" PRIu64 ")",
+					   image_size);
+	v->data_block_size = (uint32_t)dbs;
+	v->hash_block_size = (uint32_t)hbs;
+	return v;
+}
+
+static void manifest_verity_free(struct slotsync_manifest_verity *v)
+{
+	if (!v)
+		return;
+	free(v->root_hash);
+	free(v->salt);
+	free(v->algorithm);
+	free(v);
+}
 
 int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
 			    struct slotsync_error *err)
 {
 	struct slotsync_manifest *m;
-	struct json_object *root, *image, *index, *stores, *hooks, *deltas;
+	struct json_object *root, *image, *index, *stores, *hooks, *deltas, *verity;
 	struct reader rd = { .what = "manifest", .err = err };
 	static const char *const image_keys[] = { "size", "sha256", NULL };
 	static const char *const index_keys[] = { "sha256", NULL };
@@ -270,6 +350,14 @@ int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_man
 	m->verity_root_hash = get_string(&rd, "verity_root_hash", 0);
 	if (m->verity_root_hash && strspn(m->verity_root_hash, "0123456789abcdef") != strlen(m->verity_root_hash))
 		rd.r = slotsync_error_set(err, -EBADMSG, "manifest field \"verity_root_hash\" must be lower-case hex");
+	verity = field(&rd, "verity", json_type_object, "an object", 0);
+	if (verity) {
+		m->verity = get_verity(&rd, verity, m->image_size);
+		/* older readers see verity_root_hash: it must say the same */
+		if (rd.r == 0 && m->verity_root_hash && strcmp(m->verity_root_hash, m->verity->root_hash) != 0)
+			rd.r = slotsync_error_set(err, -EBADMSG,
+						  "manifest fields \"verity_root_hash\" and \"verity.root_hash\" differ");
+	}
 	hooks = field(&rd, "hooks", json_type_object, "an object", 0);
 	if (hooks) {
 		struct json_object *saved = rd.obj;
@@ -386,6 +474,18 @@ int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, s
 		json_object_array_add(stores, json_object_new_string(m->stores[i]));
 	json_object_object_add(root, "stores", stores);
 	add_str(root, "verity_root_hash", m->verity_root_hash);
+	if (m->verity) {
+		const struct slotsync_manifest_verity *v = m->verity;
+		struct json_object *vo = json_object_new_object();
+		add_str(vo, "root_hash", v->root_hash);
+		add_str(vo, "salt", v->salt);
+		add_str(vo, "algorithm", v->algorithm);
+		json_object_object_add(vo, "data_size", json_object_new_int64((int64_t)v->data_size));
+		json_object_object_add(vo, "hash_offset", json_object_new_int64((int64_t)v->hash_offset));
+		json_object_object_add(vo, "data_block_size", json_object_new_int64(v->data_block_size));
+		json_object_object_add(vo, "hash_block_size", json_object_new_int64(v->hash_block_size));
+		json_object_object_add(root, "verity", vo);
+	}
 	if (m->hook_pre_install || m->hook_post_install) {
 		hooks = json_object_new_object();
 		add_str(hooks, "pre-install", m->hook_pre_install);
@@ -416,6 +516,7 @@ void slotsync_manifest_free(struct slotsync_manifest *m)
 	for (size_t i = 0; i < m->n_stores; i++)
 		free(m->stores[i]);
 	free(m->verity_root_hash);
+	manifest_verity_free(m->verity);
 	free(m->hook_pre_install);
 	free(m->hook_post_install);
 	free(m->downgrade_allowed_to);

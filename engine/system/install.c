@@ -31,6 +31,8 @@
 #include "slotsync/policy.h"
 #include "slotsync/root.h"
 #include "slotsync/slot.h"
+#include "slotsync/features.h"
+#include "slotsync/verity.h"
 #include "clock.h"
 
 /* ---- helpers for the steps ------------------------------------------------ */
@@ -310,6 +312,12 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	if (!pol.compatible)
 		return slotsync_error_set(err, -EINVAL, "%s: [system] compatible = is not set", cfg->path);
 	r = slotsync_policy_check(c->bundle->manifest, &pol, err);
+	/* a release with dm-verity is checked through it before the switch: a
+	 * build that cannot check it refuses it before anything is written */
+	if (r == 0 && c->bundle->manifest->verity && !SLOTSYNC_HAVE_VERITY)
+		r = slotsync_error_set(err, -ENOTSUP,
+				       "version %s has a dm-verity hash tree, and this build of slotsync cannot check it (it lacks libcryptsetup: build it with -DSLOTSYNC_VERITY=ON)",
+				       c->bundle->manifest->version);
 	if (r == 0)
 		r = check_slot_size(c, err);
 	if (r == 0 && cfg->slot[rec->target].data[0]) {
@@ -447,17 +455,30 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 	uint8_t d[32];
 	int r = open_target(c, err);
 
+	/* -EBADMSG from this step means only the dm-verity verdict (final) */
 	if (r < 0)
-		return r;
+		return r == -EBADMSG ? -EIO : r;
 	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, c->target.path, c->bundle->manifest->image_size, d, NULL, err);
 	if (r < 0)
-		return r;
+		return r == -EBADMSG ? -EIO : r;
 	if (memcmp(d, c->bundle->manifest->image_sha256, 32) != 0) {
 		char journal[PATH_MAX];
 		system_state_path(c->cfg, "install.journal", journal);
 		unlink(journal); /* the next try writes it all again */
 		return slotsync_error_set(err, -EIO, "slot %c does not hold the image the manifest names (SHA-256 differs)",
 					  'A' + c->rec->target);
+	}
+	if (c->bundle->manifest->verity) {
+		/* the bytes are the signed ones; the tree must also prove them, as
+		 * the boot will check them against the signed root hash */
+		r = slotsync_verity_verify(c->target.path, c->bundle->manifest->verity, err);
+		if (r < 0) {
+			/* the caller logs it and keeps it in the install record */
+			slotsync_error_prefix(err, "slot %c fails dm-verity", 'A' + c->rec->target);
+			return r;
+		}
+		slotsync_log_info("slot %c passes dm-verity (root hash %s)", 'A' + c->rec->target,
+				  c->bundle->manifest->verity->root_hash);
 	}
 	return 0;
 }
@@ -540,6 +561,10 @@ static int final_error(int step, int r)
 	if (step == SLOTSYNC_STEP_VERIFY || step == SLOTSYNC_STEP_PRE_INSTALL || step == SLOTSYNC_STEP_POST_INSTALL ||
 	    step == SLOTSYNC_STEP_MIGRATE_DATA)
 		return r != -ENOMEM && r != -ENOSPC;
+	/* the slot holds the signed bytes and they fail the signed dm-verity root:
+	 * the release itself is wrong, and writing it again will not mend it */
+	if (step == SLOTSYNC_STEP_VERIFY_SLOT)
+		return r == -EBADMSG;
 	return 0;
 }
 
@@ -721,7 +746,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 		}
 		rec->seconds[s] += clock_now_s() - t;
 		if (r < 0) {
-			if (s == SLOTSYNC_STEP_VERIFY_SLOT)
+			if (s == SLOTSYNC_STEP_VERIFY_SLOT && r != -EBADMSG)
 				rec->step = SLOTSYNC_STEP_ASSEMBLE; /* written again on the next run */
 			goto out;
 		}

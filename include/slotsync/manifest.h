@@ -30,6 +30,19 @@ extern "C" {
 #define SLOTSYNC_MANIFEST_MAX_STORES 16
 #define SLOTSYNC_MANIFEST_MAX_DELTAS 16
 
+/* dm-verity of the slot image (docs/format.md, "Slot images"): the image
+ * covered by the manifest's image size and digest is the filesystem padded to
+ * data_size, then its hash tree from hash_offset, as veritysetup writes it
+ * with --no-superblock. */
+struct slotsync_manifest_verity {
+	char *root_hash;             /* lower-case hex, the algorithm's digest length */
+	char *salt;                  /* lower-case hex, 1 to 256 bytes */
+	char *algorithm;             /* "sha256" */
+	uint64_t data_size;          /* bytes of data blocks, a multiple of data_block_size */
+	uint64_t hash_offset;        /* where the tree starts in the slot image */
+	uint32_t data_block_size, hash_block_size;  /* powers of two, 512 to 65536 */
+};
+
 struct slotsync_manifest {
 	char *version;               /* release version, compared with strverscmp() */
 	char *compatible;            /* the hardware/product line it is for */
@@ -41,7 +54,8 @@ struct slotsync_manifest {
 	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];   /* of the index part */
 	char *stores[SLOTSYNC_MANIFEST_MAX_STORES];    /* chunk store URLs */
 	size_t n_stores;
-	char *verity_root_hash;      /* hex, or NULL */
+	char *verity_root_hash;      /* hex, or NULL (older readers' copy of verity->root_hash) */
+	struct slotsync_manifest_verity *verity;   /* NULL: the release has no dm-verity */
 	char *hook_pre_install;      /* executable names in the bundle's hook folder, or NULL */
 	char *hook_post_install;
 	char *downgrade_allowed_to;  /* NULL, or the version itself: devices may go back to it */

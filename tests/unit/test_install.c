@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "fixtures.h"
+#include "signer.h"
+#include "slotsync/features.h"
 #include "slotsync/install.h"
 
 #define IMG_LEN (1u << 20)
@@ -350,6 +352,147 @@ START_TEST(test_other_hardware_refused)
 }
 END_TEST
 
+/* Replaces c's bundle with a --verity bundle of v2; with wrong_root, its
+ * manifest is signed again (by the same fleet signer) with a root hash that
+ * is not the tree's: a release whose signer made a mistake. */
+static void verity_bundle_make(struct ctx *c, int wrong_root, uint64_t *slot_size)
+{
+	struct gen_bundle_options o = { 0 };
+	struct slotsync_error err = { 0 };
+	struct slotsync_bundle *b = NULL;
+	char *json = NULL;
+	size_t json_len;
+
+	o.store = c->store;
+	o.image = c->v2.img;
+	o.version = "2.0";
+	o.compatible = "radio-x86";
+	o.created = time(NULL);
+	o.signer.cert = c->ca.signer;
+	o.signer.key = c->ca.signer_key;
+	o.verity = 1;
+	o.make.store = c->store;
+	o.make.params = slotsync_chunker_params_default();
+	o.make.digest = SLOTSYNC_DIGEST_SHA256;
+	o.make.level = 3;
+	o.make.threads = 2;
+	ck_assert_msg(gen_bundle(&o, c->bundle, &err) == 0, "%s", err.msg);
+	ck_assert_msg(slotsync_bundle_open(c->bundle, c->ca.ca, &b, &err) == 0, "%s", err.msg);
+	ck_assert_ptr_nonnull(b->manifest->verity);
+	ck_assert_str_eq(b->manifest->verity_root_hash, b->manifest->verity->root_hash);
+	*slot_size = b->manifest->image_size;
+	if (wrong_root) {
+		const uint8_t *parts[2];
+		size_t lens[2];
+		char *h = b->manifest->verity->root_hash;
+		h[10] = h[10] == 'a' ? 'b' : 'a';
+		strcpy(b->manifest->verity_root_hash, h);
+		ck_assert_int_eq(slotsync_manifest_serialize(b->manifest, &json, &json_len, &err), 0);
+		parts[0] = (const uint8_t *)json, lens[0] = json_len;
+		parts[1] = b->index, lens[1] = b->index_len;
+		ck_assert_msg(signer_write_envelope(&o.signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, 2, c->bundle, &err) == 0,
+			      "%s", err.msg);
+	}
+	free(json);
+	slotsync_bundle_free(b);
+}
+
+START_TEST(test_verity_bundle_installs)
+{
+	struct ctx c;
+	struct slotsync_boot_state bs;
+	uint64_t slot_size;
+	uint8_t *slot;
+	size_t len;
+
+	ctx_make(&c, "radio-x86");
+	verity_bundle_make(&c, 0, &slot_size);
+	ck_assert_msg(install(&c) == 0, "%s", c.err.msg);
+	ck_assert_int_eq(c.rec.step, SLOTSYNC_STEP_REBOOT);
+	/* slot B: v2, its padding (none: 1 MiB is whole blocks), then the tree */
+	slot = fx_read_file(c.dev.slot_b, &len);
+	ck_assert_uint_ge(len, slot_size);
+	ck_assert_uint_gt(slot_size, IMG_LEN);
+	ck_assert_int_eq(memcmp(slot, c.v2.data, IMG_LEN), 0);
+	free(slot);
+	boot_state(&c, &bs);
+	ck_assert_int_gt(bs.slot[1].priority, bs.slot[0].priority);
+	ctx_free(&c);
+}
+END_TEST
+
+START_TEST(test_verity_root_mismatch_never_switched)
+{
+	struct ctx c;
+	struct slotsync_boot_state bs;
+	struct slotsync_install_record rec;
+	struct slotsync_error err = { 0 };
+	char reason[256] = "";
+	uint64_t slot_size;
+	int takes_try;
+
+	ctx_make(&c, "radio-x86");
+	verity_bundle_make(&c, 1, &slot_size);
+	ck_assert_int_lt(install(&c), 0);
+	ck_assert_msg(strstr(c.err.msg, "slot B fails dm-verity") && strstr(c.err.msg, "does not match the root hash"),
+		      "%s", c.err.msg);
+	/* the slot holds the signed bytes, yet the install failed for good, and
+	 * the boot state never named B */
+	ck_assert(fx_file_equals(c.dev.slot_b, c.v2.data, IMG_LEN));
+	boot_state(&c, &bs);
+	ck_assert_int_eq(slotsync_boot_choose(&bs, &takes_try), 0);
+	ck_assert_int_eq(bs.slot[1].priority, 0);
+	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
+	ck_assert_int_eq(rec.step, SLOTSYNC_STEP_FAILED);
+	ck_assert_int_eq(rec.error_final, 1);
+	ck_assert(slotsync_install_release_failed(&c.cfg, rec.bundle_sha256, rec.version, reason, sizeof(reason)));
+	/* and running it again does not switch either */
+	ck_assert_int_lt(install(&c), 0);
+	boot_state(&c, &bs);
+	ck_assert_int_eq(bs.slot[1].priority, 0);
+	ctx_free(&c);
+}
+END_TEST
+
+/* A build without libcryptsetup: a release with a verity object (signed by
+ * the fleet's signer) is refused at the verify step, nothing written. */
+START_TEST(test_verity_release_refused_without_libcryptsetup)
+{
+	struct ctx c;
+	struct gen_signer signer = { 0 };
+	struct slotsync_manifest_verity v = { .algorithm = "sha256", .data_size = 4096, .hash_offset = 4096,
+					      .data_block_size = 4096, .hash_block_size = 4096 };
+	struct slotsync_error err = { 0 };
+	struct slotsync_bundle *b = NULL;
+	const uint8_t *parts[2];
+	size_t lens[2], json_len;
+	char *json = NULL, root[65], salt[] = "00ff";
+
+	ctx_make(&c, "radio-x86");
+	ck_assert_msg(slotsync_bundle_open(c.bundle, c.ca.ca, &b, &err) == 0, "%s", err.msg);
+	memset(root, '1', 64);
+	root[64] = '\0';
+	v.root_hash = root;
+	v.salt = salt;
+	b->manifest->verity = &v;
+	ck_assert_int_eq(slotsync_manifest_serialize(b->manifest, &json, &json_len, &err), 0);
+	b->manifest->verity = NULL;
+	parts[0] = (const uint8_t *)json, lens[0] = json_len;
+	parts[1] = b->index, lens[1] = b->index_len;
+	signer.cert = c.ca.signer;
+	signer.key = c.ca.signer_key;
+	ck_assert_msg(signer_write_envelope(&signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, 2, c.bundle, &err) == 0, "%s",
+		      err.msg);
+	free(json);
+	slotsync_bundle_free(b);
+	ck_assert_int_lt(install(&c), 0);
+	ck_assert_msg(strstr(c.err.msg, "dm-verity") && strstr(c.err.msg, "-DSLOTSYNC_VERITY=ON"), "%s", c.err.msg);
+	ck_assert_int_eq(c.rec.step, SLOTSYNC_STEP_FAILED);
+	nothing_changed(&c);
+	ctx_free(&c);
+}
+END_TEST
+
 static Suite *install_suite(void)
 {
 	Suite *s = suite_create("install");
@@ -365,6 +508,12 @@ static Suite *install_suite(void)
 	tcase_add_test(tc, test_install_then_mark_bad);
 	tcase_add_test(tc, test_tampered_bundle_refused);
 	tcase_add_test(tc, test_other_hardware_refused);
+	if (SLOTSYNC_HAVE_VERITY) {
+		tcase_add_test(tc, test_verity_bundle_installs);
+		tcase_add_test(tc, test_verity_root_mismatch_never_switched);
+	} else {
+		tcase_add_test(tc, test_verity_release_refused_without_libcryptsetup);
+	}
 	suite_add_tcase(s, tc);
 	return s;
 }

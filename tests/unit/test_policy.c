@@ -90,6 +90,106 @@ START_TEST(test_manifest_refusals)
 }
 END_TEST
 
+/* A manifest with a verity object: an image of 3 blocks, data in the first,
+ * the tree from 4096 on; fields given as the replacement for one of them. */
+#define VGOOD_HEAD                                                                                             \
+	"{\"format\": 1, \"version\": \"2.0\", \"compatible\": \"radio-x86\", \"security_version\": 3, "     \
+	"\"created\": \"2027-01-15T08:00:00Z\", \"image\": {\"size\": 12288, \"sha256\": \"" H1 "\"}, "     \
+	"\"index\": {\"sha256\": \"" H2 "\"}, \"stores\": [\"https://u/store\"], \"verity\": {"
+#define V_ROOT "\"root_hash\": \"" H1 "\""
+#define V_SALT "\"salt\": \"00ff\""
+#define V_ALG "\"algorithm\": \"sha256\""
+#define V_DATA "\"data_size\": 4096"
+#define V_OFF "\"hash_offset\": 4096"
+#define V_DBS "\"data_block_size\": 4096"
+#define V_HBS "\"hash_block_size\": 4096"
+#define VGOOD_WITH(root, salt, alg, data, off, dbs, hbs) \
+	VGOOD_HEAD root ", " salt ", " alg ", " data ", " off ", " dbs ", " hbs "}"
+
+START_TEST(test_manifest_verity)
+{
+	struct slotsync_manifest *m = NULL, *m2 = NULL;
+	struct slotsync_error err;
+	char *a = NULL, *b = NULL;
+	size_t la, lb;
+
+	ck_assert_int_eq(parse(VGOOD_WITH(V_ROOT, V_SALT, V_ALG, V_DATA, V_OFF, V_DBS, V_HBS) ", \"verity_root_hash\": \"" H1 "\"}",
+			       &m, &err), 0);
+	ck_assert_ptr_nonnull(m->verity);
+	ck_assert_str_eq(m->verity->root_hash, H1);
+	ck_assert_str_eq(m->verity->salt, "00ff");
+	ck_assert_str_eq(m->verity->algorithm, "sha256");
+	ck_assert_uint_eq(m->verity->data_size, 4096);
+	ck_assert_uint_eq(m->verity->hash_offset, 4096);
+	ck_assert_uint_eq(m->verity->data_block_size, 4096);
+	ck_assert_uint_eq(m->verity->hash_block_size, 4096);
+	/* written canonically, read back the same */
+	ck_assert_int_eq(slotsync_manifest_serialize(m, &a, &la, &err), 0);
+	ck_assert_ptr_nonnull(strstr(a, "\"verity\": {"));
+	ck_assert_int_eq(slotsync_manifest_parse((const uint8_t *)a, la, &m2, &err), 0);
+	ck_assert_ptr_nonnull(m2->verity);
+	ck_assert_int_eq(slotsync_manifest_serialize(m2, &b, &lb, &err), 0);
+	ck_assert_uint_eq(la, lb);
+	ck_assert_int_eq(memcmp(a, b, la), 0);
+	free(a);
+	free(b);
+	slotsync_manifest_free(m);
+	slotsync_manifest_free(m2);
+	/* without one, none */
+	ck_assert_int_eq(parse(GOOD "}", &m, &err), 0);
+	ck_assert_ptr_null(m->verity);
+	ck_assert_int_eq(slotsync_manifest_serialize(m, &a, &la, &err), 0);
+	ck_assert_ptr_null(strstr(a, "verity"));
+	free(a);
+	slotsync_manifest_free(m);
+}
+END_TEST
+
+START_TEST(test_manifest_verity_refusals)
+{
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{ VGOOD_WITH(V_ROOT, V_SALT, "\"algorithm\": \"sha1\"", V_DATA, V_OFF, V_DBS, V_HBS) "}",
+		  "\"verity.algorithm\" is \"sha1\"" },
+		{ VGOOD_WITH("\"root_hash\": \"" H1 "11\"", V_SALT, V_ALG, V_DATA, V_OFF, V_DBS, V_HBS) "}",
+		  "\"verity.root_hash\" must be 64" },
+		{ VGOOD_WITH("\"root_hash\": \"ABCDEF1111111111111111111111111111111111111111111111111111111111\"", V_SALT, V_ALG,
+			     V_DATA, V_OFF, V_DBS, V_HBS) "}",
+		  "\"verity.root_hash\" must be 64 lower-case hex" },
+		{ VGOOD_WITH(V_ROOT, "\"salt\": \"abc\"", V_ALG, V_DATA, V_OFF, V_DBS, V_HBS) "}", "\"verity.salt\"" },
+		{ VGOOD_WITH(V_ROOT, "\"salt\": \"zz\"", V_ALG, V_DATA, V_OFF, V_DBS, V_HBS) "}", "\"verity.salt\"" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, V_DATA, V_OFF, "\"data_block_size\": 3000", V_HBS) "}",
+		  "\"verity.data_block_size\" must be a power of two" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, V_DATA, V_OFF, "\"data_block_size\": 256", V_HBS) "}",
+		  "\"verity.data_block_size\"" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, V_DATA, V_OFF, V_DBS, "\"hash_block_size\": 131072") "}",
+		  "\"verity.hash_block_size\"" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, "\"data_size\": 5000", "\"hash_offset\": 8192", V_DBS, V_HBS) "}",
+		  "\"verity.data_size\" must be a non-zero multiple" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, "\"data_size\": 8192", V_OFF, V_DBS, V_HBS) "}",
+		  "\"verity.hash_offset\" must not be below data_size" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, V_DATA, "\"hash_offset\": 12288", V_DBS, V_HBS) "}",
+		  "\"verity.hash_offset\" must be inside the image" },
+		{ VGOOD_HEAD V_ROOT ", " V_SALT ", " V_ALG ", " V_DATA ", " V_OFF ", " V_DBS "}}", "lacks the field \"hash_block_size\"" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, V_DATA, V_OFF, V_DBS, V_HBS ", \"fec\": 1") "}", "unknown field \"fec\"" },
+		{ VGOOD_WITH(V_ROOT, V_SALT, V_ALG, V_DATA, V_OFF, V_DBS, V_HBS) ", \"verity_root_hash\": \"" H2 "\"}",
+		  "\"verity_root_hash\" and \"verity.root_hash\" differ" },
+		{ GOOD ", \"verity\": \"yes\"}", "\"verity\" must be an object" },
+	};
+	struct slotsync_manifest *m = NULL;
+	struct slotsync_error err;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(cases[i].json, &m, &err);
+		ck_assert_msg(r == -EBADMSG, "case %zu accepted (%d): %s", i, r, cases[i].json);
+		ck_assert_ptr_null(m);
+		ck_assert_msg(strstr(err.msg, cases[i].needle), "case %zu: \"%s\" does not say \"%s\"", i, err.msg,
+			      cases[i].needle);
+	}
+}
+END_TEST
+
 START_TEST(test_policy_rules)
 {
 	struct slotsync_manifest *m = NULL;
@@ -167,6 +267,8 @@ int main(void)
 
 	tcase_add_test(tc, test_manifest_round_trip);
 	tcase_add_test(tc, test_manifest_refusals);
+	tcase_add_test(tc, test_manifest_verity);
+	tcase_add_test(tc, test_manifest_verity_refusals);
 	tcase_add_test(tc, test_policy_rules);
 	tcase_add_test(tc, test_pointer_rules);
 	tcase_add_test(tc, test_times);

@@ -63,12 +63,13 @@ static int record_manifest(const struct slotsync_config *cfg, const char *path, 
 			   struct slotsync_error *err)
 {
 	struct slotsync_envelope *e = NULL;
+	struct slotsync_signer_info signer;
 	int r;
 
 	*m = NULL;
 	r = slotsync_envelope_read(path, SLOTSYNC_ENVELOPE_BUNDLE, RECORD_MAX, &e, err);
 	if (r == 0)
-		r = slotsync_envelope_verify(e, cfg->keyring, NULL, err);
+		r = slotsync_envelope_verify(e, cfg->keyring, &signer, err);
 	if (r == 0 && e->n_parts < 2)
 		r = slotsync_error_set(err, -EBADMSG, "not a release bundle");
 	if (r == 0)
@@ -142,16 +143,20 @@ int slotsync_root_open(const struct slotsync_config *cfg, int slot, const struct
 		goto out;
 	if (!o->no_full_check) {
 		r = slotsync_verity_verify(h.path, m->verity, err);
-		if (r < 0)
+		if (r < 0) {
+			slotsync_error_prefix(err, "fails dm-verity (release %s)", m->version);
 			goto out;
+		}
 	}
 	if (o->name)
 		snprintf(name, sizeof(name), "%s", o->name);
 	else
 		snprintf(name, sizeof(name), "slotsync-root-%s", s->name);
 	r = slotsync_verity_open(h.path, m->verity, name, err);
-	if (r < 0)
+	if (r < 0) {
+		slotsync_error_prefix(err, "cannot open dm-verity (release %s)", m->version);
 		goto out;
+	}
 	r = measure(cfg, m->verity->root_hash, err);
 	if (r == 0)
 		snprintf(path, PATH_MAX, "/dev/mapper/%s", name);

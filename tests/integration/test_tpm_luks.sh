@@ -8,20 +8,6 @@
 source "$(dirname "$0")/lib.sh"
 S=$SLOTSYNC_BIN
 cd "$T"
-# start_swtpm NAME VAR: a TPM of its own, stopped when the test ends; sets VAR
-# to its TCTI string (not printed: a command substitution would run it in a
-# subshell, whose CLEANUP the test never sees, and leave the daemon running)
-start_swtpm() {
-	local d=$T/tpm-$1 p
-	mkdir -p "$d"
-	p=$(free_port)
-	swtpm socket --tpm2 --tpmstate dir="$d" --server type=tcp,port=$p,bindaddr=127.0.0.1 \
-		--ctrl type=tcp,port=$((p + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear \
-		--pid file="$d/pid" -d
-	CLEANUP+=("kill \$(cat '$d/pid') 2>/dev/null")
-	for _ in $(seq 50); do [ -s "$d/pid" ] && break; sleep 0.1; done
-	printf -v "$2" 'swtpm:host=127.0.0.1,port=%s' "$p"
-}
 start_swtpm main TPM
 start_swtpm other OTHER
 

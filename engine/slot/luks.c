@@ -71,6 +71,12 @@ static int load(struct crypt_device **cd, const char *device, struct slotsync_er
 int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
 			 char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
 {
+	return slotsync_luks_format_open(device, tpm, want_uuid, NULL, uuid, err);
+}
+
+int slotsync_luks_format_open(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
+			      const char *name, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
 	struct crypt_params_luks2 params = { .sector_size = 4096 };
 	struct crypt_device *cd = NULL;
 	struct json_object *tok = NULL, *pcrs;
@@ -123,6 +129,13 @@ int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm
 	}
 	snprintf(uuid, SLOTSYNC_LUKS_UUID_BYTES, "%s", crypt_get_uuid(cd));
 	r = 0;
+	/* opened with the key in hand: a key sealed for a later PCR state (a
+	 * data key for the next root) cannot be unsealed now */
+	if (name) {
+		r = crypt_activate_by_volume_key(cd, name, (const char *)vk, sizeof(vk), 0);
+		if (r < 0)
+			r = slotsync_error_set_errno(err, r, "cannot activate %s as /dev/mapper/%s", device, name);
+	}
 out:
 	explicit_bzero(vk, sizeof(vk));
 	json_object_put(tok);
@@ -282,6 +295,12 @@ static int luks_disabled(struct slotsync_error *err)
 
 int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
 			 char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
+{
+	return luks_disabled(err);
+}
+
+int slotsync_luks_format_open(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
+			      const char *name, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err)
 {
 	return luks_disabled(err);
 }

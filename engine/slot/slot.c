@@ -71,13 +71,19 @@ static int format_open(const struct slotsync_volume *v, const struct slotsync_lu
 		}
 		memcpy(uuid, fresh_uuid, SLOTSYNC_LUKS_UUID_BYTES);
 	}
-	r = slotsync_luks_format(v->device, tpm, uuid, got, err);
+	r = slotsync_luks_format_open(v->device, tpm, uuid, v->mapping, got, err);
 	if (r < 0)
 		return r;
-	r = slotsync_luks_open(v->device, tpm, v->mapping, uuid, h->uuid, err);
-	if (r < 0)
-		return r;
+	snprintf(h->uuid, sizeof(h->uuid), "%s", got);
 	mapped(h, v->mapping, 1);
+	/* a key sealed for the PCRs as they are now must unseal now: proven
+	 * before anything is written behind it (one sealed for a later state,
+	 * the next root's, cannot be) */
+	if (!tpm->expect_mask) {
+		r = slotsync_luks_open(v->device, tpm, NULL, uuid, NULL, err);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

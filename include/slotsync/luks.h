@@ -42,6 +42,12 @@ struct slotsync_luks_tpm {
 SLOTSYNC_EXPORT int slotsync_luks_format(const char *device, const struct slotsync_luks_tpm *tpm, const char *want_uuid,
 			 char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
 
+/* The same, then opened as /dev/mapper/name with the volume key in hand (name
+ * NULL: not opened): what a format for a later PCR state needs. */
+SLOTSYNC_EXPORT int slotsync_luks_format_open(const char *device, const struct slotsync_luks_tpm *tpm,
+					      const char *want_uuid, const char *name,
+					      char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);
+
 /* The UUID of device's LUKS2 header, without unsealing anything; -EINVAL when
  * it has none. */
 SLOTSYNC_EXPORT int slotsync_luks_header_uuid(const char *device, char uuid[SLOTSYNC_LUKS_UUID_BYTES], struct slotsync_error *err);

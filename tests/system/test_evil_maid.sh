@@ -56,6 +56,66 @@ publish() { # publish POINTER_VERSION BUNDLE ACTION
 	sys_updates_disk
 }
 
+# evil_boot NAME POLICY: a boot from the attacker's medium
+evil_boot() {
+	SYS_DISK2=$T/evil-disk.img
+	SYS_QEMU_EXTRA=(-kernel "$VM_VMLINUZ" -initrd "$T/evil-initrd.img" -append "console=ttyS0 panic=-1 quiet evil.policy=$2")
+	sys_boot "$1"
+	SYS_DISK2=
+	SYS_QEMU_EXTRA=()
+	tr -d '\r' <"sys-$1.log" >"sys-$1.txt"
+}
+# debug_boot NAME SLOT: the device's own kernel and initramfs, the command line
+# edited: slot SLOT, dm-verity off
+debug_boot() {
+	SYS_QEMU_EXTRA=(-kernel "$VM_VMLINUZ" -initrd "$T/sys-initrd.img" -append "console=ttyS0 panic=-1 quiet slotsync.slot=$2 slotsync.verity=off")
+	sys_boot "$1"
+	SYS_QEMU_EXTRA=()
+	tr -d '\r' <"sys-$1.log" >"sys-$1.txt"
+}
+N=0
+# boot: a power-on as usual; sets LOG, SLOT (the slot the initramfs was given),
+# GOT ("SLOT VERSION" of a boot that came up), REFUSED (what it refused)
+boot() {
+	N=$((N + 1))
+	sys_boot "$N"
+	LOG=sys-$N.txt
+	tr -d '\r' <"sys-$N.log" >"$LOG"
+	SLOT=$(sed -n 's/^SYSTEST initramfs slot \([AB]\).*/\1/p' "$LOG" | head -n1)
+	GOT=$(sed -n 's/^SYSTEST booted //p' "$LOG" | head -n1)
+	REFUSED=$(sed -n 's/^SYSTEST initramfs refused //p' "$LOG" | head -n1)
+	echo "# boot $N: slot ${SLOT:-?}, ${GOT:+came up: $GOT}${REFUSED:+refused: $REFUSED}"
+}
+# host_grub_switch SLOT: GRUB tries SLOT at the next boots (the boot partition
+# edited with the disk in hand)
+host_grub_switch() {
+	local loop mnt=$T/host-mnt
+	loop=$(losetup -f --show -P disk.img) || return 1
+	for _ in $(seq 50); do [ -b "${loop}p2" ] && break; sleep 0.1; done
+	mkdir -p "$mnt"
+	mount "${loop}p2" "$mnt" && "$(dirname "$SLOTSYNC_BIN")/slotsync-bootctl" --backend grub --env "$mnt/grub/grubenv" switch "$1" >/dev/null
+	umount "$mnt"
+	losetup -d "$loop"
+}
+# slot_offset SLOT: the byte offset of the slot's partition in the disk
+slot_offset() {
+	sfdisk -J disk.img | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$([ "$1" = A ] && echo 2 || echo 3)]['start'] * p.get('sectorsize', 512))"
+}
+
+# ---- the device: factory, v1 in A, v2 into B, B good ---------------------------
+sys_disk || { not_ok "the disk could not be built"; finish; }
+publish 1 v1.0 stay
+sys_boot factory
+grep -q "SYSTEST factory-done" sys-factory.log || { grep -a SYSTEST sys-factory.log >&2; not_ok "the factory"; finish; }
+publish 2 v2.0 update
+boot
+check "v1 came up from A, verified and measured, and installed v2 into B" \
+	bash -c "test '$GOT' = 'A 1.0' && grep -aq 'installed 2.0 into slot B; reboot due' $LOG"
+publish 2 v2.0 stay
+boot
+check "v2 came up from B (dm-verity, its data key unsealed after its root was measured)" test "$GOT" = "B 2.0"
+check "... with A's data copied" grep -aq "SYSTEST data factory data" "$LOG"
+
 # ---- the attacker's tools: a root of theirs, and a boot from other media --------
 # their root: whatever it is, it asks the TPM for both data partitions' keys
 # under the policy they are sealed with (PCR 0 and PCR 15) and says what it got
@@ -116,66 +176,6 @@ poweroff -f
 EVIL
 chmod 755 "$ei/init"
 (cd "$ei" && find . | cpio -o -H newc --quiet | gzip -1) >evil-initrd.img
-
-# evil_boot NAME POLICY: a boot from the attacker's medium
-evil_boot() {
-	SYS_DISK2=$T/evil-disk.img
-	SYS_QEMU_EXTRA=(-kernel "$VM_VMLINUZ" -initrd "$T/evil-initrd.img" -append "console=ttyS0 panic=-1 quiet evil.policy=$2")
-	sys_boot "$1"
-	SYS_DISK2=
-	SYS_QEMU_EXTRA=()
-	tr -d '\r' <"sys-$1.log" >"sys-$1.txt"
-}
-# debug_boot NAME SLOT: the device's own kernel and initramfs, the command line
-# edited: slot SLOT, dm-verity off
-debug_boot() {
-	SYS_QEMU_EXTRA=(-kernel "$VM_VMLINUZ" -initrd "$T/sys-initrd.img" -append "console=ttyS0 panic=-1 quiet slotsync.slot=$2 slotsync.verity=off")
-	sys_boot "$1"
-	SYS_QEMU_EXTRA=()
-	tr -d '\r' <"sys-$1.log" >"sys-$1.txt"
-}
-N=0
-# boot: a power-on as usual; sets LOG, SLOT (the slot the initramfs was given),
-# GOT ("SLOT VERSION" of a boot that came up), REFUSED (what it refused)
-boot() {
-	N=$((N + 1))
-	sys_boot "$N"
-	LOG=sys-$N.txt
-	tr -d '\r' <"sys-$N.log" >"$LOG"
-	SLOT=$(sed -n 's/^SYSTEST initramfs slot \([AB]\).*/\1/p' "$LOG" | head -n1)
-	GOT=$(sed -n 's/^SYSTEST booted //p' "$LOG" | head -n1)
-	REFUSED=$(sed -n 's/^SYSTEST initramfs refused //p' "$LOG" | head -n1)
-	echo "# boot $N: slot ${SLOT:-?}, ${GOT:+came up: $GOT}${REFUSED:+refused: $REFUSED}"
-}
-# host_grub_switch SLOT: GRUB tries SLOT at the next boots (the boot partition
-# edited with the disk in hand)
-host_grub_switch() {
-	local loop mnt=$T/host-mnt
-	loop=$(losetup -f --show -P disk.img) || return 1
-	for _ in $(seq 50); do [ -b "${loop}p2" ] && break; sleep 0.1; done
-	mkdir -p "$mnt"
-	mount "${loop}p2" "$mnt" && "$(dirname "$SLOTSYNC_BIN")/slotsync-bootctl" --backend grub --env "$mnt/grub/grubenv" switch "$1" >/dev/null
-	umount "$mnt"
-	losetup -d "$loop"
-}
-# slot_offset SLOT: the byte offset of the slot's partition in the disk
-slot_offset() {
-	sfdisk -J disk.img | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$([ "$1" = A ] && echo 2 || echo 3)]['start'] * p.get('sectorsize', 512))"
-}
-
-# ---- the device: factory, v1 in A, v2 into B, B good ---------------------------
-sys_disk || { not_ok "the disk could not be built"; finish; }
-publish 1 v1.0 stay
-sys_boot factory
-grep -q "SYSTEST factory-done" sys-factory.log || { grep -a SYSTEST sys-factory.log >&2; not_ok "the factory"; finish; }
-publish 2 v2.0 update
-boot
-check "v1 came up from A, verified and measured, and installed v2 into B" \
-	bash -c "test '$GOT' = 'A 1.0' && grep -aq 'installed 2.0 into slot B; reboot due' $LOG"
-publish 2 v2.0 stay
-boot
-check "v2 came up from B (dm-verity, its data key unsealed after its root was measured)" test "$GOT" = "B 2.0"
-check "... with A's data copied" grep -aq "SYSTEST data factory data" "$LOG"
 
 # ---- 1. no PCR policy ------------------------------------------------------------
 evil_boot evil-1 none

@@ -320,7 +320,7 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 				       c->bundle->manifest->version);
 	if (r == 0)
 		r = check_slot_size(c, err);
-	if (r == 0 && cfg->slot[rec->target].data[0]) {
+	if (r == 0) {
 		/* a device that measures its root boots verified roots only */
 		struct slotsync_luks_tpm data_tpm;
 		r = slotsync_root_data_tpm(cfg, c->bundle->manifest, &data_tpm, err);

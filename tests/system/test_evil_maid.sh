@@ -90,11 +90,13 @@ boot() {
 # edited with the disk in hand)
 host_grub_switch() {
 	local loop mnt=$T/host-mnt
-	loop=$(losetup -f --show -P disk.img) || return 1
+	loop=$(losetup -f --show disk.img) || return 1
+	partx -a "$loop" 2>/dev/null || true
 	for _ in $(seq 50); do [ -b "${loop}p2" ] && break; sleep 0.1; done
 	mkdir -p "$mnt"
 	mount "${loop}p2" "$mnt" && "$(dirname "$SLOTSYNC_BIN")/slotsync-bootctl" --backend grub --env "$mnt/grub/grubenv" switch "$1" >/dev/null
 	umount "$mnt"
+	partx -d "$loop" 2>/dev/null || true
 	losetup -d "$loop"
 }
 # slot_offset SLOT: the byte offset of the slot's partition in the disk
@@ -120,7 +122,7 @@ check "... with A's data copied" grep -aq "SYSTEST data factory data" "$LOG"
 # their root: whatever it is, it asks the TPM for both data partitions' keys
 # under the policy they are sealed with (PCR 0 and PCR 15) and says what it got
 ev=$T/evil-root
-mkdir -p "$ev"/{bin,dev,proc,sys,lib/systemd,etc/slotsync,tmp}
+mkdir -p "$ev"/{bin,dev,proc,sys,lib/systemd,etc/slotsync,tmp,boot,data}
 cp /bin/busybox "$ev/bin/"
 sys_copy_bins "$ev" "$SLOTSYNC_BIN" "$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0)"
 cat >"$ev/lib/systemd/systemd" <<'EVIL'

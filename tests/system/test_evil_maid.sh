@@ -223,7 +223,7 @@ boot
 check "a genuine 3.0 installed into slot B" grep -aq 'installed 3.0 into slot B; reboot due' "$LOG"
 publish 3 v3.0 stay
 boot
-check "3.0 came up from B" test "$GOT" = "B 3.0"
+check "3.0 (the 2.0 root again) came up from B" test "$GOT" = "B 2.0"
 # one byte in the middle of the image (past the 16 MiB LUKS2 header), inverted
 off=$(( $(slot_offset B) + 16 * 1048576 + $(stat -c %s release-2.0.sqfs) / 2 + 1234 ))
 python3 - "$off" <<'PY'

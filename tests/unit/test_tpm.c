@@ -246,10 +246,8 @@ START_TEST(test_pcr_read_extend_agree_with_tpm2_tools)
 END_TEST
 
 #if SLOTSYNC_HAVE_LUKS2
-static void volume(char path[PATH_MAX], const char *name)
+static void volume(char path[PATH_MAX], const char *dir, const char *name)
 {
-	char *dir = test_mkdtemp();
-
 	fx_path(path, dir, name);
 	ck_assert_int_eq(test_write_file(path, "", 0), 0);
 	ck_assert_int_eq(truncate(path, 40 << 20), 0);
@@ -262,26 +260,28 @@ START_TEST(test_luks_open_uses_device_policy)
 	struct slotsync_error err = { 0 };
 	char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX], uuid[SLOTSYNC_LUKS_UUID_BYTES];
 	uint8_t v0[32], d[32];
+	char *dir = test_mkdtemp();
 
-	volume(a, "attacker.img");
+	volume(a, dir, "attacker.img");
 	ck_assert_msg(slotsync_luks_format(a, &none, NULL, uuid, &err) == 0, "%s", slotsync_error_message(&err));
 	ck_assert_int_eq(slotsync_luks_open(a, &dev, NULL, NULL, uuid, &err), -EACCES);
 	/* (each call below that fails is the first to set err) */
 	ck_assert_msg(strstr(slotsync_error_message(&err), "attacker.img: the sealed key carries no PCR policy, but this "
 							   "device requires PCRs 9"),
 		      "%s", slotsync_error_message(&err));
-	volume(b, "genuine.img");
+	volume(b, dir, "genuine.img");
 	ck_assert_msg(slotsync_luks_format(b, &dev, NULL, uuid, &err) == 0, "%s", slotsync_error_message(&err));
 	ck_assert_msg(slotsync_luks_open(b, &dev, NULL, uuid, NULL, &err) == 0, "%s", slotsync_error_message(&err));
 	/* a format with expect seals for the state to come */
 	ck_assert_int_eq(slotsync_tpm_pcr_read(tcti, 14, v0, &err), 0);
 	memset(d, 0x14, sizeof(d));
 	slotsync_tpm_pcr_extended(v0, d, next.expect[14]);
-	volume(c, "next.img");
+	volume(c, dir, "next.img");
 	ck_assert_msg(slotsync_luks_format(c, &next, NULL, uuid, &err) == 0, "%s", slotsync_error_message(&err));
 	ck_assert_int_eq(slotsync_luks_open(c, &next, NULL, NULL, NULL, &err), -EACCES);
 	extend(14, 0x14);
 	ck_assert_msg(slotsync_luks_open(c, &next, NULL, NULL, NULL, &err) == 0, "%s", slotsync_error_message(&err));
+	test_rmdir(dir);
 }
 END_TEST
 #endif

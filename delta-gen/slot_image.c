@@ -24,21 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crypt_log.h"
 #include "io.h"
 #include "slotsync/log.h"
 
 #define SALT_LABEL "slotsync dm-verity salt v1\n"
-
-/* libcryptsetup's last error message: the reason behind its errno */
-static char crypt_error[256];
-
-static void verity_log(int level, const char *msg, void *usrptr)
-{
-	(void)usrptr;
-	if (level == CRYPT_LOG_ERROR)
-		snprintf(crypt_error, sizeof(crypt_error), "%.*s", (int)strcspn(msg, "\n"), msg);
-	slotsync_log_debug("libcryptsetup: %.*s", (int)strcspn(msg, "\n"), msg);
-}
 
 /* Copies image into fd and pads it with zeros to data_size. */
 static int copy_padded(const char *image, int fd, uint64_t size, uint64_t data_size, struct slotsync_error *err)
@@ -112,14 +102,13 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 		goto out;
 
 	/* the data and the tree in one file: the tree from data_size on */
-	crypt_error[0] = '\0';
-	crypt_set_log_callback(NULL, verity_log, NULL);
+	crypt_log_quiet();
 	r = crypt_init(&cd, tmp);
 	if (r < 0) {
 		slotsync_error_set_errno(err, r, "libcryptsetup cannot open %s", tmp);
 		goto out;
 	}
-	crypt_set_log_callback(cd, verity_log, NULL);
+	crypt_set_log_callback(cd, crypt_log_message, NULL);
 	params.hash_name = "sha256";
 	params.data_device = tmp;
 	params.salt = (const char *)v->salt;
@@ -133,7 +122,7 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 	r = crypt_format(cd, CRYPT_VERITY, NULL, NULL, NULL, NULL, 0, &params);
 	if (r < 0) {
 		slotsync_error_set_errno(err, r, "libcryptsetup cannot compute the dm-verity hash tree of %s%s%s", image,
-					 crypt_error[0] ? ": " : "", crypt_error);
+					 crypt_log_error[0] ? ": " : "", crypt_log_error);
 		goto out;
 	}
 	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)v->root_hash, &root_len, NULL, 0);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "parse.h"
 #include "slotsync/config.h"
 #include "slotsync/luks.h"
 #include "slotsync/migrate.h"
@@ -87,16 +88,12 @@ static int parse(int argc, char **argv, const char *verb, struct slotsync_luks_t
 		case OPT_DATA:
 			so->data = 1;
 			break;
-		case OPT_ROOT_PCR: {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-			if (*end || end == optarg || n < 0 || n > 23) {
+		case OPT_ROOT_PCR:
+			if (parse_int(optarg, 0, 23, &so->root_pcr) < 0) {
 				fprintf(stderr, "slotsync %s: --root-pcr takes a PCR number, 0 to 23, not \"%s\"\n", verb, optarg);
 				return -1;
 			}
-			so->root_pcr = (int)n;
 			break;
-		}
 		case OPT_ROOT_HASH:
 			if (!*optarg || strspn(optarg, "0123456789abcdef") != strlen(optarg) || strlen(optarg) % 2) {
 				fprintf(stderr, "slotsync %s: --root-hash takes a dm-verity root hash in lower-case hex, not \"%s\"\n",

@@ -20,41 +20,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crypt_log.h"
 #include "slotsync/log.h"
 #include "slotsync/tpm.h"
 
 #define TOKENS_MAX 32
 
-/* libcryptsetup's messages go through our log: its errors become ours, with
- * context, and the rest is noise on a device's console. */
-/* libcryptsetup's last error message on this thread: the reason behind an
- * errno, added to ours */
-static __thread char crypt_error[256];
-
-static void luks_log(int level, const char *msg, void *usrptr)
-{
-	(void)usrptr;
-	if (level == CRYPT_LOG_ERROR)
-		snprintf(crypt_error, sizeof(crypt_error), "%.*s", (int)strcspn(msg, "\n"), msg);
-	slotsync_log_debug("libcryptsetup%s: %.*s", level == CRYPT_LOG_ERROR ? " error" : "", (int)strcspn(msg, "\n"),
-			   msg);
-}
-
-static void quiet(void)
-{
-	crypt_error[0] = '\0';
-	crypt_set_log_callback(NULL, luks_log, NULL);
-	/* libcryptsetup's locking folder; on systems without cryptsetup's
-	 * tmpfiles.d entry nobody else makes it, and a format then fails */
-	if (mkdir("/run/cryptsetup", 0700) < 0 && errno != EEXIST)
-		slotsync_log_debug("cannot create /run/cryptsetup: %s", strerror(errno));
-}
-
 static int load(struct crypt_device **cd, const char *device, struct slotsync_error *err)
 {
 	int r;
 
-	quiet();
+	crypt_log_quiet();
 	r = crypt_init(cd, device);
 
 	if (r < 0)
@@ -87,7 +63,7 @@ int slotsync_luks_format_open(const char *device, const struct slotsync_luks_tpm
 	char *b64 = NULL;
 	int r;
 
-	quiet();
+	crypt_log_quiet();
 	memcpy(policy.expect, tpm->expect, sizeof(policy.expect));
 	if (RAND_bytes(vk, sizeof(vk)) != 1)
 		return slotsync_error_set(err, -EIO, "no random bytes for a volume key");
@@ -102,8 +78,8 @@ int slotsync_luks_format_open(const char *device, const struct slotsync_luks_tpm
 	}
 	r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", want_uuid, (const char *)vk, sizeof(vk), &params);
 	if (r < 0) {
-		r = slotsync_error_set_errno(err, r, "cannot format %s as LUKS2%s%s%s", device, crypt_error[0] ? " (" : "",
-					     crypt_error, crypt_error[0] ? ")" : "");
+		r = slotsync_error_set_errno(err, r, "cannot format %s as LUKS2%s%s%s", device, crypt_log_error[0] ? " (" : "",
+					     crypt_log_error, crypt_log_error[0] ? ")" : "");
 		goto out;
 	}
 	b64 = malloc(4 * ((blob_len + 2) / 3) + 1);
@@ -226,7 +202,7 @@ int slotsync_luks_close(const char *name, struct slotsync_error *err)
 	struct crypt_device *cd = NULL;
 	int r;
 
-	quiet();
+	crypt_log_quiet();
 	r = crypt_init_by_name(&cd, name);
 
 	if (r < 0)
@@ -254,7 +230,7 @@ int slotsync_luks_mapping_uuid(const char *name, char uuid[SLOTSYNC_LUKS_UUID_BY
 	const char *u;
 	int r;
 
-	quiet();
+	crypt_log_quiet();
 	if (crypt_status(NULL, name) != CRYPT_ACTIVE && crypt_status(NULL, name) != CRYPT_BUSY)
 		return slotsync_error_set(err, -ENODEV, "no mapping %s", name);
 	r = crypt_init_by_name(&cd, name);

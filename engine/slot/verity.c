@@ -23,30 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crypt_log.h"
 #include "slotsync/log.h"
-
-/* libcryptsetup's last error message on this thread: the reason behind an
- * errno, added to ours */
-static __thread char crypt_error[256];
-
-static void verity_log(int level, const char *msg, void *usrptr)
-{
-	(void)usrptr;
-	if (level == CRYPT_LOG_ERROR)
-		snprintf(crypt_error, sizeof(crypt_error), "%.*s", (int)strcspn(msg, "\n"), msg);
-	slotsync_log_debug("libcryptsetup%s: %.*s", level == CRYPT_LOG_ERROR ? " error" : "", (int)strcspn(msg, "\n"),
-			   msg);
-}
-
-static void quiet(void)
-{
-	crypt_error[0] = '\0';
-	crypt_set_log_callback(NULL, verity_log, NULL);
-	/* libcryptsetup's locking folder; without cryptsetup's tmpfiles.d entry
-	 * nobody else makes it */
-	if (mkdir("/run/cryptsetup", 0700) < 0 && errno != EEXIST)
-		slotsync_log_debug("cannot create /run/cryptsetup: %s", strerror(errno));
-}
 
 /* Loads v's layout over device (data and tree on the same device); flags:
  * CRYPT_VERITY_CHECK_HASH for a check of every block at activation.  *root
@@ -68,11 +46,11 @@ static int load(const char *device, const struct slotsync_manifest_verity *v, ui
 	*salt = OPENSSL_hexstr2buf(v->salt, &salt_len);
 	if (!*root || !*salt)
 		return slotsync_error_set(err, -EINVAL, "the dm-verity root hash or salt is not hex");
-	quiet();
+	crypt_log_quiet();
 	r = crypt_init_data_device(cd, device, device);
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "cannot open %s", device);
-	crypt_set_log_callback(*cd, verity_log, NULL);
+	crypt_set_log_callback(*cd, crypt_log_message, NULL);
 	params.hash_name = v->algorithm;
 	params.data_device = device;
 	params.salt = (const char *)*salt;
@@ -87,7 +65,7 @@ static int load(const char *device, const struct slotsync_manifest_verity *v, ui
 	r = crypt_format(*cd, CRYPT_VERITY, NULL, NULL, NULL, NULL, 0, &params);
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "libcryptsetup cannot load the dm-verity layout of %s%s%s", device,
-						crypt_error[0] ? ": " : "", crypt_error);
+						crypt_log_error[0] ? ": " : "", crypt_log_error);
 	return 0;
 }
 
@@ -107,10 +85,10 @@ int slotsync_verity_verify(const char *device, const struct slotsync_manifest_ve
 		 * the top of the tree does not give the root hash */
 		if (r == -EPERM || r == -EFAULT)
 			r = slotsync_error_set(err, -EBADMSG, "%s does not match the root hash %s%s%s", device, v->root_hash,
-					       crypt_error[0] ? ": " : "", crypt_error);
+					       crypt_log_error[0] ? ": " : "", crypt_log_error);
 		else if (r < 0)
 			r = slotsync_error_set_errno(err, r, "cannot check %s against its dm-verity hash tree%s%s", device,
-						     crypt_error[0] ? ": " : "", crypt_error);
+						     crypt_log_error[0] ? ": " : "", crypt_log_error);
 	}
 	crypt_free(cd);
 	OPENSSL_free(root);
@@ -134,10 +112,10 @@ int slotsync_verity_open(const char *device, const struct slotsync_manifest_veri
 		r = crypt_activate_by_volume_key(cd, name, (const char *)root, (size_t)root_len, CRYPT_ACTIVATE_READONLY);
 		if (r == -EPERM)
 			r = slotsync_error_set(err, -EBADMSG, "%s does not match the root hash %s%s%s", device, v->root_hash,
-					       crypt_error[0] ? ": " : "", crypt_error);
+					       crypt_log_error[0] ? ": " : "", crypt_log_error);
 		else if (r < 0)
 			r = slotsync_error_set_errno(err, r, "cannot map %s through dm-verity as %s%s%s", device, name,
-						     crypt_error[0] ? ": " : "", crypt_error);
+						     crypt_log_error[0] ? ": " : "", crypt_log_error);
 	}
 	crypt_free(cd);
 	OPENSSL_free(root);
@@ -150,14 +128,14 @@ int slotsync_verity_close(const char *name, struct slotsync_error *err)
 	struct crypt_device *cd = NULL;
 	int r;
 
-	quiet();
+	crypt_log_quiet();
 	r = crypt_init_by_name(&cd, name);
 	if (r == 0)
 		r = crypt_deactivate(cd, name);
 	crypt_free(cd);
 	if (r < 0)
 		return slotsync_error_set_errno(err, r, "cannot remove the dm-verity mapping %s%s%s", name,
-						crypt_error[0] ? ": " : "", crypt_error);
+						crypt_log_error[0] ? ": " : "", crypt_log_error);
 	return 0;
 }
 

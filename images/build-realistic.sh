@@ -15,6 +15,9 @@
 # Outputs, in OUTDIR:
 #   debian-v{1,2,3}.sqfs                zstd, 128 KiB blocks
 #   debian-v{1,2,3}.raw.sqfs            uncompressed (-noI -noD -noF -noX)
+#   debian-v{1,2,3}.gzip.sqfs           gzip (mksquashfs's default compressor)
+#   debian-v{1,2,3}.xz.sqfs             xz (as Yocto's squashfs-xz: -comp xz)
+#   debian-v{1,2,3}.lz4.sqfs            lz4 -Xhc
 #   debian-upgrade.txt                  packages changed by the upgrade (v1->v2)
 #   debian-feature.txt                  packages added by the feature (v2->v3)
 #   cache/bookworm-minbase-ARCH.tar.gz  debootstrap result, reused by later
@@ -147,12 +150,23 @@ clean_tree() {
     rm -rf "$ROOT"/tmp/* "$ROOT"/var/tmp/* "$ROOT"/root/.bash_history
 }
 
-make_images() {           # make_images NAME -> OUTDIR/NAME.sqfs and NAME.raw.sqfs
+# One tree, five images: the same reproducible options and 128 KiB blocks,
+# only the compression differs.
+#   NAME.sqfs       zstd (-comp zstd, level 15)
+#   NAME.raw.sqfs   uncompressed (-noI -noD -noF -noX)
+#   NAME.gzip.sqfs  gzip, mksquashfs's default compressor with its default options
+#   NAME.xz.sqfs    xz as Yocto's squashfs-xz image type makes it (image_types.bbclass:
+#                   "-noappend -comp xz", no -X options: no BCJ filter, dictionary = block size)
+#   NAME.lz4.sqfs   lz4 high compression (-comp lz4 -Xhc)
+make_images() {           # make_images NAME
     local opts=(-noappend -reproducible -mkfs-time 0 -all-time 0 -xattrs
-                -b 131072 -comp zstd -quiet -no-progress)
-    rm -f "$OUTDIR/$1.sqfs" "$OUTDIR/$1.raw.sqfs"
-    mksquashfs "$ROOT" "$OUTDIR/$1.sqfs" "${opts[@]}" >/dev/null
-    mksquashfs "$ROOT" "$OUTDIR/$1.raw.sqfs" "${opts[@]}" -noI -noD -noF -noX >/dev/null
+                -b 131072 -quiet -no-progress)
+    rm -f "$OUTDIR/$1".{sqfs,raw.sqfs,gzip.sqfs,xz.sqfs,lz4.sqfs}
+    mksquashfs "$ROOT" "$OUTDIR/$1.sqfs" "${opts[@]}" -comp zstd >/dev/null
+    mksquashfs "$ROOT" "$OUTDIR/$1.raw.sqfs" "${opts[@]}" -comp zstd -noI -noD -noF -noX >/dev/null
+    mksquashfs "$ROOT" "$OUTDIR/$1.gzip.sqfs" "${opts[@]}" -comp gzip >/dev/null
+    mksquashfs "$ROOT" "$OUTDIR/$1.xz.sqfs" "${opts[@]}" -comp xz >/dev/null
+    mksquashfs "$ROOT" "$OUTDIR/$1.lz4.sqfs" "${opts[@]}" -comp lz4 -Xhc >/dev/null
 }
 
 # ------------------------------------------------------------ v1: debootstrap
@@ -243,7 +257,7 @@ ADDED=$(printf '%s' "$CHANGED" | awk '$2 == "-"' | grep -c . || true)
 } > "$OUTDIR/debian-feature.txt"
 
 echo "packages changed by the feature release: $COUNT, $ADDED newly installed (see $OUTDIR/debian-feature.txt)"
-for f in debian-v{1,2,3}.sqfs debian-v{1,2,3}.raw.sqfs; do
+for f in debian-v{1,2,3}.{sqfs,raw.sqfs,gzip.sqfs,xz.sqfs,lz4.sqfs}; do
     printf '%s\t%s bytes\n' "$OUTDIR/$f" "$(stat -c %s "$OUTDIR/$f")"
 done
 echo "done in ${SECONDS}s"

@@ -80,7 +80,9 @@ for kind in raw zstd; do
 		xdelta3 -9 -f -e -s "$old" "$new" "$W/p.xd3"
 		zstd -19 --long=27 -q -f --patch-from="$old" "$new" -o "$W/p.zst" 2>/dev/null
 		rm -f "$W/t.img" "$W/t.img.journal"
-		app=$(measure "$SLOTSYNC" assemble --store "http://127.0.0.1:$PORT/store" --allow-plain-http --seed "$old" --seed-index "$W/old.caibx" \
+		sdix=deltas/$(sha256sum "$W/old.caibx" | cut -c1-64)/$(sha256sum "$W/new.caibx" | cut -c1-64).sdix
+		app=$(measure "$SLOTSYNC" assemble --store "http://127.0.0.1:$PORT/store" --allow-plain-http \
+			--delta-index "http://127.0.0.1:$PORT/store/$sdix" --seed "$old" --seed-index "$W/old.caibx" \
 			"$W/new.caibx" "$W/t.img")
 		cmp -s "$new" "$W/t.img" || { echo "slotsync assemble: the result differs" >&2; exit 1; }
 		bs=$(measure bsdiff "$old" "$new" "$W/p.bsdiff")

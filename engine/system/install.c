@@ -117,6 +117,7 @@ struct run_ctx {
 	double rate;
 	struct slotsync_volume_handle target, active, data_target, data_active;
 	int missing;             /* the assemble step found an object missing from every store */
+	int index_unavailable;   /* a detached index could not be fetched (not: was wrong) */
 };
 
 static void report(struct run_ctx *c)
@@ -389,6 +390,8 @@ static int fetch_detached_index(struct run_ctx *c, const char *path, struct slot
 				break;
 		}
 		if (r < 0) {
+			/* the store could not be reached: try again later */
+			c->index_unavailable = r != -EINVAL && r != -EFBIG;
 			slotsync_error_prefix(err, "the release's index");
 			return r;
 		}
@@ -839,8 +842,10 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 		report(&c);
 		r = step_verify(&c, err);
 		rec->seconds[SLOTSYNC_STEP_VERIFY] += clock_now_s() - t;
-		if (r < 0)
+		if (r < 0) {
+			transient = c.index_unavailable; /* as a bundle that could not be had */
 			goto out;
+		}
 		rec->step = SLOTSYNC_STEP_PRE_INSTALL;
 		r = system_record_save(cfg, rec, err);
 		if (r < 0)

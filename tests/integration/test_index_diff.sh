@@ -62,6 +62,17 @@ $S install --config "$T/d2/system.conf" "$T/v2.bundle" >"$T/d2.out" 2>&1
 check "without the base index: installed byte-exact from the full index, no .sdid asked for" \
 	bash -c "$(declare -f installed_v2); installed_v2 '$T/d2' && test \"\$(python3 -c \"import json; print(json.load(open('$T/d2/state/install.json'))['index_from'])\")\" = full && ! grep -q '\.sdid' '$NGINX_LOG' && grep -q '/indexes/$IDX_HEX.caibx' '$NGINX_LOG'"
 
+# ---- the full index not (yet) in the store: resumable, then installed ------------------------
+mv "$W/indexes" "$W/indexes.away"
+device "$T/d5" no
+rc=0
+$S install --config "$T/d5/system.conf" "$T/v2.bundle" >"$T/d5.out" 2>&1 || rc=$?
+check "the store lacks the full index: the install stops resumable (exit $rc, not failed for good), the slot untouched" \
+	bash -c "[ $rc -eq 3 ] && cmp -s '$T/d5/slot-b.img' <(head -c 16M /dev/zero)"
+mv "$W/indexes.away" "$W/indexes"
+check "... run again once it is there: installed byte-exact" \
+	bash -c "$(declare -f installed_v2); $S install --config '$T/d5/system.conf' '$T/v2.bundle' >/dev/null 2>&1 && installed_v2 '$T/d5'"
+
 # ---- a damaged diff: the full index -------------------------------------------------------
 printf 'X' | dd of="$SDID" bs=1 seek=20 conv=notrunc 2>/dev/null
 device "$T/d3" yes

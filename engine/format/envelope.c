@@ -478,6 +478,11 @@ int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slots
 		r = slotsync_error_set(err, -EBADMSG, "bundle index does not have the digest its manifest names");
 		goto fail;
 	}
+	if (b->manifest->index_size && b->manifest->index_size != b->index_len) {
+		r = slotsync_error_set(err, -EBADMSG, "bundle index is %zu bytes, its manifest says %" PRIu64, b->index_len,
+				       b->manifest->index_size);
+		goto fail;
+	}
 	r = slotsync_index_parse(b->index, b->index_len, &idx, err);
 	if (r < 0) {
 		slotsync_error_prefix(err, "bundle index");

@@ -206,6 +206,36 @@ static int write_objects(struct ctx *c, struct slotsync_delta_index *d, struct s
 	return r;
 }
 
+/* The new index coded against the base's, beside the delta index: what a
+ * device that has the base index downloads instead of the full index. */
+static int write_index_diff(const struct gen_delta_options *opt, const struct slotsync_index *base,
+			    const struct slotsync_index *ni, const uint8_t *base_digest, const uint8_t *new_digest,
+			    struct gen_delta_stats *st, struct slotsync_error *err)
+{
+	char rel[200], path[4096];
+	uint8_t *diff = NULL;
+	size_t len;
+	int r = slotsync_index_diff_make(base, ni, &diff, &len, err);
+
+	if (r < 0)
+		return r;
+	st->index_diff_bytes = len;
+	slotsync_digest(SLOTSYNC_DIGEST_SHA256, diff, len, st->index_diff_sha256);
+	if (opt->store) {
+		slotsync_index_diff_path(base_digest, new_digest, rel, sizeof(rel));
+		snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
+		*strrchr(path, '/') = '\0';
+		r = io_mkdir_p(path, err);
+		snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
+		if (r == 0)
+			r = io_write_file_atomic(path, diff, len, err);
+		if (r == 0)
+			snprintf(st->index_diff_path, sizeof(st->index_diff_path), "%s", rel);
+	}
+	free(diff);
+	return r;
+}
+
 int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, const char *base_image,
 		   struct gen_delta_stats *st, struct slotsync_error *err)
 {
@@ -403,6 +433,8 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 				snprintf(st->index_path, sizeof(st->index_path), "%s", rel);
 		}
 	}
+	if (r == 0)
+		r = write_index_diff(opt, base, ni, d.base_digest, d.new_digest, st, err);
 workers_out:
 	for (int t = 0; t < threads; t++) {
 		ZSTD_freeCCtx(w[t].cc);

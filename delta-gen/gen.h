@@ -97,6 +97,7 @@ struct gen_bundle_options {
 	int n_deltas;
 	struct gen_delta_options delta;
 	int embed;                     /* --embed: chunks inside the bundle */
+	int detach_index;              /* --detach-index: the index in the store, not the bundle */
 	const char **embed_for;        /* --embed-for BASE.caibx: only what these lack */
 	int n_embed_for;
 };
@@ -127,6 +128,10 @@ struct gen_delta_stats {
 	char index_path[200];                    /* relative to the store */
 	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the base index */
 	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES]; /* SHA-256 of the delta index */
+	/* the new index coded against the base's (.sdid, beside the .sdix) */
+	uint64_t index_diff_bytes;
+	uint8_t index_diff_sha256[SLOTSYNC_DIGEST_BYTES];
+	char index_diff_path[200];               /* relative to the store */
 	double seconds;
 };
 

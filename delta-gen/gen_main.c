@@ -155,6 +155,9 @@ static void bundle_usage(FILE *f)
 		"                               installs with no network (a USB stick)\n"
 		"  --embed-for BASE.caibx       embed only the chunks a device running BASE\n"
 		"                               lacks (again for more bases)\n"
+		"  --detach-index               leave the index out of the bundle: the store\n"
+		"                               gets it as indexes/<SHA-256>.caibx, and a device\n"
+		"                               with a base index fetches its index diff\n"
 		"  --chunk-size, --threads, --digest, --no-progress  as for make\n"
 		"  --level L                    zstd level of the chunks (default %d) and, if\n"
 		"                               given, of the delta objects (default %d)\n" USAGE_COMMON USAGE_SIGNER
@@ -220,7 +223,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_REPAIR, OPT_VERSION, OPT_IMAGE, OPT_RELEASE_VERSION, OPT_COMPATIBLE, OPT_SECURITY_VERSION,
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
-       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_SEED_INDEX,
+       OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_DETACH_INDEX, OPT_SEED_INDEX,
        OPT_MAKE_VERITY };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
@@ -558,6 +561,9 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 	case OPT_EMBED:
 		b->embed = 1;
 		break;
+	case OPT_DETACH_INDEX:
+		b->detach_index = 1;
+		break;
 	case OPT_EMBED_FOR:
 		b->embed = 1;
 		b->embed_for[b->n_embed_for++] = arg;
@@ -615,6 +621,7 @@ static int cmd_bundle(int argc, char **argv)
 		{ "run-max", required_argument, NULL, OPT_RUN_MAX },
 		{ "embed", no_argument, NULL, OPT_EMBED },
 		{ "embed-for", required_argument, NULL, OPT_EMBED_FOR },
+		{ "detach-index", no_argument, NULL, OPT_DETACH_INDEX },
 		OPTIONS_MAKE,
 		OPTIONS_SIGNER,
 		OPTIONS_COMMON,
@@ -760,6 +767,8 @@ static void print_delta(const char *base, const char *store, const struct gen_de
 	       st->replaced_plain, total, st->index_bytes, st->object_bytes, st->remaining_plain, st->seconds);
 	if (st->index_path[0])
 		printf("delta: index %s/%s\n", store, st->index_path);
+	if (st->index_diff_path[0])
+		printf("delta: index diff %s/%s (%" PRIu64 " bytes)\n", store, st->index_diff_path, st->index_diff_bytes);
 }
 
 static int cmd_delta(int argc, char **argv)

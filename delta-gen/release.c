@@ -216,6 +216,21 @@ out:
 	return r;
 }
 
+/* store/indexes/<hex>.caibx, written atomically like the store's chunks. */
+static int write_detached_index(const char *store, const uint8_t *index, size_t len,
+				const uint8_t digest[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err)
+{
+	char path[4200], hex[SLOTSYNC_DIGEST_HEX_BYTES];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/indexes", store);
+	r = io_mkdir_p(path, err);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/indexes/%s.caibx", store, slotsync_digest_to_hex(digest, hex));
+	return io_write_file_atomic(path, index, len, err);
+}
+
 int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err)
 {
 	struct embed_set emb = { 0 };
@@ -251,6 +266,8 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	r = signer_check(&o->signer, err);
 	if (r < 0)
 		return r;
+	if (o->detach_index && o->embed)
+		return slotsync_error_set(err, -EINVAL, "--detach-index and --embed exclude each other: a bundle that installs with no network carries its index");
 	if (o->n_deltas > SLOTSYNC_MANIFEST_MAX_DELTAS)
 		return slotsync_error_set(err, -EINVAL, "at most %d --delta-from", SLOTSYNC_MANIFEST_MAX_DELTAS);
 	if (o->verity && o->verity_root_hash)
@@ -297,6 +314,9 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 		memcpy(m.deltas[m.n_deltas].base, st.base_digest, SLOTSYNC_DIGEST_BYTES);
 		memcpy(m.deltas[m.n_deltas].sha256, st.index_sha256, SLOTSYNC_DIGEST_BYTES);
 		m.deltas[m.n_deltas].size = st.index_bytes;
+		m.deltas[m.n_deltas].has_index = 1;
+		memcpy(m.deltas[m.n_deltas].index_sha256, st.index_diff_sha256, SLOTSYNC_DIGEST_BYTES);
+		m.deltas[m.n_deltas].index_size = st.index_diff_bytes;
 		m.n_deltas++;
 		slotsync_log_info("delta objects from %s: %" PRIu64 " objects, %" PRIu64 " bytes, replace %" PRIu64
 				  " bytes of chunks",
@@ -323,6 +343,13 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 		goto out;
 	}
 	slotsync_digest(SLOTSYNC_DIGEST_SHA256, index, index_len, m.index_sha256);
+	if (o->detach_index) {
+		/* the index goes to the store; the manifest names it by digest and size */
+		r = write_detached_index(o->store, index, index_len, m.index_sha256, err);
+		if (r < 0)
+			goto out;
+		m.index_size = index_len;
+	}
 	for (int i = 0; i < o->n_store_urls; i++)
 		m.stores[m.n_stores++] = (char *)o->store_urls[i];
 	if (!o->verity)
@@ -359,7 +386,7 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 		/* with embedded chunks, part 4 is their directory (part 3, the hooks,
 		 * then may be empty) */
 		const uint8_t *parts[4] = { (const uint8_t *)manifest, index, hooks ? hooks : (const uint8_t *)"", dir };
-		size_t lens[4] = { manifest_len, index_len, hooks_len, dir_len };
+		size_t lens[4] = { manifest_len, o->detach_index ? 0 : index_len, hooks_len, dir_len };
 		if (!o->embed)
 			r = signer_write_envelope(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, hooks ? 3 : 2, out, err);
 		else if ((r = signer_sign_envelope(&o->signer, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, 4, &env, &env_len,

@@ -45,7 +45,7 @@ static const char assemble_usage[] =
 	"                         [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	"                         [--max-attempts N] [--stall-timeout SECONDS] [--min-rate BYTES_PER_S|none]\n"
 	"                         [--reset-journal] [--dry-run] [--json]\n"
-	"                         [--no-delta | --delta-index FILE] [--allow-plain-http] INDEX TARGET\n"
+	"                         [--no-delta | --delta-index FILE|URL] [--allow-plain-http] INDEX TARGET\n"
 	"       slotsync assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	ASSEMBLE_ABOUT
 	"\n"
@@ -77,7 +77,7 @@ static void usage(FILE *f)
 	      "           [--client-cert PEM --client-key PEM] [--concurrency N] [--max-rate BYTES_PER_S]\n"
 	      "           [--max-attempts N] [--stall-timeout SECONDS] [--min-rate BYTES_PER_S|none]\n"
 	      "           [--reset-journal] [--dry-run] [--json]\n"
-	      "           [--no-delta | --delta-index FILE] [--allow-plain-http] INDEX TARGET\n"
+	      "           [--no-delta | --delta-index FILE|URL] [--allow-plain-http] INDEX TARGET\n"
 	      "  assemble --config FILE --slot SLOT --journal FILE [--seed-slot SLOT:INDEX] [...] INDEX\n"
 	      ASSEMBLE_ABOUT
 	      "  index-info INDEX\n"
@@ -528,6 +528,12 @@ static int parse_assemble_args(int argc, char **argv, struct slotsync_assemble_o
 	r = opt->fetch.base_url ? parse_url(opt->fetch.base_url, plain_http) : 0;
 	if (r < 0) {
 		fprintf(stderr, "slotsync assemble: --store %s: %s\n", opt->fetch.base_url, parse_url_problem(r));
+		return -1;
+	}
+	if (opt->delta_index_path && (!strncmp(opt->delta_index_path, "http://", 7) ||
+				      !strncmp(opt->delta_index_path, "https://", 8)) &&
+	    (r = parse_url(opt->delta_index_path, plain_http)) < 0) {
+		fprintf(stderr, "slotsync assemble: --delta-index %s: %s\n", opt->delta_index_path, parse_url_problem(r));
 		return -1;
 	}
 	opt->index_path = argv[optind];

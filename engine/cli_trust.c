@@ -108,6 +108,13 @@ int cli_verify(int argc, char **argv)
 	if (slotsync_bundle_open(argv[optind], keyring, &b, &err) < 0 || slotsync_policy_check(b->manifest, &pol, &err) < 0)
 		goto out;
 	/* accepted: now, and only now, anything is written */
+	if (index_out && b->index_detached) {
+		char hex[SLOTSYNC_DIGEST_HEX_BYTES];
+		slotsync_error_set(&err, -ENOENT,
+				   "%s carries no index (it was made with --detach-index): its index is in the store at indexes/%s.caibx",
+				   argv[optind], slotsync_digest_to_hex(b->manifest->index_sha256, hex));
+		goto out;
+	}
 	if (index_out && io_write_file_atomic(index_out, b->index, b->index_len, &err) < 0)
 		goto out;
 	if (ptr && state_path) {

@@ -9,7 +9,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 B=build-fuzz
 CC=clang-14 cmake -S . -B $B -DSLOTSYNC_FUZZ=ON -DSLOTSYNC_TESTS=OFF -DSLOTSYNC_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_journal fuzz_manifest fuzz_delta fuzz_bootstate slotsync-gen slotsync-bootctl >/dev/null
+cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_index_diff fuzz_journal fuzz_manifest fuzz_delta fuzz_bootstate slotsync-gen slotsync-bootctl >/dev/null
 
 # seed corpus: indexes made by slotsync-gen and by casync
 corpus=$B/corpus-index
@@ -30,6 +30,18 @@ if [ ! -e $corpus/.ready ]; then
 fi
 echo "fuzz_index: $SECONDS_EACH s"
 (cd $B && ./tests/fuzz/fuzz_index -max_total_time="$SECONDS_EACH" -max_len=65536 -print_final_stats=1 corpus-index 2>&1 |
+	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
+# seed corpus: diff contents (copy, new, copy) against the target's fixed base
+mkdir -p $B/corpus-index-diff
+python3 - $B/corpus-index-diff <<'PY'
+import hashlib, os, struct, sys
+d = sys.argv[1]
+head = b"SSIDXD1\0" + bytes(32) + hashlib.sha256(b"new").digest() + struct.pack("<QQQQQI", 0, 64, 256, 1024, 4, 3)
+ops = b"\0" + struct.pack("<II", 0, 2) + b"\1" + struct.pack("<I", 1) + struct.pack("<I", 100) + bytes(32) + b"\0" + struct.pack("<II", 10, 1)
+open(os.path.join(d, "ops"), "wb").write(b"\1" + head + ops)
+PY
+echo "fuzz_index_diff: $SECONDS_EACH s"
+(cd $B && ./tests/fuzz/fuzz_index_diff -max_total_time="$SECONDS_EACH" -max_len=16384 -print_final_stats=1 corpus-index-diff 2>&1 |
 	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 mkdir -p $B/corpus-journal
 echo "fuzz_journal: $SECONDS_EACH s"

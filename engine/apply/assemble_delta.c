@@ -27,9 +27,12 @@ struct body {
 	size_t len;
 };
 
-/* Finds and loads the delta index for the first seed that names its index:
- * from opt->delta_index_path, or from the store.  Not finding one, or finding
- * one that does not fit, is not an error: the chunks are fetched as chunks. */
+/* Finds and loads the delta index for the first seed that names its index,
+ * only one named: opt->delta_index_path (a file, or an http(s):// URL fetched
+ * with the store's options), or the signed manifest's (opt->signed_deltas),
+ * fetched from the store.  The store is never probed for one nobody named.
+ * Not finding one, or finding one that does not fit, is not an error: the
+ * chunks are fetched as chunks. */
 int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 {
 	const struct slotsync_assemble_options *opt = a->opt;
@@ -43,6 +46,10 @@ int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 
 	if (opt->no_delta || a->plan->chunks_fetch == 0)
 		return 0;
+	if (!opt->delta_index_path && !opt->signed_deltas) {
+		slotsync_log_debug("no delta index named (--delta-index): chunks only");
+		return 0;
+	}
 	for (size_t i = 0; i < opt->n_seeds && seed == SIZE_MAX && opt->seed_indexes; i++) {
 		if (opt->seed_indexes[i] && slotsync_index_read_file(opt->seed_indexes[i], &a->base_idx, &e) == 0)
 			seed = i;
@@ -62,7 +69,13 @@ int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 			return 0;
 		}
 	}
-	if (opt->delta_index_path) {
+	if (opt->delta_index_path && (!strncmp(opt->delta_index_path, "http://", 7) ||
+				      !strncmp(opt->delta_index_path, "https://", 8))) {
+		struct slotsync_fetch_stats fs = { 0 };
+		r = slotsync_fetch_file(&opt->fetch, opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data,
+					&b.len, &fs, &e);
+		a->st->delta_bytes_fetched += fs.bytes_received;
+	} else if (opt->delta_index_path) {
 		r = io_read_file(opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, &e);
 	} else if (opt->fetch.base_url) {
 		struct slotsync_fetch_stats fs = { 0 };

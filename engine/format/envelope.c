@@ -464,9 +464,23 @@ int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slots
 	}
 	b->index = b->env->part[1];
 	b->index_len = b->env->part_len[1];
+	if (b->index_len == 0) {
+		if (!b->manifest->index_size) {
+			r = slotsync_error_set(err, -EBADMSG, "bundle has no index, and its manifest gives no index size");
+			goto fail;
+		}
+		b->index = NULL;
+		b->index_detached = 1;
+		goto index_done;
+	}
 	slotsync_digest(SLOTSYNC_DIGEST_SHA256, b->index, b->index_len, digest);
 	if (memcmp(digest, b->manifest->index_sha256, SLOTSYNC_DIGEST_BYTES) != 0) {
 		r = slotsync_error_set(err, -EBADMSG, "bundle index does not have the digest its manifest names");
+		goto fail;
+	}
+	if (b->manifest->index_size && b->manifest->index_size != b->index_len) {
+		r = slotsync_error_set(err, -EBADMSG, "bundle index is %zu bytes, its manifest says %" PRIu64, b->index_len,
+				       b->manifest->index_size);
 		goto fail;
 	}
 	r = slotsync_index_parse(b->index, b->index_len, &idx, err);
@@ -481,6 +495,7 @@ int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slots
 	}
 	slotsync_index_free(idx);
 	idx = NULL;
+index_done:
 	r = parse_hooks(b, err);
 	if (r < 0)
 		goto fail;

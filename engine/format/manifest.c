@@ -293,7 +293,7 @@ int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_man
 	struct json_object *root, *image, *index, *stores, *hooks, *deltas, *verity;
 	struct reader rd = { .what = "manifest", .err = err };
 	static const char *const image_keys[] = { "size", "sha256", NULL };
-	static const char *const index_keys[] = { "sha256", NULL };
+	static const char *const index_keys[] = { "sha256", "size", NULL };
 	static const char *const hook_keys[] = { "pre-install", "post-install", NULL };
 
 	*out = NULL;
@@ -328,6 +328,11 @@ int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_man
 	if (index) {
 		only_known(&rd, index, index_keys);
 		get_digest(&rd, index, "sha256", m->index_sha256);
+		rd.obj = index;
+		m->index_size = get_u64(&rd, "size", 0);
+		rd.obj = root;
+		if (rd.r == 0 && json_object_object_get_ex(index, "size", NULL) && m->index_size == 0)
+			rd.r = slotsync_error_set(err, -EBADMSG, "manifest field \"index.size\" must not be 0");
 	}
 	stores = field(&rd, "stores", json_type_array, "an array of URLs", 0);
 	if (stores) {
@@ -374,7 +379,7 @@ int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_man
 	}
 	deltas = field(&rd, "deltas", json_type_array, "an array of delta indexes", 0);
 	if (deltas) {
-		static const char *const delta_keys[] = { "base", "sha256", "size", NULL };
+		static const char *const delta_keys[] = { "base", "sha256", "size", "index_sha256", "index_size", NULL };
 		size_t n = json_object_array_length(deltas);
 		if (n > SLOTSYNC_MANIFEST_MAX_DELTAS)
 			rd.r = slotsync_error_set(err, -EBADMSG, "manifest names more than %d delta indexes",
@@ -390,6 +395,15 @@ int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_man
 			get_digest(&rd, v, "sha256", m->deltas[i].sha256);
 			rd.obj = v;
 			m->deltas[i].size = get_u64(&rd, "size", 1);
+			/* the index diff: both fields or neither */
+			m->deltas[i].has_index = json_object_object_get_ex(v, "index_sha256", NULL);
+			if (rd.r == 0 && m->deltas[i].has_index != json_object_object_get_ex(v, "index_size", NULL))
+				rd.r = slotsync_error_set(err, -EBADMSG,
+							  "manifest delta %zu must give \"index_sha256\" and \"index_size\" together", i + 1);
+			if (m->deltas[i].has_index) {
+				get_digest(&rd, v, "index_sha256", m->deltas[i].index_sha256);
+				m->deltas[i].index_size = get_u64(&rd, "index_size", 1);
+			}
 			rd.obj = saved;
 			m->n_deltas++;
 		}
@@ -468,6 +482,8 @@ int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, s
 	json_object_object_add(root, "image", image);
 	index = json_object_new_object();
 	add_hex(index, "sha256", m->index_sha256);
+	if (m->index_size)
+		json_object_object_add(index, "size", json_object_new_int64((int64_t)m->index_size));
 	json_object_object_add(root, "index", index);
 	stores = json_object_new_array();
 	for (size_t i = 0; i < m->n_stores; i++)
@@ -500,6 +516,10 @@ int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, s
 			add_hex(e, "base", m->deltas[i].base);
 			add_hex(e, "sha256", m->deltas[i].sha256);
 			json_object_object_add(e, "size", json_object_new_int64((int64_t)m->deltas[i].size));
+			if (m->deltas[i].has_index) {
+				add_hex(e, "index_sha256", m->deltas[i].index_sha256);
+				json_object_object_add(e, "index_size", json_object_new_int64((int64_t)m->deltas[i].index_size));
+			}
 			json_object_array_add(deltas, e);
 		}
 		json_object_object_add(root, "deltas", deltas);

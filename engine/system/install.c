@@ -116,6 +116,7 @@ struct run_ctx {
 	double rate;
 	struct slotsync_volume_handle target, active, data_target, data_active;
 	int missing;             /* the assemble step found an object missing from every store */
+	int index_unavailable;   /* a detached index could not be fetched (not: was wrong) */
 };
 
 static void report(struct run_ctx *c)
@@ -154,7 +155,7 @@ static void on_assemble(void *ud, const struct slotsync_assemble_stats *st)
 	}
 	c->rec->bytes_total = st->bytes_total;
 	c->rec->bytes_done = done;
-	c->rec->bytes_fetched = st->bytes_fetched;
+	c->rec->bytes_fetched = st->bytes_fetched + c->rec->index_bytes_fetched;
 	c->rec->bytes_from_seed = st->bytes_from_seed;
 	if (t - c->last_save >= 2.0) {
 		c->last_save = t;
@@ -328,6 +329,9 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	if (r < 0)
 		return r;
 	system_state_path(cfg, "install.caibx", path);
+	if (c->bundle->index_detached)
+		return system_install_index_fetch(cfg, c->bundle->manifest, c->booted, c->rec, path, &c->index_unavailable,
+						  err);
 	return io_write_file_atomic(path, c->bundle->index, c->bundle->index_len, err);
 }
 
@@ -445,7 +449,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	if (r < 0)
 		return r;
 	c->rec->bytes_done = st.bytes_total;
-	c->rec->bytes_fetched = st.bytes_fetched;
+	c->rec->bytes_fetched = st.bytes_fetched + c->rec->index_bytes_fetched;
 	c->rec->bytes_from_seed = st.bytes_from_seed;
 	return 0;
 }
@@ -696,8 +700,10 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 		report(&c);
 		r = step_verify(&c, err);
 		rec->seconds[SLOTSYNC_STEP_VERIFY] += clock_now_s() - t;
-		if (r < 0)
+		if (r < 0) {
+			transient = c.index_unavailable; /* as a bundle that could not be had */
 			goto out;
+		}
 		rec->step = SLOTSYNC_STEP_PRE_INSTALL;
 		r = system_record_save(cfg, rec, err);
 		if (r < 0)

@@ -21,6 +21,19 @@
 int system_download(const struct slotsync_config *cfg, const char *url, uint64_t max, const char *path,
 		    struct slotsync_error *err);
 
+/* ---- the detached index (install_index.c) ----------------------------------- */
+
+/* A bundle made with --detach-index: the release's index, from the store, as
+ * the index diff from the booted slot's index (STATE_DIR/slot-X.caibx) when
+ * the manifest names one, else whole; either must hash to the signed digest.
+ * Written to path atomically; rec gets index_from and index_bytes_fetched
+ * (and bytes_fetched).  *unavailable is set when the store could not give the
+ * full index (a later run may succeed); a wrong index is not that. */
+struct slotsync_manifest;
+int system_install_index_fetch(const struct slotsync_config *cfg, const struct slotsync_manifest *m, int booted,
+			       struct slotsync_install_record *rec, const char *path, int *unavailable,
+			       struct slotsync_error *err);
+
 /* ---- the state folder (install_state.c) ------------------------------------- */
 
 /* A path made with fmt, or "" when it does not fit in PATH_MAX (the

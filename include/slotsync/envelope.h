@@ -105,8 +105,12 @@ struct slotsync_bundle_hook {
 struct slotsync_bundle {
 	struct slotsync_envelope *env;
 	struct slotsync_manifest *manifest;
-	const uint8_t *index;        /* the caibx bytes, inside env */
+	const uint8_t *index;        /* the caibx bytes, inside env; NULL when detached */
 	size_t index_len;
+	/* a bundle of slotsync-gen bundle --detach-index: its part 2 is empty and
+	 * the index, named by the manifest's index sha256 and size, is in the
+	 * store at indexes/<hex>.caibx (or rebuilt from an index diff) */
+	int index_detached;
 	struct slotsync_bundle_hook hooks[SLOTSYNC_BUNDLE_MAX_HOOKS];
 	size_t n_hooks;
 	struct slotsync_signer_info signer;
@@ -118,7 +122,8 @@ SLOTSYNC_EXPORT const struct slotsync_bundle_hook *slotsync_bundle_hook(const st
 
 /* Reads the bundle at path, verifies its signature against keyring_pem, parses
  * its manifest and checks that the index part has the digest the manifest names
- * and parses as an index of the manifest's image size. */
+ * and parses as an index of the manifest's image size.  An empty index part is
+ * a detached index (index_detached), if the manifest gives its size. */
 SLOTSYNC_EXPORT int slotsync_bundle_open(const char *path, const char *keyring_pem, struct slotsync_bundle **out,
 			 struct slotsync_error *err);
 SLOTSYNC_EXPORT void slotsync_bundle_free(struct slotsync_bundle *b);

@@ -102,6 +102,42 @@ SLOTSYNC_EXPORT int slotsync_index_write_file(const struct slotsync_index *idx, 
 /* SHA-256 of the serialized index: what bundles and delta indexes name it by. */
 SLOTSYNC_EXPORT int slotsync_index_digest(const struct slotsync_index *idx, uint8_t out[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);
 
+/* ---- the index coded against another (docs/format.md, "Index diff") ----
+ *
+ * A device that holds the index of the release it runs downloads the next
+ * release's index as a difference from it: one zstd frame, with its content
+ * size, of
+ *
+ *   magic "SSIDXD1\0", base digest[32], new digest[32], feature_flags u64,
+ *   chunk_size_min/avg/max u64, n_chunks u64, n_ops u32,
+ *   ops: u8 kind; kind 0 (copy): u32 base_first, u32 count (base entries: their
+ *        chunk sizes and ids); kind 1 (new): u32 count, count x {u32 size, id[32]}
+ *
+ * The digests are SHA-256 of the serialized indexes (slotsync_index_digest()).
+ * The store keeps it at deltas/<base hex>/<new hex>.sdid. */
+#define SLOTSYNC_INDEX_DIFF_MAGIC "SSIDXD1"
+#define SLOTSYNC_INDEX_DIFF_HEADER_BYTES 116u
+
+/* The diff of new_idx against base, zstd-compressed: *out is malloc'd. */
+SLOTSYNC_EXPORT int slotsync_index_diff_make(const struct slotsync_index *base, const struct slotsync_index *new_idx,
+					     uint8_t **out, size_t *out_len, struct slotsync_error *err);
+
+/* Rebuilds the new index from base (whose digest is base_digest) and a diff:
+ * the diff must be for that base and for new_digest (the signed digest of the
+ * new index), and the index it rebuilds, byte for byte, must hash to
+ * new_digest.  Nothing larger than max_index_bytes (the largest full index the
+ * caller would accept) is allocated: the frame's content size and the index's
+ * size are checked before.  *out (malloc'd) receives the serialized index. */
+SLOTSYNC_EXPORT int slotsync_index_diff_apply(const struct slotsync_index *base,
+					      const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES],
+					      const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], const uint8_t *diff,
+					      size_t diff_len, size_t max_index_bytes, uint8_t **out, size_t *out_len,
+					      struct slotsync_error *err);
+
+/* "deltas/<base hex>/<new hex>.sdid" into buf[cap]. */
+SLOTSYNC_EXPORT void slotsync_index_diff_path(const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES],
+					      const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,6 +79,11 @@ struct slotsync_install_record {
 	char error[1024];                    /* the last error ("" : none) */
 	int error_final;                     /* the install failed for good (step FAILED) */
 	unsigned missing_runs;               /* runs in a row that found an object missing from every store (HTTP 404) */
+	/* a detached index (slotsync-gen bundle --detach-index): how it came,
+	 * "diff" (rebuilt from the index diff) or "full" (indexes/<hex>.caibx),
+	 * and its bytes over the network (in bytes_fetched too) */
+	char index_from[8];
+	uint64_t index_bytes_fetched;
 };
 
 /* Exit codes of the slotsync command (install, assemble, agent --once and the

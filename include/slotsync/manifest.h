@@ -51,7 +51,8 @@ struct slotsync_manifest {
 	time_t expires;              /* 0: never */
 	uint64_t image_size;
 	uint8_t image_sha256[SLOTSYNC_DIGEST_BYTES];
-	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];   /* of the index part */
+	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];   /* of the index (the bundle's part 2, or the store's) */
+	uint64_t index_size;         /* its size in bytes; 0: not given (a detached index gives it) */
 	char *stores[SLOTSYNC_MANIFEST_MAX_STORES];    /* chunk store URLs */
 	size_t n_stores;
 	char *verity_root_hash;      /* hex, or NULL (older readers' copy of verity->root_hash) */
@@ -65,6 +66,11 @@ struct slotsync_manifest {
 		uint8_t base[SLOTSYNC_DIGEST_BYTES];    /* SHA-256 of the base's index */
 		uint8_t sha256[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the delta index */
 		uint64_t size;
+		/* the release index coded against the base's (slotsync/index.h,
+		 * "index diff"): has_index 0 when the entry names none */
+		int has_index;
+		uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];
+		uint64_t index_size;
 	} deltas[SLOTSYNC_MANIFEST_MAX_DELTAS];
 	size_t n_deltas;
 };

@@ -68,14 +68,16 @@ check "the delta index lies at deltas/<base index SHA-256>/<new index SHA-256>.s
 	test "$SDIX" = "$W/deltas/$(sha256sum "$T/v1.caibx" | cut -c1-64)/$(sha256sum "$T/v2.caibx" | cut -c1-64).sdix"
 start_nginx main "$T/www"
 A=(--store "$NGINX_URL/store" --ca-file "$T/test-ca.pem" --concurrency $CONC)
+# the delta index is used only when named: its URL in the store
+DI=(--delta-index "$NGINX_URL/store/${SDIX#"$W"/}")
 py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
 # ---- round trip ---------------------------------------------------------------
-$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --dry-run --json "$T/v2.caibx" "$T/dry.img" >"$T/dry.json"
+$S assemble "${A[@]}" "${DI[@]}" --seed "$V1:$T/v1.caibx" --dry-run --json "$T/v2.caibx" "$T/dry.img" >"$T/dry.json"
 check "dry run: the plan gives bytes by source (seed, delta, chunk)" \
 	test "$(py "$T/dry.json" 'd["delta_objects_to_fetch"] > 0 and d["bytes_to_rebuild"] > 0 and d["bytes_from_seed"] == 0')" = True
 : >"$NGINX_LOG"
-$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/d.img" >"$T/d.json"
+$S assemble "${A[@]}" "${DI[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/d.img" >"$T/d.json"
 check "with delta objects: byte-exact" cmp -s "$V2" "$T/d.img"
 check "... the chunks the base lacks were rebuilt by the objects the plan named" \
 	test "$(py "$T/d.json" '(d["chunks_from_delta"] == d["chunks_to_rebuild"] > 0, d["delta_objects"], d["delta_objects_failed"])')" = \
@@ -83,6 +85,11 @@ check "... the chunks the base lacks were rebuilt by the objects the plan named"
 check "... the bytes it reports are what nginx sent" \
 	test "$(py "$T/d.json" 'd["bytes_fetched"]')" = "$(awk '{s += $4} END {print s}' "$NGINX_LOG")"
 $S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --no-delta --json "$T/v2.caibx" "$T/c.img" >"$T/c.json"
+: >"$NGINX_LOG"
+$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/u.img" >"$T/u.json"
+check "no --delta-index: the store is asked for no delta index and no object, chunks only, byte-exact" \
+	bash -c "cmp -s '$V2' '$T/u.img' && ! grep -qE '\.sd(ix|ob)' '$NGINX_LOG' && grep -q '/store/' '$NGINX_LOG' &&
+		test \"\$(python3 -c 'import json; d=json.load(open(\"$T/u.json\")); print(d[\"chunks_from_delta\"], d[\"delta_objects\"], d[\"delta_index\"])')\" = '0 0 '"
 delta_bytes=$(py "$T/d.json" 'd["bytes_fetched"]')
 chunk_bytes=$(py "$T/c.json" 'd["bytes_fetched"]')
 check "chunks only (--no-delta): byte-exact, $chunk_bytes bytes; with delta objects: $delta_bytes bytes" \
@@ -110,10 +117,10 @@ PY
 head -c 1000000 /dev/urandom >"$T/other.img"
 cat "$V1" >>"$T/other.img"
 $G make --no-progress "$T/other.img" "$T/other.caibx" >/dev/null
-$S assemble -v "${A[@]}" --seed "$T/other.img:$T/other.caibx" --json "$T/v2.caibx" "$T/o.img" >"$T/o.json" 2>"$T/o.err"
+$S assemble -v "${A[@]}" "${DI[@]}" --seed "$T/other.img:$T/other.caibx" --json "$T/v2.caibx" "$T/o.img" >"$T/o.json" 2>"$T/o.err"
 check "a seed that is not a base of the release: chunks only, byte-exact" \
 	bash -c "cmp -s '$V2' '$T/o.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/o.json\")); print(d[\"chunks_from_delta\"], d[\"delta_index\"])')\" = '0 '"
-check "... and it says so" grep -q "no delta objects for this base" "$T/o.err"
+check "... and it says so" grep -q "not used: .*base" "$T/o.err"
 
 # ---- hostile objects and indexes ---------------------------------------------------
 # parse the delta index: objects (id hex, size, codec, first, count) and refs
@@ -151,7 +158,7 @@ PY
 # hostile NAME WHAT_THE_REPORT_SAYS: assemble, expect byte-exact, objects failed, the report
 hostile() {
 	rm -f "$T/h.img" "$T/h.img.journal"
-	if ! $S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"; then
+	if ! $S assemble "${A[@]}" "${DI[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"; then
 		not_ok "$1: the assembly failed: $(tail -n 3 "$T/h.err")"
 		return
 	fi
@@ -179,7 +186,7 @@ hostile "an object that decodes to wrong chunks" "delta object [0-9]* (chunks"
 # 5. a reference outside the base image: the whole delta index is refused
 edit_index "n_obj = struct.unpack_from('<I', b, 88)[0]; struct.pack_into('<I', b, 96 + 60 * n_obj, 10**9)"
 rm -f "$T/h.img" "$T/h.img.journal"
-$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
+$S assemble "${A[@]}" "${DI[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
 check "a reference outside the base image: the delta index is refused, chunks only, byte-exact" \
 	bash -c "cmp -s '$V2' '$T/h.img' && grep -q 'outside the base image' '$T/h.err' && grep -q 'chunks only' '$T/h.err'"
 restore
@@ -198,7 +205,7 @@ PY
 )
 printf 'Z' | dd of="$T/v1-damaged.img" bs=1 seek="$ref_at" conv=notrunc 2>/dev/null
 rm -f "$T/h.img" "$T/h.img.journal"
-$S assemble "${A[@]}" --seed "$T/v1-damaged.img:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
+$S assemble "${A[@]}" "${DI[@]}" --seed "$T/v1-damaged.img:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
 check "a base chunk damaged on the device: the object is refused (its reference fails its check), byte-exact" \
 	bash -c "cmp -s '$V2' '$T/h.img' && grep -q 'base chunk' '$T/h.err' && test \$(python3 -c 'import json; print(json.load(open(\"$T/h.json\"))[\"delta_objects_failed\"])') -ge 1"
 
@@ -230,19 +237,19 @@ else
 	read -r dep_id dep_size <<<"$dep"
 	printf 'X' | dd of="$(obj_path "$dep_id")" bs=1 seek=$((dep_size / 2)) conv=notrunc 2>/dev/null
 	rm -f "$T/h.img" "$T/h.img.journal"
-	$S assemble "${A[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
+	$S assemble "${A[@]}" "${DI[@]}" --seed "$V1:$T/v1.caibx" --json "$T/v2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err"
 	check "an object of the ordered pass whose new-image range an object before it should have made, which failed: both refused, their chunks fetched plain, byte-exact" \
 		bash -c "cmp -s '$V2' '$T/h.img' && grep -q 'new chunk' '$T/h.err' && test \$(python3 -c 'import json; print(json.load(open(\"$T/h.json\"))[\"delta_objects_failed\"])') -ge 2"
 	restore
 fi
 
 # ---- kill -9 at random instants, then resume -------------------------------------------
-# kill_trials LABEL N RATE BOUND SEED_IMG SEED_IDX NEW_IDX NEW_IMG STORE_URL: N runs
+# kill_trials LABEL N RATE BOUND SEED_IMG SEED_IDX NEW_IDX NEW_IMG STORE_URL DELTA_INDEX_URL: N runs
 # killed at random instants and resumed; every resume byte-exact, and what
 # each fetches again at most BOUND bytes
 kill_trials() {
 	local label=$1 n=$2 rate=$3 bound=$4 simg=$5 sidx=$6 nidx=$7 nimg=$8 url=$9
-	local B=(--store "$url" --ca-file "$T/test-ca.pem" --concurrency $CONC) start dur_ms needed worst=0 fails=0 delay pid extra
+	local B=(--store "$url" --delta-index "${10}" --ca-file "$T/test-ca.pem" --concurrency $CONC) start dur_ms needed worst=0 fails=0 delay pid extra
 	rm -f "$T/cal.img" "$T/cal.img.journal"
 	: >"$NGINX_LOG"
 	start=$(date +%s%N)
@@ -280,7 +287,7 @@ kill_trials() {
 max_obj=$(awk '{if ($2 > m) m = $2} END {print m}' "$T/objects.txt")
 [ "$max_obj" -lt 65600 ] && max_obj=65600
 kill_trials "delta objects" "$TRIALS" 16384 $((CONC * max_obj + $(stat -c %s "$SDIX"))) \
-	"$V1" "$T/v1.caibx" "$T/v2.caibx" "$V2" "$NGINX_URL/store"
+	"$V1" "$T/v1.caibx" "$T/v2.caibx" "$V2" "$NGINX_URL/store" "${DI[1]}"
 
 # ---- zstd-compressed squashfs: the sample pair ------------------------------------
 # Its changed blocks share no compressed bytes with the old ones: zstd-frames
@@ -294,8 +301,9 @@ $G delta --store "$Z" --base "$T/s1.caibx" --base-image "$V1" "$T/s2.caibx" "$V2
 echo "# $(head -n1 "$T/zgen.txt")"
 check "zstd squashfs: zstd-frames objects are made ($(grep -o '[0-9]* zstd-frames' "$T/zgen.txt"))" \
 	test "$(sed -n 's/.* \([0-9]*\) zstd-frames.*/\1/p' "$T/zgen.txt")" -gt 0
+ZSDIX=$(cd "$Z" && echo deltas/*/*.sdix)
 ZA=(--store "$NGINX_URL/zstore" --ca-file "$T/test-ca.pem" --concurrency $CONC)
-$S assemble "${ZA[@]}" --seed "$V1:$T/s1.caibx" --json "$T/s2.caibx" "$T/z.img" >"$T/z.json"
+$S assemble "${ZA[@]}" --delta-index "$NGINX_URL/zstore/$ZSDIX" --seed "$V1:$T/s1.caibx" --json "$T/s2.caibx" "$T/z.img" >"$T/z.json"
 $S assemble "${ZA[@]}" --seed "$V1:$T/s1.caibx" --no-delta --json "$T/s2.caibx" "$T/zc.img" >"$T/zc.json"
 check "... the device rebuilds them: byte-exact, every chunk the base lacks from an object, $(py "$T/z.json" 'd["bytes_fetched"]') bytes fetched ($(py "$T/zc.json" 'd["bytes_fetched"]') with chunks only)" \
 	bash -c "cmp -s '$V2' '$T/z.img' && cmp -s '$V2' '$T/zc.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/z.json\")); c=json.load(open(\"$T/zc.json\")); print(d[\"chunks_from_delta\"] == d[\"chunks_to_rebuild\"] > 0 and d[\"delta_objects_failed\"] == 0 and d[\"bytes_fetched\"] < c[\"bytes_fetched\"])')\" = True"
@@ -305,5 +313,5 @@ b = sys.stdin.buffer.read()
 n = struct.unpack_from("<I", b, 88)[0]
 print(max([65600] + [struct.unpack_from("<I", b, 96 + 60 * i + 32)[0] for i in range(n)]))')
 kill_trials "zstd-frames objects" "${SLOTSYNC_DELTA_FRAMES_KILL_TRIALS:-10}" 393216 \
-	$((CONC * zmax + $(stat -c %s "$Z"/deltas/*/*.sdix))) "$V1" "$T/s1.caibx" "$T/s2.caibx" "$V2" "$NGINX_URL/zstore"
+	$((CONC * zmax + $(stat -c %s "$Z"/deltas/*/*.sdix))) "$V1" "$T/s1.caibx" "$T/s2.caibx" "$V2" "$NGINX_URL/zstore" "$NGINX_URL/zstore/$ZSDIX"
 finish

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fixtures.h"
+#include "signer.h"
 #include "slotsync/envelope.h"
 
 struct ctx {
@@ -33,6 +34,66 @@ static void ctx_free(struct ctx *c)
 	fx_image_free(&c->im);
 	test_rmdir(c->dir);
 }
+
+/* Signs the bundle orig (its bytes) again with its manifest's index size set
+ * to index_size and its index part, or none (detach), then opens it. */
+static int resign_open(struct ctx *c, const uint8_t *orig, size_t orig_len, uint64_t index_size, int detach,
+		       struct slotsync_bundle **out, struct slotsync_error *err)
+{
+	struct gen_signer g = { .cert = c->ca.signer, .key = c->ca.signer_key };
+	struct slotsync_bundle *b = NULL;
+	const uint8_t *parts[2];
+	size_t lens[2], json_len;
+	char *json = NULL;
+
+	ck_assert_int_eq(test_write_file(c->bundle, orig, orig_len), 0);
+	ck_assert_int_eq(slotsync_bundle_open(c->bundle, c->ca.ca, &b, err), 0);
+	b->manifest->index_size = index_size;
+	ck_assert_int_eq(slotsync_manifest_serialize(b->manifest, &json, &json_len, err), 0);
+	parts[0] = (const uint8_t *)json, lens[0] = json_len;
+	parts[1] = b->index, lens[1] = detach ? 0 : b->index_len;
+	ck_assert_msg(signer_write_envelope(&g, SLOTSYNC_ENVELOPE_BUNDLE, parts, lens, 2, c->bundle, err) == 0, "%s",
+		      err->msg);
+	free(json);
+	slotsync_bundle_free(b);
+	memset(err, 0, sizeof(*err));
+	return slotsync_bundle_open(c->bundle, c->ca.ca, out, err);
+}
+
+/* A detached index: an empty part 2 opens when the signed manifest gives the
+ * index's size; without it, or with a size another than the part's, refused. */
+START_TEST(test_bundle_detached_index)
+{
+	struct slotsync_error err = { 0 };
+	struct slotsync_bundle *b = NULL;
+	struct ctx c;
+	size_t index_len, orig_len;
+	uint8_t *orig;
+
+	ctx_make(&c);
+	orig = fx_read_file(c.bundle, &orig_len);
+	ck_assert_int_eq(slotsync_bundle_open(c.bundle, c.ca.ca, &b, &err), 0);
+	index_len = b->index_len;
+	ck_assert_int_eq(b->index_detached, 0);
+	slotsync_bundle_free(b);
+
+	ck_assert_msg(resign_open(&c, orig, orig_len, index_len, 1, &b, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(b->index_detached, 1);
+	ck_assert_ptr_null(b->index);
+	ck_assert_uint_eq(b->manifest->index_size, index_len);
+	slotsync_bundle_free(b);
+	b = NULL;
+	ck_assert_int_eq(resign_open(&c, orig, orig_len, 0, 1, &b, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "gives no index size"), "%s", err.msg);
+	ck_assert_int_eq(resign_open(&c, orig, orig_len, index_len + 1, 0, &b, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "its manifest says"), "%s", err.msg);
+	ck_assert_msg(resign_open(&c, orig, orig_len, index_len, 0, &b, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(b->index_detached, 0);
+	slotsync_bundle_free(b);
+	free(orig);
+	ctx_free(&c);
+}
+END_TEST
 
 START_TEST(test_bundle_opens)
 {
@@ -202,6 +263,7 @@ static Suite *envelope_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_bundle_opens);
+	tcase_add_test(tc, test_bundle_detached_index);
 	tcase_add_test(tc, test_tampered_bundle_refused);
 	tcase_add_test(tc, test_other_fleet_refused);
 	tcase_add_test(tc, test_envelope_signed_by_openssl);

@@ -16,6 +16,12 @@
 	"\"created\": \"2027-01-15T08:00:00Z\", \"image\": {\"size\": 4096, \"sha256\": \"" H1 "\"}, "      \
 	"\"index\": {\"sha256\": \"" H2 "\"}, \"stores\": [\"https://u/store\"]"
 
+/* GOOD with a detached index (its size) and a delta entry naming an index diff */
+#define DETACHED                                                                                             \
+	"{\"format\": 1, \"version\": \"2.0\", \"compatible\": \"radio-x86\", \"security_version\": 3, "     \
+	"\"created\": \"2027-01-15T08:00:00Z\", \"image\": {\"size\": 4096, \"sha256\": \"" H1 "\"}, "      \
+	"\"stores\": [\"https://u/store\"], "
+
 static int parse(const char *json, struct slotsync_manifest **m, struct slotsync_error *err)
 {
 	memset(err, 0, sizeof(*err));
@@ -50,6 +56,41 @@ START_TEST(test_manifest_round_trip)
 }
 END_TEST
 
+START_TEST(test_manifest_index_diff)
+{
+	struct slotsync_manifest *m = NULL, *m2 = NULL;
+	struct slotsync_error err;
+	char *a = NULL, *b = NULL;
+	size_t la, lb;
+
+	ck_assert_msg(parse(DETACHED "\"index\": {\"sha256\": \"" H2 "\", \"size\": 20384}, \"deltas\": ["
+			    "{\"base\": \"" H1 "\", \"sha256\": \"" H2 "\", \"size\": 900},"
+			    "{\"base\": \"" H2 "\", \"sha256\": \"" H1 "\", \"size\": 800, \"index_sha256\": \"" H1
+			    "\", \"index_size\": 4662}]}",
+			    &m, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(m->index_size, 20384);
+	ck_assert_int_eq(m->deltas[0].has_index, 0);
+	ck_assert_int_eq(m->deltas[1].has_index, 1);
+	ck_assert_uint_eq(m->deltas[1].index_size, 4662);
+	ck_assert_int_eq(m->deltas[1].index_sha256[0], 0x11);
+	ck_assert_int_eq(slotsync_manifest_serialize(m, &a, &la, &err), 0);
+	ck_assert_int_eq(slotsync_manifest_parse((const uint8_t *)a, la, &m2, &err), 0);
+	ck_assert_int_eq(slotsync_manifest_serialize(m2, &b, &lb, &err), 0);
+	ck_assert_uint_eq(la, lb);
+	ck_assert_int_eq(memcmp(a, b, la), 0);
+	ck_assert_uint_eq(m2->index_size, 20384);
+	ck_assert_uint_eq(m2->deltas[1].index_size, 4662);
+	free(a);
+	free(b);
+	slotsync_manifest_free(m);
+	slotsync_manifest_free(m2);
+	/* a manifest without the new fields reads as before: no size, no diff */
+	ck_assert_int_eq(parse(GOOD "}", &m, &err), 0);
+	ck_assert_uint_eq(m->index_size, 0);
+	slotsync_manifest_free(m);
+}
+END_TEST
+
 START_TEST(test_manifest_refusals)
 {
 	static const struct {
@@ -67,6 +108,16 @@ START_TEST(test_manifest_refusals)
 		{ "{\"format\": 2, \"version\": \"1\"}", "unknown format" },
 		{ "{\"format\": 1, \"version\": 7}", "must be a string" },
 		{ "{\"format\": 1, \"version\": \"\"}", "1 to 4096 characters" },
+		{ GOOD ", \"deltas\": [{\"base\": \"" H1 "\", \"sha256\": \"" H2 "\", \"size\": 5, \"index_sha256\": \"" H1 "\"}]}",
+		  "\"index_sha256\" and \"index_size\" together" },
+		{ GOOD ", \"deltas\": [{\"base\": \"" H1 "\", \"sha256\": \"" H2 "\", \"size\": 5, \"index_size\": 9}]}",
+		  "together" },
+		{ GOOD ", \"deltas\": [{\"base\": \"" H1 "\", \"sha256\": \"" H2 "\", \"size\": 5, \"index_sha256\": \"ab\", \"index_size\": 9}]}",
+		  "\"index_sha256\" must be 64 hex digits" },
+		{ GOOD ", \"deltas\": [{\"base\": \"" H1 "\", \"sha256\": \"" H2 "\", \"size\": 5, \"index_sha256\": \"" H1 "\", \"index_size\": -1}]}",
+		  "\"index_size\" must be between" },
+		{ DETACHED "\"index\": {\"sha256\": \"" H2 "\", \"size\": 0}}", "\"index.size\" must not be 0" },
+		{ DETACHED "\"index\": {\"sha256\": \"" H2 "\", \"size\": \"big\"}}", "\"size\" must be a whole number" },
 	};
 	struct slotsync_manifest *m = NULL;
 	struct slotsync_error err;
@@ -267,6 +318,7 @@ int main(void)
 
 	tcase_add_test(tc, test_manifest_round_trip);
 	tcase_add_test(tc, test_manifest_refusals);
+	tcase_add_test(tc, test_manifest_index_diff);
 	tcase_add_test(tc, test_manifest_verity);
 	tcase_add_test(tc, test_manifest_verity_refusals);
 	tcase_add_test(tc, test_policy_rules);

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The install's detached index (slotsync-gen bundle --detach-index): the
+ * bundle names the release's index by digest and size and the store holds it.
+ * A device that kept the index of its booted slot fetches the index diff from
+ * it (slotsync/index.h) when the signed manifest names one, rebuilds the index
+ * and checks it against the signed digest; otherwise, or if anything about the
+ * diff fails (a warning), it fetches the full index, which must have the
+ * signed size and digest.  The bytes fetched are counted in the install's. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "io.h"
+#include "parse.h"
+#include "slotsync/digest.h"
+#include "slotsync/envelope.h"
+#include "slotsync/fetch.h"
+#include "slotsync/index.h"
+#include "slotsync/log.h"
+
+/* The fetch options of the install's stores (cfg's, else the bundle's), for
+ * store i; 0, or -ENOENT past the last. */
+static int store_fetch_options(const struct slotsync_config *cfg, const struct slotsync_manifest *m, size_t i, struct slotsync_fetch_options *fo, char *url,
+			       size_t cap, struct slotsync_error *err)
+{
+	size_t n = cfg->n_stores ? (size_t)cfg->n_stores : m->n_stores;
+	const char *u;
+	int r;
+
+	if (i >= n)
+		return -ENOENT;
+	u = cfg->n_stores ? cfg->store[i] : m->stores[i];
+	if (!cfg->n_stores && (r = parse_url(u, cfg->allow_plain_http)) < 0)
+		return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", u, parse_url_problem(r));
+	r = slotsync_fetch_store_url(u, url, cap, err);
+	if (r < 0)
+		return r;
+	memset(fo, 0, sizeof(*fo));
+	fo->base_url = url;
+	fo->ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
+	fo->client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
+	fo->client_key = cfg->client_key[0] ? cfg->client_key : NULL;
+	fo->max_rate_bps = cfg->max_rate;
+	fo->min_rate_bps = cfg->min_rate;
+	fo->stall_timeout_s = (long)cfg->stall_timeout;
+	return 0;
+}
+
+/* The index diff from the booted slot's index, when the signed manifest names
+ * one for it: the rebuilt index, checked against the signed digest, into
+ * *out.  Any fault is a warning: the caller then fetches the full index. */
+static int fetch_index_diff(const struct slotsync_config *cfg, const struct slotsync_manifest *m, int booted,
+			    struct slotsync_install_record *rec, size_t max, uint8_t **out, size_t *out_len)
+{
+	struct slotsync_error e = { 0 };
+	struct slotsync_index *base = NULL;
+	struct slotsync_fetch_options fo;
+	char base_path[PATH_MAX], rel[200], url[PATH_MAX * 3 + 8];
+	uint8_t bd[SLOTSYNC_DIGEST_BYTES] = { 0 }, got[SLOTSYNC_DIGEST_BYTES], *diff = NULL;
+	const struct slotsync_manifest_delta *want = NULL;
+	size_t len = 0;
+	int r;
+
+	system_pathf(base_path, "%s/slot-%c.caibx", cfg->state_dir, 'A' + booted);
+	if (access(base_path, R_OK) != 0)
+		return -ENOENT;
+	r = slotsync_index_read_file(base_path, &base, &e);
+	if (r == 0)
+		r = slotsync_index_digest(base, bd, &e);
+	for (size_t i = 0; r == 0 && i < m->n_deltas && !want; i++)
+		if (m->deltas[i].has_index && !memcmp(m->deltas[i].base, bd, SLOTSYNC_DIGEST_BYTES))
+			want = &m->deltas[i];
+	if (r == 0 && !want) {
+		slotsync_index_free(base);
+		slotsync_log_info("the release names no index diff for this device's base index: fetching the full index");
+		return -ENOENT;
+	}
+	if (r == 0 && want->index_size > max)
+		r = slotsync_error_set(&e, -EFBIG, "it is %" PRIu64 " bytes, over the limit of %zu", want->index_size, max);
+	slotsync_index_diff_path(bd, m->index_sha256, rel, sizeof(rel));
+	/* the stores are mirrors: what one lacks is asked of the next */
+	for (size_t i = 0; r == 0; i++) {
+		struct slotsync_fetch_stats fs = { 0 };
+		r = store_fetch_options(cfg, m, i, &fo, url, sizeof(url), &e);
+		if (r < 0)
+			break;
+		slotsync_error_clear(&e);
+		r = slotsync_fetch_file(&fo, rel, (size_t)want->index_size, NULL, &diff, &len, &fs, &e);
+		rec->index_bytes_fetched += fs.bytes_received;
+		if (r == -ENOENT)
+			r = 0;
+		else
+			break;
+	}
+	if (r == 0 && (len != want->index_size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, diff, len, got) < 0 ||
+		       memcmp(got, want->index_sha256, SLOTSYNC_DIGEST_BYTES) != 0))
+		r = slotsync_error_set(&e, -EBADMSG, "it is not the one the signed manifest names (size or SHA-256 differs)");
+	if (r == 0)
+		r = slotsync_index_diff_apply(base, bd, m->index_sha256, diff, len, max, out, out_len, &e);
+	if (r < 0)
+		slotsync_log_warning("index diff %s not used: %s; fetching the full index", rel, slotsync_error_message(&e));
+	free(diff);
+	slotsync_index_free(base);
+	return r;
+}
+
+int system_install_index_fetch(const struct slotsync_config *cfg, const struct slotsync_manifest *m, int booted,
+			       struct slotsync_install_record *rec, const char *path, int *unavailable,
+			       struct slotsync_error *err)
+{
+	struct slotsync_fetch_options fo;
+	size_t max = m->index_size < SLOTSYNC_BUNDLE_MAX_BYTES ? (size_t)m->index_size : SLOTSYNC_BUNDLE_MAX_BYTES;
+	char rel[200], hex[SLOTSYNC_DIGEST_HEX_BYTES], url[PATH_MAX * 3 + 8];
+	uint8_t *idx = NULL, got[SLOTSYNC_DIGEST_BYTES];
+	size_t len = 0;
+	int r;
+
+	rec->index_bytes_fetched = 0;
+	if (fetch_index_diff(cfg, m, booted, rec, max, &idx, &len) == 0) {
+		snprintf(rec->index_from, sizeof(rec->index_from), "diff");
+	} else {
+		snprintf(rel, sizeof(rel), "indexes/%s.caibx", slotsync_digest_to_hex(m->index_sha256, hex));
+		for (size_t i = 0;; i++) {
+			struct slotsync_fetch_stats fs = { 0 };
+			r = store_fetch_options(cfg, m, i, &fo, url, sizeof(url), err);
+			if (r == -ENOENT && i == 0)
+				return slotsync_error_set(err, -EINVAL, "the bundle's index is detached, and there is no store to fetch it from");
+			if (r < 0)
+				break;
+			slotsync_error_clear(err);
+			r = slotsync_fetch_file(&fo, rel, max, NULL, &idx, &len, &fs, err);
+			rec->index_bytes_fetched += fs.bytes_received;
+			if (r != -ENOENT)
+				break;
+		}
+		if (r < 0) {
+			/* the store could not be reached: try again later */
+			*unavailable = r != -EINVAL && r != -EFBIG;
+			slotsync_error_prefix(err, "the release's index");
+			return r;
+		}
+		if (len != m->index_size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, idx, len, got) < 0 ||
+		    memcmp(got, m->index_sha256, SLOTSYNC_DIGEST_BYTES) != 0) {
+			free(idx);
+			return slotsync_error_set(err, -EBADMSG,
+						  "the release's index %s from the store is not the one the signed manifest names (size or SHA-256 differs)",
+						  rel);
+		}
+		snprintf(rec->index_from, sizeof(rec->index_from), "full");
+	}
+	rec->bytes_fetched = rec->index_bytes_fetched;
+	slotsync_log_info("the release's index: %s, %" PRIu64 " bytes fetched",
+			  !strcmp(rec->index_from, "diff") ? "rebuilt from the index diff" : "fetched whole",
+			  rec->index_bytes_fetched);
+	r = io_write_file_atomic(path, idx, len, err);
+	free(idx);
+	return r;
+}

@@ -170,7 +170,7 @@ START_TEST(test_status_delta_note)
 	struct slotsync_install_record rec;
 	struct slotsync_error err = { 0 };
 	struct json_object *o, *st, *inst, *v;
-	char path[PATH_MAX], *json;
+	char path[PATH_MAX + 32], *json;
 
 	ctx_make(&c, "radio-x86");
 	installed_and_switched(&c);

@@ -164,6 +164,8 @@ int slotsync_install_record_load(const struct slotsync_config *cfg, struct slots
 	rec->missing_runs = (unsigned)ju64(o, "missing_runs");
 	system_copy_str(rec->index_from, sizeof(rec->index_from), jstr(o, "index_from"));
 	rec->index_bytes_fetched = ju64(o, "index_bytes_fetched");
+	rec->delta_objects_skipped = ju64(o, "delta_objects_skipped");
+	system_copy_str(rec->delta_note, sizeof(rec->delta_note), jstr(o, "delta_note"));
 	if (json_object_object_get_ex(o, "seconds", &secs) && json_object_is_type(secs, json_type_object))
 		for (int i = 0; i < SLOTSYNC_STEP_COUNT; i++) {
 			struct json_object *v;
@@ -200,6 +202,10 @@ struct json_object *system_record_json(const struct slotsync_install_record *rec
 	if (rec->index_from[0]) {
 		json_object_object_add(o, "index_from", json_object_new_string(rec->index_from));
 		json_object_object_add(o, "index_bytes_fetched", json_object_new_int64((int64_t)rec->index_bytes_fetched));
+	}
+	if (rec->delta_objects_skipped || rec->delta_note[0]) {
+		json_object_object_add(o, "delta_objects_skipped", json_object_new_int64((int64_t)rec->delta_objects_skipped));
+		json_object_object_add(o, "delta_note", json_object_new_string(rec->delta_note));
 	}
 	for (int i = SLOTSYNC_STEP_VERIFY; i < SLOTSYNC_STEP_DONE; i++)
 		if (rec->seconds[i] > 0)

@@ -84,6 +84,8 @@ struct slotsync_install_record {
 	 * and its bytes over the network (in bytes_fetched too) */
 	char index_from[8];
 	uint64_t index_bytes_fetched;
+	uint64_t delta_objects_skipped;      /* delta objects left out: this device compresses otherwise */
+	char delta_note[256];                /* why ("" : none) */
 };
 
 /* Exit codes of the slotsync command (install, assemble, agent --once and the

@@ -56,6 +56,25 @@ sample_images() {
 	V2=$dir/sample-v2.sqfs
 }
 
+# sample_images_comp COMP [MKSQUASHFS_OPTS]: the sample pair compressed with
+# COMP (gzip, xz, lz4, zstd) and those extra options, built once per folder;
+# sets CV1 and CV2.  Named sample-vN.COMP[-OPTS].sqfs beside the default pair.
+sample_images_comp() {
+	local dir=${SLOTSYNC_SAMPLE_DIR:-${TMPDIR:-/tmp}/slotsync-samples} comp=$1 opts=${2:-} suffix
+	suffix=$comp$(printf '%s' "$opts" | tr -c 'A-Za-z0-9' '-')
+	if [ ! -s "$dir/sample-v2.$suffix.sqfs" ]; then
+		mkdir -p "$dir"
+		(
+			flock 9
+			[ -s "$dir/sample-v2.$suffix.sqfs" ] ||
+				SAMPLE_SUFFIX=$suffix SAMPLE_MKSQ_OPTS=$opts \
+					bash "$SLOTSYNC_SOURCE_DIR/images/build-sample.sh" "$dir" --comp "$comp" >/dev/null
+		) 9>"$dir.lock"
+	fi
+	CV1=$dir/sample-v1.$suffix.sqfs
+	CV2=$dir/sample-v2.$suffix.sqfs
+}
+
 # Deterministic incompressible data: N MiB from seed S.
 random_file() { # random_file PATH MIB SEED
 	head -c "$(($2 * 1048576))" < <(openssl enc -aes-128-ctr -nosalt -pass "pass:$3" -pbkdf2 -in /dev/zero 2>/dev/null) >"$1"

@@ -253,7 +253,7 @@ int squashfs_scan(const uint8_t *p, uint64_t size, struct sqfs_info *out, struct
 	uint32_t inodes, fragments, bs;
 	uint16_t ids, block_log, major;
 	uint8_t *buf = NULL;
-	size_t len = 0, cap;
+	size_t cap;
 
 	memset(out, 0, sizeof(*out));
 	if (size < SB_BYTES || memcmp(p, "hsqs", 4) != 0)

@@ -80,6 +80,45 @@ random_file() { # random_file PATH MIB SEED
 	head -c "$(($2 * 1048576))" < <(openssl enc -aes-128-ctr -nosalt -pass "pass:$3" -pbkdf2 -in /dev/zero 2>/dev/null) >"$1"
 }
 
+# kill_trials LABEL N RATE BOUND SEED_IMG SEED_IDX NEW_IDX NEW_IMG STORE_URL: N runs
+# of `slotsync assemble` (SLOTSYNC_BIN, CONC streams, the nginx of start_nginx,
+# the options in the array KILL_TRIAL_OPTS added) killed at random instants and
+# resumed; every resume byte-exact, and what each fetches again at most BOUND bytes
+kill_trials() {
+	local label=$1 n=$2 rate=$3 bound=$4 simg=$5 sidx=$6 nidx=$7 nimg=$8 url=$9
+	local B=(--store "$url" --ca-file "$T/test-ca.pem" --concurrency "${CONC:-4}" "${KILL_TRIAL_OPTS[@]}") start dur_ms needed worst=0 fails=0 delay pid extra
+	rm -f "$T/cal.img" "$T/cal.img.journal"
+	: >"$NGINX_LOG"
+	start=$(date +%s%N)
+	"$SLOTSYNC_BIN" assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/cal.img" >/dev/null
+	dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	needed=$(awk '{s += $4} END {print s}' "$NGINX_LOG")
+	echo "# $label: a run takes $dur_ms ms at $rate bytes/s, fetching $needed bytes; re-fetch bound per kill $bound bytes"
+	for i in $(seq 1 "$n"); do
+		rm -f "$T/k.img" "$T/k.img.journal"
+		: >"$NGINX_LOG"
+		delay=$(( RANDOM % (dur_ms + 1) ))
+		"$SLOTSYNC_BIN" assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/k.img" >/dev/null 2>&1 &
+		pid=$!
+		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+		kill -9 $pid 2>/dev/null || true
+		wait $pid 2>/dev/null || true
+		if ! "$SLOTSYNC_BIN" assemble "${B[@]}" --seed "$simg:$sidx" --json "$nidx" "$T/k.img" >"$T/k.json" 2>&1 ||
+			! cmp -s "$nimg" "$T/k.img"; then
+			not_ok "$label, kill trial $i (at $delay ms): the resumed target is not byte-exact"
+			fails=$((fails + 1))
+			continue
+		fi
+		extra=$(( $(awk '{s += $4} END {print s + 0}' "$NGINX_LOG") - needed ))
+		[ $extra -gt $worst ] && worst=$extra
+		if [ $extra -gt "$bound" ]; then
+			not_ok "$label, kill trial $i (at $delay ms): $extra bytes fetched again, more than $bound"
+			fails=$((fails + 1))
+		fi
+	done
+	check "$label: $n kills at random instants: every resume byte-exact, at most $worst bytes fetched again (bound $bound)" \
+		test $fails -eq 0
+}
 # --- TLS and nginx -------------------------------------------------------------
 
 # make_ca NAME: a CA (NAME-ca.pem / NAME-ca.key) in $T

@@ -48,16 +48,18 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 	uint8_t digest[SLOTSYNC_DIGEST_BYTES];
 	uint64_t n_obj, n_ref, need;
 	const uint8_t *p;
+	int v2;
 
 	*out = NULL;
 	if (len < SLOTSYNC_DELTA_HEADER_BYTES + TAIL_BYTES)
 		return slotsync_error_set(err, -EBADMSG, "delta index truncated (%zu bytes)", len);
-	if (memcmp(buf, SLOTSYNC_DELTA_MAGIC, 8) != 0)
+	v2 = memcmp(buf, SLOTSYNC_DELTA_MAGIC, 8) == 0;
+	if (!v2 && memcmp(buf, SLOTSYNC_DELTA_MAGIC_V1, 8) != 0)
 		return slotsync_error_set(err, -EBADMSG, "not a delta index (wrong magic)");
 	n_obj = io_get_le32(buf + 88);
 	n_ref = io_get_le32(buf + 92);
 	need = SLOTSYNC_DELTA_HEADER_BYTES + n_obj * SLOTSYNC_DELTA_OBJECT_BYTES + n_ref * SLOTSYNC_DELTA_REF_BYTES +
-	       TAIL_BYTES;
+	       (v2 ? SLOTSYNC_DELTA_PROFILE_BYTES : 0) + TAIL_BYTES;
 	if (need != len)
 		return slotsync_error_set(err, -EBADMSG,
 					  "delta index of %zu bytes, but its %" PRIu64 " objects and %" PRIu64
@@ -94,7 +96,7 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		o->ref_first = io_get_le32(p + 48);
 		o->ref_count = io_get_le32(p + 52);
 		if (o->codec != SLOTSYNC_DELTA_ZSTD_REF && o->codec != SLOTSYNC_DELTA_RESIDUAL &&
-		    o->codec != SLOTSYNC_DELTA_ZSTD_FRAMES) {
+		    o->codec != SLOTSYNC_DELTA_ZSTD_FRAMES && (o->codec != SLOTSYNC_DELTA_BLOCKS || !v2)) {
 			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u: unknown codec %u", i, o->codec);
 			slotsync_delta_index_free(d);
 			return rc;
@@ -124,10 +126,40 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		d->refs[i].offset = io_get_le32(p + 4);
 		d->refs[i].length = io_get_le32(p + 8);
 	}
+	if (v2) {
+		struct slotsync_delta_profile *pr = &d->profile;
+		int rc;
+		pr->comp = p[0];
+		pr->level = io_get_le32(p + 4);
+		pr->window = io_get_le32(p + 8);
+		pr->variants = io_get_le32(p + 12);
+		pr->block_max = io_get_le32(p + 16);
+		memcpy(pr->library, p + 20, sizeof(pr->library));
+		memcpy(pr->sample, p + 52, sizeof(pr->sample));
+		rc = slotsync_delta_profile_check(pr, err);
+		if (rc < 0) {
+			slotsync_error_prefix(err, "delta index");
+			slotsync_delta_index_free(d);
+			return rc;
+		}
+	}
 	for (uint32_t i = 0; i < d->n_objects; i++) {
-		uint64_t rb = slotsync_delta_ref_bytes(d, &d->objects[i]);
+		const struct slotsync_delta_object *o = &d->objects[i];
+		uint64_t rb = slotsync_delta_ref_bytes(d, o);
+		const char *why = NULL;
 		if (rb > SLOTSYNC_DELTA_REF_MAX) {
 			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u: a reference of %" PRIu64 " bytes", i, rb);
+			slotsync_delta_index_free(d);
+			return rc;
+		}
+		if (o->codec == SLOTSYNC_DELTA_BLOCKS && d->profile.comp != SLOTSYNC_DELTA_COMP_GZIP &&
+		    d->profile.comp != SLOTSYNC_DELTA_COMP_XZ && d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4)
+			why = "a blocks object, but the profile is not gzip, xz or lz4";
+		else if (o->codec == SLOTSYNC_DELTA_ZSTD_FRAMES && d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD &&
+			 d->profile.comp != SLOTSYNC_DELTA_COMP_NONE)
+			why = "a zstd-frames object, but the profile is of another compressor";
+		if (why) {
+			int rc = slotsync_error_set(err, -EBADMSG, "delta object %u: %s", i, why);
 			slotsync_delta_index_free(d);
 			return rc;
 		}
@@ -189,7 +221,7 @@ int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t
 				   struct slotsync_error *err)
 {
 	size_t len = SLOTSYNC_DELTA_HEADER_BYTES + (size_t)d->n_objects * SLOTSYNC_DELTA_OBJECT_BYTES +
-		     (size_t)d->n_refs * SLOTSYNC_DELTA_REF_BYTES + TAIL_BYTES;
+		     (size_t)d->n_refs * SLOTSYNC_DELTA_REF_BYTES + SLOTSYNC_DELTA_PROFILE_BYTES + TAIL_BYTES;
 	uint8_t *b = calloc(1, len), *p;
 
 	if (!b)
@@ -217,6 +249,15 @@ int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t
 		io_put_le32(p + 4, d->refs[i].offset);
 		io_put_le32(p + 8, d->refs[i].length);
 	}
+	p[0] = d->profile.comp;
+	io_put_le32(p + 4, d->profile.level);
+	io_put_le32(p + 8, d->profile.window);
+	io_put_le32(p + 12, d->profile.variants);
+	io_put_le32(p + 16, d->profile.block_max);
+	memcpy(p + 20, d->profile.library, sizeof(d->profile.library));
+	p[20 + sizeof(d->profile.library) - 1] = 0;
+	memcpy(p + 52, d->profile.sample, sizeof(d->profile.sample));
+	p += SLOTSYNC_DELTA_PROFILE_BYTES;
 	if (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b, len - TAIL_BYTES, p) < 0) {
 		free(b);
 		return slotsync_error_set(err, -ENOMEM, "SHA-256 failed");
@@ -306,6 +347,11 @@ struct slotsync_delta_decoder {
 	ZSTD_CCtx *cctx;    /* frames of the output, compressed again */
 	uint8_t *xref;      /* the expanded reference (XREF_MAX) */
 	uint8_t *frame;     /* one frame rebuilt */
+	/* BLOCKS, made on first use */
+	struct slotsync_delta_profile profile;
+	struct slotsync_delta_block_coder *bc;
+	uint8_t *map;       /* the decoded map (MAP_MAX entries) */
+	uint8_t *block;     /* one block rebuilt (PROFILE_BLOCK_MAX) */
 };
 
 static const uint8_t zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
@@ -384,7 +430,18 @@ void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec)
 	free(dec->scratch);
 	free(dec->xref);
 	free(dec->frame);
+	slotsync_delta_block_coder_free(dec->bc);
+	free(dec->map);
+	free(dec->block);
 	free(dec);
+}
+
+void slotsync_delta_decoder_set_profile(struct slotsync_delta_decoder *dec, const struct slotsync_delta_profile *p)
+{
+	if (p)
+		dec->profile = *p;
+	else
+		memset(&dec->profile, 0, sizeof(dec->profile));
 }
 
 /* One frame against the reference, into exactly `want` bytes (or at most cap
@@ -435,12 +492,106 @@ static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_erro
 	return 0;
 }
 
+#define MAP_ENTRY_BYTES 12u
+
+/* The records (ZSTD_FRAMES or BLOCKS) into exactly out_len bytes.  A frame or
+ * block record is compressed again and must give csize bytes; only the
+ * record that starts the output may skip bytes of its block and only the one
+ * that ends it may leave bytes off (bounded work: the blocks compressed tile
+ * the output). */
+static int records_apply(struct slotsync_delta_decoder *dec, int codec, const uint8_t *x, size_t n, uint8_t *out,
+			 size_t out_len, struct slotsync_error *err)
+{
+	const char *what = codec == SLOTSYNC_DELTA_BLOCKS ? "blocks object" : "zstd-frames object";
+	const uint8_t kind = codec == SLOTSYNC_DELTA_BLOCKS ? 2 : 1;
+	const struct slotsync_delta_profile *pr = &dec->profile;
+	size_t at = 0, o = 0;
+
+	while (at < n) {
+		size_t left = n - at;
+		if (x[at] == 0) {
+			uint32_t len = left >= 5 ? io_get_le32(x + at + 1) : 0;
+			if (left < 5 || len == 0 || len > left - 5 || len > out_len - o)
+				return slotsync_error_set(err, -EBADMSG, "%s: bytes record at %zu out of bounds", what, at);
+			memcpy(out + o, x + at + 5, len);
+			o += len;
+			at += 5 + len;
+		} else if (x[at] == kind) {
+			uint32_t variant, csize, skip, take, len, content_max, cap;
+			const uint8_t *content = x + at + 18;
+			uint8_t *rebuilt;
+			int64_t z;
+			if (left < 18)
+				return slotsync_error_set(err, -EBADMSG, "%s: block record at %zu cut short", what, at);
+			variant = x[at + 1];
+			csize = io_get_le32(x + at + 2);
+			skip = io_get_le32(x + at + 6);
+			take = io_get_le32(x + at + 10);
+			len = io_get_le32(x + at + 14);
+			if (codec == SLOTSYNC_DELTA_BLOCKS) {
+				content_max = pr->block_max;
+				cap = pr->block_max;
+			} else {
+				content_max = SLOTSYNC_DELTA_FRAME_MAX;
+				cap = ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX);
+			}
+			if (len > content_max || len > left - 18 || csize > cap || take == 0 || skip > csize ||
+			    take > csize - skip || take > out_len - o ||
+			    (codec != SLOTSYNC_DELTA_BLOCKS &&
+			     (variant < 1 || variant > SLOTSYNC_DELTA_FRAME_LEVEL_MAX)) ||
+			    (pr->comp != SLOTSYNC_DELTA_COMP_NONE && !(pr->variants & (UINT32_C(1) << variant))))
+				return slotsync_error_set(err, -EBADMSG,
+							  "%s: block record at %zu out of bounds "
+							  "(variant %u, %u bytes, %u compressed, %u+%u taken)",
+							  what, at, variant, len, csize, skip, take);
+			if (skip > 0 && o != 0)
+				return slotsync_error_set(err, -EBADMSG,
+							  "%s: block record at %zu skips %u bytes of its block but does not "
+							  "start the output",
+							  what, at, skip);
+			if (skip + take < csize && o + take != out_len)
+				return slotsync_error_set(err, -EBADMSG,
+							  "%s: block record at %zu leaves bytes of its block off but does "
+							  "not end the output",
+							  what, at);
+			if (codec == SLOTSYNC_DELTA_BLOCKS) {
+				rebuilt = dec->block;
+				z = slotsync_delta_block_compress(dec->bc, pr, variant, content, len, rebuilt, cap, err);
+				if (z < 0)
+					return (int)z;
+				if (z != csize)
+					return slotsync_error_set(err, -EBADMSG,
+								  "blocks object: a block compressed again gives %" PRId64
+								  " bytes, not %u (this device compresses otherwise than the "
+								  "generator's %s)",
+								  z, csize, pr->library[0] ? pr->library : "compressor");
+			} else {
+				size_t zz = ZSTD_compressCCtx(dec->cctx, dec->frame, cap, content, len, (int)variant);
+				rebuilt = dec->frame;
+				if (ZSTD_isError(zz) || zz != csize)
+					return slotsync_error_set(err, -EBADMSG,
+								  "zstd-frames object: a frame compressed again at level %u "
+								  "gives %zu bytes, not %u (this libzstd %s compresses "
+								  "otherwise)",
+								  variant, ZSTD_isError(zz) ? (size_t)0 : zz, csize,
+								  ZSTD_versionString());
+			}
+			memcpy(out + o, rebuilt + skip, take);
+			o += take;
+			at += 18 + len;
+		} else
+			return slotsync_error_set(err, -EBADMSG, "%s: unknown record %u at %zu", what, x[at], at);
+	}
+	if (o != out_len)
+		return slotsync_error_set(err, -EBADMSG, "%s gives %zu bytes, %zu expected", what, o, out_len);
+	return 0;
+}
+
 /* ZSTD_FRAMES: the records against the expanded reference, then the output. */
 static int frames_decode(struct slotsync_delta_decoder *dec, const void *payload, size_t payload_len, const void *ref,
 			 size_t ref_len, uint8_t *out, size_t out_len, struct slotsync_error *err)
 {
-	size_t xref_len, at = 0, o = 0;
-	const uint8_t *x;
+	size_t xref_len;
 	int64_t n;
 	int r = frames_setup(dec, err);
 
@@ -450,50 +601,83 @@ static int frames_decode(struct slotsync_delta_decoder *dec, const void *payload
 	n = frame_decode(dec, payload, payload_len, dec->xref, xref_len, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX, err);
 	if (n < 0)
 		return (int)n;
-	x = dec->scratch;
-	while (at < (size_t)n) {
-		size_t left = (size_t)n - at;
-		if (x[at] == 0) {
-			uint32_t len = left >= 5 ? io_get_le32(x + at + 1) : 0;
-			if (left < 5 || len == 0 || len > left - 5 || len > out_len - o)
-				return slotsync_error_set(err, -EBADMSG, "zstd-frames object: bytes record at %zu out of bounds",
-							  at);
-			memcpy(out + o, x + at + 5, len);
-			o += len;
-			at += 5 + len;
-		} else if (x[at] == 1) {
-			uint32_t level, csize, skip, take, len;
-			size_t z;
-			if (left < 18)
-				return slotsync_error_set(err, -EBADMSG, "zstd-frames object: frame record at %zu cut short", at);
-			level = x[at + 1];
-			csize = io_get_le32(x + at + 2);
-			skip = io_get_le32(x + at + 6);
-			take = io_get_le32(x + at + 10);
-			len = io_get_le32(x + at + 14);
-			if (level < 1 || level > SLOTSYNC_DELTA_FRAME_LEVEL_MAX || len > SLOTSYNC_DELTA_FRAME_MAX ||
-			    len > left - 18 || csize > ZSTD_COMPRESSBOUND(len) || take == 0 || skip > csize ||
-			    take > csize - skip || take > out_len - o)
-				return slotsync_error_set(err, -EBADMSG,
-							  "zstd-frames object: frame record at %zu out of bounds "
-							  "(level %u, %u bytes, %u compressed, %u+%u taken)",
-							  at, level, len, csize, skip, take);
-			z = ZSTD_compressCCtx(dec->cctx, dec->frame, ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX), x + at + 18,
-					      len, (int)level);
-			if (ZSTD_isError(z) || z != csize)
-				return slotsync_error_set(err, -EBADMSG,
-							  "zstd-frames object: a frame compressed again at level %u gives %zu "
-							  "bytes, not %u (this libzstd %s compresses otherwise)",
-							  level, ZSTD_isError(z) ? (size_t)0 : z, csize, ZSTD_versionString());
-			memcpy(out + o, dec->frame + skip, take);
-			o += take;
-			at += 18 + len;
-		} else
-			return slotsync_error_set(err, -EBADMSG, "zstd-frames object: unknown record %u at %zu", x[at], at);
+	return records_apply(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, dec->scratch, (size_t)n, out, out_len, err);
+}
+
+/* BLOCKS: the map, the reference expanded by it, the records against that. */
+static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payload, size_t payload_len,
+			 const uint8_t *ref, size_t ref_len, uint8_t *out, size_t out_len, struct slotsync_error *err)
+{
+	const struct slotsync_delta_profile *pr = &dec->profile;
+	const size_t map_cap = 4 + (size_t)SLOTSYNC_DELTA_MAP_MAX * MAP_ENTRY_BYTES;
+	unsigned long long declared;
+	size_t m, rest, nmap, map_len, o = 0, at = 0;
+	int64_t n;
+	int r;
+
+	if (pr->comp != SLOTSYNC_DELTA_COMP_GZIP && pr->comp != SLOTSYNC_DELTA_COMP_XZ &&
+	    pr->comp != SLOTSYNC_DELTA_COMP_LZ4)
+		return slotsync_error_set(err, -EINVAL, "blocks object without a gzip, xz or lz4 compression profile");
+	r = frames_setup(dec, err);
+	if (r < 0)
+		return r;
+	if (!dec->bc)
+		dec->bc = slotsync_delta_block_coder_new();
+	if (!dec->map)
+		dec->map = malloc(map_cap);
+	if (!dec->block)
+		dec->block = malloc(SLOTSYNC_DELTA_PROFILE_BLOCK_MAX);
+	if (!dec->bc || !dec->map || !dec->block)
+		return slotsync_error_set(err, -ENOMEM, "out of memory for a blocks object");
+	/* 1. the map */
+	m = ZSTD_findFrameCompressedSize(payload, payload_len);
+	declared = ZSTD_getFrameContentSize(payload, payload_len);
+	if (ZSTD_isError(m) || declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN ||
+	    declared > map_cap || declared < 4)
+		return slotsync_error_set(err, -EBADMSG, "blocks object: its map is not a zstd frame of at most %zu bytes",
+					  map_cap);
+	ZSTD_DCtx_reset(dec->dctx, ZSTD_reset_session_only);
+	map_len = ZSTD_decompressDCtx(dec->dctx, dec->map, map_cap, payload, m);
+	if (ZSTD_isError(map_len) || map_len != declared)
+		return slotsync_error_set(err, -EBADMSG, "blocks object: its map does not decode");
+	nmap = io_get_le32(dec->map);
+	if (nmap > SLOTSYNC_DELTA_MAP_MAX || map_len != 4 + nmap * MAP_ENTRY_BYTES)
+		return slotsync_error_set(err, -EBADMSG, "blocks object: a map of %zu bytes for %zu blocks", map_len, nmap);
+	/* 2. the expanded reference */
+	for (size_t i = 0; i < nmap; i++) {
+		const uint8_t *e = dec->map + 4 + i * MAP_ENTRY_BYTES;
+		uint32_t off = io_get_le32(e), csize = io_get_le32(e + 4), usize = io_get_le32(e + 8);
+		struct slotsync_error e2 = { 0 };
+		if (off < at || csize == 0 || (uint64_t)off + csize > ref_len || usize == 0 || usize > pr->block_max)
+			return slotsync_error_set(err, -EBADMSG,
+						  "blocks object: map entry %zu (%u bytes at %u, %u expanded) out of order or "
+						  "out of the reference",
+						  i, csize, off, usize);
+		if ((uint64_t)o + (off - at) + usize > SLOTSYNC_DELTA_XREF_MAX)
+			return slotsync_error_set(err, -EFBIG, "blocks object: its expanded reference is over %u bytes",
+						  SLOTSYNC_DELTA_XREF_MAX);
+		memcpy(dec->xref + o, ref + at, off - at);
+		o += off - at;
+		r = slotsync_delta_block_decompress(dec->bc, pr, ref + off, csize, dec->xref + o, usize, &e2);
+		if (r < 0)
+			return slotsync_error_set(err, r == -ENOTSUP ? r : -EBADMSG, "blocks object: map entry %zu: %s", i,
+						  slotsync_error_message(&e2));
+		o += usize;
+		at = (size_t)off + csize;
 	}
-	if (o != out_len)
-		return slotsync_error_set(err, -EBADMSG, "zstd-frames object gives %zu bytes, %zu expected", o, out_len);
-	return 0;
+	if (o + (ref_len - at) > SLOTSYNC_DELTA_XREF_MAX)
+		return slotsync_error_set(err, -EFBIG, "blocks object: its expanded reference is over %u bytes",
+					  SLOTSYNC_DELTA_XREF_MAX);
+	memcpy(dec->xref + o, ref + at, ref_len - at);
+	o += ref_len - at;
+	/* 3. the records: one frame, the rest of the object */
+	rest = ZSTD_findFrameCompressedSize(payload + m, payload_len - m);
+	if (ZSTD_isError(rest) || rest != payload_len - m)
+		return slotsync_error_set(err, -EBADMSG, "blocks object: its records are not one zstd frame");
+	n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX, err);
+	if (n < 0)
+		return (int)n;
+	return records_apply(dec, SLOTSYNC_DELTA_BLOCKS, dec->scratch, (size_t)n, out, out_len, err);
 }
 
 int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
@@ -518,6 +702,8 @@ int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const v
 	}
 	if (codec == SLOTSYNC_DELTA_ZSTD_FRAMES)
 		return frames_decode(dec, payload, payload_len, ref, ref_len, out, out_len, err);
+	if (codec == SLOTSYNC_DELTA_BLOCKS)
+		return blocks_decode(dec, payload, payload_len, ref, ref_len, out, out_len, err);
 	if (codec != SLOTSYNC_DELTA_RESIDUAL)
 		return slotsync_error_set(err, -EBADMSG, "unknown delta codec %d", codec);
 	cap = 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + blocks + out_len;

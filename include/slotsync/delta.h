@@ -12,12 +12,17 @@
  * The delta index of a (base, new) pair lists the objects; its file is one
  * zstd frame of this layout, integers little-endian:
  *
- *   HEADER   magic "SSDELTA1", base index digest[32], new index digest[32],
+ *   HEADER   magic "SSDELTA2", base index digest[32], new index digest[32],
  *            base image size u64, new image size u64, n_objects u32, n_refs u32
  *   OBJECTS  n_objects x { id[32], size u32, codec u8, pad[3], first u32,
  *            count u32, ref_first u32, ref_count u32 }      (60 bytes each)
  *   REFS     n_refs x { chunk u32, offset u32, length u32 }
+ *   PROFILE  comp u8, pad[3], level u32, window u32, variants u32,
+ *            block_max u32, library[32] (NUL-padded), sample[32] (84 bytes)
  *   TAIL     SHA-256 of everything before it
+ *
+ * "SSDELTA1" is the same without PROFILE (read as comp 0); a writer always
+ * writes SSDELTA2.
  *
  * An object's reference is the concatenation of its ranges in order; a range
  * starts `offset` bytes into a chunk and may run on into the chunks after it.
@@ -67,7 +72,9 @@
 extern "C" {
 #endif
 
-#define SLOTSYNC_DELTA_MAGIC "SSDELTA1"
+#define SLOTSYNC_DELTA_MAGIC "SSDELTA2"
+#define SLOTSYNC_DELTA_MAGIC_V1 "SSDELTA1"  /* read, never written */
+#define SLOTSYNC_DELTA_PROFILE_BYTES 84u
 #define SLOTSYNC_DELTA_HEADER_BYTES 96u
 #define SLOTSYNC_DELTA_OBJECT_BYTES 60u
 #define SLOTSYNC_DELTA_REF_BYTES 12u
@@ -94,7 +101,97 @@ enum slotsync_delta_codec {
 	SLOTSYNC_DELTA_ZSTD_REF = 1,
 	SLOTSYNC_DELTA_RESIDUAL = 2,
 	SLOTSYNC_DELTA_ZSTD_FRAMES = 3,
+	SLOTSYNC_DELTA_BLOCKS = 4,
 };
+
+/* BLOCKS (codec 4), for images whose blocks are gzip, xz or lz4 (squashfs
+ * -comp gzip|xz|lz4).  The object file is two zstd frames:
+ *   1. the map (no dictionary): u32 n, n x { u32 offset, u32 csize, u32 usize }:
+ *      compressed blocks of the reference, offset ascending, disjoint, inside
+ *      it, usize <= the profile's block_max.  The expanded reference is the
+ *      reference with each mapped block replaced by its content (decompressed
+ *      into exactly usize bytes, or the object is refused), at most
+ *      SLOTSYNC_DELTA_XREF_MAX bytes.
+ *   2. the records, with the expanded reference as raw-content prefix, at most
+ *      SLOTSYNC_DELTA_XOUT_MAX bytes:
+ *        0, u32 n, n bytes                                   bytes of the output
+ *        2, u8 variant, u32 csize, u32 skip, u32 take, u32 n, n bytes
+ *      a block: the n content bytes compressed with the profile and that
+ *      variant (into a buffer of block_max bytes, as mksquashfs does) must give
+ *      csize bytes; bytes skip .. skip+take-1 of them are output.
+ * Bounded work, for the block records of BLOCKS and the frame records of
+ * ZSTD_FRAMES: a record with skip > 0 must start the output, one with
+ * skip + take < csize must end it; so the blocks compressed tile the output,
+ * and at most one block at each end is compressed for bytes not output. */
+#define SLOTSYNC_DELTA_MAP_MAX 16384u        /* blocks in a map */
+
+/* Compressors, by squashfs's ids (2, lzma, never; 3, lzo, not built). */
+enum slotsync_delta_comp {
+	SLOTSYNC_DELTA_COMP_NONE = 0,
+	SLOTSYNC_DELTA_COMP_GZIP = 1,
+	SLOTSYNC_DELTA_COMP_LZO = 3,
+	SLOTSYNC_DELTA_COMP_XZ = 4,
+	SLOTSYNC_DELTA_COMP_LZ4 = 5,
+	SLOTSYNC_DELTA_COMP_ZSTD = 6,
+};
+#define SLOTSYNC_DELTA_XZ_EXTREME (UINT32_C(1) << 31)  /* in an xz profile's level */
+#define SLOTSYNC_DELTA_PROFILE_BLOCK_MAX (1u << 20)   /* squashfs's largest block */
+/* A device refuses a profile whose compressor would need more memory. */
+#define SLOTSYNC_DELTA_CODER_MEM_MAX (12u << 20)
+
+/* How the objects' blocks are compressed (the image's compressor and its
+ * options), and a digest of the sample compressed so. */
+struct slotsync_delta_profile {
+	uint8_t comp;          /* enum slotsync_delta_comp; 0: none */
+	uint32_t level;        /* gzip 1-9; xz preset 0-9, | SLOTSYNC_DELTA_XZ_EXTREME;
+	                          lz4: 0 = LZ4_compress_default, else the LZ4HC level (1-12);
+	                          zstd: 0 (its levels are in variants) */
+	uint32_t window;       /* gzip: windowBits 8-15; xz: dictionary size (4 KiB..1 MiB); else 0 */
+	uint32_t variants;     /* bitmask of what a block may be compressed with:
+	                          gzip: bit s = deflate strategy s (0 default .. 4 Z_FIXED);
+	                          xz: bit 0 no filter, bits 1..6 the BCJ filters x86, powerpc,
+	                              ia64, arm, armthumb, sparc (mksquashfs's order);
+	                          lz4: bit 0 only; zstd: bit l = level l (1..19) */
+	uint32_t block_max;    /* largest content of a block (the squashfs block size, <= 1 MiB) */
+	char library[32];      /* "zlib 1.2.13", "liblzma 5.4.1", ...: for reports, NUL-terminated */
+	uint8_t sample[SLOTSYNC_DIGEST_BYTES]; /* SHA-256 of the sample compressed with every variant */
+};
+
+/* The sample a profile's digest is made of: SLOTSYNC_DELTA_SAMPLE_BYTES bytes,
+ * always the same (docs/format.md, "The compression sample"). */
+#define SLOTSYNC_DELTA_SAMPLE_BYTES 65536u
+SLOTSYNC_EXPORT void slotsync_delta_sample(uint8_t *out);
+
+/* The block compressors (engine/format/blocks.c), made on first use and kept
+ * for the next block. */
+struct slotsync_delta_block_coder;
+SLOTSYNC_EXPORT struct slotsync_delta_block_coder *slotsync_delta_block_coder_new(void);
+SLOTSYNC_EXPORT void slotsync_delta_block_coder_free(struct slotsync_delta_block_coder *bc);
+
+/* Compresses in[0..len) as a squashfs block with profile p and variant v into
+ * out (cap bytes), exactly as mksquashfs 4.5.1 does with the same options:
+ * returns the size, 0 if it does not fit, or -errno (an unsupported
+ * compressor: -ENOTSUP, with err naming it; a variant not in p->variants or a
+ * profile out of range: -EINVAL). */
+SLOTSYNC_EXPORT int64_t slotsync_delta_block_compress(struct slotsync_delta_block_coder *bc,
+						      const struct slotsync_delta_profile *p, unsigned variant,
+						      const void *in, size_t len, void *out, size_t cap,
+						      struct slotsync_error *err);
+/* Decompresses a block into exactly usize bytes (another size, or any error:
+ * -EBADMSG). */
+SLOTSYNC_EXPORT int slotsync_delta_block_decompress(struct slotsync_delta_block_coder *bc,
+						    const struct slotsync_delta_profile *p, const void *in, size_t len,
+						    void *out, size_t usize, struct slotsync_error *err);
+/* Whether this build compresses like the generator did: compresses the sample
+ * with every variant; 0 yes, -EPROTO no (err says which library and version
+ * here and there), -ENOTSUP compressor not built in. */
+SLOTSYNC_EXPORT int slotsync_delta_profile_probe(struct slotsync_delta_block_coder *bc,
+						 const struct slotsync_delta_profile *p, struct slotsync_error *err);
+/* Fills p->sample and p->library (the generator). */
+SLOTSYNC_EXPORT int slotsync_delta_profile_seal(struct slotsync_delta_block_coder *bc,
+						struct slotsync_delta_profile *p, struct slotsync_error *err);
+/* Checks a profile's fields (as the parser does): 0 or -EBADMSG. */
+SLOTSYNC_EXPORT int slotsync_delta_profile_check(const struct slotsync_delta_profile *p, struct slotsync_error *err);
 
 #define SLOTSYNC_DELTA_REF_NEW (UINT32_C(1) << 31)
 
@@ -120,6 +217,7 @@ struct slotsync_delta_index {
 	uint32_t n_objects, n_refs;
 	struct slotsync_delta_object *objects;
 	struct slotsync_delta_ref *refs;
+	struct slotsync_delta_profile profile; /* SSDELTA1: all zero */
 };
 
 /* Parses a delta index; checks its tail digest, the limits above, and that
@@ -163,6 +261,11 @@ SLOTSYNC_EXPORT void slotsync_delta_object_path(const uint8_t id[SLOTSYNC_DIGEST
 struct slotsync_delta_decoder;
 SLOTSYNC_EXPORT struct slotsync_delta_decoder *slotsync_delta_decoder_new(void);
 SLOTSYNC_EXPORT void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec);
+/* The profile the index's objects are decoded with (copied): BLOCKS objects
+ * need one; ZSTD_FRAMES objects, given a zstd profile, may use only its
+ * levels. */
+SLOTSYNC_EXPORT void slotsync_delta_decoder_set_profile(struct slotsync_delta_decoder *dec,
+							const struct slotsync_delta_profile *p);
 
 /* The zstd frame that starts at p, if expansion would take it: its magic, a
  * declared content size of at most SLOTSYNC_DELTA_FRAME_MAX, and all of it

@@ -321,13 +321,14 @@ size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	for (size_t f = first; f < c->nsq.n_blocks && c->nsq.blocks[f].off < re; f++) {
 		const struct sqfs_block *F = &c->nsq.blocks[f];
 		uint64_t a = F->off > rs ? F->off : rs, b = F->off + F->csize < re ? F->off + F->csize : re;
-		uint8_t *h = w->xout + el;
+		uint8_t *h;
 		int64_t n = -1;
 		int v = -1;
 		if (F->stored)
 			continue;
 		if (a > cur && put_raw(w, &el, &last_raw, cur, a) < 0)
 			return 0;
+		h = w->xout + el;
 		if (el + 18 + c->nsq.block_size <= SLOTSYNC_DELTA_XOUT_MAX)
 			n = squashfs_decompress(c->nsq.comp, c->ni.p + F->off, F->csize, h + 18, c->nsq.block_size);
 		if (n > 0 && (uint64_t)n <= c->prof.block_max)
@@ -537,7 +538,6 @@ int blocks_keep(struct worker *w, struct job *j, const struct frames_try *t, con
 
 	if (!pl || pl >= j->plain)
 		return -1;
-#ifndef SCRATCH
 	slotsync_delta_decoder_set_profile(w->dec, &c->prof);
 	if (slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_BLOCKS, w->out_c, pl, w->xraw, t->raw_len, w->check, len, &e2) < 0 ||
 	    memcmp(w->check, src, len) != 0) {
@@ -547,9 +547,6 @@ int blocks_keep(struct worker *w, struct job *j, const struct frames_try *t, con
 		encode_job_fail(c, what, (size_t)(j - c->jobs));
 		return -1;
 	}
-#else
-	(void)e2; (void)src; (void)len;
-#endif
 	j->payload = malloc(pl);
 	if (!j->payload) {
 		encode_job_fail(c, "out of memory", (size_t)(j - c->jobs));

@@ -38,7 +38,7 @@
  * same). */
 #define FRAMES_RUN_MAX (512u << 10)
 /* BLOCKS: blocks listed in one object's map */
-#define BLOCKS_MAP_MAX 65536u
+#define BLOCKS_MAP_MAX SLOTSYNC_DELTA_MAP_MAX
 
 struct image {
 	const uint8_t *p;

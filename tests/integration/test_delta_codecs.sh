@@ -1,7 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# The BLOCKS codec end to end, over nginx (HTTP/2 + TLS), for the sample pair
-# compressed with gzip, xz (-Xbcj x86) and lz4 (-Xhc):
+# The BLOCKS codec end to end, over nginx (HTTP/2 + TLS), for a pair of
+# squashfs images of text (48 files, every fourth edited in a few places, one
+# added: the changed blocks are compressible, unlike most of the sample pair's,
+# whose changes are random bytes stored uncompressed) compressed with gzip,
+# xz (-Xbcj x86) and lz4 (-Xhc):
 #  - slotsync-gen delta makes blocks objects (the changed blocks' content; the
 #    device compresses them again) and `slotsync assemble --delta-index` rebuilds
 #    the image byte-exact with fewer bytes than chunks only;
@@ -20,8 +23,41 @@ SHIM=${SLOTSYNC_COMPSHIM:?set by ctest}
 TRIALS=${SLOTSYNC_DELTA_CODEC_KILL_TRIALS:-10}
 CONC=4
 py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
-mkdir -p "$T/www"
+mkdir -p "$T/www" "$T/tree"
 start_nginx main "$T/www"
+python3 - "$T/tree" <<'PY'
+import os, random, sys
+out = sys.argv[1]
+r = random.Random(20)
+words = ["".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randrange(2, 10))) for _ in range(3000)]
+def text(rr, n):
+    lines = []
+    size = 0
+    while size < n:
+        l = " ".join(rr.choice(words) for _ in range(rr.randrange(3, 14)))
+        lines.append(l)
+        size += len(l) + 1
+    return "\n".join(lines) + "\n"
+files = {}
+for i in range(48):
+    files[f"usr/share/doc/pkg{i:02d}/README"] = text(random.Random(i), r.randrange(40000, 160000))
+for v in ("v1", "v2"):
+    for name, body in files.items():
+        if v == "v2" and int(name[17:19]) % 4 == 1:
+            rr = random.Random(name)
+            ls = body.split("\n")
+            for k in range(12):
+                at = rr.randrange(len(ls))
+                ls[at:at + rr.randrange(0, 4)] = [" ".join(rr.choice(words) for _ in range(8)) for _ in range(rr.randrange(1, 5))]
+            body = "\n".join(ls)
+        p = os.path.join(out, v, name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        open(p, "w").write(body)
+    if v == "v2":
+        p = os.path.join(out, v, "usr/share/doc/new/README")
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        open(p, "w").write(text(random.Random(99), 100000))
+PY
 
 # blocks objects of delta index $1: "id size" lines
 blocks_objects() {
@@ -40,7 +76,13 @@ for i in range(n):
 for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc"; do
 	comp=${spec%%:*}
 	opts=${spec#*:}
-	sample_images_comp "$comp" "$opts"
+	CV1=$T/v1.$comp.sqfs
+	CV2=$T/v2.$comp.sqfs
+	for v in v1 v2; do
+		# shellcheck disable=SC2086 # the options are words
+		mksquashfs "$T/tree/$v" "$T/$v.$comp.sqfs" -noappend -reproducible -mkfs-time 0 -all-time 0 -all-root \
+			-no-xattrs -quiet -no-progress -comp "$comp" $opts >/dev/null
+	done
 	W=$T/www/$comp
 	$G make --no-progress --store "$W" "$CV1" "$T/$comp-1.caibx" >/dev/null
 	$G make --no-progress --store "$W" "$CV2" "$T/$comp-2.caibx" >/dev/null
@@ -51,7 +93,7 @@ for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc"; do
 	check "$comp $opts: blocks objects are made ($(grep -o "[0-9]* blocks ($comp)" "$T/gen.txt"))" \
 		test -s "$T/blocks.txt"
 	A=(--store "$NGINX_URL/$comp" --ca-file "$T/test-ca.pem" --concurrency $CONC --seed "$CV1:$T/$comp-1.caibx")
-	rm -f "$T/d.img" "$T/c.img"
+	rm -f "$T/d.img" "$T/d.img.journal" "$T/c.img" "$T/c.img.journal"
 	$S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/d.img" >"$T/d.json"
 	$S assemble "${A[@]}" --no-delta --json "$T/$comp-2.caibx" "$T/c.img" >"$T/c.json"
 	check "... rebuilt byte-exact from them, $(py "$T/d.json" 'd["bytes_fetched"]') bytes fetched ($(py "$T/c.json" 'd["bytes_fetched"]') with chunks only)" \

@@ -539,7 +539,8 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 			    take > csize - skip || take > out_len - o ||
 			    (codec != SLOTSYNC_DELTA_BLOCKS &&
 			     (variant < 1 || variant > SLOTSYNC_DELTA_FRAME_LEVEL_MAX)) ||
-			    (pr->comp != SLOTSYNC_DELTA_COMP_NONE && !(pr->variants & (UINT32_C(1) << variant))))
+			    (pr->comp != SLOTSYNC_DELTA_COMP_NONE &&
+			     (variant >= 32 || !(pr->variants & (UINT32_C(1) << variant)))))
 				return slotsync_error_set(err, -EBADMSG,
 							  "%s: block record at %zu out of bounds "
 							  "(variant %u, %u bytes, %u compressed, %u+%u taken)",
@@ -643,19 +644,28 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	nmap = io_get_le32(dec->map);
 	if (nmap > SLOTSYNC_DELTA_MAP_MAX || map_len != 4 + nmap * MAP_ENTRY_BYTES)
 		return slotsync_error_set(err, -EBADMSG, "blocks object: a map of %zu bytes for %zu blocks", map_len, nmap);
-	/* 2. the expanded reference */
+	/* every entry checked before any block is decompressed */
 	for (size_t i = 0; i < nmap; i++) {
 		const uint8_t *e = dec->map + 4 + i * MAP_ENTRY_BYTES;
 		uint32_t off = io_get_le32(e), csize = io_get_le32(e + 4), usize = io_get_le32(e + 8);
-		struct slotsync_error e2 = { 0 };
 		if (off < at || csize == 0 || (uint64_t)off + csize > ref_len || usize == 0 || usize > pr->block_max)
 			return slotsync_error_set(err, -EBADMSG,
 						  "blocks object: map entry %zu (%u bytes at %u, %u expanded) out of order or "
 						  "out of the reference",
 						  i, csize, off, usize);
-		if ((uint64_t)o + (off - at) + usize > SLOTSYNC_DELTA_XREF_MAX)
-			return slotsync_error_set(err, -EFBIG, "blocks object: its expanded reference is over %u bytes",
-						  SLOTSYNC_DELTA_XREF_MAX);
+		o += (off - at) + usize;
+		at = (size_t)off + csize;
+	}
+	if (o + (ref_len - at) > SLOTSYNC_DELTA_XREF_MAX)
+		return slotsync_error_set(err, -EFBIG, "blocks object: its expanded reference is over %u bytes",
+					  SLOTSYNC_DELTA_XREF_MAX);
+	/* 2. the expanded reference */
+	o = 0;
+	at = 0;
+	for (size_t i = 0; i < nmap; i++) {
+		const uint8_t *e = dec->map + 4 + i * MAP_ENTRY_BYTES;
+		uint32_t off = io_get_le32(e), csize = io_get_le32(e + 4), usize = io_get_le32(e + 8);
+		struct slotsync_error e2 = { 0 };
 		memcpy(dec->xref + o, ref + at, off - at);
 		o += off - at;
 		r = slotsync_delta_block_decompress(dec->bc, pr, ref + off, csize, dec->xref + o, usize, &e2);
@@ -665,9 +675,6 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 		o += usize;
 		at = (size_t)off + csize;
 	}
-	if (o + (ref_len - at) > SLOTSYNC_DELTA_XREF_MAX)
-		return slotsync_error_set(err, -EFBIG, "blocks object: its expanded reference is over %u bytes",
-					  SLOTSYNC_DELTA_XREF_MAX);
 	memcpy(dec->xref + o, ref + at, ref_len - at);
 	o += ref_len - at;
 	/* 3. the records: one frame, the rest of the object */

@@ -561,7 +561,7 @@ START_TEST(test_frames_decode)
 	ck_assert_mem_eq(x, ref, rl);
 	ck_assert_uint_eq(slotsync_delta_expand(dc, ref, 100 + fz - 1, x, 4 * FBLOCK), 100 + fz - 1);
 
-	/* records: 10 bytes, then bytes 5.. of the frame compressed again */
+	/* records: 10 bytes, then the frame compressed again, all but its last 5 bytes */
 #define RECORDS(level, csize, skip, take)                                   \
 	do {                                                                 \
 		rec[0] = 0;                                                  \
@@ -577,21 +577,36 @@ START_TEST(test_frames_decode)
 		zn = ZSTD_compress(z, ZSTD_compressBound(2 * FBLOCK), rec, 33 + FBLOCK, 3); \
 	} while (0)
 	n = 10 + fz - 5;
-	RECORDS(15, fz, 5, fz - 5);
+	RECORDS(15, fz, 0, fz - 5);
 	ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err) == 0, "%s",
 		      err.msg);
 	ck_assert_mem_eq(out, "0123456789", 10);
-	ck_assert_mem_eq(out + 10, frame + 5, fz - 5);
+	ck_assert_mem_eq(out + 10, frame, fz - 5);
+	/* bounded work: a frame whose head is skipped must start the output... */
+	RECORDS(15, fz, 5, fz - 5);
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "does not start the output") != NULL, "%s", err.msg);
+	/* ...and one whose tail is left off must end it */
+	RECORDS(15, fz, 0, fz - 5);
+	rec[33 + FBLOCK] = 0;
+	io_put_le32(rec + 34 + FBLOCK, 1);
+	rec[38 + FBLOCK] = 'X';
+	zn = ZSTD_compress(z, ZSTD_compressBound(2 * FBLOCK), rec, 39 + FBLOCK, 3);
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n + 1, &err),
+			 -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "does not end the output") != NULL, "%s", err.msg);
 	/* one byte more or less than the records give */
 	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n - 1, &err), 0);
 	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n + 1, &err), 0);
 	/* another level: the frame does not come out the same */
-	RECORDS(3, fz, 5, fz - 5);
+	RECORDS(3, fz, 0, fz - 5);
 	slotsync_error_clear(&err);
 	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err), 0);
 	ck_assert_msg(strstr(err.msg, "compressed again") != NULL, "%s", err.msg);
 	/* a level a device does not compress at, a take past the frame */
-	RECORDS(22, fz, 5, fz - 5);
+	RECORDS(22, fz, 0, fz - 5);
 	slotsync_error_clear(&err);
 	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n, &err), 0);
 	ck_assert_msg(strstr(err.msg, "out of bounds") != NULL, "%s", err.msg);
@@ -600,7 +615,7 @@ START_TEST(test_frames_decode)
 	ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, zn, ref, rl, out, n + 5, &err), 0);
 	ck_assert_msg(strstr(err.msg, "out of bounds") != NULL, "%s", err.msg);
 	/* an unknown record */
-	RECORDS(15, fz, 5, fz - 5);
+	RECORDS(15, fz, 0, fz - 5);
 	rec[15] = 9;
 	zn = ZSTD_compress(z, ZSTD_compressBound(2 * FBLOCK), rec, 33 + FBLOCK, 3);
 	slotsync_error_clear(&err);

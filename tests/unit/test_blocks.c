@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Squashfs block compressors (engine/format/blocks.c) and BLOCKS objects:
+ * every compressor round-trips; blocks of real mksquashfs images come out of
+ * slotsync_delta_block_compress() byte for byte; the sample and its digest;
+ * the probe; codec-4 objects made by hand decode, and malformed ones are
+ * refused; SSDELTA1 and SSDELTA2 indexes. */
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "io.h"
+#include "slotsync/delta.h"
+#include "slotsync/features.h"
+#include "test_util.h"
+
+#define BS 32768u
+#define SAMPLE_SHA256 "14a78263573d100c2b94847ee455e5fc672a1eb7166f6040686ba83eee749c98"
+
+static struct slotsync_delta_profile profile(uint8_t comp, uint32_t level, uint32_t window, uint32_t variants)
+{
+	struct slotsync_delta_profile p;
+
+	memset(&p, 0, sizeof(p));
+	p.comp = comp;
+	p.level = level;
+	p.window = window;
+	p.variants = variants;
+	p.block_max = BS;
+	return p;
+}
+
+/* the profiles the tests run through: what mksquashfs's options make */
+static struct slotsync_delta_profile profiles[] = {
+	{ .comp = SLOTSYNC_DELTA_COMP_GZIP, .level = 9, .window = 15, .variants = 0x1f, .block_max = BS },
+	{ .comp = SLOTSYNC_DELTA_COMP_XZ, .level = 6, .window = BS, .variants = 0x7f, .block_max = BS },
+	{ .comp = SLOTSYNC_DELTA_COMP_LZ4, .level = 0, .window = 0, .variants = 1, .block_max = BS },
+	{ .comp = SLOTSYNC_DELTA_COMP_LZ4, .level = 12, .window = 0, .variants = 1, .block_max = BS },
+	{ .comp = SLOTSYNC_DELTA_COMP_ZSTD, .level = 0, .window = 0, .variants = (1u << 3) | (1u << 15), .block_max = BS },
+};
+#define N_PROFILES (sizeof(profiles) / sizeof(profiles[0]))
+
+/* Content a squashfs block could hold: the sample, shifted and edited. */
+static void content(uint8_t *buf, size_t len, unsigned seed)
+{
+	uint8_t *s = malloc(SLOTSYNC_DELTA_SAMPLE_BYTES);
+
+	slotsync_delta_sample(s);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = s[(i + seed * 977u) % SLOTSYNC_DELTA_SAMPLE_BYTES];
+	for (size_t i = seed % 61; i < len; i += 4093)
+		buf[i] ^= (uint8_t)(seed + 1);
+	free(s);
+}
+
+START_TEST(test_round_trip)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_error err = { 0 };
+	uint8_t *in = malloc(BS), *z = malloc(BS), *back = malloc(BS);
+
+	content(in, BS, 1);
+	for (size_t k = 0; k < N_PROFILES; k++) {
+		const struct slotsync_delta_profile *p = &profiles[k];
+		for (unsigned v = 0; v < 32; v++) {
+			int64_t n;
+			if (!(p->variants & (1u << v)))
+				continue;
+			n = slotsync_delta_block_compress(bc, p, v, in, BS, z, BS, &err);
+			ck_assert_msg(n > 0 && n < BS, "comp %u variant %u: %" PRId64 " %s", p->comp, v, n, err.msg);
+			memset(back, 0, BS);
+			ck_assert_msg(slotsync_delta_block_decompress(bc, p, z, (size_t)n, back, BS, &err) == 0, "%s",
+				      err.msg);
+			ck_assert_mem_eq(back, in, BS);
+			/* another size than the block's content, or a damaged block */
+			ck_assert_int_eq(slotsync_delta_block_decompress(bc, p, z, (size_t)n, back, BS - 1, &err), -EBADMSG);
+			ck_assert_int_eq(slotsync_delta_block_decompress(bc, p, z, (size_t)n - 1, back, BS, &err), -EBADMSG);
+			/* no room: 0, not an error */
+			ck_assert_int_eq(slotsync_delta_block_compress(bc, p, v, in, BS, z, 16, &err), 0);
+		}
+		/* a variant the profile does not have; more than a block */
+		ck_assert_int_eq(slotsync_delta_block_compress(bc, p, 31, in, BS, z, BS, &err), -EINVAL);
+		ck_assert_int_eq(slotsync_delta_block_compress(bc, p, (unsigned)__builtin_ctz(p->variants), in, BS + 1, z, BS,
+								 &err),
+				 -EINVAL);
+	}
+	slotsync_delta_block_coder_free(bc);
+	free(in);
+	free(z);
+	free(back);
+}
+END_TEST
+
+/* A squashfs image of one file of 3 blocks made by mksquashfs with `opts`:
+ * its data blocks follow the superblock (96 bytes) and the compressor
+ * options' metadata block, if any. */
+static uint8_t *mksquashfs(const char *dir, const uint8_t *file, size_t len, const char *opts, size_t *data_at,
+			   size_t *img_len)
+{
+	char path[4200], cmd[8600];
+	uint8_t *img;
+	FILE *f;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/root", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/root/file", dir);
+	f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(file, 1, len, f), len);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "mksquashfs %s/root %s/img -noappend -no-fragments -no-xattrs -no-progress -quiet -processors 1 "
+		 "-b %u -comp %s >/dev/null",
+		 dir, dir, BS, opts);
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+	snprintf(path, sizeof(path), "%s/img", dir);
+	ck_assert_int_eq(stat(path, &st), 0);
+	img = malloc((size_t)st.st_size);
+	f = fopen(path, "rb");
+	ck_assert_uint_eq(fread(img, 1, (size_t)st.st_size, f), (size_t)st.st_size);
+	fclose(f);
+	ck_assert_mem_eq(img, "hsqs", 4);
+	ck_assert_uint_eq(io_get_le32(img + 12), BS);
+	*data_at = 96;
+	if (io_get_le16(img + 24) & 0x0400) /* SQUASHFS_COMP_OPT: an options metadata block */
+		*data_at += 2 + (io_get_le16(img + 96) & 0x7fff);
+	*img_len = (size_t)st.st_size;
+	return img;
+}
+
+START_TEST(test_matches_mksquashfs)
+{
+	static const struct {
+		const char *opts;
+		struct slotsync_delta_profile p;
+	} cases[] = {
+		{ "gzip", { .comp = 1, .level = 9, .window = 15, .variants = 1 } },
+		{ "gzip -Xcompression-level 6 -Xwindow-size 12 -Xstrategy default,filtered,run_length_encoded",
+		  { .comp = 1, .level = 6, .window = 12, .variants = 0x0b } },
+		{ "xz", { .comp = 4, .level = 6, .window = BS, .variants = 1 } },
+		{ "xz -Xbcj x86,arm -Xdict-size 16K", { .comp = 4, .level = 6, .window = 16384, .variants = 0x13 } },
+		{ "lz4", { .comp = 5, .level = 0, .variants = 1 } },
+		{ "lz4 -Xhc", { .comp = 5, .level = 12, .variants = 1 } },
+		{ "zstd -Xcompression-level 15", { .comp = 6, .variants = 1u << 15 } },
+	};
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_error err = { 0 };
+	char *dir = test_mkdtemp();
+	uint8_t *file = malloc(3 * BS), *z = malloc(BS), *best = malloc(BS);
+
+	/* text and x86-like code, so that the filters and strategies choose */
+	content(file, 3 * BS, 5);
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct slotsync_delta_profile p = cases[k].p;
+		size_t at, img_len;
+		uint8_t *img;
+		p.block_max = BS;
+		img = mksquashfs(dir, file, 3 * BS, cases[k].opts, &at, &img_len);
+		for (unsigned b = 0; b < 3; b++) {
+			int64_t nb = 0;
+			/* mksquashfs keeps the smallest of the variants, the first of equals */
+			for (unsigned v = 0; v < 32; v++) {
+				int64_t n;
+				if (!(p.variants & (1u << v)))
+					continue;
+				n = slotsync_delta_block_compress(bc, &p, v, file + b * BS, BS, z, BS, &err);
+				ck_assert_msg(n > 0, "%s: %s", cases[k].opts, err.msg);
+				if (nb == 0 || n < nb) {
+					nb = n;
+					memcpy(best, z, (size_t)n);
+				}
+			}
+			ck_assert_msg(at + (size_t)nb <= img_len, "%s", cases[k].opts);
+			ck_assert_msg(memcmp(img + at, best, (size_t)nb) == 0, "%s: block %u differs from mksquashfs's",
+				      cases[k].opts, b);
+			at += (size_t)nb;
+		}
+		free(img);
+	}
+	slotsync_delta_block_coder_free(bc);
+	test_rmdir(dir);
+	free(file);
+	free(z);
+	free(best);
+}
+END_TEST
+
+START_TEST(test_sample)
+{
+	uint8_t *s = malloc(SLOTSYNC_DELTA_SAMPLE_BYTES), d[SLOTSYNC_DIGEST_BYTES];
+	char hex[SLOTSYNC_DIGEST_HEX_BYTES];
+	size_t e8 = 0;
+
+	slotsync_delta_sample(s);
+	/* the sample is part of the format: its digest never changes */
+	ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, s, SLOTSYNC_DELTA_SAMPLE_BYTES, d), 0);
+	ck_assert_str_eq(slotsync_digest_to_hex(d, hex), SAMPLE_SHA256);
+	/* and it has what the BCJ filters look for */
+	for (size_t i = 0; i < SLOTSYNC_DELTA_SAMPLE_BYTES; i++)
+		e8 += s[i] == 0xe8;
+	ck_assert_uint_gt(e8, 500);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_probe)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_error err = { 0 };
+
+	for (size_t k = 0; k < N_PROFILES; k++) {
+		struct slotsync_delta_profile p = profiles[k];
+		ck_assert_msg(slotsync_delta_profile_seal(bc, &p, &err) == 0, "%s", err.msg);
+		ck_assert_ptr_nonnull(memchr(p.library, 0, sizeof(p.library)));
+		ck_assert_uint_gt(strlen(p.library), 5);
+		ck_assert_msg(slotsync_delta_profile_probe(bc, &p, &err) == 0, "%s", err.msg);
+		/* a generator that compressed otherwise: another level (zstd: another level set) */
+		if (p.comp == SLOTSYNC_DELTA_COMP_ZSTD)
+			p.variants = (1u << 3) | (1u << 16);
+		else if (p.comp == SLOTSYNC_DELTA_COMP_LZ4)
+			p.level = p.level ? 9 : 1;
+		else
+			p.level = p.comp == SLOTSYNC_DELTA_COMP_XZ ? 5 : 6;
+		slotsync_error_clear(&err);
+		ck_assert_msg(slotsync_delta_profile_probe(bc, &p, &err) == -EPROTO, "comp %u level %u", p.comp, p.level);
+		ck_assert_msg(strstr(err.msg, "compresses otherwise") && strstr(err.msg, p.library), "%s", err.msg);
+	}
+	slotsync_delta_block_coder_free(bc);
+}
+END_TEST
+
+START_TEST(test_xz_memory_bounded)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_profile p = profile(SLOTSYNC_DELTA_COMP_XZ, 9 | SLOTSYNC_DELTA_XZ_EXTREME, 1u << 20, 3);
+	uint8_t in[100] = { 0 }, out[400];
+
+	/* a 1 MiB dictionary (mksquashfs -b 1M -comp xz) needs 12.6 MiB to
+	 * compress with the BT4 match finder: more than a device allows */
+	p.block_max = 1u << 20;
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_delta_block_compress(bc, &p, 0, in, sizeof(in), out, sizeof(out), &err), -E2BIG);
+	ck_assert_msg(strstr(err.msg, "KiB") != NULL, "%s", err.msg);
+	ck_assert_int_eq(slotsync_delta_profile_probe(bc, &p, &err), -E2BIG);
+	p.level = 6;
+	ck_assert_int_eq(slotsync_delta_block_compress(bc, &p, 1, in, sizeof(in), out, sizeof(out), &err), -E2BIG);
+	/* half of it fits */
+	p.window = 512u << 10;
+	ck_assert_int_gt(slotsync_delta_block_compress(bc, &p, 1, in, sizeof(in), out, sizeof(out), &err), 0);
+	slotsync_delta_block_coder_free(bc);
+}
+END_TEST
+
+START_TEST(test_profile_check)
+{
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_profile p;
+
+	for (size_t k = 0; k < N_PROFILES; k++)
+		ck_assert_int_eq(slotsync_delta_profile_check(&profiles[k], &err), 0);
+#define BAD(field, value)                                                             \
+	do {                                                                          \
+		p = profiles[0];                                                      \
+		p.field = value;                                                      \
+		ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG); \
+	} while (0)
+	BAD(comp, 2);
+	BAD(comp, 3);
+	BAD(comp, 7);
+	BAD(level, 0);
+	BAD(level, 10);
+	BAD(window, 7);
+	BAD(window, 16);
+	BAD(variants, 0);
+	BAD(variants, 0x20);
+	BAD(block_max, 2u << 20);
+	BAD(block_max, 1024);
+	p = profiles[0];
+	memset(p.library, 'a', sizeof(p.library));
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "NUL") != NULL, "%s", err.msg);
+	p = profile(SLOTSYNC_DELTA_COMP_XZ, 10, BS, 1);
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	p = profile(SLOTSYNC_DELTA_COMP_XZ, 6, 2048, 1);
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	p = profile(SLOTSYNC_DELTA_COMP_XZ, 6, BS, 0x80);
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	p = profile(SLOTSYNC_DELTA_COMP_LZ4, 13, 0, 1);
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	p = profile(SLOTSYNC_DELTA_COMP_LZ4, 0, 0, 2);
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	p = profile(SLOTSYNC_DELTA_COMP_ZSTD, 0, 0, 1);     /* level 0 */
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	p = profile(SLOTSYNC_DELTA_COMP_ZSTD, 0, 0, 1u << 20); /* level 20 */
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+	p = profile(SLOTSYNC_DELTA_COMP_NONE, 0, 0, 1);
+	ck_assert_int_eq(slotsync_delta_profile_check(&p, &err), -EBADMSG);
+#undef BAD
+}
+END_TEST
+
+/* A BLOCKS object by hand.  Reference: 100 bytes, block A compressed, 50
+ * bytes.  Records: 10 bytes, then block B (A edited) compressed, of which
+ * [skip, skip+take) is output. */
+struct hand {
+	struct slotsync_delta_profile p;
+	uint8_t ref[100 + BS + 50], xref[100 + BS + 50], a[BS], b[BS], cb[BS];
+	size_t ref_len, xref_len, ca, ncb;
+	uint8_t rec[64 + BS], obj[2 * BS + 1024], out[BS + 64];
+	size_t rec_len, obj_len;
+};
+
+static void hand_reference(struct hand *h, struct slotsync_delta_block_coder *bc)
+{
+	struct slotsync_error err = { 0 };
+	int64_t n;
+
+	content(h->a, BS, 7);
+	memcpy(h->b, h->a, BS);
+	memcpy(h->b + 1000, "a change in the new release", 27);
+	test_fill_random(h->ref, 100, 3);
+	n = slotsync_delta_block_compress(bc, &h->p, 0, h->a, BS, h->ref + 100, BS, &err);
+	ck_assert_msg(n > 0, "%s", err.msg);
+	h->ca = (size_t)n;
+	test_fill_random(h->ref + 100 + h->ca, 50, 4);
+	h->ref_len = 150 + h->ca;
+	memcpy(h->xref, h->ref, 100);
+	memcpy(h->xref + 100, h->a, BS);
+	memcpy(h->xref + 100 + BS, h->ref + 100 + h->ca, 50);
+	h->xref_len = 150 + BS;
+	n = slotsync_delta_block_compress(bc, &h->p, 0, h->b, BS, h->cb, BS, &err);
+	ck_assert_msg(n > 0, "%s", err.msg);
+	h->ncb = (size_t)n;
+}
+
+/* map entries (offset, csize, usize) and the records, into h->obj */
+static void hand_object(struct hand *h, const uint32_t *map, uint32_t n_map)
+{
+	uint8_t m[4 + 12 * 4];
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t a, b;
+
+	io_put_le32(m, n_map);
+	for (uint32_t i = 0; i < n_map * 3; i++)
+		io_put_le32(m + 4 + 4 * i, map[i]);
+	a = ZSTD_compress(h->obj, sizeof(h->obj), m, 4 + 12 * n_map, 3);
+	ck_assert(!ZSTD_isError(a));
+	ZSTD_CCtx_refPrefix(c, h->xref, h->xref_len);
+	b = ZSTD_compress2(c, h->obj + a, sizeof(h->obj) - a, h->rec, h->rec_len);
+	ck_assert(!ZSTD_isError(b));
+	h->obj_len = a + b;
+	ZSTD_freeCCtx(c);
+}
+
+static size_t put_bytes(uint8_t *r, const void *bytes, uint32_t n)
+{
+	r[0] = 0;
+	io_put_le32(r + 1, n);
+	memcpy(r + 5, bytes, n);
+	return 5 + n;
+}
+
+static size_t put_block(uint8_t *r, unsigned variant, uint32_t csize, uint32_t skip, uint32_t take, const uint8_t *c,
+			uint32_t n)
+{
+	r[0] = 2;
+	r[1] = (uint8_t)variant;
+	io_put_le32(r + 2, csize);
+	io_put_le32(r + 6, skip);
+	io_put_le32(r + 10, take);
+	io_put_le32(r + 14, n);
+	memcpy(r + 18, c, n);
+	return 18 + n;
+}
+
+START_TEST(test_blocks_decode)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_error err = { 0 };
+	struct hand *h = calloc(1, sizeof(*h));
+	/* gzip, xz, lz4 */
+	const size_t which[] = { 0, 1, 3 };
+
+	for (size_t w = 0; w < 3; w++) {
+		uint32_t map[3], bad[6];
+		size_t n;
+		h->p = profiles[which[w]];
+		ck_assert_int_eq(slotsync_delta_profile_seal(bc, &h->p, &err), 0);
+		hand_reference(h, bc);
+		map[0] = 100, map[1] = (uint32_t)h->ca, map[2] = BS;
+		/* without the profile: refused */
+		slotsync_delta_decoder_set_profile(dec, NULL);
+		h->rec_len = put_bytes(h->rec, "0123456789", 10);
+		h->rec_len += put_block(h->rec + h->rec_len, 0, (uint32_t)h->ncb, 0, (uint32_t)h->ncb, h->b, BS);
+		hand_object(h, map, 1);
+		n = 10 + h->ncb;
+		ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref,
+						       h->ref_len, h->out, n, &err),
+				 -EINVAL);
+		slotsync_delta_decoder_set_profile(dec, &h->p);
+		ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref, h->ref_len,
+						    h->out, n, &err) == 0,
+			      "comp %u: %s", h->p.comp, err.msg);
+		ck_assert_mem_eq(h->out, "0123456789", 10);
+		ck_assert_mem_eq(h->out + 10, h->cb, h->ncb);
+		/* one byte more or less */
+		ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref,
+						       h->ref_len, h->out, n - 1, &err),
+				 -EBADMSG);
+		ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref,
+						       h->ref_len, h->out, n + 1, &err),
+				 -EBADMSG);
+
+#define REFUSED(out_len, text)                                                                                   \
+	do {                                                                                                     \
+		slotsync_error_clear(&err);                                                                      \
+		ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref,  \
+						       h->ref_len, h->out, (out_len), &err),                   \
+				 0);                                                                             \
+		ck_assert_msg(strstr(err.msg, text) != NULL, "comp %u: wanted \"%s\": %s", h->p.comp, text,     \
+			      err.msg);                                                                          \
+	} while (0)
+		/* the map: a block past the reference, out of order, another usize, not a block */
+		bad[0] = 100, bad[1] = (uint32_t)h->ref_len, bad[2] = BS;
+		hand_object(h, bad, 1);
+		REFUSED(n, "out of the reference");
+		bad[0] = 100, bad[1] = 10, bad[2] = 100, bad[3] = 90, bad[4] = 5, bad[5] = 100;
+		hand_object(h, bad, 2);
+		REFUSED(n, "out of order");
+		bad[0] = 100, bad[1] = (uint32_t)h->ca, bad[2] = BS - 1;
+		hand_object(h, bad, 1);
+		REFUSED(n, "does not decompress");
+		bad[0] = 0, bad[1] = 100, bad[2] = BS;
+		hand_object(h, bad, 1);
+		REFUSED(n, "does not decompress");
+		bad[0] = 100, bad[1] = (uint32_t)h->ca, bad[2] = BS + 1;
+		hand_object(h, bad, 1);
+		REFUSED(n, "out of the reference");
+
+		/* records: a take past the block, an unknown record, a zstd-frames record */
+		h->rec_len = put_bytes(h->rec, "0123456789", 10);
+		h->rec_len += put_block(h->rec + h->rec_len, 0, (uint32_t)h->ncb, 0, (uint32_t)h->ncb + 1, h->b, BS);
+		hand_object(h, map, 1);
+		REFUSED(n + 1, "out of bounds");
+		h->rec[0] = 7;
+		hand_object(h, map, 1);
+		REFUSED(n, "unknown record 7");
+		h->rec[0] = 0;
+		h->rec[15] = 1;
+		hand_object(h, map, 1);
+		REFUSED(n, "unknown record 1");
+		/* a variant the profile lacks */
+		h->rec_len = put_block(h->rec, 9, (uint32_t)h->ncb, 0, (uint32_t)h->ncb, h->b, BS);
+		hand_object(h, map, 1);
+		REFUSED(h->ncb, "out of bounds");
+		/* a block that compresses to another size */
+		h->rec_len = put_block(h->rec, 0, (uint32_t)h->ncb + 1, 0, (uint32_t)h->ncb, h->b, BS);
+		hand_object(h, map, 1);
+		REFUSED(h->ncb, "compressed again");
+		/* more content than a block */
+		{
+			uint8_t *big = calloc(1, BS + 1);
+			h->rec_len = put_block(h->rec, 0, 100, 0, 10, big, BS + 1);
+			hand_object(h, map, 1);
+			REFUSED(10, "out of bounds");
+			free(big);
+		}
+		/* bounded work: skipping must start the output, leaving off must end it */
+		h->rec_len = put_block(h->rec, 0, (uint32_t)h->ncb, 5, (uint32_t)h->ncb - 5, h->b, BS);
+		h->rec_len += put_bytes(h->rec + h->rec_len, "ab", 2);
+		hand_object(h, map, 1);
+		ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref, h->ref_len,
+						    h->out, h->ncb - 5 + 2, &err) == 0,
+			      "%s", err.msg);
+		ck_assert_mem_eq(h->out, h->cb + 5, h->ncb - 5);
+		h->rec_len = put_bytes(h->rec, "ab", 2);
+		h->rec_len += put_block(h->rec + h->rec_len, 0, (uint32_t)h->ncb, 5, (uint32_t)h->ncb - 5, h->b, BS);
+		hand_object(h, map, 1);
+		REFUSED(h->ncb - 5 + 2, "does not start the output");
+		h->rec_len = put_block(h->rec, 0, (uint32_t)h->ncb, 0, 7, h->b, BS);
+		h->rec_len += put_bytes(h->rec + h->rec_len, "ab", 2);
+		hand_object(h, map, 1);
+		REFUSED(9, "does not end the output");
+		h->rec_len = put_bytes(h->rec, "ab", 2);
+		h->rec_len += put_block(h->rec + h->rec_len, 0, (uint32_t)h->ncb, 0, 7, h->b, BS);
+		hand_object(h, map, 1);
+		ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref, h->ref_len,
+						    h->out, 9, &err) == 0,
+			      "%s", err.msg);
+		ck_assert_mem_eq(h->out + 2, h->cb, 7);
+		/* records that are not one frame after the map */
+		h->rec_len = put_bytes(h->rec, "ab", 2);
+		hand_object(h, map, 1);
+		h->obj[h->obj_len++] = 0;
+		REFUSED(2, "not one zstd frame");
+#undef REFUSED
+	}
+	slotsync_delta_decoder_free(dec);
+	slotsync_delta_block_coder_free(bc);
+	free(h);
+}
+END_TEST
+
+/* An index of one object of `codec` with profile p, serialized. */
+static uint8_t *one_object_index(uint8_t codec, const struct slotsync_delta_profile *p, size_t *len)
+{
+	struct slotsync_delta_object o = { .size = 100, .codec = codec, .first = 0, .count = 1, .ref_first = 0,
+					   .ref_count = 1 };
+	struct slotsync_delta_ref r = { .chunk = 0, .offset = 0, .length = 10 };
+	struct slotsync_delta_index d = { .base_size = 1000, .new_size = 2000, .n_objects = 1, .n_refs = 1,
+					  .objects = &o, .refs = &r };
+	struct slotsync_error err = { 0 };
+	uint8_t *b;
+
+	d.profile = *p;
+	ck_assert_int_eq(slotsync_delta_index_serialize(&d, &b, len, &err), 0);
+	return b;
+}
+
+static void retail(uint8_t *b, size_t len)
+{
+	ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, b, len - 32, b + len - 32), 0);
+}
+
+START_TEST(test_index_versions)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_index *d;
+	struct slotsync_delta_profile p = profiles[1], none;
+	size_t len;
+	uint8_t *b;
+
+	ck_assert_int_eq(slotsync_delta_profile_seal(bc, &p, &err), 0);
+	/* SSDELTA2 round trip */
+	b = one_object_index(SLOTSYNC_DELTA_BLOCKS, &p, &len);
+	ck_assert_mem_eq(b, "SSDELTA2", 8);
+	ck_assert_uint_eq(len, 96 + 60 + 12 + 84 + 32);
+	ck_assert_msg(slotsync_delta_index_parse(b, len, &d, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(d->objects[0].codec, SLOTSYNC_DELTA_BLOCKS);
+	ck_assert_uint_eq(d->profile.comp, p.comp);
+	ck_assert_uint_eq(d->profile.level, p.level);
+	ck_assert_uint_eq(d->profile.window, p.window);
+	ck_assert_uint_eq(d->profile.variants, p.variants);
+	ck_assert_uint_eq(d->profile.block_max, p.block_max);
+	ck_assert_str_eq(d->profile.library, p.library);
+	ck_assert_mem_eq(d->profile.sample, p.sample, 32);
+	slotsync_delta_index_free(d);
+	/* a damaged profile: an unknown compressor, a library without its NUL */
+	b[96 + 60 + 12] = 2;
+	retail(b, len);
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "unknown compressor") != NULL, "%s", err.msg);
+	b[96 + 60 + 12] = 4;
+	memset(b + 96 + 60 + 12 + 20, 'x', 32);
+	retail(b, len);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	io_put_le32(b + 96 + 60 + 12 + 16, 2u << 20); /* block_max 2 MiB */
+	memset(b + 96 + 60 + 12 + 20, 0, 32);
+	retail(b, len);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	/* SSDELTA1: the same without the profile, read as no compressor */
+	free(b);
+	memset(&none, 0, sizeof(none));
+	b = one_object_index(SLOTSYNC_DELTA_ZSTD_FRAMES, &none, &len);
+	memcpy(b, "SSDELTA1", 8);
+	memmove(b + len - 32 - 84, b + len - 32, 32);
+	len -= 84;
+	retail(b, len);
+	ck_assert_msg(slotsync_delta_index_parse(b, len, &d, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(d->profile.comp, 0);
+	ck_assert_uint_eq(d->objects[0].codec, SLOTSYNC_DELTA_ZSTD_FRAMES);
+	slotsync_delta_index_free(d);
+	/* ...which cannot have BLOCKS objects */
+	b[96 + 36] = SLOTSYNC_DELTA_BLOCKS;
+	retail(b, len);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	free(b);
+	/* BLOCKS objects need a gzip, xz or lz4 profile; ZSTD_FRAMES a zstd one (or none) */
+	b = one_object_index(SLOTSYNC_DELTA_BLOCKS, &profiles[4], &len);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	free(b);
+	b = one_object_index(SLOTSYNC_DELTA_ZSTD_FRAMES, &profiles[0], &len);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	free(b);
+	b = one_object_index(SLOTSYNC_DELTA_ZSTD_FRAMES, &profiles[4], &len);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), 0);
+	slotsync_delta_index_free(d);
+	free(b);
+	slotsync_delta_block_coder_free(bc);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("blocks");
+	TCase *tc = tcase_create("blocks");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_matches_mksquashfs);
+	tcase_add_test(tc, test_sample);
+	tcase_add_test(tc, test_probe);
+	tcase_add_test(tc, test_xz_memory_bounded);
+	tcase_add_test(tc, test_profile_check);
+	tcase_add_test(tc, test_blocks_decode);
+	tcase_add_test(tc, test_index_versions);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

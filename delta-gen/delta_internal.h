@@ -211,6 +211,6 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err);
 size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t);
 /* The BLOCKS object of t at the full level, decoded again and compared, as
  * job j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
-int blocks_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len);
+int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uint8_t *src, size_t len);
 
 #endif

@@ -187,6 +187,8 @@ static void print_json(const struct slotsync_assemble_stats *st, int dry_run, co
 	json_object_object_add(o, "bytes_from_delta", json_object_new_int64((int64_t)st->bytes_from_delta));
 	json_object_object_add(o, "delta_objects_failed", json_object_new_int64((int64_t)st->delta_objects_failed));
 	json_object_object_add(o, "delta_chunks_refetched", json_object_new_int64((int64_t)st->delta_chunks_refetched));
+	json_object_object_add(o, "delta_objects_skipped", json_object_new_int64((int64_t)st->delta_objects_skipped));
+	json_object_object_add(o, "delta_note", json_object_new_string(st->delta_note));
 	json_object_object_add(o, "seed_chunks_rejected", json_object_new_int64((int64_t)st->seed_chunks_rejected));
 	json_object_object_add(o, "chunks_rechecked", json_object_new_int64((int64_t)st->chunks_rechecked));
 	json_object_object_add(o, "chunks_recheck_failed", json_object_new_int64((int64_t)st->chunks_recheck_failed));
@@ -582,6 +584,8 @@ static void print_summary(const struct slotsync_assemble_stats *st)
 		printf("assemble: %" PRIu64 " delta objects could not be used: their %" PRIu64
 		       " chunks were fetched instead\n",
 		       st->delta_objects_failed, st->delta_chunks_refetched);
+	if (st->delta_objects_skipped)
+		printf("assemble: %s\n", st->delta_note);
 }
 
 /* The outcome of a run (rc 0, or 1 with err): the error on stderr, then one

@@ -95,6 +95,10 @@ if [ ! -e $D/.ready ]; then
 	{ printf '\000'; cat "$tmp"/s/deltas/*/*.sdix; } >$D/index
 	{ printf '\001abc'; head -c 3000 /dev/zero | zstd -q -c; printf 'def'; seq 1 2000 | zstd -q -19 -c; } >$D/expand
 	printf '\002\003\000\005\000\000\000hello\001\017\010\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000abcd' >$D/records
+	# the same index as serialized (SSDELTA2); a BLOCKS object: an empty map,
+	# then a bytes record and a block record
+	{ printf '\004'; zstd -q -d -c "$tmp"/s/deltas/*/*.sdix; } >$D/index-raw
+	printf '\003\003\004\000\000\000\000\000\000\005\000\000\000hello\002\000\010\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000abcd' >$D/blocks
 	rm -rf "$tmp"
 	touch $D/.ready
 fi

@@ -27,6 +27,39 @@ struct body {
 	size_t len;
 };
 
+/* Objects whose blocks this device compresses again (ZSTD_FRAMES, BLOCKS)
+ * need its compressor to compress as the generator's did: the profile's
+ * sample tells before anything is downloaded.  Where it does not (another
+ * library or version, a compressor not built in, more memory than allowed),
+ * those objects are left out of the index and their chunks fetched as
+ * chunks; the others are used. */
+static void delta_probe(struct asm_ctx *a)
+{
+	struct slotsync_delta_index *d = a->delta;
+	struct slotsync_delta_block_coder *bc;
+	struct slotsync_error e = { 0 };
+	uint32_t n = 0, kept = 0;
+	int r;
+
+	for (uint32_t o = 0; o < d->n_objects; o++)
+		n += d->objects[o].codec == SLOTSYNC_DELTA_ZSTD_FRAMES || d->objects[o].codec == SLOTSYNC_DELTA_BLOCKS;
+	if (n == 0 || d->profile.comp == SLOTSYNC_DELTA_COMP_NONE)
+		return;
+	bc = slotsync_delta_block_coder_new();
+	r = bc ? slotsync_delta_profile_probe(bc, &d->profile, &e) : slotsync_error_set(&e, -ENOMEM, "out of memory");
+	slotsync_delta_block_coder_free(bc);
+	if (r == 0)
+		return;
+	for (uint32_t o = 0; o < d->n_objects; o++)
+		if (d->objects[o].codec != SLOTSYNC_DELTA_ZSTD_FRAMES && d->objects[o].codec != SLOTSYNC_DELTA_BLOCKS)
+			d->objects[kept++] = d->objects[o];
+	d->n_objects = kept;
+	a->st->delta_objects_skipped = n;
+	snprintf(a->st->delta_note, sizeof(a->st->delta_note), "%s: %u objects replaced by their chunks",
+		 slotsync_error_message(&e), n);
+	slotsync_log_warning("%s", a->st->delta_note);
+}
+
 /* Finds and loads the delta index for the first seed that names its index:
  * from opt->delta_index_path, or from the store.  Not finding one, or finding
  * one that does not fit, is not an error: the chunks are fetched as chunks. */
@@ -84,6 +117,8 @@ int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 	if (r == 0)
 		r = slotsync_delta_index_check(a->delta, a->base_idx, base_digest, a->idx, new_digest, &e);
 	free(b.data);
+	if (r == 0)
+		delta_probe(a);
 	if (r == 0)
 		r = slotsync_plan_add_delta(a->plan, a->delta, a->base_idx, seed, &e);
 	if (r < 0) {
@@ -298,6 +333,8 @@ int assemble_fetch_deltas(struct asm_ctx *a, int pass, struct slotsync_error *er
 	}
 	if (!a->ddec)
 		a->ddec = slotsync_delta_decoder_new();
+	if (a->ddec)
+		slotsync_delta_decoder_set_profile(a->ddec, &d->profile);
 	a->ref = malloc(max_ref);
 	a->out = malloc(max_out);
 	a->chunk = malloc(chunk_max(a));

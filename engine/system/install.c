@@ -156,6 +156,8 @@ static void on_assemble(void *ud, const struct slotsync_assemble_stats *st)
 	c->rec->bytes_done = done;
 	c->rec->bytes_fetched = st->bytes_fetched;
 	c->rec->bytes_from_seed = st->bytes_from_seed;
+	c->rec->delta_objects_skipped = st->delta_objects_skipped;
+	snprintf(c->rec->delta_note, sizeof(c->rec->delta_note), "%s", st->delta_note);
 	if (t - c->last_save >= 2.0) {
 		c->last_save = t;
 		(void)system_record_save(c->cfg, c->rec, &ignored);
@@ -447,6 +449,8 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	c->rec->bytes_done = st.bytes_total;
 	c->rec->bytes_fetched = st.bytes_fetched;
 	c->rec->bytes_from_seed = st.bytes_from_seed;
+	c->rec->delta_objects_skipped = st.delta_objects_skipped;
+	snprintf(c->rec->delta_note, sizeof(c->rec->delta_note), "%s", st.delta_note);
 	return 0;
 }
 

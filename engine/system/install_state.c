@@ -162,6 +162,8 @@ int slotsync_install_record_load(const struct slotsync_config *cfg, struct slots
 	rec->bytes_from_seed = ju64(o, "bytes_from_seed");
 	rec->error_final = rec->step == SLOTSYNC_STEP_FAILED;
 	rec->missing_runs = (unsigned)ju64(o, "missing_runs");
+	rec->delta_objects_skipped = ju64(o, "delta_objects_skipped");
+	system_copy_str(rec->delta_note, sizeof(rec->delta_note), jstr(o, "delta_note"));
 	if (json_object_object_get_ex(o, "seconds", &secs) && json_object_is_type(secs, json_type_object))
 		for (int i = 0; i < SLOTSYNC_STEP_COUNT; i++) {
 			struct json_object *v;
@@ -195,6 +197,10 @@ struct json_object *system_record_json(const struct slotsync_install_record *rec
 	json_object_object_add(o, "error", json_object_new_string(rec->error));
 	if (rec->missing_runs)
 		json_object_object_add(o, "missing_runs", json_object_new_int64((int64_t)rec->missing_runs));
+	if (rec->delta_objects_skipped || rec->delta_note[0]) {
+		json_object_object_add(o, "delta_objects_skipped", json_object_new_int64((int64_t)rec->delta_objects_skipped));
+		json_object_object_add(o, "delta_note", json_object_new_string(rec->delta_note));
+	}
 	for (int i = SLOTSYNC_STEP_VERIFY; i < SLOTSYNC_STEP_DONE; i++)
 		if (rec->seconds[i] > 0)
 			json_object_object_add(secs, step_names[i], json_object_new_double(rec->seconds[i]));

@@ -53,6 +53,9 @@ struct slotsync_assemble_stats {
 	uint64_t delta_objects_failed;                /* objects that could not be used ... */
 	uint64_t delta_chunks_refetched;              /* ... whose chunks were fetched plain */
 	char delta_index[200];                        /* the delta index used (store path), or "" */
+	uint64_t delta_objects_skipped;               /* objects left out before the plan: this device
+	                                                 compresses otherwise (their chunks are fetched) */
+	char delta_note[256];                         /* why, or "" */
 	uint64_t fetch_retries, fetch_resumed;
 	long connections;
 	int http_version;

@@ -79,6 +79,8 @@ struct slotsync_install_record {
 	char error[1024];                    /* the last error ("" : none) */
 	int error_final;                     /* the install failed for good (step FAILED) */
 	unsigned missing_runs;               /* runs in a row that found an object missing from every store (HTTP 404) */
+	uint64_t delta_objects_skipped;      /* delta objects left out: this device compresses otherwise */
+	char delta_note[256];                /* why ("" : none) */
 };
 
 /* Exit codes of the slotsync command (install, assemble, agent --once and the

@@ -7,7 +7,13 @@
  *   2  the rest is the records of a ZSTD_FRAMES object (wrapped in a zstd
  *      frame here, as the object file holds them), decoded against a
  *      reference that holds one zstd frame, into an output of the size the
- *      second byte picks.
+ *      second byte picks;
+ *   3  a BLOCKS object: the second byte picks the output size and the
+ *      compressor (gzip, xz, lz4), the next two the length L of the map; L
+ *      bytes of map and the records follow, each wrapped in a zstd frame
+ *      here; the reference holds one block of that compressor;
+ *   4  the rest is a delta index as serialized (SSDELTA1 or SSDELTA2),
+ *      parsed without the zstd frame around it.
  * Every input must give a result or a clean error, never a crash, a read or
  * write out of bounds, or more memory than the limits allow. */
 #include <stdint.h>
@@ -23,8 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct slotsync_delta_decoder *dec;
 	static ZSTD_DCtx *dc;
-	static uint8_t *xref, *out, *z, ref[4096];
-	static size_t ref_len;
+	static uint8_t *xref, *out, *z, ref[4096], bref[3][4096];
+	static size_t ref_len, bref_len[3];
+	static struct slotsync_delta_profile prof[3] = {
+		{ .comp = SLOTSYNC_DELTA_COMP_GZIP, .level = 1, .window = 15, .variants = 0x1f, .block_max = 8192 },
+		{ .comp = SLOTSYNC_DELTA_COMP_XZ, .level = 0, .window = 8192, .variants = 0x7f, .block_max = 8192 },
+		{ .comp = SLOTSYNC_DELTA_COMP_LZ4, .level = 0, .window = 0, .variants = 1, .block_max = 8192 },
+	};
 	struct slotsync_error err = { 0 };
 
 	if (!dec) {
@@ -40,6 +51,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ref_len = 4 + ZSTD_compress(ref + 4, sizeof(ref) - 8, content, sizeof(content), 15);
 		memcpy(ref + ref_len, "tail", 4);
 		ref_len += 4;
+		for (int k = 0; k < 3; k++) {
+			struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+			int64_t n;
+			memcpy(bref[k], "head", 4);
+			n = bc ? slotsync_delta_block_compress(bc, &prof[k], 0, content, sizeof(content), bref[k] + 4,
+							       sizeof(bref[k]) - 8, &err) : -1;
+			if (n <= 0)
+				abort();
+			memcpy(bref[k] + 4 + n, "tail", 4);
+			bref_len[k] = 8 + (size_t)n;
+			slotsync_delta_block_coder_free(bc);
+		}
 		if (!dec || !dc || !xref || !out || !z)
 			abort();
 	}
@@ -65,6 +88,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ZSTD_isError(n))
 			abort();
 		slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, n, ref, ref_len, out, out_len, &err);
+		break;
+	}
+	case 3: {
+		size_t out_len, l, a, b;
+		unsigned k;
+		if (size < 4 || size - 4 > (1u << 16))
+			return 0;
+		k = data[1] % 3;
+		out_len = (size_t)data[1] * 997 + 1;
+		l = (size_t)data[2] | (size_t)data[3] << 8;
+		if (l > size - 4)
+			return 0;
+		a = ZSTD_compress(z, ZSTD_compressBound(1u << 16), data + 4, l, 1);
+		if (ZSTD_isError(a))
+			abort();
+		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 4 + l, size - 4 - l, 1);
+		if (ZSTD_isError(b))
+			abort();
+		slotsync_delta_decoder_set_profile(dec, &prof[k]);
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + b, bref[k], bref_len[k], out, out_len, &err);
+		break;
+	}
+	case 4: {
+		struct slotsync_delta_index *d = NULL;
+		if (slotsync_delta_index_parse(data + 1, size - 1, &d, &err) == 0)
+			slotsync_delta_index_free(d);
 		break;
 	}
 	default:

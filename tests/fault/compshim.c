@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A device whose compressor compresses otherwise (LD_PRELOAD), for the delta
- * codec tests: zlib's deflateInit2_ gets another level, liblzma's
+ * codec tests: zlib's deflateInit2_ (and
+ * deflateParams) another level, liblzma's
  * lzma_stream_buffer_encode another preset for its LZMA2 filter, liblz4's
  * LZ4_compress_HC another level.  Data stays valid (it decompresses the same);
  * only the compressed bytes differ, as with zlib-ng or another liblzma. */
@@ -20,6 +21,14 @@ int deflateInit2_(z_streamp strm, int level, int method, int window_bits, int me
 		(int (*)(z_streamp, int, int, int, int, int, const char *, int))dlsym(RTLD_NEXT, "deflateInit2_");
 
 	return real(strm, level == 1 ? 2 : 1, method, window_bits, mem_level, strategy, version, stream_size);
+}
+
+/* a stream kept for the next block gets its level here */
+int deflateParams(z_streamp strm, int level, int strategy)
+{
+	int (*real)(z_streamp, int, int) = (int (*)(z_streamp, int, int))dlsym(RTLD_NEXT, "deflateParams");
+
+	return real(strm, level == 1 ? 2 : 1, strategy);
 }
 #endif
 

@@ -125,7 +125,9 @@ b = bytearray(subprocess.run(["zstd", "-d", "-q", "-c", sdix], check=True, captu
 at = b.index(bytes.fromhex(old))
 b[at:at + 32] = bytes.fromhex(new)
 b[-32:] = hashlib.sha256(b[:-32]).digest()
-open(sdix, "wb").write(subprocess.run(["zstd", "-q", "-19", "-c"], input=bytes(b), check=True, capture_output=True).stdout)
+open(sdix + ".raw", "wb").write(b)
+subprocess.run(["zstd", "-q", "-f", "-19", sdix + ".raw", "-o", sdix], check=True)  # declares its size
+os.unlink(sdix + ".raw")
 PY
 	rm -f "$T/h.img" "$T/h.img.journal"
 	$S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err" || true

@@ -12,6 +12,7 @@ PACKAGES=(
 	scdoc
 	# libraries
 	libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check libubootenv-dev zlib1g-dev
+	liblzma-dev liblz4-dev
 	libtss2-dev libcryptsetup-dev libdevmapper-dev libinih-dev libsystemd-dev
 	# tools the tests and the demo use (an HSM for release keys, a clock to move)
 	softhsm2 libengine-pkcs11-openssl faketime

@@ -287,7 +287,10 @@ SLOTSYNC_EXPORT size_t slotsync_delta_expand(void *dctx, const uint8_t *in, size
  * frame that does not compress again as recorded, a zstd error).  ref is the
  * reference as read from the slot.  Memory is bounded by out_len,
  * SLOTSYNC_DELTA_WINDOW_LOG and, for ZSTD_FRAMES, XREF_MAX + XOUT_MAX +
- * a compressor for FRAME_MAX bytes. */
+ * a compressor for FRAME_MAX bytes; for BLOCKS (which needs the profile,
+ * slotsync_delta_decoder_set_profile(): -EINVAL without), also the map
+ * (MAP_MAX entries), a block of PROFILE_BLOCK_MAX and the profile's
+ * compressor (at most CODER_MEM_MAX). */
 SLOTSYNC_EXPORT int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
 			  const void *ref, size_t ref_len, void *out, size_t out_len, struct slotsync_error *err);
 

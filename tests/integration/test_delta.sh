@@ -16,7 +16,8 @@
 #    object (or chunk) per kill, and the delta index;
 #  - the zstd squashfs sample pair: zstd-frames objects, rebuilt byte-exact on
 #    the device, and kills while they are applied (SLOTSYNC_DELTA_FRAMES_KILL_TRIALS,
-#    10).
+#    10); a delta index whose profile this device's libzstd does not reproduce:
+#    those objects left out before the download, their chunks fetched.
 source "$(dirname "$0")/lib.sh"
 G=$SLOTSYNC_GEN
 S=$SLOTSYNC_BIN
@@ -269,4 +270,28 @@ n = struct.unpack_from("<I", b, 88)[0]
 print(max([65600] + [struct.unpack_from("<I", b, 96 + 60 * i + 32)[0] for i in range(n)]))')
 kill_trials "zstd-frames objects" "${SLOTSYNC_DELTA_FRAMES_KILL_TRIALS:-10}" 393216 \
 	$((CONC * zmax + $(stat -c %s "$Z"/deltas/*/*.sdix))) "$V1" "$T/s1.caibx" "$T/s2.caibx" "$V2" "$NGINX_URL/zstore"
+
+# ---- a device that compresses otherwise -------------------------------------------
+# The index's profile names a zstd setting this device's libzstd does not
+# reproduce (its sample digest is another): the probe finds it before any
+# object is fetched, the zstd-frames objects are left out, their chunks come
+# plain, and the report says why.
+ZDIX=$(ls "$Z"/deltas/*/*.sdix)
+zstd -d -q -c "$ZDIX" >"$T/zdix.raw"
+python3 - "$T/zdix.raw" <<'PY'
+import hashlib, struct, sys
+path = sys.argv[1]
+b = bytearray(open(path, "rb").read())
+p = len(b) - 32 - 84
+b[p:p + 84] = struct.pack("<B3xIIII", 6, 0, 0, 1 << 19, 131072) + b"libzstd 0.0.1".ljust(32, b"\0") + bytes(32)
+b[-32:] = hashlib.sha256(b[:-32]).digest()
+open(path, "wb").write(b)
+PY
+zstd -q -f -19 "$T/zdix.raw" -o "$ZDIX"
+rm -f "$T/zm.img"
+$S assemble "${ZA[@]}" --seed "$V1:$T/s1.caibx" --json "$T/s2.caibx" "$T/zm.img" >"$T/zm.json" 2>"$T/zm.err"
+check "another compressor setting: the zstd-frames objects are left out before the download ($(py "$T/zm.json" 'd["delta_objects_skipped"]')), their chunks fetched, byte-exact" \
+	bash -c "cmp -s '$V2' '$T/zm.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/zm.json\")); print(d[\"delta_objects_skipped\"] > 0 and d[\"delta_objects_failed\"] == 0 and d[\"delta_objects_to_fetch\"] == d[\"delta_objects\"])')\" = True"
+check "... and says why: $(py "$T/zm.json" 'd["delta_note"]')" \
+	bash -c "grep -q 'compresses otherwise than the generator.s libzstd 0.0.1' '$T/zm.err' && grep -q 'libzstd 0.0.1' '$T/zm.json'"
 finish

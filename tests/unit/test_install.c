@@ -161,6 +161,50 @@ START_TEST(test_install_then_mark_good)
 }
 END_TEST
 
+/* An install whose delta objects were left out (this device compresses
+ * otherwise) keeps the count and the reason in its journal, and the status
+ * shows them; an install without says nothing of it. */
+START_TEST(test_status_delta_note)
+{
+	struct ctx c;
+	struct slotsync_install_record rec;
+	struct slotsync_error err = { 0 };
+	struct json_object *o, *st, *inst, *v;
+	char path[PATH_MAX + 32], *json;
+
+	ctx_make(&c, "radio-x86");
+	installed_and_switched(&c);
+	ck_assert_int_eq(slotsync_install_status_json(&c.cfg, &json, &err), 0);
+	st = json_tokener_parse(json);
+	ck_assert(json_object_object_get_ex(st, "install", &inst));
+	ck_assert(!json_object_object_get_ex(inst, "delta_note", &v));
+	json_object_put(st);
+	free(json);
+	snprintf(path, sizeof(path), "%s/install.json", c.cfg.state_dir);
+	o = json_object_from_file(path);
+	ck_assert_ptr_nonnull(o);
+	json_object_object_add(o, "delta_objects_skipped", json_object_new_int64(12));
+	json_object_object_add(o, "delta_note",
+			       json_object_new_string("this device's liblzma 5.2.5 compresses otherwise than the "
+						      "generator's liblzma 5.4.1: 12 objects replaced by their chunks"));
+	ck_assert_int_eq(json_object_to_file(path, o), 0);
+	json_object_put(o);
+	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
+	ck_assert_uint_eq(rec.delta_objects_skipped, 12);
+	ck_assert_ptr_nonnull(strstr(rec.delta_note, "liblzma 5.2.5"));
+	ck_assert_int_eq(slotsync_install_status_json(&c.cfg, &json, &err), 0);
+	st = json_tokener_parse(json);
+	ck_assert(json_object_object_get_ex(st, "install", &inst));
+	ck_assert(json_object_object_get_ex(inst, "delta_objects_skipped", &v));
+	ck_assert_int_eq(json_object_get_int64(v), 12);
+	ck_assert(json_object_object_get_ex(inst, "delta_note", &v));
+	ck_assert_ptr_nonnull(strstr(json_object_get_string(v), "12 objects replaced by their chunks"));
+	json_object_put(st);
+	free(json);
+	ctx_free(&c);
+}
+END_TEST
+
 /* Stable device names hold colons (/dev/disk/by-path/pci-0000:00:1f.2-ata-1):
  * the running slot is a seed all the same, first without a kept index, then,
  * after mark good, with the index kept for it. */
@@ -500,6 +544,7 @@ static Suite *install_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_install_then_mark_good);
+	tcase_add_test(tc, test_status_delta_note);
 	tcase_add_test(tc, test_slot_paths_with_colons);
 	tcase_add_test(tc, test_state_files_private_under_umask_077);
 	tcase_add_test(tc, test_state_folder_open_to_others_refused);

@@ -151,6 +151,7 @@ START_TEST(test_refuses_and_survives_damage)
 	ck_assert_int_eq(squashfs_scan(bad, len, &s, &err), -EINVAL);
 	memcpy(bad, img, len);
 	bad[20] = 9;
+	memset(&err, 0, sizeof(err));
 	ck_assert_int_eq(squashfs_scan(bad, len, &s, &err), -EINVAL);
 	ck_assert_msg(strstr(err.msg, "compressor"), "%s", err.msg);
 	memcpy(bad, img, len);

@@ -190,9 +190,15 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err)
 	}
 	if (!tried || !ok)
 		goto out;  /* nothing compresses back: the codec is not tried */
-	r = slotsync_delta_profile_seal(bc, &p, err);
-	if (r < 0)
+	r = slotsync_delta_profile_seal(bc, &p, &e2);
+	if (r == -ENOTSUP) {
+		r = 0;  /* a build without this compressor: the codec is not tried */
 		goto out;
+	}
+	if (r < 0) {
+		*err = e2;
+		goto out;
+	}
 	c->prof = p;
 	/* the base expanded: bytes as they are, blocks as their content */
 	for (size_t i = 0, at = 0; i <= c->bsq.n_blocks; i++) {

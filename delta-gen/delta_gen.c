@@ -302,6 +302,8 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	r = resemble_build_anchors(&c.base_sp, err);
 	if (r == 0)
 		r = frames_prepare(&c, err);
+	if (r == 0 && !c.n_levels)
+		r = blocks_prepare(&c, err);
 	if (r < 0)
 		goto out;
 	for (int t = 0; t < threads; t++) {
@@ -317,14 +319,27 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		w[t].check = malloc(SLOTSYNC_DELTA_OUT_MAX);
 		w[t].plain = malloc(ZSTD_compressBound(base->chunk_size_max > ni->chunk_size_max ? base->chunk_size_max
 												     : ni->chunk_size_max));
-		if (c.n_levels) {
+		if (c.blocks_on) {
+			size_t mc = 4 + 12 * (size_t)BLOCKS_MAP_MAX;
+			w[t].bc = slotsync_delta_block_coder_new();
+			w[t].bbuf = malloc((size_t)c.nsq.block_size * 2 + 65536);
+			w[t].map = malloc(mc);
+			w[t].map2 = malloc(mc);
+			if (!w[t].bc || !w[t].bbuf || !w[t].map || !w[t].map2) {
+				r = slotsync_error_set(err, -ENOMEM, "out of memory");
+				threads = t + 1;
+				goto workers_out;
+			}
+		}
+		if (c.n_levels || c.blocks_on) {
 			w[t].fcc = ZSTD_createCCtx();
 			w[t].fdc = ZSTD_createDCtx();
 			w[t].fbuf = malloc(FBUF_CAP);
 			w[t].xraw = malloc(SLOTSYNC_DELTA_REF_MAX);
 			w[t].xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
 			w[t].xout = malloc(SLOTSYNC_DELTA_XOUT_MAX);
-			w[t].out_c = malloc(ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX));
+			w[t].out_c = malloc(ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX) +
+					    ZSTD_compressBound(4 + 12 * (size_t)BLOCKS_MAP_MAX));
 			w[t].ft = malloc(sizeof(*w[t].ft));
 			if (!w[t].fcc || !w[t].fdc || !w[t].fbuf || !w[t].xraw || !w[t].xref || !w[t].xout || !w[t].out_c ||
 			    !w[t].ft) {
@@ -366,9 +381,9 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		}
 		novel = c.info[i].nd == 0 || c.info[i].dg[0].votes < NOVEL_VOTES;
 		while (k < ni->n_chunks && missing[k] && k - i < RUN_CHUNKS_MAX &&
-		       (c.n_levels || (c.info[k].nd == 0 || c.info[k].dg[0].votes < NOVEL_VOTES) == novel) &&
+		       (c.n_levels || c.blocks_on || (c.info[k].nd == 0 || c.info[k].dg[0].votes < NOVEL_VOTES) == novel) &&
 		       (k == i || bytes + slotsync_index_chunk_size(ni, k) <=
-					  (c.n_levels ? (uint64_t)FRAMES_RUN_MAX
+					  (c.n_levels || c.blocks_on ? (uint64_t)FRAMES_RUN_MAX
 					   : novel    ? (uint64_t)SLOTSYNC_DELTA_OUT_MAX
 						      : (uint64_t)opt->run_max)))
 			bytes += slotsync_index_chunk_size(ni, k++);
@@ -413,6 +428,21 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		goto workers_out;
 	}
+	/* the profile the objects need (the device probes its compressor with it) */
+	if (c.blocks_on) {
+		d.profile = c.prof;
+		snprintf(st->blocks_comp, sizeof(st->blocks_comp), "%s", squashfs_comp_name(c.prof.comp));
+	} else if (c.n_levels) {
+		struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+		d.profile.comp = SQFS_ZSTD;
+		d.profile.block_max = SLOTSYNC_DELTA_FRAME_MAX;
+		for (int k = 0; k < c.n_levels; k++)
+			d.profile.variants |= 1u << c.levels[k];
+		r = bc ? slotsync_delta_profile_seal(bc, &d.profile, err) : slotsync_error_set(err, -ENOMEM, "out of memory");
+		slotsync_delta_block_coder_free(bc);
+		if (r < 0)
+			goto workers_out;
+	}
 	r = write_objects(&c, &d, err);
 	if (r == 0)
 		r = slotsync_delta_index_pack(&d, &ser, &ser_len, err);
@@ -454,6 +484,10 @@ workers_out:
 		free(w[t].xout);
 		free(w[t].out_c);
 		free(w[t].ft);
+		slotsync_delta_block_coder_free(w[t].bc);
+		free(w[t].bbuf);
+		free(w[t].map);
+		free(w[t].map2);
 	}
 out:
 	for (size_t i = 0; i < c.n_jobs; i++)
@@ -467,6 +501,8 @@ out:
 	free(c.xb);
 	free(c.xseg);
 	free(c.nf);
+	squashfs_info_free(&c.nsq);
+	squashfs_info_free(&c.bsq);
 	free(missing);
 	free(have.slot);
 	free(seen.slot);

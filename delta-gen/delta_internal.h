@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include "gen.h"
+#include "squashfs.h"
 #include "slotsync/delta.h"
 #include "slotsync/error.h"
 #include "slotsync/index.h"
@@ -36,6 +37,8 @@
  * by resemblance 3,237,515 bytes, runs of 512 KiB 3,111,657, of 1 MiB the
  * same). */
 #define FRAMES_RUN_MAX (512u << 10)
+/* BLOCKS: blocks listed in one object's map */
+#define BLOCKS_MAP_MAX SLOTSYNC_DELTA_MAP_MAX
 
 struct image {
 	const uint8_t *p;
@@ -108,6 +111,12 @@ struct ctx {
 	struct nframe *nf;
 	size_t n_nf;
 	int levels[4], n_levels;
+	/* BLOCKS: both images' blocks and the profile that compresses the new
+	 * one's back (blocks_on 0: the codec is not tried); the expanded base is
+	 * x_sp/xb/xseg, a segment's `frame` then meaning a block */
+	struct sqfs_info nsq, bsq;
+	struct slotsync_delta_profile prof;
+	int blocks_on;
 	struct job *jobs;
 	size_t n_jobs;
 	struct job **order;              /* the jobs, largest first (threads end together) */
@@ -128,6 +137,8 @@ struct frames_try {
 	size_t raw_len, el;   /* reference bytes (in w->xraw), record bytes (in w->xout) */
 	size_t xl;            /* the reference expanded (in w->xref) */
 	int reads_new;
+	uint32_t n_map;       /* BLOCKS: entries in w->map */
+	size_t xoff;          /* BLOCKS: where the expanded reference starts in w->xref */
 };
 
 struct worker {
@@ -140,6 +151,10 @@ struct worker {
 	uint8_t *fbuf, *xraw, *xref, *xout, *out_c;
 	struct frames_try *ft;
 	struct slotsync_delta_decoder *dec;
+	/* BLOCKS: the block coder, a block compressed, the map (two: with and
+	 * without the context) */
+	struct slotsync_delta_block_coder *bc;
+	uint8_t *bbuf, *map, *map2;
 	int64_t *votes;
 	size_t votes_cap;
 	uint8_t *ref_buf;                /* the context across objects, then ref */
@@ -183,5 +198,19 @@ size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 /* The ZSTD_FRAMES object of t, encoded at the full level and checked, as job
  * j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
 int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len);
+
+/* blocks_gen.c */
+
+/* If both images are squashfs of one compressor the BLOCKS codec handles
+ * (gzip, xz, lz4) and the profile found compresses the new image's blocks back
+ * to themselves: c->prof (sealed), the base expanded block by block with its
+ * anchors, c->blocks_on. */
+int blocks_prepare(struct ctx *c, struct slotsync_error *err);
+/* The BLOCKS encoding of new image [rs, re) at the trial level, in w->out_c;
+ * returns its size, or 0 if the codec does not apply. */
+size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t);
+/* The BLOCKS object of t at the full level, decoded again and compared, as
+ * job j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
+int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uint8_t *src, size_t len);
 
 #endif

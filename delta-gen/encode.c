@@ -5,7 +5,8 @@
  *   RESIDUAL   per 64-byte block, the best of the chunk's diagonals as a
  *              prediction (or none), and output - prediction (bsdiff's insight:
  *              code that moved changes by small differences);
- *   ZSTD_FRAMES (frames.c) in an image of zstd frames.
+ *   ZSTD_FRAMES (frames.c) in an image of zstd frames;
+ *   BLOCKS (blocks_gen.c) in a squashfs image of gzip, xz or lz4 blocks.
  * A ZSTD_REF object may also have, in front of its base ranges, the missing
  * chunks just before it as ranges of the new image (the device reads them back
  * from the slot it writes): new packages resemble each other.  They stay when
@@ -238,6 +239,15 @@ void encode_job(struct worker *w, struct job *j)
 		size_t za = size_zstd ? size_zstd : SIZE_MAX, zb = size_residual ? size_residual : SIZE_MAX,
 		       zf = frames_job(w, rs, re, w->ft);
 		if (zf && zf < za && zf < zb && zf < j->plain && frames_keep(w, j, w->ft, src, len) == 0)
+			return;
+		if (c->failed)
+			return;
+	}
+	/* BLOCKS, in a squashfs image of gzip, xz or lz4 blocks */
+	if (c->blocks_on) {
+		size_t za = size_zstd ? size_zstd : SIZE_MAX, zb = size_residual ? size_residual : SIZE_MAX,
+		       zf = blocks_job(w, rs, re, w->ft);
+		if (zf && zf < za && zf < zb && zf < j->plain && blocks_keep(w, j, w->ft, src, len) == 0)
 			return;
 		if (c->failed)
 			return;

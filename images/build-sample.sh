@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # build-sample.sh - build a small, deterministic pair of sample root images.
 #
-#   images/build-sample.sh OUTDIR [--uncompressed]
+#   images/build-sample.sh OUTDIR [--uncompressed] [--comp gzip|xz|lz4|zstd]
 #
 # Produces OUTDIR/sample-v1.sqfs and OUTDIR/sample-v2.sqfs: two busybox-based
 # root filesystems (about 10 MB of file content each) where v2 is v1 after a
@@ -15,25 +15,39 @@
 #
 # Default compression is zstd with 128 KiB blocks; --uncompressed stores
 # inodes, data, fragments and xattrs uncompressed (-noI -noD -noF -noX),
-# which gives far smaller byte-level deltas.
+# which gives far smaller byte-level deltas.  --comp COMP compresses with COMP
+# instead and names the pair sample-v1.COMP.sqfs / sample-v2.COMP.sqfs (with
+# SAMPLE_SUFFIX=S set: sample-v1.S.sqfs, for variants of one compressor);
+# SAMPLE_MKSQ_OPTS adds mksquashfs options (e.g. "-Xbcj x86" or "-Xhc").
 #
 # Needs: mksquashfs (squashfs-tools >= 4.4), busybox-static, openssl, attr
 # (setfattr), mawk/gawk, coreutils; must run as root (security.* xattrs).
 set -euo pipefail
 
-usage() { echo "usage: $0 OUTDIR [--uncompressed]" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--uncompressed] [--comp gzip|xz|lz4|zstd]" >&2; exit 2; }
 
 OUTDIR=""
 UNCOMPRESSED=0
+COMP=""
+want_comp=0
 for arg in "$@"; do
+    if [ "$want_comp" = 1 ]; then
+        case "$arg" in gzip|xz|lz4|zstd) COMP=$arg ;; *) echo "unknown compressor: $arg" >&2; usage ;; esac
+        want_comp=0
+        continue
+    fi
     case "$arg" in
         --uncompressed) UNCOMPRESSED=1 ;;
+        --comp) want_comp=1 ;;
+        --comp=*) COMP=${arg#--comp=}; case "$COMP" in gzip|xz|lz4|zstd) ;; *) usage ;; esac ;;
         -h|--help) usage ;;
         -*) echo "unknown option: $arg" >&2; usage ;;
         *) [ -z "$OUTDIR" ] || usage; OUTDIR=$arg ;;
     esac
 done
-[ -n "$OUTDIR" ] || usage
+[ -n "$OUTDIR" ] && [ "$want_comp" = 0 ] || usage
+NAME_SUFFIX=""
+if [ -n "$COMP" ]; then NAME_SUFFIX=.${SAMPLE_SUFFIX:-$COMP}; fi
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 for tool in mksquashfs openssl setfattr awk; do
@@ -338,7 +352,11 @@ EOF
 
 # ---------------------------------------------------------------- images
 MKSQ_OPTS=(-noappend -reproducible -mkfs-time 0 -all-time 0 -all-root -xattrs
-           -b 131072 -comp zstd -quiet -no-progress)
+           -b 131072 -comp "${COMP:-zstd}" -quiet -no-progress)
+if [ -n "${SAMPLE_MKSQ_OPTS:-}" ]; then
+    read -r -a extra <<<"$SAMPLE_MKSQ_OPTS"
+    MKSQ_OPTS+=("${extra[@]}")
+fi
 if [ "$UNCOMPRESSED" = 1 ]; then
     MKSQ_OPTS+=(-noI -noD -noF -noX)
 fi
@@ -350,13 +368,13 @@ build_v2 "$WORK/v2" "$WORK/v1"
 # last: a reader that sees sample-v2.sqfs sees the finished pair, even while
 # another build runs into the same folder.
 for v in v1 v2; do
-    out="$OUTDIR/sample-$v.sqfs"
+    out="$OUTDIR/sample-$v$NAME_SUFFIX.sqfs"
     rm -f "$out.tmp"
     mksquashfs "$WORK/$v" "$out.tmp" "${MKSQ_OPTS[@]}" >/dev/null
     mv -f "$out.tmp" "$out"
 done
 
 for v in v1 v2; do
-    out="$OUTDIR/sample-$v.sqfs"
+    out="$OUTDIR/sample-$v$NAME_SUFFIX.sqfs"
     printf '%s\t%s bytes\n' "$out" "$(stat -c %s "$out")"
 done

@@ -56,11 +56,70 @@ sample_images() {
 	V2=$dir/sample-v2.sqfs
 }
 
+# sample_images_comp COMP [MKSQUASHFS_OPTS]: the sample pair compressed with
+# COMP (gzip, xz, lz4, zstd) and those extra options, built once per folder;
+# sets CV1 and CV2.  Named sample-vN.COMP[-OPTS].sqfs beside the default pair.
+sample_images_comp() {
+	local dir=${SLOTSYNC_SAMPLE_DIR:-${TMPDIR:-/tmp}/slotsync-samples} comp=$1 opts=${2:-} suffix
+	suffix=$comp$(printf '%s' "$opts" | tr -c 'A-Za-z0-9' '-')
+	if [ ! -s "$dir/sample-v2.$suffix.sqfs" ]; then
+		mkdir -p "$dir"
+		(
+			flock 9
+			[ -s "$dir/sample-v2.$suffix.sqfs" ] ||
+				SAMPLE_SUFFIX=$suffix SAMPLE_MKSQ_OPTS=$opts \
+					bash "$SLOTSYNC_SOURCE_DIR/images/build-sample.sh" "$dir" --comp "$comp" >/dev/null
+		) 9>"$dir.lock"
+	fi
+	CV1=$dir/sample-v1.$suffix.sqfs
+	CV2=$dir/sample-v2.$suffix.sqfs
+}
+
 # Deterministic incompressible data: N MiB from seed S.
 random_file() { # random_file PATH MIB SEED
 	head -c "$(($2 * 1048576))" < <(openssl enc -aes-128-ctr -nosalt -pass "pass:$3" -pbkdf2 -in /dev/zero 2>/dev/null) >"$1"
 }
 
+# kill_trials LABEL N RATE BOUND SEED_IMG SEED_IDX NEW_IDX NEW_IMG STORE_URL [DELTA_INDEX]: N runs
+# of `slotsync assemble` (SLOTSYNC_BIN, CONC streams, the nginx of start_nginx,
+# the options in the array KILL_TRIAL_OPTS added) killed at random instants and
+# resumed; every resume byte-exact, and what each fetches again at most BOUND bytes
+kill_trials() {
+	local label=$1 n=$2 rate=$3 bound=$4 simg=$5 sidx=$6 nidx=$7 nimg=$8 url=$9
+	local B=(--store "$url" --ca-file "$T/test-ca.pem" --concurrency "${CONC:-4}" "${KILL_TRIAL_OPTS[@]}") start dur_ms needed worst=0 fails=0 delay pid extra
+	[ -z "${10:-}" ] || B+=(--delta-index "${10}")
+	rm -f "$T/cal.img" "$T/cal.img.journal"
+	: >"$NGINX_LOG"
+	start=$(date +%s%N)
+	"$SLOTSYNC_BIN" assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/cal.img" >/dev/null
+	dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	needed=$(awk '{s += $4} END {print s}' "$NGINX_LOG")
+	echo "# $label: a run takes $dur_ms ms at $rate bytes/s, fetching $needed bytes; re-fetch bound per kill $bound bytes"
+	for i in $(seq 1 "$n"); do
+		rm -f "$T/k.img" "$T/k.img.journal"
+		: >"$NGINX_LOG"
+		delay=$(( RANDOM % (dur_ms + 1) ))
+		"$SLOTSYNC_BIN" assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/k.img" >/dev/null 2>&1 &
+		pid=$!
+		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+		kill -9 $pid 2>/dev/null || true
+		wait $pid 2>/dev/null || true
+		if ! "$SLOTSYNC_BIN" assemble "${B[@]}" --seed "$simg:$sidx" --json "$nidx" "$T/k.img" >"$T/k.json" 2>&1 ||
+			! cmp -s "$nimg" "$T/k.img"; then
+			not_ok "$label, kill trial $i (at $delay ms): the resumed target is not byte-exact"
+			fails=$((fails + 1))
+			continue
+		fi
+		extra=$(( $(awk '{s += $4} END {print s + 0}' "$NGINX_LOG") - needed ))
+		[ $extra -gt $worst ] && worst=$extra
+		if [ $extra -gt "$bound" ]; then
+			not_ok "$label, kill trial $i (at $delay ms): $extra bytes fetched again, more than $bound"
+			fails=$((fails + 1))
+		fi
+	done
+	check "$label: $n kills at random instants: every resume byte-exact, at most $worst bytes fetched again (bound $bound)" \
+		test $fails -eq 0
+}
 # --- TLS and nginx -------------------------------------------------------------
 
 # make_ca NAME: a CA (NAME-ca.pem / NAME-ca.key) in $T

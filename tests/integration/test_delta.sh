@@ -245,44 +245,7 @@ else
 fi
 
 # ---- kill -9 at random instants, then resume -------------------------------------------
-# kill_trials LABEL N RATE BOUND SEED_IMG SEED_IDX NEW_IDX NEW_IMG STORE_URL DELTA_INDEX_URL: N runs
-# killed at random instants and resumed; every resume byte-exact, and what
-# each fetches again at most BOUND bytes
-kill_trials() {
-	local label=$1 n=$2 rate=$3 bound=$4 simg=$5 sidx=$6 nidx=$7 nimg=$8 url=$9
-	local B=(--store "$url" --delta-index "${10}" --ca-file "$T/test-ca.pem" --concurrency $CONC) start dur_ms needed worst=0 fails=0 delay pid extra
-	rm -f "$T/cal.img" "$T/cal.img.journal"
-	: >"$NGINX_LOG"
-	start=$(date +%s%N)
-	$S assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/cal.img" >/dev/null
-	dur_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-	needed=$(awk '{s += $4} END {print s}' "$NGINX_LOG")
-	echo "# $label: a run takes $dur_ms ms at $rate bytes/s, fetching $needed bytes; re-fetch bound per kill $bound bytes"
-	for i in $(seq 1 "$n"); do
-		rm -f "$T/k.img" "$T/k.img.journal"
-		: >"$NGINX_LOG"
-		delay=$(( RANDOM % (dur_ms + 1) ))
-		$S assemble "${B[@]}" --seed "$simg:$sidx" --max-rate "$rate" "$nidx" "$T/k.img" >/dev/null 2>&1 &
-		pid=$!
-		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
-		kill -9 $pid 2>/dev/null || true
-		wait $pid 2>/dev/null || true
-		if ! $S assemble "${B[@]}" --seed "$simg:$sidx" --json "$nidx" "$T/k.img" >"$T/k.json" 2>&1 ||
-			! cmp -s "$nimg" "$T/k.img"; then
-			not_ok "$label, kill trial $i (at $delay ms): the resumed target is not byte-exact"
-			fails=$((fails + 1))
-			continue
-		fi
-		extra=$(( $(awk '{s += $4} END {print s + 0}' "$NGINX_LOG") - needed ))
-		[ $extra -gt $worst ] && worst=$extra
-		if [ $extra -gt "$bound" ]; then
-			not_ok "$label, kill trial $i (at $delay ms): $extra bytes fetched again, more than $bound"
-			fails=$((fails + 1))
-		fi
-	done
-	check "$label: $n kills at random instants: every resume byte-exact, at most $worst bytes fetched again (bound $bound)" \
-		test $fails -eq 0
-}
+# kill_trials (lib.sh): kills at random instants, every resume byte-exact
 # per kill: what the streams had in flight (objects, or chunks no object
 # covers), and the delta index, which every run fetches
 max_obj=$(awk '{if ($2 > m) m = $2} END {print m}' "$T/objects.txt")

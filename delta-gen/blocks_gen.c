@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* slotsync-gen delta: the BLOCKS codec (codec 4) on the generator's side, for
+ * squashfs images compressed with gzip, xz or lz4.  Like ZSTD_FRAMES
+ * (frames.c): a changed block shares no compressed bytes with the old one, so
+ * the object is made of the blocks' content.  The image's blocks are listed
+ * from its tables (squashfs.c); the compression profile (level, window, the
+ * variants mksquashfs picks the smallest of) comes from the compressor options
+ * or mksquashfs's defaults and is confirmed by compressing the first blocks
+ * again.  A block is recorded as content only if the profile compresses it
+ * back to the very bytes of the image; anything else is recorded as bytes.
+ * The reference is whole base blocks (and blocks of the new image just before
+ * the output), listed in the object's map so that the device expands them. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "delta_internal.h"
+
+#define XPIECE (64u << 10)
+#define TARGET_XCONTEXT (1u << 20)
+#define TARGET_RAW_MAX (2u << 20)
+#define PROBE_BLOCKS 8
+#define BLOCKS_LEVEL 12                   /* zstd level of the records, as FRAMES_LEVEL */
+#define LZ4HC_MAX 12
+
+static int variant_ok(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p, unsigned v,
+		      const uint8_t *content, size_t n, const uint8_t *want, size_t csize, uint8_t *buf, size_t cap)
+{
+	struct slotsync_error e = { 0 };
+	int64_t z = slotsync_delta_block_compress(bc, p, v, content, n, buf, cap, &e);
+
+	return z > 0 && (size_t)z == csize && memcmp(buf, want, csize) == 0;
+}
+
+/* The variant of p that compresses content back to want, or -1. */
+static int find_variant(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
+			const uint8_t *content, size_t n, const uint8_t *want, size_t csize, uint8_t *buf, size_t cap)
+{
+	for (unsigned v = 0; v < 32; v++)
+		if ((p->variants >> v & 1) && variant_ok(bc, p, v, content, n, want, csize, buf, cap))
+			return (int)v;
+	return -1;
+}
+
+/* The variant of p a block was most likely made with, without compressing
+ * it: xz names its BCJ filter in its block header; a profile of one variant
+ * has no choice.  -1: it takes compressing (gzip's strategies). */
+static int guess_variant(const struct slotsync_delta_profile *p, const uint8_t *b, size_t n)
+{
+	static const uint8_t bcj_ids[] = { 0, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09 };
+	size_t at = 14;
+	int v = 0;
+
+	if (p->comp != SQFS_XZ)
+		return (p->variants & (p->variants - 1)) ? -1 : 0;
+	/* stream header (12 bytes), block header: size, flags, sizes, filters */
+	if (n < 16 || memcmp(b, "\xfd" "7zXZ", 6) != 0)
+		return -1;
+	for (int k = 6; k <= 7; k++)
+		if (b[13] >> k & 1)
+			while (at < n && (b[at++] & 0x80))
+				;
+	if ((b[13] & 3) != 0) {
+		if (at >= n)
+			return -1;
+		for (v = 1; v < (int)sizeof(bcj_ids) && bcj_ids[v] != b[at]; v++)
+			;
+		if (v == (int)sizeof(bcj_ids))
+			return -1;
+	}
+	return (p->variants >> v & 1) ? v : -1;
+}
+
+/* How many of the first compressed data blocks of the new image p
+ * reproduces (of *tried). */
+static int probe_profile(struct ctx *c, struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
+			 uint8_t *content, uint8_t *buf, size_t cap, int *tried)
+{
+	int ok = 0;
+
+	*tried = 0;
+	for (size_t i = 0; i < c->nsq.n_blocks && *tried < PROBE_BLOCKS; i++) {
+		const struct sqfs_block *b = &c->nsq.blocks[i];
+		int64_t n;
+		if (b->stored || b->meta)
+			continue;
+		n = squashfs_decompress(c->nsq.comp, c->ni.p + b->off, b->csize, content, c->nsq.block_size);
+		if (n <= 0)
+			continue;
+		(*tried)++;
+		ok += find_variant(bc, p, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
+	}
+	return ok;
+}
+
+static int xseg_push(struct ctx *c, size_t *cap, uint64_t x, uint64_t r, uint64_t xl, uint64_t rl, int block)
+{
+	if (c->n_xseg && !block && !c->xseg[c->n_xseg - 1].frame) {
+		c->xseg[c->n_xseg - 1].xl += xl;
+		c->xseg[c->n_xseg - 1].rl += rl;
+		return 0;
+	}
+	if (c->n_xseg == *cap) {
+		size_t nc = *cap ? *cap * 2 : 4096;
+		struct xseg *g = realloc(c->xseg, nc * sizeof(*g));
+		if (!g)
+			return -ENOMEM;
+		c->xseg = g;
+		*cap = nc;
+	}
+	c->xseg[c->n_xseg++] = (struct xseg){ x, r, xl, rl, block };
+	return 0;
+}
+
+int blocks_prepare(struct ctx *c, struct slotsync_error *err)
+{
+	struct slotsync_error e2 = { 0 };
+	struct slotsync_delta_block_coder *bc = NULL;
+	struct slotsync_delta_profile p = { 0 };
+	uint8_t *content = NULL, *buf = NULL;
+	size_t cap, xcap = 0, seg_cap = 0;
+	uint64_t x = 0;
+	int r = 0, tried = 0, ok;
+
+	if (squashfs_scan(c->ni.p, c->ni.size, &c->nsq, &e2) < 0 || squashfs_scan(c->bi.p, c->bi.size, &c->bsq, &e2) < 0)
+		return 0;  /* not squashfs: the codec is not tried */
+	if (c->nsq.comp != c->bsq.comp || c->nsq.block_size != c->bsq.block_size ||
+	    (c->nsq.comp != SQFS_GZIP && c->nsq.comp != SQFS_XZ && c->nsq.comp != SQFS_LZ4))
+		return 0;
+	p.comp = c->nsq.comp;
+	p.block_max = c->nsq.block_size;
+	switch (p.comp) {
+	case SQFS_GZIP:
+		/* gzip_wrapper.c: level 9, window 15, the default strategy */
+		p.level = 9;
+		p.window = 15;
+		p.variants = 1;
+		if (c->nsq.has_opts) {
+			p.level = c->nsq.opt[0];
+			p.window = c->nsq.opt[1] & 0xffffu;
+			p.variants = (c->nsq.opt[1] >> 16) & 0x1fu;
+			if (!p.variants)
+				p.variants = 1;
+		}
+		break;
+	case SQFS_XZ:
+		/* xz_wrapper.c: preset 6 (LZMA_PRESET_DEFAULT), a dictionary of the
+		 * block size, no filter and each -Xbcj filter in turn */
+		p.level = 6;
+		p.window = c->nsq.has_opts ? c->nsq.opt[0] : c->nsq.block_size;
+		p.variants = 1u | (c->nsq.has_opts ? (c->nsq.opt[1] & 0x3fu) << 1 : 0);
+		break;
+	case SQFS_LZ4:
+		/* lz4_wrapper.c: LZ4_compress_default, or with -Xhc (flag 1)
+		 * LZ4_compress_HC at its highest level */
+		p.level = c->nsq.has_opts && (c->nsq.opt[1] & 1) ? LZ4HC_MAX : 0;
+		p.variants = 1;
+		break;
+	}
+	bc = slotsync_delta_block_coder_new();
+	cap = (size_t)c->nsq.block_size * 2 + 65536;
+	content = malloc(c->nsq.block_size);
+	buf = malloc(cap);
+	if (!bc || !content || !buf) {
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ok = probe_profile(c, bc, &p, content, buf, cap, &tried);
+	if (tried && ok < tried) {
+		/* other levels, the one that reproduces most blocks */
+		struct slotsync_delta_profile best = p, q = p;
+		int best_ok = ok, lo = p.comp == SQFS_LZ4 ? 0 : p.comp == SQFS_XZ ? 0 : 1,
+		    hi = p.comp == SQFS_LZ4 ? LZ4HC_MAX : 9;
+		for (int l = lo; l <= hi && best_ok < tried; l++) {
+			int t2;
+			q.level = (uint32_t)l;
+			if (q.level == p.level)
+				continue;
+			t2 = probe_profile(c, bc, &q, content, buf, cap, &tried);
+			if (t2 > best_ok) {
+				best_ok = t2;
+				best = q;
+			}
+		}
+		p = best;
+		ok = best_ok;
+	}
+	if (!tried || !ok)
+		goto out;  /* nothing compresses back: the codec is not tried */
+	r = slotsync_delta_profile_seal(bc, &p, &e2);
+	if (r == -ENOTSUP) {
+		r = 0;  /* a build without this compressor: the codec is not tried */
+		goto out;
+	}
+	if (r < 0) {
+		*err = e2;
+		goto out;
+	}
+	c->prof = p;
+	/* the base expanded: bytes as they are, blocks as their content */
+	for (size_t i = 0, at = 0; i <= c->bsq.n_blocks; i++) {
+		const struct sqfs_block *b = i < c->bsq.n_blocks ? &c->bsq.blocks[i] : NULL;
+		uint64_t end = b ? b->off : c->bi.size, lit = end - at;
+		int64_t n = -1;
+		if (x + lit + c->bsq.block_size > xcap) {
+			size_t nc = xcap ? xcap : 64u << 20;
+			uint8_t *g;
+			while (nc < x + lit + c->bsq.block_size)
+				nc *= 2;
+			g = realloc(c->xb, nc);
+			if (!g)
+				goto oom;
+			c->xb = g;
+			xcap = nc;
+		}
+		if (lit) {
+			memcpy(c->xb + x, c->bi.p + at, lit);
+			if (xseg_push(c, &seg_cap, x, at, lit, lit, 0) < 0)
+				goto oom;
+			x += lit;
+		}
+		if (!b)
+			break;
+		if (!b->stored)
+			n = squashfs_decompress(c->bsq.comp, c->bi.p + b->off, b->csize, c->xb + x, c->bsq.block_size);
+		if (n <= 0 || (b->usize && n != b->usize)) {
+			/* stored, or not a block after all: its bytes */
+			memcpy(c->xb + x, c->bi.p + b->off, b->csize);
+			if (xseg_push(c, &seg_cap, x, b->off, b->csize, b->csize, 0) < 0)
+				goto oom;
+			x += b->csize;
+		} else {
+			if (xseg_push(c, &seg_cap, x, b->off, (uint64_t)n, b->csize, 1) < 0)
+				goto oom;
+			x += (uint64_t)n;
+		}
+		at = b->off + b->csize;
+	}
+	c->x_sp = (struct space){ .p = c->xb, .size = x };
+	r = resemble_build_anchors(&c->x_sp, err);
+	if (r == 0)
+		c->blocks_on = 1;
+	goto out;
+oom:
+	r = slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
+out:
+	slotsync_delta_block_coder_free(bc);
+	free(content);
+	free(buf);
+	return r;
+}
+
+static int put_raw(struct worker *w, size_t *el, size_t *last_raw, uint64_t s, uint64_t e)
+{
+	size_t n = (size_t)(e - s);
+
+	if (*last_raw != SIZE_MAX) {
+		if (*el + n > SLOTSYNC_DELTA_XOUT_MAX)
+			return -1;
+		io_put_le32(w->xout + *last_raw + 1, io_get_le32(w->xout + *last_raw + 1) + (uint32_t)n);
+	} else {
+		if (*el + 5 + n > SLOTSYNC_DELTA_XOUT_MAX)
+			return -1;
+		*last_raw = *el;
+		w->xout[*el] = 0;
+		io_put_le32(w->xout + *el + 1, (uint32_t)n);
+		*el += 5;
+	}
+	memcpy(w->xout + *el, w->c->ni.p + s, n);
+	*el += n;
+	return 0;
+}
+
+struct bcand {
+	uint64_t s, e;
+	uint32_t votes;
+};
+
+static int cmp_bcand(const void *a, const void *b)
+{
+	const struct bcand *x = a, *y = b;
+
+	if (x->votes != y->votes)
+		return x->votes > y->votes ? -1 : 1;
+	return x->s < y->s ? -1 : x->s > y->s;
+}
+
+static size_t seg_at(const struct ctx *c, uint64_t x)
+{
+	size_t l = 0, h = c->n_xseg;
+
+	while (l < h) {
+		size_t m = (l + h) / 2;
+		if (c->xseg[m].x + c->xseg[m].xl <= x)
+			l = m + 1;
+		else
+			h = m;
+	}
+	return l;
+}
+
+/* First block of the new image ending after off. */
+static size_t nblock_at(const struct ctx *c, uint64_t off)
+{
+	size_t lo = 0, hi = c->nsq.n_blocks;
+
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (c->nsq.blocks[m].off + c->nsq.blocks[m].csize <= off)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo;
+}
+
+static int map_add(struct worker *w, struct frames_try *t, uint64_t roff, uint32_t csize, uint32_t usize)
+{
+	if (t->n_map >= BLOCKS_MAP_MAX)
+		return -1;
+	io_put_le32(w->map + 4 + 12 * t->n_map, (uint32_t)roff);
+	io_put_le32(w->map + 8 + 12 * t->n_map, csize);
+	io_put_le32(w->map + 12 + 12 * t->n_map, usize);
+	t->n_map++;
+	return 0;
+}
+
+/* The object: map frame + records frame with the expanded prefix, in w->out_c. */
+static size_t emit(struct worker *w, struct frames_try *t, int level, size_t xoff)
+{
+	size_t cap = ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX) + ZSTD_compressBound(4 + 12 * BLOCKS_MAP_MAX), m, z;
+
+	io_put_le32(w->map, t->n_map);
+	m = encode_zstd_ref(w->cc, level, NULL, 0, w->map, 4 + 12 * (size_t)t->n_map, w->out_c, cap);
+	if (!m)
+		return 0;
+	z = encode_zstd_ref(w->cc, level, w->xref + xoff, t->xl, w->xout, t->el, w->out_c + m, cap - m);
+	return z ? m + z : 0;
+}
+
+static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t, int verify)
+{
+	struct ctx *c = w->c;
+	const struct slotsync_index *ni = c->new_idx;
+	size_t el = 0, last_raw = SIZE_MAX, nblocks = 0, nc = 0, nr = 0, first = nblock_at(c, rs), z0, z1 = 0,
+	       bcap = (size_t)c->nsq.block_size * 2 + 65536;
+	uint64_t cur = rs, raw_budget = SLOTSYNC_DELTA_REF_MAX, ts = rs, t_raw = 0, t_x = 0, x_used = 0;
+	struct bcand cand[64 * DIAG_PER_CHUNK];
+	struct interval rv[SLOTSYNC_DELTA_REFS_MAX];
+	uint32_t ctx_map = 0;
+
+	/* the records: blocks that compress back to themselves, the rest as bytes */
+	for (size_t f = first; f < c->nsq.n_blocks && c->nsq.blocks[f].off < re; f++) {
+		const struct sqfs_block *F = &c->nsq.blocks[f];
+		uint64_t a = F->off > rs ? F->off : rs, b = F->off + F->csize < re ? F->off + F->csize : re;
+		uint8_t *h;
+		int64_t n = -1;
+		int v = -1;
+		if (F->stored)
+			continue;
+		if (a > cur && put_raw(w, &el, &last_raw, cur, a) < 0)
+			return 0;
+		h = w->xout + el;
+		if (el + 18 + c->nsq.block_size <= SLOTSYNC_DELTA_XOUT_MAX)
+			n = squashfs_decompress(c->nsq.comp, c->ni.p + F->off, F->csize, h + 18, c->nsq.block_size);
+		if (n > 0 && (uint64_t)n <= c->prof.block_max) {
+			/* trusted in a trial: blocks_keep() checks every one */
+			v = verify ? -1 : guess_variant(&c->prof, c->ni.p + F->off, F->csize);
+			if (v < 0)
+				v = find_variant(w->bc, &c->prof, h + 18, (size_t)n, c->ni.p + F->off, F->csize, w->bbuf, bcap);
+		}
+		if (v < 0) {
+			if (put_raw(w, &el, &last_raw, a, b) < 0)
+				return 0;
+		} else {
+			h[0] = 2;
+			h[1] = (uint8_t)v;
+			io_put_le32(h + 2, F->csize);
+			io_put_le32(h + 6, (uint32_t)(a - F->off));
+			io_put_le32(h + 10, (uint32_t)(b - a));
+			io_put_le32(h + 14, (uint32_t)n);
+			el += 18 + (size_t)n;
+			last_raw = SIZE_MAX;
+			nblocks++;
+		}
+		cur = b;
+	}
+	if (cur < re && put_raw(w, &el, &last_raw, cur, re) < 0)
+		return 0;
+	if (!nblocks)
+		return 0;
+	t->el = el;
+	t->n_map = 0;
+
+	/* the context: whole compressed blocks of the new image before the output */
+	{
+		size_t k = first;
+		while (k > 0 && c->nsq.blocks[k - 1].off + c->nsq.blocks[k - 1].csize > rs)
+			k--;
+		while (k-- > 0 && t_x < TARGET_XCONTEXT) {
+			const struct sqfs_block *B = &c->nsq.blocks[k];
+			if (rs - B->off > TARGET_RAW_MAX)
+				break;
+			ts = B->off;
+			t_x += B->stored ? B->csize : c->nsq.block_size;
+		}
+	}
+	t_raw = rs - ts;
+	t->raw_len = 0;
+	t->n_refs = 0;
+	if (t_raw) {
+		/* expanded into w->xref from 0, its blocks in the map */
+		uint64_t at = ts;
+		size_t xl = 0;
+		for (size_t k = nblock_at(c, ts); k < c->nsq.n_blocks && c->nsq.blocks[k].off + c->nsq.blocks[k].csize <= rs;
+		     k++) {
+			const struct sqfs_block *B = &c->nsq.blocks[k];
+			int64_t n = -1;
+			memcpy(w->xref + xl, c->ni.p + at, B->off - at);
+			xl += B->off - at;
+			if (!B->stored && xl + c->nsq.block_size <= SLOTSYNC_DELTA_XREF_MAX)
+				n = squashfs_decompress(c->nsq.comp, c->ni.p + B->off, B->csize, w->xref + xl, c->nsq.block_size);
+			if (n > 0 && map_add(w, t, B->off - ts, B->csize, (uint32_t)n) == 0)
+				xl += (size_t)n;
+			else {
+				memcpy(w->xref + xl, c->ni.p + B->off, B->csize);
+				xl += B->csize;
+			}
+			at = B->off + B->csize;
+		}
+		memcpy(w->xref + xl, c->ni.p + at, rs - at);
+		xl += rs - at;
+		x_used = xl;
+		ctx_map = t->n_map;
+		uint32_t p = resemble_base_chunk_at(ni, ts);
+		t->refs[t->n_refs++] = (struct slotsync_delta_ref){ p, (uint32_t)(ts - slotsync_index_chunk_start(ni, p)),
+								    (uint32_t)t_raw, 1 };
+		memcpy(w->xraw, c->ni.p + ts, t_raw);
+		t->raw_len = t_raw;
+		raw_budget -= t_raw;
+	}
+
+	/* what the records resemble in the expanded base */
+	for (size_t s = 0; s < el; s += XPIECE) {
+		size_t e = s + XPIECE < el ? s + XPIECE : el;
+		struct diag dg[DIAG_PER_CHUNK];
+		size_t nd = resemble_vote(&c->x_sp, w->xout, s, e, &w->votes, &w->votes_cap, dg);
+		for (size_t i = 0; i < nd && nc < sizeof(cand) / sizeof(cand[0]); i++) {
+			int64_t a = (int64_t)s + dg[i].d - MARGIN, b = (int64_t)e + dg[i].d + MARGIN;
+			if (a < 0)
+				a = 0;
+			if (b > (int64_t)c->x_sp.size)
+				b = (int64_t)c->x_sp.size;
+			if (b > a)
+				cand[nc++] = (struct bcand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
+		}
+	}
+	qsort(cand, nc, sizeof(*cand), cmp_bcand);
+	{
+		uint64_t x_budget = SLOTSYNC_DELTA_XREF_MAX - x_used;
+		for (size_t i = 0; i < nc; i++)
+			for (size_t g = seg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
+				const struct xseg *sg = &c->xseg[g];
+				uint64_t a = sg->r, b = sg->r + sg->rl, xn = sg->xl;
+				if (!sg->frame) {
+					uint64_t xa = cand[i].s > sg->x ? cand[i].s : sg->x,
+						 xb = cand[i].e < sg->x + sg->xl ? cand[i].e : sg->x + sg->xl;
+					a = sg->r + (xa - sg->x);
+					b = sg->r + (xb - sg->x);
+					xn = b - a;
+				}
+				if (b - a > raw_budget || xn > x_budget || nr == sizeof(rv) / sizeof(rv[0]) - 1)
+					continue;
+				raw_budget -= b - a;
+				x_budget -= xn;
+				rv[nr++] = (struct interval){ a, b, 0 };
+			}
+	}
+	nr = resemble_merge_intervals(rv, nr);
+	/* the base ranges: raw into w->xraw, expanded after the context in w->xref */
+	{
+		size_t xl = x_used;
+		for (size_t i = 0; i < nr && t->n_refs < SLOTSYNC_DELTA_REFS_MAX; i++) {
+			uint32_t bcn = resemble_base_chunk_at(c->base, rv[i].s);
+			uint64_t rpos = t->raw_len;
+			t->refs[t->n_refs++] = (struct slotsync_delta_ref){
+				bcn, (uint32_t)(rv[i].s - slotsync_index_chunk_start(c->base, bcn)), (uint32_t)(rv[i].e - rv[i].s), 0
+			};
+			memcpy(w->xraw + t->raw_len, c->bi.p + rv[i].s, rv[i].e - rv[i].s);
+			t->raw_len += rv[i].e - rv[i].s;
+			/* its segments: whole blocks expanded and mapped, the rest as bytes */
+			for (uint64_t at = rv[i].s; at < rv[i].e;) {
+				size_t g;
+				/* the segment holding raw offset at */
+				size_t lo = 0, hi = c->n_xseg;
+				while (lo < hi) {
+					size_t m = (lo + hi) / 2;
+					if (c->xseg[m].r + c->xseg[m].rl <= at)
+						lo = m + 1;
+					else
+						hi = m;
+				}
+				g = lo;
+				if (g == c->n_xseg)
+					return 0;
+				{
+					const struct xseg *sg = &c->xseg[g];
+					if (xl + (sg->xl > sg->rl ? sg->xl : sg->rl) > SLOTSYNC_DELTA_XREF_MAX)
+						return 0;
+					uint64_t end = sg->r + sg->rl < rv[i].e ? sg->r + sg->rl : rv[i].e;
+					if (sg->frame && at == sg->r && end == sg->r + sg->rl &&
+					    map_add(w, t, rpos + (at - rv[i].s), (uint32_t)sg->rl, (uint32_t)sg->xl) == 0) {
+						memcpy(w->xref + xl, c->xb + sg->x, sg->xl);
+						xl += sg->xl;
+					} else {
+						memcpy(w->xref + xl, c->bi.p + at, end - at);
+						xl += end - at;
+					}
+					at = end;
+				}
+			}
+		}
+		t->xl = xl;
+	}
+	/* with the context and without it */
+	if (t_raw) {
+		z1 = emit(w, t, TRIAL_LEVEL(c), 0);
+		t->xl -= x_used;
+	}
+	{
+		/* without: the map lists only the base blocks, shifted */
+		uint32_t n_all = t->n_map;
+		for (uint32_t k = ctx_map; k < n_all; k++) {
+			uint8_t *e = w->map + 4 + 12 * k;
+			io_put_le32(w->map2 + 4 + 12 * (k - ctx_map), io_get_le32(e) - (uint32_t)t_raw);
+			memcpy(w->map2 + 8 + 12 * (k - ctx_map), e + 4, 8);
+		}
+		t->n_map = n_all - ctx_map;
+		{
+			uint8_t *sw = w->map;
+			w->map = w->map2;
+			w->map2 = sw;
+		}
+		z0 = emit(w, t, TRIAL_LEVEL(c), x_used);
+		if (z1 && (!z0 || z1 + SLOTSYNC_DELTA_REF_BYTES < z0)) {
+			/* back to the one with the context */
+			uint8_t *sw = w->map;
+			w->map = w->map2;
+			w->map2 = sw;
+			t->n_map = n_all;
+			t->xl += x_used;
+			t->reads_new = 1;
+			t->xoff = 0;
+			return z1;
+		}
+	}
+	t->reads_new = 0;
+	t->xoff = x_used;
+	if (t_raw) {
+		memmove(w->xraw, w->xraw + t_raw, t->raw_len - t_raw);
+		t->raw_len -= t_raw;
+		memmove(t->refs, t->refs + 1, (t->n_refs - 1) * sizeof(*t->refs));
+		t->n_refs--;
+	}
+	return z0;
+}
+
+size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t)
+{
+	return job(w, rs, re, t, 0);
+}
+
+int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uint8_t *src, size_t len)
+{
+	struct ctx *c = w->c;
+	struct slotsync_error e2 = { 0 };
+	int lv = c->opt->level > BLOCKS_LEVEL ? BLOCKS_LEVEL : c->opt->level, r;
+	size_t pl = emit(w, t, lv, t->xoff);
+
+	if (!pl || pl >= j->plain)
+		return -1;
+	slotsync_delta_decoder_set_profile(w->dec, &c->prof);
+	/* the device's decoder compresses every block again: a block the trial
+	 * trusted that does not come back the same fails it, and the object is
+	 * made again with every block compressed first */
+	r = slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_BLOCKS, w->out_c, pl, w->xraw, t->raw_len, w->check, len, &e2);
+	if (r < 0 || memcmp(w->check, src, len) != 0) {
+		uint64_t rs = (uint64_t)(src - c->ni.p);
+		memset(&e2, 0, sizeof(e2));
+		pl = job(w, rs, rs + len, t, 1) ? emit(w, t, lv, t->xoff) : 0;
+		if (!pl || pl >= j->plain)
+			return -1;
+		r = slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_BLOCKS, w->out_c, pl, w->xraw, t->raw_len, w->check, len,
+					  &e2);
+	}
+	if (r < 0 || memcmp(w->check, src, len) != 0) {
+		char what[SLOTSYNC_ERROR_MSG_MAX + 128];
+		snprintf(what, sizeof(what), "blocks object does not decode to its chunks (an encoder fault): %s",
+			 e2.msg[0] ? e2.msg : "other bytes");
+		encode_job_fail(c, what, (size_t)(j - c->jobs));
+		return -1;
+	}
+	j->payload = malloc(pl);
+	if (!j->payload) {
+		encode_job_fail(c, "out of memory", (size_t)(j - c->jobs));
+		return -1;
+	}
+	memcpy(j->payload, w->out_c, pl);
+	j->payload_len = pl;
+	j->codec = SLOTSYNC_DELTA_BLOCKS;
+	memcpy(j->refs, t->refs, t->n_refs * sizeof(*t->refs));
+	j->n_refs = t->n_refs;
+	j->reads_new = t->reads_new;
+	return 0;
+}

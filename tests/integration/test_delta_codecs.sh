@@ -1,0 +1,145 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The BLOCKS codec end to end, over nginx (HTTP/2 + TLS), for a pair of
+# squashfs images of text (48 files, every fourth edited in a few places, one
+# added: the changed blocks are compressible, unlike most of the sample pair's,
+# whose changes are random bytes stored uncompressed) compressed with gzip,
+# xz (-Xbcj x86) and lz4 (-Xhc):
+#  - slotsync-gen delta makes blocks objects (the changed blocks' content; the
+#    device compresses them again) and `slotsync assemble --delta-index` rebuilds
+#    the image byte-exact with fewer bytes than chunks only;
+#  - SIGKILL at random instants while they are applied
+#    (SLOTSYNC_DELTA_CODEC_KILL_TRIALS, 10 per codec): every resume byte-exact;
+#  - a damaged object (other bytes under a valid id): refused, its chunks
+#    fetched, byte-exact;
+#  - a device whose compressor compresses otherwise (tests/fault/compshim.c
+#    preloaded: another zlib level, xz preset, lz4 HC level): its probe of the
+#    index's profile fails before the download, the blocks objects are left
+#    out and their chunks fetched, byte-exact, and the status says why.
+source "$(dirname "$0")/lib.sh"
+G=$SLOTSYNC_GEN
+S=$SLOTSYNC_BIN
+SHIM=${SLOTSYNC_COMPSHIM:?set by ctest}
+TRIALS=${SLOTSYNC_DELTA_CODEC_KILL_TRIALS:-10}
+CONC=4
+py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+mkdir -p "$T/www" "$T/tree"
+start_nginx main "$T/www"
+python3 - "$T/tree" <<'PY'
+import os, random, sys
+out = sys.argv[1]
+r = random.Random(20)
+words = ["".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randrange(2, 10))) for _ in range(3000)]
+def text(rr, n):
+    lines = []
+    size = 0
+    while size < n:
+        l = " ".join(rr.choice(words) for _ in range(rr.randrange(3, 14)))
+        lines.append(l)
+        size += len(l) + 1
+    return "\n".join(lines) + "\n"
+files = {}
+for i in range(48):
+    files[f"usr/share/doc/pkg{i:02d}/README"] = text(random.Random(i), r.randrange(40000, 160000))
+for v in ("v1", "v2"):
+    for name, body in files.items():
+        if v == "v2" and int(name[17:19]) % 4 == 1:
+            rr = random.Random(name)
+            ls = body.split("\n")
+            for k in range(12):
+                at = rr.randrange(len(ls))
+                ls[at:at + rr.randrange(0, 4)] = [" ".join(rr.choice(words) for _ in range(8)) for _ in range(rr.randrange(1, 5))]
+            body = "\n".join(ls)
+        p = os.path.join(out, v, name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        open(p, "w").write(body)
+    if v == "v2":
+        p = os.path.join(out, v, "usr/share/doc/new/README")
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        open(p, "w").write(text(random.Random(99), 100000))
+PY
+
+# blocks objects of delta index $1: "id size" lines
+blocks_objects() {
+	zstd -d -q -c "$1" | python3 -c '
+import struct, sys
+b = sys.stdin.buffer.read()
+assert b[:8] == b"SSDELTA2", b[:8]
+n = struct.unpack_from("<I", b, 88)[0]
+for i in range(n):
+    o = 96 + 60 * i
+    size, codec = struct.unpack_from("<IB", b, o + 32)
+    if codec == 4:
+        print(b[o:o + 32].hex(), size)'
+}
+
+for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc"; do
+	comp=${spec%%:*}
+	opts=${spec#*:}
+	CV1=$T/v1.$comp.sqfs
+	CV2=$T/v2.$comp.sqfs
+	for v in v1 v2; do
+		# shellcheck disable=SC2086 # the options are words
+		mksquashfs "$T/tree/$v" "$T/$v.$comp.sqfs" -noappend -reproducible -mkfs-time 0 -all-time 0 -all-root \
+			-no-xattrs -quiet -no-progress -comp "$comp" $opts >/dev/null
+	done
+	W=$T/www/$comp
+	$G make --no-progress --store "$W" "$CV1" "$T/$comp-1.caibx" >/dev/null
+	$G make --no-progress --store "$W" "$CV2" "$T/$comp-2.caibx" >/dev/null
+	$G delta --store "$W" --base "$T/$comp-1.caibx" --base-image "$CV1" "$T/$comp-2.caibx" "$CV2" >"$T/gen.txt"
+	echo "# $comp $opts: $(head -n1 "$T/gen.txt")"
+	SDIX=$W/$(sed -n "s|^delta: index [^ ]*/www/$comp/||p" "$T/gen.txt")
+	blocks_objects "$SDIX" >"$T/blocks.txt"
+	check "$comp $opts: blocks objects are made ($(grep -o "[0-9]* blocks ($comp)" "$T/gen.txt"))" \
+		test -s "$T/blocks.txt"
+	A=(--store "$NGINX_URL/$comp" --ca-file "$T/test-ca.pem" --concurrency $CONC --seed "$CV1:$T/$comp-1.caibx")
+	rm -f "$T/d.img" "$T/d.img.journal" "$T/c.img" "$T/c.img.journal"
+	$S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/d.img" >"$T/d.json"
+	$S assemble "${A[@]}" --no-delta --json "$T/$comp-2.caibx" "$T/c.img" >"$T/c.json"
+	check "... rebuilt byte-exact from them, $(py "$T/d.json" 'd["bytes_fetched"]') bytes fetched ($(py "$T/c.json" 'd["bytes_fetched"]') with chunks only)" \
+		bash -c "cmp -s '$CV2' '$T/d.img' && cmp -s '$CV2' '$T/c.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/d.json\")); c=json.load(open(\"$T/c.json\")); print(d[\"chunks_from_delta\"] > 0 and d[\"delta_objects_failed\"] == 0 and d[\"bytes_fetched\"] < c[\"bytes_fetched\"])')\" = True"
+
+	# kills while the objects are applied
+	bmax=$(awk '{if ($2 > m) m = $2} END {print m + 0}' "$T/blocks.txt")
+	[ "$bmax" -lt 65600 ] && bmax=65600
+	KILL_TRIAL_OPTS=(--delta-index "$SDIX")
+	kill_trials "$comp blocks objects" "$TRIALS" 393216 $((CONC * bmax + $(stat -c %s "$SDIX"))) \
+		"$CV1" "$T/$comp-1.caibx" "$T/$comp-2.caibx" "$CV2" "$NGINX_URL/$comp"
+	KILL_TRIAL_OPTS=()
+
+	# a damaged object under a valid id (a byte of its records flipped, the
+	# object renamed by its new SHA-256, the index naming it and resealed)
+	read -r id size < <(sort -k2 -n -r "$T/blocks.txt" | head -n1)
+	cp -a "$W" "$T/store.orig"
+	obj=$W/${id:0:4}/$id.sdob
+	python3 - "$obj" "$SDIX" "$W" "$id" <<'PY'
+import hashlib, os, struct, subprocess, sys
+obj, sdix, store, old = sys.argv[1:]
+p = bytearray(open(obj, "rb").read())
+p[len(p) * 3 // 4] ^= 0x20
+new = hashlib.sha256(p).hexdigest()
+os.makedirs(f"{store}/{new[:4]}", exist_ok=True)
+open(f"{store}/{new[:4]}/{new}.sdob", "wb").write(p)
+os.unlink(obj)
+b = bytearray(subprocess.run(["zstd", "-d", "-q", "-c", sdix], check=True, capture_output=True).stdout)
+at = b.index(bytes.fromhex(old))
+b[at:at + 32] = bytes.fromhex(new)
+b[-32:] = hashlib.sha256(b[:-32]).digest()
+open(sdix + ".raw", "wb").write(b)
+subprocess.run(["zstd", "-q", "-f", "-19", sdix + ".raw", "-o", sdix], check=True)  # declares its size
+os.unlink(sdix + ".raw")
+PY
+	rm -f "$T/h.img" "$T/h.img.journal"
+	$S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/h.img" >"$T/h.json" 2>"$T/h.err" || true
+	check "$comp: a damaged blocks object is refused, its chunks fetched, byte-exact" \
+		bash -c "cmp -s '$CV2' '$T/h.img' && test \$(python3 -c 'import json; d=json.load(open(\"$T/h.json\")); print(int(d[\"delta_objects_failed\"] > 0 and d[\"delta_chunks_refetched\"] > 0))') = 1"
+	rm -rf "$W"
+	mv "$T/store.orig" "$W"
+
+	# a device that compresses otherwise
+	rm -f "$T/m.img" "$T/m.img.journal"
+	LD_PRELOAD=$SHIM $S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/m.img" >"$T/m.json" 2>"$T/m.err" || true
+	check "$comp: a device whose $comp compresses otherwise skips the blocks objects before the download ($(py "$T/m.json" 'd.get("delta_note", "")' 2>/dev/null)), fetches their chunks, byte-exact" \
+		bash -c "cmp -s '$CV2' '$T/m.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/m.json\")); print(d[\"delta_objects_skipped\"] > 0 and len(d[\"delta_note\"]) > 0 and d[\"delta_objects_failed\"] == 0)')\" = True"
+done
+finish

@@ -4,7 +4,7 @@
 # with warnings as errors:
 #   build-server   -DSLOTSYNC_DEVICE=OFF: slotsync-gen alone (zstd, OpenSSL,
 #                  json-c), as a build server or CI pipeline builds it
-#   minimal-device the device without TPM, LUKS2, systemd, U-Boot or dm-verity
+#   minimal-device the device without TPM, LUKS2, systemd, U-Boot, dm-verity or the gzip, xz and lz4 block compressors
 # and checks that the build files need nothing newer than CMake 3.22
 # (scripts/cmake-compat.sh).  SLOTSYNC_CMAKE_322=/path/to/cmake (a CMake 3.22
 # release) also configures and builds the full project with it.
@@ -33,8 +33,9 @@ if ldd build-build-server/slotsync-gen | grep -E "$device_libs"; then
 	exit 1
 fi
 test ! -e build-build-server/slotsync || { echo "DEVICE=OFF built the device program" >&2; exit 1; }
-run_config minimal-device -DSLOTSYNC_TPM=OFF -DSLOTSYNC_LUKS2=OFF -DSLOTSYNC_SYSTEMD=OFF -DSLOTSYNC_UBOOT=OFF -DSLOTSYNC_VERITY=OFF
-if ldd build-minimal-device/slotsync | grep -E 'libtss2|libcryptsetup|libsystemd|libubootenv'; then
+run_config minimal-device -DSLOTSYNC_TPM=OFF -DSLOTSYNC_LUKS2=OFF -DSLOTSYNC_SYSTEMD=OFF -DSLOTSYNC_UBOOT=OFF -DSLOTSYNC_VERITY=OFF \
+	-DSLOTSYNC_ZLIB=OFF -DSLOTSYNC_XZ=OFF -DSLOTSYNC_LZ4=OFF
+if ldd build-minimal-device/slotsync | grep -E 'libtss2|libcryptsetup|libsystemd|libubootenv|liblzma|liblz4'; then
 	echo "the minimal device program links a library of a feature that is off" >&2
 	exit 1
 fi

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "io.h"
+#include "slotsync/features.h"
 #include "squashfs.h"
 #include "test_util.h"
 
@@ -87,7 +88,13 @@ START_TEST(test_lists_blocks)
 		struct slotsync_error err = { 0 };
 		struct sqfs_info s;
 		size_t len, data = 0, full = 0, meta = 0, frag = 0;
-		uint8_t *img = make_image(dir, cases[k].opts, &len);
+		uint8_t *img;
+		/* a compressor this build lacks (SLOTSYNC_ZLIB/XZ/LZ4=OFF): its blocks
+		 * cannot be read, and the generator does not try the codec */
+		if ((cases[k].comp == SQFS_GZIP && !SLOTSYNC_HAVE_ZLIB) || (cases[k].comp == SQFS_XZ && !SLOTSYNC_HAVE_XZ) ||
+		    (cases[k].comp == SQFS_LZ4 && !SLOTSYNC_HAVE_LZ4))
+			continue;
+		img = make_image(dir, cases[k].opts, &len);
 		ck_assert_int_eq(squashfs_scan(img, len, &s, &err), 0);
 		ck_assert_uint_eq(s.comp, cases[k].comp);
 		ck_assert_uint_eq(s.block_size, BS);

@@ -20,6 +20,9 @@ source "$(dirname "$0")/lib.sh"
 G=$SLOTSYNC_GEN
 S=$SLOTSYNC_BIN
 SHIM=${SLOTSYNC_COMPSHIM:?set by ctest}
+# A sanitizer build's runtime must come first in the preload list
+ASAN_RT=$(ldd "$SLOTSYNC_BIN" | awk '/libasan/ {print $3}')
+[ -z "$ASAN_RT" ] || SHIM=$ASAN_RT:$SHIM
 TRIALS=${SLOTSYNC_DELTA_CODEC_KILL_TRIALS:-10}
 CONC=4
 py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }

@@ -345,6 +345,20 @@ int slotsync_index_diff_apply(const struct slotsync_index *base, const uint8_t b
 		r = slotsync_error_set(err, r, "cannot hash the rebuilt index");
 	if (r < 0)
 		goto out;
+	/* What comes out is an index the device can read, or nothing: a digest
+	 * matches whatever the diff named, the header's new digest is not part
+	 * of the bytes it covers. */
+	{
+		struct slotsync_index *check = NULL;
+		struct slotsync_error e2 = { 0 };
+		r = slotsync_index_parse(idx, (size_t)idx_len, &check, &e2);
+		slotsync_index_free(check);
+		if (r < 0) {
+			r = slotsync_error_set(err, r, "the index rebuilt from the index diff is not an index: %s",
+					       slotsync_error_message(&e2));
+			goto out;
+		}
+	}
 	*out = idx;
 	*out_len = (size_t)idx_len;
 	idx = NULL;

@@ -258,6 +258,28 @@ START_TEST(test_hostile)
 	t[0] = 'X';
 	expect_refused(&p, t, len, LIMIT, "wrong magic");
 	expect_refused(&p, raw, 50, LIMIT, "content size");
+	/* a diff whose header names, as its new digest, the digest of the bytes
+	 * it rebuilds, but those bytes are no index (chunk_size_max 1): refused,
+	 * nothing given */
+	{
+		uint8_t *full, d2[32];
+		size_t full_len, zlen;
+		uint8_t *z;
+		ck_assert_int_eq(slotsync_index_serialize(p.b.index, &full, &full_len, &err), 0);
+		io_put_le64(full + 40, 1);
+		ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, full, full_len, d2), 0);
+		memcpy(t, raw, len);
+		memcpy(t + 40, d2, 32);
+		io_put_le64(t + 96, 1);
+		z = zpack(t, len, &zlen);
+		slotsync_error_clear(&err);
+		ck_assert_int_eq(slotsync_index_diff_apply(p.a.index, p.da, d2, z, zlen, LIMIT, &out, &out_len, &err),
+				 -EBADMSG);
+		ck_assert_ptr_null(out);
+		ck_assert_msg(strstr(err.msg, "is not an index"), "%s", err.msg);
+		free(z);
+		free(full);
+	}
 	free(t);
 	free(raw);
 	pair_free(&p);

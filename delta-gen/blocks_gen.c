@@ -253,55 +253,6 @@ out:
 	return r;
 }
 
-static int put_raw(struct worker *w, size_t *el, size_t *last_raw, uint64_t s, uint64_t e)
-{
-	size_t n = (size_t)(e - s);
-
-	if (*last_raw != SIZE_MAX) {
-		if (*el + n > SLOTSYNC_DELTA_XOUT_MAX)
-			return -1;
-		io_put_le32(w->xout + *last_raw + 1, io_get_le32(w->xout + *last_raw + 1) + (uint32_t)n);
-	} else {
-		if (*el + 5 + n > SLOTSYNC_DELTA_XOUT_MAX)
-			return -1;
-		*last_raw = *el;
-		w->xout[*el] = 0;
-		io_put_le32(w->xout + *el + 1, (uint32_t)n);
-		*el += 5;
-	}
-	memcpy(w->xout + *el, w->c->ni.p + s, n);
-	*el += n;
-	return 0;
-}
-
-struct bcand {
-	uint64_t s, e;
-	uint32_t votes;
-};
-
-static int cmp_bcand(const void *a, const void *b)
-{
-	const struct bcand *x = a, *y = b;
-
-	if (x->votes != y->votes)
-		return x->votes > y->votes ? -1 : 1;
-	return x->s < y->s ? -1 : x->s > y->s;
-}
-
-static size_t seg_at(const struct ctx *c, uint64_t x)
-{
-	size_t l = 0, h = c->n_xseg;
-
-	while (l < h) {
-		size_t m = (l + h) / 2;
-		if (c->xseg[m].x + c->xseg[m].xl <= x)
-			l = m + 1;
-		else
-			h = m;
-	}
-	return l;
-}
-
 /* First block of the new image ending after off. */
 static size_t nblock_at(const struct ctx *c, uint64_t off)
 {
@@ -348,7 +299,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	size_t el = 0, last_raw = SIZE_MAX, nblocks = 0, nc = 0, nr = 0, first = nblock_at(c, rs), z0, z1 = 0,
 	       bcap = (size_t)c->nsq.block_size * 2 + 65536;
 	uint64_t cur = rs, raw_budget = SLOTSYNC_DELTA_REF_MAX, ts = rs, t_raw = 0, t_x = 0, x_used = 0;
-	struct bcand cand[64 * DIAG_PER_CHUNK];
+	struct cand cand[64 * DIAG_PER_CHUNK];
 	struct interval rv[SLOTSYNC_DELTA_REFS_MAX];
 	uint32_t ctx_map = 0;
 
@@ -361,7 +312,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		int v = -1;
 		if (F->stored)
 			continue;
-		if (a > cur && put_raw(w, &el, &last_raw, cur, a) < 0)
+		if (a > cur && frames_put_raw(w, &el, &last_raw, cur, a) < 0)
 			return 0;
 		h = w->xout + el;
 		if (el + 18 + c->nsq.block_size <= SLOTSYNC_DELTA_XOUT_MAX)
@@ -373,7 +324,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 				v = find_variant(w->bc, &c->prof, h + 18, (size_t)n, c->ni.p + F->off, F->csize, w->bbuf, bcap);
 		}
 		if (v < 0) {
-			if (put_raw(w, &el, &last_raw, a, b) < 0)
+			if (frames_put_raw(w, &el, &last_raw, a, b) < 0)
 				return 0;
 		} else {
 			h[0] = 2;
@@ -388,7 +339,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		}
 		cur = b;
 	}
-	if (cur < re && put_raw(w, &el, &last_raw, cur, re) < 0)
+	if (cur < re && frames_put_raw(w, &el, &last_raw, cur, re) < 0)
 		return 0;
 	if (!nblocks)
 		return 0;
@@ -455,14 +406,14 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 			if (b > (int64_t)c->x_sp.size)
 				b = (int64_t)c->x_sp.size;
 			if (b > a)
-				cand[nc++] = (struct bcand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
+				cand[nc++] = (struct cand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
 		}
 	}
-	qsort(cand, nc, sizeof(*cand), cmp_bcand);
+	qsort(cand, nc, sizeof(*cand), frames_cmp_cand);
 	{
 		uint64_t x_budget = SLOTSYNC_DELTA_XREF_MAX - x_used;
 		for (size_t i = 0; i < nc; i++)
-			for (size_t g = seg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
+			for (size_t g = frames_xseg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
 				const struct xseg *sg = &c->xseg[g];
 				uint64_t a = sg->r, b = sg->r + sg->rl, xn = sg->xl;
 				if (!sg->frame) {

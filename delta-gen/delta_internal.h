@@ -195,6 +195,18 @@ int frames_prepare(struct ctx *c, struct slotsync_error *err);
 /* The ZSTD_FRAMES encoding of new image [rs, re) at the trial level, in
  * w->out_c; returns its size, or 0 if the codec does not apply. */
 size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t);
+/* Appends a bytes record of new image [s, e) to the records in w->xout (one
+ * with the record before it if that is one too); -1 if over XOUT_MAX. */
+int frames_put_raw(struct worker *w, size_t *el, size_t *last_raw, uint64_t s, uint64_t e);
+/* A stretch of the expanded base that records resemble, with its votes. */
+struct cand {
+	uint64_t s, e;        /* expanded base bytes */
+	uint32_t votes;
+};
+/* qsort order of candidates: most votes first, then by offset. */
+int frames_cmp_cand(const void *a, const void *b);
+/* Segment of the expanded base holding expanded offset x. */
+size_t frames_xseg_at(const struct ctx *c, uint64_t x);
 /* The ZSTD_FRAMES object of t, encoded at the full level and checked, as job
  * j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
 int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len);

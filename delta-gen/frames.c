@@ -162,7 +162,7 @@ out:
 
 /* Appends a bytes record of new image [s, e) to the records (one with the
  * record before it if that is one too). */
-static int put_raw(struct worker *w, size_t *el, size_t *last_raw, uint64_t s, uint64_t e)
+int frames_put_raw(struct worker *w, size_t *el, size_t *last_raw, uint64_t s, uint64_t e)
 {
 	size_t n = (size_t)(e - s);
 
@@ -183,12 +183,7 @@ static int put_raw(struct worker *w, size_t *el, size_t *last_raw, uint64_t s, u
 	return 0;
 }
 
-struct cand {
-	uint64_t s, e;        /* expanded base bytes */
-	uint32_t votes;
-};
-
-static int cmp_cand(const void *a, const void *b)
+int frames_cmp_cand(const void *a, const void *b)
 {
 	const struct cand *x = a, *y = b;
 
@@ -198,7 +193,7 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 /* Segment of the expanded base holding expanded offset x. */
-static size_t xseg_at(const struct ctx *c, uint64_t x)
+size_t frames_xseg_at(const struct ctx *c, uint64_t x)
 {
 	size_t l = 0, h = c->n_xseg;
 
@@ -239,7 +234,7 @@ size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		uint8_t *h;
 		size_t n;
 		int lv = 0;
-		if (a > cur && put_raw(w, &el, &last_raw, cur, a) < 0)
+		if (a > cur && frames_put_raw(w, &el, &last_raw, cur, a) < 0)
 			return 0;
 		if (el + 18 + F->content > SLOTSYNC_DELTA_XOUT_MAX)
 			return 0;
@@ -252,7 +247,7 @@ size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 					lv = c->levels[k];
 			}
 		if (!lv) {
-			if (put_raw(w, &el, &last_raw, a, b) < 0)
+			if (frames_put_raw(w, &el, &last_raw, a, b) < 0)
 				return 0;
 		} else {
 			h[0] = 1;
@@ -267,7 +262,7 @@ size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		}
 		cur = b;
 	}
-	if (cur < re && put_raw(w, &el, &last_raw, cur, re) < 0)
+	if (cur < re && frames_put_raw(w, &el, &last_raw, cur, re) < 0)
 		return 0;
 	if (!nframes)
 		return 0;
@@ -297,12 +292,12 @@ size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 				cand[nc++] = (struct cand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
 		}
 	}
-	qsort(cand, nc, sizeof(*cand), cmp_cand);
+	qsort(cand, nc, sizeof(*cand), frames_cmp_cand);
 	raw_budget -= t_raw;
 	x_budget -= t_x < x_budget ? t_x : x_budget;
 	/* as base ranges: whole frames, most-voted first, within the limits */
 	for (size_t i = 0; i < nc; i++) {
-		for (size_t g = xseg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
+		for (size_t g = frames_xseg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
 			const struct xseg *sg = &c->xseg[g];
 			uint64_t a = sg->r, b = sg->r + sg->rl, xn = sg->xl;
 			if (!sg->frame) {

@@ -3,7 +3,16 @@
 # Installs every Debian package that slotsync needs to build, test and run its
 # demo. Idempotent, and fast when everything is there: apt-get runs only if a
 # package is missing.
+#   --arm64   also the arm64 cross build (docs/building.md, "Cross-building for
+#             arm64"): Debian's cross compiler, qemu-user to run its tests, and
+#             the arm64 -dev packages of every device feature through multiarch
 set -euo pipefail
+arm64=0
+case ${1:-} in
+--arm64) arm64=1 ;;
+"") ;;
+*) echo "usage: install-deps.sh [--arm64]" >&2; exit 2 ;;
+esac
 
 PACKAGES=(
 	# build
@@ -30,6 +39,19 @@ PACKAGES=(
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
 )
+# the arm64 build: its compiler and emulator (host packages), and the arm64
+# twins of the libraries above (Multi-Arch: same, so they sit beside the
+# host's in /usr/lib/aarch64-linux-gnu; apt keeps both at one version)
+ARM64_HOST=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+ARM64_LIBS=(libzstd-dev libssl-dev libxxhash-dev libcurl4-openssl-dev libjson-c-dev check libubootenv-dev zlib1g-dev
+	liblzma-dev liblz4-dev libtss2-dev libcryptsetup-dev libdevmapper-dev libinih-dev libsystemd-dev)
+if [ $arm64 = 1 ]; then
+	PACKAGES+=("${ARM64_HOST[@]}" "${ARM64_LIBS[@]/%/:arm64}")
+fi
+apt_get() {
+	# other apt runs may hold the lock for a while: wait for them
+	apt-get -o DPkg::Lock::Timeout=600 "$@"
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -43,6 +65,14 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ $arm64 = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	dpkg --add-architecture arm64
+fi
+apt_get update -qq
+if [ $arm64 = 1 ] && ! apt-cache policy libc6:arm64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+	echo "install-deps: the apt sources serve no arm64 packages: an 'Architectures:' line in" \
+		"/etc/apt/sources.list.d/*.sources (or [arch=...] in sources.list) must allow arm64" >&2
+	exit 1
+fi
+apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

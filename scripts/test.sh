@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The whole test suite on a fresh Debian 12 machine: installs the dependencies,
 # builds with warnings as errors, runs every test (unit and integration, with
-# real casync and fault injection), runs them again in an ASan+UBSan build, and
-# fuzzes every parser for a bounded time.
+# real casync and fault injection), cross-builds for arm64 and runs its unit
+# tests under qemu-user, runs them again in an ASan+UBSan build, and fuzzes
+# every parser for a bounded time.
 #   SLOTSYNC_LONG=1   long modes: 1000 kills of make and of assemble, 200 power cuts,
 #                     500 cuts of slotsync install, 100 power cuts of the whole
 #                     system in qemu, 30 minutes of fuzzing
@@ -24,6 +25,10 @@ echo "== build (warnings are errors)"
 BUILD_DIR=build bash scripts/build.sh -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON -DSLOTSYNC_SANITIZE=OFF
 echo "== tests"
 (cd build && ctest --output-on-failure -j2)
+
+echo "== arm64: cross-build and unit tests under qemu-user"
+bash scripts/install-deps.sh --arm64
+bash scripts/cross-build.sh --test
 
 echo "== the other configurations: build server only, minimal device, CMake 3.22"
 bash scripts/build-configs.sh

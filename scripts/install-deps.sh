@@ -68,7 +68,13 @@ export DEBIAN_FRONTEND=noninteractive
 if [ $arm64 = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
 	dpkg --add-architecture arm64
 fi
-apt_get update -qq
+# apt-get update does not wait for the lock of the package lists: retry it
+# while another apt run holds them
+for try in $(seq 60); do
+	if out=$(apt_get update -qq 2>&1); then break; fi
+	if [ "$try" = 60 ] || ! grep -q 'Could not get lock' <<<"$out"; then echo "$out" >&2; exit 1; fi
+	sleep 10
+done
 if [ $arm64 = 1 ] && ! apt-cache policy libc6:arm64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
 	echo "install-deps: the apt sources serve no arm64 packages: an 'Architectures:' line in" \
 		"/etc/apt/sources.list.d/*.sources (or [arch=...] in sources.list) must allow arm64" >&2

@@ -36,12 +36,14 @@ done
 # DT_NEEDED entries), and the TPM's device TCTI, which libtss2-tctildr loads
 # at run time.
 runtime_packages() {
-	local so pkg
+	local p so pkg
 	{
 		for p in "$@"; do
 			$TRIPLET-readelf -d "$p" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'
 		done
-		grep -q '^#define SLOTSYNC_HAVE_TPM 1' "$BUILD_DIR/include/slotsync/features.h" && echo libtss2-tcti-device.so.0
+		if grep -q '^#define SLOTSYNC_HAVE_TPM 1' "$BUILD_DIR/include/slotsync/features.h"; then
+			echo libtss2-tcti-device.so.0
+		fi
 	} | sort -u | while read -r so; do
 		pkg=$({ dpkg -S "/lib/$TRIPLET/$so" "/usr/lib/$TRIPLET/$so" 2>/dev/null || true; } | sed -n '1s/:[a-z0-9]*: .*//p')
 		[ -n "$pkg" ] || { echo "cross-build: no arm64 package holds $so" >&2; return 1; }

@@ -383,6 +383,15 @@ static void print_info_text(const char *json)
 			printf("%-20s from base index %s (%s bytes of delta index)\n", "delta", json_object_get_string(base),
 			       json_object_get_string(size));
 		}
+	if (json_object_object_get_ex(o, "images", &a))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			json_object *d = json_object_array_get_idx(a, i), *name, *size, *sha;
+			json_object_object_get_ex(d, "name", &name);
+			json_object_object_get_ex(d, "size", &size);
+			json_object_object_get_ex(d, "sha256", &sha);
+			printf("%-20s %s: %s bytes, SHA-256 %s\n", "image", json_object_get_string(name),
+			       json_object_get_string(size), json_object_get_string(sha));
+		}
 	json_object_put(o);
 }
 
@@ -390,7 +399,8 @@ int cli_info(int argc, char **argv)
 {
 	static const char usage[] = "Usage: slotsync info [--config FILE] [--json] BUNDLE\n"
 				    "      Check BUNDLE with the configuration's keyring (signature, chain, manifest)\n"
-				    "      and print its manifest: version, compatible, image size, stores, deltas, hooks.\n"
+				    "      and print its manifest: version, compatible, image size, stores, deltas, hooks,\n"
+				    "      and the slot group's further images.\n"
 				    CLI_EXIT_CODES;
 	struct slotsync_error err = { 0 };
 	struct slotsync_config cfg;

@@ -228,6 +228,19 @@ int slotsync_install_bundle_info_json(const struct slotsync_config *cfg, const c
 		json_object_array_add(deltas, d);
 	}
 	json_object_object_add(o, "deltas", deltas);
+	/* the slot group: the main image (above) is "rootfs", these the others */
+	if (m->n_images) {
+		struct json_object *images = json_object_new_array();
+		for (size_t i = 0; i < m->n_images; i++) {
+			struct json_object *d = json_object_new_object();
+			json_object_object_add(d, "name", json_object_new_string(m->images[i].name));
+			json_object_object_add(d, "size", json_object_new_int64((int64_t)m->images[i].size));
+			json_object_object_add(d, "sha256", json_digest(m->images[i].sha256));
+			json_object_object_add(d, "index_sha256", json_digest(m->images[i].index_sha256));
+			json_object_array_add(images, d);
+		}
+		json_object_object_add(o, "images", images);
+	}
 	hooks = json_object_new_object();
 	json_object_object_add(hooks, "pre-install", m->hook_pre_install ? json_object_new_string(m->hook_pre_install) : NULL);
 	json_object_object_add(hooks, "post-install", m->hook_post_install ? json_object_new_string(m->hook_post_install) : NULL);

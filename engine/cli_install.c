@@ -203,9 +203,14 @@ int cli_install(int argc, char **argv)
 		json_object_put(j);
 	} else {
 		printf("install: version %s is in slot %c (%" PRIu64 " bytes: %" PRIu64 " fetched, %" PRIu64
-		       " from the running slot); %s\n",
-		       rec.version, 'A' + rec.target, rec.bytes_total, rec.bytes_fetched, rec.bytes_from_seed,
-		       rec.step == SLOTSYNC_STEP_REBOOT ? "reboot to run it" : slotsync_install_step_name(rec.step));
+		       " from the running slot", rec.version, 'A' + rec.target, rec.bytes_total, rec.bytes_fetched,
+		       rec.bytes_from_seed);
+		/* the slot group's further images, each with its own bytes */
+		for (size_t i = 0; i < rec.n_images; i++)
+			printf("; image %s: %" PRIu64 " bytes, %" PRIu64 " fetched, %" PRIu64 " from the running slot",
+			       rec.images[i].name, rec.images[i].bytes_total, rec.images[i].bytes_fetched,
+			       rec.images[i].bytes_from_seed);
+		printf("); %s\n", rec.step == SLOTSYNC_STEP_REBOOT ? "reboot to run it" : slotsync_install_step_name(rec.step));
 	}
 	return 0;
 }

@@ -191,8 +191,8 @@ int system_install_image_index(const struct slotsync_config *cfg, const struct s
 		dec = slotsync_chunk_decoder_new();
 		if (!frame || !buf || !dec)
 			r = slotsync_error_set(&e, -ENOMEM, "out of memory");
-		else if ((r = slotsync_embedded_open(embedded_bundle, &emb, &e)) == 0 && emb &&
-			 (r = slotsync_embedded_read(emb, im->index_sha256, frame, cap, &flen, &e)) == 0)
+		else if ((r = slotsync_embedded_open(embedded_bundle, &emb, &e)) == 0 &&
+			 (r = emb ? slotsync_embedded_read(emb, im->index_sha256, frame, cap, &flen, &e) : -ENOENT) == 0)
 			r = slotsync_chunk_decode(dec, frame, flen, buf, (size_t)im->index_size, SLOTSYNC_DIGEST_SHA256,
 						  im->index_sha256, &e);
 		if (r == 0)

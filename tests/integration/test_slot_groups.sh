@@ -93,6 +93,17 @@ expect_fail "a bundle with an image the group does not have is refused" \
 	$S install --config "$D/system.conf" extra.bundle
 check "(neither wrote a byte to any volume, nor switched)" \
 	bash -c "[ '$before' = \"\$(sha256sum '$D/slot-b.img' '$D/boot-b.img' '$D/slot-a.img' '$D/boot-a.img')\" ] && [ $(boot_writes "$D") = 0 ]"
+# a boot index in the store that is not the signed one: refused, nothing written
+idx=www/store/indexes/$($S info --config "$D/system.conf" --json v2.bundle |
+	python3 -c "import json,sys; print(json.load(sys.stdin)['images'][0]['index_sha256'])").caibx
+cp "$idx" good.caibx
+printf '\xff' | dd of="$idx" bs=1 seek=100 conv=notrunc status=none
+expect_fail "a boot index that is not the signed one is refused" \
+	"the index of image boot (indexes/" \
+	$S install --config "$D/system.conf" v2.bundle
+cp good.caibx "$idx"
+check "(nothing written, nothing switched)" \
+	bash -c "[ '$before' = \"\$(sha256sum '$D/slot-b.img' '$D/boot-b.img' '$D/slot-a.img' '$D/boot-a.img')\" ] && [ $(boot_writes "$D") = 0 ]"
 # a device with no further images refuses a bundle that brings one
 device_fixture "$T/plain" group-test "$T/plain/state/boot.state" "store = $NGINX_URL/store
 ca-file = $T/test-ca.pem"
@@ -121,7 +132,18 @@ fails=0 early=0 cut_in=""
 for i in $(seq 1 "$KILLS"); do
 	tc=$(date +%s.%N)
 	group "$D"
-	if [ $((i % 2)) = 0 ]; then
+	if [ "$i" = 1 ]; then
+		# one SIGKILL while the boot image is being written, for certain
+		$S install --config "$D/system.conf" v2.bundle >/dev/null 2>&1 &
+		pid=$!
+		for _ in $(seq 500); do
+			grep -Eq '"step": ?"images"' "$D/state/install.json" 2>/dev/null && break
+			sleep 0.01
+		done
+		kill -9 $pid 2>/dev/null || true
+		wait $pid 2>/dev/null || true
+		how="SIGKILL once step images began"
+	elif [ $((i % 2)) = 0 ]; then
 		k=$((1 + (i / 2 - 1) * CALLS * 2 / KILLS + RANDOM % (CALLS * 2 / KILLS + 1)))
 		[ $k -le $CALLS ] || k=$CALLS
 		POWERCUT_DIR="$D/state" POWERCUT_AT=$k POWERCUT_MODE=keep LD_PRELOAD="$PC" \

@@ -259,6 +259,18 @@ static void print_status_text(const char *json)
 		printf("install: version %s into slot %s, step %s, %" PRId64 " of %" PRId64 " bytes, %" PRId64 " fetched\n",
 		       json_object_get_string(ver), json_object_get_string(tgt), json_object_get_string(step),
 		       json_object_get_int64(bd), json_object_get_int64(bt), json_object_get_int64(bf));
+		if (json_object_object_get_ex(inst, "images", &v))
+			for (size_t i = 0; i < json_object_array_length(v); i++) {
+				json_object *im = json_object_array_get_idx(v, i), *n, *d;
+				json_object_object_get_ex(im, "name", &n);
+				json_object_object_get_ex(im, "done", &d);
+				json_object_object_get_ex(im, "bytes_done", &bd);
+				json_object_object_get_ex(im, "bytes_total", &bt);
+				json_object_object_get_ex(im, "bytes_fetched", &bf);
+				printf("         image %s: %" PRId64 " of %" PRId64 " bytes, %" PRId64 " fetched%s\n",
+				       json_object_get_string(n), json_object_get_int64(bd), json_object_get_int64(bt),
+				       json_object_get_int64(bf), json_object_get_boolean(d) ? ", checked" : "");
+			}
 		if (err && *json_object_get_string(err))
 			printf("         last error: %s\n", json_object_get_string(err));
 	}

@@ -284,6 +284,14 @@ int slotsync_install_status_json(const struct slotsync_config *cfg, char **out, 
 		struct json_object *s = json_object_new_object();
 		json_object_object_add(s, "device", json_object_new_string(cfg->slot[i].device));
 		json_object_object_add(s, "backend", json_object_new_string(slotsync_slot_backend_name(cfg->slot[i].backend)));
+		if (cfg->slot[i].n_images) {
+			/* the slot group's further images: name -> volume */
+			struct json_object *im = json_object_new_object();
+			for (size_t k = 0; k < cfg->slot[i].n_images; k++)
+				json_object_object_add(im, cfg->slot[i].images[k].name,
+						       json_object_new_string(cfg->slot[i].images[k].device));
+			json_object_object_add(s, "images", im);
+		}
 		json_object_object_add(s, "status", json_object_new_string(sr[i].status[0] ? sr[i].status : "unknown"));
 		json_object_object_add(s, "version", sr[i].version[0] ? json_object_new_string(sr[i].version) : NULL);
 		json_object_object_add(s, "booted", json_object_new_boolean(booted == i));

@@ -123,6 +123,8 @@ check "(written once)" test "$(boot_writes "$D")" = 1
 check "(install.json reports the boot image done, its bytes written and fetched)" \
 	test "$(jq_rec "$D" "[(i['name'], i['done'], i['bytes_total'], i['bytes_done'] == i['bytes_total'], i['bytes_fetched'] > 0) for i in r['images']]")" = "[('boot', True, $BSIZE, True, True)]"
 check "(slotsync status --json shows it)" bash -c "$S status --config '$D/system.conf' --json | grep -Eq '\"name\": ?\"boot\"'"
+check "(slotsync status names the boot image's bytes)" \
+	bash -c "$S status --config '$D/system.conf' | grep -q 'image boot: $BSIZE of $BSIZE bytes, [1-9][0-9]* fetched, checked'"
 
 # kills at random instants, and stops at state writes swept over the run
 group "$D"

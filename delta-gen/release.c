@@ -255,6 +255,12 @@ static int put_index_frame(const struct gen_bundle_options *o, const uint8_t *in
 
 	if (!z)
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	/* a frame of the store, within what a store's reader takes for one */
+	if (len > SLOTSYNC_CHUNK_SIZE_LIMIT_MAX) {
+		free(z);
+		return slotsync_error_set(err, -EFBIG, "its index is %zu bytes, more than a bundle embeds (%u)", len,
+					  SLOTSYNC_CHUNK_SIZE_LIMIT_MAX);
+	}
 	n = ZSTD_compress(z, cap, index, len, o->make.level);
 	if (ZSTD_isError(n)) {
 		free(z);

@@ -40,6 +40,19 @@ $G bundle --no-progress --store www/store --image "$V2" --image boot=boot-v1.img
 $G bundle --no-progress --store www/store --image rootfs="$V2" --image boot=boot-v2.img --version 2.0-usb \
 	--compatible group-test --embed "${sign[@]}" usb.bundle >/dev/null
 start_nginx store "$T/www"
+expect_fail "slotsync-gen refuses an image name given twice" "--image boot= is given twice" \
+	$G bundle --no-progress --store www/store --image "$V2" --image boot=boot-v1.img --image boot=boot-v2.img \
+	--version 9 --compatible group-test "${sign[@]}" bad.bundle
+expect_fail "slotsync-gen refuses an image name that is not one" "--image _boot=: not a valid image name" \
+	$G bundle --no-progress --store www/store --image "$V2" --image _boot=boot-v1.img \
+	--version 9 --compatible group-test "${sign[@]}" bad.bundle
+expect_fail "slotsync-gen refuses the main image twice" "the main image is given twice" \
+	$G bundle --no-progress --store www/store --image "$V2" --image rootfs=boot-v1.img \
+	--version 9 --compatible group-test "${sign[@]}" bad.bundle
+expect_fail "slotsync-gen names a further image it cannot read" "image boot (missing.img)" \
+	$G bundle --no-progress --store www/store --image "$V2" --image boot=missing.img \
+	--version 9 --compatible group-test "${sign[@]}" bad.bundle
+check "(and wrote no bundle)" test ! -e bad.bundle
 
 # group DIR [UPDATE_LINES]: a device running v1 (rootfs and boot) from slot A
 group() {

@@ -100,6 +100,10 @@ struct gen_bundle_options {
 	int detach_index;              /* --detach-index: the index in the store, not the bundle */
 	const char **embed_for;        /* --embed-for BASE.caibx: only what these lack */
 	int n_embed_for;
+	/* --image NAME=FILE: the further images of the slot group (any order;
+	 * names valid, each once), chunked like the main image */
+	const char **image_names, **image_files;
+	int n_images;
 };
 
 /* Chunks the image into the store and writes the signed bundle to out. */

@@ -124,15 +124,17 @@ static void check_usage(FILE *f)
 static void bundle_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: slotsync-gen bundle --store DIR --image IMG --version V --compatible C\n"
-		"       [OPTIONS] SIGNER OUT\n"
+		"Usage: slotsync-gen bundle --store DIR --image IMG [--image NAME=FILE]...\n"
+		"       --version V --compatible C [OPTIONS] SIGNER OUT\n"
 		"\n"
 		"Chunk IMG into the store and write the signed release bundle OUT; with\n"
 		"--delta-from, delta objects from each base too, their indexes signed.\n"
 		"\n"
 		"Options:\n"
 		"  --store DIR                  the chunk store\n"
-		"  --image IMG                  the release's image\n"
+		"  --image IMG                  the release's image (the slot group's rootfs)\n"
+		"  --image NAME=FILE            a further image of the slot group, e.g.\n"
+		"                               boot=boot.vfat (again for more)\n"
 		"  --version V                  the release's version\n"
 		"  --compatible C               the devices it is for\n"
 		"  --security-version N         the release's security version (default 0)\n"
@@ -510,9 +512,25 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 	case OPT_STORE:
 		b->store = arg;
 		break;
-	case OPT_IMAGE:
+	case OPT_IMAGE: {
+		/* NAME=FILE: a further image of the slot group (rootfs=FILE: the main one) */
+		size_t nl = strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+		if (nl > 0 && arg[nl] == '=' && strncmp(arg, "rootfs=", 7)) {
+			arg[nl] = '\0';
+			b->image_names[b->n_images] = arg;
+			b->image_files[b->n_images++] = arg + nl + 1;
+			break;
+		}
+		if (nl > 0 && arg[nl] == '=')
+			arg += nl + 1;
+		if (b->image) {
+			fprintf(stderr, "slotsync-gen bundle: the main image is given twice (--image %s and --image %s)\n",
+				b->image, arg);
+			return 2;
+		}
 		b->image = arg;
 		break;
+	}
 	case OPT_RELEASE_VERSION:
 		b->version = arg;
 		break;
@@ -637,7 +655,10 @@ static int cmd_bundle(int argc, char **argv)
 	b.delta_bases = calloc((size_t)argc + 1, sizeof(*b.delta_bases));
 	b.delta_base_images = calloc((size_t)argc + 1, sizeof(*b.delta_base_images));
 	b.embed_for = calloc((size_t)argc + 1, sizeof(*b.embed_for));
-	if (!b.store_urls || !b.delta_bases || !b.delta_base_images || !b.embed_for) {
+	b.image_names = calloc((size_t)argc + 1, sizeof(*b.image_names));
+	b.image_files = calloc((size_t)argc + 1, sizeof(*b.image_files));
+	if (!b.store_urls || !b.delta_bases || !b.delta_base_images || !b.embed_for || !b.image_names ||
+	    !b.image_files) {
 		rc = 1;
 		goto out;
 	}
@@ -679,6 +700,8 @@ out:
 	free(b.delta_bases);
 	free(b.delta_base_images);
 	free(b.embed_for);
+	free(b.image_names);
+	free(b.image_files);
 	return rc;
 }
 

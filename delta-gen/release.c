@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "io.h"
 #include "gen.h"
@@ -21,6 +22,7 @@
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 #include "slotsync/store.h"
+#include "store_write.h"
 
 /* The bundle's hooks part (docs/format.md): each hook program given, as
  * u16 name length, name (the file's base name), u32 size, bytes.  NULL if none. */
@@ -89,21 +91,30 @@ static void embed_set_free(struct embed_set *e)
 	free(e->lens);
 }
 
-static int embed_set_build(const struct gen_bundle_options *o, const struct slotsync_index *idx, struct embed_set *e,
+static int embed_set_build(const struct gen_bundle_options *o, const struct slotsync_index *const *idxs, size_t n_idxs,
+			   const uint8_t (*extra)[SLOTSYNC_DIGEST_BYTES], size_t n_extra, struct embed_set *e,
 			   struct slotsync_error *err)
 {
 	uint8_t (*base)[SLOTSYNC_DIGEST_BYTES] = NULL;
-	size_t n_base = 0, n = 0;
+	size_t n_base = 0, n = 0, total = n_extra;
 	int r = 0;
 
-	e->ids = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*e->ids));
-	e->offsets = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*e->offsets));
-	e->lens = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*e->lens));
+	for (size_t k = 0; k < n_idxs; k++)
+		total += idxs[k]->n_chunks;
+	e->ids = malloc((total ? total : 1) * sizeof(*e->ids));
+	e->offsets = malloc((total ? total : 1) * sizeof(*e->offsets));
+	e->lens = malloc((total ? total : 1) * sizeof(*e->lens));
 	if (!e->ids || !e->offsets || !e->lens)
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < idx->n_chunks; i++)
-		memcpy(e->ids[i], idx->chunks[i].id, SLOTSYNC_DIGEST_BYTES);
-	qsort(e->ids, idx->n_chunks, sizeof(*e->ids), id_cmp);
+	/* the chunks of every image of the group, and the further images'
+	 * indexes, which travel as chunks named by their SHA-256 */
+	for (size_t k = 0; k < n_idxs; k++)
+		for (size_t i = 0; i < idxs[k]->n_chunks; i++)
+			memcpy(e->ids[n++], idxs[k]->chunks[i].id, SLOTSYNC_DIGEST_BYTES);
+	if (n_extra)
+		memcpy(e->ids + n, extra, n_extra * sizeof(*e->ids));
+	n = 0;
+	qsort(e->ids, total, sizeof(*e->ids), id_cmp);
 	for (int b = 0; b < o->n_embed_for; b++) {
 		struct slotsync_index *bi = NULL;
 		void *nb;
@@ -125,7 +136,7 @@ static int embed_set_build(const struct gen_bundle_options *o, const struct slot
 	}
 	if (n_base)
 		qsort(base, n_base, sizeof(*base), id_cmp);
-	for (size_t i = 0; i < idx->n_chunks; i++) {
+	for (size_t i = 0; i < total; i++) {
 		char rel[SLOTSYNC_CHUNK_RELPATH_BYTES], path[4200];
 		struct stat st;
 		if (n && !memcmp(e->ids[n - 1], e->ids[i], SLOTSYNC_DIGEST_BYTES))
@@ -231,8 +242,117 @@ static int write_detached_index(const char *store, const uint8_t *index, size_t 
 	return io_write_file_atomic(path, index, len, err);
 }
 
+/* The index of a further image as a chunk of the store (one zstd frame, named
+ * by the index's SHA-256), so that --embed carries it with the chunks. */
+static int put_index_frame(const struct gen_bundle_options *o, const uint8_t *index, size_t len,
+			   const uint8_t id[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err)
+{
+	struct store_writer *sw = NULL;
+	struct store_batch *b = NULL;
+	size_t cap = ZSTD_compressBound(len), n;
+	uint8_t *z = malloc(cap ? cap : 1);
+	int r;
+
+	if (!z)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	/* a frame of the store, within what a store's reader takes for one */
+	if (len > SLOTSYNC_CHUNK_SIZE_LIMIT_MAX) {
+		free(z);
+		return slotsync_error_set(err, -EFBIG, "its index is %zu bytes, more than a bundle embeds (%u)", len,
+					  SLOTSYNC_CHUNK_SIZE_LIMIT_MAX);
+	}
+	n = ZSTD_compress(z, cap, index, len, o->make.level);
+	if (ZSTD_isError(n)) {
+		free(z);
+		return slotsync_error_set(err, -EIO, "cannot compress an index: %s", ZSTD_getErrorName(n));
+	}
+	r = store_writer_open(o->store, &sw, err);
+	if (r == 0 && !(b = store_batch_new(sw)))
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+	if (r == 0)
+		r = store_batch_put(b, id, z, n, err);
+	if (b) {
+		int r2 = store_batch_free(b, err);
+		r = r ? r : r2;
+	}
+	/* the frame's name is durable before the bundle that embeds it is written */
+	if (r == 0)
+		r = store_writer_sync(sw, err);
+	store_writer_free(sw);
+	free(z);
+	return r;
+}
+
+/* A further image of the slot group: chunked into the store like the main
+ * image, its index published as indexes/<hex>.caibx (and, with --embed, as a
+ * chunk frame), described in *mi; *idx_out its parsed index. */
+static int further_image(const struct gen_bundle_options *o, const char *name, const char *file, const char *out,
+			 struct slotsync_manifest_image *mi, struct slotsync_index **idx_out, struct slotsync_error *err)
+{
+	char tmp[4200];
+	uint8_t *index = NULL;
+	size_t len = 0;
+	struct gen_make_stats ms;
+	int r;
+
+	snprintf(tmp, sizeof(tmp), "%s.index-tmp-%s.%d", out, name, (int)getpid());
+	r = gen_make(file, tmp, &o->make, &ms, err);
+	if (r == 0)
+		r = io_read_file(tmp, SLOTSYNC_BUNDLE_MAX_BYTES, &index, &len, err);
+	unlink(tmp);
+	if (r == 0)
+		r = slotsync_index_parse(index, len, idx_out, err);
+	if (r == 0)
+		r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, file, 0, mi->sha256, &mi->size, err);
+	if (r == 0 && mi->size == 0)
+		r = slotsync_error_set(err, -EINVAL, "it is empty");
+	else if (r == 0 && mi->size != slotsync_index_image_size(*idx_out))
+		r = slotsync_error_set(err, -EIO, "it changed while it was chunked");
+	if (r == 0) {
+		snprintf(mi->name, sizeof(mi->name), "%s", name);
+		slotsync_digest(SLOTSYNC_DIGEST_SHA256, index, len, mi->index_sha256);
+		mi->index_size = len;
+		r = write_detached_index(o->store, index, len, mi->index_sha256, err);
+	}
+	if (r == 0 && o->embed)
+		r = put_index_frame(o, index, len, mi->index_sha256, err);
+	if (r < 0)
+		slotsync_error_prefix(err, "image %s (%s)", name, file);
+	else
+		slotsync_log_info("image %s: %" PRIu64 " bytes, %" PRIu64 " chunks (%" PRIu64 " new)", name, mi->size,
+				  ms.chunks, ms.new_chunks);
+	free(index);
+	return r;
+}
+
+/* The further images' order in the manifest (by name), each name checked. */
+static int further_images_order(const struct gen_bundle_options *o, int order[SLOTSYNC_MANIFEST_MAX_IMAGES],
+				struct slotsync_error *err)
+{
+	if (o->n_images > SLOTSYNC_MANIFEST_MAX_IMAGES)
+		return slotsync_error_set(err, -EINVAL, "at most %d further images (--image NAME=FILE)",
+					  SLOTSYNC_MANIFEST_MAX_IMAGES);
+	for (int i = 0; i < o->n_images; i++) {
+		int j;
+		if (!slotsync_image_name_valid(o->image_names[i]))
+			return slotsync_error_set(err, -EINVAL,
+						  "--image %s=: not a valid image name (1 to %d of a-z, 0-9, _ and -, starting with a letter or digit; rootfs= is the main image)",
+						  o->image_names[i], SLOTSYNC_IMAGE_NAME_MAX);
+		for (j = i; j > 0 && strcmp(o->image_names[order[j - 1]], o->image_names[i]) > 0; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	for (int i = 1; i < o->n_images; i++)
+		if (!strcmp(o->image_names[order[i - 1]], o->image_names[order[i]]))
+			return slotsync_error_set(err, -EINVAL, "--image %s= is given twice", o->image_names[order[i]]);
+	return 0;
+}
+
 int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err)
 {
+	struct slotsync_index *img_idx[1 + SLOTSYNC_MANIFEST_MAX_IMAGES] = { NULL };
+	uint8_t img_index_ids[SLOTSYNC_MANIFEST_MAX_IMAGES][SLOTSYNC_DIGEST_BYTES];
+	int img_order[SLOTSYNC_MANIFEST_MAX_IMAGES];
 	struct embed_set emb = { 0 };
 	uint8_t *dir = NULL, *env = NULL;
 	size_t dir_len = 0, env_len = 0;
@@ -270,6 +390,9 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 		return slotsync_error_set(err, -EINVAL, "--detach-index and --embed exclude each other: a bundle that installs with no network carries its index");
 	if (o->n_deltas > SLOTSYNC_MANIFEST_MAX_DELTAS)
 		return slotsync_error_set(err, -EINVAL, "at most %d --delta-from", SLOTSYNC_MANIFEST_MAX_DELTAS);
+	r = further_images_order(o, img_order, err);
+	if (r < 0)
+		return r;
 	if (o->verity && o->verity_root_hash)
 		return slotsync_error_set(err, -EINVAL, "--verity computes the root hash: leave out --verity-root-hash");
 	if (o->verity) {
@@ -350,6 +473,14 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 			goto out;
 		m.index_size = index_len;
 	}
+	for (int i = 0; i < o->n_images; i++) {
+		int k = img_order[i];
+		r = further_image(o, o->image_names[k], o->image_files[k], out, &m.images[i], &img_idx[1 + i], err);
+		if (r < 0)
+			goto out;
+		memcpy(img_index_ids[i], m.images[i].index_sha256, SLOTSYNC_DIGEST_BYTES);
+		m.n_images++;
+	}
 	for (int i = 0; i < o->n_store_urls; i++)
 		m.stores[m.n_stores++] = (char *)o->store_urls[i];
 	if (!o->verity)
@@ -374,7 +505,9 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	if (r < 0)
 		goto out;
 	if (o->embed) {
-		r = embed_set_build(o, idx, &emb, err);
+		img_idx[0] = idx;
+		r = embed_set_build(o, (const struct slotsync_index *const *)img_idx, 1 + m.n_images,
+				    (const uint8_t(*)[SLOTSYNC_DIGEST_BYTES])img_index_ids, m.n_images, &emb, err);
 		if (r == 0)
 			r = slotsync_embedded_directory((const uint8_t(*)[SLOTSYNC_DIGEST_BYTES])emb.ids, emb.offsets,
 							emb.lens, emb.n, emb.data_len, &dir, &dir_len, err);
@@ -400,6 +533,8 @@ out:
 	free(dir);
 	free(env);
 	free(hooks);
+	for (size_t i = 1; i <= SLOTSYNC_MANIFEST_MAX_IMAGES; i++)
+		slotsync_index_free(img_idx[i]);
 	slotsync_index_free(idx);
 	free(index);
 	free(manifest);

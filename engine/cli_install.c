@@ -203,9 +203,14 @@ int cli_install(int argc, char **argv)
 		json_object_put(j);
 	} else {
 		printf("install: version %s is in slot %c (%" PRIu64 " bytes: %" PRIu64 " fetched, %" PRIu64
-		       " from the running slot); %s\n",
-		       rec.version, 'A' + rec.target, rec.bytes_total, rec.bytes_fetched, rec.bytes_from_seed,
-		       rec.step == SLOTSYNC_STEP_REBOOT ? "reboot to run it" : slotsync_install_step_name(rec.step));
+		       " from the running slot", rec.version, 'A' + rec.target, rec.bytes_total, rec.bytes_fetched,
+		       rec.bytes_from_seed);
+		/* the slot group's further images, each with its own bytes */
+		for (size_t i = 0; i < rec.n_images; i++)
+			printf("; image %s: %" PRIu64 " bytes, %" PRIu64 " fetched, %" PRIu64 " from the running slot",
+			       rec.images[i].name, rec.images[i].bytes_total, rec.images[i].bytes_fetched,
+			       rec.images[i].bytes_from_seed);
+		printf("); %s\n", rec.step == SLOTSYNC_STEP_REBOOT ? "reboot to run it" : slotsync_install_step_name(rec.step));
 	}
 	return 0;
 }
@@ -254,6 +259,18 @@ static void print_status_text(const char *json)
 		printf("install: version %s into slot %s, step %s, %" PRId64 " of %" PRId64 " bytes, %" PRId64 " fetched\n",
 		       json_object_get_string(ver), json_object_get_string(tgt), json_object_get_string(step),
 		       json_object_get_int64(bd), json_object_get_int64(bt), json_object_get_int64(bf));
+		if (json_object_object_get_ex(inst, "images", &v))
+			for (size_t i = 0; i < json_object_array_length(v); i++) {
+				json_object *im = json_object_array_get_idx(v, i), *n, *d;
+				json_object_object_get_ex(im, "name", &n);
+				json_object_object_get_ex(im, "done", &d);
+				json_object_object_get_ex(im, "bytes_done", &bd);
+				json_object_object_get_ex(im, "bytes_total", &bt);
+				json_object_object_get_ex(im, "bytes_fetched", &bf);
+				printf("         image %s: %" PRId64 " of %" PRId64 " bytes, %" PRId64 " fetched%s\n",
+				       json_object_get_string(n), json_object_get_int64(bd), json_object_get_int64(bt),
+				       json_object_get_int64(bf), json_object_get_boolean(d) ? ", checked" : "");
+			}
 		if (err && *json_object_get_string(err))
 			printf("         last error: %s\n", json_object_get_string(err));
 	}
@@ -383,6 +400,15 @@ static void print_info_text(const char *json)
 			printf("%-20s from base index %s (%s bytes of delta index)\n", "delta", json_object_get_string(base),
 			       json_object_get_string(size));
 		}
+	if (json_object_object_get_ex(o, "images", &a))
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			json_object *d = json_object_array_get_idx(a, i), *name, *size, *sha;
+			json_object_object_get_ex(d, "name", &name);
+			json_object_object_get_ex(d, "size", &size);
+			json_object_object_get_ex(d, "sha256", &sha);
+			printf("%-20s %s: %s bytes, SHA-256 %s\n", "image", json_object_get_string(name),
+			       json_object_get_string(size), json_object_get_string(sha));
+		}
 	json_object_put(o);
 }
 
@@ -390,7 +416,8 @@ int cli_info(int argc, char **argv)
 {
 	static const char usage[] = "Usage: slotsync info [--config FILE] [--json] BUNDLE\n"
 				    "      Check BUNDLE with the configuration's keyring (signature, chain, manifest)\n"
-				    "      and print its manifest: version, compatible, image size, stores, deltas, hooks.\n"
+				    "      and print its manifest: version, compatible, image size, stores, deltas, hooks,\n"
+				    "      and the slot group's further images.\n"
 				    CLI_EXIT_CODES;
 	struct slotsync_error err = { 0 };
 	struct slotsync_config cfg;

@@ -204,7 +204,26 @@ static struct json_object *parse_object(const uint8_t *json, size_t len, size_t 
 static const char *const manifest_keys[] = { "format",	 "version", "compatible", "security_version",
 					     "created",	 "expires", "image",	  "index",
 					     "stores",	 "verity_root_hash",	  "hooks",
-					     "downgrade_allowed_to", "deltas", "verity", NULL };
+					     "downgrade_allowed_to", "deltas", "verity", "images", NULL };
+
+int slotsync_image_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > SLOTSYNC_IMAGE_NAME_MAX || !strcmp(name, "rootfs"))
+		return 0;
+	if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))
+		return 0;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+const struct slotsync_manifest_image *slotsync_manifest_image(const struct slotsync_manifest *m, const char *name)
+{
+	for (size_t i = 0; m && name && i < m->n_images; i++)
+		if (!strcmp(m->images[i].name, name))
+			return &m->images[i];
+	return NULL;
+}
 
 static int is_lower_hex(const char *s)
 {
@@ -286,11 +305,59 @@ static void manifest_verity_free(struct slotsync_manifest_verity *v)
 	free(v);
 }
 
+/* The "images" array: the further images of the slot group, each an object of
+ * name, size, sha256, index_sha256 and index_size (all required), sorted by
+ * name, each name once, valid and not the main image's. */
+static void get_images(struct reader *rd, struct json_object *arr, struct slotsync_manifest *m)
+{
+	static const char *const keys[] = { "name", "size", "sha256", "index_sha256", "index_size", NULL };
+	size_t n = json_object_array_length(arr);
+
+	if (n > SLOTSYNC_MANIFEST_MAX_IMAGES) {
+		rd->r = slotsync_error_set(rd->err, -EBADMSG, "manifest names more than %d further images",
+					   SLOTSYNC_MANIFEST_MAX_IMAGES);
+		return;
+	}
+	for (size_t i = 0; rd->r == 0 && i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(arr, i), *saved = rd->obj;
+		struct slotsync_manifest_image *im = &m->images[i];
+		char *name;
+		if (json_object_get_type(v) != json_type_object) {
+			rd->r = slotsync_error_set(rd->err, -EBADMSG, "manifest image %zu must be an object", i + 1);
+			return;
+		}
+		only_known(rd, v, keys);
+		rd->obj = v;
+		name = get_string(rd, "name", 1);
+		im->size = get_u64(rd, "size", 1);
+		im->index_size = get_u64(rd, "index_size", 1);
+		rd->obj = saved;
+		get_digest(rd, v, "sha256", im->sha256);
+		get_digest(rd, v, "index_sha256", im->index_sha256);
+		if (rd->r == 0 && !slotsync_image_name_valid(name))
+			rd->r = slotsync_error_set(rd->err, -EBADMSG,
+						   "manifest image %zu: name \"%s\" is not valid (1 to %d of a-z, 0-9, _ and -, starting with a letter or digit; \"rootfs\" is the main image's)",
+						   i + 1, name, SLOTSYNC_IMAGE_NAME_MAX);
+		else if (rd->r == 0 && i > 0 && strcmp(m->images[i - 1].name, name) >= 0)
+			rd->r = slotsync_error_set(rd->err, -EBADMSG,
+						   "manifest image \"%s\" is %s: the images must be sorted by name, each once", name,
+						   strcmp(m->images[i - 1].name, name) ? "out of order" : "named twice");
+		else if (rd->r == 0 && (im->size == 0 || im->index_size == 0))
+			rd->r = slotsync_error_set(rd->err, -EBADMSG, "manifest image \"%s\": size and index_size must not be 0",
+						   name);
+		if (name && strlen(name) <= SLOTSYNC_IMAGE_NAME_MAX)
+			memcpy(im->name, name, strlen(name) + 1);
+		free(name);
+		if (rd->r == 0)
+			m->n_images++;
+	}
+}
+
 int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_manifest **out,
 			    struct slotsync_error *err)
 {
 	struct slotsync_manifest *m;
-	struct json_object *root, *image, *index, *stores, *hooks, *deltas, *verity;
+	struct json_object *root, *image, *index, *stores, *hooks, *deltas, *verity, *images;
 	struct reader rd = { .what = "manifest", .err = err };
 	static const char *const image_keys[] = { "size", "sha256", NULL };
 	static const char *const index_keys[] = { "sha256", "size", NULL };
@@ -408,6 +475,9 @@ int slotsync_manifest_parse(const uint8_t *json, size_t len, struct slotsync_man
 			m->n_deltas++;
 		}
 	}
+	images = field(&rd, "images", json_type_array, "an array of images", 0);
+	if (images)
+		get_images(&rd, images, m);
 	m->downgrade_allowed_to = get_string(&rd, "downgrade_allowed_to", 0);
 	if (rd.r == 0 && m->downgrade_allowed_to && strcmp(m->downgrade_allowed_to, m->version) != 0)
 		rd.r = slotsync_error_set(err, -EBADMSG,
@@ -523,6 +593,19 @@ int slotsync_manifest_serialize(const struct slotsync_manifest *m, char **out, s
 			json_object_array_add(deltas, e);
 		}
 		json_object_object_add(root, "deltas", deltas);
+	}
+	if (m->n_images) {
+		struct json_object *images = json_object_new_array();
+		for (size_t i = 0; i < m->n_images; i++) {
+			struct json_object *e = json_object_new_object();
+			add_str(e, "name", m->images[i].name);
+			json_object_object_add(e, "size", json_object_new_int64((int64_t)m->images[i].size));
+			add_hex(e, "sha256", m->images[i].sha256);
+			add_hex(e, "index_sha256", m->images[i].index_sha256);
+			json_object_object_add(e, "index_size", json_object_new_int64((int64_t)m->images[i].index_size));
+			json_object_array_add(images, e);
+		}
+		json_object_object_add(root, "images", images);
 	}
 	return emit(root, out, out_len, err);
 }

@@ -14,6 +14,7 @@
 #include "parse.h"
 #include "slotsync/features.h"
 #include "slotsync/fetch.h"
+#include "slotsync/manifest.h"
 
 #define SEEN_MAX 96
 
@@ -203,10 +204,32 @@ static int key_update(struct slotsync_config *c, const char *k, const char *v)
 	return -ENOENT;
 }
 
+/* A further image of the slot group: its volume, kept sorted by name. */
+static int add_slot_image(struct slotsync_slot_config *s, const char *k, const char *v)
+{
+	struct slotsync_slot_image im;
+	size_t i;
+	int r;
+
+	if (s->n_images == SLOTSYNC_SLOT_IMAGES_MAX)
+		return -E2BIG;
+	memset(&im, 0, sizeof(im));
+	snprintf(im.name, sizeof(im.name), "%s", k);
+	r = set_path(im.device, sizeof(im.device), v);
+	if (r < 0)
+		return r;
+	for (i = s->n_images; i > 0 && strcmp(s->images[i - 1].name, k) > 0; i--)
+		s->images[i] = s->images[i - 1];
+	s->images[i] = im;
+	s->n_images++;
+	return 0;
+}
+
 static int key_slot(struct slotsync_slot_config *s, const char *k, const char *v)
 {
-	if (!strcmp(k, "device"))
-		return set_path(s->device, sizeof(s->device), v);
+	/* rootfs = is the main image's volume, the same as device = */
+	if (!strcmp(k, "device") || !strcmp(k, "rootfs"))
+		return s->device[0] ? -EEXIST : set_path(s->device, sizeof(s->device), v);
 	if (!strcmp(k, "backend")) {
 		int r = slotsync_slot_backend_parse(v, &s->backend);
 		if (r == 0 && s->backend == SLOTSYNC_SLOT_LUKS2 && !SLOTSYNC_HAVE_LUKS2)
@@ -219,6 +242,9 @@ static int key_slot(struct slotsync_slot_config *s, const char *k, const char *v
 		return set_mapping(s->mapping, sizeof(s->mapping), v);
 	if (!strcmp(k, "data-mapping"))
 		return set_mapping(s->data_mapping, sizeof(s->data_mapping), v);
+	/* any other key that is an image name names a further image */
+	if (slotsync_image_name_valid(k))
+		return add_slot_image(s, k, v);
 	return -ENOENT;
 }
 
@@ -283,6 +309,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 		return fail(p, "unknown key \"%s\" in [%s]", key, section);
 	if (r == -E2BIG)
 		return fail(p, "too many \"%s\" keys in [%s]", key, section);
+	if (r == -EEXIST)
+		return fail(p, "rootfs = and device = in [%s] both name the main image's volume: give one of them", section);
 	if (r == -ENOTSUP)
 		return fail(p, "\"%s = %s\" in [%s] needs %s, which this build of slotsync lacks (build it with %s)",
 			    key, value, section, feature_needed(section, value)[0], feature_needed(section, value)[1]);
@@ -347,9 +375,40 @@ static int open_section_header(const struct parse_ctx *p, int line)
 	return found == 1;
 }
 
+/* Both slots name the same further images, each on a volume of its own. */
+static int check_slot_images(const struct slotsync_config *c, const char *name, struct slotsync_error *err)
+{
+	for (int i = 0; i < 2; i++) {
+		const struct slotsync_slot_config *s = &c->slot[i], *o = &c->slot[1 - i];
+		for (size_t k = 0; k < s->n_images; k++) {
+			const struct slotsync_slot_image *im = &s->images[k];
+			size_t j;
+			for (j = 0; j < o->n_images && strcmp(o->images[j].name, im->name); j++)
+				;
+			if (j == o->n_images)
+				return slotsync_error_set(err, -EINVAL,
+							  "%s: [slot.%s] names image \"%s\" and [slot.%s] does not: both slots name the same images",
+							  name, s->name, im->name, o->name);
+			if (!strcmp(im->device, o->images[j].device) || !strcmp(im->device, s->device) ||
+			    !strcmp(im->device, o->device) || (s->data[0] && !strcmp(im->device, s->data)) ||
+			    (o->data[0] && !strcmp(im->device, o->data)))
+				return slotsync_error_set(err, -EINVAL,
+							  "%s: image \"%s\" of [slot.%s] is on %s, which another volume uses too",
+							  name, im->name, s->name, im->device);
+			for (size_t l = 0; l < s->n_images; l++)
+				if (l != k && !strcmp(im->device, s->images[l].device))
+					return slotsync_error_set(err, -EINVAL,
+								  "%s: images \"%s\" and \"%s\" of [slot.%s] are on the same volume %s",
+								  name, im->name, s->images[l].name, s->name, im->device);
+		}
+	}
+	return 0;
+}
+
 static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
 {
 	struct slotsync_config *c = p->cfg;
+	int r;
 
 	if (line == -1)
 		return slotsync_error_set_errno(err, errno ? -errno : -ENOENT, "cannot read config %s", p->name);
@@ -368,6 +427,9 @@ static int finish(struct parse_ctx *p, int line, struct slotsync_error *err)
 	if (!strcmp(c->slot[0].device, c->slot[1].device) ||
 	    (c->slot[0].data[0] && !strcmp(c->slot[0].data, c->slot[1].data)))
 		return slotsync_error_set(err, -EINVAL, "%s: slots A and B name the same device", p->name);
+	r = check_slot_images(c, p->name, err);
+	if (r < 0)
+		return r;
 	if (!c->slot[0].data[0] != !c->slot[1].data[0])
 		return slotsync_error_set(err, -EINVAL, "%s: a data partition for one slot only (data = in [slot.A] and [slot.B], or neither)",
 					  p->name);

@@ -21,6 +21,7 @@
 #include "slotsync/fetch.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
+#include "slotsync/store.h"
 
 /* The fetch options of the install's stores (cfg's, else the bundle's), for
  * store i; 0, or -ENOENT past the last. */
@@ -158,5 +159,96 @@ int system_install_index_fetch(const struct slotsync_config *cfg, const struct s
 			  rec->index_bytes_fetched);
 	r = io_write_file_atomic(path, idx, len, err);
 	free(idx);
+	return r;
+}
+
+/* A further image's index (docs/format.md, "Slot groups"): from the bundle
+ * when it embeds it (a chunk frame named by the index's SHA-256), else from
+ * the store's indexes/<hex>.caibx; either must have the signed size and
+ * SHA-256 and describe the image's signed size. */
+int system_install_image_index(const struct slotsync_config *cfg, const struct slotsync_manifest *m,
+			       const struct slotsync_manifest_image *im, const char *embedded_bundle,
+			       uint64_t *fetched, const char *path, int *unavailable, struct slotsync_error *err)
+{
+	struct slotsync_fetch_options fo;
+	struct slotsync_index *idx = NULL;
+	char rel[200], hex[SLOTSYNC_DIGEST_HEX_BYTES], url[PATH_MAX * 3 + 8];
+	uint8_t *buf = NULL, got[SLOTSYNC_DIGEST_BYTES];
+	size_t len = 0;
+	int r = -ENOENT;
+
+	if (im->index_size > SLOTSYNC_BUNDLE_MAX_BYTES)
+		return slotsync_error_set(err, -EFBIG, "the index of image %s is %" PRIu64 " bytes, over the limit of %u",
+					  im->name, im->index_size, SLOTSYNC_BUNDLE_MAX_BYTES);
+	if (embedded_bundle) {
+		struct slotsync_embedded *emb = NULL;
+		struct slotsync_chunk_decoder *dec = NULL;
+		size_t cap = slotsync_chunk_compressed_bound((size_t)im->index_size), flen = 0;
+		uint8_t *frame = malloc(cap);
+		struct slotsync_error e = { 0 };
+
+		buf = malloc((size_t)im->index_size);
+		dec = slotsync_chunk_decoder_new();
+		if (!frame || !buf || !dec)
+			r = slotsync_error_set(&e, -ENOMEM, "out of memory");
+		else if ((r = slotsync_embedded_open(embedded_bundle, &emb, &e)) == 0 &&
+			 (r = emb ? slotsync_embedded_read(emb, im->index_sha256, frame, cap, &flen, &e) : -ENOENT) == 0)
+			r = slotsync_chunk_decode(dec, frame, flen, buf, (size_t)im->index_size, SLOTSYNC_DIGEST_SHA256,
+						  im->index_sha256, &e);
+		if (r == 0)
+			len = (size_t)im->index_size;
+		else if (r != -ENOENT && e.msg[0])
+			slotsync_log_warning("the bundle's index of image %s not used: %s", im->name, slotsync_error_message(&e));
+		free(frame);
+		slotsync_chunk_decoder_free(dec);
+		slotsync_embedded_free(emb);
+		if (r == -ENOMEM) {
+			free(buf);
+			*err = e;
+			return r;
+		}
+		if (r < 0) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	snprintf(rel, sizeof(rel), "indexes/%s.caibx", slotsync_digest_to_hex(im->index_sha256, hex));
+	for (size_t i = 0; !buf; i++) {
+		struct slotsync_fetch_stats fs = { 0 };
+		r = store_fetch_options(cfg, m, i, &fo, url, sizeof(url), err);
+		if (r == -ENOENT && i == 0)
+			return slotsync_error_set(err, -EINVAL,
+						  "the index of image %s is in the store, and there is no store to fetch it from",
+						  im->name);
+		if (r < 0)
+			break;
+		slotsync_error_clear(err);
+		r = slotsync_fetch_file(&fo, rel, (size_t)im->index_size, NULL, &buf, &len, &fs, err);
+		*fetched += fs.bytes_received;
+		if (r != -ENOENT)
+			break;
+		free(buf);
+		buf = NULL;
+	}
+	if (r < 0) {
+		*unavailable = r != -EINVAL && r != -EFBIG;
+		slotsync_error_prefix(err, "the index of image %s", im->name);
+		free(buf);
+		return r;
+	}
+	if (len != im->index_size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, buf, len, got) < 0 ||
+	    memcmp(got, im->index_sha256, SLOTSYNC_DIGEST_BYTES) != 0)
+		r = slotsync_error_set(err, -EBADMSG,
+				       "the index of image %s (%s) is not the one the signed manifest names (size or SHA-256 differs)",
+				       im->name, rel);
+	else if ((r = slotsync_index_parse(buf, len, &idx, err)) < 0)
+		slotsync_error_prefix(err, "the index of image %s", im->name);
+	else if (slotsync_index_image_size(idx) != im->size)
+		r = slotsync_error_set(err, -EBADMSG, "the index of image %s describes %" PRIu64 " bytes, the manifest %" PRIu64,
+				       im->name, slotsync_index_image_size(idx), im->size);
+	if (r == 0)
+		r = io_write_file_atomic(path, buf, len, err);
+	slotsync_index_free(idx);
+	free(buf);
 	return r;
 }

@@ -25,7 +25,7 @@
 #include "slotsync/policy.h"
 
 static const char *const step_names[SLOTSYNC_STEP_COUNT] = {
-	"none",	  "verify", "pre-install", "assemble", "verify-slot", "migrate-data",
+	"none",	  "verify", "pre-install", "assemble", "verify-slot", "images", "migrate-data",
 	"post-install", "switch", "reboot",	"validate", "done",	   "failed",
 };
 
@@ -131,7 +131,7 @@ int slotsync_install_record_load(const struct slotsync_config *cfg, struct slots
 				 struct slotsync_error *err)
 {
 	char path[PATH_MAX];
-	struct json_object *o, *secs;
+	struct json_object *o, *secs, *imgs, *dv;
 	int step;
 
 	memset(rec, 0, sizeof(*rec));
@@ -166,6 +166,20 @@ int slotsync_install_record_load(const struct slotsync_config *cfg, struct slots
 	rec->index_bytes_fetched = ju64(o, "index_bytes_fetched");
 	rec->delta_objects_skipped = ju64(o, "delta_objects_skipped");
 	system_copy_str(rec->delta_note, sizeof(rec->delta_note), jstr(o, "delta_note"));
+	if (json_object_object_get_ex(o, "images", &imgs) && json_object_is_type(imgs, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(imgs) && rec->n_images < 8; i++) {
+			struct json_object *v = json_object_array_get_idx(imgs, i);
+			struct slotsync_install_image *im = &rec->images[rec->n_images];
+			if (!json_object_is_type(v, json_type_object) || !jstr(v, "name")[0])
+				continue;
+			system_copy_str(im->name, sizeof(im->name), jstr(v, "name"));
+			im->done = json_object_object_get_ex(v, "done", &dv) && json_object_get_boolean(dv);
+			im->bytes_total = ju64(v, "bytes_total");
+			im->bytes_done = ju64(v, "bytes_done");
+			im->bytes_fetched = ju64(v, "bytes_fetched");
+			im->bytes_from_seed = ju64(v, "bytes_from_seed");
+			rec->n_images++;
+		}
 	if (json_object_object_get_ex(o, "seconds", &secs) && json_object_is_type(secs, json_type_object))
 		for (int i = 0; i < SLOTSYNC_STEP_COUNT; i++) {
 			struct json_object *v;
@@ -206,6 +220,21 @@ struct json_object *system_record_json(const struct slotsync_install_record *rec
 	if (rec->delta_objects_skipped || rec->delta_note[0]) {
 		json_object_object_add(o, "delta_objects_skipped", json_object_new_int64((int64_t)rec->delta_objects_skipped));
 		json_object_object_add(o, "delta_note", json_object_new_string(rec->delta_note));
+	}
+	if (rec->n_images) {
+		struct json_object *imgs = json_object_new_array();
+		for (size_t i = 0; i < rec->n_images; i++) {
+			const struct slotsync_install_image *im = &rec->images[i];
+			struct json_object *v = json_object_new_object();
+			json_object_object_add(v, "name", json_object_new_string(im->name));
+			json_object_object_add(v, "done", json_object_new_boolean(im->done));
+			json_object_object_add(v, "bytes_total", json_object_new_int64((int64_t)im->bytes_total));
+			json_object_object_add(v, "bytes_done", json_object_new_int64((int64_t)im->bytes_done));
+			json_object_object_add(v, "bytes_fetched", json_object_new_int64((int64_t)im->bytes_fetched));
+			json_object_object_add(v, "bytes_from_seed", json_object_new_int64((int64_t)im->bytes_from_seed));
+			json_object_array_add(imgs, v);
+		}
+		json_object_object_add(o, "images", imgs);
 	}
 	for (int i = SLOTSYNC_STEP_VERIFY; i < SLOTSYNC_STEP_DONE; i++)
 		if (rec->seconds[i] > 0)

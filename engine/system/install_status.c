@@ -228,6 +228,19 @@ int slotsync_install_bundle_info_json(const struct slotsync_config *cfg, const c
 		json_object_array_add(deltas, d);
 	}
 	json_object_object_add(o, "deltas", deltas);
+	/* the slot group: the main image (above) is "rootfs", these the others */
+	if (m->n_images) {
+		struct json_object *images = json_object_new_array();
+		for (size_t i = 0; i < m->n_images; i++) {
+			struct json_object *d = json_object_new_object();
+			json_object_object_add(d, "name", json_object_new_string(m->images[i].name));
+			json_object_object_add(d, "size", json_object_new_int64((int64_t)m->images[i].size));
+			json_object_object_add(d, "sha256", json_digest(m->images[i].sha256));
+			json_object_object_add(d, "index_sha256", json_digest(m->images[i].index_sha256));
+			json_object_array_add(images, d);
+		}
+		json_object_object_add(o, "images", images);
+	}
 	hooks = json_object_new_object();
 	json_object_object_add(hooks, "pre-install", m->hook_pre_install ? json_object_new_string(m->hook_pre_install) : NULL);
 	json_object_object_add(hooks, "post-install", m->hook_post_install ? json_object_new_string(m->hook_post_install) : NULL);
@@ -271,6 +284,14 @@ int slotsync_install_status_json(const struct slotsync_config *cfg, char **out, 
 		struct json_object *s = json_object_new_object();
 		json_object_object_add(s, "device", json_object_new_string(cfg->slot[i].device));
 		json_object_object_add(s, "backend", json_object_new_string(slotsync_slot_backend_name(cfg->slot[i].backend)));
+		if (cfg->slot[i].n_images) {
+			/* the slot group's further images: name -> volume */
+			struct json_object *im = json_object_new_object();
+			for (size_t k = 0; k < cfg->slot[i].n_images; k++)
+				json_object_object_add(im, cfg->slot[i].images[k].name,
+						       json_object_new_string(cfg->slot[i].images[k].device));
+			json_object_object_add(s, "images", im);
+		}
 		json_object_object_add(s, "status", json_object_new_string(sr[i].status[0] ? sr[i].status : "unknown"));
 		json_object_object_add(s, "version", sr[i].version[0] ? json_object_new_string(sr[i].version) : NULL);
 		json_object_object_add(s, "booted", json_object_new_boolean(booted == i));

@@ -34,6 +34,16 @@ int system_install_index_fetch(const struct slotsync_config *cfg, const struct s
 			       struct slotsync_install_record *rec, const char *path, int *unavailable,
 			       struct slotsync_error *err);
 
+/* A further image's index (m's image im), from the bundle when it embeds it
+ * (embedded_bundle: its path, or NULL), else from the stores: checked
+ * against the signed size and digest and the image's size, written to path
+ * atomically.  Bytes over the network are added to *fetched; *unavailable as
+ * above. */
+struct slotsync_manifest_image;
+int system_install_image_index(const struct slotsync_config *cfg, const struct slotsync_manifest *m,
+			       const struct slotsync_manifest_image *im, const char *embedded_bundle,
+			       uint64_t *fetched, const char *path, int *unavailable, struct slotsync_error *err);
+
 /* ---- the state folder (install_state.c) ------------------------------------- */
 
 /* A path made with fmt, or "" when it does not fit in PATH_MAX (the

@@ -12,7 +12,8 @@
  *              concurrency, max-rate, min-rate, stall-timeout, poll-interval, poll-jitter, window,
  *              reboot-command, health-dir, health-timeout, hooks-dir
  *   [slot.A], [slot.B]
- *              device, backend (raw|luks2), data, mapping, data-mapping
+ *              device (or rootfs), backend (raw|luks2), data, mapping, data-mapping,
+ *              and NAME = volume for each further image of the slot group (boot = ...)
  *
  * Sizes take k, M, G (powers of 1024); durations s, m, h, d; a window is
  * HH:MM-HH:MM in local time (it may wrap midnight).  An unknown section or

@@ -10,6 +10,8 @@
  *   pre-install   the bundle's pre-install hook, if it has one
  *   assemble      the inactive slot (slot backend, seeds, store, journal)
  *   verify-slot   SHA-256 of the whole slot against the manifest's image digest
+ *   images        the further images of the slot group (e.g. "boot"), by name,
+ *                 each written to its volume and checked byte-exact in turn
  *   migrate-data  the active data partition copied, the release's hooks run
  *   post-install  the bundle's post-install hook, if it has one
  *   switch        the boot state: the new slot first, with its tries
@@ -24,7 +26,7 @@
  *
  * Files in STATE_DIR: install.json (the journal), install.bundle (the bundle
  * being installed), install.caibx (its index), install.journal (the
- * assembly's), slots.json (what each slot holds), slot-A.caibx / slot-B.caibx
+ * assembly's), install.NAME.caibx and install.NAME.journal (a further image's), slots.json (what each slot holds), slot-A.caibx / slot-B.caibx
  * (their indexes, to seed the next install), failed.json (releases that failed
  * on this device), state.json (policy.h's device state).
  */
@@ -48,6 +50,7 @@ enum slotsync_install_step {
 	SLOTSYNC_STEP_PRE_INSTALL,
 	SLOTSYNC_STEP_ASSEMBLE,
 	SLOTSYNC_STEP_VERIFY_SLOT,
+	SLOTSYNC_STEP_IMAGES,
 	SLOTSYNC_STEP_MIGRATE_DATA,
 	SLOTSYNC_STEP_POST_INSTALL,
 	SLOTSYNC_STEP_SWITCH,
@@ -86,6 +89,14 @@ struct slotsync_install_record {
 	uint64_t index_bytes_fetched;
 	uint64_t delta_objects_skipped;      /* delta objects left out: this device compresses otherwise */
 	char delta_note[256];                /* why ("" : none) */
+	/* the further images of the slot group, sorted by name (the bytes_*
+	 * above are the main image's, and the indexes') */
+	struct slotsync_install_image {
+		char name[33];
+		int done;                    /* written and checked byte-exact */
+		uint64_t bytes_total, bytes_done, bytes_fetched, bytes_from_seed;
+	} images[8];
+	size_t n_images;
 };
 
 /* Exit codes of the slotsync command (install, assemble, agent --once and the

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — what a release and a channel say: the manifest of a release
  * bundle (JSON: version, compatible, security version, image size and digest,
- * index digest, store URLs, hooks, downgrade policy, expiry, delta indexes)
+ * index digest, store URLs, hooks, downgrade policy, expiry, delta indexes,
+ * the further images of a slot group)
  * and the channel pointer (JSON: version, expiry, bundle URL, digest and
  * size), parsed strictly and written canonically; and the times they carry.
  * Both travel inside signed envelopes (envelope.h). */
@@ -29,6 +30,8 @@ extern "C" {
 #define SLOTSYNC_MANIFEST_FORMAT 1
 #define SLOTSYNC_MANIFEST_MAX_STORES 16
 #define SLOTSYNC_MANIFEST_MAX_DELTAS 16
+#define SLOTSYNC_MANIFEST_MAX_IMAGES 8   /* further images of a slot group */
+#define SLOTSYNC_IMAGE_NAME_MAX 32       /* characters of an image name */
 
 /* dm-verity of the slot image (docs/format.md, "Slot images"): the image
  * covered by the manifest's image size and digest is the filesystem padded to
@@ -73,7 +76,28 @@ struct slotsync_manifest {
 		uint64_t index_size;
 	} deltas[SLOTSYNC_MANIFEST_MAX_DELTAS];
 	size_t n_deltas;
+	/* the further images of the slot group (docs/format.md, "Slot groups"):
+	 * the fields above are the main image, "rootfs"; these are the others
+	 * (e.g. "boot": kernel, initramfs, device tree), sorted by name, each
+	 * with its own index in the store (indexes/<hex>.caibx) */
+	struct slotsync_manifest_image {
+		char name[SLOTSYNC_IMAGE_NAME_MAX + 1];
+		uint64_t size;                          /* bytes of the image */
+		uint8_t sha256[SLOTSYNC_DIGEST_BYTES];  /* of the image */
+		uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];
+		uint64_t index_size;                    /* bytes of its index (not 0) */
+	} images[SLOTSYNC_MANIFEST_MAX_IMAGES];
+	size_t n_images;
 };
+
+/* Whether name is a valid name of a further image: 1 to 32 characters of
+ * [a-z0-9_-], the first a letter or digit, and not "rootfs" (the main
+ * image's).  1 if it is, 0 if not. */
+SLOTSYNC_EXPORT int slotsync_image_name_valid(const char *name);
+
+/* The further image of that name in m, or NULL. */
+SLOTSYNC_EXPORT const struct slotsync_manifest_image *slotsync_manifest_image(const struct slotsync_manifest *m,
+									       const char *name);
 
 /* Parses manifest JSON (at most SLOTSYNC_MANIFEST_MAX_BYTES): every field is
  * type-checked, unknown fields are refused (a signer's intent is never half-read). */

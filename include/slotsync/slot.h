@@ -37,6 +37,7 @@ enum slotsync_slot_backend {
 };
 
 #define SLOTSYNC_SLOT_MAPPING_MAX 64
+#define SLOTSYNC_SLOT_IMAGES_MAX 8      /* further images of a slot group */
 
 struct slotsync_slot_config {
 	char name[8];                     /* "A", "B" */
@@ -45,6 +46,14 @@ struct slotsync_slot_config {
 	char data[PATH_MAX];              /* its data partition; "" : none */
 	char mapping[SLOTSYNC_SLOT_MAPPING_MAX];       /* luks2; default slotsync-<name> */
 	char data_mapping[SLOTSYNC_SLOT_MAPPING_MAX];  /* luks2; default slotsync-data-<name> */
+	/* the further images of the slot group, sorted by name (e.g. "boot" =
+	 * the volume of this slot's kernel, initramfs and device tree): always
+	 * written raw, whatever the backend of device */
+	struct slotsync_slot_image {
+		char name[33];                    /* an image name (slotsync_image_name_valid) */
+		char device[PATH_MAX];
+	} images[SLOTSYNC_SLOT_IMAGES_MAX];
+	size_t n_images;
 };
 
 /* One volume: a slot or a data partition. */

@@ -304,6 +304,62 @@ START_TEST(test_unclosed_section)
 }
 END_TEST
 
+START_TEST(test_slot_groups)
+{
+	struct slotsync_config c;
+	struct slotsync_error err;
+	static const struct {
+		const char *text, *needle;
+	} bad[] = {
+		{ "[slot.A]\nrootfs = /dev/vda\ndevice = /dev/vda\n[slot.B]\ndevice = /dev/vdb\n",
+		  "system.conf:3: rootfs = and device = in [slot.A] both name the main image's volume: give one of them" },
+		{ "[slot.A]\ndevice = /dev/vda\nboot = /dev/vdc\n[slot.B]\ndevice = /dev/vdb\n",
+		  "[slot.A] names image \"boot\" and [slot.B] does not: both slots name the same images" },
+		{ "[slot.A]\ndevice = /dev/vda\n[slot.B]\ndevice = /dev/vdb\nboot = /dev/vdd\n",
+		  "[slot.B] names image \"boot\" and [slot.A] does not" },
+		{ "[slot.A]\ndevice = /dev/vda\nboot = /dev/vdc\n[slot.B]\ndevice = /dev/vdb\nboot = /dev/vdc\n",
+		  "image \"boot\" of [slot.A] is on /dev/vdc, which another volume uses too" },
+		{ "[slot.A]\ndevice = /dev/vda\nboot = /dev/vda\n[slot.B]\ndevice = /dev/vdb\nboot = /dev/vdd\n",
+		  "image \"boot\" of [slot.A] is on /dev/vda" },
+		{ "[slot.A]\ndevice = /dev/vda\nboot = /dev/vdc\ndtb = /dev/vdc\n[slot.B]\ndevice = /dev/vdb\nboot = /dev/vdd\ndtb = /dev/vde\n",
+		  "are on the same volume /dev/vdc" },
+		{ "[slot.A]\ndevice = /dev/vda\nBoot = /dev/vdc\n[slot.B]\ndevice = /dev/vdb\n",
+		  "system.conf:3: unknown key \"Boot\" in [slot.A]" },
+		{ "[slot.A]\ndevice = /dev/vda\n_boot = /dev/vdc\n[slot.B]\ndevice = /dev/vdb\n", "unknown key \"_boot\"" },
+		{ "[slot.A]\ndevice = /dev/vda\na23456789012345678901234567890123 = /dev/vdc\n[slot.B]\ndevice = /dev/vdb\n",
+		  "unknown key" },
+		{ "[slot.A]\ndevice = /dev/vda\nboot = /dev/vdc\nboot = /dev/vde\n[slot.B]\ndevice = /dev/vdb\n",
+		  "key \"boot\" in [slot.A] is given twice" },
+		{ "[slot.A]\ndevice = /dev/vda\nboot = relative/path\n[slot.B]\ndevice = /dev/vdb\n",
+		  "bad value \"relative/path\" for key \"boot\"" },
+		{ "[slot.A]\ndevice = /dev/vda\na=/x/1\nb=/x/2\nc=/x/3\nd=/x/4\ne=/x/5\nf=/x/6\ng=/x/7\nh=/x/8\ni=/x/9\n"
+		  "[slot.B]\ndevice = /dev/vdb\n", "too many \"i\" keys in [slot.A]" },
+	};
+
+	/* rootfs = is device =; further images sorted by name, whatever their order */
+	ck_assert_msg(load("[slot.A]\nrootfs = /dev/vda\nboot = /dev/vdc\ndtb-x = /dev/vde\n[slot.B]\ndtb-x = /dev/vdf\n"
+			   "device = /dev/vdb\nboot = /dev/vdd\n",
+			   &c, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_str_eq(c.slot[0].device, "/dev/vda");
+	ck_assert_uint_eq(c.slot[0].n_images, 2);
+	ck_assert_uint_eq(c.slot[1].n_images, 2);
+	ck_assert_str_eq(c.slot[0].images[0].name, "boot");
+	ck_assert_str_eq(c.slot[0].images[0].device, "/dev/vdc");
+	ck_assert_str_eq(c.slot[0].images[1].name, "dtb-x");
+	ck_assert_str_eq(c.slot[1].images[0].name, "boot");
+	ck_assert_str_eq(c.slot[1].images[0].device, "/dev/vdd");
+	ck_assert_str_eq(c.slot[1].images[1].device, "/dev/vdf");
+	/* no further images: as before */
+	ck_assert_int_eq(load("[slot.A]\ndevice = /dev/vda\n[slot.B]\ndevice = /dev/vdb\n", &c, &err), 0);
+	ck_assert_uint_eq(c.slot[0].n_images, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(load(bad[i].text, &c, &err) < 0, "accepted case %zu", i);
+		ck_assert_msg(strstr(slotsync_error_message(&err), bad[i].needle), "case %zu: \"%s\" does not say \"%s\"", i,
+			      slotsync_error_message(&err), bad[i].needle);
+	}
+}
+END_TEST
+
 START_TEST(test_example_parses)
 {
 	struct slotsync_config c;
@@ -342,6 +398,7 @@ int main(void)
 	tcase_add_test(tc, test_missing_features);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_example_parses);
+	tcase_add_test(tc, test_slot_groups);
 	tcase_add_test(tc, test_unclosed_section);
 	suite_add_tcase(s, tc);
 	return test_run_suite(s);

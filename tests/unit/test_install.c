@@ -205,6 +205,60 @@ START_TEST(test_status_delta_note)
 }
 END_TEST
 
+/* The install journal keeps each further image of the slot group (its name,
+ * whether it is done, its bytes): a resumed install reads them back, and the
+ * status reports them; an install without further images writes none. */
+START_TEST(test_record_images)
+{
+	struct ctx c;
+	struct slotsync_install_record rec;
+	struct slotsync_error err = { 0 };
+	struct json_object *o, *st, *inst, *v, *im;
+	char path[PATH_MAX + 32], *json;
+
+	ctx_make(&c, "radio-x86");
+	installed_and_switched(&c);
+	snprintf(path, sizeof(path), "%s/install.json", c.cfg.state_dir);
+	o = json_object_from_file(path);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(!json_object_object_get_ex(o, "images", &v));
+	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
+	ck_assert_uint_eq(rec.n_images, 0);
+	/* as an install of a two-image group leaves it midway (docs/install.md) */
+	v = json_tokener_parse("[{\"name\": \"boot\", \"done\": true, \"bytes_total\": 6291456, \"bytes_done\": 6291456, "
+			       "\"bytes_fetched\": 1089181, \"bytes_from_seed\": 5202275},"
+			       " {\"name\": \"dtb\", \"done\": false, \"bytes_total\": 65536, \"bytes_done\": 4096, "
+			       "\"bytes_fetched\": 4096, \"bytes_from_seed\": 0}]");
+	ck_assert_ptr_nonnull(v);
+	json_object_object_add(o, "images", v);
+	ck_assert_int_eq(json_object_to_file(path, o), 0);
+	json_object_put(o);
+	memset(&rec, 0, sizeof(rec));
+	ck_assert_int_eq(slotsync_install_record_load(&c.cfg, &rec, &err), 0);
+	ck_assert_uint_eq(rec.n_images, 2);
+	ck_assert_str_eq(rec.images[0].name, "boot");
+	ck_assert_int_eq(rec.images[0].done, 1);
+	ck_assert_uint_eq(rec.images[0].bytes_fetched, 1089181);
+	ck_assert_uint_eq(rec.images[0].bytes_from_seed, 5202275);
+	ck_assert_str_eq(rec.images[1].name, "dtb");
+	ck_assert_int_eq(rec.images[1].done, 0);
+	ck_assert_uint_eq(rec.images[1].bytes_done, 4096);
+	ck_assert_int_eq(slotsync_install_status_json(&c.cfg, &json, &err), 0);
+	st = json_tokener_parse(json);
+	ck_assert(json_object_object_get_ex(st, "install", &inst));
+	ck_assert(json_object_object_get_ex(inst, "images", &v));
+	ck_assert_uint_eq(json_object_array_length(v), 2);
+	im = json_object_array_get_idx(v, 1);
+	ck_assert(json_object_object_get_ex(im, "name", &o));
+	ck_assert_str_eq(json_object_get_string(o), "dtb");
+	ck_assert(json_object_object_get_ex(im, "bytes_total", &o));
+	ck_assert_int_eq(json_object_get_int64(o), 65536);
+	json_object_put(st);
+	free(json);
+	ctx_free(&c);
+}
+END_TEST
+
 /* Stable device names hold colons (/dev/disk/by-path/pci-0000:00:1f.2-ata-1):
  * the running slot is a seed all the same, first without a kept index, then,
  * after mark good, with the index kept for it. */
@@ -545,6 +599,7 @@ static Suite *install_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_install_then_mark_good);
 	tcase_add_test(tc, test_status_delta_note);
+	tcase_add_test(tc, test_record_images);
 	tcase_add_test(tc, test_slot_paths_with_colons);
 	tcase_add_test(tc, test_state_files_private_under_umask_077);
 	tcase_add_test(tc, test_state_folder_open_to_others_refused);

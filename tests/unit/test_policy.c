@@ -141,6 +141,111 @@ START_TEST(test_manifest_refusals)
 }
 END_TEST
 
+/* A further image "boot" as GOOD's "images" (name and one field replaceable). */
+#define IMG(name, extra) "{\"name\": \"" name "\", \"size\": 8192, \"sha256\": \"" H1 "\", \"index_sha256\": \"" H2 "\", \"index_size\": 120" extra "}"
+
+START_TEST(test_manifest_images)
+{
+	struct slotsync_manifest *m = NULL, *m2 = NULL;
+	struct slotsync_error err;
+	char *a = NULL, *b = NULL;
+	size_t la, lb;
+
+	ck_assert_msg(parse(GOOD ", \"images\": [" IMG("boot", "") ", " IMG("dtb-extra_2", "") "]}", &m, &err) == 0, "%s",
+		      err.msg);
+	ck_assert_uint_eq(m->n_images, 2);
+	ck_assert_str_eq(m->images[0].name, "boot");
+	ck_assert_str_eq(m->images[1].name, "dtb-extra_2");
+	ck_assert_uint_eq(m->images[0].size, 8192);
+	ck_assert_uint_eq(m->images[0].index_size, 120);
+	ck_assert_int_eq(m->images[0].sha256[0], 0x11);
+	ck_assert_int_eq(m->images[0].index_sha256[31], 0x22);
+	ck_assert_ptr_eq(slotsync_manifest_image(m, "boot"), &m->images[0]);
+	ck_assert_ptr_null(slotsync_manifest_image(m, "rootfs"));
+	ck_assert_ptr_null(slotsync_manifest_image(m, "kernel"));
+	ck_assert_int_eq(slotsync_manifest_serialize(m, &a, &la, &err), 0);
+	ck_assert_ptr_nonnull(strstr(a, "\"images\""));
+	ck_assert_int_eq(slotsync_manifest_parse((const uint8_t *)a, la, &m2, &err), 0);
+	ck_assert_int_eq(slotsync_manifest_serialize(m2, &b, &lb, &err), 0);
+	ck_assert_uint_eq(la, lb);
+	ck_assert_int_eq(memcmp(a, b, la), 0);
+	ck_assert_uint_eq(m2->n_images, 2);
+	ck_assert_str_eq(m2->images[1].name, "dtb-extra_2");
+	free(a);
+	free(b);
+	slotsync_manifest_free(m);
+	slotsync_manifest_free(m2);
+	/* a manifest without images writes no "images": single-image bundles are
+	 * byte for byte what they were */
+	ck_assert_int_eq(parse(GOOD "}", &m, &err), 0);
+	ck_assert_uint_eq(m->n_images, 0);
+	ck_assert_int_eq(slotsync_manifest_serialize(m, &a, &la, &err), 0);
+	ck_assert_ptr_null(strstr(a, "images"));
+	free(a);
+	slotsync_manifest_free(m);
+	/* an empty array is no images */
+	ck_assert_int_eq(parse(GOOD ", \"images\": []}", &m, &err), 0);
+	ck_assert_uint_eq(m->n_images, 0);
+	slotsync_manifest_free(m);
+}
+END_TEST
+
+START_TEST(test_manifest_images_refusals)
+{
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{ GOOD ", \"images\": {}}", "\"images\" must be an array" },
+		{ GOOD ", \"images\": [7]}", "image 1 must be an object" },
+		{ GOOD ", \"images\": [" IMG("boot", ", \"mode\": 1") "]}", "unknown field \"mode\"" },
+		{ GOOD ", \"images\": [" IMG("rootfs", "") "]}", "name \"rootfs\" is not valid" },
+		{ GOOD ", \"images\": [" IMG("Boot", "") "]}", "name \"Boot\" is not valid" },
+		{ GOOD ", \"images\": [" IMG("-boot", "") "]}", "is not valid" },
+		{ GOOD ", \"images\": [" IMG("bo/ot", "") "]}", "is not valid" },
+		{ GOOD ", \"images\": [" IMG("a23456789012345678901234567890123", "") "]}", "is not valid" },
+		{ GOOD ", \"images\": [" IMG("boot", "") ", " IMG("boot", "") "]}", "named twice" },
+		{ GOOD ", \"images\": [" IMG("dtb", "") ", " IMG("boot", "") "]}", "out of order" },
+		{ GOOD ", \"images\": [{\"name\": \"boot\", \"size\": 8192, \"sha256\": \"" H1 "\", \"index_sha256\": \"" H2 "\"}]}",
+		  "lacks the field \"index_size\"" },
+		{ GOOD ", \"images\": [{\"name\": \"boot\", \"size\": 8192, \"sha256\": \"" H1 "\", \"index_size\": 5}]}",
+		  "lacks the field \"index_sha256\"" },
+		{ GOOD ", \"images\": [{\"size\": 8192, \"sha256\": \"" H1 "\", \"index_sha256\": \"" H2 "\", \"index_size\": 5}]}",
+		  "lacks the field \"name\"" },
+		{ GOOD ", \"images\": [{\"name\": \"boot\", \"size\": 0, \"sha256\": \"" H1 "\", \"index_sha256\": \"" H2 "\", \"index_size\": 5}]}",
+		  "must not be 0" },
+		{ GOOD ", \"images\": [{\"name\": \"boot\", \"size\": 9, \"sha256\": \"" H1 "\", \"index_sha256\": \"" H2 "\", \"index_size\": 0}]}",
+		  "must not be 0" },
+		{ GOOD ", \"images\": [{\"name\": \"boot\", \"size\": -9, \"sha256\": \"" H1 "\", \"index_sha256\": \"" H2 "\", \"index_size\": 3}]}",
+		  "\"size\" must be between" },
+		{ GOOD ", \"images\": [{\"name\": \"boot\", \"size\": 9, \"sha256\": \"xy\", \"index_sha256\": \"" H2 "\", \"index_size\": 3}]}",
+		  "\"sha256\" must be 64 hex digits" },
+		{ GOOD ", \"images\": [{\"name\": 5, \"size\": 9, \"sha256\": \"" H1 "\", \"index_sha256\": \"" H2 "\", \"index_size\": 3}]}",
+		  "\"name\" must be a string" },
+		{ GOOD ", \"images\": [" IMG("a", "") "," IMG("b", "") "," IMG("c", "") "," IMG("d", "") "," IMG("e", "") ","
+		  IMG("f", "") "," IMG("g", "") "," IMG("h", "") "," IMG("i", "") "]}", "more than 8 further images" },
+	};
+	struct slotsync_manifest *m = NULL;
+	struct slotsync_error err;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(cases[i].json, &m, &err);
+		ck_assert_msg(r < 0, "accepted: %s", cases[i].json);
+		ck_assert_ptr_null(m);
+		ck_assert_msg(strstr(err.msg, cases[i].needle), "case %zu: \"%s\" does not say \"%s\"", i, err.msg,
+			      cases[i].needle);
+	}
+	ck_assert_int_eq(slotsync_image_name_valid("boot"), 1);
+	ck_assert_int_eq(slotsync_image_name_valid("0dtb_x-1"), 1);
+	ck_assert_int_eq(slotsync_image_name_valid("a2345678901234567890123456789012"), 1);
+	ck_assert_int_eq(slotsync_image_name_valid("a23456789012345678901234567890123"), 0);
+	ck_assert_int_eq(slotsync_image_name_valid("rootfs"), 0);
+	ck_assert_int_eq(slotsync_image_name_valid(""), 0);
+	ck_assert_int_eq(slotsync_image_name_valid("_boot"), 0);
+	ck_assert_int_eq(slotsync_image_name_valid("bo ot"), 0);
+	ck_assert_int_eq(slotsync_image_name_valid(NULL), 0);
+}
+END_TEST
+
 /* A manifest with a verity object: an image of 3 blocks, data in the first,
  * the tree from 4096 on; fields given as the replacement for one of them. */
 #define VGOOD_HEAD                                                                                             \
@@ -319,6 +424,8 @@ int main(void)
 	tcase_add_test(tc, test_manifest_round_trip);
 	tcase_add_test(tc, test_manifest_refusals);
 	tcase_add_test(tc, test_manifest_index_diff);
+	tcase_add_test(tc, test_manifest_images);
+	tcase_add_test(tc, test_manifest_images_refusals);
 	tcase_add_test(tc, test_manifest_verity);
 	tcase_add_test(tc, test_manifest_verity_refusals);
 	tcase_add_test(tc, test_policy_rules);

@@ -23,7 +23,7 @@
 #   ub_boots NAME               the boots of a power-on: "SLOT KERNEL_S USER_S"
 #   ub_env_host ARGS...         fw_printenv/fw_setenv on the disk image
 UB_CACHE=${SLOTSYNC_UBOOT_CACHE:-/var/cache/slotsync/system-uboot}
-UB_UBOOT=/usr/lib/u-boot/qemu_arm64/u-boot.bin
+UB_UBOOT=${SLOTSYNC_UBOOT_BIN:-/usr/lib/u-boot/qemu_arm64/u-boot.bin}
 UB_SUITE=bookworm
 UB_MIRROR=${SLOTSYNC_MIRROR:-$(bash "$SLOTSYNC_SOURCE_DIR/scripts/debian-mirror.sh" "$UB_SUITE")}
 UB_TIMES=()

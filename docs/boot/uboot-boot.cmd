@@ -35,7 +35,13 @@ test -n "${ss_fdt}" || setenv ss_fdt ${fdtcontroladdr}
 test -n "${ss_keep}" || setenv ss_keep "BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT BOOT_A_OK BOOT_B_OK"
 
 ${ss_iface} dev ${ss_devnum}
+setenv ss_envblk
 part start ${ss_iface} ${ss_devnum} ${ss_envpart} ss_envblk
+if test -z "${ss_envblk}"; then
+	# never boot a slot that cannot count its boots
+	echo "slotsync: no partition ${ss_envpart} on ${ss_iface} ${ss_devnum}: cannot keep the environment"
+	exit
+fi
 setexpr ss_envblk1 ${ss_envblk} + 0x80
 ${ss_iface} read ${ss_env0} ${ss_envblk} 0x20
 ${ss_iface} read ${ss_env1} ${ss_envblk1} 0x20

@@ -37,6 +37,8 @@ ub_require() {
 	[ -n "$why" ] || command -v fw_printenv >/dev/null || why="fw_printenv is missing (Debian: libubootenv-tool)"
 	[ -n "$why" ] || command -v mmdebstrap >/dev/null || [ -e "$UB_CACHE/root-$UB_SUITE-1/.ready" ] ||
 		why="mmdebstrap is missing and no arm64 root is cached in $UB_CACHE"
+	[ -n "$why" ] || dpkg --print-foreign-architectures | grep -qx arm64 || ls "$UB_CACHE"/k-*/.ready >/dev/null 2>&1 ||
+		why="apt knows no arm64 packages for the kernel (dpkg --add-architecture arm64; apt-get update)"
 	if [ -z "$why" ] && [ ! -e "$UB_CACHE/root-$UB_SUITE-1/.ready" ]; then
 		# mmdebstrap runs the arm64 maintainer scripts through qemu-user
 		[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||

@@ -117,13 +117,13 @@ ${ss_iface} write ${ss_at} ${ss_blk} 0x20
 echo "slotsync: booting slot ${ss_slot} (${ss_left} boots left after this one; order ${BOOT_ORDER})"
 
 # the slot's boot volume: a filesystem with Image, initrd.img and, where the
-# board gives no device tree of its own (ss_fdt empty), dtb
+# board gives no device tree of its own (ss_fdt set to "dtb"), dtb
 if test "${ss_slot}" = "A"; then setenv ss_bootpart boot-a; else setenv ss_bootpart boot-b; fi
 part number ${ss_iface} ${ss_devnum} ${ss_bootpart} ss_bootnum
 load ${ss_iface} ${ss_devnum}:${ss_bootnum} ${kernel_addr_r} Image
 load ${ss_iface} ${ss_devnum}:${ss_bootnum} ${ramdisk_addr_r} initrd.img
 setenv ss_initrd_size ${filesize}
-if test -z "${ss_fdt}"; then
+if test "${ss_fdt}" = "dtb"; then
 	load ${ss_iface} ${ss_devnum}:${ss_bootnum} ${fdt_addr_r} dtb
 	setenv ss_fdt ${fdt_addr_r}
 fi

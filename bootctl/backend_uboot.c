@@ -4,8 +4,10 @@
  * With a redundant environment (two lines in fw_env.config) libubootenv writes
  * the copy not in use, then flags it current: a cut leaves the old copy valid.
  *
- * Variables (RAUC's names where they fit): BOOT_ORDER ("A B"), BOOT_A_LEFT /
- * BOOT_B_LEFT (tries left while not good), BOOT_A_OK / BOOT_B_OK (1: good).
+ * Variables (RAUC's names and counting, docs/boot/uboot-boot.cmd): BOOT_ORDER
+ * ("A B"), BOOT_A_LEFT / BOOT_B_LEFT (boots left: U-Boot takes one at every
+ * boot of the slot, a good boot gives them back), BOOT_A_OK / BOOT_B_OK (1:
+ * good; slotsync's own, U-Boot does not read them).
  * Other variables are kept.
  */
 #include <errno.h>
@@ -97,6 +99,18 @@ out:
 	return r;
 }
 
+/* BOOT_x_LEFT as the boot script counts it, RAUC's way: a slot boots only
+ * with boots left, a good one too (U-Boot takes one at every boot and a good
+ * boot gives them back), so a good slot never goes out with none */
+static int uboot_left(const struct slotsync_boot_config *cfg, const struct slotsync_boot_slot *s)
+{
+	int def = cfg->default_tries > 0 ? cfg->default_tries : SLOTSYNC_BOOT_TRIES_DEFAULT;
+
+	if (def > 9)
+		def = 9;
+	return s->good && s->priority > 0 && s->tries < 1 ? def : s->tries;
+}
+
 static int uboot_store(const struct slotsync_boot_config *cfg, const struct slotsync_boot_state *st,
 		       struct slotsync_error *err)
 {
@@ -108,9 +122,9 @@ static int uboot_store(const struct slotsync_boot_config *cfg, const struct slot
 		return r;
 	boot_order_format(st, order);
 	snprintf(n[0], sizeof(n[0]), "%d", st->slot[0].good);
-	snprintf(n[1], sizeof(n[1]), "%d", st->slot[0].tries);
+	snprintf(n[1], sizeof(n[1]), "%d", uboot_left(cfg, &st->slot[0]));
 	snprintf(n[2], sizeof(n[2]), "%d", st->slot[1].good);
-	snprintf(n[3], sizeof(n[3]), "%d", st->slot[1].tries);
+	snprintf(n[3], sizeof(n[3]), "%d", uboot_left(cfg, &st->slot[1]));
 	if (libuboot_set_env(ctx, "BOOT_ORDER", order) < 0 || libuboot_set_env(ctx, "BOOT_A_OK", n[0]) < 0 ||
 	    libuboot_set_env(ctx, "BOOT_A_LEFT", n[1]) < 0 || libuboot_set_env(ctx, "BOOT_B_OK", n[2]) < 0 ||
 	    libuboot_set_env(ctx, "BOOT_B_LEFT", n[3]) < 0)

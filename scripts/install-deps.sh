@@ -36,6 +36,9 @@ PACKAGES=(
 	systemd dbus-daemon dbus-system-bus-common
 	# the whole-system proof: a partitioned disk with GRUB installed
 	fdisk grub2-common
+	# the U-Boot boot on arm64 (tests/system-uboot): Debian's U-Boot in qemu, an
+	# arm64 root made through qemu-user
+	qemu-system-arm u-boot-qemu mmdebstrap qemu-user-static binfmt-support
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
 )

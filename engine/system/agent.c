@@ -112,6 +112,31 @@ static int health_checks(const struct slotsync_config *cfg, struct slotsync_erro
 	return r;
 }
 
+/* Nothing to validate: a good slot runs. A bootloader that takes one of a
+ * slot's boots at every boot, good or not (U-Boot's script counting RAUC's
+ * way, Barebox's bootchooser), took one: give them back, as RAUC's mark-good
+ * does at every boot, or after default-tries reboots the good slot has none
+ * left and the bootloader falls back to the other. GRUB's script and the file
+ * backend count only slots on trial: nothing to give back. */
+static int give_back_boots(const struct slotsync_config *cfg, struct slotsync_error *err)
+{
+	struct slotsync_boot_state bs;
+	struct slotsync_error lerr = { 0 };
+	int def = cfg->boot.default_tries > 0 ? cfg->boot.default_tries : SLOTSYNC_BOOT_TRIES_DEFAULT, booted;
+
+	if (cfg->boot.backend != SLOTSYNC_BOOT_UBOOT && cfg->boot.backend != SLOTSYNC_BOOT_BAREBOX)
+		return 0;
+	/* no booted slot named, no boot state: nothing of ours to give back */
+	booted = slotsync_boot_booted(&cfg->boot, &lerr);
+	if (booted < 0 || slotsync_boot_load(&cfg->boot, &bs, &lerr) < 0)
+		return 0;
+	if (!bs.slot[booted].good || bs.slot[booted].priority <= 0 || bs.slot[booted].tries >= def)
+		return 0;
+	slotsync_log_info("slot %c is good and booted: its boots back (%d of %d were left)", 'A' + booted,
+			  bs.slot[booted].tries, def);
+	return slotsync_boot_mark_good(&cfg->boot, booted, err);
+}
+
 int slotsync_agent_validate(const struct slotsync_config *cfg, int *reboot, struct slotsync_error *err)
 {
 	struct slotsync_install_record rec;
@@ -120,7 +145,9 @@ int slotsync_agent_validate(const struct slotsync_config *cfg, int *reboot, stru
 
 	*reboot = 0;
 	r = system_awaiting_validation(cfg, &rec, &booted, err);
-	if (r <= 0)
+	if (r == 0)
+		return give_back_boots(cfg, err);
+	if (r < 0)
 		return r;
 	if (booted != rec.target)
 		/* the old slot runs: settles a fallback if the new slot ran out of tries */

@@ -202,4 +202,23 @@ kill -TERM $pid
 wait $pid || true
 check "outside its window ($w_start-$w_end) the agent does not poll" bash -c "! grep -q stable.pointer '$NGINX_LOG'"
 check "(it waits for the window to open)" grep -q "next poll in [0-9]" "$T/win/agent.log"
+# ---- a bootloader that takes one of a slot's boots at every boot (U-Boot's
+# script counting RAUC's way, docs/boot/uboot-boot.cmd): a healthy boot of a
+# good slot gives them back, or after default-tries reboots the good slot has
+# none left and U-Boot falls back to the other
+device "$T/ub" "$NGINX_URL/stable.pointer"
+printf '%s 0x0 0x4000\n%s 0x0 0x4000\n' "$T/ub/uenv1" "$T/ub/uenv2" >"$T/ub/fw_env.config"
+printf 'bootdelay=1\n' >"$T/ub/default.txt"
+mkenvimage -r -s 0x4000 -o "$T/ub/uenv1" "$T/ub/default.txt"
+cp "$T/ub/uenv1" "$T/ub/uenv2"
+sed -i "s|^backend = file|backend = uboot|; s|^env = .*|env = $T/ub/fw_env.config|" "$T/ub/system.conf"
+$SLOTSYNC_BOOTCTL --backend uboot --env "$T/ub/fw_env.config" init
+fw_setenv -c "$T/ub/fw_env.config" BOOT_A_LEFT 2
+$S validate --config "$T/ub/system.conf"
+check "a good slot's boot: validate gives back the boot U-Boot took (BOOT_A_LEFT 2 -> 3)" \
+	bash -c "fw_printenv -c '$T/ub/fw_env.config' BOOT_A_LEFT | grep -qx 'BOOT_A_LEFT=3'"
+sum=$(cat "$T/ub/uenv1" "$T/ub/uenv2" | sha256sum)
+$S validate --config "$T/ub/system.conf"
+check "(none taken: the environment is not written)" test "$(cat "$T/ub/uenv1" "$T/ub/uenv2" | sha256sum)" = "$sum"
+
 finish

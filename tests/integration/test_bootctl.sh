@@ -50,9 +50,10 @@ for be in file grub uboot barebox; do
 		expect_fail "$be: $verb on a storage without a boot state" "$why" $B "${O[@]}" $verb
 	done
 	$B "${O[@]}" init
-	# (barebox's bootchooser boots only a slot with attempts left: a good one keeps default-tries)
+	# (barebox's bootchooser and U-Boot's script, counting RAUC's way, boot
+	# only a slot with attempts left: a good one keeps default-tries)
 	a_tries=0
-	[ $be != barebox ] || a_tries=3
+	[ $be != barebox ] && [ $be != uboot ] || a_tries=3
 	check "$be: init writes the first-boot state: A good and first, B not bootable" \
 		test "$(slots "${O[@]}")" = "A {\"A\": {\"good\": true, \"priority\": 2, \"tries\": $a_tries}, \"B\": {\"good\": false, \"priority\": 0, \"tries\": 0}}"
 	expect_fail "$be: init again refuses to overwrite the state" "already holds a state" $B "${O[@]}" init
@@ -90,6 +91,16 @@ check "fw_printenv reads what we wrote (BOOT_ORDER=B A, BOOT_B_LEFT=3) and keeps
 	bash -c "fw_printenv -c '$T/u/fw_env.config' | grep -qx 'BOOT_ORDER=B A' && fw_printenv -c '$T/u/fw_env.config' | grep -qx 'BOOT_B_LEFT=3' && fw_printenv -c '$T/u/fw_env.config' | grep -qx 'bootdelay=1'"
 fw_setenv -c "$T/u/fw_env.config" BOOT_B_LEFT 1
 check "we read what fw_setenv wrote" bash -c "$B ${O[*]} status --json | grep -q '\"B\":{\"priority\":2,\"tries\":1'"
+# RAUC's counting in docs/boot/uboot-boot.cmd: only a slot with boots left
+# (BOOT_x_LEFT > 0) boots, a good one too; the first-boot state and a good
+# slot must leave some
+O=($(fresh uboot "$T/ur"))
+check "uboot: the first-boot state gives A boots to take (BOOT_ORDER=A, BOOT_A_LEFT=3)" \
+	bash -c "fw_printenv -c '$T/ur/fw_env.config' | grep -qx 'BOOT_ORDER=A' && fw_printenv -c '$T/ur/fw_env.config' | grep -qx 'BOOT_A_LEFT=3'"
+fw_setenv -c "$T/ur/fw_env.config" BOOT_A_LEFT 0
+$B "${O[@]}" --booted A mark-good
+check "uboot: mark-good gives the booted slot its boots back (BOOT_A_LEFT=3 after U-Boot took the last)" \
+	bash -c "fw_printenv -c '$T/ur/fw_env.config' | grep -qx 'BOOT_A_LEFT=3'"
 
 # ---- a power cut at every I/O call of a switch
 for be in file grub uboot barebox; do

@@ -1,11 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the libFuzzer targets with clang-14 (ASan + UBSan) and runs each for
-# FUZZ_SECONDS (default 60), starting from a corpus of real indexes. A crash
+# FUZZ_SECONDS (default 30; SLOTSYNC_LONG=1 in scripts/test.sh: 1800), starting from a corpus of real indexes. A crash
 # keeps its input in build-fuzz/crash-* and fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_EACH=${FUZZ_SECONDS:-60}
+SECONDS_EACH=${FUZZ_SECONDS:-30}
 B=build-fuzz
 CC=clang-14 cmake -S . -B $B -DSLOTSYNC_FUZZ=ON -DSLOTSYNC_TESTS=OFF -DSLOTSYNC_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -106,6 +106,11 @@ struct gen_bundle_options {
 	int n_images;
 };
 
+/* One --image argument: IMG or rootfs=IMG (the main image, once), or NAME=FILE
+ * (a further image; arg is cut at the '=').  -EINVAL, said on stderr: the main
+ * image twice. */
+int gen_bundle_image_arg(struct gen_bundle_options *b, char *arg);
+
 /* Chunks the image into the store and writes the signed bundle to out. */
 int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err);
 

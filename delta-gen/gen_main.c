@@ -512,25 +512,10 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 	case OPT_STORE:
 		b->store = arg;
 		break;
-	case OPT_IMAGE: {
-		/* NAME=FILE: a further image of the slot group (rootfs=FILE: the main one) */
-		size_t nl = strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_-");
-		if (nl > 0 && arg[nl] == '=' && strncmp(arg, "rootfs=", 7)) {
-			arg[nl] = '\0';
-			b->image_names[b->n_images] = arg;
-			b->image_files[b->n_images++] = arg + nl + 1;
-			break;
-		}
-		if (nl > 0 && arg[nl] == '=')
-			arg += nl + 1;
-		if (b->image) {
-			fprintf(stderr, "slotsync-gen bundle: the main image is given twice (--image %s and --image %s)\n",
-				b->image, arg);
+	case OPT_IMAGE:
+		if (gen_bundle_image_arg(b, arg) < 0)
 			return 2;
-		}
-		b->image = arg;
 		break;
-	}
 	case OPT_RELEASE_VERSION:
 		b->version = arg;
 		break;

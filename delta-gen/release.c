@@ -348,6 +348,28 @@ static int further_images_order(const struct gen_bundle_options *o, int order[SL
 	return 0;
 }
 
+int gen_bundle_image_arg(struct gen_bundle_options *b, char *arg)
+{
+	/* NAME=FILE: a further image of the slot group (rootfs=FILE: the main one) */
+	size_t nl = strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+
+	if (nl > 0 && arg[nl] == '=' && strncmp(arg, "rootfs=", 7)) {
+		arg[nl] = '\0';
+		b->image_names[b->n_images] = arg;
+		b->image_files[b->n_images++] = arg + nl + 1;
+		return 0;
+	}
+	if (nl > 0 && arg[nl] == '=')
+		arg += nl + 1;
+	if (b->image) {
+		fprintf(stderr, "slotsync-gen bundle: the main image is given twice (--image %s and --image %s)\n", b->image,
+			arg);
+		return -EINVAL;
+	}
+	b->image = arg;
+	return 0;
+}
+
 int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err)
 {
 	struct slotsync_index *img_idx[1 + SLOTSYNC_MANIFEST_MAX_IMAGES] = { NULL };

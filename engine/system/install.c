@@ -22,6 +22,7 @@
 #include "internal.h"
 #include "parse.h"
 #include "run.h"
+#include "install_run.h"
 #include "slotsync/assemble.h"
 #include "slotsync/boot.h"
 #include "slotsync/envelope.h"
@@ -105,21 +106,6 @@ out:
 	return r;
 }
 
-struct run_ctx {
-	const struct slotsync_install_options *o;
-	const struct slotsync_config *cfg;
-	struct slotsync_install_record *rec;
-	struct slotsync_bundle *bundle;
-	struct slotsync_luks_tpm tpm;
-	int booted;
-	double t0, last_save, rate_t, rate_bytes;
-	double rate;
-	struct slotsync_volume_handle target, active, data_target, data_active;
-	int missing;             /* the assemble step found an object missing from every store */
-	int index_unavailable;   /* a detached index could not be fetched (not: was wrong) */
-	struct slotsync_install_image *image;  /* the further image being written; NULL: the main one */
-};
-
 static void report(struct run_ctx *c)
 {
 	struct slotsync_install_progress p;
@@ -136,7 +122,7 @@ static void report(struct run_ctx *c)
 	c->o->progress(c->o->progress_ud, &p);
 }
 
-static void on_assemble(void *ud, const struct slotsync_assemble_stats *st)
+void system_install_on_assemble(void *ud, const struct slotsync_assemble_stats *st)
 {
 	struct run_ctx *c = ud;
 	double t = clock_now_s();
@@ -279,70 +265,6 @@ static int check_slot_size(struct run_ctx *c, struct slotsync_error *err)
 	return r;
 }
 
-/* The slot group: the bundle must bring exactly the further images the
- * target slot's group has (a release made for another board layout is
- * refused), each fitting its volume; checked before anything is written. */
-static int check_group(struct run_ctx *c, struct slotsync_error *err)
-{
-	const struct slotsync_slot_config *s = &c->cfg->slot[c->rec->target];
-	const struct slotsync_manifest *m = c->bundle->manifest;
-
-	for (size_t i = 0; i < s->n_images; i++)
-		if (!slotsync_manifest_image(m, s->images[i].name))
-			return slotsync_error_set(err, -EINVAL, "bundle %s has no image '%s', which slot %s's group needs",
-						  m->version, s->images[i].name, s->name);
-	for (size_t i = 0; i < m->n_images; i++) {
-		const struct slotsync_slot_image *si = NULL;
-		uint64_t size = 0;
-		struct stat st;
-		int fd;
-		for (size_t k = 0; k < s->n_images && !si; k++)
-			if (!strcmp(s->images[k].name, m->images[i].name))
-				si = &s->images[k];
-		if (!si)
-			return slotsync_error_set(err, -EINVAL,
-						  "bundle %s has an image '%s', which slot %s's group does not have (a release for another board layout?)",
-						  m->version, m->images[i].name, s->name);
-		fd = open(si->device, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && io_fd_size(fd, &size) == 0 &&
-		    size < m->images[i].size) {
-			close(fd);
-			return slotsync_error_set(err, -ENOSPC,
-						  "image '%s' of version %s needs %" PRIu64 " bytes, and slot %s's volume %s holds %" PRIu64
-						  ": it does not fit, and this bundle cannot be installed on this device",
-						  m->images[i].name, m->version, m->images[i].size, s->name, si->device, size);
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	return 0;
-}
-
-/* The further images' indexes into the state folder (install.NAME.caibx),
- * and their entries in the install record. */
-static int fetch_image_indexes(struct run_ctx *c, struct slotsync_error *err)
-{
-	const struct slotsync_manifest *m = c->bundle->manifest;
-	char path[PATH_MAX], name[64], bundle[PATH_MAX];
-	int r;
-
-	system_state_path(c->cfg, "install.bundle", bundle);
-	c->rec->n_images = 0;
-	for (size_t i = 0; i < m->n_images; i++) {
-		struct slotsync_install_image *im = &c->rec->images[c->rec->n_images++];
-		memset(im, 0, sizeof(*im));
-		system_copy_str(im->name, sizeof(im->name), m->images[i].name);
-		im->bytes_total = m->images[i].size;
-		snprintf(name, sizeof(name), "install.%s.caibx", m->images[i].name);
-		system_state_path(c->cfg, name, path);
-		r = system_install_image_index(c->cfg, m, &m->images[i], c->bundle->n_embedded ? bundle : NULL,
-					       &im->bytes_fetched, path, &c->index_unavailable, err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 {
 	const struct slotsync_config *cfg = c->cfg;
@@ -395,7 +317,7 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	if (r == 0)
 		r = check_slot_size(c, err);
 	if (r == 0)
-		r = check_group(c, err);
+		r = system_install_check_group(c, err);
 	if (r == 0) {
 		/* a device that measures its root boots verified roots only */
 		struct slotsync_luks_tpm data_tpm;
@@ -409,84 +331,7 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 					       err);
 	else
 		r = io_write_file_atomic(path, c->bundle->index, c->bundle->index_len, err);
-	return r < 0 ? r : fetch_image_indexes(c, err);
-}
-
-/* Runs the assembly ao describes (index, target, journal, seeds, deltas) from
- * the bundle's embedded chunks and the stores, the configuration's or else
- * the bundle's, each a mirror of the next; c->missing when an object was
- * missing from every store. */
-static int assemble_from_stores(struct run_ctx *c, struct slotsync_assemble_options *ao,
-				struct slotsync_assemble_stats *stp, struct slotsync_error *err)
-{
-	const struct slotsync_config *cfg = c->cfg;
-	struct slotsync_assemble_stats st;
-	char store_url[PATH_MAX * 3 + 8], bundle[PATH_MAX];
-	size_t n_stores;
-	int r = 0;
-
-	n_stores = cfg->n_stores ? (size_t)cfg->n_stores : c->bundle->manifest->n_stores;
-	/* a bundle with embedded chunks needs no store for them */
-	if (c->bundle->n_embedded) {
-		system_state_path(cfg, "install.bundle", bundle);
-		ao->embedded_bundle = bundle;
-	}
-	if (!n_stores && !ao->embedded_bundle)
-		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
-					  cfg->path);
-	/* the config's stores were checked at load; the bundle's only now */
-	for (size_t i = 0; !cfg->n_stores && i < n_stores; i++) {
-		const char *u = c->bundle->manifest->stores[i];
-		r = parse_url(u, cfg->allow_plain_http);
-		if (r < 0)
-			return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", u, parse_url_problem(r));
-	}
-	ao->fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
-	ao->fetch.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
-	ao->fetch.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
-	ao->fetch.concurrency = cfg->concurrency;
-	ao->fetch.max_rate_bps = cfg->max_rate;
-	ao->fetch.min_rate_bps = cfg->min_rate;
-	ao->fetch.stall_timeout_s = (long)cfg->stall_timeout;
-	ao->progress = on_assemble;
-	ao->progress_userdata = c;
-	/* the stores are mirrors: what one lacks (HTTP 404) is asked of the next,
-	 * the journal keeping what is done */
-	for (size_t i = 0; i < (n_stores ? n_stores : 1); i++) {
-		ao->fetch.base_url = !n_stores ? NULL : cfg->n_stores ? cfg->store[i] : c->bundle->manifest->stores[i];
-		if (ao->fetch.base_url) {
-			/* a local folder (a USB stick) is read as a file:// store */
-			r = slotsync_fetch_store_url(ao->fetch.base_url, store_url, sizeof(store_url), err);
-			if (r < 0)
-				return r;
-			ao->fetch.base_url = store_url;
-		}
-		if (i > 0) {
-			slotsync_log_warning("%s; trying the next store, %s", slotsync_error_message(err), ao->fetch.base_url);
-			memset(err, 0, sizeof(*err));
-		}
-		memset(&st, 0, sizeof(st));
-		r = slotsync_assemble(ao, &st, err);
-		if (r == -EEXIST) {
-			/* a journal of another index or target: an earlier install's */
-			slotsync_log_info("the assembly journal belongs to something else; starting it anew");
-			memset(err, 0, sizeof(*err));
-			ao->reset_journal = 1;
-			r = slotsync_assemble(ao, &st, err);
-			ao->reset_journal = 0;
-		}
-		/* fetch.h: -ENOENT for an object the store does not have (HTTP 404
-		 * or 410); a missing seed or target says "cannot open" instead */
-		if (r != -ENOENT || !strstr(slotsync_error_message(err), "(HTTP 4"))
-			break;
-	}
-	if (r == -ENOENT && strstr(slotsync_error_message(err), "(HTTP 4")) {
-		c->missing = 1;
-		if (n_stores > 1)
-			slotsync_error_prefix(err, "missing from all %zu stores", n_stores);
-	}
-	*stp = st;
-	return r;
+	return r < 0 ? r : system_install_image_indexes(c, err);
 }
 
 static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
@@ -538,7 +383,7 @@ static int step_assemble(struct run_ctx *c, struct slotsync_error *err)
 	ao.signed_deltas = 1;
 	ao.deltas = c->bundle->manifest->deltas;
 	ao.n_deltas = c->bundle->manifest->n_deltas;
-	r = assemble_from_stores(c, &ao, &st, err);
+	r = system_install_assemble_from_stores(c, &ao, &st, err);
 	if (r < 0)
 		return r;
 	c->rec->bytes_done = st.bytes_total;
@@ -578,91 +423,6 @@ static int step_verify_slot(struct run_ctx *c, struct slotsync_error *err)
 		}
 		slotsync_log_info("slot %c passes dm-verity (root hash %s)", 'A' + c->rec->target,
 				  c->bundle->manifest->verity->root_hash);
-	}
-	return 0;
-}
-
-/* One further image of the slot group into its volume of the target slot
- * (always raw), seeded from the active slot's volume of the same name when it
- * can be read, then checked byte-exact against the signed digest. */
-static int write_image(struct run_ctx *c, struct slotsync_install_image *im, const struct slotsync_manifest_image *mi,
-		       struct slotsync_error *err)
-{
-	const struct slotsync_config *cfg = c->cfg;
-	const struct slotsync_slot_config *tgt = &cfg->slot[c->rec->target], *act = &cfg->slot[c->booted];
-	const char *to = NULL, *seeds[1] = { NULL }, *seed_indexes[1] = { NULL };
-	struct slotsync_assemble_options ao = { 0 };
-	struct slotsync_assemble_stats st;
-	char index[PATH_MAX], journal[PATH_MAX], name[64];
-	uint8_t d[SLOTSYNC_DIGEST_BYTES];
-	int r;
-
-	for (size_t k = 0; k < tgt->n_images; k++)
-		if (!strcmp(tgt->images[k].name, im->name))
-			to = tgt->images[k].device;
-	for (size_t k = 0; k < act->n_images; k++)
-		if (!strcmp(act->images[k].name, im->name) && access(act->images[k].device, R_OK) == 0)
-			seeds[0] = act->images[k].device;
-	if (!to)
-		return slotsync_error_set(err, -EINVAL, "slot %s's group has no image '%s'", tgt->name, im->name);
-	snprintf(name, sizeof(name), "install.%s.caibx", im->name);
-	system_state_path(cfg, name, index);
-	snprintf(name, sizeof(name), "install.%s.journal", im->name);
-	system_state_path(cfg, name, journal);
-	ao.index_path = index;
-	ao.target = to;
-	ao.journal_path = journal;
-	ao.seeds = seeds;
-	ao.seed_indexes = seed_indexes;
-	ao.n_seeds = seeds[0] ? 1 : 0;
-	ao.signed_deltas = 1; /* and none named: a further image is small */
-	c->image = im;
-	r = assemble_from_stores(c, &ao, &st, err);
-	c->image = NULL;
-	if (r < 0) {
-		slotsync_error_prefix(err, "image %s of slot %s (%s)", im->name, tgt->name, to);
-		return r;
-	}
-	im->bytes_done = st.bytes_total;
-	im->bytes_fetched = st.bytes_fetched;
-	im->bytes_from_seed = st.bytes_from_seed;
-	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, to, mi->size, d, NULL, err);
-	if (r < 0)
-		return r == -EBADMSG ? -EIO : r;
-	if (memcmp(d, mi->sha256, SLOTSYNC_DIGEST_BYTES) != 0) {
-		unlink(journal); /* the next try writes it all again */
-		return slotsync_error_set(err, -EIO, "image %s of slot %s (%s) does not hold the image the manifest names (SHA-256 differs)",
-					  im->name, tgt->name, to);
-	}
-	slotsync_log_info("image %s of slot %s: %" PRIu64 " bytes, %" PRIu64 " fetched, %" PRIu64 " from the seed",
-			  im->name, tgt->name, mi->size, im->bytes_fetched, im->bytes_from_seed);
-	return 0;
-}
-
-/* Every further image of the slot group, in name order; each one done is
- * recorded before the next begins, so that a resumed install starts with the
- * first not done. */
-static int step_images(struct run_ctx *c, struct slotsync_error *err)
-{
-	const struct slotsync_manifest *m = c->bundle->manifest;
-	int r;
-
-	c->missing = 0;
-	for (size_t i = 0; i < c->rec->n_images; i++) {
-		struct slotsync_install_image *im = &c->rec->images[i];
-		const struct slotsync_manifest_image *mi = slotsync_manifest_image(m, im->name);
-		if (im->done)
-			continue;
-		if (!mi)
-			return slotsync_error_set(err, -EINVAL, "the install record names image '%s', which bundle %s lacks",
-						  im->name, m->version);
-		r = write_image(c, im, mi, err);
-		if (r < 0)
-			return r;
-		im->done = 1;
-		r = system_record_save(c->cfg, c->rec, err);
-		if (r < 0)
-			return r;
 	}
 	return 0;
 }
@@ -915,7 +675,7 @@ int slotsync_install(const struct slotsync_install_options *o, struct slotsync_i
 			r = step_verify_slot(&c, err);
 			break;
 		case SLOTSYNC_STEP_IMAGES:
-			r = step_images(&c, err);
+			r = system_install_step_images(&c, err);
 			break;
 		case SLOTSYNC_STEP_MIGRATE_DATA:
 			r = step_migrate(&c, err);

@@ -251,18 +251,14 @@ static int check_slot_size(struct run_ctx *c, struct slotsync_error *err)
 {
 	const struct slotsync_slot_config *s = &c->cfg->slot[c->rec->target];
 	uint64_t image = c->bundle->manifest->image_size, size = 0;
-	struct stat st;
-	int fd = open(s->device, O_RDONLY | O_CLOEXEC), r = 0;
 
-	if (fd < 0)
-		return 0; /* the assemble step says what is wrong with it */
-	if (fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && io_fd_size(fd, &size) == 0 && size < image)
-		r = slotsync_error_set(err, -ENOSPC,
-				       "slot %s (%s) holds %" PRIu64 " bytes, the image of version %s needs %" PRIu64
-				       ": it does not fit, and this bundle cannot be installed on this device",
-				       s->name, s->device, size, c->rec->version, image);
-	close(fd);
-	return r;
+	/* not a block device, or not there: the assemble step says what is wrong with it */
+	if (system_block_size(s->device, &size) && size < image)
+		return slotsync_error_set(err, -ENOSPC,
+					  "slot %s (%s) holds %" PRIu64 " bytes, the image of version %s needs %" PRIu64
+					  ": it does not fit, and this bundle cannot be installed on this device",
+					  s->name, s->device, size, c->rec->version, image);
+	return 0;
 }
 
 static int step_verify(struct run_ctx *c, struct slotsync_error *err)

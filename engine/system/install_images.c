@@ -21,6 +21,18 @@
 #include "slotsync/log.h"
 #include "slotsync/manifest.h"
 
+int system_block_size(const char *path, uint64_t *size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return 0;
+	r = fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && io_fd_size(fd, size) == 0;
+	close(fd);
+	return r;
+}
+
 /* The slot group: the bundle must bring exactly the further images the
  * target slot's group has (a release made for another board layout is
  * refused), each fitting its volume; checked before anything is written. */
@@ -36,8 +48,6 @@ int system_install_check_group(struct run_ctx *c, struct slotsync_error *err)
 	for (size_t i = 0; i < m->n_images; i++) {
 		const struct slotsync_slot_image *si = NULL;
 		uint64_t size = 0;
-		struct stat st;
-		int fd;
 		for (size_t k = 0; k < s->n_images && !si; k++)
 			if (!strcmp(s->images[k].name, m->images[i].name))
 				si = &s->images[k];
@@ -45,17 +55,11 @@ int system_install_check_group(struct run_ctx *c, struct slotsync_error *err)
 			return slotsync_error_set(err, -EINVAL,
 						  "bundle %s has an image '%s', which slot %s's group does not have (a release for another board layout?)",
 						  m->version, m->images[i].name, s->name);
-		fd = open(si->device, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) && io_fd_size(fd, &size) == 0 &&
-		    size < m->images[i].size) {
-			close(fd);
+		if (system_block_size(si->device, &size) && size < m->images[i].size)
 			return slotsync_error_set(err, -ENOSPC,
 						  "image '%s' of version %s needs %" PRIu64 " bytes, and slot %s's volume %s holds %" PRIu64
 						  ": it does not fit, and this bundle cannot be installed on this device",
 						  m->images[i].name, m->version, m->images[i].size, s->name, si->device, size);
-		}
-		if (fd >= 0)
-			close(fd);
 	}
 	return 0;
 }

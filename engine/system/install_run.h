@@ -28,6 +28,11 @@ struct run_ctx {
 /* The assembly's progress into the record (the main image's, or c->image's). */
 void system_install_on_assemble(void *ud, const struct slotsync_assemble_stats *st);
 
+/* 1 and the size of the block device at path in *size; 0 when path is no
+ * block device that opens (a file grows as it is written; what is wrong with
+ * a path, the step that writes it says). */
+int system_block_size(const char *path, uint64_t *size);
+
 /* The bundle brings exactly the images the target slot group names, each
  * fitting its volume: checked before anything is written. */
 int system_install_check_group(struct run_ctx *c, struct slotsync_error *err);

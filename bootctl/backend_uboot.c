@@ -23,7 +23,11 @@
 #if SLOTSYNC_HAVE_UBOOT
 #include <libuboot.h>
 
-static int open_env(const struct slotsync_boot_config *cfg, struct uboot_ctx **ctx, struct slotsync_error *err)
+/* blank_ok: storage where neither copy is valid (a blank partition at the
+ * factory, both copies destroyed) opens as an empty environment, which a store
+ * then writes whole: init --force provisions it */
+static int open_env(const struct slotsync_boot_config *cfg, struct uboot_ctx **ctx, int blank_ok,
+		    struct slotsync_error *err)
 {
 	int r;
 
@@ -37,6 +41,8 @@ static int open_env(const struct slotsync_boot_config *cfg, struct uboot_ctx **c
 		return slotsync_error_set(err, -EINVAL, "libubootenv cannot use config %s (error %d)", cfg->env, r);
 	}
 	r = libuboot_open(*ctx);
+	if (r == -ENODATA && blank_ok)
+		return 0;
 	if (r < 0) {
 		/* libuboot_open took its lock before it failed: give it back, or the
 		 * next open in this process waits for ever */
@@ -64,7 +70,7 @@ static int uboot_load(const struct slotsync_boot_config *cfg, struct slotsync_bo
 	static const char *const names[] = { "BOOT_ORDER", "BOOT_A_OK", "BOOT_A_LEFT", "BOOT_B_OK", "BOOT_B_LEFT" };
 	struct uboot_ctx *ctx;
 	char *v[5];
-	int r = open_env(cfg, &ctx, err), any = 0;
+	int r = open_env(cfg, &ctx, 0, err), any = 0;
 
 	if (r < 0)
 		return r;
@@ -116,7 +122,7 @@ static int uboot_store(const struct slotsync_boot_config *cfg, const struct slot
 {
 	struct uboot_ctx *ctx;
 	char order[8], n[4][16];
-	int r = open_env(cfg, &ctx, err);
+	int r = open_env(cfg, &ctx, 1, err);
 
 	if (r < 0)
 		return r;

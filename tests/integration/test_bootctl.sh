@@ -226,6 +226,14 @@ expect_fail "file: both copies damaged" "neither copy is valid" $B "${O[@]}" sta
 O=($(fresh uboot "$T/uu"))
 head -c 16384 /dev/urandom >"$T/uu/uenv1"; cp "$T/uu/uenv1" "$T/uu/uenv2"
 expect_fail "uboot: both copies with bad CRC" "no valid U-Boot environment" $B "${O[@]}" status
+expect_fail "uboot: init does not write over both copies with bad CRC" "--force" $B "${O[@]}" init
+check "uboot: init --force writes a whole environment over both copies with bad CRC" $B "${O[@]}" init --force
+check "uboot: ... which U-Boot's tools read back: A first, good" \
+	bash -c "fw_printenv -c '$T/uu/fw_env.config' BOOT_ORDER BOOT_A_OK | tr '\n' ' ' | grep -qx 'BOOT_ORDER=A BOOT_A_OK=1 '"
+# a blank partition (a factory's first write): no environment in it at all
+head -c 16384 /dev/zero >"$T/uu/uenv1"; cp "$T/uu/uenv1" "$T/uu/uenv2"
+check "uboot: init --force provisions a blank storage" $B "${O[@]}" init --force
+check "uboot: ... its first-boot state reads back" bash -c "$B ${O[*]} status --json | grep -q '\"next\": *\"A\"'"
 O=($(fresh barebox "$T/bb"))
 $B "${O[@]}" switch B
 head -c 200 /dev/urandom | dd of="$T/bb/state.raw" bs=1 seek=0 conv=notrunc status=none

@@ -35,11 +35,11 @@ ub_require() {
 	[ -n "$why" ] || [ -r "$UB_UBOOT" ] || why="$UB_UBOOT is missing (Debian: u-boot-qemu)"
 	[ -n "$why" ] || command -v mkimage >/dev/null || why="mkimage is missing (Debian: u-boot-tools)"
 	[ -n "$why" ] || command -v fw_printenv >/dev/null || why="fw_printenv is missing (Debian: libubootenv-tool)"
-	[ -n "$why" ] || command -v mmdebstrap >/dev/null || [ -e "$UB_CACHE/root-$UB_SUITE-1/.ready" ] ||
+	[ -n "$why" ] || command -v mmdebstrap >/dev/null || [ -e "$UB_CACHE/root-$UB_ROOT_KEY/.ready" ] ||
 		why="mmdebstrap is missing and no arm64 root is cached in $UB_CACHE"
 	[ -n "$why" ] || dpkg --print-foreign-architectures | grep -qx arm64 || ls "$UB_CACHE"/k-*/.ready >/dev/null 2>&1 ||
 		why="apt knows no arm64 packages for the kernel (dpkg --add-architecture arm64; apt-get update)"
-	if [ -z "$why" ] && [ ! -e "$UB_CACHE/root-$UB_SUITE-1/.ready" ]; then
+	if [ -z "$why" ] && [ ! -e "$UB_CACHE/root-$UB_ROOT_KEY/.ready" ]; then
 		# mmdebstrap runs the arm64 maintainer scripts through qemu-user
 		[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
 			{ mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null; update-binfmts --enable qemu-aarch64 2>/dev/null; } || true
@@ -51,9 +51,15 @@ ub_require() {
 	fi
 }
 
+# the root's packages: systemd, D-Bus, busybox (the test's update server),
+# libubootenv's tools, and the libraries of the cross-built slotsync
+# (scripts/cross-build.sh --runtime-packages; test_update.sh checks the list)
+UB_PKGS=systemd-sysv,dbus,busybox-static,libubootenv-tool,libcryptsetup12,libcurl4,libinih1,libjson-c5,liblz4-1,liblzma5,libssl3,libsystemd0,libtss2-esys-3.0.2-0,libtss2-mu0,libtss2-rc0,libtss2-tcti-device0,libtss2-tctildr0,libubootenv0.1,libxxhash0,libzstd1,zlib1g
+UB_ROOT_KEY=$UB_SUITE-$(printf '%s' "$UB_PKGS" | sha256sum | cut -c1-8)
+
 # Debian's arm64 kernel with its modules, busybox, and the root: built once
 ub_setup() {
-	local pkg k r=$UB_CACHE/root-$UB_SUITE-1
+	local pkg k r=$UB_CACHE/root-$UB_ROOT_KEY
 	mkdir -p "$UB_CACHE"
 	pkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 	pkg=${pkg%:arm64}
@@ -73,7 +79,7 @@ ub_setup() {
 	UB_K=$k
 	if [ ! -e "$r/.ready" ]; then
 		rm -rf "$r" "$r.tmp" "$r.tar"
-		mmdebstrap --architectures=arm64 --variant=minbase --include=systemd-sysv,libubootenv-tool \
+		mmdebstrap --architectures=arm64 --variant=minbase --include="$UB_PKGS" \
 			--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
 			--dpkgopt='path-exclude=/usr/share/locale/*' \
 			"$UB_SUITE" "$r.tar" "$UB_MIRROR" >"$UB_CACHE/mmdebstrap.log" 2>&1 ||
@@ -196,11 +202,17 @@ GPT
 
 # fw_printenv / fw_setenv on the disk image's environment (the host's view)
 ub_env_host() {
-	local off tool=$1
+	local tool=$1
 	shift
+	ub_env_config
+	"$tool" -c "$T/fw_env.config" "$@"
+}
+
+# $T/fw_env.config: libubootenv's view of the disk image's environment
+ub_env_config() {
+	local off
 	off=$(ub_part_start 2)
 	printf '%s 0x%x 0x4000\n%s 0x%x 0x4000\n' "$T/disk.img" "$off" "$T/disk.img" $((off + 0x10000)) >"$T/fw_env.config"
-	"$tool" -c "$T/fw_env.config" "$@"
 }
 
 ub_control() {
@@ -208,20 +220,43 @@ ub_control() {
 	printf '%s\n' "$1" | dd of="$T/control.img" conv=notrunc status=none
 }
 
+# UB_NO_REBOOT=1: a reset ends the power-on (qemu -no-reboot), as a power-on
+# per boot; UB_KILL_AFTER=S: the power is cut S seconds after the agent starts
+# or resumes an install (UB_KILLED: yes, ended: the guest stopped first,
+# no-install: it never started one); UB_TPM=1: swtpm as the machine's TPM
 ub_power_on() {
-	local name=$1 secs=${2:-300} log=$T/ub-$1.log t0 rc=0
+	local name=$1 secs=${2:-300} log=$T/ub-$1.log t0 pid extra=()
+	[ "${UB_NO_REBOOT:-}" = 1 ] && extra+=(-no-reboot)
 	t0=$(date +%s.%N)
 	echo "power-on $t0" >"$log"
-	timeout "$secs" qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 2 -m 1024 -nographic -accel tcg -nic none \
+	rm -f "$T/qemu.pid"
+	# (in a subshell whose stderr goes nowhere: a power cut, qemu killed, is no
+	# news for the test's output)
+	(timeout "$secs" qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 2 -m 1024 -nographic -accel tcg -nic none \
 		-drive if=pflash,format=raw,index=0,readonly=on,file="$T/flash0.img" \
 		-drive if=pflash,format=raw,index=1,file="$T/flash1.img" \
 		-drive if=none,id=d0,format=raw,file="$T/disk.img" -device virtio-blk-pci,drive=d0 \
 		-drive if=none,id=d1,format=raw,file="$T/control.img" -device virtio-blk-pci,drive=d1 \
-		</dev/null 2>&1 | perl -MTime::HiRes=time -ne 'BEGIN { $| = 1 } s/\r//g; printf "%.2f %s", time, $_' >>"$log" ||
-		rc=$?
+		-pidfile "$T/qemu.pid" "${extra[@]}" \
+		</dev/null 2>&1 | perl -MTime::HiRes=time -ne 'BEGIN { $| = 1 } s/\r//g; printf "%.2f %s", time, $_' >>"$log") 2>/dev/null &
+	pid=$!
+	UB_KILLED=
+	if [ -n "${UB_KILL_AFTER:-}" ]; then
+		UB_KILLED=no-install
+		while kill -0 $pid 2>/dev/null; do
+			if grep -aEq 'slotsync: info: (channel pointer [0-9]+: installing|resuming the install)' "$log"; then
+				UB_KILLED=ended
+				sleep "$UB_KILL_AFTER"
+				kill -9 "$(cat "$T/qemu.pid" 2>/dev/null)" 2>/dev/null && UB_KILLED=yes
+				break
+			fi
+			sleep 0.1
+		done
+	fi
+	wait $pid || true
 	[ -n "${ARTIFACTS:-}" ] && mkdir -p "$ARTIFACTS" && cp "$log" "$ARTIFACTS/"
 	ub_times "$name"
-	return $rc
+	return 0
 }
 
 # per boot of a power-on: the slot, seconds from power-on (or the reset) to

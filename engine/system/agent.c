@@ -149,9 +149,12 @@ int slotsync_agent_validate(const struct slotsync_config *cfg, int *reboot, stru
 		return give_back_boots(cfg, err);
 	if (r < 0)
 		return r;
-	if (booted != rec.target)
-		/* the old slot runs: settles a fallback if the new slot ran out of tries */
-		return slotsync_install_validate(cfg, 0, NULL, &settled, err);
+	if (booted != rec.target) {
+		/* the old slot runs: settles a fallback if the new slot ran out of
+		 * tries; the boots the fallback took from the good slot go back */
+		r = slotsync_install_validate(cfg, 0, NULL, &settled, err);
+		return r < 0 ? r : give_back_boots(cfg, err);
+	}
 	r = health_checks(cfg, &herr);
 	if (r == 0) {
 		r = slotsync_install_validate(cfg, 1, NULL, &settled, err);

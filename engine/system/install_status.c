@@ -75,7 +75,12 @@ int slotsync_install_validate(const struct slotsync_config *cfg, int good, const
 		return r;
 	if (rec.step == SLOTSYNC_STEP_VALIDATE && !bs.slot[rec.target].good &&
 	    (bs.slot[rec.target].tries == 0 || bs.slot[rec.target].priority == 0)) {
-		r = system_slot_record_set(cfg, rec.target, "bad", NULL, err);
+		/* out of the boot order too: a bootloader whose every count ran out
+		 * (U-Boot's script then boots the first slot of BOOT_ORDER) never
+		 * picks the slot that failed */
+		r = slotsync_boot_mark_bad(&cfg->boot, rec.target, err);
+		if (r == 0)
+			r = system_slot_record_set(cfg, rec.target, "bad", NULL, err);
 		if (r == 0)
 			r = system_release_failed_add(cfg, &rec, "never proved good: the bootloader fell back", err);
 		if (r < 0)

@@ -6,14 +6,16 @@
 #   disk (GPT, vda): 1 boot-common (ext4: boot.scr, slotsync's state in
 #   /boot/slotsync) | 2 uboot-env (the environment, two copies) | 3 boot-a |
 #   4 boot-b (each slot's boot image: ext2 with Image and initrd.img) |
-#   5 rootfs-a | 6 rootfs-b (each slot's root: squashfs)
+#   5 rootfs-a | 6 rootfs-b (each slot's root: squashfs in LUKS2, its key
+#   sealed by the machine's TPM: swtpm as qemu's tpm-tis-device)
 #   updates disk (vdb, ext4): the chunk store, bundles, the channel pointer,
 #   served inside the guest by busybox httpd on 127.0.0.1:8080
 #
 # A release is a slot group: its root (Debian arm64 with systemd, slotsync
 # installed with `DESTDIR=ROOT cmake --install`, its units and health checks)
-# and its boot image (Debian's arm64 kernel and an initramfs that mounts the
-# slot's root and hands over to systemd).
+# and its boot image (Debian's arm64 kernel and an initramfs that unlocks the
+# slot's root through the TPM with the cross-built slotsync, mounts it and
+# hands over to systemd; not encrypted: U-Boot reads it).
 #
 #   ub_arm64                    builds (or brings up to date) the arm64 build:
 #                               $UB_ARM64 (exit 77 without a cross compiler)
@@ -23,8 +25,10 @@
 #                               (the kernel panics; panic=1 resets)
 #   ub_sys_disk V               $T/disk.img with V in slot A as a factory
 #                               leaves it (root, boot image, state, environment)
+#   ub_sys_factory V            the factory's own boot: V's root into slot A
 #   ub_part_sum PART SIZE       SHA-256 of the first SIZE bytes of partition PART
 UB_ARM64=${SLOTSYNC_ARM64_BUILD_DIR:-$SLOTSYNC_SOURCE_DIR/build-arm64}
+UB_SS=$T/slotsync-arm64 # its `cmake --install`
 
 ub_arm64() {
 	if ! command -v aarch64-linux-gnu-gcc >/dev/null || [ ! -e /usr/lib/aarch64-linux-gnu/pkgconfig/libzstd.pc ]; then
@@ -46,6 +50,11 @@ boot-tries = 2
 [boot]
 backend = uboot
 env = /etc/fw_env.config
+[tpm]
+tcti = device:/dev/tpmrm0
+# this U-Boot measures nothing into the PCRs: the keys are bound to the TPM
+# alone (a board whose firmware measures its boot binds them to those PCRs)
+pcrs = none
 [update]
 channel = http://127.0.0.1:8080/stable.pointer
 store = http://127.0.0.1:8080/store
@@ -58,9 +67,11 @@ health-dir = /usr/lib/slotsync/health.d
 health-timeout = 20s
 [slot.A]
 rootfs = /dev/vda5
+backend = luks2
 boot = /dev/vda3
 [slot.B]
 rootfs = /dev/vda6
+backend = luks2
 boot = /dev/vda4
 CONF
 }
@@ -71,10 +82,13 @@ ub_sys_release() {
 	cp -a "$UB_ROOT" "$r"
 	rm -f "$r/.ready"
 	DESTDIR=$r cmake --install "$UB_ARM64" >/dev/null || return 1
-	# what the device never runs
-	rm -rf "$r/usr/include" "$r/usr/lib/aarch64-linux-gnu/pkgconfig" "$r"/usr/share/{man,doc,bash-completion} \
-		"$r"/usr/bin/perl* "$r"/usr/lib/aarch64-linux-gnu/perl-base "$r"/usr/lib/aarch64-linux-gnu/gconv \
-		"$r"/usr/lib/apt "$r"/usr/bin/apt* "$r"/usr/lib/aarch64-linux-gnu/libapt-*
+	# what the device never runs: perl, the package tools and their state,
+	# iconv's modules, udev's hardware database (half the root: every
+	# install and hash in the emulated machine is that much shorter)
+	rm -rf "$r/usr/include" "$r/usr/lib/aarch64-linux-gnu/pkgconfig" "$r"/usr/share/{man,doc,bash-completion,perl,zoneinfo} \
+		"$r"/usr/bin/perl* "$r"/usr/lib/aarch64-linux-gnu/{perl,perl-base,gconv} "$r"/usr/lib/aarch64-linux-gnu/libperl* \
+		"$r"/usr/lib/apt "$r"/usr/bin/apt* "$r"/usr/lib/aarch64-linux-gnu/libapt-* "$r"/var/lib/apt "$r"/var/cache/* \
+		"$r"/usr/lib/udev/hwdb.d "$r"/usr/lib/udev/hwdb.bin "$r"/etc/udev/hwdb.bin
 	mkdir -p "$r/etc/slotsync" "$r/usr/lib/slotsync/health.d" "$r/boot" "$r/srv/updates"
 	ub_sys_config >"$r/etc/slotsync/system.conf"
 	cp "$T/ca.pem" "$r/etc/slotsync/keyring.pem"
@@ -128,7 +142,30 @@ powerloss)
 esac
 REPORT
 	chmod 755 "$r/usr/lib/slotsync/systest-report"
-	for u in systest-updates systest-report; do
+	cat >"$r/usr/lib/systemd/system/systest-slotsum.service" <<'UNIT'
+[Unit]
+Description=the test's own check of the booted slot: SHA-256 of its plaintext
+After=systest-updates.service
+Before=slotsync-agent.service
+ConditionPathExists=/srv/updates/slotsum
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/slotsync/systest-slotsum
+StandardOutput=tty
+TTYPath=/dev/ttyAMA0
+[Install]
+WantedBy=multi-user.target
+UNIT
+	cat >"$r/usr/lib/slotsync/systest-slotsum" <<'SUM'
+#!/bin/sh
+# the plaintext of the booted slot's root (its dm-crypt mapping), hashed over
+# the size of the image the host put there ("SLOT SIZE" lines): the host compares
+slot=$(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline)
+size=$(sed -n "s/^$slot //p" /srv/updates/slotsum)
+[ -n "$size" ] && echo "SYSTEST slotsum $slot $size $(head -c "$size" /dev/mapper/slotsync-$slot | sha256sum | cut -d' ' -f1)"
+SUM
+	chmod 755 "$r/usr/lib/slotsync/systest-slotsum"
+	for u in systest-updates systest-slotsum systest-report; do
 		ln -sf /usr/lib/systemd/system/$u.service "$r/etc/systemd/system/multi-user.target.wants/"
 	done
 	cat >"$r/usr/lib/slotsync/health.d/10-system" <<'CHECK'
@@ -151,31 +188,95 @@ CHECK
 	rm -rf "$r"
 }
 
-# the boot image: ext2 with Debian's arm64 kernel and an initramfs that mounts
-# the slot U-Boot chose (slotsync.slot=) and hands over to systemd
+# ub_arm64_copy DEST FILE...: FILEs into DEST/usr/bin (libraries into
+# DEST/usr/lib/aarch64-linux-gnu), with every library they need (DT_NEEDED,
+# followed through), from the slotsync install and the arm64 root
+ub_arm64_copy() {
+	local dest=$1 f so d seen=" " todo=()
+	shift
+	local dirs=("$UB_SS/usr/lib/aarch64-linux-gnu" "$UB_ROOT/usr/lib/aarch64-linux-gnu")
+	mkdir -p "$dest/usr/bin" "$dest/usr/lib/aarch64-linux-gnu" "$dest/lib"
+	for f in "$@"; do
+		case $f in
+		*.so*) cp -L "$f" "$dest/usr/lib/aarch64-linux-gnu/" ;;
+		*) cp -L "$f" "$dest/usr/bin/" ;;
+		esac
+		todo+=("$f")
+	done
+	while [ ${#todo[@]} -gt 0 ]; do
+		f=${todo[0]}
+		todo=("${todo[@]:1}")
+		for so in $(aarch64-linux-gnu-readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+			[[ "$seen" == *" $so "* ]] && continue
+			seen+="$so "
+			for d in "${dirs[@]}"; do
+				if [ -e "$d/$so" ]; then
+					cp -L "$d/$so" "$dest/usr/lib/aarch64-linux-gnu/"
+					todo+=("$d/$so")
+					break
+				fi
+			done
+			[ -e "$dest/usr/lib/aarch64-linux-gnu/$so" ] || { echo "no arm64 library $so for $f" >&2; return 1; }
+		done
+	done
+	# the program interpreter, where the programs name it
+	cp -L "$UB_ROOT/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1" "$dest/lib/"
+}
+
+# the boot image: ext2 with Debian's arm64 kernel and an initramfs that
+# unlocks the slot U-Boot chose (slotsync.slot=) through the TPM, mounts its
+# root and hands over to systemd; with slotsync.factory=1 on the command line
+# (the factory's own boot), it formats slot A (LUKS2, a TPM-sealed key) and
+# installs the first release into it instead
 ub_sys_boot_image() {
 	local v=$1 how=${2:-} d=$T/bootimg-$1 i=$T/bootimg-$1.initrd
+	if [ ! -e "$UB_SS/usr/bin/slotsync" ]; then
+		rm -rf "$UB_SS"
+		DESTDIR=$UB_SS cmake --install "$UB_ARM64" >/dev/null || return 1
+	fi
 	rm -rf "$d" "$i"
-	mkdir -p "$d" "$i"/{bin,dev,proc,sys,ro,rw,newroot}
+	mkdir -p "$d" "$i"/{bin,dev,proc,sys,ro,rw,newroot,tmp,boot,srv/updates,run/cryptsetup,etc/slotsync}
 	cp "$UB_K/bb/bin/busybox" "$i/bin/"
-	modprobe -a -d "$UB_K" -S "$UB_KVER" --show-depends virtio_pci virtio_blk squashfs overlay ext4 2>/dev/null |
+	modprobe -a -d "$UB_K" -S "$UB_KVER" --show-depends virtio_pci virtio_blk squashfs overlay ext4 \
+		dm-crypt xts ecb algif_skcipher aes-ce-blk tpm_tis 2>/dev/null |
 		awk '$1=="insmod"{print $2}' | sed "s|^$UB_K||" | awk '!s[$0]++' >"$i/mods"
 	while read -r m; do mkdir -p "$i$(dirname "$m")"; cp "$UB_K$m" "$i$m"; done <"$i/mods"
 	echo "$v" >"$i/boot-release"
+	ub_arm64_copy "$i" "$UB_SS/usr/bin/slotsync" "$UB_ROOT/usr/lib/aarch64-linux-gnu/libtss2-tcti-device.so.0" || return 1
+	ub_sys_config >"$i/etc/slotsync/system.conf"
+	cp "$T/ca.pem" "$i/etc/slotsync/keyring.pem"
 	if [ "$how" = broken ]; then
 		printf '#!/bin/busybox sh\necho "SYSTEST initramfs boot-image %s broken: init exits"\nexit 1\n' "$v" >"$i/init"
 	else
 		cat >"$i/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin
+export PATH=/usr/bin:/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-fail() { echo "SYSTEST initramfs-failed $*"; poweroff -f; }
+C=/etc/slotsync/system.conf
 slot=$(sed -n 's/.*slotsync\.slot=\([AB]\).*/\1/p' /proc/cmdline)
-echo "SYSTEST initramfs slot $slot boot-image $(cat /boot-release) uptime=$(cut -d' ' -f1 /proc/uptime)"
-while read -r m; do insmod "$m"; done </mods
-case $slot in A) root=/dev/vda5 ;; B) root=/dev/vda6 ;; *) fail "no slotsync.slot= on the command line" ;; esac
-for i in $(seq 100); do [ -b "$root" ] && [ -b /dev/vda1 ] && [ -b /dev/vdb ] && break; sleep 0.05; done
+factory=
+grep -q slotsync.factory=1 /proc/cmdline && factory=1
+# a boot that cannot open its slot resets: U-Boot has taken one of its boots
+fail() { echo "SYSTEST initramfs-failed $*"; [ -n "$factory" ] && poweroff -f; reboot -f; }
+echo "SYSTEST initramfs slot ${slot:-factory} boot-image $(cat /boot-release) uptime=$(cut -d' ' -f1 /proc/uptime)"
+while read -r m; do insmod "$m" 2>/dev/null; done </mods
+for i in $(seq 100); do [ -b /dev/vda6 ] && [ -b /dev/vdb ] && [ -c /dev/tpmrm0 ] && break; sleep 0.05; done
+[ -c /dev/tpmrm0 ] || fail "no TPM (/dev/tpmrm0)"
+if [ -n "$factory" ]; then
+	ifconfig lo 127.0.0.1 up
+	mount -t ext4 -o ro /dev/vdb /srv/updates && httpd -p 127.0.0.1:8080 -h /srv/updates
+	mount -t ext4 /dev/vda1 /boot || fail "mount /boot"
+	slotsync assemble --config $C --slot A --journal /tmp/a.journal --store http://127.0.0.1:8080/store --allow-plain-http \
+		/srv/updates/v$(cat /boot-release).caibx >/tmp/a.out 2>&1 || fail "install into A: $(cat /tmp/a.out)"
+	umount /boot
+	sync
+	echo "SYSTEST factory-done"
+	poweroff -f
+fi
+case $slot in A|B) ;; *) fail "no slotsync.slot= on the command line" ;; esac
+root=$(slotsync unlock --config $C "$slot" 2>/tmp/unlock.err) || fail "unlock slot $slot: $(cat /tmp/unlock.err)"
+echo "SYSTEST initramfs unlocked slot $slot: $root"
 mount -t squashfs -o ro "$root" /ro || fail "mount the root of slot $slot"
 mount -t tmpfs -o mode=0755 rw /rw && mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/ro,upperdir=/rw/upper,workdir=/rw/work /newroot || fail overlay
@@ -186,11 +287,20 @@ INIT
 	fi
 	chmod 755 "$i/init"
 	(cd "$i" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 -n) >"$d/initrd.img"
+	cp "$d/initrd.img" "$T/initrd-$v.img"
 	cp "$UB_K/boot/vmlinuz-$UB_KVER" "$d/Image"
 	rm -f "$T/boot-$v.img"
 	mke2fs -q -F -t ext2 -m 0 -N 16 -L "boot" -E root_owner=0:0 -d "$d" "$T/boot-$v.img" \
 		$(( $(du -sk "$d" | cut -f1) + 1024 ))k >/dev/null 2>&1 || return 1
 	rm -rf "$d" "$i"
+}
+
+# the factory's own boot (qemu starts V's kernel and initramfs itself, with
+# the TPM): slot A formatted, V's root installed into it
+ub_sys_factory() {
+	UB_TPM=1 UB_NO_REBOOT=1 UB_DIRECT="$UB_K/boot/vmlinuz-$UB_KVER $T/initrd-$1.img console=ttyAMA0 panic=1 slotsync.factory=1" \
+		ub_power_on factory 400
+	grep -aq "SYSTEST factory-done" "$T/ub-factory.log"
 }
 
 ub_part_sum() {
@@ -199,8 +309,9 @@ ub_part_sum() {
 	tail -c +$((off + 1)) "$T/disk.img" | head -c "$2" | sha256sum | cut -d' ' -f1
 }
 
-# the factory's work, done on the host: V's root and boot image in slot A,
-# slotsync's state (A holds V, good), the environment (A first, good)
+# the factory's work that the host does: V's boot image in slot A's boot
+# volume, slotsync's state (A holds V, good), the environment (A first, good);
+# V's root goes into slot A at the factory's own boot (ub_sys_factory)
 ub_sys_disk() {
 	local v=$1
 	rm -f "$T/disk.img"
@@ -225,7 +336,6 @@ GPT
 	mkfs.ext4 -q -L boot-common -d "$T/common" "$T/common.img" 32M >/dev/null || return 1
 	ub_write_part 1 "$T/common.img"
 	ub_write_part 3 "$T/boot-$v.img"
-	ub_write_part 5 "$T/release-$v.sqfs"
 	ub_env_config
 	"$(dirname "$SLOTSYNC_BIN")/slotsync-bootctl" --backend uboot --env "$T/fw_env.config" -q init --force ||
 		{ echo "cannot write the first boot state into the environment" >&2; return 1; }

@@ -61,7 +61,10 @@ UB_ROOT_KEY=$UB_SUITE-$(printf '%s' "$UB_PKGS" | sha256sum | cut -c1-8)
 ub_setup() {
 	local pkg k r=$UB_CACHE/root-$UB_ROOT_KEY
 	mkdir -p "$UB_CACHE"
-	pkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+	# Debian's arm64 kernel for virtual machines: the generic one has no
+	# driver for qemu's TPM on the virt machine (CONFIG_TCG_TIS, the
+	# memory-mapped TIS that tpm-tis-device is); boards use their own kernel
+	pkg=$(apt-cache depends linux-image-cloud-arm64:arm64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 	pkg=${pkg%:arm64}
 	[ -n "$pkg" ] || { echo "cannot find Debian's arm64 kernel package (dpkg --add-architecture arm64; apt-get update)" >&2; return 1; }
 	UB_KVER=${pkg#linux-image-}
@@ -224,18 +227,33 @@ ub_control() {
 # per boot; UB_KILL_AFTER=S: the power is cut S seconds after the agent starts
 # or resumes an install (UB_KILLED: yes, ended: the guest stopped first,
 # no-install: it never started one); UB_TPM=1: swtpm as the machine's TPM
+# (tpm-tis-device, its state kept in $T/tpm across power-ons); UB_DIRECT=
+# "KERNEL INITRD CMDLINE": qemu starts that kernel itself, no U-Boot (a
+# factory's own boot)
 ub_power_on() {
-	local name=$1 secs=${2:-300} log=$T/ub-$1.log t0 pid extra=()
+	local name=$1 secs=${2:-300} log=$T/ub-$1.log t0 pid extra=() flash=() k i c
 	[ "${UB_NO_REBOOT:-}" = 1 ] && extra+=(-no-reboot)
+	if [ "${UB_TPM:-}" = 1 ]; then
+		mkdir -p "$T/tpm"
+		rm -f "$T/tpm/sock"
+		swtpm socket --tpm2 --tpmstate dir="$T/tpm" --ctrl type=unixio,path="$T/tpm/sock" --terminate -d
+		for _ in $(seq 50); do [ -S "$T/tpm/sock" ] && break; sleep 0.1; done
+		extra+=(-chardev socket,id=tpmc,path="$T/tpm/sock" -tpmdev emulator,id=tpm0,chardev=tpmc -device tpm-tis-device,tpmdev=tpm0)
+	fi
+	if [ -n "${UB_DIRECT:-}" ]; then
+		read -r k i c <<<"$UB_DIRECT"
+		extra+=(-kernel "$k" -initrd "$i" -append "$c")
+	else
+		flash=(-drive if=pflash,format=raw,index=0,readonly=on,file="$T/flash0.img"
+			-drive if=pflash,format=raw,index=1,file="$T/flash1.img")
+	fi
 	t0=$(date +%s.%N)
 	echo "power-on $t0" >"$log"
 	rm -f "$T/qemu.pid"
 	# (in a subshell whose stderr goes nowhere: a power cut, qemu killed, is no
 	# news for the test's output)
 	(timeout "$secs" qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 2 -m 1024 -nographic -accel tcg -nic none \
-		-drive if=pflash,format=raw,index=0,readonly=on,file="$T/flash0.img" \
-		-drive if=pflash,format=raw,index=1,file="$T/flash1.img" \
-		-drive if=none,id=d0,format=raw,file="$T/disk.img" -device virtio-blk-pci,drive=d0 \
+		"${flash[@]}" -drive if=none,id=d0,format=raw,file="$T/disk.img" -device virtio-blk-pci,drive=d0 \
 		-drive if=none,id=d1,format=raw,file="$T/control.img" -device virtio-blk-pci,drive=d1 \
 		-pidfile "$T/qemu.pid" "${extra[@]}" \
 		</dev/null 2>&1 | perl -MTime::HiRes=time -ne 'BEGIN { $| = 1 } s/\r//g; printf "%.2f %s", time, $_' >>"$log") 2>/dev/null &

@@ -267,3 +267,31 @@ start_swtpm() {
 	for _ in $(seq 50); do [ -s "$d/pid" ] && break; sleep 0.1; done
 	printf -v "$2" 'swtpm:host=127.0.0.1,port=%s' "$p"
 }
+
+# console_status LOG: the JSON status a booted system printed on its serial
+# console (lines "SYSTEST status64 BASE64" then "SYSTEST status64-end SHA256",
+# written twice by the guest's report), from the first copy whose digest
+# matches; "null" if none does (the journal's messages share the console and
+# may cut into a line)
+console_status() {
+	python3 - "$1" <<'PY'
+import base64, binascii, hashlib, re, sys
+parts, out = [], "null"
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"SYSTEST status64 ([A-Za-z0-9+/=]+)\r?$", line)
+    if m:
+        parts.append(m.group(1))
+        continue
+    m = re.search(r"SYSTEST status64-end ([0-9a-f]{64})\r?$", line)
+    if m:
+        try:
+            data = base64.b64decode("".join(parts), validate=True)
+        except (binascii.Error, ValueError):
+            data = b""
+        parts = []
+        if hashlib.sha256(data).hexdigest() == m.group(1):
+            out = data.decode(errors="replace")
+            break
+print(out)
+PY
+}

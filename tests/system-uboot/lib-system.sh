@@ -130,7 +130,14 @@ for i in $(seq 240); do
 	[ -e /boot/slotsync/agent.json ] && [ "$(stat -c %Y /boot/slotsync/agent.json)" -ge "$booted_at" ] && break
 	sleep 0.5
 done
-echo "SYSTEST status $(slotsync status --json | tr -d '\n')"
+# the status, in short base64 lines and twice: the journal shares the console
+# and a long line would be cut by its messages; the host keeps the first copy
+# whose digest matches
+st=$(slotsync status --json)
+for copy in 1 2; do
+	printf '%s' "$st" | base64 -w 96 | sed 's/^/SYSTEST status64 /'
+	echo "SYSTEST status64-end $(printf '%s' "$st" | sha256sum | cut -d' ' -f1)"
+done
 case $(cat /srv/updates/action 2>/dev/null) in
 stay) systemctl poweroff ;;
 powerloss)

@@ -104,9 +104,7 @@ boot() {
 	SLOT=$(sed -n 's/.*slotsync: booting slot \([AB]\).*/\1/p' "$LOG" | head -n1)
 	BIMG=$(sed -n 's/.*SYSTEST initramfs.* boot-image \([0-9.]*\).*/\1/p' "$LOG" | head -n1)
 	GOT=$(sed -n 's/^[0-9.]* SYSTEST booted //p' "$LOG" | head -n1)
-	local st
-	st=$(sed -n 's/^[0-9.]* SYSTEST status //p' "$LOG" | head -n1)
-	echo "${st:-null}" >"status-$N.json"
+	console_status "$LOG" >"status-$N.json"
 	SUMMARY+=$(python3 - "$N" "$LOG" "status-$N.json" "${1:+$UB_KILLED}" "${1:-}" "$(ub_sys_boots "u$N")" <<'PY'
 import json, re, sys
 n, log, path, killed, after, times = sys.argv[1:7]

@@ -101,9 +101,7 @@ boot() {
 	tr -d '\r' <"sys-$N.log" >"$LOG"
 	SLOT=$(sed -n 's/^SYSTEST initramfs slot \([AB]\).*/\1/p' "$LOG" | head -n1)
 	GOT=$(sed -n 's/^SYSTEST booted //p' "$LOG" | head -n1)
-	local st
-	st=$(sed -n 's/^SYSTEST status //p' "$LOG" | head -n1)
-	echo "${st:-null}" >"status-$N.json"
+	console_status "$LOG" >"status-$N.json"
 	SUMMARY+=$(python3 - "$N" "$LOG" "status-$N.json" "${1:+$SYS_KILLED}" "${1:-}" "$([ -e "sys-$N-hung.log" ] && echo yes)" <<'PY'
 import json, re, sys
 n, log, path, killed, after, hung = sys.argv[1:7]

@@ -110,7 +110,7 @@ struct gen_prune_kind {
 
 struct gen_prune_stats {
 	struct gen_prune_kind kind[GEN_PRUNE_KINDS];
-	uint64_t dirs_removed;
+	uint64_t dirs_removed;     /* a dry run: folders it would leave empty */
 	double seconds;
 };
 

@@ -113,12 +113,12 @@ static void check_usage(FILE *f)
 {
 	fputs("Usage: slotsync-gen check --store DIR [--index INDEX] [--repair]\n"
 	      "\n"
-	      "Verify that every chunk in the store matches its name.\n"
+	      "Verify every chunk, delta object and delta index of the store.\n"
 	      "\n"
 	      "Options:\n"
 	      "  --store DIR                  the chunk store\n"
 	      "  --index INDEX                also, that the store holds every chunk INDEX names\n"
-	      "  --repair                     delete bad chunks and leftover temporary files\n"
+	      "  --repair                     delete bad chunks and delta files, and temp files\n"
 	      USAGE_COMMON USAGE_VERSION,
 	      f);
 }

@@ -50,8 +50,8 @@ static void print_stats(const struct gen_prune_stats *st, int dry_run)
 		       gen_prune_kind_names[k], c->kept, c->kept_bytes, c->young, dry_run ? "to remove" : "removed",
 		       c->removed, c->removed_bytes);
 	}
-	printf("prune: %s in %.2f s, %" PRIu64 " empty folders removed\n", dry_run ? "dry run, nothing removed" : "done",
-	       st->seconds, st->dirs_removed);
+	printf("prune: %s in %.2f s, %" PRIu64 " folders left empty %s\n", dry_run ? "dry run, nothing removed" : "done",
+	       st->seconds, st->dirs_removed, dry_run ? "to remove" : "removed");
 }
 
 int gen_cli_prune(int argc, char **argv)

@@ -104,8 +104,9 @@ struct prune {
 	struct idset chunks, objects; /* marked */
 	struct doomed *doomed;
 	size_t n_doomed, cap_doomed;
-	char (*dirs)[80];             /* folders that may be left empty */
+	char (*dirs)[80];             /* folders the sweep leaves empty */
 	size_t n_dirs, cap_dirs;
+	size_t entries;               /* of the folder each_entry read last */
 };
 
 static int mark_index(struct prune *p, const struct slotsync_index *idx)
@@ -309,9 +310,11 @@ static int each_entry(struct prune *p, const char *rel,
 {
 	int fd = openat(p->topfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *de;
+	size_t n = 0;
 	DIR *d;
 	int r = 0;
 
+	p->entries = 0;
 	if (fd < 0)
 		return errno == ENOENT ? 0 : slotsync_error_set_errno(err, -errno, "cannot open %s in the store", rel);
 	d = fdopendir(fd);
@@ -320,10 +323,28 @@ static int each_entry(struct prune *p, const char *rel,
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
 	while (r == 0 && (de = readdir(d)))
-		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))) {
 			r = fn(p, rel, de->d_name, err);
+			n++;
+		}
 	closedir(d);
+	p->entries = n;
 	return r;
+}
+
+/* Reads the folder rel with fn; notes it for removal when the sweep is to
+ * remove everything in it (an rmdir costs about as much as an unlink: only
+ * those that will succeed are tried). */
+static int each_entry_then_folder(struct prune *p, const char *rel,
+				  int (*fn)(struct prune *p, const char *dir, const char *name, struct slotsync_error *err),
+				  struct slotsync_error *err)
+{
+	size_t before = p->n_doomed;
+	int r = each_entry(p, rel, fn, err);
+
+	if (r < 0 || p->n_doomed - before != p->entries)
+		return r;
+	return note_dir(p, rel) < 0 ? slotsync_error_set(err, -ENOMEM, "out of memory") : 0;
 }
 
 /* deltas/<base>/: a delta index or index diff stays when both its indexes are
@@ -365,9 +386,7 @@ static int deltas_entry(struct prune *p, const char *dir, const char *name, stru
 	if (strlen(name) != 64 || !is_hex(name, 64))
 		return 0;
 	snprintf(rel, sizeof(rel), "%s/%s", dir, name);
-	if (note_dir(p, rel) < 0)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	return each_entry(p, rel, delta_file, err);
+	return each_entry_then_folder(p, rel, delta_file, err);
 }
 
 static int index_file(struct prune *p, const char *dir, const char *name, struct slotsync_error *err)
@@ -410,9 +429,7 @@ static int top_entry(struct prune *p, const char *dir, const char *name, struct 
 	(void)dir;
 	if (strlen(name) != 4 || !is_hex(name, 4))
 		return 0;
-	if (note_dir(p, name) < 0)
-		return slotsync_error_set(err, -ENOMEM, "out of memory");
-	return each_entry(p, name, store_file, err);
+	return each_entry_then_folder(p, name, store_file, err);
 }
 
 static int doomed_cmp(const void *a, const void *b)
@@ -476,6 +493,8 @@ int gen_prune(const struct gen_prune_options *o, struct gen_prune_stats *st, str
 		r = each_entry(&p, ".", top_entry, err);
 	if (r == 0 && !o->dry_run)
 		r = sweep(&p, err);
+	else if (r == 0)
+		st->dirs_removed = p.n_dirs;
 	if (r < 0)
 		slotsync_error_prefix(err, "store %s", o->store);
 out:

@@ -5,7 +5,9 @@
 # 3) at places of its own and patches 1 MiB a little every 64 bytes (what delta
 # objects are for), and carries delta files from the two releases before it.
 # Then prune keeps the last KEEP (default 2): the dry run and the prune are
-# timed, with the store's files and bytes before and after.
+# timed (the prune REPEAT times, default 3, each on a fresh copy of the store,
+# the page cache warm: best and every run, and the prune's CPU time), with the
+# store's files and bytes before and after.
 #   bash bench/prune.sh [DIR]   (default /var/tmp/slotsync-bench-prune; on disk)
 # The goal (issue "A store for years of releases"): at most 10 s for 20 releases.
 source "$(dirname "$0")/common.sh"
@@ -13,6 +15,7 @@ RELEASES=${RELEASES:-20}
 MIB=${MIB:-48}
 CHANGE_MIB=${CHANGE_MIB:-3}
 KEEP=${KEEP:-2}
+REPEAT=${REPEAT:-3}
 DIR=${1:-/var/tmp/slotsync-bench-prune}
 rm -rf "$DIR"
 mkdir -p "$DIR"
@@ -57,9 +60,19 @@ sync
 t=$(seconds_of "$GEN" prune --store "$S" "${KEEPS[@]}" --grace 0 --dry-run)
 echo "prune --dry-run: $t s"
 "$GEN" prune --store "$S" "${KEEPS[@]}" --grace 0 --dry-run | sed 's/^/  /'
-t1=$(date +%s.%N)
-"$GEN" prune --store "$S" "${KEEPS[@]}" --grace 0 >"$DIR/prune.txt"
-echo "prune: $(echo "$(date +%s.%N) - $t1" | bc -l | xargs printf '%.3f') s (keeping the last $KEEP)"
+mv "$S" "$DIR/orig"
+runs=()
+for i in $(seq "$REPEAT"); do
+	rm -rf "$S"
+	cp -a "$DIR/orig" "$S"
+	sync
+	t1=$(date +%s.%N)
+	/usr/bin/time -f '%U %S' -o "$DIR/cpu.txt" "$GEN" prune --store "$S" "${KEEPS[@]}" --grace 0 >"$DIR/prune.txt"
+	runs+=("$(echo "$(date +%s.%N) - $t1" | bc -l | xargs printf '%.2f') s (CPU $(awk '{printf "%.2f", $1 + $2}' "$DIR/cpu.txt") s)")
+done
+echo "prune, keeping the last $KEEP: ${runs[*]}"
+tail -n1 "$DIR/prune.txt"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "after: $(summary)"
 for n in $(seq $((RELEASES - KEEP + 1)) "$RELEASES"); do
 	"$GEN" check --store "$S" --index "$DIR/v$n.caibx" >/dev/null || { echo "release $n is not whole after the prune" >&2; exit 1; }

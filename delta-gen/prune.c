@@ -77,6 +77,8 @@ static void idset_sort(struct idset *s)
 {
 	size_t k = 0;
 
+	if (s->n == 0)
+		return;
 	qsort(s->ids, s->n, sizeof(*s->ids), id_cmp);
 	for (size_t i = 0; i < s->n; i++)
 		if (k == 0 || memcmp(s->ids[i], s->ids[k - 1], SLOTSYNC_DIGEST_BYTES) != 0)
@@ -443,7 +445,8 @@ static int doomed_cmp(const void *a, const void *b)
  * time changed since it was counted (a make reused it) stays. */
 static int sweep(struct prune *p, struct slotsync_error *err)
 {
-	qsort(p->doomed, p->n_doomed, sizeof(*p->doomed), doomed_cmp);
+	if (p->n_doomed)
+		qsort(p->doomed, p->n_doomed, sizeof(*p->doomed), doomed_cmp);
 	for (size_t i = 0; i < p->n_doomed; i++) {
 		struct stat st;
 		if (fstatat(p->topfd, p->doomed[i].rel, &st, AT_SYMLINK_NOFOLLOW) < 0)

@@ -2,7 +2,8 @@
 /* delta-gen/prune.c: a prune keeps every chunk of the kept releases and what
  * is younger than the grace, removes the rest (delta files of removed
  * releases, their folders); a dry run removes nothing; a kept release or a
- * kept delta index that cannot be read stops it before anything is removed. */
+ * kept delta index that cannot be read stops it before anything is removed;
+ * a store writer makes a folder a prune removed again. */
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "slotsync/delta.h"
 #include "slotsync/digest.h"
 #include "slotsync/store.h"
+#include "store_write.h"
 
 struct world {
 	char *dir;
@@ -186,6 +188,37 @@ START_TEST(test_refuses_before_removing_anything)
 }
 END_TEST
 
+/* A make that runs while a prune removes a chunk folder it made earlier
+ * makes the folder again (its writer remembers which folders exist). */
+START_TEST(test_writer_makes_a_pruned_folder_again)
+{
+	char *dir = test_mkdtemp();
+	char store[PATH_MAX], folder[PATH_MAX + 80], rel[SLOTSYNC_CHUNK_RELPATH_BYTES];
+	struct slotsync_error err = { 0 };
+	struct store_writer *sw = NULL;
+	struct store_batch *b;
+	uint8_t id[SLOTSYNC_DIGEST_BYTES] = { 0xab, 0xcd, 1 };
+
+	fx_path(store, dir, "store");
+	ck_assert_int_eq(store_writer_open(store, &sw, &err), 0);
+	b = store_batch_new(sw);
+	ck_assert_int_eq(store_batch_put(b, id, "one", 3, &err), 0);
+	ck_assert_int_eq(store_batch_commit(b, &err), 0);
+	/* the prune: the chunk goes, then its folder, left empty */
+	slotsync_store_chunk_relpath(id, rel);
+	snprintf(folder, sizeof(folder), "%s/%s", store, rel);
+	ck_assert_int_eq(unlink(folder), 0);
+	*strrchr(folder, '/') = '\0';
+	ck_assert_int_eq(rmdir(folder), 0);
+	id[2] = 2;
+	ck_assert_msg(store_batch_put(b, id, "two", 3, &err) == 0, "%s", slotsync_error_message(&err));
+	ck_assert_int_eq(store_batch_free(b, &err), 0);
+	ck_assert(store_writer_has(sw, id));
+	store_writer_free(sw);
+	test_rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("prune");
@@ -196,6 +229,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_keeps_what_kept_releases_need);
 	tcase_add_test(tc, test_refuses_before_removing_anything);
+	tcase_add_test(tc, test_writer_makes_a_pruned_folder_again);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -48,13 +48,13 @@ const char *const gen_prune_kind_names[GEN_PRUNE_KINDS] = {
 	"delta indexes", "index diffs", "indexes", "delta objects", "chunks", "temp files",
 };
 
-/* A growing, then sorted, set of digests. */
-struct idset {
+/* Digests: added, then sorted once and searched. */
+struct id_list {
 	uint8_t (*ids)[SLOTSYNC_DIGEST_BYTES];
 	size_t n, cap;
 };
 
-static int idset_add(struct idset *s, const uint8_t id[SLOTSYNC_DIGEST_BYTES])
+static int id_list_add(struct id_list *s, const uint8_t id[SLOTSYNC_DIGEST_BYTES])
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 4096;
@@ -73,7 +73,7 @@ static int id_cmp(const void *a, const void *b)
 	return memcmp(a, b, SLOTSYNC_DIGEST_BYTES);
 }
 
-static void idset_sort(struct idset *s)
+static void id_list_sort(struct id_list *s)
 {
 	size_t k = 0;
 
@@ -86,7 +86,7 @@ static void idset_sort(struct idset *s)
 	s->n = k;
 }
 
-static int idset_has(const struct idset *s, const uint8_t id[SLOTSYNC_DIGEST_BYTES])
+static int id_list_has(const struct id_list *s, const uint8_t id[SLOTSYNC_DIGEST_BYTES])
 {
 	return s->n && bsearch(id, s->ids, s->n, sizeof(*s->ids), id_cmp) != NULL;
 }
@@ -102,8 +102,8 @@ struct prune {
 	struct gen_prune_stats *st;
 	int topfd;
 	time_t cutoff;                /* files modified after it are young */
-	struct idset indexes;         /* digests of the kept indexes */
-	struct idset chunks, objects; /* marked */
+	struct id_list indexes;         /* digests of the kept indexes */
+	struct id_list chunks, objects; /* marked */
 	struct doomed *doomed;
 	size_t n_doomed, cap_doomed;
 	char (*dirs)[80];             /* folders the sweep leaves empty */
@@ -117,9 +117,9 @@ static int mark_index(struct prune *p, const struct slotsync_index *idx)
 	int r = slotsync_index_digest(idx, d, NULL);
 
 	if (r == 0)
-		r = idset_add(&p->indexes, d);
+		r = id_list_add(&p->indexes, d);
 	for (size_t i = 0; r == 0 && i < idx->n_chunks; i++)
-		r = idset_add(&p->chunks, idx->chunks[i].id);
+		r = id_list_add(&p->chunks, idx->chunks[i].id);
 	return r;
 }
 
@@ -180,7 +180,7 @@ static int mark_bundle(struct prune *p, const char *path, struct slotsync_error 
 	if (r == 0 && slotsync_index_image_size(idx) != m->image_size)
 		r = slotsync_error_set(err, -EBADMSG, "its index describes another image size than its manifest");
 	if (r == 0)
-		r = idset_add(&p->indexes, m->index_sha256);
+		r = id_list_add(&p->indexes, m->index_sha256);
 	if (r == 0)
 		r = mark_index(p, idx);
 	for (size_t i = 0; r == 0 && i < m->n_images; i++) {
@@ -189,10 +189,10 @@ static int mark_bundle(struct prune *p, const char *path, struct slotsync_error 
 		if (r < 0)
 			slotsync_error_prefix(err, "image %s", m->images[i].name);
 		if (r == 0)
-			r = idset_add(&p->indexes, m->images[i].index_sha256);
+			r = id_list_add(&p->indexes, m->images[i].index_sha256);
 		/* the index's own frame, stored as a chunk by bundle --embed */
 		if (r == 0)
-			r = idset_add(&p->chunks, m->images[i].index_sha256);
+			r = id_list_add(&p->chunks, m->images[i].index_sha256);
 		if (r == 0)
 			r = mark_index(p, fi);
 		slotsync_index_free(fi);
@@ -364,12 +364,12 @@ static int delta_file(struct prune *p, const char *dir, const char *name, struct
 		return 0;
 	name_id(dir + strlen("deltas/"), base);
 	name_id(name, nw);
-	keep = idset_has(&p->indexes, base) && idset_has(&p->indexes, nw);
+	keep = id_list_has(&p->indexes, base) && id_list_has(&p->indexes, nw);
 	if (keep && sdix) {
 		struct slotsync_delta_index *d = NULL;
 		r = gen_check_delta_index(p->topfd, rel, &d, err);
 		for (uint32_t i = 0; r == 0 && i < d->n_objects; i++)
-			if (idset_add(&p->objects, d->objects[i].id) < 0)
+			if (id_list_add(&p->objects, d->objects[i].id) < 0)
 				r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		slotsync_delta_index_free(d);
 		if (r < 0) {
@@ -402,7 +402,7 @@ static int index_file(struct prune *p, const char *dir, const char *name, struct
 	if (strlen(name) != 64 + 6 || !ends_with(name, ".caibx") || !is_hex(name, 64))
 		return 0;
 	name_id(name, id);
-	return sort_file(p, rel, GEN_PRUNE_INDEX, idset_has(&p->indexes, id), err);
+	return sort_file(p, rel, GEN_PRUNE_INDEX, id_list_has(&p->indexes, id), err);
 }
 
 /* <4 hex>/: chunks and delta objects. */
@@ -422,8 +422,8 @@ static int store_file(struct prune *p, const char *dir, const char *name, struct
 		return 0;
 	name_id(name, id);
 	if (chunk)
-		return sort_file(p, rel, GEN_PRUNE_CHUNK, idset_has(&p->chunks, id), err);
-	return sort_file(p, rel, GEN_PRUNE_OBJECT, idset_has(&p->objects, id), err);
+		return sort_file(p, rel, GEN_PRUNE_CHUNK, id_list_has(&p->chunks, id), err);
+	return sort_file(p, rel, GEN_PRUNE_OBJECT, id_list_has(&p->objects, id), err);
 }
 
 static int top_entry(struct prune *p, const char *dir, const char *name, struct slotsync_error *err)
@@ -484,12 +484,12 @@ int gen_prune(const struct gen_prune_options *o, struct gen_prune_stats *st, str
 		r = mark_release(&p, o->keep[i], err);
 	if (r < 0)
 		goto out;
-	idset_sort(&p.indexes);
-	idset_sort(&p.chunks);
+	id_list_sort(&p.indexes);
+	id_list_sort(&p.chunks);
 	/* the delta files first: kept delta indexes mark their objects */
 	r = each_entry(&p, "deltas", deltas_entry, err);
 	if (r == 0) {
-		idset_sort(&p.objects);
+		id_list_sort(&p.objects);
 		r = each_entry(&p, "indexes", index_file, err);
 	}
 	if (r == 0)

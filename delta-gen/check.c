@@ -167,12 +167,13 @@ int gen_check_delta_index(int topfd, const char *rel, struct slotsync_delta_inde
 	return r;
 }
 
-/* Every deltas/<hex>/<hex>.sdix of the store, loaded and checked. */
+/* Every deltas/<hex>/<hex>.sdix of the store, loaded and checked; one that
+ * cannot be read (permissions, I/O) stops the check and is not removed. */
 static int check_delta_indexes(int topfd, int repair, struct gen_check_stats *stats)
 {
 	DIR *top, *sub;
 	struct dirent *de, *fe;
-	int fd = openat(topfd, "deltas", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r, fd = openat(topfd, "deltas", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -200,13 +201,20 @@ static int check_delta_indexes(int topfd, int repair, struct gen_check_stats *st
 				continue;
 			snprintf(rel, sizeof(rel), "deltas/%s/%s", de->d_name, fe->d_name);
 			stats->delta_indexes++;
-			if (gen_check_delta_index(topfd, rel, &d, &e) < 0) {
-				slotsync_log_error("delta index %s", slotsync_error_message(&e));
-				stats->bad_delta_indexes++;
-				if (repair)
-					unlinkat(subfd, fe->d_name, 0);
-			}
+			r = gen_check_delta_index(topfd, rel, &d, &e);
 			slotsync_delta_index_free(d);
+			if (r == -ENOENT || r == 0)
+				continue;
+			slotsync_log_error("delta index %s", slotsync_error_message(&e));
+			if (r == -EACCES || r == -EPERM || r == -EIO || r == -ENOMEM) {
+				/* not known to be bad: never removed */
+				closedir(sub);
+				closedir(top);
+				return r;
+			}
+			stats->bad_delta_indexes++;
+			if (repair)
+				unlinkat(subfd, fe->d_name, 0);
 		}
 		closedir(sub);
 	}

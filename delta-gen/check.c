@@ -5,7 +5,13 @@
  * limit) and its digest compared with its name; chunks of casync stores may be
  * SHA-512/256, so without an index both digests are tried.  Leftover temp files of
  * a killed writer are counted.  --repair deletes bad chunks (the next make writes
- * them again) and temp files; run it when no make is writing to the store. */
+ * them again) and temp files; run it when no make is writing to the store.
+ *
+ * Delta files too: an object (<4 hex>/<64 hex>.sdob) must have the SHA-256 of
+ * its name, and a delta index (deltas/<base hex>/<new hex>.sdix) must load
+ * through the library's parser (the one devices use) and name the base and new
+ * index its path names.  --repair deletes bad ones: a device then falls back
+ * to chunks, where a bad one would make it fail. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +26,7 @@
 #include "io.h"
 #include "gen.h"
 #include "slotsync/chunker.h"
+#include "slotsync/delta.h"
 #include "slotsync/index.h"
 #include "slotsync/log.h"
 #include "slotsync/store.h"
@@ -35,6 +42,12 @@ static int is_hex_name(const char *name, const char *dir)
 		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
 			return 0;
 	return strncmp(name, dir, 4) == 0;
+}
+
+static int is_object_name(const char *name, const char *dir)
+{
+	return strlen(name) == 64 + 5 && strcmp(name + 64, ".sdob") == 0 && strspn(name, "0123456789abcdef") == 64 &&
+	       strncmp(name, dir, 4) == 0;
 }
 
 /* 1 if the chunk file is good, 0 if bad (reason logged), <0 on I/O error. */
@@ -86,6 +99,126 @@ static int check_chunk(int dirfd, const char *rel, const char *hex, const struct
 			return 1;
 	}
 	slotsync_log_error("chunk %s: content does not match its name", rel);
+	return 0;
+}
+
+/* 1 if the delta object dir/name has the SHA-256 of its name, 0 if not
+ * (logged), <0 on I/O error. */
+static int check_object(const char *store, const char *dir, const char *name)
+{
+	uint8_t id[SLOTSYNC_DIGEST_BYTES], got[SLOTSYNC_DIGEST_BYTES];
+	char path[4300];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s/%.64s", store, dir, name);
+	slotsync_digest_from_hex(path + strlen(path) - 64, id);
+	snprintf(path, sizeof(path), "%s/%s/%s", store, dir, name);
+	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, path, 0, got, NULL, NULL);
+	if (r < 0)
+		return r;
+	if (memcmp(got, id, sizeof(id)) == 0)
+		return 1;
+	slotsync_log_error("delta object %s/%s: content does not match its name", dir, name);
+	return 0;
+}
+
+int gen_check_delta_index(int topfd, const char *rel, struct slotsync_delta_index **out, struct slotsync_error *err)
+{
+	uint8_t base[SLOTSYNC_DIGEST_BYTES], nw[SLOTSYNC_DIGEST_BYTES], *buf = NULL;
+	const char *slash = strrchr(rel, '/');
+	uint64_t size;
+	ssize_t n;
+	char bh[SLOTSYNC_DIGEST_HEX_BYTES] = "", nh[SLOTSYNC_DIGEST_HEX_BYTES] = "";
+	int fd, r;
+
+	*out = NULL;
+	if (slash && slash - rel >= 64 && strlen(slash + 1) == 64 + 5) {
+		memcpy(bh, slash - 64, 64);
+		memcpy(nh, slash + 1, 64);
+		bh[64] = nh[64] = '\0';
+	}
+	if (slotsync_digest_from_hex(bh, base) < 0 || slotsync_digest_from_hex(nh, nw) < 0)
+		return slotsync_error_set(err, -EINVAL, "%s is not deltas/<base hex>/<new hex>.sdix", rel);
+	fd = openat(topfd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return slotsync_error_set_errno(err, -errno, "cannot open %s", rel);
+	r = io_fd_size(fd, &size);
+	if (r == 0 && size > SLOTSYNC_DELTA_INDEX_MAX)
+		r = slotsync_error_set(err, -EFBIG, "%s: %" PRIu64 " bytes, more than a delta index may be", rel, size);
+	else if (r < 0)
+		r = slotsync_error_set_errno(err, r, "cannot read %s", rel);
+	if (r == 0 && !(buf = malloc(size ? size : 1)))
+		r = slotsync_error_set(err, -ENOMEM, "out of memory");
+	if (r == 0 && (n = io_read_full(fd, buf, size)) != (ssize_t)size)
+		r = slotsync_error_set_errno(err, n < 0 ? (int)n : -EIO, "cannot read %s", rel);
+	close(fd);
+	if (r == 0) {
+		r = slotsync_delta_index_load(buf, size, out, err);
+		if (r < 0)
+			slotsync_error_prefix(err, "%s", rel);
+	}
+	free(buf);
+	if (r == 0 && (memcmp((*out)->base_digest, base, sizeof(base)) != 0 ||
+		       memcmp((*out)->new_digest, nw, sizeof(nw)) != 0)) {
+		slotsync_delta_index_free(*out);
+		*out = NULL;
+		r = slotsync_error_set(err, -EBADMSG, "%s names other indexes than its path", rel);
+	}
+	return r;
+}
+
+/* Every deltas/<hex>/<hex>.sdix of the store, loaded and checked; one that
+ * cannot be read (permissions, I/O) stops the check and is not removed. */
+static int check_delta_indexes(int topfd, int repair, struct gen_check_stats *stats)
+{
+	DIR *top, *sub;
+	struct dirent *de, *fe;
+	int r, fd = openat(topfd, "deltas", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	top = fdopendir(fd);
+	if (!top) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(top))) {
+		int subfd;
+		if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+			continue;
+		subfd = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (subfd < 0 || !(sub = fdopendir(subfd))) {
+			if (subfd >= 0)
+				close(subfd);
+			continue;
+		}
+		while ((fe = readdir(sub))) {
+			struct slotsync_error e = { 0 };
+			struct slotsync_delta_index *d = NULL;
+			char rel[200];
+			size_t len = strlen(fe->d_name);
+			if (len < 5 || strcmp(fe->d_name + len - 5, ".sdix") != 0)
+				continue;
+			snprintf(rel, sizeof(rel), "deltas/%s/%s", de->d_name, fe->d_name);
+			stats->delta_indexes++;
+			r = gen_check_delta_index(topfd, rel, &d, &e);
+			slotsync_delta_index_free(d);
+			if (r == -ENOENT || r == 0)
+				continue;
+			slotsync_log_error("delta index %s", slotsync_error_message(&e));
+			if (r == -EACCES || r == -EPERM || r == -EIO || r == -ENOMEM) {
+				/* not known to be bad: never removed */
+				closedir(sub);
+				closedir(top);
+				return r;
+			}
+			stats->bad_delta_indexes++;
+			if (repair)
+				unlinkat(subfd, fe->d_name, 0);
+		}
+		closedir(sub);
+	}
+	closedir(top);
 	return 0;
 }
 
@@ -145,6 +278,22 @@ int gen_check(const char *store, const char *index_path, int repair, struct gen_
 					unlinkat(subfd, fe->d_name, 0);
 				continue;
 			}
+			if (is_object_name(fe->d_name, de->d_name)) {
+				stats->objects++;
+				r = check_object(store, de->d_name, fe->d_name);
+				if (r < 0) {
+					slotsync_error_set_errno(err, r, "cannot read delta object %s/%s", de->d_name,
+								 fe->d_name);
+					closedir(sub);
+					goto out;
+				}
+				if (r == 0) {
+					stats->bad_objects++;
+					if (repair)
+						unlinkat(subfd, fe->d_name, 0);
+				}
+				continue;
+			}
 			if (!is_hex_name(fe->d_name, de->d_name))
 				continue;
 			stats->chunks++;
@@ -162,7 +311,11 @@ int gen_check(const char *store, const char *index_path, int repair, struct gen_
 		}
 		closedir(sub);
 	}
-	r = 0;
+	r = check_delta_indexes(topfd, repair, stats);
+	if (r < 0) {
+		slotsync_error_set_errno(err, r, "cannot read the delta indexes of store %s", store);
+		goto out;
+	}
 	if (idx) {
 		/* Every chunk the index names must be present (and was checked above). */
 		uint8_t(*ids)[SLOTSYNC_DIGEST_BYTES] = malloc(idx->n_chunks * SLOTSYNC_DIGEST_BYTES + 1);
@@ -186,9 +339,13 @@ int gen_check(const char *store, const char *index_path, int repair, struct gen_
 		}
 		free(ids);
 	}
-	if (stats->bad || stats->missing)
-		r = slotsync_error_set(err, -EBADMSG, "store %s: %" PRIu64 " bad chunks%s, %" PRIu64 " missing chunks", store,
-				       stats->bad, repair && stats->bad ? " (deleted)" : "", stats->missing);
+	if (stats->bad || stats->missing || stats->bad_objects || stats->bad_delta_indexes)
+		r = slotsync_error_set(err, -EBADMSG,
+				       "store %s: %" PRIu64 " bad chunks, %" PRIu64 " bad delta objects, %" PRIu64
+				       " bad delta indexes%s, %" PRIu64 " missing chunks",
+				       store, stats->bad, stats->bad_objects, stats->bad_delta_indexes,
+				       repair && (stats->bad || stats->bad_objects || stats->bad_delta_indexes) ? " (deleted)" : "",
+				       stats->missing);
 out:
 	if (top)
 		closedir(top);
@@ -199,4 +356,13 @@ out:
 	free(in);
 	slotsync_index_free(idx);
 	return r;
+}
+
+void gen_check_print(const struct gen_check_stats *st, int repair, FILE *f)
+{
+	fprintf(f,
+		"check: %" PRIu64 " chunks, %" PRIu64 " bad, %" PRIu64 " missing, %" PRIu64 " temp files%s; %" PRIu64
+		" delta objects, %" PRIu64 " bad; %" PRIu64 " delta indexes, %" PRIu64 " bad\n",
+		st->chunks, st->bad, st->missing, st->temp_files, repair && st->temp_files ? " (removed)" : "", st->objects,
+		st->bad_objects, st->delta_indexes, st->bad_delta_indexes);
 }

@@ -11,6 +11,8 @@
 #include "slotsync/digest.h"
 #include "slotsync/error.h"
 
+struct slotsync_delta_index;
+
 /* zstd level of chunk files, chosen by benchmark (docs/benchmarks.md). */
 #define GEN_ZSTD_LEVEL_DEFAULT 3
 /* Delta objects: zstd level and run length, chosen by benchmark. */
@@ -60,17 +62,65 @@ struct gen_check_stats {
 	uint64_t bad;
 	uint64_t temp_files;
 	uint64_t missing;       /* chunks an index names that the store lacks */
+	uint64_t objects, bad_objects;              /* delta objects (.sdob) */
+	uint64_t delta_indexes, bad_delta_indexes;  /* delta indexes (.sdix) */
 };
 
-/* Checks every chunk of a store (content matches name); with index_path, also
- * that the store holds every chunk the index names.  repair: delete bad chunks
- * and leftover temp files. */
+/* Checks every chunk of a store (content matches name), every delta object
+ * (its SHA-256 is its name) and every delta index (loads, and names the base
+ * and new index its path names); with index_path, also that the store holds
+ * every chunk the index names.  repair: delete bad chunks, objects and delta
+ * indexes, and leftover temp files. */
 int gen_check(const char *store, const char *index_path, int repair, struct gen_check_stats *stats,
 	      struct slotsync_error *err);
 
 /* Who signs: a certificate with the codeSigning extended key usage, its key (a
  * PEM file or a pkcs11: URI, read through OpenSSL's pkcs11 engine, module
  * given or p11-kit's proxy), and intermediate certificates to include. */
+/* The summary line slotsync-gen check prints. */
+void gen_check_print(const struct gen_check_stats *st, int repair, FILE *f);
+
+/* The delta index at rel in the store topfd, loaded by the library's parser
+ * and checked against its path (deltas/<base hex>/<new hex>.sdix): *out. */
+int gen_check_delta_index(int topfd, const char *rel, struct slotsync_delta_index **out, struct slotsync_error *err);
+
+/* slotsync-gen prune (prune.c): keep what the kept releases need (bundles, or
+ * .caibx indexes), remove the rest of the store, but nothing younger than
+ * grace_minutes.  Kinds, in the order they are removed: */
+enum {
+	GEN_PRUNE_DELTA_INDEX, GEN_PRUNE_INDEX_DIFF, GEN_PRUNE_INDEX, GEN_PRUNE_OBJECT, GEN_PRUNE_CHUNK, GEN_PRUNE_TEMP,
+	GEN_PRUNE_KINDS
+};
+#define GEN_PRUNE_GRACE_DEFAULT 60
+extern const char *const gen_prune_kind_names[GEN_PRUNE_KINDS];
+
+struct gen_prune_options {
+	const char *store;
+	const char *const *keep;   /* the kept releases */
+	int n_keep;
+	const char *keyring;       /* NULL: bundles' digests are checked, not their signatures */
+	int dry_run;               /* count only */
+	unsigned grace_minutes;
+};
+
+struct gen_prune_kind {
+	uint64_t kept, kept_bytes, removed, removed_bytes;
+	uint64_t young;            /* kept, unmarked, for the grace period */
+};
+
+struct gen_prune_stats {
+	struct gen_prune_kind kind[GEN_PRUNE_KINDS];
+	uint64_t dirs_removed;     /* a dry run: folders it would leave empty */
+	double seconds;
+};
+
+/* Refuses (nothing removed) when a kept release, or a delta index between two
+ * kept releases, cannot be read; the error names it. */
+int gen_prune(const struct gen_prune_options *o, struct gen_prune_stats *st, struct slotsync_error *err);
+
+/* slotsync-gen's prune verb (gen_prune_cli.c): argv[1] is "prune". */
+int gen_cli_prune(int argc, char **argv);
+
 struct gen_signer {
 	const char *cert, *key, *chain, *pkcs11_module;
 };

@@ -30,7 +30,7 @@ static void usage(FILE *f)
 	      "  extract --store DIR [--seed IMAGE [--seed-index INDEX]]... INDEX OUT\n"
 	      "      Rebuild the image of INDEX into OUT, taking chunks from seeds first.\n"
 	      "  check --store DIR [--index INDEX] [--repair]\n"
-	      "      Verify that every chunk in the store matches its name.\n"
+	      "      Verify every chunk, delta object and delta index of the store.\n"
 	      "  bundle --store DIR --image IMG --version V --compatible C [--security-version N]\n"
 	      "       [--allow-downgrade-to V] [--store-url URL]... [--verity-root-hash HEX]\n"
 	      "       [--hook-pre-install FILE] [--hook-post-install FILE] [--timestamp TIME]\n"
@@ -48,6 +48,8 @@ static void usage(FILE *f)
 	      "      For the chunks of NEW that each base lacks, write delta objects and the\n"
 	      "      delta index of the pair into the store (docs/format.md); --dry-run only\n"
 	      "      reports what a device would download.\n"
+	      "  prune --store DIR --keep RELEASE... [--dry-run] [--grace MINUTES] [--keyring PEM]\n"
+	      "      Remove from the store what no kept release (bundle or index) needs.\n"
 	      "  verity [--json] IMAGE SLOT-IMAGE\n"
 	      "      Write IMAGE's slot image: IMAGE padded to 4096-byte blocks, then its\n"
 	      "      dm-verity hash tree; print the root hash, salt and data size.\n"
@@ -111,12 +113,12 @@ static void check_usage(FILE *f)
 {
 	fputs("Usage: slotsync-gen check --store DIR [--index INDEX] [--repair]\n"
 	      "\n"
-	      "Verify that every chunk in the store matches its name.\n"
+	      "Verify every chunk, delta object and delta index of the store.\n"
 	      "\n"
 	      "Options:\n"
 	      "  --store DIR                  the chunk store\n"
 	      "  --index INDEX                also, that the store holds every chunk INDEX names\n"
-	      "  --repair                     delete bad chunks and leftover temporary files\n"
+	      "  --repair                     delete bad chunks and delta files, and temp files\n"
 	      USAGE_COMMON USAGE_VERSION,
 	      f);
 }
@@ -496,8 +498,7 @@ static int cmd_check(int argc, char **argv)
 		return 2;
 	}
 	r = gen_check(store, index, repair, &st, &err);
-	printf("check: %" PRIu64 " chunks, %" PRIu64 " bad, %" PRIu64 " missing, %" PRIu64 " temp files%s\n", st.chunks,
-	       st.bad, st.missing, st.temp_files, repair && st.temp_files ? " (removed)" : "");
+	gen_check_print(&st, repair, stdout);
 	if (r < 0)
 		return fail("check", &err);
 	return 0;
@@ -872,7 +873,7 @@ static const struct verb {
 	const char *name;
 	int (*run)(int argc, char **argv);  /* argv[1] is the verb; options from argv[2] on */
 } verbs[] = {
-	{ "make", cmd_make },   { "extract", cmd_extract }, { "check", cmd_check }, { "bundle", cmd_bundle },
+	{ "make", cmd_make },   { "extract", cmd_extract }, { "check", cmd_check }, { "bundle", cmd_bundle }, { "prune", gen_cli_prune },
 	{ "delta", cmd_delta }, { "channel", cmd_channel }, { "verity", gen_cli_verity }, { "help", cmd_help },
 };
 

@@ -80,7 +80,13 @@ int store_writer_has(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_B
 	struct stat st;
 
 	slotsync_store_chunk_relpath(id, rel);
-	return fstatat(sw->dirfd, rel, &st, 0) == 0 && S_ISREG(st.st_mode);
+	if (fstatat(sw->dirfd, rel, &st, 0) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	/* reused: its time becomes now, so that a prune running at the same time
+	 * keeps it for the grace period (a store of files this user may not touch
+	 * is only read) */
+	(void)utimensat(sw->dirfd, rel, NULL, 0);
+	return 1;
 }
 
 static int ensure_folder(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const char *rel,
@@ -175,6 +181,15 @@ int store_batch_put_ext(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_
 	memcpy(final, p->final, sizeof(final));
 	snprintf(p->tmp, sizeof(p->tmp), "%.4s/" STORE_TMP_PREFIX "%.64s.%d.%u", final, final + 5, (int)getpid(), b->seq++);
 	fd = openat(sw->dirfd, p->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == ENOENT) {
+		/* a prune removed the folder since it was made: make it again */
+		unsigned n = (unsigned)id[0] << 8 | id[1];
+		atomic_fetch_and(&sw->made[n >> 6], ~(UINT64_C(1) << (n & 63)));
+		r = ensure_folder(sw, id, p->final, err);
+		if (r < 0)
+			return r;
+		fd = openat(sw->dirfd, p->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	}
 	if (fd < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot create %s in store %s", p->tmp, sw->path);
 	r = io_write_full(fd, data, len);

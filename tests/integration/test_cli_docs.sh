@@ -16,7 +16,7 @@ progs = {
     "slotsync": (os.environ["SLOTSYNC_BIN"], ["install", "status", "mark-good", "mark-bad", "mark-active", "agent",
                  "validate", "assemble", "index-info", "info", "verify", "state", "slot-format", "unlock",
                  "migrate-data"]),
-    "slotsync-gen": (os.environ["SLOTSYNC_GEN"], ["make", "extract", "check", "bundle", "delta", "channel",
+    "slotsync-gen": (os.environ["SLOTSYNC_GEN"], ["make", "extract", "check", "bundle", "delta", "channel", "prune",
                  "verity"]),
     "slotsync-bootctl": (os.environ["SLOTSYNC_BOOTCTL"], ["status", "switch", "mark-good", "mark-bad",
                          "simulate-boot", "init"]),

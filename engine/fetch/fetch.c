@@ -375,13 +375,11 @@ static int job_failed(struct fetcher *f, size_t job, int r, struct slotsync_erro
 	return r;
 }
 
-/* The caller refused job's body (wrong bytes): with another mirror left, the
- * mirror that served it is dropped and job asked of the next; else it is
- * tried again. */
+/* job's body was wrong (the caller refused it, or it outgrew its bound):
+ * with another mirror left, the mirror that served it is dropped and job asked
+ * of the next; else it is tried again. */
 static int job_refused(struct fetcher *f, size_t job, const char *why, struct slotsync_error *err)
 {
-	int r;
-
 	if (job_can_move(f, job)) {
 		struct mirror *m = &f->mirrors->m[f->state[job].mirror];
 		char note[sizeof(m->st.why)];
@@ -390,8 +388,7 @@ static int job_refused(struct fetcher *f, size_t job, const char *why, struct sl
 			slotsync_log_warning("mirror %s dropped: %s; its objects are asked of the next mirror", m->url, note);
 		return job_move(f, job, MIRROR_ANSWER_REFUSED, err);
 	}
-	r = job_retry(f, job, NULL, 0, why, err);
-	return r < 0 ? job_failed(f, job, r, err) : r;
+	return job_retry(f, job, NULL, 0, why, err);
 }
 
 static double deadline_in(struct timespec *ts, double seconds)
@@ -568,6 +565,8 @@ static int consumer_verdicts(struct fetcher *f, size_t *accepted, struct slotsyn
 		pthread_mutex_unlock(&c->lock);
 		if (v.r == -EAGAIN) {
 			r = job_refused(f, v.job, slotsync_error_message(&v.err), err);
+			if (r < 0)
+				r = job_failed(f, v.job, r, err);
 		} else {
 			*err = v.err;
 			r = v.r;
@@ -603,7 +602,7 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 	if (s->error_cut)
 		res = CURLE_OK; /* we cut it: judged by its status below */
 	if (s->overflow) {
-		r = job_retry(f, job, NULL, 0, "response larger than the chunk can be (cut off)", err);
+		r = job_refused(f, job, "response larger than the chunk can be (cut off)", err);
 	} else if (res == CURLE_FILE_COULDNT_READ_FILE) {
 		/* a local store without the file: as a 404 */
 		r = slotsync_error_set(err, -ENOENT, "%s: not found (or not readable)", s->url);
@@ -647,8 +646,7 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 	}
 	/* what this mirror could not serve, the next one may */
 	if (r < 0 && r != -ENOMEM && job_can_move(f, job))
-		r = job_move(f, job, s->overflow ? MIRROR_ANSWER_REFUSED : s->is_file || res != CURLE_OK ? -(long)res : code,
-			     err);
+		r = job_move(f, job, s->is_file || res != CURLE_OK ? -(long)res : code, err);
 	else if (r < 0)
 		r = job_failed(f, job, r, err);
 	s->job = SIZE_MAX;

@@ -15,6 +15,11 @@
  * verdict back; the transfer loop, woken by curl_multi_wakeup(), counts the
  * body accepted or schedules it again.  A full queue makes the transfer loop
  * wait for a buffer: a slow disk slows the downloads down, never memory up.
+ *
+ * With mirrors (mirrors_internal.h) each job carries the mirror it is asked
+ * of: what one mirror does not serve moves the job to the next (job_move), a
+ * body refused as wrong drops its mirror (job_refused), and the run borrows
+ * the set's multi handle, so that its connections outlive the run.
  */
 #include "slotsync/fetch.h"
 

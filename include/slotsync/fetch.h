@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — fetching chunks over HTTP/2.
  *
- * One libcurl multi handle, one connection (HTTP/2 over TLS, many concurrent
- * streams on it; HTTP/1.1 servers work too, one request at a time), the server's
+ * One libcurl multi handle, one connection per store (HTTP/2 over TLS, many
+ * concurrent streams on it; HTTP/1.1 servers work too, one request at a time), the server's
  * certificate verified against a CA file, an optional client certificate.  A
  * transfer that fails is retried with exponential backoff and jitter; a transfer
  * cut in the middle resumes with a Range request for the bytes still missing, so

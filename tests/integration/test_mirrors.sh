@@ -129,7 +129,17 @@ check "... and the next mirror served the rest" \
 # once it is dropped, only the transfers under way then still go to it
 asked=$(wc -l <"$LOG4")
 check "... once dropped it is asked for nothing more than what 4 streams had under way ($asked requests of the $(grep -c cacnk "$LOG3") chunks the next mirror then served)" \
-	test "$asked" -le 12
+	test "$asked" -le 16
+# ---- ... and wrong delta objects: dropped as well ----------------------------------------
+for f in $(find "$T/www4/store" -name '*.sdob'); do printf 'X' | dd of="$f" bs=1 seek=40 conv=notrunc 2>/dev/null; done
+device "$T/d5" "$M4"
+clear_logs
+$S install --config "$T/d5/system.conf" "$T/v2.bundle" >"$T/d5.out" 2>&1 || cat "$T/d5.out"
+mirrors "$T/d5" >"$T/d5.mirrors"
+sed 's/^/# /' "$T/d5.mirrors"
+check "a mirror whose delta objects are wrong: dropped, the objects from the next, installed byte-exact with them" \
+	bash -c "$(declare -f installed_v2); installed_v2 '$T/d5' && head -1 '$T/d5.mirrors' | grep -q 'wrong_bytes:_delta_object' && awk '\$3 == 200' '$LOG3' | grep -q '\.sdob' && ! grep -q 'fetching its .* chunks instead' '$T/d5.out'"
+
 # ---- a chunk no mirror has: the install fails naming it; the slot not switched ---------------------
 victim=$(awk '$3 == 200 && $5 ~ /store\/[0-7][0-9a-f][0-9a-f][0-9a-f]\// {print $5}' "$T/d2.log2" | head -1)
 victim=${victim#/store/}

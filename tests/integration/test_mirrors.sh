@@ -109,7 +109,7 @@ mkdir -p "$T/www4"
 cp -a "$W" "$T/www4/store"
 # every chunk in [0-3]*/ holds the bytes of the smallest other chunk:
 # well-formed, within its bound, and wrong
-other=$(find "$T/www4/store" -path '*/store/[4-9a-f]???/*.cacnk' -printf '%s %p\n' | sort -n | head -1 | cut -d' ' -f2)
+other=$(find "$T/www4/store" -path '*/store/[4-9a-f]???/*.cacnk' -printf '%s %p\n' | sort -n | awk 'NR == 1 {print $2}')
 find "$T/www4/store" -path '*/store/[0-3]???/*.cacnk' -exec cp "$other" {} \;
 start_nginx m4 "$T/www4"
 M4=$NGINX_URL/store
@@ -141,7 +141,7 @@ check "a mirror whose delta objects are wrong: dropped, the objects from the nex
 	bash -c "$(declare -f installed_v2); installed_v2 '$T/d5' && head -1 '$T/d5.mirrors' | grep -q 'wrong_bytes:_delta_object' && awk '\$3 == 200' '$LOG3' | grep -q '\.sdob' && ! grep -q 'fetching its .* chunks instead' '$T/d5.out'"
 
 # ---- a chunk no mirror has: the install fails naming it; the slot not switched ---------------------
-victim=$(awk '$3 == 200 && $5 ~ /store\/[0-7][0-9a-f][0-9a-f][0-9a-f]\// {print $5}' "$T/d2.log2" | head -1)
+victim=$(awk '$3 == 200 && $5 ~ /store\/[0-7][0-9a-f][0-9a-f][0-9a-f]\// && !v {v = $5} END {print v}' "$T/d2.log2")
 victim=${victim#/store/}
 rm -f "$T/www1/store/$victim" "$T/www2/store/$victim" "$W/$victim"
 device "$T/d4" "$M1" "$M2"

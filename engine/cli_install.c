@@ -199,6 +199,22 @@ int cli_install(int argc, char **argv)
 		json_object_object_add(j, "bytes_total", json_object_new_int64((int64_t)rec.bytes_total));
 		json_object_object_add(j, "bytes_fetched", json_object_new_int64((int64_t)rec.bytes_fetched));
 		json_object_object_add(j, "bytes_from_seed", json_object_new_int64((int64_t)rec.bytes_from_seed));
+		if (rec.n_mirrors) {
+			/* what each store served, as the install record has it */
+			json_object *ms = json_object_new_array();
+			for (size_t i = 0; i < rec.n_mirrors; i++) {
+				json_object *v = json_object_new_object();
+				json_object_object_add(v, "url", json_object_new_string(rec.mirrors[i].url));
+				json_object_object_add(v, "bytes", json_object_new_int64((int64_t)rec.mirrors[i].bytes));
+				json_object_object_add(v, "objects", json_object_new_int64((int64_t)rec.mirrors[i].objects));
+				json_object_object_add(v, "objects_moved", json_object_new_int64((int64_t)rec.mirrors[i].objects_moved));
+				json_object_object_add(v, "connections", json_object_new_int64((int64_t)rec.mirrors[i].connections));
+				if (rec.mirrors[i].dropped[0])
+					json_object_object_add(v, "dropped", json_object_new_string(rec.mirrors[i].dropped));
+				json_object_array_add(ms, v);
+			}
+			json_object_object_add(j, "mirrors", ms);
+		}
 		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 		json_object_put(j);
 	} else {
@@ -211,6 +227,15 @@ int cli_install(int argc, char **argv)
 			       rec.images[i].name, rec.images[i].bytes_total, rec.images[i].bytes_fetched,
 			       rec.images[i].bytes_from_seed);
 		printf("); %s\n", rec.step == SLOTSYNC_STEP_REBOOT ? "reboot to run it" : slotsync_install_step_name(rec.step));
+		for (size_t i = 0; i < rec.n_mirrors; i++) {
+			const struct slotsync_install_mirror *mi = &rec.mirrors[i];
+			printf("install: store %s: %" PRIu64 " bytes, %" PRIu64 " objects", mi->url, mi->bytes, mi->objects);
+			if (mi->objects_moved)
+				printf(", %" PRIu64 " asked of the next store", mi->objects_moved);
+			if (mi->dropped[0])
+				printf("; dropped: %s", mi->dropped);
+			printf("\n");
+		}
 	}
 	return 0;
 }

@@ -341,7 +341,7 @@ static int fetch_missing(struct asm_ctx *a, struct slotsync_error *err)
 			n++;
 	if (n == 0)
 		return 0;
-	if (!a->opt->fetch.base_url)
+	if (!a->opt->fetch.base_url && !slotsync_mirrors_count(a->opt->fetch.mirrors))
 		return slotsync_error_set(err, -ENOENT, "%zu chunks are in no seed%s and no store URL was given to fetch them from",
 					  n, a->opt->embedded_bundle ? " nor in the bundle" : "");
 	free(a->job_group);

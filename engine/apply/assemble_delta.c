@@ -110,7 +110,7 @@ int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 		a->st->delta_bytes_fetched += fs.bytes_received;
 	} else if (opt->delta_index_path) {
 		r = io_read_file(opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, &e);
-	} else if (opt->fetch.base_url) {
+	} else if (opt->fetch.base_url || slotsync_mirrors_count(opt->fetch.mirrors)) {
 		struct slotsync_fetch_stats fs = { 0 };
 		r = slotsync_fetch_file(&opt->fetch, rel, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data, &b.len, &fs, &e);
 		a->st->delta_bytes_fetched += fs.bytes_received;
@@ -245,6 +245,15 @@ static int delta_done(void *userdata, size_t job, const uint8_t *data, size_t le
 	int r;
 
 	a->st->delta_bytes_fetched += len;
+	if (slotsync_mirrors_count(a->opt->fetch.mirrors) > 1) {
+		/* among mirrors, an object that is not the one named drops the mirror
+		 * that served it, and is asked of the next (slotsync/mirrors.h) */
+		const struct slotsync_delta_object *obj = &a->delta->objects[a->job_object[job]];
+		uint8_t id[SLOTSYNC_DIGEST_BYTES];
+		if (len != obj->size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, data, len, id) < 0 ||
+		    memcmp(id, obj->id, SLOTSYNC_DIGEST_BYTES) != 0)
+			return slotsync_error_set(err, -EAGAIN, "delta object %u does not match its id", a->job_object[job]);
+	}
 	if (a->ordered && job != a->next_apply) {
 		/* its reference may need an object before it: keep it for its turn
 		 * (the fetcher's window bounds how many wait) */

@@ -15,13 +15,16 @@
  * verdict back; the transfer loop, woken by curl_multi_wakeup(), counts the
  * body accepted or schedules it again.  A full queue makes the transfer loop
  * wait for a buffer: a slow disk slows the downloads down, never memory up.
+ *
+ * With mirrors (mirrors_internal.h) each job carries the mirror it is asked
+ * of: what one mirror does not serve moves the job to the next (job_move), a
+ * body refused as wrong drops its mirror (job_refused), and the run borrows
+ * the set's multi handle, so that its connections outlive the run.
  */
 #include "slotsync/fetch.h"
 
-#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -31,15 +34,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io.h"
 #include "clock.h"
+#include "mirrors_internal.h"
+#include "slotsync/log.h"
 
 #define MAX_CONCURRENCY 256
 #define PATH_MAX_BYTES 512
 #define QUEUE_EXTRA 4           /* bodies waiting for the consumer, beyond one per stream */
 
 struct job_state {
-	uint16_t attempts;
+	uint16_t attempts;     /* on its mirror */
+	uint8_t mirror;        /* with mirrors: the one it is asked of */
 };
 
 struct retry {
@@ -60,6 +65,7 @@ struct stream {
 	size_t error_len;      /* bytes of an error page received */
 	int error_cut;         /* the error page outgrew SLOTSYNC_FETCH_ERROR_BODY_MAX */
 	int is_file;           /* a file:// URL: no status code (0), reads always resume */
+	int mirror;            /* with mirrors: the one this transfer asks */
 	char url[PATH_MAX_BYTES + 2048];
 	char error[CURL_ERROR_SIZE];
 	struct fetcher *f;
@@ -69,6 +75,7 @@ struct body {
 	size_t job;
 	uint8_t *buf;
 	size_t len;
+	int mirror;
 };
 
 struct verdict {
@@ -115,6 +122,8 @@ struct fetcher {
 	int n_streams;
 	CURLM *multi;
 	struct slotsync_fetch_stats *stats;
+	struct slotsync_mirrors *mirrors;  /* NULL: opt->base_url alone */
+	struct mirror_answers answers;     /* what mirrors answered for objects they did not serve */
 	unsigned int seed;
 	double min_rate;               /* bytes/s below which a transfer is cut (see effective_min_rate) */
 	/* --max-rate: a token bucket in bytes; a request starts only while it is
@@ -132,6 +141,8 @@ static size_t body_cb(char *data, size_t size, size_t nmemb, void *userdata)
 
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
 	s->f->stats->bytes_received += n;
+	if (s->f->mirrors)
+		s->f->mirrors->m[s->mirror].st.bytes_received += n;
 	if (!s->is_file && code != 200 && code != 206) {
 		/* an error page: counted, not kept, and cut past a few KiB, so that
 		 * a server answering 503 with an endless body is not read to its end */
@@ -178,10 +189,6 @@ static int stream_setup(struct fetcher *f, struct stream *s, struct slotsync_err
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	/* a local store (file://) is read by libcurl too, with the same bounds,
-	 * retries and checks; only a store given as file:// may read files */
-	s->is_file = o->base_url && !strncmp(o->base_url, "file://", 7);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, s->is_file ? "file" : "https,http");
 	if (o->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
 	if (o->client_cert) {
@@ -228,15 +235,34 @@ static long transfer_deadline_s(const struct fetcher *f, size_t max_bytes)
 	return t < 1e9 ? (long)t : 1000000000L; /* fits a 32-bit long */
 }
 
+/* The store job is asked of: its mirror's, or the one base URL. */
+static const char *job_base(const struct fetcher *f, size_t job)
+{
+	return f->mirrors ? f->mirrors->m[f->state[job].mirror].url : f->opt->base_url;
+}
+
 /* Starts job on stream s, continuing from `partial` if an attempt left some. */
 static int stream_start(struct fetcher *f, struct stream *s, size_t job, const uint8_t *partial, size_t len,
 			struct slotsync_error *err)
 {
 	char path[PATH_MAX_BYTES];
 	size_t max_bytes = 0;
+	const char *base;
 	CURLMcode mc;
 
 	f->describe(f->userdata, job, path, sizeof(path), &max_bytes);
+	if (f->mirrors && f->mirrors->m[f->state[job].mirror].st.dropped) {
+		/* its mirror was dropped since: the next one left (never none) */
+		int next = mirrors_next(f->mirrors, f->state[job].mirror);
+		f->state[job].mirror = (uint8_t)(next >= 0 ? next : mirrors_next(f->mirrors, -1));
+		len = 0;
+	}
+	base = job_base(f, job);
+	s->mirror = f->state[job].mirror;
+	/* a local store (file://) is read by libcurl too, with the same bounds,
+	 * retries and checks; only a store given as file:// may read files */
+	s->is_file = !strncmp(base, "file://", 7);
+	curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, s->is_file ? "file" : "https,http");
 	s->job = job;
 	s->max_bytes = max_bytes;
 	s->overflow = 0;
@@ -248,7 +274,7 @@ static int stream_start(struct fetcher *f, struct stream *s, size_t job, const u
 	if (len)
 		memcpy(s->buf, partial, len);
 	s->len = s->start_len = len;
-	snprintf(s->url, sizeof(s->url), "%s/%s", f->opt->base_url, path);
+	snprintf(s->url, sizeof(s->url), "%s/%s", base, path);
 	curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
 	/* Continue a body cut in an earlier attempt where it stopped. */
 	curl_easy_setopt(s->easy, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)len);
@@ -264,25 +290,12 @@ static int stream_start(struct fetcher *f, struct stream *s, size_t job, const u
 	return 0;
 }
 
-/* Schedules job for another attempt, keeping partial[0..partial_len) of what
- * it received, or fails the run if the job has had all its attempts. */
-static int job_retry(struct fetcher *f, size_t job, const uint8_t *partial, size_t partial_len, const char *why,
-		     struct slotsync_error *err)
+/* Schedules job to start again in delay seconds, from partial[0..partial_len). */
+static int retry_push(struct fetcher *f, size_t job, double delay, const uint8_t *partial, size_t partial_len,
+		      struct slotsync_error *err)
 {
-	const struct slotsync_fetch_options *o = f->opt;
-	int attempts = f->state[job].attempts, max = o->max_attempts > 0 ? o->max_attempts : 8;
-	double base = (double)(o->backoff_initial_ms > 0 ? o->backoff_initial_ms : 500) / 1000.0;
-	double cap = (double)(o->backoff_max_ms > 0 ? o->backoff_max_ms : 60000) / 1000.0;
-	double delay;
 	struct retry *rt;
 
-	if (attempts >= max) {
-		char path[PATH_MAX_BYTES];
-		size_t max_bytes;
-		f->describe(f->userdata, job, path, sizeof(path), &max_bytes);
-		return slotsync_error_set(err, -EIO, "%s/%s: %s (gave up after %d attempts)", o->base_url, path, why,
-					  attempts);
-	}
 	if (f->n_retries == f->cap_retries) {
 		size_t c = f->cap_retries ? f->cap_retries * 2 : 16;
 		struct retry *n = realloc(f->retries, c * sizeof(*n));
@@ -291,11 +304,6 @@ static int job_retry(struct fetcher *f, size_t job, const uint8_t *partial, size
 		f->retries = n;
 		f->cap_retries = c;
 	}
-	/* exponential backoff with jitter: a random point in [delay/2, delay) */
-	delay = base * (double)(1u << (attempts - 1 < 16 ? attempts - 1 : 16));
-	if (delay > cap)
-		delay = cap;
-	delay = delay / 2 + delay / 2 * ((double)rand_r(&f->seed) / ((double)RAND_MAX + 1));
 	rt = &f->retries[f->n_retries++];
 	rt->job = job;
 	rt->not_before = clock_now_s() + delay;
@@ -307,6 +315,85 @@ static int job_retry(struct fetcher *f, size_t job, const uint8_t *partial, size
 	}
 	f->stats->retries++;
 	return 0;
+}
+
+/* Schedules job for another attempt, keeping partial[0..partial_len) of what
+ * it received, or fails the run if the job has had all its attempts. */
+static int job_retry(struct fetcher *f, size_t job, const uint8_t *partial, size_t partial_len, const char *why,
+		     struct slotsync_error *err)
+{
+	const struct slotsync_fetch_options *o = f->opt;
+	int attempts = f->state[job].attempts, max = o->max_attempts > 0 ? o->max_attempts : 8;
+	double base = (double)(o->backoff_initial_ms > 0 ? o->backoff_initial_ms : 500) / 1000.0;
+	double cap = (double)(o->backoff_max_ms > 0 ? o->backoff_max_ms : 60000) / 1000.0;
+	double delay;
+
+	if (attempts >= max) {
+		char path[PATH_MAX_BYTES];
+		size_t max_bytes;
+		f->describe(f->userdata, job, path, sizeof(path), &max_bytes);
+		return slotsync_error_set(err, -EIO, "%s/%s: %s (gave up after %d attempts)", job_base(f, job), path, why,
+					  attempts);
+	}
+	/* exponential backoff with jitter: a random point in [delay/2, delay) */
+	delay = base * (double)(1u << (attempts - 1 < 16 ? attempts - 1 : 16));
+	if (delay > cap)
+		delay = cap;
+	delay = delay / 2 + delay / 2 * ((double)rand_r(&f->seed) / ((double)RAND_MAX + 1));
+	return retry_push(f, job, delay, partial, partial_len, err);
+}
+
+/* With mirrors: 1 when job has a mirror left after its own. */
+static int job_can_move(const struct fetcher *f, size_t job)
+{
+	return f->mirrors && mirrors_next(f->mirrors, f->state[job].mirror) >= 0;
+}
+
+/* Moves job to the next mirror left (job_can_move), noting what its mirror
+ * answered, and starts it there at once with fresh attempts. */
+static int job_move(struct fetcher *f, size_t job, long answer, struct slotsync_error *err)
+{
+	struct job_state *st = &f->state[job];
+
+	if (mirror_answers_add(&f->answers, job, st->mirror, answer) < 0)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
+	f->mirrors->m[st->mirror].st.objects_moved++;
+	st->mirror = (uint8_t)mirrors_next(f->mirrors, st->mirror);
+	st->attempts = 0;
+	slotsync_error_clear(err);
+	return retry_push(f, job, 0, NULL, 0, err);
+}
+
+/* job failed for good (r, err): with mirrors, what each one answered before
+ * the last is named too. */
+static int job_failed(struct fetcher *f, size_t job, int r, struct slotsync_error *err)
+{
+	char answers[1536], path[PATH_MAX_BYTES];
+	size_t max_bytes;
+
+	if (!f->mirrors || r == -ENOMEM)
+		return r;
+	mirror_answers_describe(&f->answers, f->mirrors, job, answers, sizeof(answers));
+	f->describe(f->userdata, job, path, sizeof(path), &max_bytes);
+	if (answers[0])
+		slotsync_error_prefix(err, "%s: no mirror served it (%s)", path, answers);
+	return r;
+}
+
+/* job's body was wrong (the caller refused it, or it outgrew its bound):
+ * with another mirror left, the mirror that served it is dropped and job asked
+ * of the next; else it is tried again. */
+static int job_refused(struct fetcher *f, size_t job, const char *why, struct slotsync_error *err)
+{
+	if (job_can_move(f, job)) {
+		struct mirror *m = &f->mirrors->m[f->state[job].mirror];
+		char note[sizeof(m->st.why)];
+		snprintf(note, sizeof(note), "it served wrong bytes: %s", why);
+		if (!m->st.dropped && mirrors_drop(f->mirrors, f->state[job].mirror, note))
+			slotsync_log_warning("mirror %s dropped: %s; its objects are asked of the next mirror", m->url, note);
+		return job_move(f, job, MIRROR_ANSWER_REFUSED, err);
+	}
+	return job_retry(f, job, NULL, 0, why, err);
 }
 
 static double deadline_in(struct timespec *ts, double seconds)
@@ -330,7 +417,7 @@ static void *consumer_run(void *arg)
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		struct verdict v = { 0 };
-		int post = 0;
+		int post = 0, mirror = -1;
 
 		while (c->q_len == 0 && !c->stop && clock_now_s() < next_tick) {
 			struct timespec ts;
@@ -343,6 +430,7 @@ static void *consumer_run(void *arg)
 			c->q_len--;
 			pthread_mutex_unlock(&c->lock);
 			v.job = b.job;
+			mirror = b.mirror;
 			v.r = c->failed ? 0 : f->done(f->userdata, b.job, b.buf, b.len, &v.err);
 			pthread_mutex_lock(&c->lock);
 			c->free_bufs[c->n_free++] = b.buf;
@@ -360,6 +448,8 @@ static void *consumer_run(void *arg)
 		}
 		if (post && v.r == 0) {
 			c->n_accepted++;
+			if (f->mirrors && mirror >= 0)
+				f->mirrors->m[mirror].st.objects++;
 			if (c->accepted_map) {
 				c->accepted_map[v.job] = 1;
 				while (c->low < f->n_jobs && c->accepted_map[c->low])
@@ -445,7 +535,7 @@ static void consumer_give(struct fetcher *f, struct stream *s)
 		pthread_cond_signal(&c->work);
 		pthread_cond_wait(&c->freed, &c->lock);
 	}
-	c->queue[(c->q_head + c->q_len) % f->n_bufs] = (struct body){ s->job, s->buf, s->len };
+	c->queue[(c->q_head + c->q_len) % f->n_bufs] = (struct body){ s->job, s->buf, s->len, s->mirror };
 	c->q_len++;
 	s->buf = c->free_bufs[--c->n_free];
 	pthread_mutex_unlock(&c->lock);
@@ -479,7 +569,9 @@ static int consumer_verdicts(struct fetcher *f, size_t *accepted, struct slotsyn
 		struct verdict v = c->verdicts[--c->n_verdicts];
 		pthread_mutex_unlock(&c->lock);
 		if (v.r == -EAGAIN) {
-			r = job_retry(f, v.job, NULL, 0, slotsync_error_message(&v.err), err);
+			r = job_refused(f, v.job, slotsync_error_message(&v.err), err);
+			if (r < 0)
+				r = job_failed(f, v.job, r, err);
 		} else {
 			*err = v.err;
 			r = v.r;
@@ -505,6 +597,8 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 	curl_easy_getinfo(s->easy, CURLINFO_HTTP_VERSION, &version);
 	curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &conns);
 	f->stats->connections += conns;
+	if (f->mirrors)
+		f->mirrors->m[s->mirror].st.connections += conns;
 	if (version == CURL_HTTP_VERSION_2_0)
 		f->stats->http_version = 2;
 	else if (version)
@@ -513,7 +607,7 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 	if (s->error_cut)
 		res = CURLE_OK; /* we cut it: judged by its status below */
 	if (s->overflow) {
-		r = job_retry(f, job, NULL, 0, "response larger than the chunk can be (cut off)", err);
+		r = job_refused(f, job, "response larger than the chunk can be (cut off)", err);
 	} else if (res == CURLE_FILE_COULDNT_READ_FILE) {
 		/* a local store without the file: as a 404 */
 		r = slotsync_error_set(err, -ENOENT, "%s: not found (or not readable)", s->url);
@@ -521,6 +615,8 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 		if (res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
 		    res == CURLE_SSL_CERTPROBLEM || res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT) {
 			r = slotsync_error_set(err, -EPERM, "%s: %s", s->url, s->error[0] ? s->error : curl_easy_strerror(res));
+		} else if ((res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST) && job_can_move(f, job)) {
+			r = job_move(f, job, -(long)res, err); /* a mirror that is down */
 		} else if (res == CURLE_RANGE_ERROR) {
 			/* the server does not do ranges: the next attempt starts over */
 			r = job_retry(f, job, NULL, 0, "the server ignores Range requests; fetching the whole chunk again",
@@ -533,7 +629,8 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 	} else if (s->is_file) {
 		consumer_give(f, s);
 		r = 0;
-	} else if (code == 404 || code == 410) {
+	} else if (code == 404 || code == 410 || (code == 403 && f->mirrors && f->mirrors->n > 1)) {
+		/* among mirrors a 403 is what S3 answers for a key it does not have */
 		r = slotsync_error_set(err, -ENOENT, "%s: not found (HTTP %ld)", s->url, code);
 	} else if (code >= 400 && code < 500 && code != 408 && code != 429) {
 		/* the server refuses this request as such: asking again will not help */
@@ -546,12 +643,17 @@ static int stream_finished(struct fetcher *f, struct stream *s, CURLcode res, st
 			snprintf(why, sizeof(why), "HTTP %ld (its body cut off after %zu bytes)", code, s->error_len);
 		else
 			snprintf(why, sizeof(why), "HTTP %ld", code);
-		r = job_retry(f, job, NULL, 0, why, err);
+		r = job_can_move(f, job) ? job_move(f, job, code, err) : job_retry(f, job, NULL, 0, why, err);
 	} else {
 		/* the consumer's verdict comes back through consumer_verdicts() */
 		consumer_give(f, s);
 		r = 0;
 	}
+	/* what this mirror could not serve, the next one may */
+	if (r < 0 && r != -ENOMEM && job_can_move(f, job))
+		r = job_move(f, job, s->is_file || res != CURLE_OK ? -(long)res : code, err);
+	else if (r < 0)
+		r = job_failed(f, job, r, err);
 	s->job = SIZE_MAX;
 	return r;
 }
@@ -622,7 +724,7 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 	memset(stats, 0, sizeof(*stats));
 	if (n_jobs == 0)
 		return tick ? tick(userdata, err) : 0;
-	if (!opt->base_url)
+	if (!opt->base_url && !slotsync_mirrors_count(opt->mirrors))
 		return slotsync_error_set(err, -EINVAL, "%zu chunks must be fetched but no store URL was given", n_jobs);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return slotsync_error_set(err, -EIO, "cannot initialize libcurl");
@@ -633,6 +735,7 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 	f.tick = tick;
 	f.userdata = userdata;
 	f.stats = stats;
+	f.mirrors = slotsync_mirrors_count(opt->mirrors) ? opt->mirrors : NULL;
 	f.seed = (unsigned int)(clock_now_s() * 1e6);
 	f.refilled_at = clock_now_s();
 	f.n_streams = opt->concurrency > 0 ? opt->concurrency : SLOTSYNC_FETCH_CONCURRENCY_DEFAULT;
@@ -645,7 +748,8 @@ int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, 
 	f.state = calloc(n_jobs, sizeof(*f.state));
 	f.streams = calloc((size_t)f.n_streams, sizeof(*f.streams));
 	f.bufs = calloc(f.n_bufs, sizeof(*f.bufs));
-	f.multi = curl_multi_init();
+	/* a mirror set's multi handle outlives the run, and so do its connections */
+	f.multi = f.mirrors ? f.mirrors->multi : curl_multi_init();
 	if (!f.state || !f.streams || !f.bufs || !f.multi) {
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		goto out;
@@ -745,8 +849,9 @@ out:
 		free(f.bufs[i]);
 	for (size_t k = 0; k < f.n_retries; k++)
 		free(f.retries[k].partial);
-	if (f.multi)
+	if (f.multi && !f.mirrors)
 		curl_multi_cleanup(f.multi);
+	mirror_answers_free(&f.answers);
 	free(f.c.queue);
 	free(f.c.accepted_map);
 	free(f.c.free_bufs);
@@ -756,142 +861,4 @@ out:
 	free(f.streams);
 	free(f.state);
 	return r;
-}
-
-/* ---- one file --------------------------------------------------------------- */
-
-/* slotsync_fetch_file's one job: its body goes to fd, or to a copy in mem. */
-struct one_file {
-	char path[PATH_MAX_BYTES];     /* relative to the base URL */
-	size_t max_bytes;
-	int fd;                        /* >= 0: write the body here */
-	const char *fd_name;           /* for messages */
-	uint8_t *mem;
-	size_t len;
-};
-
-static void one_file_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
-{
-	struct one_file *o = userdata;
-
-	(void)job;
-	snprintf(path, path_cap, "%s", o->path);
-	*max_bytes = o->max_bytes;
-}
-
-static int one_file_done(void *userdata, size_t job, const uint8_t *data, size_t len, struct slotsync_error *err)
-{
-	struct one_file *o = userdata;
-	int r;
-
-	(void)job;
-	if (o->fd >= 0) {
-		r = io_write_full(o->fd, data, len);
-		if (r < 0)
-			return slotsync_error_set_errno(err, r, "cannot write %s", o->fd_name);
-	} else {
-		o->mem = malloc(len ? len : 1);
-		if (!o->mem)
-			return slotsync_error_set(err, -ENOMEM, "out of memory");
-		memcpy(o->mem, data, len);
-	}
-	o->len = len;
-	return 0;
-}
-
-int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes, const char *path,
-			uint8_t **out, size_t *out_len, struct slotsync_fetch_stats *stats, struct slotsync_error *err)
-{
-	struct slotsync_fetch_options o = *opt;
-	struct slotsync_fetch_stats ignored;
-	struct one_file f = { .max_bytes = max_bytes, .fd = -1 };
-	char base[2048], tmp[PATH_MAX];
-	const char *rel = url, *slash;
-	int r;
-
-	assert(path || (out && out_len));
-	if (!path) {
-		*out = NULL;
-		*out_len = 0;
-	}
-	if (strstr(url, "://")) {
-		/* the fetcher asks for base/path: split the URL at its last slash */
-		slash = strrchr(url, '/');
-		if (!slash || slash[1] == '\0' || (size_t)(slash - url) >= sizeof(base))
-			return slotsync_error_set(err, -EINVAL, "bad URL %s", url);
-		snprintf(base, sizeof(base), "%.*s", (int)(slash - url), url);
-		o.base_url = base;
-		rel = slash + 1;
-	} else if (!o.base_url) {
-		return slotsync_error_set(err, -EINVAL, "%s: a relative URL, and no base URL to resolve it", url);
-	}
-	if (strlen(rel) >= sizeof(f.path))
-		return slotsync_error_set(err, -ENAMETOOLONG, "URL too long: %s", url);
-	snprintf(f.path, sizeof(f.path), "%s", rel);
-	if (path) {
-		if (snprintf(tmp, sizeof(tmp), "%s.part", path) >= (int)sizeof(tmp))
-			return slotsync_error_set(err, -ENAMETOOLONG, "path too long: %s", path);
-		/* O_NOFOLLOW: a symlink planted as the .part is refused, never truncated through */
-		f.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (f.fd < 0 && errno == ELOOP)
-			return slotsync_error_set(err, -ELOOP, "%s is a symbolic link: refused", tmp);
-		if (f.fd < 0)
-			return slotsync_error_set_errno(err, -errno, "cannot create %s", tmp);
-		f.fd_name = tmp;
-	}
-	r = slotsync_fetch_run(&o, 1, max_bytes, one_file_describe, one_file_done, NULL, &f, stats ? stats : &ignored,
-			       err);
-	if (path) {
-		/* the body is on disk before its name replaces the old file, and the
-		 * rename is durable before we return */
-		if (r == 0 && fdatasync(f.fd) < 0)
-			r = slotsync_error_set_errno(err, -errno, "cannot write %s", tmp);
-		close(f.fd);
-		if (r == 0 && rename(tmp, path) < 0)
-			r = slotsync_error_set_errno(err, -errno, "cannot rename %s", tmp);
-		if (r == 0)
-			r = io_fsync_parent(path, err);
-		if (r < 0)
-			unlink(tmp);
-	} else if (r == 0) {
-		*out = f.mem;
-		*out_len = f.len;
-	} else {
-		free(f.mem);
-	}
-	return r;
-}
-
-/* ---- store locations ---------------------------------------------------------- */
-
-int slotsync_fetch_store_url(const char *location, char *out, size_t cap, struct slotsync_error *err)
-{
-	static const char keep[] = "-._~/!$&'()*+,;=:@";
-	size_t n = 0;
-	char *slash;
-
-	if (location[0] != '/') {
-		if (strlen(location) >= cap)
-			return slotsync_error_set(err, -ENAMETOOLONG, "store URL too long: %s", location);
-		snprintf(out, cap, "%s", location);
-		return 0;
-	}
-	/* an absolute path: a file:// URL, every byte that a URL cannot carry as
-	 * it is percent-encoded */
-	n = (size_t)snprintf(out, cap, "file://");
-	for (const unsigned char *p = (const unsigned char *)location; *p; p++) {
-		int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-			    strchr(keep, *p);
-		if (n + (plain ? 1 : 3) >= cap)
-			return slotsync_error_set(err, -ENAMETOOLONG, "store path too long: %s", location);
-		if (plain)
-			out[n++] = (char)*p;
-		else
-			n += (size_t)snprintf(out + n, cap - n, "%%%02X", *p);
-	}
-	out[n] = '\0';
-	/* a trailing slash would make the chunk URLs "store//xxxx/..." */
-	while (n > 8 && (slash = strrchr(out, '/')) && slash[1] == '\0' && slash > out + 7)
-		*slash = '\0', n--;
-	return 0;
 }

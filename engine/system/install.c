@@ -322,11 +322,13 @@ static int step_verify(struct run_ctx *c, struct slotsync_error *err)
 	if (r < 0)
 		return r;
 	system_state_path(cfg, "install.caibx", path);
-	if (c->bundle->index_detached)
-		r = system_install_index_fetch(cfg, c->bundle->manifest, c->booted, c->rec, path, &c->index_unavailable,
-					       err);
-	else
+	r = system_install_mirrors(c, err);
+	if (r == 0 && c->bundle->index_detached)
+		r = system_install_index_fetch(cfg, c->mirrors, c->bundle->manifest, c->booted, c->rec, path,
+					       &c->index_unavailable, err);
+	else if (r == 0)
 		r = io_write_file_atomic(path, c->bundle->index, c->bundle->index_len, err);
+	system_install_mirrors_record(c);
 	return r < 0 ? r : system_install_image_indexes(c, err);
 }
 
@@ -743,6 +745,7 @@ out:
 		}
 	}
 	close_all(&c);
+	slotsync_mirrors_free(c.mirrors);
 	slotsync_bundle_free(c.bundle);
 out_unlock:
 	close(lock);

@@ -81,7 +81,9 @@ int system_install_image_indexes(struct run_ctx *c, struct slotsync_error *err)
 		im->bytes_total = m->images[i].size;
 		snprintf(name, sizeof(name), "install.%s.caibx", m->images[i].name);
 		system_state_path(c->cfg, name, path);
-		r = system_install_image_index(c->cfg, m, &m->images[i], c->bundle->n_embedded ? bundle : NULL,
+		r = system_install_mirrors(c, err);
+		if (r == 0)
+			r = system_install_image_index(c->cfg, c->mirrors, m, &m->images[i], c->bundle->n_embedded ? bundle : NULL,
 					       &im->bytes_fetched, path, &c->index_unavailable, err);
 		if (r < 0)
 			return r;
@@ -89,20 +91,69 @@ int system_install_image_indexes(struct run_ctx *c, struct slotsync_error *err)
 	return 0;
 }
 
+int system_install_mirrors(struct run_ctx *c, struct slotsync_error *err)
+{
+	const struct slotsync_config *cfg = c->cfg;
+	const struct slotsync_manifest *m = c->bundle->manifest;
+	int r;
+
+	if (c->mirrors)
+		return 0;
+	r = slotsync_mirrors_new(&c->mirrors, err);
+	for (int i = 0; r == 0 && i < cfg->n_stores; i++)
+		r = slotsync_mirrors_add(c->mirrors, cfg->store[i], err);
+	/* the config's stores were checked at load; the bundle's only now: one
+	 * this device refuses is an error only when it has no store of its own */
+	for (size_t i = 0; r == 0 && i < m->n_stores; i++) {
+		int u = parse_url(m->stores[i], cfg->allow_plain_http);
+		if (u < 0 && cfg->n_stores)
+			slotsync_log_warning("the bundle's store %s is not used: %s", m->stores[i], parse_url_problem(u));
+		else if (u < 0)
+			r = slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", m->stores[i], parse_url_problem(u));
+		else
+			r = slotsync_mirrors_add(c->mirrors, m->stores[i], err);
+	}
+	if (r < 0) {
+		slotsync_mirrors_free(c->mirrors);
+		c->mirrors = NULL;
+	}
+	return r;
+}
+
+void system_install_mirrors_record(struct run_ctx *c)
+{
+	size_t n = slotsync_mirrors_count(c->mirrors);
+
+	c->rec->n_mirrors = 0;
+	for (size_t i = 0; i < n && i < SLOTSYNC_INSTALL_MIRRORS_MAX; i++) {
+		const struct slotsync_mirror_stats *st = slotsync_mirrors_stats(c->mirrors, i);
+		struct slotsync_install_mirror *im = &c->rec->mirrors[c->rec->n_mirrors++];
+		system_copy_str(im->url, sizeof(im->url), st->url);
+		im->bytes = st->bytes_received;
+		im->objects = st->objects;
+		im->objects_moved = st->objects_moved;
+		im->connections = st->connections;
+		system_copy_str(im->dropped, sizeof(im->dropped), st->dropped ? st->why : "");
+	}
+}
+
 /* Runs the assembly ao describes (index, target, journal, seeds, deltas) from
- * the bundle's embedded chunks and the stores, the configuration's or else
- * the bundle's, each a mirror of the next; c->missing when an object was
- * missing from every store. */
+ * the bundle's embedded chunks and the stores as mirrors (c->mirrors); each
+ * object what one store lacks is asked of the next; c->missing when an object
+ * was missing from every store. */
 int system_install_assemble_from_stores(struct run_ctx *c, struct slotsync_assemble_options *ao,
 					struct slotsync_assemble_stats *stp, struct slotsync_error *err)
 {
 	const struct slotsync_config *cfg = c->cfg;
 	struct slotsync_assemble_stats st;
-	char store_url[PATH_MAX * 3 + 8], bundle[PATH_MAX];
+	char bundle[PATH_MAX];
 	size_t n_stores;
-	int r = 0;
+	int r;
 
-	n_stores = cfg->n_stores ? (size_t)cfg->n_stores : c->bundle->manifest->n_stores;
+	r = system_install_mirrors(c, err);
+	if (r < 0)
+		return r;
+	n_stores = slotsync_mirrors_count(c->mirrors);
 	/* a bundle with embedded chunks needs no store for them */
 	if (c->bundle->n_embedded) {
 		system_state_path(cfg, "install.bundle", bundle);
@@ -111,13 +162,7 @@ int system_install_assemble_from_stores(struct run_ctx *c, struct slotsync_assem
 	if (!n_stores && !ao->embedded_bundle)
 		return slotsync_error_set(err, -EINVAL, "no chunk store: neither %s ([update] store =) nor the bundle names one",
 					  cfg->path);
-	/* the config's stores were checked at load; the bundle's only now */
-	for (size_t i = 0; !cfg->n_stores && i < n_stores; i++) {
-		const char *u = c->bundle->manifest->stores[i];
-		r = parse_url(u, cfg->allow_plain_http);
-		if (r < 0)
-			return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", u, parse_url_problem(r));
-	}
+	ao->fetch.mirrors = c->mirrors;
 	ao->fetch.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
 	ao->fetch.client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
 	ao->fetch.client_key = cfg->client_key[0] ? cfg->client_key : NULL;
@@ -127,36 +172,19 @@ int system_install_assemble_from_stores(struct run_ctx *c, struct slotsync_assem
 	ao->fetch.stall_timeout_s = (long)cfg->stall_timeout;
 	ao->progress = system_install_on_assemble;
 	ao->progress_userdata = c;
-	/* the stores are mirrors: what one lacks (HTTP 404) is asked of the next,
-	 * the journal keeping what is done */
-	for (size_t i = 0; i < (n_stores ? n_stores : 1); i++) {
-		ao->fetch.base_url = !n_stores ? NULL : cfg->n_stores ? cfg->store[i] : c->bundle->manifest->stores[i];
-		if (ao->fetch.base_url) {
-			/* a local folder (a USB stick) is read as a file:// store */
-			r = slotsync_fetch_store_url(ao->fetch.base_url, store_url, sizeof(store_url), err);
-			if (r < 0)
-				return r;
-			ao->fetch.base_url = store_url;
-		}
-		if (i > 0) {
-			slotsync_log_warning("%s; trying the next store, %s", slotsync_error_message(err), ao->fetch.base_url);
-			memset(err, 0, sizeof(*err));
-		}
-		memset(&st, 0, sizeof(st));
+	memset(&st, 0, sizeof(st));
+	r = slotsync_assemble(ao, &st, err);
+	if (r == -EEXIST) {
+		/* a journal of another index or target: an earlier install's */
+		slotsync_log_info("the assembly journal belongs to something else; starting it anew");
+		memset(err, 0, sizeof(*err));
+		ao->reset_journal = 1;
 		r = slotsync_assemble(ao, &st, err);
-		if (r == -EEXIST) {
-			/* a journal of another index or target: an earlier install's */
-			slotsync_log_info("the assembly journal belongs to something else; starting it anew");
-			memset(err, 0, sizeof(*err));
-			ao->reset_journal = 1;
-			r = slotsync_assemble(ao, &st, err);
-			ao->reset_journal = 0;
-		}
-		/* fetch.h: -ENOENT for an object the store does not have (HTTP 404
-		 * or 410); a missing seed or target says "cannot open" instead */
-		if (r != -ENOENT || !strstr(slotsync_error_message(err), "(HTTP 4"))
-			break;
+		ao->reset_journal = 0;
 	}
+	system_install_mirrors_record(c);
+	/* fetch.h: -ENOENT for an object no store has (HTTP 404 or 410, or 403
+	 * among mirrors); a missing seed or target says "cannot open" instead */
 	if (r == -ENOENT && strstr(slotsync_error_message(err), "(HTTP 4")) {
 		c->missing = 1;
 		if (n_stores > 1)

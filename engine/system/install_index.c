@@ -23,25 +23,15 @@
 #include "slotsync/log.h"
 #include "slotsync/store.h"
 
-/* The fetch options of the install's stores (cfg's, else the bundle's), for
- * store i; 0, or -ENOENT past the last. */
-static int store_fetch_options(const struct slotsync_config *cfg, const struct slotsync_manifest *m, size_t i, struct slotsync_fetch_options *fo, char *url,
-			       size_t cap, struct slotsync_error *err)
+/* The fetch options of the install's stores, as mirrors: 0, or -ENOENT when
+ * there is no store. */
+static int store_fetch_options(const struct slotsync_config *cfg, struct slotsync_mirrors *mirrors,
+			       struct slotsync_fetch_options *fo)
 {
-	size_t n = cfg->n_stores ? (size_t)cfg->n_stores : m->n_stores;
-	const char *u;
-	int r;
-
-	if (i >= n)
+	if (!slotsync_mirrors_count(mirrors))
 		return -ENOENT;
-	u = cfg->n_stores ? cfg->store[i] : m->stores[i];
-	if (!cfg->n_stores && (r = parse_url(u, cfg->allow_plain_http)) < 0)
-		return slotsync_error_set(err, -EINVAL, "the bundle's store %s: %s", u, parse_url_problem(r));
-	r = slotsync_fetch_store_url(u, url, cap, err);
-	if (r < 0)
-		return r;
 	memset(fo, 0, sizeof(*fo));
-	fo->base_url = url;
+	fo->mirrors = mirrors;
 	fo->ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL;
 	fo->client_cert = cfg->client_cert[0] ? cfg->client_cert : NULL;
 	fo->client_key = cfg->client_key[0] ? cfg->client_key : NULL;
@@ -54,13 +44,14 @@ static int store_fetch_options(const struct slotsync_config *cfg, const struct s
 /* The index diff from the booted slot's index, when the signed manifest names
  * one for it: the rebuilt index, checked against the signed digest, into
  * *out.  Any fault is a warning: the caller then fetches the full index. */
-static int fetch_index_diff(const struct slotsync_config *cfg, const struct slotsync_manifest *m, int booted,
-			    struct slotsync_install_record *rec, size_t max, uint8_t **out, size_t *out_len)
+static int fetch_index_diff(const struct slotsync_config *cfg, struct slotsync_mirrors *mirrors,
+			    const struct slotsync_manifest *m, int booted, struct slotsync_install_record *rec, size_t max,
+			    uint8_t **out, size_t *out_len)
 {
 	struct slotsync_error e = { 0 };
 	struct slotsync_index *base = NULL;
 	struct slotsync_fetch_options fo;
-	char base_path[PATH_MAX], rel[200], url[PATH_MAX * 3 + 8];
+	char base_path[PATH_MAX], rel[200];
 	uint8_t bd[SLOTSYNC_DIGEST_BYTES] = { 0 }, got[SLOTSYNC_DIGEST_BYTES], *diff = NULL;
 	const struct slotsync_manifest_delta *want = NULL;
 	size_t len = 0;
@@ -84,18 +75,12 @@ static int fetch_index_diff(const struct slotsync_config *cfg, const struct slot
 		r = slotsync_error_set(&e, -EFBIG, "it is %" PRIu64 " bytes, over the limit of %zu", want->index_size, max);
 	slotsync_index_diff_path(bd, m->index_sha256, rel, sizeof(rel));
 	/* the stores are mirrors: what one lacks is asked of the next */
-	for (size_t i = 0; r == 0; i++) {
+	if (r == 0 && store_fetch_options(cfg, mirrors, &fo) < 0)
+		r = slotsync_error_set(&e, -ENOENT, "there is no store to fetch it from");
+	if (r == 0) {
 		struct slotsync_fetch_stats fs = { 0 };
-		r = store_fetch_options(cfg, m, i, &fo, url, sizeof(url), &e);
-		if (r < 0)
-			break;
-		slotsync_error_clear(&e);
 		r = slotsync_fetch_file(&fo, rel, (size_t)want->index_size, NULL, &diff, &len, &fs, &e);
 		rec->index_bytes_fetched += fs.bytes_received;
-		if (r == -ENOENT)
-			r = 0;
-		else
-			break;
 	}
 	if (r == 0 && (len != want->index_size || slotsync_digest(SLOTSYNC_DIGEST_SHA256, diff, len, got) < 0 ||
 		       memcmp(got, want->index_sha256, SLOTSYNC_DIGEST_BYTES) != 0))
@@ -109,35 +94,27 @@ static int fetch_index_diff(const struct slotsync_config *cfg, const struct slot
 	return r;
 }
 
-int system_install_index_fetch(const struct slotsync_config *cfg, const struct slotsync_manifest *m, int booted,
-			       struct slotsync_install_record *rec, const char *path, int *unavailable,
-			       struct slotsync_error *err)
+int system_install_index_fetch(const struct slotsync_config *cfg, struct slotsync_mirrors *mirrors,
+			       const struct slotsync_manifest *m, int booted, struct slotsync_install_record *rec,
+			       const char *path, int *unavailable, struct slotsync_error *err)
 {
 	struct slotsync_fetch_options fo;
 	size_t max = m->index_size < SLOTSYNC_BUNDLE_MAX_BYTES ? (size_t)m->index_size : SLOTSYNC_BUNDLE_MAX_BYTES;
-	char rel[200], hex[SLOTSYNC_DIGEST_HEX_BYTES], url[PATH_MAX * 3 + 8];
+	char rel[200], hex[SLOTSYNC_DIGEST_HEX_BYTES];
 	uint8_t *idx = NULL, got[SLOTSYNC_DIGEST_BYTES];
 	size_t len = 0;
 	int r;
 
 	rec->index_bytes_fetched = 0;
-	if (fetch_index_diff(cfg, m, booted, rec, max, &idx, &len) == 0) {
+	if (fetch_index_diff(cfg, mirrors, m, booted, rec, max, &idx, &len) == 0) {
 		snprintf(rec->index_from, sizeof(rec->index_from), "diff");
 	} else {
 		snprintf(rel, sizeof(rel), "indexes/%s.caibx", slotsync_digest_to_hex(m->index_sha256, hex));
-		for (size_t i = 0;; i++) {
-			struct slotsync_fetch_stats fs = { 0 };
-			r = store_fetch_options(cfg, m, i, &fo, url, sizeof(url), err);
-			if (r == -ENOENT && i == 0)
-				return slotsync_error_set(err, -EINVAL, "the bundle's index is detached, and there is no store to fetch it from");
-			if (r < 0)
-				break;
-			slotsync_error_clear(err);
-			r = slotsync_fetch_file(&fo, rel, max, NULL, &idx, &len, &fs, err);
-			rec->index_bytes_fetched += fs.bytes_received;
-			if (r != -ENOENT)
-				break;
-		}
+		struct slotsync_fetch_stats fs = { 0 };
+		if (store_fetch_options(cfg, mirrors, &fo) < 0)
+			return slotsync_error_set(err, -EINVAL, "the bundle's index is detached, and there is no store to fetch it from");
+		r = slotsync_fetch_file(&fo, rel, max, NULL, &idx, &len, &fs, err);
+		rec->index_bytes_fetched += fs.bytes_received;
 		if (r < 0) {
 			/* the store could not be reached: try again later */
 			*unavailable = r != -EINVAL && r != -EFBIG;
@@ -166,13 +143,14 @@ int system_install_index_fetch(const struct slotsync_config *cfg, const struct s
  * when it embeds it (a chunk frame named by the index's SHA-256), else from
  * the store's indexes/<hex>.caibx; either must have the signed size and
  * SHA-256 and describe the image's signed size. */
-int system_install_image_index(const struct slotsync_config *cfg, const struct slotsync_manifest *m,
+int system_install_image_index(const struct slotsync_config *cfg, struct slotsync_mirrors *mirrors,
+			       const struct slotsync_manifest *m,
 			       const struct slotsync_manifest_image *im, const char *embedded_bundle,
 			       uint64_t *fetched, const char *path, int *unavailable, struct slotsync_error *err)
 {
 	struct slotsync_fetch_options fo;
 	struct slotsync_index *idx = NULL;
-	char rel[200], hex[SLOTSYNC_DIGEST_HEX_BYTES], url[PATH_MAX * 3 + 8];
+	char rel[200], hex[SLOTSYNC_DIGEST_HEX_BYTES];
 	uint8_t *buf = NULL, got[SLOTSYNC_DIGEST_BYTES];
 	size_t len = 0;
 	int r = -ENOENT;
@@ -213,22 +191,14 @@ int system_install_image_index(const struct slotsync_config *cfg, const struct s
 		}
 	}
 	snprintf(rel, sizeof(rel), "indexes/%s.caibx", slotsync_digest_to_hex(im->index_sha256, hex));
-	for (size_t i = 0; !buf; i++) {
+	if (!buf) {
 		struct slotsync_fetch_stats fs = { 0 };
-		r = store_fetch_options(cfg, m, i, &fo, url, sizeof(url), err);
-		if (r == -ENOENT && i == 0)
+		if (store_fetch_options(cfg, mirrors, &fo) < 0)
 			return slotsync_error_set(err, -EINVAL,
 						  "the index of image %s is in the store, and there is no store to fetch it from",
 						  im->name);
-		if (r < 0)
-			break;
-		slotsync_error_clear(err);
 		r = slotsync_fetch_file(&fo, rel, (size_t)im->index_size, NULL, &buf, &len, &fs, err);
 		*fetched += fs.bytes_received;
-		if (r != -ENOENT)
-			break;
-		free(buf);
-		buf = NULL;
 	}
 	if (r < 0) {
 		*unavailable = r != -EINVAL && r != -EFBIG;

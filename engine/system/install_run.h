@@ -7,6 +7,7 @@
 #include "slotsync/assemble.h"
 #include "slotsync/envelope.h"
 #include "slotsync/install.h"
+#include "slotsync/mirrors.h"
 #include "slotsync/root.h"
 #include "slotsync/slot.h"
 
@@ -23,6 +24,7 @@ struct run_ctx {
 	int missing;             /* the assemble step found an object missing from every store */
 	int index_unavailable;   /* a detached index could not be fetched (not: was wrong) */
 	struct slotsync_install_image *image;  /* the further image being written; NULL: the main one */
+	struct slotsync_mirrors *mirrors;      /* the stores, for every fetch of this run (system_install_mirrors) */
 };
 
 /* The assembly's progress into the record (the main image's, or c->image's). */
@@ -40,6 +42,14 @@ int system_install_check_group(struct run_ctx *c, struct slotsync_error *err);
 /* The further images' indexes into the state folder (install.NAME.caibx),
  * and their entries in the install record. */
 int system_install_image_indexes(struct run_ctx *c, struct slotsync_error *err);
+
+/* c->mirrors, once: every store = of the configuration, then the bundle's
+ * stores, in order, each a mirror of the others (slotsync/mirrors.h), sharing
+ * one connection each for the whole run. */
+int system_install_mirrors(struct run_ctx *c, struct slotsync_error *err);
+
+/* What each mirror served so far in this run, into the install record. */
+void system_install_mirrors_record(struct run_ctx *c);
 
 /* slotsync_assemble() from the configured stores (or the bundle's), tried in
  * order as mirrors, and from the bundle's embedded chunks. */

@@ -180,6 +180,20 @@ int slotsync_install_record_load(const struct slotsync_config *cfg, struct slots
 			im->bytes_from_seed = ju64(v, "bytes_from_seed");
 			rec->n_images++;
 		}
+	if (json_object_object_get_ex(o, "mirrors", &imgs) && json_object_is_type(imgs, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(imgs) && rec->n_mirrors < SLOTSYNC_INSTALL_MIRRORS_MAX; i++) {
+			struct json_object *v = json_object_array_get_idx(imgs, i);
+			struct slotsync_install_mirror *mi = &rec->mirrors[rec->n_mirrors];
+			if (!json_object_is_type(v, json_type_object))
+				continue;
+			system_copy_str(mi->url, sizeof(mi->url), jstr(v, "url"));
+			mi->bytes = ju64(v, "bytes");
+			mi->objects = ju64(v, "objects");
+			mi->objects_moved = ju64(v, "objects_moved");
+			mi->connections = (long)ju64(v, "connections");
+			system_copy_str(mi->dropped, sizeof(mi->dropped), jstr(v, "dropped"));
+			rec->n_mirrors++;
+		}
 	if (json_object_object_get_ex(o, "seconds", &secs) && json_object_is_type(secs, json_type_object))
 		for (int i = 0; i < SLOTSYNC_STEP_COUNT; i++) {
 			struct json_object *v;
@@ -235,6 +249,22 @@ struct json_object *system_record_json(const struct slotsync_install_record *rec
 			json_object_array_add(imgs, v);
 		}
 		json_object_object_add(o, "images", imgs);
+	}
+	if (rec->n_mirrors) {
+		struct json_object *ms = json_object_new_array();
+		for (size_t i = 0; i < rec->n_mirrors; i++) {
+			const struct slotsync_install_mirror *mi = &rec->mirrors[i];
+			struct json_object *v = json_object_new_object();
+			json_object_object_add(v, "url", json_object_new_string(mi->url));
+			json_object_object_add(v, "bytes", json_object_new_int64((int64_t)mi->bytes));
+			json_object_object_add(v, "objects", json_object_new_int64((int64_t)mi->objects));
+			json_object_object_add(v, "objects_moved", json_object_new_int64((int64_t)mi->objects_moved));
+			json_object_object_add(v, "connections", json_object_new_int64((int64_t)mi->connections));
+			if (mi->dropped[0])
+				json_object_object_add(v, "dropped", json_object_new_string(mi->dropped));
+			json_object_array_add(ms, v);
+		}
+		json_object_object_add(o, "mirrors", ms);
 	}
 	for (int i = SLOTSYNC_STEP_VERIFY; i < SLOTSYNC_STEP_DONE; i++)
 		if (rec->seconds[i] > 0)

@@ -27,12 +27,14 @@ int system_download(const struct slotsync_config *cfg, const char *url, uint64_t
  * the index diff from the booted slot's index (STATE_DIR/slot-X.caibx) when
  * the manifest names one, else whole; either must hash to the signed digest.
  * Written to path atomically; rec gets index_from and index_bytes_fetched
- * (and bytes_fetched).  *unavailable is set when the store could not give the
+ * (and bytes_fetched).  The stores are mirrors, each asked in turn.
+ * *unavailable is set when the store could not give the
  * full index (a later run may succeed); a wrong index is not that. */
 struct slotsync_manifest;
-int system_install_index_fetch(const struct slotsync_config *cfg, const struct slotsync_manifest *m, int booted,
-			       struct slotsync_install_record *rec, const char *path, int *unavailable,
-			       struct slotsync_error *err);
+struct slotsync_mirrors;
+int system_install_index_fetch(const struct slotsync_config *cfg, struct slotsync_mirrors *mirrors,
+			       const struct slotsync_manifest *m, int booted, struct slotsync_install_record *rec,
+			       const char *path, int *unavailable, struct slotsync_error *err);
 
 /* A further image's index (m's image im), from the bundle when it embeds it
  * (embedded_bundle: its path, or NULL), else from the stores: checked
@@ -40,7 +42,8 @@ int system_install_index_fetch(const struct slotsync_config *cfg, const struct s
  * atomically.  Bytes over the network are added to *fetched; *unavailable as
  * above. */
 struct slotsync_manifest_image;
-int system_install_image_index(const struct slotsync_config *cfg, const struct slotsync_manifest *m,
+int system_install_image_index(const struct slotsync_config *cfg, struct slotsync_mirrors *mirrors,
+			       const struct slotsync_manifest *m,
 			       const struct slotsync_manifest_image *im, const char *embedded_bundle,
 			       uint64_t *fetched, const char *path, int *unavailable, struct slotsync_error *err);
 

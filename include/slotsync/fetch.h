@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync — fetching chunks over HTTP/2.
  *
- * One libcurl multi handle, one connection (HTTP/2 over TLS, many concurrent
- * streams on it; HTTP/1.1 servers work too, one request at a time), the server's
+ * One libcurl multi handle, one connection per store (HTTP/2 over TLS, many
+ * concurrent streams on it; HTTP/1.1 servers work too, one request at a time), the server's
  * certificate verified against a CA file, an optional client certificate.  A
  * transfer that fails is retried with exponential backoff and jitter; a transfer
  * cut in the middle resumes with a Range request for the bytes still missing, so
@@ -23,6 +23,9 @@
  * file (a bundle, a channel pointer, a delta index) is one call of
  * slotsync_fetch_file, into memory or into a file replaced atomically.
  *
+ * A store may have mirrors (slotsync/mirrors.h): what one does not serve is
+ * asked of the next, object by object.
+ *
  * A store may also be a local folder (a file:// URL, see
  * slotsync_fetch_store_url): libcurl reads it, and everything above holds
  * but the HTTP parts (no status codes; a missing file is a 404).
@@ -35,6 +38,7 @@
 
 #include "slotsync/error.h"
 #include "slotsync/export.h"
+#include "slotsync/mirrors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,6 +46,10 @@ extern "C" {
 
 struct slotsync_fetch_options {
 	const char *base_url;           /* e.g. https://updates.example.com/store */
+	/* the store's mirrors (slotsync/mirrors.h), each object asked of them in
+	 * turn, and their connections kept between runs; when it holds any,
+	 * base_url is not used.  NULL: base_url alone */
+	struct slotsync_mirrors *mirrors;
 	const char *ca_file;            /* NULL: the system's CAs */
 	const char *client_cert;        /* PEM, with client_key: mutual TLS */
 	const char *client_key;
@@ -95,7 +103,9 @@ struct slotsync_fetch_stats {
 
 /* Fetches jobs 0..n_jobs-1 (max_body: the largest bound of any job); returns 0
  * when all were accepted.  A job that fails max_attempts times, or a 404 (the
- * store does not have it), ends the run with an error naming the job's URL.
+ * store does not have it), ends the run with an error naming the job's URL;
+ * with mirrors, only on the last mirror (an error then names what each one
+ * answered; a 403 is a 404 there).
  * Memory: a few bytes per job, plus one body buffer per stream and a few more
  * for bodies waiting for done. */
 SLOTSYNC_EXPORT int slotsync_fetch_run(const struct slotsync_fetch_options *opt, size_t n_jobs, size_t max_body,
@@ -106,7 +116,7 @@ SLOTSYNC_EXPORT int slotsync_fetch_run(const struct slotsync_fetch_options *opt,
  * pointer, a delta index): one GET with slotsync_fetch_run's retries (a body
  * cut in the middle resumes with a Range request), TLS settings, stall timeout,
  * minimum rate, deadline and rate cap, all taken from opt.  url is absolute (http://, https://) or
- * relative to opt->base_url.  A body larger than max_bytes is cut off and
+ * relative to opt->base_url (or to each of opt->mirrors in turn).  A body larger than max_bytes is cut off and
  * refused.
  *
  * path set: the body replaces the file at path atomically (written to

@@ -64,6 +64,8 @@ enum slotsync_install_step {
 SLOTSYNC_EXPORT const char *slotsync_install_step_name(enum slotsync_install_step s);
 
 /* The install journal. */
+#define SLOTSYNC_INSTALL_MIRRORS_MAX 24
+
 struct slotsync_install_record {
 	enum slotsync_install_step step;     /* the step reached: the next to run */
 	char source[1024];                   /* the bundle's path or URL as given */
@@ -97,6 +99,18 @@ struct slotsync_install_record {
 		uint64_t bytes_total, bytes_done, bytes_fetched, bytes_from_seed;
 	} images[8];
 	size_t n_images;
+	/* the stores as mirrors, in the order they are asked (every store = of
+	 * the configuration, then the bundle's), and what each served in the
+	 * last run: bytes received, objects accepted, objects it did not serve
+	 * (asked of the next), connections opened, and why it was dropped ("":
+	 * it was not; a mirror that serves wrong bytes is) */
+	struct slotsync_install_mirror {
+		char url[512];
+		uint64_t bytes, objects, objects_moved;
+		long connections;
+		char dropped[512];
+	} mirrors[SLOTSYNC_INSTALL_MIRRORS_MAX];
+	size_t n_mirrors;
 };
 
 /* Exit codes of the slotsync command (install, assemble, agent --once and the

@@ -5,7 +5,10 @@
  * than its bound cut off and refused; a 404 ends the run at once; an error
  * page that never ends cut off after a few KiB, and counted; a server that
  * drips bytes cut after the stall time, the next attempt resuming; a transfer
- * that the rate cap holds below the minimum rate not cut. */
+ * that the rate cap holds below the minimum rate not cut; with mirrors, each
+ * object a mirror does not serve (404, 403, 503) asked of the next at once,
+ * a mirror that serves wrong bytes dropped, an object no mirror has an error
+ * naming what each answered. */
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -339,6 +342,120 @@ START_TEST(test_rate_cap_lowers_min_rate)
 }
 END_TEST
 
+/* A second store beside c's: the same files, in its own folder, served by
+ * its own server with its own rules; its folder in root. */
+static void second_store(struct ctx *c, struct fx_http *h, char *root, const struct fx_http_rule *rules, size_t n,
+			 const char *log)
+{
+	char path[PATH_MAX + 16];
+
+	fx_path(root, c->dir, "www2");
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	for (int i = 0; i < N_FILES; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", root, i);
+		ck_assert_int_eq(test_write_file(path, c->data[i], c->len[i]), 0);
+	}
+	fx_http_start(h, root, rules, n, log);
+}
+
+/* Mirror 1 lacks f4 (404), refuses f5 (403), answers 503 for f3 and serves
+ * f1's bytes for f6; mirror 2 has all: every body exact, each of those asked
+ * of mirror 1 once (no backoff there), mirror 1 dropped for its wrong bytes. */
+START_TEST(test_mirrors_per_object)
+{
+	char other[PATH_MAX], root2[PATH_MAX], log2[PATH_MAX], path[PATH_MAX + 16];
+	struct fx_http_rule rules[] = { { "f3", 1000, 503, NULL }, { "f5", 1000, 403, NULL }, { "f6", 1000, 0, other } };
+	const struct slotsync_mirror_stats *m1, *m2;
+	struct slotsync_mirrors *m;
+	uint8_t *out;
+	size_t len;
+	struct fx_http h2;
+	struct ctx c;
+
+	ctx_make(&c, NULL, 0);
+	fx_http_stop(&c.http);
+	fx_path(other, c.root, "f1");
+	fx_path(log2, c.dir, "requests2.log");
+	second_store(&c, &h2, root2, NULL, 0, log2);
+	snprintf(path, sizeof(path), "%s/f4", c.root);
+	ck_assert_int_eq(unlink(path), 0);
+	fx_http_start(&c.http, c.root, rules, 3, c.log);
+	ck_assert_int_eq(slotsync_mirrors_new(&m, &c.err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, c.http.url, &c.err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, h2.url, &c.err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, c.http.url, &c.err), 0); /* the same: not twice */
+	ck_assert_uint_eq(slotsync_mirrors_count(m), 2);
+	c.opt.base_url = NULL;
+	c.opt.mirrors = m;
+	c.opt.concurrency = 1;
+	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
+	for (int i = 0; i < N_FILES; i++)
+		ck_assert_int_eq(c.accepted[i], 1);
+	ck_assert_int_eq(c.refused[6], 1);
+	ck_assert_int_eq(fx_http_count(&c.http, "f3", 0), 1);
+	ck_assert_int_eq(fx_http_count(&c.http, "f4", 0), 1);
+	ck_assert_int_eq(fx_http_count(&c.http, "f5", 0), 1);
+	m1 = slotsync_mirrors_stats(m, 0);
+	m2 = slotsync_mirrors_stats(m, 1);
+	/* f0 f1 f2 (and f7, if it started there before f6 was refused) from
+	 * mirror 1; f3 f4 f5 f6 from mirror 2 */
+	ck_assert_uint_eq(m1->objects + m2->objects, N_FILES);
+	ck_assert_uint_ge(m1->objects, 3);
+	ck_assert_uint_ge(m2->objects, 4);
+	ck_assert_uint_eq(m1->objects_moved, 4);
+	ck_assert_uint_eq(m1->bytes_received + m2->bytes_received, c.st.bytes_received);
+	ck_assert_msg(m1->dropped && strstr(m1->why, "wrong bytes") && strstr(m1->why, "f6"), "%s", m1->why);
+	ck_assert(!m2->dropped);
+	/* dropped for as long as the set lives: the next fetch asks mirror 2 */
+	ck_assert_msg(slotsync_fetch_file(&c.opt, "f0", 64 << 10, NULL, &out, &len, &c.st, &c.err) == 0, "%s", c.err.msg);
+	ck_assert(len == c.len[0] && !memcmp(out, c.data[0], len));
+	free(out);
+	ck_assert_int_eq(fx_http_count(&c.http, "f0", 0), 1);
+	ck_assert_int_eq(fx_http_count(&h2, "f0", 200), 1);
+	slotsync_mirrors_free(m);
+	fx_http_stop(&h2);
+	ctx_free(&c);
+}
+END_TEST
+
+/* An object no mirror has: the error names it and what each mirror answered;
+ * the set serves the next run all the same. */
+START_TEST(test_mirrors_none_has_it)
+{
+	char root2[PATH_MAX], log2[PATH_MAX], path[PATH_MAX + 16];
+	const struct fx_http_rule rules[] = { { "f4", 1000, 403, NULL } };
+	struct slotsync_mirrors *m;
+	uint8_t *out;
+	size_t len;
+	struct fx_http h2;
+	struct ctx c;
+
+	ctx_make(&c, rules, 1);
+	fx_path(log2, c.dir, "requests2.log");
+	second_store(&c, &h2, root2, NULL, 0, log2);
+	snprintf(path, sizeof(path), "%s/f4", root2);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(slotsync_mirrors_new(&m, &c.err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, c.http.url, &c.err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, h2.url, &c.err), 0);
+	c.opt.mirrors = m;
+	c.opt.concurrency = 1;
+	ck_assert_int_eq(run(&c), -ENOENT);
+	ck_assert_msg(strstr(c.err.msg, "f4: no mirror served it") && strstr(c.err.msg, "HTTP 403") &&
+			      strstr(c.err.msg, h2.url) && strstr(c.err.msg, "not found (HTTP 404)"),
+		      "%s", c.err.msg);
+	ck_assert_int_eq(fx_http_count(&c.http, "f4", 0), 1);
+	ck_assert_int_eq(fx_http_count(&h2, "f4", 0), 1);
+	/* a file through the same set, relative to its mirrors */
+	ck_assert_msg(slotsync_fetch_file(&c.opt, "f2", 64 << 10, NULL, &out, &len, &c.st, &c.err) == 0, "%s", c.err.msg);
+	ck_assert(len == c.len[2] && !memcmp(out, c.data[2], len));
+	free(out);
+	slotsync_mirrors_free(m);
+	fx_http_stop(&h2);
+	ctx_free(&c);
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
 	Suite *s = suite_create("fetch");
@@ -355,6 +472,8 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, test_endless_error_page_cut_and_counted);
 	tcase_add_test(tc, test_drip_cut_then_resumed);
 	tcase_add_test(tc, test_rate_cap_lowers_min_rate);
+	tcase_add_test(tc, test_mirrors_per_object);
+	tcase_add_test(tc, test_mirrors_none_has_it);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -302,7 +302,7 @@ static int folder_put(const char *to, struct publish_file *const *files, size_t 
 			r = slotsync_error_set_errno(err, -errno, "publish %s: rename to %s", files[j]->key, dst);
 			unlink(tmp);
 		} else {
-			slotsync_log_info("publish: %s (%llu bytes)", files[j]->key, (unsigned long long)files[j]->size);
+			slotsync_log_info("publish: sent %s (%llu bytes)", files[j]->key, (unsigned long long)files[j]->size);
 			st->uploaded[files[j]->phase]++;
 			st->uploaded_bytes[files[j]->phase] += files[j]->size;
 		}

@@ -570,7 +570,7 @@ int s3_dest_put(struct s3_dest *d, struct publish_file *const *files, size_t n, 
 			curl_multi_remove_handle(m, u->easy);
 			in_flight--;
 			if (msg->data.result == CURLE_OK && status >= 200 && status < 300) {
-				slotsync_log_info("publish: %s (%llu bytes)", u->file->key, (unsigned long long)u->file->size);
+				slotsync_log_info("publish: sent %s (%llu bytes)", u->file->key, (unsigned long long)u->file->size);
 				st->uploaded[u->file->phase]++;
 				st->uploaded_bytes[u->file->phase] += u->file->size;
 			} else {

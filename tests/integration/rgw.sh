@@ -11,7 +11,7 @@
 # s3_curl ARGS...: curl signed with those credentials.
 
 start_rgw() {
-	local d=$T/rgw port monport fsid c i
+	local d=$T/rgw port monport fsid osd_uuid c i
 	for c in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph; do
 		command -v "$c" >/dev/null || { echo "# $c is not installed (apt-get install ceph-mon ceph-osd radosgw ceph-common)"; return 77; }
 	done
@@ -55,8 +55,11 @@ CONF
 	monmaptool --create --addv a "[v1:127.0.0.1:$monport]" --fsid "$fsid" "$d/monmap" >/dev/null
 	ceph-mon $c --mkfs -i a --monmap "$d/monmap" >/dev/null 2>&1
 	ceph-mon $c -i a
-	timeout 60 ceph $c osd create >/dev/null
-	ceph-osd $c -i 0 --mkfs >/dev/null 2>&1
+	# the OSD gets its uuid from us, the same for the monitor and its mkfs (else
+	# the OSD may come up with another and be refused: "wrong fsid")
+	osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+	timeout 60 ceph $c osd create "$osd_uuid" 0 >/dev/null
+	ceph-osd $c -i 0 --mkfs --osd-uuid "$osd_uuid" >/dev/null 2>&1
 	ceph-osd $c -i 0 >/dev/null 2>&1
 	timeout 60 ceph $c osd crush add osd.0 1.0 host=localhost root=default >/dev/null 2>&1
 	radosgw $c -n client.rgw.a
@@ -64,6 +67,11 @@ CONF
 		curl -s -o /dev/null "http://127.0.0.1:$port/" && break
 		sleep 0.5
 	done
+	if ! curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+		echo "# radosgw did not come up on 127.0.0.1:$port; the daemons' logs end:"
+		tail -n 5 "$d"/log/*.log | sed 's/^/# /'
+		return 1
+	fi
 	timeout 60 radosgw-admin $c user create --uid=ci --display-name=ci --access-key=CIKEY --secret=CISECRET >/dev/null
 	RGW_URL=http://127.0.0.1:$port
 	RGW_KEY=CIKEY

@@ -334,7 +334,8 @@ int gen_publish(const struct gen_publish_options *o, struct gen_publish_stats *s
 		r = add_top(&l, o->pointers[i], PUBLISH_POINTERS, err);
 	if (r < 0)
 		goto out;
-	qsort(l.v, l.n, sizeof(*l.v), cmp_key);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_key);
 	for (size_t i = 1; i < l.n; i++)
 		if (!strcmp(l.v[i - 1].key, l.v[i].key)) {
 			r = slotsync_error_set(err, -EINVAL, "%s and %s would both be published as %s", l.v[i - 1].path,

@@ -345,7 +345,7 @@ static int s3_list(struct s3_dest *d, struct slotsync_error *err)
 		free(body.p);
 	} while (r == 0 && token[0]);
 	curl_slist_free_all(h);
-	if (r == 0)
+	if (r == 0 && d->n_objects)
 		qsort(d->objects, d->n_objects, sizeof(*d->objects), cmp_object);
 	return r;
 }
@@ -457,7 +457,7 @@ int s3_dest_has(struct s3_dest *d, const struct publish_file *f, struct slotsync
 	struct s3_object want = { .key = f->key }, *o;
 	char md5[33];
 
-	o = bsearch(&want, d->objects, d->n_objects, sizeof(*d->objects), cmp_object);
+	o = d->n_objects ? bsearch(&want, d->objects, d->n_objects, sizeof(*d->objects), cmp_object) : NULL;
 	if (!o)
 		return 0;
 	if (f->content_addressed)

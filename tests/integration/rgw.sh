@@ -44,6 +44,8 @@ mon data = $d/mon
 [osd.0]
 osd data = $d/osd0
 osd objectstore = memstore
+osd class update on start = false
+osd crush update on start = false
 memstore device bytes = 1073741824
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$port

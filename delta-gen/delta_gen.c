@@ -517,3 +517,23 @@ out:
 	st->seconds = clock_now_s() - t0;
 	return r;
 }
+
+void gen_delta_print(const char *base, const char *store, const struct gen_delta_stats *st, FILE *f)
+{
+	uint64_t total = st->index_bytes + st->object_bytes + st->remaining_plain;
+
+	fprintf(f, "delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
+	       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64 " residual, %" PRIu64
+	       " zstd-frames, %" PRIu64 " blocks%s%s%s; %" PRIu64 " also read new content before them) of %" PRIu64 " bytes replace %" PRIu64
+	       " bytes of chunks; download %" PRIu64 " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64
+	       "); %.1f s\n",
+	       base, st->missing_chunks, st->missing_bytes, st->replaced_plain + st->remaining_plain, st->objects,
+	       st->codec_count[SLOTSYNC_DELTA_ZSTD_REF], st->codec_count[SLOTSYNC_DELTA_RESIDUAL],
+	       st->codec_count[SLOTSYNC_DELTA_ZSTD_FRAMES], st->codec_count[SLOTSYNC_DELTA_BLOCKS],
+	       st->blocks_comp[0] ? " (" : "", st->blocks_comp, st->blocks_comp[0] ? ")" : "", st->objects_reading_new, st->object_bytes,
+	       st->replaced_plain, total, st->index_bytes, st->object_bytes, st->remaining_plain, st->seconds);
+	if (st->index_path[0])
+		fprintf(f, "delta: index %s/%s\n", store, st->index_path);
+	if (st->index_diff_path[0])
+		fprintf(f, "delta: index diff %s/%s (%" PRIu64 " bytes)\n", store, st->index_diff_path, st->index_diff_bytes);
+}

@@ -200,6 +200,9 @@ struct gen_delta_stats {
 int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, const char *base_image,
 		   struct gen_delta_stats *st, struct slotsync_error *err);
 
+/* What gen_delta_pair did against base (the "delta:" lines of slotsync-gen delta). */
+void gen_delta_print(const char *base, const char *store, const struct gen_delta_stats *st, FILE *f);
+
 /* dm-verity (docs/format.md, "Slot images"): the slot image is the image,
  * zero-padded to whole 4096-byte blocks (data_size, the hash offset), then
  * its hash tree as `veritysetup format --no-superblock --hash-offset=data_size`

@@ -17,6 +17,7 @@
 #include "slotsync/log.h"
 #include "slotsync/version.h"
 #include "parse.h"
+#include "publish.h"
 
 static void usage(FILE *f)
 {
@@ -50,6 +51,9 @@ static void usage(FILE *f)
 	      "      reports what a device would download.\n"
 	      "  prune --store DIR --keep RELEASE... [--dry-run] [--grace MINUTES] [--keyring PEM]\n"
 	      "      Remove from the store what no kept release (bundle or index) needs.\n"
+	      "  publish [--store DIR] [--bundle FILE]... [--pointer FILE]... --to DEST [--jobs N]\n"
+	      "      Send what DEST (a folder or s3://BUCKET/PREFIX) lacks: the store, then\n"
+	      "      the bundles, the channel pointers last.\n"
 	      "  verity [--json] IMAGE SLOT-IMAGE\n"
 	      "      Write IMAGE's slot image: IMAGE padded to 4096-byte blocks, then its\n"
 	      "      dm-verity hash tree; print the root hash, salt and data size.\n"
@@ -761,26 +765,6 @@ static int cmd_channel(int argc, char **argv)
 	return 0;
 }
 
-static void print_delta(const char *base, const char *store, const struct gen_delta_stats *st)
-{
-	uint64_t total = st->index_bytes + st->object_bytes + st->remaining_plain;
-
-	printf("delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
-	       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64 " residual, %" PRIu64
-	       " zstd-frames, %" PRIu64 " blocks%s%s%s; %" PRIu64 " also read new content before them) of %" PRIu64 " bytes replace %" PRIu64
-	       " bytes of chunks; download %" PRIu64 " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64
-	       "); %.1f s\n",
-	       base, st->missing_chunks, st->missing_bytes, st->replaced_plain + st->remaining_plain, st->objects,
-	       st->codec_count[SLOTSYNC_DELTA_ZSTD_REF], st->codec_count[SLOTSYNC_DELTA_RESIDUAL],
-	       st->codec_count[SLOTSYNC_DELTA_ZSTD_FRAMES], st->codec_count[SLOTSYNC_DELTA_BLOCKS],
-	       st->blocks_comp[0] ? " (" : "", st->blocks_comp, st->blocks_comp[0] ? ")" : "", st->objects_reading_new, st->object_bytes,
-	       st->replaced_plain, total, st->index_bytes, st->object_bytes, st->remaining_plain, st->seconds);
-	if (st->index_path[0])
-		printf("delta: index %s/%s\n", store, st->index_path);
-	if (st->index_diff_path[0])
-		printf("delta: index diff %s/%s (%" PRIu64 " bytes)\n", store, st->index_diff_path, st->index_diff_bytes);
-}
-
 static int cmd_delta(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -855,7 +839,7 @@ static int cmd_delta(int argc, char **argv)
 			rc = fail("delta", &err);
 			goto out;
 		}
-		print_delta(bases[i], store, &st);
+		gen_delta_print(bases[i], store, &st, stdout);
 	}
 out:
 	free(bases);
@@ -873,8 +857,9 @@ static const struct verb {
 	const char *name;
 	int (*run)(int argc, char **argv);  /* argv[1] is the verb; options from argv[2] on */
 } verbs[] = {
-	{ "make", cmd_make },   { "extract", cmd_extract }, { "check", cmd_check }, { "bundle", cmd_bundle }, { "prune", gen_cli_prune },
+	{ "make", cmd_make },   { "extract", cmd_extract }, { "check", cmd_check }, { "bundle", cmd_bundle },
 	{ "delta", cmd_delta }, { "channel", cmd_channel }, { "verity", gen_cli_verity }, { "help", cmd_help },
+	{ "prune", gen_cli_prune }, { "publish", gen_cli_publish },
 };
 
 int main(int argc, char **argv)

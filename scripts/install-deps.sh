@@ -41,6 +41,8 @@ PACKAGES=(
 	qemu-system-arm u-boot-qemu mmdebstrap qemu-user-static binfmt-support
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
+	# a real S3 server for slotsync-gen publish: radosgw on a one-node Ceph
+	ceph-mon ceph-osd radosgw ceph-common
 )
 # the arm64 build: its compiler and emulator (host packages), and the arm64
 # twins of the libraries above (Multi-Arch: same, so they sit beside the

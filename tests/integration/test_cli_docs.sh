@@ -17,7 +17,7 @@ progs = {
                  "validate", "assemble", "index-info", "info", "verify", "state", "slot-format", "unlock",
                  "migrate-data"]),
     "slotsync-gen": (os.environ["SLOTSYNC_GEN"], ["make", "extract", "check", "bundle", "delta", "channel", "prune",
-                 "verity"]),
+                 "verity", "publish"]),
     "slotsync-bootctl": (os.environ["SLOTSYNC_BOOTCTL"], ["status", "switch", "mark-good", "mark-bad",
                          "simulate-boot", "init"]),
 }

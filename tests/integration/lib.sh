@@ -178,10 +178,20 @@ NGINX
 	NGINX_URL=https://127.0.0.1:$port
 	NGINX_LOG=$dir/logs/access.log
 	NGINX_DIR=$dir
-	for _ in $(seq 50); do
-		curl -s -o /dev/null --cacert "$T/test-ca.pem" "$NGINX_URL/" && break
+	# nginx is up once it answers; its access log line for that answer is
+	# written after the answer went out, so wait for the line before emptying
+	# the log (a line written after would count as a request of the test);
+	# -k: a server may be given a certificate the test CA did not sign
+	local probe=/.slotsync-ready-$RANDOM$RANDOM
+	for _ in $(seq 100); do
+		curl -sk -o /dev/null "$NGINX_URL$probe" && break
 		sleep 0.1
 	done
+	for _ in $(seq 100); do
+		grep -qF "$probe" "$NGINX_LOG" 2>/dev/null && break
+		sleep 0.05
+	done
+	grep -qF "$probe" "$NGINX_LOG" || { echo "nginx $name: no answer on $NGINX_URL" >&2; return 1; }
 	: >"$NGINX_LOG"
 }
 

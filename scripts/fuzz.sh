@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the libFuzzer targets with clang-14 (ASan + UBSan) and runs each for
-# FUZZ_SECONDS (default 30; SLOTSYNC_LONG=1 in scripts/test.sh: 1800), starting from a corpus of real indexes. A crash
+# FUZZ_SECONDS (default 30, two targets at a time; SLOTSYNC_LONG=1 in scripts/test.sh: 1800), starting from a corpus of real indexes. A crash
 # keeps its input in build-fuzz/crash-* and fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +28,6 @@ if [ ! -e $corpus/.ready ]; then
 	rm -rf "$tmp"
 	touch $corpus/.ready
 fi
-echo "fuzz_index: $SECONDS_EACH s"
-(cd $B && ./tests/fuzz/fuzz_index -max_total_time="$SECONDS_EACH" -max_len=65536 -print_final_stats=1 corpus-index 2>&1 |
-	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 # seed corpus: diff contents (copy, new, copy) against the target's fixed base
 mkdir -p $B/corpus-index-diff
 python3 - $B/corpus-index-diff <<'PY'
@@ -40,13 +37,7 @@ head = b"SSIDXD1\0" + bytes(32) + hashlib.sha256(b"new").digest() + struct.pack(
 ops = b"\0" + struct.pack("<II", 0, 2) + b"\1" + struct.pack("<I", 1) + struct.pack("<I", 100) + bytes(32) + b"\0" + struct.pack("<II", 10, 1)
 open(os.path.join(d, "ops"), "wb").write(b"\1" + head + ops)
 PY
-echo "fuzz_index_diff: $SECONDS_EACH s"
-(cd $B && ./tests/fuzz/fuzz_index_diff -max_total_time="$SECONDS_EACH" -max_len=16384 -print_final_stats=1 corpus-index-diff 2>&1 |
-	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 mkdir -p $B/corpus-journal
-echo "fuzz_journal: $SECONDS_EACH s"
-(cd $B && ./tests/fuzz/fuzz_journal -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 corpus-journal 2>&1 |
-	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 # seed corpus: a real manifest, pointer and envelope, each behind its selector byte
 mkdir -p $B/corpus-manifest
 if [ ! -e $B/corpus-manifest/.ready ]; then
@@ -62,9 +53,6 @@ fi
 	printf '\000{"format": 1, "version": "2.0", "compatible": "radio-x86", "security_version": 3, "created": "2027-01-15T08:00:00Z", "image": {"size": 3145728, "sha256": "%s"}, "index": {"sha256": "%s"}, "stores": ["https://u/store"], "verity_root_hash": "%s", "verity": {"root_hash": "%s", "salt": "%s", "algorithm": "sha256", "data_size": 3141632, "hash_offset": 3141632, "data_block_size": 4096, "hash_block_size": 4096}}' \
 		"$(printf '%064d' 1)" "$(printf '%064d' 2)" "$(printf '%064d' 4)" "$(printf '%064d' 4)" "$(printf '%064d' 5)" \
 		>$B/corpus-manifest/manifest-verity
-echo "fuzz_manifest: $SECONDS_EACH s"
-(cd $B && ./tests/fuzz/fuzz_manifest -max_total_time="$SECONDS_EACH" -max_len=8192 -print_final_stats=1 corpus-manifest 2>&1 |
-	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 # seed corpus: real storage of each backend, written by slotsync-bootctl
 C=$B/corpus-bootstate
 if [ ! -e $C/.ready ]; then
@@ -90,9 +78,6 @@ if [ ! -e $C/.ready ]; then
 	rm -rf "$tmp"
 	touch $C/.ready
 fi
-echo "fuzz_bootstate: $SECONDS_EACH s"
-(cd $B && ./tests/fuzz/fuzz_bootstate -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 corpus-bootstate 2>&1 |
-	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
 # seed corpus: a delta index made by slotsync-gen, a reference holding zstd
 # frames, and records (bytes, then a frame of the fuzzer's reference content)
 D=$B/corpus-delta
@@ -114,7 +99,36 @@ if [ ! -e $D/.ready ]; then
 	rm -rf "$tmp"
 	touch $D/.ready
 fi
-echo "fuzz_delta: $SECONDS_EACH s"
-(cd $B && ./tests/fuzz/fuzz_delta -max_total_time="$SECONDS_EACH" -max_len=65536 -print_final_stats=1 corpus-delta 2>&1 |
-	grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" ) || { echo "fuzz: FAILED"; exit 1; }
+
+# the targets, two at a time (one per core): NAME:MAX_LEN:CORPUS
+run_target() {
+	local name=${1%%:*} rest=${1#*:}
+	(cd $B && ./tests/fuzz/$name -max_total_time="$SECONDS_EACH" -max_len="${rest%%:*}" \
+		-print_final_stats=1 "${rest#*:}") >"$B/$name.log" 2>&1
+}
+set -- \
+	fuzz_index:65536:corpus-index \
+	fuzz_index_diff:16384:corpus-index-diff \
+	fuzz_journal:4096:corpus-journal \
+	fuzz_manifest:8192:corpus-manifest \
+	fuzz_bootstate:4096:corpus-bootstate \
+	fuzz_delta:65536:corpus-delta
+failed=0
+while [ $# -gt 0 ]; do
+	pids=() names=()
+	for t in "$1" "${2:-}"; do
+		[ -n "$t" ] || continue
+		echo "${t%%:*}: $SECONDS_EACH s"
+		run_target "$t" &
+		pids+=($!) names+=("${t%%:*}")
+	done
+	shift $(( $# >= 2 ? 2 : 1 ))
+	for i in "${!pids[@]}"; do
+		st=0
+		wait "${pids[$i]}" || st=$?
+		grep -E "Done|stat::number_of_executed_units|ERROR|SUMMARY|crash-" "$B/${names[$i]}.log" | sed "s/^/${names[$i]}: /" || true
+		[ "$st" = 0 ] || { echo "fuzz: ${names[$i]} FAILED (exit $st; its output: $B/${names[$i]}.log)"; failed=1; }
+	done
+done
+[ "$failed" = 0 ] || { echo "fuzz: FAILED"; exit 1; }
 echo "fuzz: passed"

@@ -4,11 +4,13 @@
 # release.sh and prune.sh, taken from the document, run for two boards (a
 # "pc" with a root filesystem, an "arm" whose slot group is rootfs + boot)
 # sharing one store, publishing to a folder served by nginx:
-#  - two releases per board; each board's device (file-backed slots, running
-#    release 1 and its index) polls its own channel pointer with `slotsync
-#    agent --once`, through the store list the document shows (an unreachable
-#    CDN first, the origin second), and installs release 2 byte-exact, the pc
-#    with delta objects, the arm with its boot image too;
+#  - two releases per board; devices (file-backed slots, running release 1
+#    and its index) poll their board's channel pointer with `slotsync agent
+#    --once` through the store list the document shows, a CDN first and the
+#    origin second, and install release 2 byte-exact: two pc devices through
+#    the document's nginx edge (proxy_cache) with delta objects, the origin
+#    asked once per object for both, a missing object's 404 kept briefly; an
+#    arm device, its CDN unreachable, with its boot image too;
 #  - a third pc release; the pc fleet now on 2 and 3: prune.sh removes the pc's
 #    release 1 (its bundle, its folder) but keeps its chunks, which the arm's
 #    kept release 1 (the same root filesystem) needs: one run for every board;
@@ -70,8 +72,33 @@ check "one store for both boards; bundles and pointers at the top of the publish
 check "the pc's bundle carries delta objects from 1 (a delta index in the published store)" \
 	bash -c "ls '$WWW'/store/deltas/*/*.sdix >/dev/null"
 
-# devices: the store list of the document, a CDN first (here one that does not answer), the origin second
-CDN=https://127.0.0.1:$(free_port)/fleet/store
+# the document's edge nginx in front of the origin: its http block, with this
+# test's port, certificate, cache folder and origin
+doc_block nginx-edge >edge.conf
+EPORT=$(free_port)
+mkdir -p edge/logs edge/tmp
+{
+	echo "daemon on; user root; worker_processes 1; pid $T/edge/nginx.pid; error_log $T/edge/logs/error.log warn;"
+	echo "events { worker_connections 256; }"
+	echo "http {"
+	echo "client_body_temp_path $T/edge/tmp; proxy_temp_path $T/edge/tmp; fastcgi_temp_path $T/edge/tmp;"
+	echo "uwsgi_temp_path $T/edge/tmp; scgi_temp_path $T/edge/tmp;"
+	echo "log_format chunks '\$server_protocol \$connection \$status \$body_bytes_sent \$request_uri \$upstream_cache_status';"
+	echo "access_log $T/edge/logs/access.log chunks;"
+	sed -e "s|/var/cache/nginx/fleet|$T/edge/cache|" -e "s|listen 443 ssl http2;|listen 127.0.0.1:$EPORT ssl http2;|" \
+		-e "s|/etc/ssl/cdn.pem|$T/server.pem|; s|/etc/ssl/cdn.key|$T/server.key|" \
+		-e "s|proxy_pass https://origin.example.com;|proxy_pass ${URL%/fleet};|" edge.conf
+	echo "}"
+} >edge/nginx.conf
+nginx -c "$T/edge/nginx.conf" -p "$T/edge" 2>edge/start.err || cat edge/start.err
+CLEANUP+=("kill \$(cat '$T/edge/nginx.pid') 2>/dev/null; sleep 0.2")
+EDGE=https://127.0.0.1:$EPORT/fleet
+ELOG=$T/edge/logs/access.log
+check "the document's edge configuration runs" curl -sf -o /dev/null --cacert "$T/test-ca.pem" "$EDGE/pc.channel"
+
+# devices: the store list of the document, a CDN first (the edge, or one that
+# does not answer), the origin second
+CDN=$EDGE/store
 device() { # device DIR BOARD VERSION IMAGE INDEX [boot]: running VERSION of BOARD from slot A, its index kept
 	local d=$T/$1 b=$2
 	device_fixture "$d" "$b" "$d/state/boot.state" "channel = $URL/$b.channel
@@ -90,12 +117,24 @@ reboot-command = touch $d/rebooted"
 }
 holds() { cmp -s "$1" <(head -c "$(stat -c %s "$1")" "$2"); }
 device pc pc 1 "$V1" pc1.caibx
+device pcb pc 1 "$V1" pc1.caibx
 : >"$LOG"
+: >"$ELOG"
 check "pc device: agent --once follows pc.channel and installs pc 2" $S agent --config pc/system.conf --once
 check "... slot B holds release 2 byte for byte" holds "$V2" pc/slot-b.img
-check "... with delta objects, through the origin (the CDN unreachable)" grep -q '\.sdob' "$LOG"
+check "... with delta objects, through the edge" bash -c "awk '\$3 == 200' '$ELOG' | grep -q '[.]sdob'"
+check "a second pc device installs pc 2 byte for byte" bash -c "$S agent --config pcb/system.conf --once && $(declare -f holds) && holds '$V2' pcb/slot-b.img"
+per_object=$(awk '$5 ~ /store\// {n[$5]++} END {m = 0; for (k in n) if (n[k] > m) m = n[k]; print m}' "$LOG")
+check "... the edge asked the origin for each object once for both devices (at most $per_object)" test "$per_object" = 1
+check "... its second device's objects were edge cache hits" \
+	test "$(awk '$5 ~ /[.](sdob|sdix|sdid|caibx)$/ && $6 == "HIT"' "$ELOG" | wc -l)" -ge 3
+: >"$LOG"
+for i in 1 2; do curl -s -o /dev/null --cacert "$T/test-ca.pem" "$EDGE/store/0000/missing.cacnk"; done
+check "... a missing object: the edge keeps the 404 briefly, the origin asked once for two requests" \
+	test "$(grep -c missing.cacnk "$LOG")" = 1
+CDN=https://127.0.0.1:$(free_port)/fleet/store
 device arm arm 1 "$V1" "$SRV/releases/arm/1/rootfs.caibx" boot
-check "arm device (slot group rootfs + boot): agent --once installs arm 2" $S agent --config arm/system.conf --once
+check "arm device (slot group rootfs + boot; its CDN unreachable): agent --once installs arm 2" $S agent --config arm/system.conf --once
 check "... rootfs and boot both byte for byte" bash -c "$(declare -f holds); holds '$V2' arm/slot-b.img && holds boot2.vfat arm/boot-b.img"
 
 # the cache headers of the document's nginx configuration

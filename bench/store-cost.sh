@@ -4,17 +4,22 @@
 # device, for an image of MIB MiB (default 256):
 #  - the images: a MIB MiB ext4 root filesystem made (mkfs.ext4 -d, fixed UUID,
 #    hash seed and time) from the Debian tree of the realistic series, v1 from
-#    debian-v1 and v2 from debian-v2 (a real security/stable upgrade: 20-odd
-#    packages; images/build-realistic.sh), the rest of the filesystem free;
+#    debian-v1, v2 from debian-v2 (a real security/stable upgrade,
+#    debian-upgrade.txt) and v3 from debian-v3 (v2 and 9 new packages with
+#    their dependencies; images/build-realistic.sh), the rest of each
+#    filesystem free;
 #  - the build server's cycle for each release, as docs/publishing.md gives it:
 #    make (the index kept as the next release's base), bundle --detach-index
 #    (v2: --delta-from v1), channel, publish --to a folder; each step timed, and
 #    the files and bytes each release adds to the published folder, per kind;
-#  - two devices install v2 from that folder through nginx (HTTP/2 + TLS on
+#    v3 with delta files from both releases before it, as a fleet that still
+#    runs both needs;
+#  - devices install from that folder through nginx (HTTP/2 + TLS on
 #    127.0.0.1) with slotsync install URL, file-backed slots: a full install
 #    (the running slot holds nothing of the release and no index: factory, or a
 #    slot far behind) and a delta install (the running slot holds v1 and its
-#    index); from nginx's access log, the requests and bytes of each, per kind.
+#    index), and a delta install of v3 (the running slot holds v2); from
+#    nginx's access log, the requests and bytes of each, per kind.
 #   nice -n 19 bash bench/store-cost.sh [DIR]   (default /var/tmp/slotsync-bench-store-cost)
 source "$(dirname "$0")/common.sh"
 SLOTSYNC=${SLOTSYNC:-$ROOT/build/slotsync}
@@ -26,12 +31,12 @@ export SLOTSYNC_GEN=$GEN SLOTSYNC_BIN=$SLOTSYNC SLOTSYNC_BOOTCTL=$BOOTCTL SLOTSY
 source "$ROOT/tests/integration/lib.sh"
 rm -rf "$DIR"
 mkdir -p "$DIR/www"
-CLEANUP+=("rm -rf '$DIR/tree1' '$DIR/tree2'")
+CLEANUP+=("rm -rf '$DIR/tree1' '$DIR/tree2' '$DIR/tree3'")
 machine_facts
 echo "command: nice -n 19 bash bench/store-cost.sh (MIB=$MIB)"
 
 # ---- the images -----------------------------------------------------------------
-for v in 1 2; do
+for v in 1 2 3; do
 	unsquashfs -q -no-progress -d "$DIR/tree$v" "$IMAGES/debian-v$v.raw.sqfs" >/dev/null
 	E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -b 4096 -U 6f1d2b3c-0000-4000-8000-00000000000$v \
 		-E hash_seed=6f1d2b3c-0000-4000-8000-000000000000,lazy_itable_init=0,lazy_journal_init=0,nodiscard \
@@ -39,7 +44,7 @@ for v in 1 2; do
 	rm -rf "$DIR/tree$v"
 done
 used=$(du -sm --apparent-size "$IMAGES/debian-v2.raw.sqfs" | cut -f1)
-echo "images: $MIB MiB ext4, v1 -> v2 = debian-v1 -> debian-v2 ($(wc -l <"$IMAGES/debian-upgrade.txt") lines of $IMAGES/debian-upgrade.txt; about $used MB of files)"
+echo "images: $MIB MiB ext4 of about $used MB of files; v1 -> v2 = debian-v1 -> debian-v2, an upgrade ($(wc -l <"$IMAGES/debian-upgrade.txt") lines of debian-upgrade.txt); v2 -> v3 = debian-v3, a feature release ($(wc -l <"$IMAGES/debian-feature.txt") lines of debian-feature.txt)"
 
 signing_ca "$DIR"
 SIGN=(--signer-cert "$DIR/signer.pem" --signer-key "$DIR/signer.key")
@@ -71,15 +76,16 @@ PY
 # ---- the build server: two releases -------------------------------------------------
 B=$DIR/build
 mkdir -p "$B"
-release() { # release N [BASE]
-	local n=$1 base=${2:-}
+release() { # release N [BASE]...
+	local n=$1 b
+	shift
 	local delta=()
-	[ -n "$base" ] && delta=(--delta-from "$B/v$base.caibx:$DIR/v$base.img")
-	echo "release $n${base:+ (delta from $base)}:"
+	for b in "$@"; do delta+=(--delta-from "$B/v$b.caibx:$DIR/v$b.img"); done
+	echo "release $n${1:+ (delta from $*)}:"
 	find "$DIR/www" -type f | sort >"$DIR/before.txt"
 	touch "$DIR/mark"
 	timed "make" "$GEN" make --no-progress --store "$B/store" "$DIR/v$n.img" "$B/v$n.caibx"
-	timed "bundle --detach-index${base:+ --delta-from}" "$GEN" bundle --no-progress --store "$B/store" \
+	timed "bundle --detach-index${1:+ --delta-from x$#}" "$GEN" bundle --no-progress --store "$B/store" \
 		--store-url "$URL/store" --image "$DIR/v$n.img" --version "$n.0" --compatible bench "${delta[@]}" \
 		--detach-index "${SIGN[@]}" "$B/v$n.bundle"
 	timed "channel" "$GEN" channel --bundle-url "v$n.bundle" --bundle "$B/v$n.bundle" --version "$n" \
@@ -96,6 +102,9 @@ release 1
 release 2 1
 find "$DIR/www" -type f >"$DIR/all.txt"
 echo "published folder after two releases: $(kinds "$DIR/all.txt")"
+release 3 1 2
+find "$DIR/www" -type f >"$DIR/all.txt"
+echo "published folder after three releases: $(kinds "$DIR/all.txt")"
 
 # ---- two devices install v2 through nginx ------------------------------------------------
 device() { # device DIR SLOT-A-IMAGE [BASE-INDEX]
@@ -133,18 +142,23 @@ requests() { # requests: from nginx's log, requests and body bytes in all and pe
 	           if (bad) printf "; %d not 200", bad
 	           printf "\n" }' "$LOG"
 }
-install_v2() { # install_v2 LABEL DIR
+install_v() { # install_v N LABEL DIR: install release N
+	local n=$1
+	shift
 	: >"$LOG"
-	timed "$1: slotsync install $URL/v2.bundle" "$SLOTSYNC" install --no-progress --config "$2/system.conf" "$URL/v2.bundle"
-	cmp -s "$DIR/v2.img" <(head -c "$(stat -c %s "$DIR/v2.img")" "$2/slot-b.img") ||
-		{ echo "$1: slot B is not v2" >&2; exit 1; }
+	timed "$1: slotsync install $URL/v$n.bundle" "$SLOTSYNC" install --no-progress --config "$2/system.conf" "$URL/v$n.bundle"
+	cmp -s "$DIR/v$n.img" <(head -c "$(stat -c %s "$DIR/v$n.img")" "$2/slot-b.img") ||
+		{ echo "$1: slot B is not v$n" >&2; exit 1; }
 	echo "  $1, byte-exact: $(requests)"
 }
 head -c "${MIB}M" /dev/urandom >"$DIR/foreign.img"
 device "$DIR/full" "$DIR/foreign.img"
 rm -f "$DIR/foreign.img"
-install_v2 "full install (the running slot holds nothing of v2, no index)" "$DIR/full"
+install_v 2 "full install (the running slot holds nothing of v2, no index)" "$DIR/full"
 rm -rf "$DIR/full"
 device "$DIR/delta" "$DIR/v1.img" "$B/v1.caibx"
-install_v2 "delta install (the running slot holds v1 and its index)" "$DIR/delta"
+install_v 2 "delta install (the running slot holds v1 and its index)" "$DIR/delta"
 rm -rf "$DIR/delta"
+device "$DIR/delta3" "$DIR/v2.img" "$B/v2.caibx"
+install_v 3 "delta install of v3 (the running slot holds v2 and its index)" "$DIR/delta3"
+rm -rf "$DIR/delta3"

@@ -44,7 +44,7 @@ for v in 1 2 3; do
 	rm -rf "$DIR/tree$v"
 done
 used=$(du -sm --apparent-size "$IMAGES/debian-v2.raw.sqfs" | cut -f1)
-echo "images: $MIB MiB ext4 of about $used MB of files; v1 -> v2 = debian-v1 -> debian-v2, an upgrade ($(wc -l <"$IMAGES/debian-upgrade.txt") lines of debian-upgrade.txt); v2 -> v3 = debian-v3, a feature release ($(wc -l <"$IMAGES/debian-feature.txt") lines of debian-feature.txt)"
+echo "images: $MIB MiB ext4 of about $used MiB of files; v1 -> v2 = debian-v1 -> debian-v2, an upgrade ($(wc -l <"$IMAGES/debian-upgrade.txt") lines of debian-upgrade.txt); v2 -> v3 = debian-v3, a feature release ($(wc -l <"$IMAGES/debian-feature.txt") lines of debian-feature.txt)"
 
 signing_ca "$DIR"
 SIGN=(--signer-cert "$DIR/signer.pem" --signer-key "$DIR/signer.key")

@@ -158,20 +158,28 @@ fleet_device_run() {
 	rm -rf "$d"
 }
 
-# fleet_run N: N devices in waves of FLEET_CONC; sets FLEET_WALL (seconds)
-# and FLEET_EDGE_CPU (the edge workers' CPU seconds over the run)
+# fleet_run N: N devices in waves of FLEET_CONC, no new wave once
+# FLEET_MAX_SECONDS (if set) have passed; sets FLEET_N (devices run),
+# FLEET_WALL (seconds) and FLEET_EDGE_CPU (the edge workers' CPU seconds over
+# the run)
 fleet_run() {
 	local n=$1 first last i t0 ticks0
 	mkdir -p "$T/fleet"
 	: >"$T/fleet/results"
 	ticks0=$(fleet_edge_ticks)
 	t0=$(date +%s%N)
+	FLEET_N=0
 	for ((first = 1; first <= n; first += FLEET_CONC)); do
+		if [ -n "${FLEET_MAX_SECONDS:-}" ] && [ $(( ($(date +%s%N) - t0) / 1000000000 )) -ge "$FLEET_MAX_SECONDS" ]; then
+			echo "# $FLEET_MAX_SECONDS s passed: no more waves after $FLEET_N devices"
+			break
+		fi
 		last=$((first + FLEET_CONC - 1))
 		[ $last -le "$n" ] || last=$n
 		for ((i = first; i <= last; i++)); do fleet_device_make $i; done
 		for ((i = first; i <= last; i++)); do fleet_device_run $i & done
 		wait
+		FLEET_N=$last
 	done
 	FLEET_WALL=$(echo "scale=1; ($(date +%s%N) - $t0) / 1000000000" | bc)
 	FLEET_EDGE_CPU=$(echo "scale=2; ($(fleet_edge_ticks) - $ticks0) / $(getconf CLK_TCK)" | bc)

@@ -27,10 +27,10 @@ fleet_run "$N"
 N=$FLEET_N
 fleet_report "$N"
 [ -s "$OUT" ] || {
-	echo "| devices | wave | byte-exact | origin requests / distinct object | edge CPU ms / device | edge bytes / device | requests / device | install p50 | install p95 | wall |"
+	echo "| devices | wave | byte-exact | origin requests / distinct object (immutable only) | edge CPU ms / device | edge bytes / device | requests / device | install p50 | install p95 | wall |"
 	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >"$OUT"
-row="| $N | $FLEET_CONC | $FLEET_EXACT | $FLEET_ORIGIN_RATIO ($FLEET_ORIGIN_REQ / $FLEET_OBJECTS) | $FLEET_CPU_MS_PER_DEV | $FLEET_BYTES_PER_DEV | $FLEET_REQ_PER_DEV | $FLEET_P50_MS ms | $FLEET_P95_MS ms | $FLEET_WALL s |"
+row="| $N | $FLEET_CONC | $FLEET_EXACT | $FLEET_ORIGIN_RATIO ($FLEET_ORIGIN_REQ / $FLEET_OBJECTS; $FLEET_IMM_REQ / $FLEET_IMM_OBJECTS) | $FLEET_CPU_MS_PER_DEV | $FLEET_BYTES_PER_DEV | $FLEET_REQ_PER_DEV | $FLEET_P50_MS ms | $FLEET_P95_MS ms | $FLEET_WALL s |"
 echo "$row" >>"$OUT"
 echo
 cat "$OUT"

@@ -10,7 +10,8 @@
 #    overlap; its access log counts what reaches the origin;
 #  - an edge nginx in front of it, as a CDN edge: HTTP/2 + TLS to the devices,
 #    proxy_cache with proxy_cache_lock (concurrent misses for one object go to
-#    the origin once, the others wait for the cached copy), keep-alive to the
+#    the origin once, the others wait for the cached copy), expired entries
+#    revalidated (a 304 from the origin, no body), keep-alive to the
 #    origin, its own access log with $upstream_cache_status and the bytes it
 #    sent;
 #  - N devices, each a real `slotsync install` of the bundle's URL on the
@@ -104,6 +105,7 @@ fleet_servers() {
 			proxy_cache_lock ${FLEET_CACHE_LOCK:-on};
 			proxy_cache_lock_timeout 60s;
 			proxy_cache_lock_age 60s;
+			proxy_cache_revalidate on;
 		}" \
 		"log_format fleet_edge '\$upstream_cache_status \$status \$bytes_sent \$connection \$request_uri';
 	ssl_session_cache shared:SSL:10m;
@@ -187,7 +189,9 @@ fleet_run() {
 
 # fleet_report N: the figures, printed as "# " lines, and set as FLEET_EXACT
 # (devices byte-exact), FLEET_OK (exited 0), FLEET_ORIGIN_REQ, FLEET_OBJECTS
-# (distinct objects the origin served), FLEET_ORIGIN_RATIO, FLEET_EDGE_REQ,
+# (distinct objects the origin served), FLEET_ORIGIN_RATIO, FLEET_IMM_REQ and
+# FLEET_IMM_OBJECTS (the same for the content-addressed, immutable objects),
+# FLEET_REVALIDATED (304 answers of the origin), FLEET_EDGE_REQ,
 # FLEET_REQ_PER_DEV, FLEET_BYTES_PER_DEV (edge bytes sent), FLEET_CPU_MS_PER_DEV,
 # FLEET_P50_MS, FLEET_P95_MS, FLEET_DELTA_DEVS (devices whose store served
 # exactly the delta index and the delta objects), FLEET_SDOB_REQ and
@@ -201,6 +205,9 @@ fleet_report() {
 	FLEET_ORIGIN_REQ=$(wc -l <"$ORIGIN_LOG")
 	FLEET_OBJECTS=$(awk '{print $3}' "$ORIGIN_LOG" | sort -u | wc -l)
 	FLEET_ORIGIN_RATIO=$(echo "scale=3; $FLEET_ORIGIN_REQ / $FLEET_OBJECTS" | bc)
+	FLEET_IMM_REQ=$(grep -cE '\.(cacnk|sdob|caibx)$' "$ORIGIN_LOG" || true)
+	FLEET_IMM_OBJECTS=$(awk '{print $3}' "$ORIGIN_LOG" | grep -E '\.(cacnk|sdob|caibx)$' | sort -u | wc -l)
+	FLEET_REVALIDATED=$(awk '$1 == 304' "$ORIGIN_LOG" | wc -l)
 	FLEET_EDGE_REQ=$(wc -l <"$EDGE_LOG")
 	FLEET_REQ_PER_DEV=$(echo "scale=1; $FLEET_EDGE_REQ / $n" | bc)
 	FLEET_BYTES_PER_DEV=$(awk -v n="$n" '{s += $3} END {printf "%d", s / n}' "$EDGE_LOG")
@@ -212,7 +219,8 @@ fleet_report() {
 	FLEET_CACHE=$(awk '{print $1}' "$EDGE_LOG" | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1}')
 	echo "# $n devices in waves of $FLEET_CONC: $FLEET_WALL s; byte-exact $FLEET_EXACT, exit 0 $FLEET_OK"
 	echo "# image $FLEET_IMG_BYTES bytes, $FLEET_SDOB delta objects; edge requests $FLEET_EDGE_REQ ($FLEET_REQ_PER_DEV per device; cache: $FLEET_CACHE)"
-	echo "# origin: $FLEET_ORIGIN_REQ requests for $FLEET_OBJECTS distinct objects ($FLEET_ORIGIN_RATIO per object)"
+	echo "# origin: $FLEET_ORIGIN_REQ requests for $FLEET_OBJECTS distinct objects ($FLEET_ORIGIN_RATIO per object;" \
+		"$FLEET_IMM_REQ for the $FLEET_IMM_OBJECTS immutable ones; $FLEET_REVALIDATED answered 304 to a revalidation)"
 	echo "# edge: $FLEET_BYTES_PER_DEV bytes sent per device, $FLEET_EDGE_CPU CPU s in all ($FLEET_CPU_MS_PER_DEV ms per device)"
 	echo "# install wall time: p50 $FLEET_P50_MS ms, p95 $FLEET_P95_MS ms"
 	local f

@@ -80,7 +80,9 @@ for try in $(seq 60); do
 	if [ "$try" = 60 ] || ! grep -q 'Could not get lock' <<<"$out"; then echo "$out" >&2; exit 1; fi
 	sleep 10
 done
-if [ $arm64 = 1 ] && ! apt-cache policy libc6:arm64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+# (the policy is read whole first: grep -q would stop reading early, and
+# apt-cache, cut off by SIGPIPE, would fail the test under pipefail)
+if [ $arm64 = 1 ] && ! grep -q 'Candidate: [0-9]' <<<"$(apt-cache policy libc6:arm64 2>/dev/null)"; then
 	echo "install-deps: the apt sources serve no arm64 packages: an 'Architectures:' line in" \
 		"/etc/apt/sources.list.d/*.sources (or [arch=...] in sources.list) must allow arm64" >&2
 	exit 1

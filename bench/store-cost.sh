@@ -9,7 +9,7 @@
 #    their dependencies; images/build-realistic.sh), the rest of each
 #    filesystem free;
 #  - the build server's cycle for each release, as docs/publishing.md gives it:
-#    make (the index kept as the next release's base), bundle --detach-index
+#    make (the index kept as the next release's base), bundle --packs --detach-index
 #    (v2: --delta-from v1), channel, publish --to a folder; each step timed, and
 #    the files and bytes each release adds to the published folder, per kind;
 #    v3 with delta files from both releases before it, as a fleet that still
@@ -17,7 +17,8 @@
 #  - devices install from that folder through nginx (HTTP/2 + TLS on
 #    127.0.0.1) with slotsync install URL, file-backed slots: a full install
 #    (the running slot holds nothing of the release and no index: factory, or a
-#    slot far behind) and a delta install (the running slot holds v1 and its
+#    slot far behind: pack objects; and the same from chunk files, slotsync
+#    assemble --no-delta) and a delta install (the running slot holds v1 and its
 #    index), and a delta install of v3 (the running slot holds v2); from
 #    nginx's access log, the requests and bytes of each, per kind.
 #   nice -n 19 bash bench/store-cost.sh [DIR]   (default /var/tmp/slotsync-bench-store-cost)
@@ -85,9 +86,9 @@ release() { # release N [BASE]...
 	find "$DIR/www" -type f | sort >"$DIR/before.txt"
 	touch "$DIR/mark"
 	timed "make" "$GEN" make --no-progress --store "$B/store" "$DIR/v$n.img" "$B/v$n.caibx"
-	timed "bundle --detach-index${1:+ --delta-from x$#}" "$GEN" bundle --no-progress --store "$B/store" \
+	timed "bundle --packs --detach-index${1:+ --delta-from x$#}" "$GEN" bundle --no-progress --store "$B/store" \
 		--store-url "$URL/store" --image "$DIR/v$n.img" --version "$n.0" --compatible bench "${delta[@]}" \
-		--detach-index "${SIGN[@]}" "$B/v$n.bundle"
+		--packs --detach-index "${SIGN[@]}" "$B/v$n.bundle"
 	timed "channel" "$GEN" channel --bundle-url "v$n.bundle" --bundle "$B/v$n.bundle" --version "$n" \
 		--expires @4000000000 --compatible bench "${SIGN[@]}" "$B/channel"
 	timed "publish --to DIR" "$GEN" publish --store "$B/store" --bundle "$B/v$n.bundle" --pointer "$B/channel" \
@@ -156,6 +157,13 @@ device "$DIR/full" "$DIR/foreign.img"
 rm -f "$DIR/foreign.img"
 install_v 2 "full install (the running slot holds nothing of v2, no index)" "$DIR/full"
 rm -rf "$DIR/full"
+# the same without the packs: one request per chunk file
+: >"$LOG"
+timed "full install from chunk files: slotsync assemble --no-delta" "$SLOTSYNC" assemble -q \
+	--store "$URL/store" --ca-file "$T/test-ca.pem" --no-delta "$B/v2.caibx" "$DIR/chunks.img"
+cmp -s "$DIR/v2.img" "$DIR/chunks.img" || { echo "assemble --no-delta: not v2" >&2; exit 1; }
+rm -f "$DIR/chunks.img"
+echo "  full install from chunk files, byte-exact: $(requests)"
 device "$DIR/delta" "$DIR/v1.img" "$B/v1.caibx"
 install_v 2 "delta install (the running slot holds v1 and its index)" "$DIR/delta"
 rm -rf "$DIR/delta"

@@ -148,6 +148,7 @@ struct gen_bundle_options {
 	struct gen_delta_options delta;
 	int embed;                     /* --embed: chunks inside the bundle */
 	int detach_index;              /* --detach-index: the index in the store, not the bundle */
+	int packs;                     /* --packs: pack objects for devices with no base */
 	const char **embed_for;        /* --embed-for BASE.caibx: only what these lack */
 	int n_embed_for;
 	/* --image NAME=FILE: the further images of the slot group (any order;
@@ -202,6 +203,32 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 
 /* What gen_delta_pair did against base (the "delta:" lines of slotsync-gen delta). */
 void gen_delta_print(const char *base, const char *store, const struct gen_delta_stats *st, FILE *f);
+
+struct gen_pack_options {
+	const char *store;          /* holds the release's chunks; the packs are written into it */
+	const char *index, *image;  /* the release */
+	int threads;                /* <= 0: one per core */
+	int level;                  /* zstd level; 0: GEN_ZSTD_LEVEL_DEFAULT */
+	int run_max;                /* bytes a pack rebuilds at most; 0: SLOTSYNC_DELTA_OUT_MAX */
+};
+
+struct gen_pack_stats {
+	uint64_t packs, pack_bytes;          /* pack objects written */
+	uint64_t covered_bytes;              /* bytes of the chunk files they replace */
+	uint64_t chunk_file_bytes;           /* bytes of all the release's distinct chunk files */
+	uint64_t runs_left_out, left_out_bytes; /* runs whose pack was larger than their chunk files */
+	uint64_t index_bytes;
+	uint8_t index_sha256[SLOTSYNC_DIGEST_BYTES];
+	char index_path[200];                /* relative to the store */
+	double seconds;
+};
+
+/* Pack objects for a release whose chunks are in the store (pack.c): runs of
+ * its chunks, each one zstd frame, and their delta index with no base
+ * (deltas/<64 zeros>/<index SHA-256>.sdix). */
+int gen_packs(const struct gen_pack_options *opt, struct gen_pack_stats *st, struct slotsync_error *err);
+/* The "packs:" lines of what gen_packs did. */
+void gen_packs_print(const char *store, const struct gen_pack_stats *st, FILE *f);
 
 /* dm-verity (docs/format.md, "Slot images"): the slot image is the image,
  * zero-padded to whole 4096-byte blocks (data_size, the hash offset), then

@@ -159,6 +159,8 @@ static void bundle_usage(FILE *f)
 		"                               with --verity, BASE.img is the base's slot image)\n"
 		"  --run-max BYTES              bytes of new chunks one delta object may rebuild\n"
 		"                               (default %d)\n"
+		"  --packs                      pack objects too: a device with no base fetches\n"
+		"                               about one object per MiB instead of each chunk\n"
 		"  --embed                      put the release's chunks into the bundle: it\n"
 		"                               installs with no network (a USB stick)\n"
 		"  --embed-for BASE.caibx       embed only the chunks a device running BASE\n"
@@ -232,7 +234,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
        OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_DETACH_INDEX, OPT_SEED_INDEX,
-       OPT_MAKE_VERITY };
+       OPT_MAKE_VERITY, OPT_PACKS };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
  * bundle and channel, where it is the release's or the pointer's
@@ -572,6 +574,9 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 	case OPT_DETACH_INDEX:
 		b->detach_index = 1;
 		break;
+	case OPT_PACKS:
+		b->packs = 1;
+		break;
 	case OPT_EMBED_FOR:
 		b->embed = 1;
 		b->embed_for[b->n_embed_for++] = arg;
@@ -630,6 +635,7 @@ static int cmd_bundle(int argc, char **argv)
 		{ "embed", no_argument, NULL, OPT_EMBED },
 		{ "embed-for", required_argument, NULL, OPT_EMBED_FOR },
 		{ "detach-index", no_argument, NULL, OPT_DETACH_INDEX },
+		{ "packs", no_argument, NULL, OPT_PACKS },
 		OPTIONS_MAKE,
 		OPTIONS_SIGNER,
 		OPTIONS_COMMON,

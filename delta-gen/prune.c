@@ -9,8 +9,8 @@
  *     frames (a bundle made with --embed stores them as chunks);
  *   - the detached indexes of the kept releases (indexes/<hex>.caibx);
  *   - every delta index and index diff (deltas/<base>/<new>.sdix, .sdid) whose
- *     base AND new index are both kept, and every object (.sdob) such a delta
- *     index names.  A kept delta index that does not load stops the prune too.
+ *     base AND new index are both kept, every pack index (base all zero) of a
+ *     kept release, and every object (.sdob) such a delta index names.  A kept delta index that does not load stops the prune too.
  * The sweep removes the rest, except what is younger than the grace period: a
  * make or delta writing into the store at the same time puts its new files
  * there before the index that names them, so a young unmarked file may be
@@ -350,7 +350,8 @@ static int each_entry_then_folder(struct prune *p, const char *rel,
 }
 
 /* deltas/<base>/: a delta index or index diff stays when both its indexes are
- * kept; a kept delta index names the objects to keep. */
+ * kept, a pack index when its release is; a kept delta index names the
+ * objects to keep. */
 static int delta_file(struct prune *p, const char *dir, const char *name, struct slotsync_error *err)
 {
 	uint8_t base[SLOTSYNC_DIGEST_BYTES], nw[SLOTSYNC_DIGEST_BYTES];
@@ -364,7 +365,8 @@ static int delta_file(struct prune *p, const char *dir, const char *name, struct
 		return 0;
 	name_id(dir + strlen("deltas/"), base);
 	name_id(name, nw);
-	keep = id_list_has(&p->indexes, base) && id_list_has(&p->indexes, nw);
+	/* a pack index (no base: all zero) stays with its release */
+	keep = (slotsync_delta_base_is_none(base) || id_list_has(&p->indexes, base)) && id_list_has(&p->indexes, nw);
 	if (keep && sdix) {
 		struct slotsync_delta_index *d = NULL;
 		r = gen_check_delta_index(p->topfd, rel, &d, err);

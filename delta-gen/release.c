@@ -467,6 +467,25 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 				  " bytes of chunks",
 				  o->delta_bases[i], st.objects, st.object_bytes + st.index_bytes, st.replaced_plain);
 	}
+	if (r == 0 && o->packs && m.n_deltas >= SLOTSYNC_MANIFEST_MAX_DELTAS)
+		r = slotsync_error_set(err, -EINVAL, "--packs takes a place among the %d delta indexes a manifest names",
+				       SLOTSYNC_MANIFEST_MAX_DELTAS);
+	if (r == 0 && o->packs) {
+		/* pack objects: their index has no base (all-zero digest) */
+		struct gen_pack_options po = { .store = o->store, .index = tmp_index, .image = image,
+					       .threads = o->make.threads, .level = o->make.level };
+		struct gen_pack_stats ps;
+		r = gen_packs(&po, &ps, err);
+		if (r == 0) {
+			memset(m.deltas[m.n_deltas].base, 0, SLOTSYNC_DIGEST_BYTES);
+			memcpy(m.deltas[m.n_deltas].sha256, ps.index_sha256, SLOTSYNC_DIGEST_BYTES);
+			m.deltas[m.n_deltas].size = ps.index_bytes;
+			m.n_deltas++;
+			gen_packs_print(o->store, &ps, stderr);
+		} else {
+			slotsync_error_prefix(err, "pack objects");
+		}
+	}
 	unlink(tmp_index);
 	if (r < 0)
 		goto out;

@@ -60,21 +60,83 @@ static void delta_probe(struct asm_ctx *a)
 	slotsync_log_warning("%s", a->st->delta_note);
 }
 
+/* Reads a delta index: opt->delta_index_path (a file, or an http(s):// URL
+ * fetched with the store's options) if given, else rel from the store.
+ * want: the SHA-256 the signed manifest names, checked.  -ENOENT: the store
+ * has none. */
+static int delta_index_get(struct asm_ctx *a, const char *rel, const uint8_t *want, struct slotsync_delta_index **out,
+			   struct slotsync_error *e)
+{
+	const struct slotsync_assemble_options *opt = a->opt;
+	const char *url = opt->delta_index_path ? opt->delta_index_path : rel;
+	uint8_t got[SLOTSYNC_DIGEST_BYTES];
+	struct body b = { 0 };
+	int r;
+
+	if (opt->delta_index_path && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+		r = io_read_file(url, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, e);
+	} else if (opt->delta_index_path || opt->fetch.base_url || slotsync_mirrors_count(opt->fetch.mirrors)) {
+		struct slotsync_fetch_stats fs = { 0 };
+		r = slotsync_fetch_file(&opt->fetch, url, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data, &b.len, &fs, e);
+		a->st->delta_bytes_fetched += fs.bytes_received;
+	} else {
+		return slotsync_error_set(e, -ENOENT, "no store to fetch it from");
+	}
+	if (r == 0 && want &&
+	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
+	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
+		r = slotsync_error_set(e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
+	if (r == 0)
+		r = slotsync_delta_index_load(b.data, b.len, out, e);
+	free(b.data);
+	return r;
+}
+
+/* Uses d (loaded from rel) if it fits: the delta objects of the base in seed
+ * (seed SIZE_MAX: d is a pack index).  Not fitting is not an error. */
+static int delta_use(struct asm_ctx *a, struct slotsync_delta_index *d, const char *rel, size_t seed,
+		     const uint8_t *base_digest, const uint8_t *new_digest)
+{
+	struct slotsync_error e = { 0 };
+	int packs = seed == SIZE_MAX;
+	int r = slotsync_delta_index_check(d, packs ? NULL : a->base_idx, base_digest, a->idx, new_digest, &e);
+
+	a->delta = d;
+	if (r == 0)
+		delta_probe(a);
+	if (r == 0)
+		r = packs ? slotsync_plan_add_packs(a->plan, a->delta, &e)
+			  : slotsync_plan_add_delta(a->plan, a->delta, a->base_idx, seed, &e);
+	if (r < 0) {
+		slotsync_log_warning("delta index %s not used: %s; chunks only", rel, slotsync_error_message(&e));
+		slotsync_delta_index_free(a->delta);
+		a->delta = NULL;
+		return 0;
+	}
+	snprintf(a->st->delta_index, sizeof(a->st->delta_index), "%s", rel);
+	if (packs)
+		slotsync_log_info("pack objects: %" PRIu64 " of %u rebuild %" PRIu64 " chunks", a->plan->objects_delta,
+				  d->n_objects, a->plan->chunks_delta);
+	return 0;
+}
+
 /* Finds and loads the delta index for the first seed that names its index,
- * only one named: opt->delta_index_path (a file, or an http(s):// URL fetched
- * with the store's options), or the signed manifest's (opt->signed_deltas),
- * fetched from the store.  The store is never probed for one nobody named.
- * Not finding one, or finding one that does not fit, is not an error: the
- * chunks are fetched as chunks. */
+ * only one named: opt->delta_index_path, or the signed manifest's
+ * (opt->signed_deltas), fetched from the store.  Where none fits the base
+ * (no seed, none named for it, or one that does not fit), the release's pack
+ * objects, if named: a delta index with no base.  The store is never probed
+ * for one nobody named.  Not finding one, or finding one that does not fit,
+ * is not an error: the chunks are fetched as chunks. */
 int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 {
 	const struct slotsync_assemble_options *opt = a->opt;
-	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], new_digest[SLOTSYNC_DIGEST_BYTES], got[SLOTSYNC_DIGEST_BYTES];
+	static const uint8_t none[SLOTSYNC_DIGEST_BYTES];
+	uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], new_digest[SLOTSYNC_DIGEST_BYTES];
+	struct slotsync_delta_index *d = NULL;
 	struct slotsync_error e = { 0 };
-	struct body b = { 0 };
 	char rel[200];
 	size_t seed = SIZE_MAX;
-	const uint8_t *want = NULL;
+	const uint8_t *want = NULL, *want_packs = NULL;
 	int r = 0;
 
 	if (opt->no_delta || a->plan->chunks_fetch == 0)
@@ -83,65 +145,59 @@ int assemble_find_delta(struct asm_ctx *a, struct slotsync_error *err)
 		slotsync_log_debug("no delta index named (--delta-index): chunks only");
 		return 0;
 	}
+	if (slotsync_index_digest(a->idx, new_digest, err) < 0)
+		return -ENOMEM;
 	for (size_t i = 0; i < opt->n_seeds && seed == SIZE_MAX && opt->seed_indexes; i++) {
 		if (opt->seed_indexes[i] && slotsync_index_read_file(opt->seed_indexes[i], &a->base_idx, &e) == 0)
 			seed = i;
 		slotsync_error_clear(&e);
 	}
-	if (seed == SIZE_MAX)
-		return 0;
-	if (slotsync_index_digest(a->base_idx, base_digest, err) < 0 || slotsync_index_digest(a->idx, new_digest, err) < 0)
+	if (seed != SIZE_MAX && slotsync_index_digest(a->base_idx, base_digest, err) < 0)
 		return -ENOMEM;
-	slotsync_delta_index_path(base_digest, new_digest, rel, sizeof(rel));
-	if (opt->signed_deltas) {
-		for (size_t i = 0; i < opt->n_deltas && !want; i++)
-			if (!memcmp(opt->deltas[i].base, base_digest, SLOTSYNC_DIGEST_BYTES))
-				want = opt->deltas[i].sha256;
-		if (!want) {
-			slotsync_log_info("the release has no delta objects for this base: chunks only");
-			return 0;
-		}
+	for (size_t i = 0; opt->signed_deltas && i < opt->n_deltas; i++) {
+		if (seed != SIZE_MAX && !want && !memcmp(opt->deltas[i].base, base_digest, SLOTSYNC_DIGEST_BYTES))
+			want = opt->deltas[i].sha256;
+		if (!want_packs && slotsync_delta_base_is_none(opt->deltas[i].base))
+			want_packs = opt->deltas[i].sha256;
 	}
-	if (opt->delta_index_path && (!strncmp(opt->delta_index_path, "http://", 7) ||
-				      !strncmp(opt->delta_index_path, "https://", 8))) {
-		struct slotsync_fetch_stats fs = { 0 };
-		r = slotsync_fetch_file(&opt->fetch, opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data,
-					&b.len, &fs, &e);
-		a->st->delta_bytes_fetched += fs.bytes_received;
-	} else if (opt->delta_index_path) {
-		r = io_read_file(opt->delta_index_path, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, &e);
-	} else if (opt->fetch.base_url || slotsync_mirrors_count(opt->fetch.mirrors)) {
-		struct slotsync_fetch_stats fs = { 0 };
-		r = slotsync_fetch_file(&opt->fetch, rel, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data, &b.len, &fs, &e);
-		a->st->delta_bytes_fetched += fs.bytes_received;
-		if (r == -ENOENT) {
-			slotsync_log_info("no delta objects for this base in the store: chunks only");
-			return 0;
-		}
-	} else {
+	if (opt->delta_index_path) {
+		/* the one named: the base's delta objects, or packs */
+		r = delta_index_get(a, NULL, NULL, &d, &e);
+		if (r == 0 && slotsync_delta_base_is_none(d->base_digest))
+			return delta_use(a, d, opt->delta_index_path, SIZE_MAX, none, new_digest);
+		if (r == 0 && seed != SIZE_MAX)
+			return delta_use(a, d, opt->delta_index_path, seed, base_digest, new_digest);
+		if (r == 0)
+			slotsync_error_set(&e, -EINVAL, "it is for a base, and no seed was given with its index");
+		slotsync_log_warning("delta index %s not used: %s; chunks only", opt->delta_index_path,
+				     slotsync_error_message(&e));
+		slotsync_delta_index_free(d);
 		return 0;
 	}
-	if (r == 0 && want &&
-	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
-	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
-		r = slotsync_error_set(&e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
-	if (r == 0)
-		r = slotsync_delta_index_load(b.data, b.len, &a->delta, &e);
-	if (r == 0)
-		r = slotsync_delta_index_check(a->delta, a->base_idx, base_digest, a->idx, new_digest, &e);
-	free(b.data);
-	if (r == 0)
-		delta_probe(a);
-	if (r == 0)
-		r = slotsync_plan_add_delta(a->plan, a->delta, a->base_idx, seed, &e);
+	if (want) {
+		slotsync_delta_index_path(base_digest, new_digest, rel, sizeof(rel));
+		r = delta_index_get(a, rel, want, &d, &e);
+		if (r == 0) {
+			r = delta_use(a, d, rel, seed, base_digest, new_digest);
+			if (r < 0 || a->delta)
+				return r;
+		} else {
+			slotsync_log_warning("delta index %s not used: %s; chunks only", rel, slotsync_error_message(&e));
+		}
+		slotsync_error_clear(&e);
+	} else if (seed != SIZE_MAX) {
+		slotsync_log_info("the release has no delta objects for this base%s",
+				  want_packs ? ": its pack objects" : ": chunks only");
+	}
+	if (!want_packs)
+		return 0;
+	slotsync_delta_index_path(none, new_digest, rel, sizeof(rel));
+	r = delta_index_get(a, rel, want_packs, &d, &e);
 	if (r < 0) {
-		slotsync_log_warning("delta index %s not used: %s; chunks only", rel, slotsync_error_message(&e));
-		slotsync_delta_index_free(a->delta);
-		a->delta = NULL;
+		slotsync_log_warning("pack index %s not used: %s; chunks only", rel, slotsync_error_message(&e));
 		return 0;
 	}
-	snprintf(a->st->delta_index, sizeof(a->st->delta_index), "%s", rel);
-	return 0;
+	return delta_use(a, d, rel, SIZE_MAX, none, new_digest);
 }
 
 /* An object that cannot be used: its chunks are fetched as chunks. */
@@ -297,8 +353,9 @@ static void held_free(struct asm_ctx *a)
 /* The largest chunk of the base and new indexes. */
 static size_t chunk_max(const struct asm_ctx *a)
 {
-	return (size_t)(a->base_idx->chunk_size_max > a->idx->chunk_size_max ? a->base_idx->chunk_size_max
-									      : a->idx->chunk_size_max);
+	if (!a->base_idx || a->base_idx->chunk_size_max < a->idx->chunk_size_max)
+		return (size_t)a->idx->chunk_size_max;
+	return (size_t)a->base_idx->chunk_size_max;
 }
 
 /* Fetches and applies the delta objects the plan uses: pass 0 those whose

@@ -216,14 +216,14 @@ void slotsync_plan_demote_to_fetch(struct slotsync_plan *plan, size_t group)
 	plan->bytes_fetch += size;
 }
 
-int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
-			    const struct slotsync_index *base, size_t seed, struct slotsync_error *err)
+/* The objects of d take the chunks still to fetch; packs: only an object
+ * whose chunks to fetch make at least half the bytes it rebuilds. */
+static int add_objects(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
+		       const struct slotsync_index *base, size_t seed, int packs, struct slotsync_error *err)
 {
 	size_t n = plan->idx->n_chunks;
 	uint32_t *group_of;
 
-	if (seed >= plan->n_seeds)
-		return slotsync_error_set(err, -EINVAL, "no seed %zu for the delta objects", seed);
 	group_of = plan->group_of = malloc((n ? n : 1) * sizeof(*group_of));
 	plan->object_used = calloc(d->n_objects + 1, 1);
 	if (!group_of || !plan->object_used)
@@ -236,6 +236,15 @@ int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_de
 	plan->delta_seed = (uint16_t)seed;
 	for (uint32_t o = 0; o < d->n_objects; o++) {
 		const struct slotsync_delta_object *obj = &d->objects[o];
+		if (packs) {
+			uint64_t want = 0, out = plan->idx->chunks[obj->first + obj->count - 1].end -
+						 slotsync_index_chunk_start(plan->idx, obj->first);
+			for (uint32_t k = 0; k < obj->count; k++)
+				if (plan->groups[group_of[obj->first + k]].source == SLOTSYNC_SOURCE_FETCH)
+					want += slotsync_index_chunk_size(plan->idx, obj->first + k);
+			if (want * 2 < out)
+				continue;
+		}
 		for (uint32_t k = 0; k < obj->count; k++) {
 			struct slotsync_plan_group *g = &plan->groups[group_of[obj->first + k]];
 			uint64_t size = slotsync_index_chunk_size(plan->idx, obj->first + k);
@@ -255,6 +264,20 @@ int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_de
 		}
 	}
 	return 0;
+}
+
+int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
+			    const struct slotsync_index *base, size_t seed, struct slotsync_error *err)
+{
+	if (seed >= plan->n_seeds)
+		return slotsync_error_set(err, -EINVAL, "no seed %zu for the delta objects", seed);
+	return add_objects(plan, d, base, seed, 0, err);
+}
+
+int slotsync_plan_add_packs(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
+			    struct slotsync_error *err)
+{
+	return add_objects(plan, d, NULL, 0, 1, err);
 }
 
 int64_t slotsync_plan_read_reference(struct slotsync_plan *plan, size_t object, int target_fd, const char *target,

@@ -174,9 +174,20 @@ int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struc
 {
 	if (memcmp(d->base_digest, base_digest, SLOTSYNC_DIGEST_BYTES) != 0)
 		return slotsync_error_set(err, -EBADMSG, "delta index is for another base index");
+	if (!base) {
+		/* pack objects: no base, no ranges, each object its chunks' content */
+		if (!slotsync_delta_base_is_none(d->base_digest) || d->base_size != 0 || d->n_refs != 0)
+			return slotsync_error_set(err, -EBADMSG, "a pack index must name no base and no ranges");
+		for (uint32_t i = 0; i < d->n_objects; i++)
+			if (d->objects[i].codec != SLOTSYNC_DELTA_ZSTD_REF || d->objects[i].ref_count != 0)
+				return slotsync_error_set(err, -EBADMSG, "pack object %u is not a plain zstd frame", i);
+	} else if (slotsync_delta_base_is_none(d->base_digest)) {
+		return slotsync_error_set(err, -EBADMSG, "delta index names no base: it is a pack index");
+	}
 	if (memcmp(d->new_digest, new_digest, SLOTSYNC_DIGEST_BYTES) != 0)
 		return slotsync_error_set(err, -EBADMSG, "delta index is for another new index");
-	if (d->base_size != slotsync_index_image_size(base) || d->new_size != slotsync_index_image_size(new_idx))
+	if (d->base_size != (base ? slotsync_index_image_size(base) : 0) ||
+	    d->new_size != slotsync_index_image_size(new_idx))
 		return slotsync_error_set(err, -EBADMSG, "delta index names other image sizes than the indexes");
 	for (uint32_t i = 0; i < d->n_objects; i++) {
 		const struct slotsync_delta_object *o = &d->objects[i];

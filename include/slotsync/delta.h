@@ -193,6 +193,20 @@ SLOTSYNC_EXPORT int slotsync_delta_profile_seal(struct slotsync_delta_block_code
 /* Checks a profile's fields (as the parser does): 0 or -EBADMSG. */
 SLOTSYNC_EXPORT int slotsync_delta_profile_check(const struct slotsync_delta_profile *p, struct slotsync_error *err);
 
+/* Pack objects (docs/format.md, "Pack objects"): a release's chunks in runs,
+ * each run one ZSTD_REF object with no reference, for a device with no usable
+ * base.  Their delta index names no base: its base digest is all zero, its
+ * base size 0, it has no ranges and only ZSTD_REF objects; its path is
+ * deltas/<64 zeros>/<new index hex>.sdix. */
+static inline int slotsync_delta_base_is_none(const uint8_t digest[SLOTSYNC_DIGEST_BYTES])
+{
+	uint8_t any = 0;
+
+	for (size_t i = 0; i < SLOTSYNC_DIGEST_BYTES; i++)
+		any |= digest[i];
+	return any == 0;
+}
+
 #define SLOTSYNC_DELTA_REF_NEW (UINT32_C(1) << 31)
 
 struct slotsync_delta_ref {
@@ -228,7 +242,9 @@ SLOTSYNC_EXPORT int slotsync_delta_index_parse(const uint8_t *buf, size_t len, s
 struct slotsync_index;
 /* Checks a parsed delta index against the base and new indexes: digests,
  * sizes, every output and reference inside its image, output and reference
- * sizes within the limits. */
+ * sizes within the limits.  base NULL (and base_digest all zero): a pack
+ * index, which must name no base and hold only ZSTD_REF objects with no
+ * ranges. */
 SLOTSYNC_EXPORT int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struct slotsync_index *base,
 			       const uint8_t base_digest[SLOTSYNC_DIGEST_BYTES], const struct slotsync_index *new_idx,
 			       const uint8_t new_digest[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err);

@@ -100,6 +100,14 @@ SLOTSYNC_EXPORT void slotsync_plan_demote_to_fetch(struct slotsync_plan *plan, s
 SLOTSYNC_EXPORT int slotsync_plan_add_delta(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
 			    const struct slotsync_index *base, size_t seed, struct slotsync_error *err);
 
+/* Pack objects (a delta index with no base, slotsync/delta.h): an object is
+ * used for the chunks still to fetch when those make at least half the bytes
+ * it rebuilds (a resumed install, or a seed that has the rest, fetches the few
+ * missing chunks as chunks instead).  d must outlive the plan.  Call after
+ * slotsync_plan_seeds_done(), instead of slotsync_plan_add_delta(). */
+SLOTSYNC_EXPORT int slotsync_plan_add_packs(struct slotsync_plan *plan, const struct slotsync_delta_index *d,
+					    struct slotsync_error *err);
+
 /* Reads the reference of object o into buf (at least its size): each base
  * chunk it touches is read whole from the seed and checked against the base
  * index first; each chunk of the new image (ranges before the object's

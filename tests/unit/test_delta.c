@@ -490,6 +490,58 @@ START_TEST(test_check_against_indexes)
 }
 END_TEST
 
+/* A pack index (no base): accepted only with no base, no ranges and plain
+ * ZSTD_REF objects; a base's index is not taken for one, nor one for a base. */
+START_TEST(test_pack_index_check)
+{
+	struct pair p;
+	struct gen_delta_stats st;
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_index *d;
+	static const uint8_t none[32];
+	uint8_t *buf, bd[32], nd[32];
+	size_t len;
+
+	pair_make(&p);
+	d = generate(&p, &st, &buf, &len);
+	ck_assert_int_eq(slotsync_index_digest(p.bi, bd, &err), 0);
+	ck_assert_int_eq(slotsync_index_digest(p.ni, nd, &err), 0);
+	ck_assert(!slotsync_delta_base_is_none(bd));
+	/* a base's delta index is no pack index */
+	ck_assert_int_lt(slotsync_delta_index_check(d, NULL, none, p.ni, nd, &err), 0);
+	/* made one: no base, size 0, no ranges, ZSTD_REF only */
+	memset(d->base_digest, 0, sizeof(d->base_digest));
+	d->base_size = 0;
+	d->n_refs = 0;
+	for (uint32_t i = 0; i < d->n_objects; i++) {
+		d->objects[i].codec = SLOTSYNC_DELTA_ZSTD_REF;
+		d->objects[i].ref_first = d->objects[i].ref_count = 0;
+	}
+	slotsync_error_clear(&err);
+	ck_assert_msg(slotsync_delta_index_check(d, NULL, none, p.ni, nd, &err) == 0, "%s", err.msg);
+	/* ... which a device with a base does not take for its base's */
+	slotsync_error_clear(&err);
+	ck_assert_int_lt(slotsync_delta_index_check(d, p.bi, none, p.ni, nd, &err), 0);
+	ck_assert_msg(strstr(err.msg, "pack index") != NULL, "%s", err.msg);
+	/* a pack with a range, or another codec, or a base size: refused */
+	slotsync_error_clear(&err);
+	d->objects[0].ref_count = 1;
+	ck_assert_int_lt(slotsync_delta_index_check(d, NULL, none, p.ni, nd, &err), 0);
+	ck_assert_msg(strstr(err.msg, "not a plain zstd frame") != NULL, "%s", err.msg);
+	d->objects[0].ref_count = 0;
+	d->objects[0].codec = SLOTSYNC_DELTA_RESIDUAL;
+	ck_assert_int_lt(slotsync_delta_index_check(d, NULL, none, p.ni, nd, &err), 0);
+	d->objects[0].codec = SLOTSYNC_DELTA_ZSTD_REF;
+	d->base_size = 1;
+	slotsync_error_clear(&err);
+	ck_assert_int_lt(slotsync_delta_index_check(d, NULL, none, p.ni, nd, &err), 0);
+	ck_assert_msg(strstr(err.msg, "no base") != NULL, "%s", err.msg);
+	slotsync_delta_index_free(d);
+	free(buf);
+	pair_free(&p);
+}
+END_TEST
+
 START_TEST(test_decode_refusals)
 {
 	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
@@ -662,6 +714,7 @@ int main(void)
 	tcase_add_test(tc, test_deterministic);
 	tcase_add_test(tc, test_parse_refusals);
 	tcase_add_test(tc, test_check_against_indexes);
+	tcase_add_test(tc, test_pack_index_check);
 	tcase_add_test(tc, test_decode_refusals);
 	tcase_add_test(tc, test_frames_decode);
 	suite_add_tcase(s, tc);

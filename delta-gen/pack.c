@@ -34,6 +34,8 @@
 #include "slotsync/log.h"
 #include "store_write.h"
 
+#define PACK_WINDOW 256u  /* runs compressed before they are written */
+
 struct run {
 	uint32_t first, count;
 	uint64_t plain;        /* bytes of the store's files of the chunks it brings first */
@@ -47,6 +49,7 @@ struct pack_ctx {
 	int level;
 	struct run *runs;
 	size_t n_runs;
+	size_t end;            /* the window being compressed: next .. end */
 	atomic_size_t next;
 	atomic_int failed;
 };
@@ -61,7 +64,7 @@ static void *pack_work(void *arg)
 		atomic_store(&c->failed, -ENOMEM);
 		return NULL;
 	}
-	while ((i = atomic_fetch_add(&c->next, 1)) < c->n_runs && !atomic_load(&c->failed)) {
+	while ((i = atomic_fetch_add(&c->next, 1)) < c->end && !atomic_load(&c->failed)) {
 		struct run *r = &c->runs[i];
 		uint64_t start = slotsync_index_chunk_start(c->idx, r->first);
 		size_t len = (size_t)(c->idx->chunks[r->first + r->count - 1].end - start), n;
@@ -161,7 +164,6 @@ int gen_packs(const struct gen_pack_options *opt, struct gen_pack_stats *st, str
 	int threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), storefd = -1, fd = -1, r;
 	uint32_t run_max = opt->run_max ? (uint32_t)opt->run_max : SLOTSYNC_DELTA_OUT_MAX;
 	pthread_t tid[64];
-	int started = 0;
 	double t0 = clock_now_s();
 	char rel[200], path[4096];
 
@@ -202,19 +204,6 @@ int gen_packs(const struct gen_pack_options *opt, struct gen_pack_stats *st, str
 	r = cut_runs(&c, storefd, run_max, err);
 	if (r < 0)
 		goto out;
-	for (int t = 0; t < threads; t++)
-		if (pthread_create(&tid[t], NULL, pack_work, &c) == 0)
-			started++;
-		else
-			break;
-	if (started == 0)
-		pack_work(&c);
-	for (int t = 0; t < started; t++)
-		pthread_join(tid[t], NULL);
-	if (atomic_load(&c.failed)) {
-		r = slotsync_error_set(err, atomic_load(&c.failed), "compressing the packs failed");
-		goto out;
-	}
 	/* the index, the objects that are no larger than the chunks' own files */
 	if (slotsync_index_digest(idx, d.new_digest, err) < 0) {
 		r = -ENOMEM;
@@ -229,26 +218,50 @@ int gen_packs(const struct gen_pack_options *opt, struct gen_pack_stats *st, str
 	r = store_writer_open(opt->store, &sw, err);
 	if (r == 0 && !(b = store_batch_new(sw)))
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < c.n_runs && r == 0; i++) {
-		struct run *run = &c.runs[i];
-		struct slotsync_delta_object *o;
-		uint64_t out = c.idx->chunks[run->first + run->count - 1].end - slotsync_index_chunk_start(c.idx, run->first);
-		st->chunk_file_bytes += run->plain;
-		if (run->len > run->plain || out > SLOTSYNC_DELTA_OUT_MAX) {
-			st->runs_left_out++;
-			st->left_out_bytes += run->plain;
-			continue;
+	/* a window of runs at a time on all cores, written, then freed: memory
+	 * stays bounded whatever the image's size */
+	for (size_t w = 0; w < c.n_runs && r == 0; w = c.end) {
+		int started = 0;
+		c.end = w + PACK_WINDOW < c.n_runs ? w + PACK_WINDOW : c.n_runs;
+		atomic_store(&c.next, w);
+		for (int t = 0; t < threads; t++)
+			if (pthread_create(&tid[t], NULL, pack_work, &c) == 0)
+				started++;
+			else
+				break;
+		if (started == 0)
+			pack_work(&c);
+		for (int t = 0; t < started; t++)
+			pthread_join(tid[t], NULL);
+		if (atomic_load(&c.failed)) {
+			r = slotsync_error_set(err, atomic_load(&c.failed), "compressing the packs failed");
+			break;
 		}
-		o = &d.objects[d.n_objects++];
-		slotsync_digest(SLOTSYNC_DIGEST_SHA256, run->payload, run->len, o->id);
-		o->size = (uint32_t)run->len;
-		o->codec = SLOTSYNC_DELTA_ZSTD_REF;
-		o->first = run->first;
-		o->count = run->count;
-		st->packs++;
-		st->pack_bytes += run->len;
-		st->covered_bytes += run->plain;
-		r = store_batch_put_ext(b, o->id, ".sdob", run->payload, run->len, err);
+		for (size_t i = w; i < c.end && r == 0; i++) {
+			struct run *run = &c.runs[i];
+			struct slotsync_delta_object *o;
+			uint64_t out = idx->chunks[run->first + run->count - 1].end - slotsync_index_chunk_start(idx, run->first);
+			st->chunk_file_bytes += run->plain;
+			if (run->len > run->plain || out > SLOTSYNC_DELTA_OUT_MAX) {
+				st->runs_left_out++;
+				st->left_out_bytes += run->plain;
+				continue;
+			}
+			o = &d.objects[d.n_objects++];
+			slotsync_digest(SLOTSYNC_DIGEST_SHA256, run->payload, run->len, o->id);
+			o->size = (uint32_t)run->len;
+			o->codec = SLOTSYNC_DELTA_ZSTD_REF;
+			o->first = run->first;
+			o->count = run->count;
+			st->packs++;
+			st->pack_bytes += run->len;
+			st->covered_bytes += run->plain;
+			r = store_batch_put_ext(b, o->id, ".sdob", run->payload, run->len, err);
+		}
+		for (size_t i = w; i < c.end; i++) {
+			free(c.runs[i].payload);
+			c.runs[i].payload = NULL;
+		}
 	}
 	if (b) {
 		int r2 = store_batch_free(b, err);

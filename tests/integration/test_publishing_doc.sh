@@ -167,9 +167,10 @@ check "every release a fleet runs is whole in both stores (pc 2 and 3, arm 2)" b
 device arm1 arm 1 "$V1" arm1.caibx boot
 : >"$LOG"
 check "a device still running the pruned arm 1 installs arm 2" $S agent --config arm1/system.conf --once
-check "... rootfs and boot byte for byte, from chunks and its running slot: no delta object served" \
+check "... rootfs and boot byte for byte, from its running slot, the release's pack objects and chunks: nothing served for its pruned base" \
 	bash -c "$(declare -f holds); holds '$V2' arm1/slot-b.img && holds boot2.vfat arm1/boot-b.img &&
-		! awk '\$3 == 200 && \$5 ~ /[.]sdob\$/' '$LOG' | grep -q . && awk '\$3 == 200 && \$5 ~ /[.]cacnk\$/' '$LOG' | grep -q ."
+		! awk '\$3 == 200' '$LOG' | grep -q 'deltas/$(sha256sum arm1.caibx | cut -c1-64)/' &&
+		awk '\$3 == 200' '$LOG' | grep -q 'deltas/0\{64\}/.*[.]sdix' && awk '\$3 == 200 && \$5 ~ /[.]cacnk\$/' '$LOG' | grep -q ."
 device pc2 pc 2 "$V2" "$SRV/releases/pc/2/rootfs.caibx"
 : >"$LOG"
 check "a device running pc 2 installs pc 3 from the pruned folder" $S agent --config pc2/system.conf --once

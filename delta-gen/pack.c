@@ -7,10 +7,12 @@
  * "none" (all-zero digest), so the device finds, checks, journals and resumes
  * them as it does delta objects, chunk by chunk.
  *
- * A run is kept only when its frame is no larger than the store's own files
- * of the chunks it brings first (a chunk an earlier run brought counts for
- * nothing): so a full install through packs never downloads more than one
- * through chunk files.  Runs are compressed on all cores; the result does not
+ * A run holds each chunk's first place only (cut_runs), and is kept only
+ * when its frame is no larger than the store's own files of its chunks: so a
+ * full install through packs never downloads more than one through chunk
+ * files.  Runs are cut where the content says, so that the packs of the next
+ * release are the same files where its content is unchanged: the store
+ * grows by the packs of what changed.  Runs are compressed on all cores; the result does not
  * depend on the number of threads.
  */
 #include <errno.h>
@@ -38,7 +40,7 @@
 
 struct run {
 	uint32_t first, count;
-	uint64_t plain;        /* bytes of the store's files of the chunks it brings first */
+	uint64_t plain;        /* bytes of the store's files of its chunks */
 	uint8_t *payload;
 	size_t len;
 };
@@ -97,58 +99,89 @@ static int64_t chunk_file_size(int storefd, const uint8_t *id)
 	return (int64_t)st.st_size;
 }
 
-static int cmp_id(const void *a, const void *b)
+static const struct slotsync_index *sort_idx; /* for cmp_pos (qsort has no argument) */
+
+/* chunk positions by id, then by position */
+static int cmp_pos(const void *a, const void *b)
 {
-	return memcmp(*(const uint8_t *const *)a, *(const uint8_t *const *)b, SLOTSYNC_DIGEST_BYTES);
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	int c = memcmp(sort_idx->chunks[x].id, sort_idx->chunks[y].id, SLOTSYNC_DIGEST_BYTES);
+
+	return c ? c : (x > y) - (x < y);
 }
 
-/* Cuts the index into runs of at most run_max bytes and notes, per run, the
- * bytes of the store's files of the chunks it is the first to bring. */
+/* Marks first[i] = 1 for each chunk that is the first of its id. */
+static int first_of_id(const struct slotsync_index *idx, uint8_t *first)
+{
+	uint32_t *pos = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*pos));
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+	if (!pos)
+		return -ENOMEM;
+	for (size_t i = 0; i < idx->n_chunks; i++)
+		pos[i] = (uint32_t)i;
+	pthread_mutex_lock(&lock);
+	sort_idx = idx;
+	qsort(pos, idx->n_chunks, sizeof(*pos), cmp_pos);
+	pthread_mutex_unlock(&lock);
+	for (size_t i = 0; i < idx->n_chunks; i++)
+		first[pos[i]] = i == 0 || memcmp(idx->chunks[pos[i]].id, idx->chunks[pos[i - 1]].id, SLOTSYNC_DIGEST_BYTES);
+	free(pos);
+	return 0;
+}
+
+/* Cuts the index into runs: consecutive chunks, each the first of its id (a
+ * chunk seen before ends a run and is in none: the zeros of free space, a
+ * file twice), at most run_max bytes, and cut where the content says (a chunk
+ * whose id is 0 modulo `cut` ends a run, about run_max * 3/4 on average): so
+ * the next release's runs over unchanged content are the same runs, and its
+ * packs the same files.  Notes, per run, the bytes of the store's files of its
+ * chunks. */
 static int cut_runs(struct pack_ctx *c, int storefd, uint32_t run_max, struct slotsync_error *err)
 {
 	const struct slotsync_index *idx = c->idx;
-	const uint8_t **seen = NULL;
-	size_t n_seen = 0;
-	int r = 0;
+	uint32_t cut = (uint32_t)((uint64_t)run_max / 4 * 3 / (idx->chunk_size_avg ? idx->chunk_size_avg : 1));
+	uint8_t *first = calloc(idx->n_chunks ? idx->n_chunks : 1, 1);
+	struct run *run = NULL;
+	uint64_t start = 0;
 
 	c->runs = calloc(idx->n_chunks ? idx->n_chunks : 1, sizeof(*c->runs));
-	seen = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*seen));
-	if (!c->runs || !seen) {
-		free(seen);
+	if (!c->runs || !first || first_of_id(idx, first) < 0) {
+		free(first);
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < idx->n_chunks && r == 0;) {
-		struct run *run = &c->runs[c->n_runs++];
-		uint64_t start = slotsync_index_chunk_start(idx, i);
-		size_t run_seen = n_seen;
-		run->first = (uint32_t)i;
-		/* at least one chunk; more while the run stays within run_max */
-		do {
-			const uint8_t *id = idx->chunks[i].id, *key = id;
-			int64_t fs;
-			/* a chunk an earlier run brought, or this one already, is not counted again */
-			if (bsearch(&key, seen, run_seen, sizeof(*seen), cmp_id))
-				goto next;
-			for (size_t k = run_seen; k < n_seen; k++)
-				if (!memcmp(seen[k], id, SLOTSYNC_DIGEST_BYTES))
-					goto next;
-			fs = chunk_file_size(storefd, id);
-			if (fs < 0) {
-				char hex[SLOTSYNC_DIGEST_HEX_BYTES];
-				r = slotsync_error_set_errno(err, (int)fs, "chunk %zu (%s) is not in the store", i,
-							     slotsync_digest_to_hex(id, hex));
-				break;
-			}
-			run->plain += (uint64_t)fs;
-			seen[n_seen++] = id;
-next:
-			run->count++;
-			i++;
-		} while (i < idx->n_chunks && idx->chunks[i].end - start <= run_max);
-		qsort(seen, n_seen, sizeof(*seen), cmp_id);
+	if (cut < 1)
+		cut = 1;
+	for (size_t i = 0; i < idx->n_chunks; i++) {
+		const uint8_t *id = idx->chunks[i].id;
+		uint32_t h;
+		int64_t fs;
+		if (!first[i]) {
+			run = NULL;
+			continue;
+		}
+		if (run && idx->chunks[i].end - start > run_max)
+			run = NULL;
+		if (!run) {
+			run = &c->runs[c->n_runs++];
+			run->first = (uint32_t)i;
+			start = slotsync_index_chunk_start(idx, i);
+		}
+		fs = chunk_file_size(storefd, id);
+		if (fs < 0) {
+			char hex[SLOTSYNC_DIGEST_HEX_BYTES];
+			free(first);
+			return slotsync_error_set_errno(err, (int)fs, "chunk %zu (%s) is not in the store", i,
+							slotsync_digest_to_hex(id, hex));
+		}
+		run->plain += (uint64_t)fs;
+		run->count++;
+		memcpy(&h, id + 8, sizeof(h));
+		if (h % cut == 0)
+			run = NULL;
 	}
-	free(seen);
-	return r;
+	free(first);
+	return 0;
 }
 
 int gen_packs(const struct gen_pack_options *opt, struct gen_pack_stats *st, struct slotsync_error *err)

@@ -162,7 +162,7 @@ rm -rf "$DIR/full"
 timed "full install from chunk files: slotsync assemble --no-delta" "$SLOTSYNC" assemble -q \
 	--store "$URL/store" --ca-file "$T/test-ca.pem" --no-delta "$B/v2.caibx" "$DIR/chunks.img"
 cmp -s "$DIR/v2.img" "$DIR/chunks.img" || { echo "assemble --no-delta: not v2" >&2; exit 1; }
-rm -f "$DIR/chunks.img"
+rm -f "$DIR/chunks.img" "$DIR/chunks.img.journal"
 echo "  full install from chunk files, byte-exact: $(requests)"
 device "$DIR/delta" "$DIR/v1.img" "$B/v1.caibx"
 install_v 2 "delta install (the running slot holds v1 and its index)" "$DIR/delta"

@@ -37,6 +37,7 @@
 #include "store_write.h"
 
 #define PACK_WINDOW 256u  /* runs compressed before they are written */
+#define PACK_LEVEL_RETRY 12 /* for a run larger than its chunk files */
 
 struct run {
 	uint32_t first, count;
@@ -76,6 +77,12 @@ static void *pack_work(void *arg)
 			break;
 		}
 		n = ZSTD_compressCCtx(cc, r->payload, ZSTD_compressBound(len), c->image + start, len, c->level);
+		/* zstd tunes a level to the input's size: on content that gains
+		 * nothing across chunks, one frame can come out larger than the
+		 * chunks' own small frames at the same level; a stronger level then */
+		if (!ZSTD_isError(n) && n > r->plain && c->level < PACK_LEVEL_RETRY)
+			n = ZSTD_compressCCtx(cc, r->payload, ZSTD_compressBound(len), c->image + start, len,
+					      PACK_LEVEL_RETRY);
 		if (ZSTD_isError(n)) {
 			atomic_store(&c->failed, -EIO);
 			break;

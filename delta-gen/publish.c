@@ -20,15 +20,17 @@
 /* Content-addressed files never change under their name: caches may keep them
  * for good.  A bundle or a delta index is named by its release (a rebuilt one
  * may take the same name), and the device checks each against a signed
- * digest, so a stale copy costs a failed check, never a wrong install: five
- * minutes.  The pointer is what announces a release: a minute. */
+ * digest, so a stale copy costs a failed check, never a wrong install: an
+ * hour, longer than a fleet's wave takes to pass an edge, so that the edge
+ * asks the origin for each once per wave.  The pointer is what announces a
+ * release: a minute. */
 const char *publish_cache_control(const struct publish_file *f)
 {
 	if (f->content_addressed)
 		return "public, max-age=31536000, immutable";
 	if (f->phase == PUBLISH_POINTERS)
 		return "public, max-age=60";
-	return "public, max-age=300";
+	return "public, max-age=3600";
 }
 
 const char *publish_content_type(const struct publish_file *f)

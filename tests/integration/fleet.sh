@@ -5,7 +5,7 @@
 #    v1, published into a folder (slotsync-gen publish --to);
 #  - an origin nginx serving that folder over plain HTTP with the
 #    Cache-Control publish gives an S3 bucket (content-addressed files
-#    immutable, the rest five minutes) at FLEET_ORIGIN_RATE (2 MB/s) a
+#    immutable, the rest an hour) at FLEET_ORIGIN_RATE (2 MB/s) a
 #    connection, as an origin far from the edge, so the first devices' misses
 #    overlap; its access log counts what reaches the origin;
 #  - an edge nginx in front of it, as a CDN edge: HTTP/2 + TLS to the devices,
@@ -91,7 +91,7 @@ fleet_servers() {
 	op=$(free_port)
 	fleet_nginx origin "127.0.0.1:$op" "root $T/origin; add_header Cache-Control \$fleet_cc; limit_rate ${FLEET_ORIGIN_RATE:-2m};" \
 		"log_format fleet_origin '\$status \$body_bytes_sent \$request_uri';
-	map \$uri \$fleet_cc { ~\\.(cacnk|sdob|caibx)\$ 'public, max-age=31536000, immutable'; default 'public, max-age=300'; }"
+	map \$uri \$fleet_cc { ~\\.(cacnk|sdob|caibx)\$ 'public, max-age=31536000, immutable'; default 'public, max-age=3600'; }"
 	ORIGIN_LOG=$T/nginx-origin/logs/access.log
 	make_ca test
 	make_cert test server 127.0.0.1

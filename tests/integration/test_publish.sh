@@ -71,16 +71,16 @@ bad=0
 for f in $(cd "$W" && find . -type f -name '[0-9a-f]*' | sed 's|^\./||'); do
 	case $f in
 	*.cacnk | *.sdob) want="200|$IMM|application/zstd" ;;
-	*.sdix | *.sdid) want="200|public, max-age=300|application/zstd" ;;
+	*.sdix | *.sdid) want="200|public, max-age=3600|application/zstd" ;;
 	*.caibx) want="200|$IMM|application/octet-stream" ;;
 	esac
 	got=$(headers "store/$f")
 	[ "$got" = "$want" ] || { bad=$((bad + 1)); echo "# store/$f: $got, not $want"; }
 done
 check "every store file is in the bucket with its Content-Type and Cache-Control (content-addressed: immutable)" test $bad -eq 0
-check "the bundles: application/octet-stream, five minutes ($(headers v2.bundle))" \
-	test "$(headers v1.bundle)" = "200|public, max-age=300|application/octet-stream" -a \
-	"$(headers v2.bundle)" = "200|public, max-age=300|application/octet-stream"
+check "the bundles: application/octet-stream, an hour ($(headers v2.bundle))" \
+	test "$(headers v1.bundle)" = "200|public, max-age=3600|application/octet-stream" -a \
+	"$(headers v2.bundle)" = "200|public, max-age=3600|application/octet-stream"
 check "the pointer: a minute ($(headers channel))" test "$(headers channel)" = "200|public, max-age=60|application/octet-stream"
 check "the pointer's bytes are the file's" cmp -s "$T/channel" <(curl -s "$RGW_URL/releases/fleet/channel")
 

@@ -142,7 +142,7 @@ hdr() { curl -s -I --cacert "$T/test-ca.pem" "$URL/$1" | tr -d '\r' | sed -n 's/
 chunk=$(cd "$WWW" && find store -name '*.cacnk' -print -quit)
 sdix=$(cd "$WWW" && find store -name '*.sdix' -print -quit)
 check "origin: a chunk is immutable ($(hdr "$chunk"))" test "$(hdr "$chunk")" = "public, max-age=31536000, immutable"
-check "origin: a delta index five minutes ($(hdr "$sdix"))" test "$(hdr "$sdix")" = "public, max-age=300"
+check "origin: a delta index an hour ($(hdr "$sdix"))" test "$(hdr "$sdix")" = "public, max-age=3600"
 check "origin: a channel pointer a minute ($(hdr pc.channel))" test "$(hdr pc.channel)" = "public, max-age=60"
 
 # ---- a third pc release; the pc fleet runs 2 and 3: prune -------------------------------

@@ -212,7 +212,7 @@ static int write_index_diff(const struct gen_delta_options *opt, const struct sl
 			    const struct slotsync_index *ni, const uint8_t *base_digest, const uint8_t *new_digest,
 			    struct gen_delta_stats *st, struct slotsync_error *err)
 {
-	char rel[200], path[4096];
+	char rel[200];
 	uint8_t *diff = NULL;
 	size_t len;
 	int r = slotsync_index_diff_make(base, ni, &diff, &len, err);
@@ -223,12 +223,7 @@ static int write_index_diff(const struct gen_delta_options *opt, const struct sl
 	slotsync_digest(SLOTSYNC_DIGEST_SHA256, diff, len, st->index_diff_sha256);
 	if (opt->store) {
 		slotsync_index_diff_path(base_digest, new_digest, rel, sizeof(rel));
-		snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
-		*strrchr(path, '/') = '\0';
-		r = io_mkdir_p(path, err);
-		snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
-		if (r == 0)
-			r = io_write_file_atomic(path, diff, len, err);
+		r = store_write_named(opt->store, rel, diff, len, err);
 		if (r == 0)
 			snprintf(st->index_diff_path, sizeof(st->index_diff_path), "%s", rel);
 	}
@@ -451,14 +446,9 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		memcpy(st->base_digest, d.base_digest, SLOTSYNC_DIGEST_BYTES);
 		slotsync_digest(SLOTSYNC_DIGEST_SHA256, ser, ser_len, st->index_sha256);
 		if (opt->store) {
-			char rel[200], path[4096];
+			char rel[200];
 			slotsync_delta_index_path(d.base_digest, d.new_digest, rel, sizeof(rel));
-			snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
-			*strrchr(path, '/') = '\0';
-			r = io_mkdir_p(path, err);
-			snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
-			if (r == 0)
-				r = io_write_file_atomic(path, ser, ser_len, err);
+			r = store_write_named(opt->store, rel, ser, ser_len, err);
 			if (r == 0)
 				snprintf(st->index_path, sizeof(st->index_path), "%s", rel);
 		}

@@ -205,7 +205,7 @@ int gen_packs(const struct gen_pack_options *opt, struct gen_pack_stats *st, str
 	uint32_t run_max = opt->run_max ? (uint32_t)opt->run_max : SLOTSYNC_DELTA_OUT_MAX;
 	pthread_t tid[64];
 	double t0 = clock_now_s();
-	char rel[200], path[4096];
+	char rel[200];
 
 	memset(st, 0, sizeof(*st));
 	if (threads < 1)
@@ -316,12 +316,7 @@ int gen_packs(const struct gen_pack_options *opt, struct gen_pack_stats *st, str
 		st->index_bytes = ser_len;
 		slotsync_digest(SLOTSYNC_DIGEST_SHA256, ser, ser_len, st->index_sha256);
 		slotsync_delta_index_path(d.base_digest, d.new_digest, rel, sizeof(rel));
-		snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
-		*strrchr(path, '/') = '\0';
-		r = io_mkdir_p(path, err);
-		snprintf(path, sizeof(path), "%s/%s", opt->store, rel);
-		if (r == 0)
-			r = io_write_file_atomic(path, ser, ser_len, err);
+		r = store_write_named(opt->store, rel, ser, ser_len, err);
 		if (r == 0)
 			snprintf(st->index_path, sizeof(st->index_path), "%s", rel);
 	}

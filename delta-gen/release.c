@@ -17,6 +17,7 @@
 #include "io.h"
 #include "gen.h"
 #include "signer.h"
+#include "slotsync/delta.h"
 #include "slotsync/envelope.h"
 #include "slotsync/features.h"
 #include "slotsync/index.h"
@@ -370,6 +371,68 @@ int gen_bundle_image_arg(struct gen_bundle_options *b, char *arg)
 	return 0;
 }
 
+/* The delta objects of (base, new) that the store holds already, made by
+ * `slotsync-gen delta` before the bundle: used as they are, not made a second
+ * time, when the delta index loads, names these two indexes and fits them,
+ * and the index diff and every object it names are there (objects are named
+ * by their digest, as chunks are: `check` proves their bytes).  Returns 1 and
+ * fills *st, or 0: make them. */
+static int delta_reuse(const char *store, const char *base_index, const char *new_index, struct gen_delta_stats *st)
+{
+	struct slotsync_index *bi = NULL, *ni = NULL;
+	struct slotsync_delta_index *d = NULL;
+	struct slotsync_error e = { 0 };
+	uint8_t bd[SLOTSYNC_DIGEST_BYTES], nd[SLOTSYNC_DIGEST_BYTES], *buf = NULL, *diff = NULL;
+	size_t len = 0, diff_len = 0;
+	char rel[200], drel[200], path[4200];
+	struct stat sb;
+	int topfd = -1, ok = 0;
+	uint64_t bytes = 0;
+
+	if (slotsync_index_read_file(base_index, &bi, &e) < 0 || slotsync_index_read_file(new_index, &ni, &e) < 0 ||
+	    slotsync_index_digest(bi, bd, &e) < 0 || slotsync_index_digest(ni, nd, &e) < 0)
+		goto out;
+	slotsync_delta_index_path(bd, nd, rel, sizeof(rel));
+	slotsync_index_diff_path(bd, nd, drel, sizeof(drel));
+	topfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (topfd < 0 || fstatat(topfd, rel, &sb, 0) < 0 || gen_check_delta_index(topfd, rel, &d, &e) < 0 ||
+	    slotsync_delta_index_check(d, bi, bd, ni, nd, &e) < 0)
+		goto out;
+	for (uint32_t i = 0; i < d->n_objects; i++) {
+		char orel[80];
+		slotsync_delta_object_path(d->objects[i].id, orel, sizeof(orel));
+		if (fstatat(topfd, orel, &sb, 0) < 0 || (uint64_t)sb.st_size != d->objects[i].size)
+			goto out;
+		bytes += d->objects[i].size;
+	}
+	snprintf(path, sizeof(path), "%s/%s", store, rel);
+	if (io_read_file(path, SLOTSYNC_DELTA_INDEX_MAX, &buf, &len, &e) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s", store, drel);
+	if (io_read_file(path, SLOTSYNC_DELTA_INDEX_MAX, &diff, &diff_len, &e) < 0)
+		goto out;
+	memset(st, 0, sizeof(*st));
+	memcpy(st->base_digest, bd, SLOTSYNC_DIGEST_BYTES);
+	slotsync_digest(SLOTSYNC_DIGEST_SHA256, buf, len, st->index_sha256);
+	st->index_bytes = len;
+	slotsync_digest(SLOTSYNC_DIGEST_SHA256, diff, diff_len, st->index_diff_sha256);
+	st->index_diff_bytes = diff_len;
+	st->objects = d->n_objects;
+	st->object_bytes = bytes;
+	snprintf(st->index_path, sizeof(st->index_path), "%s", rel);
+	snprintf(st->index_diff_path, sizeof(st->index_diff_path), "%s", drel);
+	ok = 1;
+out:
+	free(buf);
+	free(diff);
+	slotsync_delta_index_free(d);
+	slotsync_index_free(bi);
+	slotsync_index_free(ni);
+	if (topfd >= 0)
+		close(topfd);
+	return ok;
+}
+
 int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slotsync_error *err)
 {
 	struct slotsync_index *img_idx[1 + SLOTSYNC_MANIFEST_MAX_IMAGES] = { NULL };
@@ -451,10 +514,15 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 		d.store = o->store;
 		d.new_index = tmp_index;
 		d.new_image = image;
-		r = gen_delta_pair(&d, o->delta_bases[i], o->delta_base_images[i], &st, err);
-		if (r < 0) {
-			slotsync_error_prefix(err, "delta objects from %s", o->delta_bases[i]);
-			break;
+		if (delta_reuse(o->store, o->delta_bases[i], tmp_index, &st)) {
+			slotsync_log_info("delta objects from %s: the store's, made before (%s)", o->delta_bases[i],
+					  st.index_path);
+		} else {
+			r = gen_delta_pair(&d, o->delta_bases[i], o->delta_base_images[i], &st, err);
+			if (r < 0) {
+				slotsync_error_prefix(err, "delta objects from %s", o->delta_bases[i]);
+				break;
+			}
 		}
 		memcpy(m.deltas[m.n_deltas].base, st.base_digest, SLOTSYNC_DIGEST_BYTES);
 		memcpy(m.deltas[m.n_deltas].sha256, st.index_sha256, SLOTSYNC_DIGEST_BYTES);

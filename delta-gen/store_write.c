@@ -37,6 +37,18 @@ struct store_batch {
 	unsigned seq;
 };
 
+int store_write_named(const char *store, const char *rel, const void *data, size_t len, struct slotsync_error *err)
+{
+	char path[4096];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", store, rel);
+	*strrchr(path, '/') = '\0';
+	r = io_mkdir_p(path, err);
+	snprintf(path, sizeof(path), "%s/%s", store, rel);
+	return r < 0 ? r : io_write_file_atomic(path, data, len, err);
+}
+
 int store_writer_open(const char *dir, struct store_writer **out, struct slotsync_error *err)
 {
 	struct store_writer *sw;

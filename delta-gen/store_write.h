@@ -25,6 +25,11 @@
 
 struct store_writer;
 
+/* Writes a file of the store that is named by what it is, not by its
+ * digest (a delta index, an index diff): store/rel, its folders made,
+ * replaced atomically. */
+int store_write_named(const char *store, const char *rel, const void *data, size_t len, struct slotsync_error *err);
+
 /* Opens (creating if needed) the store folder for writing. */
 int store_writer_open(const char *dir, struct store_writer **out, struct slotsync_error *err);
 void store_writer_free(struct store_writer *sw);

@@ -114,6 +114,12 @@ assert len(d) == 1 and d[0]["base"] == sys.argv[2], d
 assert d[0]["sha256"] == hashlib.sha256(data).hexdigest() and d[0]["size"] == len(data), d
 PY
 
+$G bundle -v --no-progress --store "$W" --image "$V2" --version 2.0 --compatible c --delta-from "$T/v1.caibx:$V1" \
+	--signer-cert "$P/s.pem" --signer-key "$P/s.key" "$T/v2w.bundle" >/dev/null 2>"$T/v2w.err"
+$S verify --keyring "$P/ca.pem" "$T/v2w.bundle" >"$T/mw.json"
+check "bundle --delta-from where slotsync-gen delta made them: the store's delta index is signed as it is, not made again" \
+	bash -c "grep -q \"the store's, made before\" '$T/v2w.err' && grep -q \"\$(sha256sum '$SDIX' | cut -c1-64)\" '$T/mw.json'"
+
 # ---- a device whose seed is another release: chunks only -----------------------
 head -c 1000000 /dev/urandom >"$T/other.img"
 cat "$V1" >>"$T/other.img"

@@ -37,8 +37,9 @@ PACKAGES=(
 	# the whole-system proof: a partitioned disk with GRUB installed
 	fdisk grub2-common
 	# the U-Boot boot on arm64 (tests/system-uboot): Debian's U-Boot in qemu, an
-	# arm64 root made through qemu-user
-	qemu-system-arm u-boot-qemu mmdebstrap qemu-user-static binfmt-support
+	# arm64 root made through qemu-user (mmdebstrap makes a foreign root only
+	# when arch-test, which it merely recommends, tells it the host can run it)
+	qemu-system-arm u-boot-qemu mmdebstrap arch-test qemu-user-static binfmt-support
 	# fuzzing and sanitizers
 	clang-14 libclang-rt-14-dev
 	# a real S3 server for slotsync-gen publish: radosgw on a one-node Ceph

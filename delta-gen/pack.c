@@ -106,13 +106,12 @@ static int64_t chunk_file_size(int storefd, const uint8_t *id)
 	return (int64_t)st.st_size;
 }
 
-static const struct slotsync_index *sort_idx; /* for cmp_pos (qsort has no argument) */
-
 /* chunk positions by id, then by position */
-static int cmp_pos(const void *a, const void *b)
+static int cmp_pos(const void *a, const void *b, void *arg)
 {
+	const struct slotsync_index *idx = arg;
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	int c = memcmp(sort_idx->chunks[x].id, sort_idx->chunks[y].id, SLOTSYNC_DIGEST_BYTES);
+	int c = memcmp(idx->chunks[x].id, idx->chunks[y].id, SLOTSYNC_DIGEST_BYTES);
 
 	return c ? c : (x > y) - (x < y);
 }
@@ -121,16 +120,12 @@ static int cmp_pos(const void *a, const void *b)
 static int first_of_id(const struct slotsync_index *idx, uint8_t *first)
 {
 	uint32_t *pos = malloc((idx->n_chunks ? idx->n_chunks : 1) * sizeof(*pos));
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 	if (!pos)
 		return -ENOMEM;
 	for (size_t i = 0; i < idx->n_chunks; i++)
 		pos[i] = (uint32_t)i;
-	pthread_mutex_lock(&lock);
-	sort_idx = idx;
-	qsort(pos, idx->n_chunks, sizeof(*pos), cmp_pos);
-	pthread_mutex_unlock(&lock);
+	qsort_r(pos, idx->n_chunks, sizeof(*pos), cmp_pos, (void *)idx);
 	for (size_t i = 0; i < idx->n_chunks; i++)
 		first[pos[i]] = i == 0 || memcmp(idx->chunks[pos[i]].id, idx->chunks[pos[i - 1]].id, SLOTSYNC_DIGEST_BYTES);
 	free(pos);

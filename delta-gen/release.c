@@ -394,9 +394,11 @@ static int delta_reuse(const char *store, const char *base_index, const char *ne
 		goto out;
 	slotsync_delta_index_path(bd, nd, rel, sizeof(rel));
 	slotsync_index_diff_path(bd, nd, drel, sizeof(drel));
+	/* read once: loaded, checked against both indexes (so against its path), hashed */
+	snprintf(path, sizeof(path), "%s/%s", store, rel);
 	topfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (topfd < 0 || fstatat(topfd, rel, &sb, 0) < 0 || gen_check_delta_index(topfd, rel, &d, &e) < 0 ||
-	    slotsync_delta_index_check(d, bi, bd, ni, nd, &e) < 0)
+	if (topfd < 0 || io_read_file(path, SLOTSYNC_DELTA_INDEX_MAX, &buf, &len, &e) < 0 ||
+	    slotsync_delta_index_load(buf, len, &d, &e) < 0 || slotsync_delta_index_check(d, bi, bd, ni, nd, &e) < 0)
 		goto out;
 	for (uint32_t i = 0; i < d->n_objects; i++) {
 		char orel[80];
@@ -405,9 +407,6 @@ static int delta_reuse(const char *store, const char *base_index, const char *ne
 			goto out;
 		bytes += d->objects[i].size;
 	}
-	snprintf(path, sizeof(path), "%s/%s", store, rel);
-	if (io_read_file(path, SLOTSYNC_DELTA_INDEX_MAX, &buf, &len, &e) < 0)
-		goto out;
 	snprintf(path, sizeof(path), "%s/%s", store, drel);
 	if (io_read_file(path, SLOTSYNC_DELTA_INDEX_MAX, &diff, &diff_len, &e) < 0)
 		goto out;

@@ -139,6 +139,22 @@ make_cert() {
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+# free_port_pair: a port P with P+1 also free (for servers that take two)
+free_port_pair() {
+	python3 -c '
+import socket
+for _ in range(100):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        a.close(); b.close(); continue
+    a.close(); b.close(); print(p); break
+else:
+    raise SystemExit("no free pair of ports")
+'
+}
 # start_nginx NAME ROOT [SERVER_EXTRA] [CERT]: serves ROOT over HTTP/2 + TLS on
 # 127.0.0.1; sets NGINX_URL and NGINX_LOG (access log: protocol, connection
 # serial, status, body bytes, URI).  The CA is $T/test-ca.pem.
@@ -147,9 +163,13 @@ start_nginx() {
 	local dir=$T/nginx-$name port
 	[ -f "$T/test-ca.pem" ] || make_ca test
 	[ -f "$T/$cert.pem" ] || make_cert test "$cert" 127.0.0.1
-	port=$(free_port)
 	mkdir -p "$dir/logs" "$dir/tmp"
-	cat >"$dir/nginx.conf" <<NGINX
+	# another test may take the probed port before nginx binds it: then nginx
+	# says "Address already in use", and the next try takes another port
+	local try
+	for try in $(seq 10); do
+		port=$(free_port)
+		cat >"$dir/nginx.conf" <<NGINX
 daemon on;
 user root;
 worker_processes 1;
@@ -173,7 +193,12 @@ http {
 	}
 }
 NGINX
-	nginx -c "$dir/nginx.conf" -p "$dir" 2>"$dir/start.err" || { cat "$dir/start.err"; return 1; }
+		nginx -c "$dir/nginx.conf" -p "$dir" 2>"$dir/start.err" && break
+		if [ "$try" -lt 10 ] && grep -q "Address already in use" "$dir/start.err"; then
+			continue
+		fi
+		cat "$dir/start.err"; return 1
+	done
 	CLEANUP+=("kill \$(cat '$dir/nginx.pid') 2>/dev/null; sleep 0.2")
 	NGINX_URL=https://127.0.0.1:$port
 	NGINX_LOG=$dir/logs/access.log
@@ -267,12 +292,21 @@ CONF
 # to its TCTI string (not printed: a command substitution would run it in a
 # subshell, whose CLEANUP the test never sees, and leave the daemon running)
 start_swtpm() {
-	local d=$T/tpm-$1 p
+	local d=$T/tpm-$1 p try
 	mkdir -p "$d"
-	p=$(free_port)
-	swtpm socket --tpm2 --tpmstate dir="$d" --server type=tcp,port=$p,bindaddr=127.0.0.1 \
-		--ctrl type=tcp,port=$((p + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear \
-		--pid file="$d/pid" -d
+	# swtpm needs two ports (server P, control P+1). Another test may take
+	# either between the probe and swtpm's bind: then swtpm says "Address
+	# already in use" and exits, and the next try takes another pair.
+	for try in $(seq 10); do
+		p=$(free_port_pair)
+		rm -f "$d/pid"
+		if swtpm socket --tpm2 --tpmstate dir="$d" --server type=tcp,port=$p,bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((p + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear \
+			--pid file="$d/pid" -d; then
+			break
+		fi
+		[ "$try" -lt 10 ] || { echo "start_swtpm: swtpm did not start in 10 tries" >&2; return 1; }
+	done
 	CLEANUP+=("kill \$(cat '$d/pid') 2>/dev/null")
 	for _ in $(seq 50); do [ -s "$d/pid" ] && break; sleep 0.1; done
 	printf -v "$2" 'swtpm:host=127.0.0.1,port=%s' "$p"

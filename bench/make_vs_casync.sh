@@ -19,31 +19,38 @@ if [ ${#IMGS[@]} -eq 0 ]; then
 fi
 command -v casync >/dev/null || { echo "casync missing" >&2; exit 1; }
 machine_facts
-best() { # best REPEAT-run time of "$@" (store dir is $S, wiped before each run)
-	local b=999999 t
-	for _ in $(seq "$REPEAT"); do
-		rm -rf "$S"
-		sync
-		t=$(seconds_of "$@")
-		b=$(echo "if ($t < $b) $t else $b" | bc -l)
-	done
-	printf '%.3f' "$b"
-}
+DONE=()
+trap 'rm -rf "${DONE[@]}"' EXIT
+min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
 printf '%-20s %-6s %10s %9s %9s %11s %10s %7s %7s\n' image store casync64_s casync_s ours_s casync_MB/s ours_MB/s ratio ratio64
+# Every run writes a store of its own, in a new folder, and no store is removed
+# until all runs of the image are done: on ext4, a file created soon after many
+# were deleted costs several times more (the inode allocator steps over
+# recently freed inodes), which would charge one tool for the other's cleanup.
+# The tools take turns within each repetition, so a busy moment of the shared
+# machine slows all three alike; the best of REPEAT runs is reported.
 for img in "${IMGS[@]}"; do
 	size=$(stat -c %s "$img")
 	for where in tmpfs disk; do
 		if [ $where = tmpfs ]; then W=$(mktemp -d /dev/shm/slotsync-bench.XXXXXX); else W=$(mktemp -d /var/tmp/slotsync-bench.XXXXXX); fi
-		S=$W/store
-		# on disk, casync's store is made durable too (sync -f: one syncfs), as a
-		# build server must before it publishes the index
-		t64=$(best bash -c 'casync make --store="$1" "$2" "$3" && sync -f "$1"' _ "$S" "$W/c.caibx" "$img")
-		tc=$(best bash -c 'casync make --chunk-size=16384 --store="$1" "$2" "$3" && sync -f "$1"' _ "$S" "$W/c.caibx" "$img")
-		to=$(best "$GEN" make --no-progress --store "$S" "$img" "$W/o.caibx")
-		printf '%-20s %-6s %10s %9s %9s %11.1f %10.1f %6.2fx %6.2fx\n' "$(basename "$img")" $where "$t64" "$tc" "$to" \
+		DONE+=("$W")
+		t64=999999 tc=999999 to=999999
+		for i in $(seq "$REPEAT"); do
+			# on disk, casync's store is made durable too (sync -f: one
+			# syncfs), as a build server must before it publishes the index
+			sync
+			t=$(seconds_of bash -c 'casync make --store="$1" "$2" "$3" && sync -f "$1"' _ "$W/c64-$i" "$W/c64-$i.caibx" "$img")
+			t64=$(min "$t" "$t64")
+			sync
+			t=$(seconds_of bash -c 'casync make --chunk-size=16384 --store="$1" "$2" "$3" && sync -f "$1"' _ "$W/c-$i" "$W/c-$i.caibx" "$img")
+			tc=$(min "$t" "$tc")
+			sync
+			t=$(seconds_of "$GEN" make --no-progress --store "$W/o-$i" "$img" "$W/o-$i.caibx")
+			to=$(min "$t" "$to")
+		done
+		printf '%-20s %-6s %10.3f %9.3f %9.3f %11.1f %10.1f %6.2fx %6.2fx\n' "$(basename "$img")" $where "$t64" "$tc" "$to" \
 			"$(echo "$size / $tc / 1000000" | bc -l)" "$(echo "$size / $to / 1000000" | bc -l)" \
 			"$(echo "$tc / $to" | bc -l)" "$(echo "$t64 / $to" | bc -l)"
-		rm -rf "$W"
 	done
 done
 echo

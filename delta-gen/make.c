@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* slotsync-gen make: image -> chunks -> store + index, on all cores.
  *
- * The pipeline: the main thread reads the image sequentially and cuts it into
- * chunks (the chunker is sequential by nature and fast), copying each chunk into
- * a slot of a ring.  Worker threads take slots in order, hash the chunk, and when
- * the store lacks it compress it with zstd and write it.  The main thread collects
- * finished slots strictly in order and appends them to the index, so the index is
- * the same whatever the number of threads.  The ring bounds memory: at most
- * RING_SLOTS slots of about a megabyte each are in flight.
+ * The pipeline: the main thread reads the image sequentially straight into the
+ * buffer of a slot of a ring and cuts it into chunks there (the chunker is
+ * sequential by nature and fast); only the unfinished chunk at the end of a
+ * slot is copied, to the head of the next one.  Worker threads take slots in
+ * order, hash each chunk, and when the store lacks it compress it with zstd and
+ * write it.  The main thread collects finished slots strictly in order and
+ * appends them to the index, so the index is the same whatever the number of
+ * threads.  The ring bounds memory: at most RING_SLOTS slots of SLOT_BYTES plus
+ * one chunk each are in flight.
  *
  * The index is written only after every chunk it names is durable in the store
  * (batches committed, then one syncfs), so a store and index that a crash leaves
@@ -33,8 +35,8 @@
 #include "store_write.h"
 #include "clock.h"
 
-#define RING_SLOTS 16
-#define SLOT_BYTES (1u << 20)   /* a slot is closed once it holds this much */
+#define RING_SLOTS 8
+#define SLOT_BYTES (1u << 18)   /* read into a slot at a time, besides the carried chunk */
 #define SLOT_CHUNKS_MAX 1024
 #define MAX_THREADS 64
 
@@ -42,8 +44,7 @@
  * megabyte rather than once per chunk. */
 struct slot {
 	uint8_t *data;               /* SLOT_BYTES + max chunk */
-	size_t len;
-	size_t n;                    /* chunks */
+	size_t n;                    /* chunks, from the start of data */
 	uint32_t sizes[SLOT_CHUNKS_MAX];
 	uint8_t ids[SLOT_CHUNKS_MAX][SLOTSYNC_DIGEST_BYTES];
 	int done;
@@ -61,7 +62,6 @@ struct make_ctx {
 	uint64_t produced, taken, collected;
 	int finished;
 	int failed;
-	int filling;            /* the slot at `produced` is being filled (main thread only) */
 	struct slotsync_error err;  /* first worker error, under lock */
 
 	/* ids written by this run, so that a chunk repeated in the image is written
@@ -221,21 +221,18 @@ static int collect_locked(struct make_ctx *m, struct slotsync_error *err)
 		}
 		s->done = 0;
 		s->n = 0;
-		s->len = 0;
 		m->collected++;
 	}
 	return 0;
 }
 
 /* Hands the slot being filled to the workers. */
-static int publish_slot(struct make_ctx *m)
+static void publish_slot(struct make_ctx *m)
 {
-	m->filling = 0;
 	pthread_mutex_lock(&m->lock);
 	m->produced++;
 	pthread_cond_signal(&m->work);
 	pthread_mutex_unlock(&m->lock);
-	return 0;
 }
 
 /* Waits until the slot at `produced` is free (its previous run collected). */
@@ -263,30 +260,86 @@ static int wait_free_slot(struct make_ctx *m)
 	return r;
 }
 
-static int make_chunk_cb(const uint8_t *data, size_t len, uint64_t offset, void *userdata)
+/* Reads the image into the slots and cuts it into chunks there.  A slot's
+ * buffer holds [0, have): its chunks, then the unfinished chunk [start, have),
+ * of which the chunker has seen [start, scanned).  The slot at `produced` is
+ * free while it is being filled: no worker looks at it until `produced` moves
+ * past it.  Returns -ECANCELED when a worker failed (its error is reported
+ * by the caller). */
+static int make_read(struct make_ctx *m, int fd, const char *image, struct slotsync_error *err)
 {
-	struct make_ctx *m = userdata;
-	struct slot *s = &m->slots[m->produced % RING_SLOTS];
-	int r;
+	size_t cap = SLOT_BYTES + m->opt->params.max_bytes;
+	size_t have = 0, start = 0, scanned = 0;
+	struct slotsync_chunker *ch;
+	uint64_t offset = 0;   /* of the slot's first byte in the image */
+	int eof = 0, r;
 
-	/* The slot at `produced` is free while it is being filled: no worker looks at
-	 * it until `produced` moves past it. */
-	if (!m->filling) {
+	ch = slotsync_chunker_new(&m->opt->params, err);
+	if (!ch)
+		return -EINVAL;
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	r = wait_free_slot(m);
+	for (; r == 0;) {
+		struct slot *s = &m->slots[m->produced % RING_SLOTS];
+		struct slot *next;
+		size_t n;
+
+		if (!eof && have < cap) {
+			ssize_t got = io_read_full(fd, s->data + have, cap - have);
+			if (got < 0) {
+				r = slotsync_error_set_errno(err, (int)got, "cannot read image %s", image);
+				break;
+			}
+			eof = (size_t)got < cap - have;
+			have += (size_t)got;
+		}
+		n = slotsync_chunker_scan(ch, s->data + scanned, have - scanned);
+		if (n == SIZE_MAX && eof) {
+			n = have - scanned; /* the last chunk: whatever remains */
+			slotsync_chunker_reset(ch);
+		}
+		if (n == SIZE_MAX) {
+			/* the buffer is full and ends inside a chunk; it holds more
+			 * than the longest chunk, so one ended in it */
+			if (s->n == 0) {
+				r = slotsync_error_set(err, -EIO, "internal error: no chunk ends in %zu bytes", have);
+				break;
+			}
+			scanned = have;
+		} else if (scanned + n == start) {
+			/* the end of the image, nothing left */
+			if (s->n > 0)
+				publish_slot(m);
+			break;
+		} else {
+			size_t len = scanned + n - start;
+
+			scanned += n;
+			s->sizes[s->n++] = (uint32_t)len;
+			m->stats->chunks++;
+			m->stats->bytes_in += len;
+			progress_update(&m->progress, offset + scanned);
+			start = scanned;
+			if (s->n < SLOT_CHUNKS_MAX && !(eof && start == have))
+				continue;
+		}
+		/* The slot is full (or the image ends): hand it over, and carry the
+		 * unfinished chunk to the head of the next one. */
+		publish_slot(m);
+		if (eof && start == have)
+			break;
 		r = wait_free_slot(m);
 		if (r < 0)
-			return r;
-		m->filling = 1;
+			break;
+		next = &m->slots[m->produced % RING_SLOTS];
+		memcpy(next->data, s->data + start, have - start);
+		offset += start;
+		have -= start;
+		scanned -= start;
+		start = 0;
 	}
-	memcpy(s->data + s->len, data, len);
-	s->sizes[s->n++] = (uint32_t)len;
-	s->len += len;
-	if (s->len >= SLOT_BYTES || s->n == SLOT_CHUNKS_MAX)
-		publish_slot(m);
-
-	m->stats->chunks++;
-	m->stats->bytes_in += len;
-	progress_update(&m->progress, offset + len);
-	return 0;
+	slotsync_chunker_free(ch);
+	return r;
 }
 
 int gen_make(const char *image, const char *index_path, const struct gen_make_options *opt,
@@ -354,11 +407,9 @@ int gen_make(const char *image, const char *index_path, const struct gen_make_op
 		}
 	}
 	if (r == 0) {
-		r = slotsync_chunker_stream_fd(&opt->params, fd, image, make_chunk_cb, m, err);
+		r = make_read(m, fd, image, err);
 		if (r == -ECANCELED)
 			r = 0; /* a worker failed; its error is reported below */
-		else if (r == 0 && m->filling)
-			publish_slot(m); /* the last, partly filled slot */
 	}
 	pthread_mutex_lock(&m->lock);
 	m->finished = 1;

@@ -20,6 +20,7 @@
 struct store_writer {
 	char *path;
 	int dirfd;
+	int pid;               /* in temp file names */
 	/* which of the 65536 "<4 hex>" folders are known to exist */
 	_Atomic uint64_t made[65536 / 64];
 };
@@ -73,6 +74,7 @@ int store_writer_open(const char *dir, struct store_writer **out, struct slotsyn
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
 	sw->dirfd = fd;
+	sw->pid = (int)getpid();
 	*out = sw;
 	return 0;
 }
@@ -86,12 +88,42 @@ void store_writer_free(struct store_writer *sw)
 	free(sw);
 }
 
+/* Makes the "<4 hex>" folder of id unless it is known to exist.  Returns 1 if
+ * it was made now (so it holds no chunk yet), 0 if it existed. */
+static int ensure_folder(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const char *rel,
+			 struct slotsync_error *err)
+{
+	unsigned n = (unsigned)id[0] << 8 | id[1];
+	uint64_t bit = UINT64_C(1) << (n & 63);
+	char folder[5];
+	int made = 1;
+
+	if (atomic_load(&sw->made[n >> 6]) & bit)
+		return 0;
+	memcpy(folder, rel, 4);
+	folder[4] = '\0';
+	if (mkdirat(sw->dirfd, folder, 0755) < 0) {
+		if (errno != EEXIST)
+			return slotsync_error_set_errno(err, -errno, "cannot create folder %s in store %s", folder,
+							sw->path);
+		made = 0;
+	}
+	atomic_fetch_or(&sw->made[n >> 6], bit);
+	return made;
+}
+
 int store_writer_has(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_BYTES])
 {
 	char rel[SLOTSYNC_CHUNK_RELPATH_BYTES];
 	struct stat st;
 
 	slotsync_store_chunk_relpath(id, rel);
+	/* The folder is made here rather than at the put that would follow: a
+	 * folder that did not exist until now holds no chunk, and the stat is
+	 * saved (on a new store, nearly every chunk is the first of its folder).
+	 * Where it cannot be made, the stat below answers. */
+	if (ensure_folder(sw, id, rel, NULL) == 1)
+		return 0;
 	if (fstatat(sw->dirfd, rel, &st, 0) < 0 || !S_ISREG(st.st_mode))
 		return 0;
 	/* reused: its time becomes now, so that a prune running at the same time
@@ -99,23 +131,6 @@ int store_writer_has(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_B
 	 * is only read) */
 	(void)utimensat(sw->dirfd, rel, NULL, 0);
 	return 1;
-}
-
-static int ensure_folder(struct store_writer *sw, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const char *rel,
-			 struct slotsync_error *err)
-{
-	unsigned n = (unsigned)id[0] << 8 | id[1];
-	uint64_t bit = UINT64_C(1) << (n & 63);
-	char folder[5];
-
-	if (atomic_load(&sw->made[n >> 6]) & bit)
-		return 0;
-	memcpy(folder, rel, 4);
-	folder[4] = '\0';
-	if (mkdirat(sw->dirfd, folder, 0755) < 0 && errno != EEXIST)
-		return slotsync_error_set_errno(err, -errno, "cannot create folder %s in store %s", folder, sw->path);
-	atomic_fetch_or(&sw->made[n >> 6], bit);
-	return 0;
 }
 
 struct store_batch *store_batch_new(struct store_writer *sw)
@@ -191,7 +206,7 @@ int store_batch_put_ext(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_
 	if (r < 0)
 		return r;
 	memcpy(final, p->final, sizeof(final));
-	snprintf(p->tmp, sizeof(p->tmp), "%.4s/" STORE_TMP_PREFIX "%.64s.%d.%u", final, final + 5, (int)getpid(), b->seq++);
+	snprintf(p->tmp, sizeof(p->tmp), "%.4s/" STORE_TMP_PREFIX "%.64s.%d.%u", final, final + 5, sw->pid, b->seq++);
 	fd = openat(sw->dirfd, p->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 && errno == ENOENT) {
 		/* a prune removed the folder since it was made: make it again */

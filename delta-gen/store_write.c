@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,28 +16,92 @@
 #include "slotsync/store.h"
 
 #define BATCH_MAX_FILES 2048
-#define BATCH_MAX_BYTES (64u << 20)
+#define FLUSH_BYTES (8u << 20)  /* written since the last syncfs began: begin another */
 
+/* Durability runs beside the writers: a flusher thread calls syncfs() whenever
+ * FLUSH_BYTES were written since the last one began, or a batch waits for one.
+ * A temp file closed before a syncfs began is durable once that syncfs ended;
+ * a batch renames its files as that happens, so the writers seldom wait and the
+ * disk works while they compress.  syncfs() calls are numbered: `began` counts
+ * those begun, `ended` the number of the last one ended (one flusher: they end
+ * in order). */
 struct store_writer {
 	char *path;
 	int dirfd;
 	int pid;               /* in temp file names */
 	/* which of the 65536 "<4 hex>" folders are known to exist */
 	_Atomic uint64_t made[65536 / 64];
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;        /* to the flusher: a batch waits, enough written, or stop */
+	pthread_cond_t synced;      /* from the flusher: a syncfs ended */
+	uint64_t began, ended;
+	uint64_t wanted;            /* the highest syncfs number a batch waits for */
+	uint64_t unsynced;          /* bytes written since the last syncfs began */
+	int sync_errno;             /* the first failure of a syncfs: every wait fails after it */
+	int stop;
+	int flusher_running;
+	pthread_t flusher;
 };
 
 struct pending {
 	char tmp[SLOTSYNC_CHUNK_RELPATH_BYTES + 32];
 	char final[SLOTSYNC_CHUNK_RELPATH_BYTES];
+	uint64_t need;              /* durable once syncfs number `need` ended */
 };
 
+/* Pending temp files are files[head, n), oldest first. */
 struct store_batch {
 	struct store_writer *sw;
 	struct pending files[BATCH_MAX_FILES];
-	size_t n;
-	size_t bytes;
+	size_t head, n;
 	unsigned seq;
 };
+
+static void *flusher_main(void *arg)
+{
+	struct store_writer *sw = arg;
+
+	pthread_mutex_lock(&sw->lock);
+	for (;;) {
+		uint64_t no;
+		int e;
+
+		while (!sw->stop && sw->wanted <= sw->began && sw->unsynced < FLUSH_BYTES)
+			pthread_cond_wait(&sw->wake, &sw->lock);
+		if (sw->stop)
+			break;
+		no = ++sw->began;
+		sw->unsynced = 0;
+		pthread_mutex_unlock(&sw->lock);
+		e = syncfs(sw->dirfd) < 0 ? errno : 0;
+		pthread_mutex_lock(&sw->lock);
+		if (e && !sw->sync_errno)
+			sw->sync_errno = e;
+		sw->ended = no;
+		pthread_cond_broadcast(&sw->synced);
+	}
+	pthread_mutex_unlock(&sw->lock);
+	return NULL;
+}
+
+/* Waits until syncfs number `need` ended.  Returns 0, or the negative errno of
+ * a failed syncfs. */
+static int wait_synced(struct store_writer *sw, uint64_t need)
+{
+	int r;
+
+	pthread_mutex_lock(&sw->lock);
+	if (sw->wanted < need) {
+		sw->wanted = need;
+		pthread_cond_signal(&sw->wake);
+	}
+	while (sw->ended < need && !sw->sync_errno)
+		pthread_cond_wait(&sw->synced, &sw->lock);
+	r = -sw->sync_errno;
+	pthread_mutex_unlock(&sw->lock);
+	return r;
+}
 
 int store_write_named(const char *store, const char *rel, const void *data, size_t len, struct slotsync_error *err)
 {
@@ -75,6 +140,15 @@ int store_writer_open(const char *dir, struct store_writer **out, struct slotsyn
 	}
 	sw->dirfd = fd;
 	sw->pid = (int)getpid();
+	pthread_mutex_init(&sw->lock, NULL);
+	pthread_cond_init(&sw->wake, NULL);
+	pthread_cond_init(&sw->synced, NULL);
+	fd = pthread_create(&sw->flusher, NULL, flusher_main, sw);
+	if (fd != 0) {
+		store_writer_free(sw);
+		return slotsync_error_set_errno(err, -fd, "cannot start the store's flusher thread");
+	}
+	sw->flusher_running = 1;
 	*out = sw;
 	return 0;
 }
@@ -83,6 +157,16 @@ void store_writer_free(struct store_writer *sw)
 {
 	if (!sw)
 		return;
+	if (sw->flusher_running) {
+		pthread_mutex_lock(&sw->lock);
+		sw->stop = 1;
+		pthread_cond_signal(&sw->wake);
+		pthread_mutex_unlock(&sw->lock);
+		pthread_join(sw->flusher, NULL);
+	}
+	pthread_mutex_destroy(&sw->lock);
+	pthread_cond_destroy(&sw->wake);
+	pthread_cond_destroy(&sw->synced);
 	close(sw->dirfd);
 	free(sw->path);
 	free(sw);
@@ -149,27 +233,42 @@ int store_writer_sync(struct store_writer *sw, struct slotsync_error *err)
 	return 0;
 }
 
-int store_batch_commit(struct store_batch *b, struct slotsync_error *err)
+/* Renames the pending files whose syncfs ended, oldest first; with wait, first
+ * waits for every pending file's.  On failure every pending temp file is
+ * removed. */
+static int batch_rename(struct store_batch *b, int wait, struct slotsync_error *err)
 {
+	struct store_writer *sw = b->sw;
+	uint64_t ended;
 	int r = 0;
 
-	if (b->n == 0)
+	if (b->head == b->n)
 		return 0;
-	/* The temp files' data must be durable before any of them takes its final
-	 * name: a chunk file under its name is then whole even after a power cut.
-	 * One syncfs() costs one journal commit for the whole batch, where an
-	 * fdatasync() per file costs one each (measured: several times slower). */
-	r = store_writer_sync(b->sw, err);
-	for (size_t i = 0; i < b->n; i++) {
-		if (r == 0 && renameat(b->sw->dirfd, b->files[i].tmp, b->sw->dirfd, b->files[i].final) < 0)
-			r = slotsync_error_set_errno(err, -errno, "cannot rename %s in store %s", b->files[i].tmp,
-						     b->sw->path);
+	if (wait) {
+		r = wait_synced(sw, b->files[b->n - 1].need);
 		if (r < 0)
-			unlinkat(b->sw->dirfd, b->files[i].tmp, 0);
+			slotsync_error_set_errno(err, r, "cannot sync store %s", sw->path);
 	}
-	b->n = 0;
-	b->bytes = 0;
+	pthread_mutex_lock(&sw->lock);
+	ended = sw->ended;
+	if (r == 0 && sw->sync_errno)
+		r = slotsync_error_set_errno(err, -sw->sync_errno, "cannot sync store %s", sw->path);
+	pthread_mutex_unlock(&sw->lock);
+	for (; b->head < b->n && (r < 0 || b->files[b->head].need <= ended); b->head++) {
+		struct pending *p = &b->files[b->head];
+		if (r == 0 && renameat(sw->dirfd, p->tmp, sw->dirfd, p->final) < 0)
+			r = slotsync_error_set_errno(err, -errno, "cannot rename %s in store %s", p->tmp, sw->path);
+		if (r < 0)
+			unlinkat(sw->dirfd, p->tmp, 0);
+	}
+	if (b->head == b->n)
+		b->head = b->n = 0;
 	return r;
+}
+
+int store_batch_commit(struct store_batch *b, struct slotsync_error *err)
+{
+	return batch_rename(b, 1, err);
 }
 
 int store_batch_free(struct store_batch *b, struct slotsync_error *err)
@@ -193,10 +292,22 @@ int store_batch_put_ext(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_
 			const void *data, size_t len, struct slotsync_error *err)
 {
 	struct store_writer *sw = b->sw;
-	struct pending *p = &b->files[b->n];
+	struct pending *p;
 	char final[SLOTSYNC_CHUNK_RELPATH_BYTES];
 	int fd, r;
 
+	if (b->n == BATCH_MAX_FILES) {
+		/* full: make room, waiting for the oldest files' syncfs if need be */
+		if (b->head == 0)
+			(void)wait_synced(sw, b->files[0].need); /* a failure: batch_rename says */
+		r = batch_rename(b, 0, err);
+		if (r < 0)
+			return r;
+		memmove(b->files, b->files + b->head, (b->n - b->head) * sizeof(b->files[0]));
+		b->n -= b->head;
+		b->head = 0;
+	}
+	p = &b->files[b->n];
 	slotsync_store_chunk_relpath(id, p->final);
 	if (suffix) {
 		char *dot = strrchr(p->final, '.');
@@ -226,9 +337,13 @@ int store_batch_put_ext(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_
 		unlinkat(sw->dirfd, p->tmp, 0);
 		return slotsync_error_set_errno(err, r, "cannot write chunk %s in store %s", p->final, sw->path);
 	}
+	/* durable after the next syncfs to begin */
+	pthread_mutex_lock(&sw->lock);
+	p->need = sw->began + 1;
+	sw->unsynced += len;
+	if (sw->unsynced >= FLUSH_BYTES)
+		pthread_cond_signal(&sw->wake);
+	pthread_mutex_unlock(&sw->lock);
 	b->n++;
-	b->bytes += len;
-	if (b->n == BATCH_MAX_FILES || b->bytes >= BATCH_MAX_BYTES)
-		return store_batch_commit(b, err);
-	return 0;
+	return batch_rename(b, 0, err);
 }

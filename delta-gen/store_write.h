@@ -3,10 +3,11 @@
  *
  * A chunk reaches its final name only whole: it is written to a temp file in its
  * folder, made durable, then renamed.  To keep fsync from dominating, durability is
- * batched: each writer collects up to a batch of temp files, makes them durable
- * with one syncfs() of the store's filesystem, then renames them all;
- * store_writer_sync() makes the renames durable (one syncfs) before an index that
- * names those chunks is written.  A chunk
+ * shared: a flusher thread of the writer makes everything written so far durable
+ * with one syncfs() of the store's filesystem every few megabytes, while the
+ * writers go on; each writer's batch renames its temp files once a syncfs begun
+ * after they were written has ended; store_writer_sync() makes the renames
+ * durable (one syncfs) before an index that names those chunks is written.  A chunk
  * already in the store is not written again (dedup across releases); two writers
  * in one store at once are safe, since a rename over an identical chunk is a no-op
  * for readers.  A killed writer leaves only temp files, which never carry the
@@ -43,8 +44,8 @@ struct store_batch *store_batch_new(struct store_writer *sw);
 /* Commits what is pending, then frees. */
 int store_batch_free(struct store_batch *b, struct slotsync_error *err);
 
-/* Adds one compressed chunk.  It becomes visible under its name when the batch
- * is committed (automatically when full, or by store_batch_commit). */
+/* Adds one compressed chunk.  It becomes visible under its name once it is
+ * durable (seen to at a later put, or by store_batch_commit). */
 int store_batch_put(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const void *data, size_t len,
 		    struct slotsync_error *err);
 
@@ -52,7 +53,8 @@ int store_batch_put(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTE
 int store_batch_put_ext(struct store_batch *b, const uint8_t id[SLOTSYNC_DIGEST_BYTES], const char *suffix,
 			const void *data, size_t len, struct slotsync_error *err);
 
-/* syncfs, then rename every pending temp file to its final name. */
+/* Waits until every pending temp file is durable, then renames it to its final
+ * name. */
 int store_batch_commit(struct store_batch *b, struct slotsync_error *err);
 
 /* Makes every rename done so far durable (one syncfs). */

@@ -10,6 +10,9 @@
 # with the same chunk sizes as slotsync (16 KiB
 # average: the same number of chunk files, the same work) and, for reference,
 # with its default 64 KiB average (a quarter of the files).
+# On disk, start it when nothing was deleted on that file system in the last
+# five minutes (its own stores are removed when it ends): ext4 steps over
+# recently freed inodes when it makes a file, and the first runs would pay.
 source "$(dirname "$0")/common.sh"
 REPEAT=${REPEAT:-3}
 IMGS=("$@")

@@ -126,6 +126,7 @@ static void *make_worker(void *arg)
 	struct make_ctx *m = arg;
 	struct slotsync_error err = { 0 };
 	struct store_batch *batch = NULL;
+	struct slot *done = NULL;    /* finished, not yet handed back */
 	ZSTD_CCtx *cctx = NULL;
 	uint8_t *cbuf = NULL;
 	size_t ccap = ZSTD_compressBound(m->opt->params.max_bytes);
@@ -144,10 +145,17 @@ static void *make_worker(void *arg)
 		ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
 	}
 	for (;;) {
+		uint8_t claim[SLOT_CHUNKS_MAX];
 		struct slot *s;
 		uint64_t seq;
 
+		/* one lock to hand back the slot done and take the next */
 		pthread_mutex_lock(&m->lock);
+		if (done) {
+			done->done = 1;
+			pthread_cond_broadcast(&m->done);
+			done = NULL;
+		}
 		while (m->taken == m->produced && !m->finished && !m->failed)
 			pthread_cond_wait(&m->work, &m->lock);
 		if (m->failed || m->taken == m->produced) {
@@ -157,43 +165,48 @@ static void *make_worker(void *arg)
 		seq = m->taken++;
 		pthread_mutex_unlock(&m->lock);
 
+		/* the ids, and which of them the store lacks, outside the lock */
 		s = &m->slots[seq % RING_SLOTS];
 		for (size_t k = 0, off = 0; k < s->n; off += s->sizes[k], k++) {
-			const uint8_t *data = s->data + off;
-			uint8_t *id = s->ids[k];
-			int claim = 0;
-
-			r = slotsync_digest(m->opt->digest, data, s->sizes[k], id);
+			r = slotsync_digest(m->opt->digest, s->data + off, s->sizes[k], s->ids[k]);
 			if (r < 0) {
 				slotsync_error_set(&err, r, "cannot compute a chunk digest");
 				goto out;
 			}
-			if (m->sw && !store_writer_has(m->sw, id)) {
-				pthread_mutex_lock(&m->lock);
-				claim = written_claim(m, id);
-				pthread_mutex_unlock(&m->lock);
-				if (claim < 0) {
-					r = slotsync_error_set(&err, claim, "out of memory");
-					goto out;
+			claim[k] = m->sw && !store_writer_has(m->sw, s->ids[k]);
+		}
+		/* which of those this thread writes: one lock for the slot */
+		if (m->sw) {
+			pthread_mutex_lock(&m->lock);
+			for (size_t k = 0; k < s->n && r == 0; k++)
+				if (claim[k]) {
+					r = written_claim(m, s->ids[k]);
+					claim[k] = r > 0;
+					r = r < 0 ? r : 0;
 				}
-			}
-			if (claim) {
-				size_t n = ZSTD_compress2(cctx, cbuf, ccap, data, s->sizes[k]);
-				if (ZSTD_isError(n)) {
-					r = slotsync_error_set(&err, -EIO, "zstd: %s", ZSTD_getErrorName(n));
-					goto out;
-				}
-				r = store_batch_put(batch, id, cbuf, n, &err);
-				if (r < 0)
-					goto out;
-				new_chunks++;
-				stored += n;
+			pthread_mutex_unlock(&m->lock);
+			if (r < 0) {
+				slotsync_error_set(&err, r, "out of memory");
+				goto out;
 			}
 		}
-		pthread_mutex_lock(&m->lock);
-		s->done = 1;
-		pthread_cond_broadcast(&m->done);
-		pthread_mutex_unlock(&m->lock);
+		for (size_t k = 0, off = 0; k < s->n; off += s->sizes[k], k++) {
+			size_t n;
+
+			if (!claim[k])
+				continue;
+			n = ZSTD_compress2(cctx, cbuf, ccap, s->data + off, s->sizes[k]);
+			if (ZSTD_isError(n)) {
+				r = slotsync_error_set(&err, -EIO, "zstd: %s", ZSTD_getErrorName(n));
+				goto out;
+			}
+			r = store_batch_put(batch, s->ids[k], cbuf, n, &err);
+			if (r < 0)
+				goto out;
+			new_chunks++;
+			stored += n;
+		}
+		done = s;
 	}
 out:
 	if (store_batch_free(batch, &err) < 0 && r == 0)

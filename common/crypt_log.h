@@ -32,12 +32,21 @@ static inline void crypt_log_message(int level, const char *msg, void *usrptr)
  * context made later takes crypt_log_message too); makes libcryptsetup's locking folder, which on a
  * system without cryptsetup's tmpfiles.d entry nobody else makes (a format
  * then fails). */
-static inline void crypt_log_quiet(void)
+static inline void crypt_log_quiet_with(void (*set_log_callback)(struct crypt_device *cd,
+								   void (*log)(int level, const char *msg, void *usrptr),
+								   void *usrptr))
 {
 	crypt_log_error[0] = '\0';
-	crypt_set_log_callback(NULL, crypt_log_message, NULL);
+	set_log_callback(NULL, crypt_log_message, NULL);
 	if (mkdir("/run/cryptsetup", 0700) < 0 && errno != EEXIST)
 		slotsync_log_debug("cannot create /run/cryptsetup: %s", strerror(errno));
+}
+
+/* The same, with libcryptsetup linked (slotsync-gen loads it when needed, and
+ * passes the function it found) */
+static inline void crypt_log_quiet(void)
+{
+	crypt_log_quiet_with(crypt_set_log_callback);
 }
 
 #endif

@@ -27,10 +27,14 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "gen_dl.h"
 #include "parse.h"
 #include "publish.h"
 #include "slotsync/digest.h"
 #include "slotsync/log.h"
+
+/* libcurl, loaded by s3_dest_open before any other use */
+static const struct gen_curl *curl;
 
 #define S3_BODY_MAX (64u << 20)  /* a listing page or an error document */
 #define S3_ATTEMPTS 3            /* a 5xx or a broken connection is tried again */
@@ -213,24 +217,24 @@ static int s3_credentials(struct s3_dest *d, struct slotsync_error *err)
 /* An easy handle for one signed request to url. */
 static CURL *s3_easy(struct s3_dest *d, const char *url, struct curl_slist *headers, struct buf *body)
 {
-	CURL *c = curl_easy_init();
+	CURL *c = curl->easy_init();
 
 	if (!c)
 		return NULL;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, d->sigv4);
-	curl_easy_setopt(c, CURLOPT_USERNAME, d->access_key);
-	curl_easy_setopt(c, CURLOPT_PASSWORD, d->secret_key);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* a stalled transfer fails after a minute */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-	curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+	curl->easy_setopt(c, CURLOPT_URL, url);
+	curl->easy_setopt(c, CURLOPT_AWS_SIGV4, d->sigv4);
+	curl->easy_setopt(c, CURLOPT_USERNAME, d->access_key);
+	curl->easy_setopt(c, CURLOPT_PASSWORD, d->secret_key);
+	curl->easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl->easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
+	curl->easy_setopt(c, CURLOPT_WRITEDATA, body);
+	curl->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+	curl->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* a stalled transfer fails after a minute */
+	curl->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl->easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
 	if (d->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, d->ca_file);
+		curl->easy_setopt(c, CURLOPT_CAINFO, d->ca_file);
 	return c;
 }
 
@@ -240,7 +244,7 @@ static struct curl_slist *add_header(struct curl_slist *h, const char *name, con
 	struct curl_slist *n;
 
 	snprintf(line, sizeof(line), "%s: %s", name, value);
-	n = curl_slist_append(h, line);
+	n = curl->slist_append(h, line);
 	if (!n)
 		*ok = 0;
 	return n ? n : h;
@@ -289,7 +293,7 @@ static int s3_list(struct s3_dest *d, struct slotsync_error *err)
 	if (d->token)
 		h = add_header(h, "x-amz-security-token", d->token, &ok);
 	if (!ok) {
-		curl_slist_free_all(h);
+		curl->slist_free_all(h);
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
 	snprintf(prefix, sizeof(prefix), "%s%s", d->prefix, d->prefix[0] ? "/" : "");
@@ -311,11 +315,11 @@ static int s3_list(struct s3_dest *d, struct slotsync_error *err)
 			r = slotsync_error_set(err, -ENOMEM, "out of memory");
 			break;
 		}
-		cr = curl_easy_perform(c);
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_cleanup(c);
+		cr = curl->easy_perform(c);
+		curl->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl->easy_cleanup(c);
 		if (cr != CURLE_OK) {
-			r = slotsync_error_set(err, -EIO, "listing %s: %s", d->url, curl_easy_strerror(cr));
+			r = slotsync_error_set(err, -EIO, "listing %s: %s", d->url, curl->easy_strerror(cr));
 		} else if (status != 200) {
 			char why[800];
 			s3_error_text(status, &body, why, sizeof(why));
@@ -344,7 +348,7 @@ static int s3_list(struct s3_dest *d, struct slotsync_error *err)
 			r = slotsync_error_set(err, -EIO, "listing %s: truncated, with no continuation token", d->url);
 		free(body.p);
 	} while (r == 0 && token[0]);
-	curl_slist_free_all(h);
+	curl->slist_free_all(h);
 	if (r == 0 && d->n_objects)
 		qsort(d->objects, d->n_objects, sizeof(*d->objects), cmp_object);
 	return r;
@@ -398,7 +402,11 @@ int s3_dest_open(const char *url, int jobs, struct s3_dest **out, struct slotsyn
 		snprintf(d->bucket_url, sizeof(d->bucket_url), "https://%s.s3.%s.amazonaws.com/", d->bucket,
 			 region ? region : "us-east-1");
 	snprintf(d->base, sizeof(d->base), "%s%s%s", d->bucket_url, d->prefix, d->prefix[0] ? "/" : "");
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	curl = gen_curl(err);
+	if (!curl) {
+		s3_dest_free(d);
+		return -ENOENT;
+	}
 	if (env("AWS_CA_BUNDLE"))
 		d->ca_file = strdup(env("AWS_CA_BUNDLE"));
 	r = s3_credentials(d, err);
@@ -480,10 +488,10 @@ struct upload {
 
 static void upload_end(struct upload *u)
 {
-	curl_easy_cleanup(u->easy);
+	curl->easy_cleanup(u->easy);
 	if (u->in)
 		fclose(u->in);
-	curl_slist_free_all(u->headers);
+	curl->slist_free_all(u->headers);
 	free(u->body.p);
 	memset(u, 0, sizeof(*u));
 }
@@ -515,11 +523,11 @@ static int upload_start(struct s3_dest *d, CURLM *m, struct upload *u, struct pu
 		upload_end(u);
 		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	}
-	curl_easy_setopt(u->easy, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(u->easy, CURLOPT_READDATA, u->in);
-	curl_easy_setopt(u->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)f->size);
-	curl_easy_setopt(u->easy, CURLOPT_PRIVATE, u);
-	if (curl_multi_add_handle(m, u->easy) != CURLM_OK) {
+	curl->easy_setopt(u->easy, CURLOPT_UPLOAD, 1L);
+	curl->easy_setopt(u->easy, CURLOPT_READDATA, u->in);
+	curl->easy_setopt(u->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)f->size);
+	curl->easy_setopt(u->easy, CURLOPT_PRIVATE, u);
+	if (curl->multi_add_handle(m, u->easy) != CURLM_OK) {
 		upload_end(u);
 		return slotsync_error_set(err, -EIO, "cannot start the upload of %s", f->key);
 	}
@@ -534,14 +542,14 @@ int s3_dest_put(struct s3_dest *d, struct publish_file *const *files, size_t n, 
 	int *again_attempt = calloc(n + 1, sizeof(*again_attempt));
 	size_t next = 0, n_again = 0;
 	int running = 0, in_flight = 0, r = 0;
-	CURLM *m = curl_multi_init();
+	CURLM *m = curl->multi_init();
 
 	if (!ups || !again || !again_attempt || !m) {
 		r = slotsync_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)d->jobs);
+	curl->multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	curl->multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)d->jobs);
 	while (r == 0 && (next < n || n_again || in_flight)) {
 		struct CURLMsg *msg;
 		int left;
@@ -558,16 +566,16 @@ int s3_dest_put(struct s3_dest *d, struct publish_file *const *files, size_t n, 
 		}
 		if (r < 0)
 			break;
-		curl_multi_perform(m, &running);
-		while ((msg = curl_multi_info_read(m, &left))) {
+		curl->multi_perform(m, &running);
+		while ((msg = curl->multi_info_read(m, &left))) {
 			struct upload *u = NULL;
 			long status = 0;
 			char why[800];
 			if (msg->msg != CURLMSG_DONE)
 				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&u);
-			curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &status);
-			curl_multi_remove_handle(m, u->easy);
+			curl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&u);
+			curl->easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &status);
+			curl->multi_remove_handle(m, u->easy);
 			in_flight--;
 			if (msg->data.result == CURLE_OK && status >= 200 && status < 300) {
 				slotsync_log_info("publish: sent %s (%llu bytes)", u->file->key, (unsigned long long)u->file->size);
@@ -575,7 +583,7 @@ int s3_dest_put(struct s3_dest *d, struct publish_file *const *files, size_t n, 
 				st->uploaded_bytes[u->file->phase] += u->file->size;
 			} else {
 				if (msg->data.result != CURLE_OK)
-					snprintf(why, sizeof(why), "%s", curl_easy_strerror(msg->data.result));
+					snprintf(why, sizeof(why), "%s", curl->easy_strerror(msg->data.result));
 				else
 					s3_error_text(status, &u->body, why, sizeof(why));
 				if (u->attempt < S3_ATTEMPTS && (msg->data.result != CURLE_OK || status >= 500)) {
@@ -591,17 +599,17 @@ int s3_dest_put(struct s3_dest *d, struct publish_file *const *files, size_t n, 
 			upload_end(u);
 		}
 		if (r == 0 && in_flight)
-			curl_multi_poll(m, NULL, 0, 1000, NULL);
+			curl->multi_poll(m, NULL, 0, 1000, NULL);
 	}
 out:
 	/* after a failure: the uploads in flight are dropped (a PUT cut short leaves no object) */
 	for (int i = 0; ups && i < d->jobs; i++)
 		if (ups[i].easy) {
-			curl_multi_remove_handle(m, ups[i].easy);
+			curl->multi_remove_handle(m, ups[i].easy);
 			upload_end(&ups[i]);
 		}
 	if (m)
-		curl_multi_cleanup(m);
+		curl->multi_cleanup(m);
 	free(ups);
 	free(again);
 	free(again_attempt);

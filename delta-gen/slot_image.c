@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "crypt_log.h"
+#include "gen_dl.h"
 #include "io.h"
 #include "slotsync/log.h"
 
@@ -75,6 +76,7 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 {
 	uint8_t image_sha[SLOTSYNC_DIGEST_BYTES], salt_in[sizeof(SALT_LABEL) - 1 + SLOTSYNC_DIGEST_BYTES];
 	struct crypt_params_verity params = { 0 };
+	const struct gen_cryptsetup *cs;
 	struct crypt_device *cd = NULL;
 	char tmp[4200];
 	size_t root_len = sizeof(v->root_hash);
@@ -83,6 +85,9 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 	int fd = -1, r;
 
 	memset(v, 0, sizeof(*v));
+	cs = gen_cryptsetup(err);
+	if (!cs)
+		return -ENOENT;
 	r = slotsync_digest_file(SLOTSYNC_DIGEST_SHA256, image, 0, image_sha, &size, err);
 	if (r < 0)
 		return r;
@@ -102,13 +107,13 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 		goto out;
 
 	/* the data and the tree in one file: the tree from data_size on */
-	crypt_log_quiet();
-	r = crypt_init(&cd, tmp);
+	crypt_log_quiet_with(cs->set_log_callback);
+	r = cs->init(&cd, tmp);
 	if (r < 0) {
 		slotsync_error_set_errno(err, r, "libcryptsetup cannot open %s", tmp);
 		goto out;
 	}
-	crypt_set_log_callback(cd, crypt_log_message, NULL);
+	cs->set_log_callback(cd, crypt_log_message, NULL);
 	params.hash_name = "sha256";
 	params.data_device = tmp;
 	params.salt = (const char *)v->salt;
@@ -119,13 +124,13 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 	params.data_size = v->data_size / GEN_VERITY_BLOCK_BYTES;
 	params.hash_area_offset = v->data_size;
 	params.flags = CRYPT_VERITY_CREATE_HASH | CRYPT_VERITY_NO_HEADER;
-	r = crypt_format(cd, CRYPT_VERITY, NULL, NULL, NULL, NULL, 0, &params);
+	r = cs->format(cd, CRYPT_VERITY, NULL, NULL, NULL, NULL, 0, &params);
 	if (r < 0) {
 		slotsync_error_set_errno(err, r, "libcryptsetup cannot compute the dm-verity hash tree of %s%s%s", image,
 					 crypt_log_error[0] ? ": " : "", crypt_log_error);
 		goto out;
 	}
-	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)v->root_hash, &root_len, NULL, 0);
+	r = cs->volume_key_get(cd, CRYPT_ANY_SLOT, (char *)v->root_hash, &root_len, NULL, 0);
 	if (r < 0 || root_len != sizeof(v->root_hash)) {
 		r = slotsync_error_set(err, r < 0 ? r : -EIO, "libcryptsetup gives no root hash for %s", image);
 		goto out;
@@ -147,7 +152,7 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 	}
 	r = io_fsync_parent(slot_image, err);
 out:
-	crypt_free(cd);
+	cs->free(cd);
 	if (fd >= 0)
 		close(fd);
 	if (r < 0)

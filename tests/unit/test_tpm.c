@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,35 +28,82 @@ static pid_t swtpm_pid;
 
 static const uint8_t key[32] = "a volume key of thirty-two bytes";
 
-static int free_port(void)
+/* a port P with P + 1 free too (swtpm listens on both), or -1 */
+static int free_port_pair(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t l = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	for (int tries = 0; tries < 50; tries++) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t l = sizeof(a);
+		int s = socket(AF_INET, SOCK_STREAM, 0), t = socket(AF_INET, SOCK_STREAM, 0), port = -1;
 
-	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(s, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (s >= 0)
-		close(s);
-	return port;
+		if (s >= 0 && t >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		    getsockname(s, (struct sockaddr *)&a, &l) == 0 && ntohs(a.sin_port) < 65535) {
+			a.sin_port = htons(ntohs(a.sin_port) + 1);
+			if (bind(t, (struct sockaddr *)&a, sizeof(a)) == 0)
+				port = ntohs(a.sin_port) - 1;
+		}
+		if (s >= 0)
+			close(s);
+		if (t >= 0)
+			close(t);
+		if (port > 0)
+			return port;
+	}
+	return -1;
 }
 
-/* swtpm in the foreground as our child, stopped by its pid when the suite
- * ends; 0, or -1 when it does not come up */
-static int swtpm_start(void)
+/* whether process pid holds the socket listening on 127.0.0.1:port: another
+ * test's swtpm may have taken the port between the probe and our bind, and
+ * it must not be taken for ours */
+static bool listens_on(pid_t pid, int port)
 {
-	char state[300], server[80], ctrl[80];
-	uint8_t v[32];
-	struct slotsync_error err = { 0 };
-	int port = free_port();
+	char line[512], path[64], link[64], want[64];
+	unsigned long inode = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+	bool found = false;
 
-	tpm_dir = test_mkdtemp();
-	snprintf(state, sizeof(state), "dir=%s", tpm_dir);
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned int addr, lport, rport, raddr, st;
+		unsigned long ino;
+
+		if (sscanf(line, " %*d: %8X:%4X %8X:%4X %2X %*s %*s %*s %*s %*s %lu", &addr, &lport, &raddr, &rport,
+			   &st, &ino) == 6 &&
+		    (int)lport == port && st == 0x0A) /* TCP_LISTEN */
+			inode = ino;
+	}
+	fclose(f);
+	if (!inode)
+		return false;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	for (int fd = 0; fd < 64 && !found; fd++) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = strcmp(link, want) == 0;
+		}
+	}
+	return found;
+}
+
+/* one try at swtpm on a fresh port pair, in the foreground as our child: 1
+ * when it serves, 0 when it exited (its port was taken: try again), -1 when
+ * it runs but does not answer */
+static int swtpm_try(const char *state, struct slotsync_error *err)
+{
+	char server[80], ctrl[80];
+	uint8_t v[32];
+	int port = free_port_pair();
+
+	if (port < 0)
+		return -1;
 	snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", port);
 	snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", port + 1);
 	snprintf(tcti, sizeof(tcti), "swtpm:host=127.0.0.1,port=%d", port);
-	if (port < 0 || !tpm_dir)
-		return -1;
 	swtpm_pid = fork();
 	if (swtpm_pid < 0)
 		return -1;
@@ -65,11 +113,36 @@ static int swtpm_start(void)
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) {
-		if (slotsync_tpm_pcr_read(tcti, 0, v, &err) == 0)
+		if (waitpid(swtpm_pid, NULL, WNOHANG) == swtpm_pid) {
+			swtpm_pid = 0;
 			return 0;
+		}
+		if (listens_on(swtpm_pid, port) && listens_on(swtpm_pid, port + 1) &&
+		    slotsync_tpm_pcr_read(tcti, 0, v, err) == 0)
+			return 1;
 		usleep(50000);
 	}
-	fprintf(stderr, "swtpm did not come up: %s\n", slotsync_error_message(&err));
+	return -1;
+}
+
+/* swtpm, stopped by its pid when the suite ends; 0, or -1 when it does not
+ * come up */
+static int swtpm_start(void)
+{
+	char state[300];
+	struct slotsync_error err = { 0 };
+	int r = 0;
+
+	tpm_dir = test_mkdtemp();
+	if (!tpm_dir)
+		return -1;
+	snprintf(state, sizeof(state), "dir=%s", tpm_dir);
+	for (int tries = 0; tries < 10 && r == 0; tries++)
+		r = swtpm_try(state, &err);
+	if (r == 1)
+		return 0;
+	fprintf(stderr, "swtpm did not come up: %s\n", r == 0 ? "its port was taken on every try" :
+							   slotsync_error_message(&err));
 	return -1;
 }
 

@@ -77,11 +77,16 @@ static int delta_index_get(struct asm_ctx *a, const char *rel, const uint8_t *wa
 		r = io_read_file(url, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, e);
 	} else if (opt->delta_index_path || opt->fetch.base_url || slotsync_mirrors_count(opt->fetch.mirrors)) {
 		struct slotsync_fetch_stats fs = { 0 };
-		r = slotsync_fetch_file(&opt->fetch, url, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data, &b.len, &fs, e);
+		/* with want, a mirror that serves a wrong one is dropped, the
+		 * index asked of the next */
+		r = want ? slotsync_fetch_file_sha256(&opt->fetch, url, SLOTSYNC_DELTA_INDEX_MAX, 0, want, &b.data, &b.len,
+						      &fs, e)
+			 : slotsync_fetch_file(&opt->fetch, url, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data, &b.len, &fs, e);
 		a->st->delta_bytes_fetched += fs.bytes_received;
 	} else {
 		return slotsync_error_set(e, -ENOENT, "no store to fetch it from");
 	}
+	/* (a file named on the command line is checked here) */
 	if (r == 0 && want &&
 	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
 	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))

@@ -467,7 +467,7 @@ static void *consumer_run(void *arg)
 					c->cap_verdicts = cap;
 				}
 			}
-			if (v.r != -EAGAIN)
+			if (v.r != -EAGAIN && v.r != SLOTSYNC_FETCH_WRONG)
 				c->failed = 1;
 			c->verdicts[c->n_verdicts++] = v;
 		}
@@ -572,6 +572,19 @@ static int consumer_verdicts(struct fetcher *f, size_t *accepted, struct slotsyn
 			r = job_refused(f, v.job, slotsync_error_message(&v.err), err);
 			if (r < 0)
 				r = job_failed(f, v.job, r, err);
+		} else if (v.r == SLOTSYNC_FETCH_WRONG) {
+			/* wrong for good where it came from: the next mirror, or the end */
+			if (job_can_move(f, v.job)) {
+				r = job_refused(f, v.job, slotsync_error_message(&v.err), err);
+			} else {
+				if (f->mirrors && mirror_answers_add(&f->answers, v.job, f->state[v.job].mirror,
+								     MIRROR_ANSWER_REFUSED) < 0)
+					v.r = slotsync_error_set(&v.err, -ENOMEM, "out of memory");
+				else
+					v.r = -EBADMSG;
+				*err = v.err;
+				r = job_failed(f, v.job, v.r, err);
+			}
 		} else {
 			*err = v.err;
 			r = v.r;

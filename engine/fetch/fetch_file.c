@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "slotsync/digest.h"
 
 #define PATH_MAX_BYTES 512
 
@@ -27,6 +29,8 @@ struct one_file {
 	const char *fd_name;           /* for messages */
 	uint8_t *mem;
 	size_t len;
+	uint64_t want_size;            /* != 0: the body's size */
+	const uint8_t *want_sha256;    /* != NULL: the body's SHA-256 */
 };
 
 static void one_file_describe(void *userdata, size_t job, char *path, size_t path_cap, size_t *max_bytes)
@@ -44,6 +48,13 @@ static int one_file_done(void *userdata, size_t job, const uint8_t *data, size_t
 	int r;
 
 	(void)job;
+	if (o->want_sha256) {
+		uint8_t got[SLOTSYNC_DIGEST_BYTES];
+		if ((o->want_size && len != o->want_size) || slotsync_digest(SLOTSYNC_DIGEST_SHA256, data, len, got) < 0 ||
+		    memcmp(got, o->want_sha256, SLOTSYNC_DIGEST_BYTES) != 0)
+			return slotsync_error_set(err, SLOTSYNC_FETCH_WRONG,
+						  "its size or SHA-256 is not the one the signed manifest names");
+	}
 	if (o->fd >= 0) {
 		r = io_write_full(o->fd, data, len);
 		if (r < 0)
@@ -58,12 +69,13 @@ static int one_file_done(void *userdata, size_t job, const uint8_t *data, size_t
 	return 0;
 }
 
-int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes, const char *path,
-			uint8_t **out, size_t *out_len, struct slotsync_fetch_stats *stats, struct slotsync_error *err)
+static int fetch_file(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes, uint64_t want_size,
+		      const uint8_t *want_sha256, const char *path, uint8_t **out, size_t *out_len,
+		      struct slotsync_fetch_stats *stats, struct slotsync_error *err)
 {
 	struct slotsync_fetch_options o = *opt;
 	struct slotsync_fetch_stats ignored;
-	struct one_file f = { .max_bytes = max_bytes, .fd = -1 };
+	struct one_file f = { .max_bytes = max_bytes, .fd = -1, .want_size = want_size, .want_sha256 = want_sha256 };
 	char base[2048], tmp[PATH_MAX];
 	const char *rel = url, *slash;
 	int r;
@@ -119,6 +131,28 @@ int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *ur
 	} else {
 		free(f.mem);
 	}
+	return r;
+}
+
+int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes, const char *path,
+			uint8_t **out, size_t *out_len, struct slotsync_fetch_stats *stats, struct slotsync_error *err)
+{
+	return fetch_file(opt, url, max_bytes, 0, NULL, path, out, out_len, stats, err);
+}
+
+int slotsync_fetch_file_sha256(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes,
+			       uint64_t size, const uint8_t *sha256, uint8_t **out, size_t *out_len,
+			       struct slotsync_fetch_stats *stats, struct slotsync_error *err)
+{
+	int r;
+
+	if (size > max_bytes)
+		return slotsync_error_set(err, -EFBIG, "%s: it is %" PRIu64 " bytes, over the limit of %zu", url, size,
+					  max_bytes);
+	r = fetch_file(opt, url, size ? (size_t)size : max_bytes, size, sha256, NULL, out, out_len, stats, err);
+	/* with mirrors the fetcher names the file and what each served */
+	if (r == -EBADMSG && (strstr(url, "://") || !slotsync_mirrors_count(opt->mirrors)))
+		slotsync_error_prefix(err, "%s", url);
 	return r;
 }
 

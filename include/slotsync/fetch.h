@@ -33,6 +33,7 @@
 #ifndef SLOTSYNC_FETCH_H
 #define SLOTSYNC_FETCH_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,10 +83,15 @@ typedef void (*slotsync_fetch_describe_cb)(void *userdata, size_t job, char *pat
 					   size_t *max_bytes);
 
 /* Called for each body received whole.  Return 0 to accept it, -EAGAIN to have
- * it fetched again (counts as an attempt; err explains), or another negative
- * code to stop the run (err says why).  done and tick run on a thread of the
+ * it fetched again (counts as an attempt; err explains; with mirrors, from the
+ * next one, the one that served it dropped), SLOTSYNC_FETCH_WRONG for a body
+ * that asking the same server again will not make right (a file whose signed
+ * digest differs: with mirrors, from the next one, the one that served it
+ * dropped; on the last, the run stops with -EBADMSG), or another negative code
+ * to stop the run (err says why).  done and tick run on a thread of the
  * fetcher's own, one call at a time, never on the caller's thread during the
  * run; describe runs on the caller's thread. */
+#define SLOTSYNC_FETCH_WRONG (-EBADE)
 typedef int (*slotsync_fetch_done_cb)(void *userdata, size_t job, const uint8_t *data, size_t len,
 				      struct slotsync_error *err);
 
@@ -132,6 +138,17 @@ SLOTSYNC_EXPORT int slotsync_fetch_run(const struct slotsync_fetch_options *opt,
 SLOTSYNC_EXPORT int slotsync_fetch_file(const struct slotsync_fetch_options *opt, const char *url, size_t max_bytes,
 					const char *path, uint8_t **out, size_t *out_len,
 					struct slotsync_fetch_stats *stats, struct slotsync_error *err);
+
+/* slotsync_fetch_file for a file the signed manifest names by digest (an
+ * index, an index diff, a delta index), into *out: a body whose size (when
+ * size is not 0) or SHA-256 differs is wrong bytes, and with mirrors the
+ * mirror that served it is dropped and the file asked of the next.  Returns
+ * 0, -ENOENT (no mirror has it), -EBADMSG (what the last mirror served is
+ * wrong; err says what each served), or another negative code. */
+SLOTSYNC_EXPORT int slotsync_fetch_file_sha256(const struct slotsync_fetch_options *opt, const char *url,
+					       size_t max_bytes, uint64_t size, const uint8_t *sha256, uint8_t **out,
+					       size_t *out_len, struct slotsync_fetch_stats *stats,
+					       struct slotsync_error *err);
 
 /* A store location as a URL the fetcher takes: an absolute path (a local
  * folder, e.g. on a USB stick) becomes a file:// URL, percent-encoded; a URL

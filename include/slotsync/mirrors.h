@@ -20,7 +20,8 @@
  * A mirror that serves wrong bytes (a body the caller refuses: a digest that
  * does not match, a frame that does not decode) is dropped for as long as the
  * set lives, and its objects are asked of the next mirror; the last mirror
- * left is never dropped, only retried.
+ * left is never dropped: an object is retried there, a file named by its
+ * SHA-256 (slotsync_fetch_file_sha256) refused at once.
  *
  * The set keeps one libcurl multi handle for as long as it lives: every run
  * and every file fetched through it (an index, a delta index, the delta objects

@@ -9,7 +9,9 @@
 # mirror served (the bytes nginx sent), and each mirror saw one connection for
 # the whole install.  A mirror that serves wrong bytes is dropped and the rest
 # comes from the next; a chunk no mirror has fails the install naming it and
-# what each mirror answered, the slot not switched.
+# what each mirror answered, the slot not switched. A mirror whose index diff,
+# delta index or full index is wrong is dropped as well; a full index wrong on
+# every mirror fails the install for good at once.
 source "$(dirname "$0")/lib.sh"
 G=$SLOTSYNC_GEN
 S=$SLOTSYNC_BIN
@@ -139,6 +141,51 @@ mirrors "$T/d5" >"$T/d5.mirrors"
 sed 's/^/# /' "$T/d5.mirrors"
 check "a mirror whose delta objects are wrong: dropped, the objects from the next, installed byte-exact with them" \
 	bash -c "$(declare -f installed_v2); installed_v2 '$T/d5' && head -1 '$T/d5.mirrors' | grep -q 'wrong_bytes:_delta_object' && awk '\$3 == 200' '$LOG3' | grep -q '\.sdob' && ! grep -q 'fetching its .* chunks instead' '$T/d5.out'"
+
+# ---- ... and a wrong index diff, delta index and full index: dropped as well -------------
+# (files the signed manifest names by digest: the next mirror serves them)
+mkdir -p "$T/www5"
+cp -a "$W" "$T/www5/store"
+for f in $(find "$T/www5/store" -name '*.sdid' -o -name '*.sdix' -o -path '*/indexes/*.caibx'); do
+	printf 'X' | dd of="$f" bs=1 seek=40 conv=notrunc 2>/dev/null
+done
+start_nginx m5 "$T/www5"
+M5=$NGINX_URL/store
+LOG5=$NGINX_LOG
+index_from() { python3 -c "import json; print(json.load(open('$1/state/install.json'))['index_from'])"; }
+device "$T/d6" "$M5"
+clear_logs
+$S install --config "$T/d6/system.conf" "$T/v2.bundle" >"$T/d6.out" 2>&1 || cat "$T/d6.out"
+mirrors "$T/d6" >"$T/d6.mirrors"
+sed 's/^/# /' "$T/d6.mirrors"
+check "a mirror whose index diff is wrong: dropped, the diff from the next mirror, installed byte-exact from it" \
+	bash -c "$(declare -f installed_v2 index_from); installed_v2 '$T/d6' && test \"\$(index_from '$T/d6')\" = diff && head -1 '$T/d6.mirrors' | grep -q 'dropped\|wrong_bytes' && grep -q 'signed_manifest' '$T/d6.mirrors' && awk '\$3 == 200' '$LOG3' | grep -q '\.sdid'"
+check "... the delta index and the delta objects then came from the next mirror, and were used" \
+	bash -c "awk '\$3 == 200' '$LOG3' | grep -q '\.sdix' && awk '\$3 == 200' '$LOG3' | grep -q '\.sdob' && ! grep -q 'delta index .* not used' '$T/d6.out'"
+check "... the dropped mirror was asked for the index diff once, and for nothing after" \
+	test "$(wc -l <"$LOG5")" = 1
+device "$T/d7" "$M5"
+rm -f "$T/d7/state/slot-A.caibx"
+: >"$LOG5"
+clear_logs
+$S install --config "$T/d7/system.conf" "$T/v2.bundle" >"$T/d7.out" 2>&1 || cat "$T/d7.out"
+check "a mirror whose full index is wrong: dropped, the index from the next mirror, installed byte-exact" \
+	bash -c "$(declare -f installed_v2 index_from); installed_v2 '$T/d7' && test \"\$(index_from '$T/d7')\" = full && grep -q 'indexes/.*caibx' '$LOG5' && awk '\$3 == 200' '$LOG3' | grep -q 'indexes/.*caibx' && grep -q 'dropped: it served wrong bytes' '$T/d7.out'"
+# every mirror serves a wrong full index: the install fails at once, for good
+full=$(find "$W/indexes" -name '*.caibx' | head -1)
+cp "$full" "$T/full.good"
+printf 'X' | dd of="$full" bs=1 seek=40 conv=notrunc 2>/dev/null
+device "$T/d8" "$M5"
+rm -f "$T/d8/state/slot-A.caibx"
+clear_logs
+: >"$LOG5"
+rc=0
+$S install --config "$T/d8/system.conf" "$T/v2.bundle" >"$T/d8.out" 2>&1 || rc=$?
+cp "$T/full.good" "$full"
+sed 's/^/# /' "$T/d8.out" | tail -2
+check "a wrong full index on every mirror: the install fails for good (exit $rc), naming the index, what each mirror served and the signed manifest, after one request to each" \
+	bash -c "[ $rc -ne 0 ] && [ $rc -ne 3 ] && grep -q 'index.*no mirror served it ($M5: wrong bytes; $M3: wrong bytes).*signed manifest' '$T/d8.out' && [ \$(grep -c 'indexes/' '$LOG5') -eq 1 ] && [ \$(grep -c 'indexes/' '$LOG3') -eq 1 ]"
+check "... and slot B was not written" cmp -s "$T/d8/slot-b.img" <(head -c 16M /dev/zero)
 
 # ---- a chunk no mirror has: the install fails naming it; the slot not switched ---------------------
 victim=$(awk '$3 == 200 && $5 ~ /store\/[0-7][0-9a-f][0-9a-f][0-9a-f]\// && !v {v = $5} END {print v}' "$T/d2.log2")

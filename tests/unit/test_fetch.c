@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fixtures.h"
+#include "slotsync/digest.h"
 #include "slotsync/fetch.h"
 
 #define N_FILES 8
@@ -456,6 +457,73 @@ START_TEST(test_mirrors_none_has_it)
 }
 END_TEST
 
+/* A file named by its SHA-256 (an index, a delta index): mirror 1 serves f1's
+ * bytes for f6; mirror 1 is dropped and f6 comes from mirror 2, asked of
+ * mirror 1 once, not retried there.  When the last mirror serves it wrong too
+ * the fetch fails at once with -EBADMSG, naming what each served; a wrong
+ * size is wrong bytes as well. */
+START_TEST(test_file_sha256_wrong_bytes_next_mirror)
+{
+	char other[PATH_MAX], root2[PATH_MAX], log2[PATH_MAX], path[PATH_MAX + 16];
+	struct fx_http_rule rules[] = { { "f6", 1000, 0, other } };
+	uint8_t want[SLOTSYNC_DIGEST_BYTES], *out = NULL;
+	const struct slotsync_mirror_stats *m1;
+	struct slotsync_mirrors *m;
+	size_t len = 0;
+	struct fx_http h2;
+	struct ctx c;
+
+	ctx_make(&c, NULL, 0);
+	fx_http_stop(&c.http);
+	fx_path(other, c.root, "f1");
+	fx_path(log2, c.dir, "requests2.log");
+	second_store(&c, &h2, root2, NULL, 0, log2);
+	fx_http_start(&c.http, c.root, rules, 1, c.log);
+	ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, c.data[6], c.len[6], want), 0);
+	ck_assert_int_eq(slotsync_mirrors_new(&m, &c.err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, c.http.url, &c.err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, h2.url, &c.err), 0);
+	c.opt.base_url = NULL;
+	c.opt.mirrors = m;
+	ck_assert_msg(slotsync_fetch_file_sha256(&c.opt, "f6", 64 << 10, c.len[6], want, &out, &len, &c.st, &c.err) == 0,
+		      "%s", c.err.msg);
+	ck_assert(len == c.len[6] && !memcmp(out, c.data[6], len));
+	free(out);
+	ck_assert_int_eq(fx_http_count(&c.http, "f6", 0), 1);
+	ck_assert_int_eq(fx_http_count(&h2, "f6", 200), 1);
+	m1 = slotsync_mirrors_stats(m, 0);
+	ck_assert_msg(m1->dropped && strstr(m1->why, "signed manifest"), "%s", m1->why);
+	/* the last mirror serves it wrong too: -EBADMSG at once, one request */
+	snprintf(path, sizeof(path), "%s/f6", root2);
+	ck_assert_int_eq(test_write_file(path, c.data[1], c.len[1]), 0);
+	out = NULL;
+	ck_assert_int_eq(slotsync_fetch_file_sha256(&c.opt, "f6", 64 << 10, c.len[6], want, &out, &len, &c.st, &c.err),
+			 -EBADMSG);
+	ck_assert_ptr_null(out);
+	ck_assert_msg(strstr(c.err.msg, "f6: no mirror served it") && strstr(c.err.msg, h2.url) &&
+			      strstr(c.err.msg, "wrong bytes") && strstr(c.err.msg, "signed manifest"),
+		      "%s", c.err.msg);
+	ck_assert_int_eq(fx_http_count(&h2, "f6", 0), 2);
+	/* the right bytes of another size: refused as well */
+	ck_assert_int_eq(slotsync_fetch_file_sha256(&c.opt, "f6", 64 << 10, c.len[6] + 1, want, &out, &len, &c.st,
+						    &c.err),
+			 -EBADMSG);
+	/* over the bound: refused before any request */
+	ck_assert_int_eq(slotsync_fetch_file_sha256(&c.opt, "f6", 100, c.len[6], want, &out, &len, &c.st, &c.err),
+			 -EFBIG);
+	ck_assert_int_eq(fx_http_count(&h2, "f6", 0), 3);
+	slotsync_mirrors_free(m);
+	fx_http_stop(&h2);
+	/* no mirrors, a base URL: the error names the file */
+	c.opt.mirrors = NULL;
+	c.opt.base_url = c.http.url;
+	ck_assert_int_eq(slotsync_fetch_file_sha256(&c.opt, "f6", 64 << 10, c.len[6], want, &out, &len, &c.st, &c.err),
+			 -EBADMSG);
+	ck_assert_msg(strstr(c.err.msg, "f6: its size or SHA-256"), "%s", c.err.msg);
+	ctx_free(&c);
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
 	Suite *s = suite_create("fetch");
@@ -474,6 +542,7 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, test_rate_cap_lowers_min_rate);
 	tcase_add_test(tc, test_mirrors_per_object);
 	tcase_add_test(tc, test_mirrors_none_has_it);
+	tcase_add_test(tc, test_file_sha256_wrong_bytes_next_mirror);
 	suite_add_tcase(s, tc);
 	return s;
 }

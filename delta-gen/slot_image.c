@@ -97,6 +97,10 @@ int gen_verity(const char *image, const char *slot_image, struct gen_verity *v, 
 	memcpy(salt_in + sizeof(SALT_LABEL) - 1, image_sha, SLOTSYNC_DIGEST_BYTES);
 	slotsync_digest(SLOTSYNC_DIGEST_SHA256, salt_in, sizeof(salt_in), v->salt);
 	v->data_size = (size + GEN_VERITY_BLOCK_BYTES - 1) / GEN_VERITY_BLOCK_BYTES * GEN_VERITY_BLOCK_BYTES;
+	/* one block has an empty tree (its root hash is the block's own hash),
+	 * and a slot carries its tree after the data: two blocks have one */
+	if (v->data_size < 2 * GEN_VERITY_BLOCK_BYTES)
+		v->data_size = 2 * GEN_VERITY_BLOCK_BYTES;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", slot_image, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

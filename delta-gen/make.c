@@ -41,7 +41,7 @@
 #define MAX_THREADS 64
 
 /* A slot carries a run of consecutive chunks, so that threads meet once per
- * megabyte rather than once per chunk. */
+ * slot (SLOT_BYTES of image) rather than once per chunk. */
 struct slot {
 	uint8_t *data;               /* SLOT_BYTES + max chunk */
 	size_t n;                    /* chunks, from the start of data */

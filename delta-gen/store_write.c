@@ -143,10 +143,10 @@ int store_writer_open(const char *dir, struct store_writer **out, struct slotsyn
 	pthread_mutex_init(&sw->lock, NULL);
 	pthread_cond_init(&sw->wake, NULL);
 	pthread_cond_init(&sw->synced, NULL);
-	fd = pthread_create(&sw->flusher, NULL, flusher_main, sw);
-	if (fd != 0) {
+	int pr = pthread_create(&sw->flusher, NULL, flusher_main, sw);
+	if (pr != 0) {
 		store_writer_free(sw);
-		return slotsync_error_set_errno(err, -fd, "cannot start the store's flusher thread");
+		return slotsync_error_set_errno(err, -pr, "cannot start the store's flusher thread");
 	}
 	sw->flusher_running = 1;
 	*out = sw;

@@ -6,10 +6,14 @@
 #                  json-c), as a build server or CI pipeline builds it
 #   minimal-device the device without TPM, LUKS2, systemd, U-Boot, dm-verity or the gzip, xz and lz4 block compressors
 # and checks that the build files need nothing newer than CMake 3.22
-# (scripts/cmake-compat.sh).  SLOTSYNC_CMAKE_322=/path/to/cmake (a CMake 3.22
+# (scripts/cmake-compat.sh).  --build-only: build the two configurations and
+# stop.  SLOTSYNC_CMAKE_322=/path/to/cmake (a CMake 3.22
 # release) also configures and builds the full project with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MINIMAL=(-DSLOTSYNC_TPM=OFF -DSLOTSYNC_LUKS2=OFF -DSLOTSYNC_SYSTEMD=OFF -DSLOTSYNC_UBOOT=OFF -DSLOTSYNC_VERITY=OFF
+	-DSLOTSYNC_ZLIB=OFF -DSLOTSYNC_XZ=OFF -DSLOTSYNC_LZ4=OFF)
 
 run_config() {
 	local name=$1; shift
@@ -20,8 +24,18 @@ run_config() {
 		{ cat "$dir/configure.log"; return 1; }
 	sed -n '/-- slotsync /,/dm-verity/p' "$dir/configure.log"
 	cmake --build "$dir" -j"$(nproc)" >/dev/null
-	(cd "$dir" && ctest --output-on-failure -j2 -L unit)
+	[ "$build_only" = 1 ] || (cd "$dir" && ctest --output-on-failure -j2 -L unit)
 }
+
+# --build-only: configure and build the configurations, nothing else
+# (scripts/test.sh builds them early)
+build_only=0
+if [ "${1:-}" = --build-only ]; then
+	build_only=1
+	run_config build-server -DSLOTSYNC_DEVICE=OFF
+	run_config minimal-device "${MINIMAL[@]}"
+	exit 0
+fi
 
 run_config build-server -DSLOTSYNC_DEVICE=OFF
 # what the build server's program links: nothing of the device; libcryptsetup
@@ -32,8 +46,7 @@ if ldd build-build-server/slotsync-gen | grep -E "$device_libs"; then
 	exit 1
 fi
 test ! -e build-build-server/slotsync || { echo "DEVICE=OFF built the device program" >&2; exit 1; }
-run_config minimal-device -DSLOTSYNC_TPM=OFF -DSLOTSYNC_LUKS2=OFF -DSLOTSYNC_SYSTEMD=OFF -DSLOTSYNC_UBOOT=OFF -DSLOTSYNC_VERITY=OFF \
-	-DSLOTSYNC_ZLIB=OFF -DSLOTSYNC_XZ=OFF -DSLOTSYNC_LZ4=OFF
+run_config minimal-device "${MINIMAL[@]}"
 if ldd build-minimal-device/slotsync | grep -E 'libtss2|libcryptsetup|libsystemd|libubootenv|liblzma|liblz4'; then
 	echo "the minimal device program links a library of a feature that is off" >&2
 	exit 1

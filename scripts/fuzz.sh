@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds the libFuzzer targets with clang-14 (ASan + UBSan) and runs each for
 # FUZZ_SECONDS (default 30, two targets at a time; SLOTSYNC_LONG=1 in scripts/test.sh: 1800), starting from a corpus of real indexes. A crash
-# keeps its input in build-fuzz/crash-* and fails the run.
+# keeps its input in build-fuzz/crash-* and fails the run.  --build-only:
+# build the targets and stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-30}
@@ -10,6 +11,8 @@ B=build-fuzz
 CC=clang-14 cmake -S . -B $B -DSLOTSYNC_FUZZ=ON -DSLOTSYNC_TESTS=OFF -DSLOTSYNC_SANITIZE=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build $B -j"$(nproc)" --target fuzz_index fuzz_index_diff fuzz_journal fuzz_manifest fuzz_delta fuzz_bootstate slotsync-gen slotsync-bootctl >/dev/null
+# --build-only: the targets built, nothing run (scripts/test.sh builds them early)
+[ "${1:-}" = --build-only ] && exit 0
 
 # seed corpus: indexes made by slotsync-gen and by casync
 corpus=$B/corpus-index

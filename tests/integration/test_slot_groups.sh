@@ -112,7 +112,7 @@ idx=www/store/indexes/$($S info --config "$D/system.conf" --json v2.bundle |
 cp "$idx" good.caibx
 printf '\xff' | dd of="$idx" bs=1 seek=100 conv=notrunc status=none
 expect_fail "a boot index that is not the signed one is refused" \
-	"the index of image boot (indexes/" \
+	"the index of image boot: indexes/" \
 	$S install --config "$D/system.conf" v2.bundle
 cp good.caibx "$idx"
 check "(nothing written, nothing switched)" \

@@ -382,9 +382,11 @@ int main(void)
 
 	if (swtpm_start() < 0) {
 		swtpm_stop();
+		test_rmdir(tpm_dir);
 		return EXIT_FAILURE;
 	}
 	r = test_run_suite(tpm_suite());
 	swtpm_stop();
+	test_rmdir(tpm_dir); /* the TPM's state, and the name's memory */
 	return r;
 }

@@ -75,10 +75,14 @@ static int delta_index_get(struct asm_ctx *a, const char *rel, const uint8_t *wa
 
 	if (opt->delta_index_path && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
 		r = io_read_file(url, SLOTSYNC_DELTA_INDEX_MAX, &b.data, &b.len, e);
+		if (r == 0 && want &&
+		    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
+		     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
+			r = slotsync_error_set(e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
 	} else if (opt->delta_index_path || opt->fetch.base_url || slotsync_mirrors_count(opt->fetch.mirrors)) {
 		struct slotsync_fetch_stats fs = { 0 };
-		/* with want, a mirror that serves a wrong one is dropped, the
-		 * index asked of the next */
+		/* with want, checked by the fetch: a mirror that serves a wrong
+		 * one is dropped, the index asked of the next */
 		r = want ? slotsync_fetch_file_sha256(&opt->fetch, url, SLOTSYNC_DELTA_INDEX_MAX, 0, want, &b.data, &b.len,
 						      &fs, e)
 			 : slotsync_fetch_file(&opt->fetch, url, SLOTSYNC_DELTA_INDEX_MAX, NULL, &b.data, &b.len, &fs, e);
@@ -86,11 +90,6 @@ static int delta_index_get(struct asm_ctx *a, const char *rel, const uint8_t *wa
 	} else {
 		return slotsync_error_set(e, -ENOENT, "no store to fetch it from");
 	}
-	/* (a file named on the command line is checked here) */
-	if (r == 0 && want &&
-	    (slotsync_digest(SLOTSYNC_DIGEST_SHA256, b.data, b.len, got) < 0 ||
-	     memcmp(got, want, SLOTSYNC_DIGEST_BYTES) != 0))
-		r = slotsync_error_set(e, -EBADMSG, "its SHA-256 is not the one the signed bundle names");
 	if (r == 0)
 		r = slotsync_delta_index_load(b.data, b.len, out, e);
 	free(b.data);

@@ -359,6 +359,27 @@ static void second_store(struct ctx *c, struct fx_http *h, char *root, const str
 	fx_http_start(h, root, rules, n, log);
 }
 
+/* Two mirrors: c's server again, now with rules (which may name other: it
+ * becomes the path of f1), then a second store of the same files; c->opt
+ * asks them in that order.  Returns the set (slotsync_mirrors_free). */
+static struct slotsync_mirrors *two_mirrors(struct ctx *c, const struct fx_http_rule *rules, size_t n, char *other,
+					    struct fx_http *h2, char *root2, char *log2)
+{
+	struct slotsync_mirrors *m;
+
+	fx_http_stop(&c->http);
+	fx_path(other, c->root, "f1");
+	fx_path(log2, c->dir, "requests2.log");
+	second_store(c, h2, root2, NULL, 0, log2);
+	fx_http_start(&c->http, c->root, rules, n, c->log);
+	ck_assert_int_eq(slotsync_mirrors_new(&m, &c->err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, c->http.url, &c->err), 0);
+	ck_assert_int_eq(slotsync_mirrors_add(m, h2->url, &c->err), 0);
+	c->opt.base_url = NULL;
+	c->opt.mirrors = m;
+	return m;
+}
+
 /* Mirror 1 lacks f4 (404), refuses f5 (403), answers 503 for f3 and serves
  * f1's bytes for f6; mirror 2 has all: every body exact, each of those asked
  * of mirror 1 once (no backoff there), mirror 1 dropped for its wrong bytes. */
@@ -374,20 +395,11 @@ START_TEST(test_mirrors_per_object)
 	struct ctx c;
 
 	ctx_make(&c, NULL, 0);
-	fx_http_stop(&c.http);
-	fx_path(other, c.root, "f1");
-	fx_path(log2, c.dir, "requests2.log");
-	second_store(&c, &h2, root2, NULL, 0, log2);
+	m = two_mirrors(&c, rules, 3, other, &h2, root2, log2);
 	snprintf(path, sizeof(path), "%s/f4", c.root);
 	ck_assert_int_eq(unlink(path), 0);
-	fx_http_start(&c.http, c.root, rules, 3, c.log);
-	ck_assert_int_eq(slotsync_mirrors_new(&m, &c.err), 0);
-	ck_assert_int_eq(slotsync_mirrors_add(m, c.http.url, &c.err), 0);
-	ck_assert_int_eq(slotsync_mirrors_add(m, h2.url, &c.err), 0);
 	ck_assert_int_eq(slotsync_mirrors_add(m, c.http.url, &c.err), 0); /* the same: not twice */
 	ck_assert_uint_eq(slotsync_mirrors_count(m), 2);
-	c.opt.base_url = NULL;
-	c.opt.mirrors = m;
 	c.opt.concurrency = 1;
 	ck_assert_msg(run(&c) == 0, "%s", slotsync_error_message(&c.err));
 	for (int i = 0; i < N_FILES; i++)
@@ -474,17 +486,8 @@ START_TEST(test_file_sha256_wrong_bytes_next_mirror)
 	struct ctx c;
 
 	ctx_make(&c, NULL, 0);
-	fx_http_stop(&c.http);
-	fx_path(other, c.root, "f1");
-	fx_path(log2, c.dir, "requests2.log");
-	second_store(&c, &h2, root2, NULL, 0, log2);
-	fx_http_start(&c.http, c.root, rules, 1, c.log);
+	m = two_mirrors(&c, rules, 1, other, &h2, root2, log2);
 	ck_assert_int_eq(slotsync_digest(SLOTSYNC_DIGEST_SHA256, c.data[6], c.len[6], want), 0);
-	ck_assert_int_eq(slotsync_mirrors_new(&m, &c.err), 0);
-	ck_assert_int_eq(slotsync_mirrors_add(m, c.http.url, &c.err), 0);
-	ck_assert_int_eq(slotsync_mirrors_add(m, h2.url, &c.err), 0);
-	c.opt.base_url = NULL;
-	c.opt.mirrors = m;
 	ck_assert_msg(slotsync_fetch_file_sha256(&c.opt, "f6", 64 << 10, c.len[6], want, &out, &len, &c.st, &c.err) == 0,
 		      "%s", c.err.msg);
 	ck_assert(len == c.len[6] && !memcmp(out, c.data[6], len));

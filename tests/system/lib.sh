@@ -4,23 +4,30 @@
 # from Debian packages and this build.
 #
 #   disk (GPT): 1 bios_grub | 2 /boot (ext4): GRUB (grub-pc-bin), docs/boot/grub.cfg,
-#   the kernel, an initramfs, grubenv, slotsync's state | 3 slot A | 4 slot B |
-#   5 data A | 6 data B  (3-6: LUKS2, keys sealed by the guest's TPM)
+#   grubenv, slotsync's state | 3 slot A | 4 slot B | 5 data A | 6 data B
+#   (3-6: LUKS2, keys sealed by the guest's TPM) | 7 boot A | 8 boot B (each
+#   slot's boot volume: ext2 with its release's kernel and initramfs, which
+#   GRUB loads; unencrypted)
 #   updates disk (ext4, vdb): the chunk store, bundles, the channel pointer,
 #   served inside the guest by busybox httpd on 127.0.0.1:8080
 #
-# The initramfs unlocks the slot GRUB chose (slotsync unlock, through the TPM)
-# and its data partition, mounts its squashfs root under a tmpfs overlay and
+# Each release is a slot group: its root (rootfs) and its boot volume (boot),
+# so each slot boots its own kernel.  The initramfs unlocks the slot GRUB chose
+# (slotsync unlock, through the TPM) and its data partition, mounts its squashfs root under a tmpfs overlay and
 # hands over to systemd; the release images are a minimal Debian root
 # (debootstrap, cached in $SYS_CACHE) with systemd, slotsync, its units and
 # health checks, so the agent runs at boot as on a device.
 #
 #   sys_rootfs                  the cached debootstrap root
 #   sys_release V [failing|crashing]
-#                               $T/release-V.sqfs; "failing": a health check
-#                               fails; "crashing": the kernel crashes early in
-#                               every boot, before any check can run
-#   sys_disk                    $T/disk.img, GRUB installed, factory not yet run
+#                               $T/release-V.sqfs, its root; "failing": a health
+#                               check fails; "crashing": the kernel crashes
+#                               early in every boot, before any check can run;
+#                               and $T/boot-V.img, its boot volume
+#   sys_boot_volume V           $T/boot-V.img: the kernel and the initramfs
+#                               (sys_initrd), and a second one that names V
+#   sys_disk                    $T/disk.img, GRUB installed, 1.0's boot volume
+#                               in slot A's, factory not yet run
 #   sys_boot NAME [KILL_AFTER]  boots the disk; serial log $T/sys-NAME.log;
 #                               with KILL_AFTER, the VM is killed (power
 #                               lost) that many seconds after the agent
@@ -88,13 +95,15 @@ reboot-command = systemctl reboot
 health-dir = /usr/lib/slotsync/health.d
 health-timeout = 20s
 [slot.A]
-device = /dev/vda3
+rootfs = /dev/vda3
 backend = luks2
 data = /dev/vda5
+boot = /dev/vda7
 [slot.B]
-device = /dev/vda4
+rootfs = /dev/vda4
 backend = luks2
 data = /dev/vda6
+boot = /dev/vda8
 CONF
 }
 
@@ -152,11 +161,14 @@ WantedBy=multi-user.target
 UNIT
 	cat >"$r/usr/lib/slotsync/systest-slotsum" <<'SUM'
 #!/bin/sh
-# the plaintext of the booted slot (its dm-crypt mapping), hashed over the
-# size of the image the host put there ("SLOT SIZE" lines): the host compares
+# the plaintext of the booted slot (its dm-crypt mapping) and its boot volume,
+# each hashed over the size of the image the host put there ("SLOT SIZE
+# BOOT-SIZE" lines): the host compares
 slot=$(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline)
-size=$(sed -n "s/^$slot //p" /srv/updates/slotsum)
-[ -n "$size" ] && echo "SYSTEST slotsum $slot $size $(head -c "$size" /dev/mapper/slotsync-$slot | sha256sum | cut -d' ' -f1)"
+set -- $(sed -n "s/^$slot //p" /srv/updates/slotsum)
+[ -n "$1" ] && echo "SYSTEST slotsum $slot $1 $(head -c "$1" /dev/mapper/slotsync-$slot | sha256sum | cut -d' ' -f1)"
+boot=$(sed -n "/^\[slot.$slot\]/,/^\[/s/^boot = //p" /etc/slotsync/system.conf)
+[ -n "$2" ] && echo "SYSTEST bootsum $slot $2 $(head -c "$2" "$boot" | sha256sum | cut -d' ' -f1)"
 SUM
 	chmod 755 "$r/usr/lib/slotsync/systest-slotsum"
 	cat >"$r/usr/lib/systemd/system/systest-report.service" <<'UNIT'
@@ -244,16 +256,20 @@ UNIT
 	ln -sf /dev/null "$r/etc/systemd/system/systemd-networkd-wait-online.service"
 	mksquashfs "$r" "$T/release-$v.sqfs" -noappend -quiet -comp zstd -all-root >/dev/null 2>&1 || return 1
 	rm -rf "$r"
+	sys_boot_volume "$v"
 }
 
-# the initramfs: unlock the slot GRUB chose and its data partition, mount the
-# root, hand over to systemd; with slotsync.factory=1 on the command line, the
-# factory instead: format the volumes, install v1 into slot A
+# the initramfs ($T/sys-initrd.img, its tree in $T/sys-initrd; made once per
+# test, the same for every release): unlock the slot GRUB chose and its data
+# partition, mount the root, hand over to systemd; with slotsync.factory=1 on
+# the command line, the factory instead: format the volumes, install v1 into
+# slot A
 sys_initrd() {
 	local r=$T/sys-initrd k
 	vm_kernel || return 1
 	k=$VM_CACHE/k-$VM_KVER
 	VM_VMLINUZ=$k/boot/vmlinuz-$VM_KVER
+	[ -e "$T/sys-initrd.img" ] && return 0
 	rm -rf "$r"
 	mkdir -p "$r"/{bin,dev,proc,sys,mnt,tmp,run/cryptsetup,newroot,ro,rw,etc/slotsync,srv/updates,boot}
 	cp /bin/busybox "$r/bin/"
@@ -274,7 +290,7 @@ echo "SYSTEST initramfs start"
 export PATH=/usr/bin:/bin
 mount -t proc p /proc; mount -t sysfs s /sys; mount -t devtmpfs d /dev
 for m in $(cat /mods); do insmod $m 2>/dev/null; done
-for i in $(seq 100); do [ -b /dev/vda6 ] && [ -b /dev/vdb ] && break; sleep 0.05; done
+for i in $(seq 100); do [ -b /dev/vda8 ] && [ -b /dev/vdb ] && break; sleep 0.05; done
 echo "SYSTEST initramfs modules loaded"
 C=/etc/slotsync/system.conf
 fail() { echo "SYSTEST initramfs-failed $*"; poweroff -f; }
@@ -310,7 +326,7 @@ if grep -q slotsync.factory=1 /proc/cmdline; then
 fi
 slot=$(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline)
 [ -n "$slot" ] || fail "no slotsync.slot= on the command line"
-echo "SYSTEST initramfs slot $slot"
+echo "SYSTEST initramfs slot $slot boot-image $(cat /boot-release 2>/dev/null)"
 mount -t ext4 /dev/vda2 /boot || fail "mount /boot"
 # only a signed root: its release's signature checked, every block checked
 # against its dm-verity root hash, opened through dm-verity, measured into
@@ -340,15 +356,41 @@ umount /proc /sys
 exec switch_root /newroot /lib/systemd/systemd
 INIT
 	chmod +x "$r/init"
-	(cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) >"$T/sys-initrd.img"
+	(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 -n) >"$T/sys-initrd.tmp" &&
+		mv "$T/sys-initrd.tmp" "$T/sys-initrd.img"
 }
 
-# the disk: GPT, GRUB for BIOS, /boot with the kernel, the initramfs, grub.cfg
+# sys_boot_volume V: release V's boot volume, $T/boot-V.img (ext2): the kernel
+# (vmlinuz), the initramfs (initrd.img) and release.img, a second initramfs
+# GRUB loads after it (the kernel unpacks both) with /boot-release naming V.
+# The volume is made reproducibly (fixed UUID, hash seed, times), so two
+# releases' volumes differ only where V is written: what an install fetches
+# for it is what a release's new kernel would cost, not a reshuffled file
+# system
+sys_boot_volume() {
+	local v=$1 d=$T/bootvol-$1 rel=$T/bootvol-$1.rel
+	sys_initrd || return 1
+	rm -rf "$d" "$rel"
+	mkdir -p "$d" "$rel"
+	cp "$VM_VMLINUZ" "$d/vmlinuz"
+	cp "$T/sys-initrd.img" "$d/initrd.img"
+	echo "$v" >"$rel/boot-release"
+	touch -d @0 "$rel/boot-release"
+	(cd "$rel" && echo boot-release | cpio -o -H newc --quiet --reproducible) >"$d/release.img"
+	touch -d @0 "$d"/*
+	rm -f "$T/boot-$v.img"
+	E2FSPROGS_FAKE_TIME=1 mke2fs -q -F -t ext2 -m 0 -N 16 -U 5b6f3c2e-8f0a-4d1b-9c7e-2a4d6e8f0b1c \
+		-E root_owner=0:0,hash_seed=5b6f3c2e-8f0a-4d1b-9c7e-2a4d6e8f0b1c -d "$d" "$T/boot-$v.img" $(( $(du -sk "$d" | cut -f1) + 1024 ))k >/dev/null 2>&1 || return 1
+	rm -rf "$d" "$rel"
+}
+
+# the disk: GPT, GRUB for BIOS, /boot with grub.cfg; 1.0's boot volume in
+# slot A's (the factory boots its kernel, with slotsync.factory=1)
 sys_disk() {
 	local loop mnt=$T/sys-mnt
-	sys_initrd || return 1
+	[ -e "$T/boot-1.0.img" ] || { echo "no boot volume of release 1.0 (sys_release 1.0)" >&2; return 1; }
 	rm -f "$T/disk.img"
-	truncate -s 1200M "$T/disk.img"
+	truncate -s 1300M "$T/disk.img"
 	sfdisk -q "$T/disk.img" <<'PARTS'
 label: gpt
 size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=bios
@@ -357,19 +399,20 @@ size=400MiB, type=linux, name=slot-a
 size=400MiB, type=linux, name=slot-b
 size=64MiB, type=linux, name=data-a
 size=64MiB, type=linux, name=data-b
+size=48MiB, type=linux, name=boot-a
+size=48MiB, type=linux, name=boot-b
 PARTS
 	loop=$(losetup -f --show "$T/disk.img") || return 1
 	partx -a "$loop" 2>/dev/null || true
-	for _ in $(seq 50); do [ -b "${loop}p2" ] && break; sleep 0.1; done
-	[ -b "${loop}p2" ] || { losetup -d "$loop"; echo "no partition devices for $loop" >&2; return 1; }
+	for _ in $(seq 50); do [ -b "${loop}p7" ] && break; sleep 0.1; done
+	[ -b "${loop}p7" ] || { losetup -d "$loop"; echo "no partition devices for $loop" >&2; return 1; }
+	dd if="$T/boot-1.0.img" of="${loop}p7" bs=1M conv=fsync status=none || { partx -d "$loop"; losetup -d "$loop"; return 1; }
 	mke2fs -q -t ext4 -b 1024 -O ^metadata_csum_seed,^orphan_file "${loop}p2"
 	mkdir -p "$mnt"
 	mount "${loop}p2" "$mnt"
 	CLEANUP+=("umount '$mnt' 2>/dev/null; partx -d $loop 2>/dev/null; losetup -d $loop 2>/dev/null")
 	grub-install --target=i386-pc --boot-directory="$mnt" --modules="part_gpt ext2 biosdisk" "$loop" \
 		>"$T/grub-install.log" 2>&1 || { cat "$T/grub-install.log" >&2; umount "$mnt"; partx -d "$loop"; losetup -d "$loop"; return 1; }
-	cp "$VM_VMLINUZ" "$mnt/vmlinuz"
-	cp "$T/sys-initrd.img" "$mnt/initrd.img"
 	cp "$SLOTSYNC_SOURCE_DIR/docs/boot/grub.cfg" "$mnt/grub/slotsync.cfg"
 	cat >"$mnt/grub/grub.cfg" <<'CFG'
 serial --unit=0 --speed=115200
@@ -386,9 +429,12 @@ else
 	echo "SYSTEST grub slot=$slotsync_slot A_OK=$A_OK A_TRY=$A_TRY B_OK=$B_OK B_TRY=$B_TRY"
 	set default=$slotsync_slot
 fi
-menuentry A --id A { linux /vmlinuz console=ttyS0 panic=-1 quiet slotsync.slot=A; initrd /initrd.img }
-menuentry B --id B { linux /vmlinuz console=ttyS0 panic=-1 quiet slotsync.slot=B; initrd /initrd.img }
-menuentry factory --id factory { linux /vmlinuz console=ttyS0 panic=-1 quiet slotsync.factory=1; initrd /initrd.img }
+# each slot's kernel and initramfs from its own boot volume (partitions 7
+# and 8 of the disk GRUB runs from); the factory boots slot A's
+regexp --set=1:disk '^([^,]+),' "$root"
+menuentry A --id A { linux ($disk,gpt7)/vmlinuz console=ttyS0 panic=-1 quiet slotsync.slot=A; initrd ($disk,gpt7)/initrd.img ($disk,gpt7)/release.img }
+menuentry B --id B { linux ($disk,gpt8)/vmlinuz console=ttyS0 panic=-1 quiet slotsync.slot=B; initrd ($disk,gpt8)/initrd.img ($disk,gpt8)/release.img }
+menuentry factory --id factory { linux ($disk,gpt7)/vmlinuz console=ttyS0 panic=-1 quiet slotsync.factory=1; initrd ($disk,gpt7)/initrd.img ($disk,gpt7)/release.img }
 CFG
 	grub-editenv "$mnt/grub/grubenv" create
 	grub-editenv "$mnt/grub/grubenv" set factory=1

@@ -37,11 +37,11 @@ for v in 1.0 2.0; do
 done
 mkdir -p updates
 for v in 1.0 2.0; do
-	$G bundle --no-progress --store updates/store --image release-$v.sqfs --verity --version $v --compatible slotsync-vm \
+	$G bundle --no-progress --store updates/store --image release-$v.sqfs --image boot=boot-$v.img --verity --version $v --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" updates/v$v.bundle >/dev/null
 done
 # 3.0: the 2.0 root again, to install after the attacks
-$G bundle --no-progress --store updates/store --image release-2.0.sqfs --verity --version 3.0 --compatible slotsync-vm \
+$G bundle --no-progress --store updates/store --image release-2.0.sqfs --image boot=boot-2.0.img --verity --version 3.0 --compatible slotsync-vm \
 	--security-version 1 "${SIGN[@]}" updates/v3.0.bundle >/dev/null
 $G make --no-progress --store updates/store release-1.0.slot updates/v1.caibx >/dev/null
 $G verity --json release-1.0.sqfs release-1.0.slot | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_hash"])' >updates/v1.roothash

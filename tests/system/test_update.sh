@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# A real boot, end to end, in qemu: GRUB (docs/boot/grub.cfg) → kernel →
-# initramfs that unlocks the slot through the TPM → squashfs root → systemd,
-# whose slotsync agent updates the device.  One device lives through:
+# A real boot, end to end, in qemu: GRUB (docs/boot/grub.cfg) → the chosen
+# slot's own kernel and initramfs (its boot volume) → the initramfs unlocks the
+# slot through the TPM → squashfs root → systemd, whose slotsync agent updates
+# the device.  Each release is a slot group (root and boot volume), so a slot
+# boots the kernel of the release it holds.  One device lives through:
 #   1. the factory installs v1 into slot A; boot v1 from A → the agent installs
 #      v2 into B → reboot → GRUB boots B → health checks pass → marked good →
 #      B stays across two more reboots;
@@ -18,8 +20,10 @@
 #      (SLOTSYNC_SYSTEM_POWERLOSS_TRIALS, 10; 100 with SLOTSYNC_LONG=1); every
 #      time the next boot comes up on a good slot, the install resumes to
 #      completion, and the new slot boots byte-exact.
-# Every boot hashes the plaintext of its slot (systest-slotsum) and the test
-# compares it with the image it released into that slot.  The serial console
+# Every boot hashes the plaintext of its slot and its boot volume
+# (systest-slotsum) and the test compares them with the images it released
+# into that slot; the initramfs names the release whose boot volume it came
+# from, and the test checks it is the slot's.  The serial console
 # of every boot is kept (sys-*.log); a summary of the boots ends the output.
 source "$(dirname "$0")/../integration/lib.sh"
 source "$(dirname "$0")/../vm/lib.sh"
@@ -43,17 +47,17 @@ for v in 1.0 2.0 3.0 4.0; do
 	case $v in 3.0) kind=failing ;; 4.0) kind=crashing ;; *) kind= ;; esac
 	sys_release $v $kind || { not_ok "release $v could not be built"; finish; }
 done
-ok "releases 1.0, 2.0, 3.0 (its radio check fails), 4.0 (its kernel crashes): Debian roots with systemd and slotsync ($(du -m release-2.0.sqfs | cut -f1) MB squashfs each)"
+ok "releases 1.0, 2.0, 3.0 (its radio check fails), 4.0 (its kernel crashes): Debian roots with systemd and slotsync ($(du -m release-2.0.sqfs | cut -f1) MB squashfs each), and boot volumes with their kernel and initramfs ($(du -m boot-2.0.img | cut -f1) MB ext2 each)"
 mkdir -p updates
 # every release carries its dm-verity tree (after the image, in the slot) and
 # its root hash in the signed manifest; release-V.slot is what lands on a slot
 for v in 1.0 2.0 3.0 4.0; do
 	$G verity release-$v.sqfs release-$v.slot >/dev/null
-	$G bundle --no-progress --store updates/store --image release-$v.sqfs --verity --version $v --compatible slotsync-vm \
-		--security-version 1 "${SIGN[@]}" updates/v$v.bundle >/dev/null
+	$G bundle --no-progress --store updates/store --image release-$v.sqfs --image boot=boot-$v.img --verity --version $v \
+		--compatible slotsync-vm --security-version 1 "${SIGN[@]}" updates/v$v.bundle >/dev/null
 done
 # a downgrade to 1.0 that its release allows
-$G bundle --no-progress --store updates/store --image release-1.0.sqfs --verity --version 1.0 --compatible slotsync-vm \
+$G bundle --no-progress --store updates/store --image release-1.0.sqfs --image boot=boot-1.0.img --verity --version 1.0 --compatible slotsync-vm \
 	--security-version 1 --allow-downgrade-to 1.0 "${SIGN[@]}" updates/v1.0-downgrade.bundle >/dev/null
 $G make --no-progress --store updates/store release-1.0.slot updates/v1.caibx >/dev/null
 $G verity --json release-1.0.sqfs release-1.0.slot | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_hash"])' >updates/v1.roothash
@@ -62,14 +66,18 @@ printf '{"A": {"status": "good", "version": "1.0", "bundle_sha256": "%s", "secur
 	"$sha1" >updates/slots.json
 EXPIRES=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
 # what the host put into each slot: the guest hashes its slot's first bytes
-# (the image's size, from updates/slotsum) and the test compares.  Hashing
+# and its boot volume's (the images' sizes, from updates/slotsum) and the test
+# compares.  Hashing
 # costs a TCG guest 5 s, so it is asked for (HASH: the slots to hash) on the
 # first boot of what an install wrote into a slot, not again after.
 declare -A IMG=([A]=release-1.0.sqfs [B]=)
+# the boot volume of the release in slot S, and its release
+bootimg() { local v=${IMG[$1]#release-}; echo "boot-${v%.sqfs}.img"; }
+bootrel() { local v=${IMG[$1]#release-}; echo "${v%.sqfs}"; }
 HASH=A
 updates_disk() {
 	: >updates/slotsum
-	for s in $HASH; do [ -n "${IMG[$s]}" ] && echo "$s $(stat -c %s "${IMG[$s]%.sqfs}.slot")" >>updates/slotsum; done
+	for s in $HASH; do [ -n "${IMG[$s]}" ] && echo "$s $(stat -c %s "${IMG[$s]%.sqfs}.slot") $(stat -c %s "$(bootimg "$s")")" >>updates/slotsum; done
 	sys_updates_disk
 }
 publish() { # publish POINTER_VERSION BUNDLE ACTION
@@ -115,6 +123,7 @@ if g:
     grub = "good" if ok == "1" else f"trial, {tries or 0} tries left"
 rel, after_boot = "-", "no report"
 b = re.search(r"^SYSTEST booted [AB] (\S+)", text, re.M)
+kernel = re.search(r"^SYSTEST initramfs slot [AB] boot-image (\S+)", text, re.M)
 if s and s.get("booted") in ("A", "B"):
     x = s["slots"][s["booted"]]
     rel, after_boot = x.get("version") or "?", "good" if x["good"] else "not good"
@@ -139,30 +148,37 @@ if m:
     notes.append("downgrade refused")
 if killed == "yes":
     notes.append(f"power cut {after} s into an install")
-print(f"   boot {n:>3}: slot {slot} (GRUB: {grub}), release {rel}, {after_boot}"
+print(f"   boot {n:>3}: slot {slot} (GRUB: {grub}), kernel of {kernel.group(1) if kernel else '?'}, release {rel}, {after_boot}"
       + (f"; {'; '.join(notes)}" if notes else ""))
 PY
 )$'\n'
 }
 st() { python3 -c "import json; s=json.load(open('status-$N.json')); v=($1); print(v)" 2>&1; }
-# slotsum_ok: the booted slot's plaintext is the image the host put there
+# slotsum_ok: the booted slot's plaintext and its boot volume are the images
+# the host put there
 slotsum_ok() {
-	local want
+	local want b
+	b=$(bootimg "$SLOT")
 	want="$SLOT $(stat -c %s "${IMG[$SLOT]%.sqfs}.slot") $(sha256sum "${IMG[$SLOT]%.sqfs}.slot" | cut -d' ' -f1)"
-	grep -aq "^SYSTEST slotsum $want\$" "$LOG"
+	grep -aq "^SYSTEST slotsum $want\$" "$LOG" &&
+		grep -aq "^SYSTEST bootsum $SLOT $(stat -c %s "$b") $(sha256sum "$b" | cut -d' ' -f1)\$" "$LOG"
 }
-# expect SLOT VERSION: the boot came up on SLOT, running VERSION, its slot
+# expect SLOT VERSION: the boot came up on SLOT, from SLOT's boot volume (the
+# kernel and initramfs of the release in it), running VERSION, its slot group
 # byte-exact when it was to be hashed (from the report; a boot that never
-# reaches the report: the slot only)
+# reaches the report: the slot and its kernel only)
 expect() {
+	local kernel
+	kernel=$(sed -n "s/^SYSTEST initramfs slot $1 boot-image \([^ ]*\).*/\1/p" "$LOG" | head -n1)
 	if [ -n "$GOT" ] && [[ " $HASH " == *" $1 "* ]]; then
 		local exact=no
 		slotsum_ok && exact=yes
-		check "boot $N: slot $1, release $2 ($GOT), its slot byte-exact ($exact)" test "$GOT $exact" = "$1 $2 yes"
+		check "boot $N: slot $1 with its own kernel ($kernel), release $2 ($GOT), its root and boot volume byte-exact ($exact)" \
+			test "$GOT $kernel $exact" = "$1 $2 $(bootrel "$1") yes"
 	elif [ -n "$GOT" ]; then
-		check "boot $N: slot $1, release $2 ($GOT)" test "$GOT" = "$1 $2"
+		check "boot $N: slot $1 with its own kernel ($kernel), release $2 ($GOT)" test "$GOT $kernel" = "$1 $2 $(bootrel "$1")"
 	else
-		check "boot $N: slot $1 (release $2: no report)" test "$SLOT" = "$1"
+		check "boot $N: slot $1 with its own kernel ($kernel) (release $2: no report)" test "$SLOT $kernel" = "$1 $(bootrel "$1")"
 	fi
 }
 
@@ -274,7 +290,8 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	k=$((k + 1))
 	tgt=$([ $good = A ] && echo B || echo A)
 	img=$([ "${IMG[$tgt]}" = release-1.0.sqfs ] && echo release-2.0.sqfs || echo release-1.0.sqfs)
-	$G bundle --no-progress --store updates/store --image "$img" --verity --version "5.$k" --compatible slotsync-vm \
+	b=${img#release-}
+	$G bundle --no-progress --store updates/store --image "$img" --image "boot=boot-${b%.sqfs}.img" --verity --version "5.$k" --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" "updates/p5.$k.bundle" >/dev/null
 	# the slot an install just wrote boots for the first time: hash it
 	HASH=

@@ -190,13 +190,8 @@ CHECK
 	rm -f "$r"/etc/systemd/system/getty.target.wants/* 2>/dev/null
 	ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyAMA0.service"
 	ln -sf /dev/null "$r/etc/systemd/system/systemd-networkd-wait-online.service"
-	# and nothing the device does not need on the way to the agent (an
-	# emulated boot pays seconds for each: utmp alone took 2.4 s)
-	for u in systemd-update-utmp.service systemd-update-utmp-runlevel.service systemd-logind.service \
-		e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
-		fstrim.timer systemd-tmpfiles-clean.timer; do
-		ln -sf /dev/null "$r/etc/systemd/system/$u"
-	done
+	# and nothing the device does not need on the way to the agent
+	quiet_boot_units "$r"
 	rm -f "$T/release-$v.sqfs"
 	mksquashfs "$r" "$T/release-$v.sqfs" -noappend -quiet -comp zstd -all-root >/dev/null 2>&1 || return 1
 	rm -rf "$r"

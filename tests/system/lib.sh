@@ -161,14 +161,12 @@ WantedBy=multi-user.target
 UNIT
 	cat >"$r/usr/lib/slotsync/systest-slotsum" <<'SUM'
 #!/bin/sh
-# the plaintext of the booted slot (its dm-crypt mapping) and its boot volume,
-# each hashed over the size of the image the host put there ("SLOT SIZE
-# BOOT-SIZE" lines): the host compares
+# the plaintext of the booted slot (its dm-crypt mapping), hashed over the
+# size of the image the host put there ("SLOT SIZE" lines): the host compares
+# (the boot volumes are not encrypted: the host reads them from the disk)
 slot=$(sed -n 's/.*slotsync.slot=\([AB]\).*/\1/p' /proc/cmdline)
-set -- $(sed -n "s/^$slot //p" /srv/updates/slotsum)
-[ -n "$1" ] && echo "SYSTEST slotsum $slot $1 $(head -c "$1" /dev/mapper/slotsync-$slot | sha256sum | cut -d' ' -f1)"
-boot=$(sed -n "/^\[slot.$slot\]/,/^\[/s/^boot = //p" /etc/slotsync/system.conf)
-[ -n "$2" ] && echo "SYSTEST bootsum $slot $2 $(head -c "$2" "$boot" | sha256sum | cut -d' ' -f1)"
+size=$(sed -n "s/^$slot //p" /srv/updates/slotsum)
+[ -n "$size" ] && echo "SYSTEST slotsum $slot $size $(head -c "$size" /dev/mapper/slotsync-$slot | sha256sum | cut -d' ' -f1)"
 SUM
 	chmod 755 "$r/usr/lib/slotsync/systest-slotsum"
 	cat >"$r/usr/lib/systemd/system/systest-report.service" <<'UNIT'
@@ -254,6 +252,8 @@ UNIT
 	rm -f "$r"/etc/systemd/system/getty.target.wants/* 2>/dev/null
 	ln -sf /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
 	ln -sf /dev/null "$r/etc/systemd/system/systemd-networkd-wait-online.service"
+	# and nothing the device does not need on the way to the agent
+	quiet_boot_units "$r"
 	mksquashfs "$r" "$T/release-$v.sqfs" -noappend -quiet -comp zstd -all-root >/dev/null 2>&1 || return 1
 	rm -rf "$r"
 	sys_boot_volume "$v"

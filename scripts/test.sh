@@ -64,10 +64,15 @@ echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 BUILD_DIR=build-asan bash scripts/build.sh "${ASAN_CONFIG[@]}"
 # (the VM and system suites run once, above: the guests get this build's plain binary;
 # so do the fleet and the docs' walk-through, which reach no code the others do not;
-# the delta kill test cuts fewer times here, its full count ran above; the
-# install kill test keeps its 50: fewer leave some step of an install uncut)
+# the kill tests of the delta objects, of each delta codec and of the assembly
+# cut fewer times here, their full counts ran above: enough to go through each
+# resume path under the sanitizers; the install kill test keeps its 50: fewer
+# leave some step of an install uncut)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 \
 	SLOTSYNC_DELTA_KILL_TRIALS=${SLOTSYNC_DELTA_KILL_TRIALS:-12} \
+	SLOTSYNC_DELTA_CODEC_KILL_TRIALS=${SLOTSYNC_DELTA_CODEC_KILL_TRIALS:-4} \
+	SLOTSYNC_RESUME_KILL_TRIALS=${SLOTSYNC_RESUME_KILL_TRIALS:-15} \
+	SLOTSYNC_CRASH_TRIALS=${SLOTSYNC_CRASH_TRIALS:-8} \
 	ctest --output-on-failure -j2 -LE 'vm|system|fleet|docs')
 
 echo "== fuzzing"

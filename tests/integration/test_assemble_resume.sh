@@ -1,16 +1,18 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Interruptions at any instant, then resume:
-#  - SIGKILL at random points of an assembly (SLOTSYNC_KILL_TRIALS, default 50;
-#    the long mode runs 1000): the resumed target is byte-exact every time, and
+#  - SIGKILL at random points of an assembly (SLOTSYNC_RESUME_KILL_TRIALS, else
+#    SLOTSYNC_KILL_TRIALS, default 50; the long mode runs 1000; the sanitizer
+#    run fewer): the resumed target is byte-exact every time, and
 #    the bytes fetched again are at most concurrency x max chunk size;
 #  - a simulated power cut that also loses every write not yet fdatasync'd
-#    (SLOTSYNC_TEST_CRASH_AFTER_WRITES): the resumed target is byte-exact.
+#    (SLOTSYNC_TEST_CRASH_AFTER_WRITES; SLOTSYNC_CRASH_TRIALS, default 20):
+#    the resumed target is byte-exact.
 source "$(dirname "$0")/lib.sh"
 sample_images
 G=$SLOTSYNC_GEN
 S=$SLOTSYNC_BIN
-TRIALS=${SLOTSYNC_KILL_TRIALS:-50}
+TRIALS=${SLOTSYNC_RESUME_KILL_TRIALS:-${SLOTSYNC_KILL_TRIALS:-50}}
 CRASH_TRIALS=${SLOTSYNC_CRASH_TRIALS:-20}
 CONC=8
 random_file "$T/big.img" 16 resume

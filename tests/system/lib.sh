@@ -368,7 +368,7 @@ INIT
 # for it is what a release's new kernel would cost, not a reshuffled file
 # system
 sys_boot_volume() {
-	local v=$1 d=$T/bootvol-$1 rel=$T/bootvol-$1.rel
+	local v=$1 d=$T/bootvol-$1 rel=$T/bootvol-$1.rel uuid=5b6f3c2e-8f0a-4d1b-9c7e-2a4d6e8f0b1c
 	sys_initrd || return 1
 	rm -rf "$d" "$rel"
 	mkdir -p "$d" "$rel"
@@ -379,8 +379,8 @@ sys_boot_volume() {
 	(cd "$rel" && echo boot-release | cpio -o -H newc --quiet --reproducible) >"$d/release.img"
 	touch -d @0 "$d"/*
 	rm -f "$T/boot-$v.img"
-	E2FSPROGS_FAKE_TIME=1 mke2fs -q -F -t ext2 -m 0 -N 16 -U 5b6f3c2e-8f0a-4d1b-9c7e-2a4d6e8f0b1c \
-		-E root_owner=0:0,hash_seed=5b6f3c2e-8f0a-4d1b-9c7e-2a4d6e8f0b1c -d "$d" "$T/boot-$v.img" $(( $(du -sk "$d" | cut -f1) + 1024 ))k >/dev/null 2>&1 || return 1
+	E2FSPROGS_FAKE_TIME=1 mke2fs -q -F -t ext2 -m 0 -N 16 -U "$uuid" \
+		-E root_owner=0:0,hash_seed="$uuid" -d "$d" "$T/boot-$v.img" $(( $(du -sk "$d" | cut -f1) + 1024 ))k >/dev/null 2>&1 || return 1
 	rm -rf "$d" "$rel"
 }
 
@@ -454,7 +454,7 @@ sys_power_on() {
 	rm -f "$d/sock"
 	swtpm socket --tpm2 --tpmstate dir="$d" --ctrl type=unixio,path="$d/sock" --terminate -d
 	for _ in $(seq 50); do [ -S "$d/sock" ] && break; sleep 0.1; done
-	qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -nodefaults -no-reboot -display none \
+	qemu-system-x86_64 -accel tcg -cpu "$VM_QEMU_CPU" -smp 2 -m 1024 -nodefaults -no-reboot -display none \
 		-serial "file:$1" -drive "file=$T/disk.img,if=virtio,format=raw" -drive "file=${SYS_DISK2:-$T/updates.img},if=virtio,format=raw" \
 		-chardev socket,id=c,path="$d/sock" -tpmdev emulator,id=t,chardev=c -device tpm-tis,tpmdev=t "${SYS_QEMU_EXTRA[@]}" &
 	SYS_PID=$!
@@ -482,8 +482,10 @@ sys_wait_off() {
 # SYS_HUNG counts such power-ons
 SYS_INIT_LIMIT=${SYS_INIT_LIMIT:-60}
 SYS_HUNG=0
+# SYS_ON_MS: milliseconds the VM was on, summed over every power-on
+SYS_ON_MS=0
 sys_boot() {
-	local name=$1 kill_after=${2:-} log=$T/sys-$1.log try started kept
+	local name=$1 kill_after=${2:-} log=$T/sys-$1.log try started kept t0=${EPOCHREALTIME/./}
 	for try in 1 2; do
 		rm -f "$log"
 		sys_power_on "$log"
@@ -502,7 +504,10 @@ sys_boot() {
 		echo "# boot $name: the kernel and its modules not up $SYS_INIT_LIMIT s after power-on (the console's last line:" \
 			"$(tr -d '\r' <"$kept" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -a . | tail -n1 | cut -c1-100));" \
 			"log kept as ${kept##*/}, $([ $try = 1 ] && echo "powered on again" || echo "given up")"
-		if [ $try = 2 ]; then return 0; fi
+		if [ $try = 2 ]; then
+			SYS_ON_MS=$(( SYS_ON_MS + (${EPOCHREALTIME/./} - t0) / 1000 ))
+			return 0
+		fi
 	done
 	SYS_KILLED=
 	if [ -n "$kill_after" ]; then
@@ -521,12 +526,13 @@ sys_boot() {
 		fi
 	fi
 	sys_wait_off
+	SYS_ON_MS=$(( SYS_ON_MS + (${EPOCHREALTIME/./} - t0) / 1000 ))
+}
+
+# sys_part_offset N: the byte offset of partition N of $T/disk.img
+sys_part_offset() {
+	sfdisk -J "$T/disk.img" | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$1 - 1]['start'] * p.get('sectorsize', 512))"
 }
 
 # the updates disk from folder $T/updates
-sys_updates_disk() {
-	local kb
-	kb=$(du -sk "$T/updates" | cut -f1)
-	rm -f "$T/updates.img"
-	mke2fs -q -F -t ext4 -d "$T/updates" "$T/updates.img" $((kb * 5 / 4 + 16384))k >/dev/null 2>&1
-}
+sys_updates_disk() { ext4_of_dir "$T/updates" "$T/updates.img"; }

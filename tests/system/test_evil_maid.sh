@@ -100,9 +100,7 @@ host_grub_switch() {
 	losetup -d "$loop"
 }
 # slot_offset SLOT: the byte offset of the slot's partition in the disk
-slot_offset() {
-	sfdisk -J disk.img | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$([ "$1" = A ] && echo 2 || echo 3)]['start'] * p.get('sectorsize', 512))"
-}
+slot_offset() { sys_part_offset "$([ "$1" = A ] && echo 3 || echo 4)"; }
 
 # ---- the device: factory, v1 in A, v2 into B, B good ---------------------------
 sys_disk || { not_ok "the disk could not be built"; finish; }

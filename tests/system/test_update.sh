@@ -73,8 +73,8 @@ EXPIRES=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
 # first boot of what an install wrote into a slot, not again after.
 declare -A IMG=([A]=release-1.0.sqfs [B]=)
 # the boot volume of the release in slot S, and its release
-bootimg() { local v=${IMG[$1]#release-}; echo "boot-${v%.sqfs}.img"; }
 bootrel() { local v=${IMG[$1]#release-}; echo "${v%.sqfs}"; }
+bootimg() { echo "boot-$(bootrel "$1").img"; }
 HASH=A
 updates_disk() {
 	: >updates/slotsum
@@ -93,7 +93,7 @@ sys_disk || { not_ok "the disk could not be built"; finish; }
 # where each slot's boot volume starts in the disk (partitions 7 and 8)
 declare -A BOOTVOL_OFF
 for s in A B; do
-	BOOTVOL_OFF[$s]=$(sfdisk -J disk.img | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$([ $s = A ] && echo 6 || echo 7)]['start'] * p.get('sectorsize', 512))")
+	BOOTVOL_OFF[$s]=$(sys_part_offset "$([ $s = A ] && echo 7 || echo 8)")
 done
 publish 1 v1.0 stay
 sys_boot factory
@@ -297,9 +297,9 @@ declare -A STEPS=()
 while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 	k=$((k + 1))
 	tgt=$([ $good = A ] && echo B || echo A)
-	img=$([ "${IMG[$tgt]}" = release-1.0.sqfs ] && echo release-2.0.sqfs || echo release-1.0.sqfs)
-	b=${img#release-}
-	$G bundle --no-progress --store updates/store --image "$img" --image "boot=boot-${b%.sqfs}.img" --verity --version "5.$k" --compatible slotsync-vm \
+	rel=$([ "${IMG[$tgt]}" = release-1.0.sqfs ] && echo 2.0 || echo 1.0)
+	img=release-$rel.sqfs
+	$G bundle --no-progress --store updates/store --image "$img" --image "boot=boot-$rel.img" --verity --version "5.$k" --compatible slotsync-vm \
 		--security-version 1 "${SIGN[@]}" "updates/p5.$k.bundle" >/dev/null
 	# the slot an install just wrote boots for the first time: hash it
 	HASH=
@@ -367,5 +367,5 @@ echo "# power cuts by the step they interrupted:${steps%,}"
 check "the VM hung in its kernel, before slotsync ran, in at most 2 of $N boots ($SYS_HUNG)" test "$SYS_HUNG" -le 2
 echo "# boots:"
 printf '%s' "$SUMMARY"
-echo "# system suite: $N boots, $cuts power cuts, $(( $(date +%s) - start )) s wall time"
+echo "# system suite: $N boots, $cuts power cuts, $(( $(date +%s) - start )) s wall time, $(( SYS_ON_MS / 1000 )) s of it with the VM on"
 finish

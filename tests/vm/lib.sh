@@ -13,6 +13,12 @@
 # Guest output lines "VMTEST ok ..." / "VMTEST fail ..." become test results.
 VM_CACHE=${SLOTSYNC_VM_CACHE:-/var/cache/slotsync/vm}
 VM_KVER=
+# The guests' CPU (here and in the whole-system suite): a plain x86-64 with
+# the SSE4, AES-NI and carry-less multiply instructions, not -cpu max, whose
+# AVX2 the kernel's and OpenSSL's SHA-256 and AES code then choose and TCG
+# emulates more slowly than the code it translates for SSE: about 5 % less
+# guest time for the same boots and installs (SLOTSYNC_VM_CPU to choose)
+VM_QEMU_CPU=${SLOTSYNC_VM_CPU:-qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+aes,+pclmulqdq}
 vm_kernel() {
 	local pkg
 	mkdir -p "$VM_CACHE"
@@ -75,7 +81,7 @@ vm_boot() {
 	swtpm socket --tpm2 --tpmstate dir="$d" --ctrl type=unixio,path="$d/sock" --terminate -d
 	for _ in $(seq 50); do [ -S "$d/sock" ] && break; sleep 0.1; done
 	for f in $VM_DISKS; do drives+=(-drive "file=$f,if=virtio,format=raw"); done
-	qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 768 -nodefaults -no-reboot -display none \
+	qemu-system-x86_64 -accel tcg -cpu "$VM_QEMU_CPU" -smp 2 -m 768 -nodefaults -no-reboot -display none \
 		-serial "file:$log" -kernel "$VM_VMLINUZ" -initrd "$T/initrd" \
 		-append "console=ttyS0 panic=-1 quiet vmtest.stage=$stage" "${drives[@]}" \
 		-chardev socket,id=c,path="$d/sock" -tpmdev emulator,id=t,chardev=c -device tpm-tis,tpmdev=t &

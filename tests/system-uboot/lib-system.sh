@@ -351,7 +351,12 @@ GPT
 }
 
 # the updates disk (vdb) from folder $T/updates
-ub_updates_disk() { ext4_of_dir "$T/updates" "$T/control.img"; }
+ub_updates_disk() {
+	local kb
+	kb=$(du -sk "$T/updates" | cut -f1)
+	rm -f "$T/control.img"
+	mke2fs -q -F -t ext4 -d "$T/updates" "$T/control.img" $((kb * 5 / 4 + 16384))k >/dev/null 2>&1
+}
 
 # per power-on (one boot each, UB_NO_REBOOT=1): the slot, seconds from
 # power-on to the kernel's first line, to the initramfs, to the agent's first

@@ -223,7 +223,6 @@ ub_env_config() {
 }
 
 ub_control() {
-	rm -f "$T/control.img.files"
 	dd if=/dev/zero of="$T/control.img" bs=64K count=1 conv=notrunc status=none
 	printf '%s\n' "$1" | dd of="$T/control.img" conv=notrunc status=none
 }

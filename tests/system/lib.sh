@@ -535,4 +535,9 @@ sys_part_offset() {
 }
 
 # the updates disk from folder $T/updates
-sys_updates_disk() { ext4_of_dir "$T/updates" "$T/updates.img"; }
+sys_updates_disk() {
+	local kb
+	kb=$(du -sk "$T/updates" | cut -f1)
+	rm -f "$T/updates.img"
+	mke2fs -q -F -t ext4 -d "$T/updates" "$T/updates.img" $((kb * 5 / 4 + 16384))k >/dev/null 2>&1
+}

@@ -350,12 +350,10 @@ GPT
 		{ echo "cannot write the first boot state into the environment" >&2; return 1; }
 }
 
-# the updates disk (vdb) from folder $T/updates
+# the updates disk (vdb) from folder $T/updates (made whole the first time,
+# then only what changed written into it: tests/integration/ext4_of_dir.py)
 ub_updates_disk() {
-	local kb
-	kb=$(du -sk "$T/updates" | cut -f1)
-	rm -f "$T/control.img"
-	mke2fs -q -F -t ext4 -d "$T/updates" "$T/control.img" $((kb * 5 / 4 + 16384))k >/dev/null 2>&1
+	python3 "$SLOTSYNC_SOURCE_DIR/tests/integration/ext4_of_dir.py" "$T/updates" "$T/control.img"
 }
 
 # per power-on (one boot each, UB_NO_REBOOT=1): the slot, seconds from

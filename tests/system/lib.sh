@@ -445,11 +445,15 @@ CFG
 
 # sys_power_on LOG: start the VM (swtpm as its TPM, serial console into LOG)
 # and a watchdog that kills it after 300 s; sets SYS_PID, SYS_WATCHDOG.
+# SYS_ON_MS: milliseconds the VM was on, summed over every power-on (from
+# here to the end of sys_wait_off)
 # SYS_DISK2: the second disk (default the updates disk); SYS_QEMU_EXTRA: more
 # qemu arguments (-kernel/-initrd/-append: a boot from other media)
 SYS_QEMU_EXTRA=()
+SYS_ON_MS=0
 sys_power_on() {
 	local d=$T/sys-tpm
+	SYS_ON_T0=${EPOCHREALTIME/./}
 	mkdir -p "$d"
 	rm -f "$d/sock"
 	swtpm socket --tpm2 --tpmstate dir="$d" --ctrl type=unixio,path="$d/sock" --terminate -d
@@ -467,6 +471,7 @@ sys_wait_off() {
 	wait $SYS_PID 2>/dev/null || true
 	pkill -P $SYS_WATCHDOG 2>/dev/null || true
 	kill $SYS_WATCHDOG 2>/dev/null || true
+	SYS_ON_MS=$((SYS_ON_MS + (${EPOCHREALTIME/./} - SYS_ON_T0) / 1000))
 }
 
 # sys_boot NAME [KILL_AFTER]: one power-on of the disk (GRUB, the initramfs,
@@ -482,10 +487,8 @@ sys_wait_off() {
 # SYS_HUNG counts such power-ons
 SYS_INIT_LIMIT=${SYS_INIT_LIMIT:-60}
 SYS_HUNG=0
-# SYS_ON_MS: milliseconds the VM was on, summed over every power-on
-SYS_ON_MS=0
 sys_boot() {
-	local name=$1 kill_after=${2:-} log=$T/sys-$1.log try started kept t0=${EPOCHREALTIME/./}
+	local name=$1 kill_after=${2:-} log=$T/sys-$1.log try started kept
 	for try in 1 2; do
 		rm -f "$log"
 		sys_power_on "$log"
@@ -504,10 +507,7 @@ sys_boot() {
 		echo "# boot $name: the kernel and its modules not up $SYS_INIT_LIMIT s after power-on (the console's last line:" \
 			"$(tr -d '\r' <"$kept" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -a . | tail -n1 | cut -c1-100));" \
 			"log kept as ${kept##*/}, $([ $try = 1 ] && echo "powered on again" || echo "given up")"
-		if [ $try = 2 ]; then
-			SYS_ON_MS=$(( SYS_ON_MS + (${EPOCHREALTIME/./} - t0) / 1000 ))
-			return 0
-		fi
+		[ $try = 1 ] || return 0
 	done
 	SYS_KILLED=
 	if [ -n "$kill_after" ]; then
@@ -526,7 +526,6 @@ sys_boot() {
 		fi
 	fi
 	sys_wait_off
-	SYS_ON_MS=$(( SYS_ON_MS + (${EPOCHREALTIME/./} - t0) / 1000 ))
 }
 
 # sys_part_offset N: the byte offset of partition N of $T/disk.img
@@ -534,10 +533,8 @@ sys_part_offset() {
 	sfdisk -J "$T/disk.img" | python3 -c "import json,sys; p=json.load(sys.stdin)['partitiontable']; print(p['partitions'][$1 - 1]['start'] * p.get('sectorsize', 512))"
 }
 
-# the updates disk from folder $T/updates
+# the updates disk from folder $T/updates (made whole the first time, then
+# only what changed written into it: tests/integration/ext4_of_dir.py)
 sys_updates_disk() {
-	local kb
-	kb=$(du -sk "$T/updates" | cut -f1)
-	rm -f "$T/updates.img"
-	mke2fs -q -F -t ext4 -d "$T/updates" "$T/updates.img" $((kb * 5 / 4 + 16384))k >/dev/null 2>&1
+	python3 "$SLOTSYNC_SOURCE_DIR/tests/integration/ext4_of_dir.py" "$T/updates" "$T/updates.img"
 }

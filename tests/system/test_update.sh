@@ -291,6 +291,7 @@ check "... B's data partition copied to A" grep -aq "SYSTEST data factory data" 
 [ -n "$INSTALL_S" ] || { not_ok "no install time could be read from boot 1"; INSTALL_S=15; }
 echo "# an install takes about $INSTALL_S s in this VM: power cuts fall in [0, $INSTALL_S) s after it starts"
 good=A
+ver=1.0 # what slot $good runs
 cuts=0
 k=0
 declare -A STEPS=()
@@ -320,6 +321,7 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 		echo "# trial $k: no cut: the install finished within $cut s (not counted)"
 		IMG[$tgt]=$img
 		good=$tgt
+		ver=5.$k
 		continue
 	fi
 	cuts=$((cuts + 1))
@@ -348,14 +350,15 @@ while [ $cuts -lt "$TRIALS" ] && [ $k -lt $((TRIALS + 5)) ]; do
 			"$tgt exact (True, '5.$k', 'done')"
 	fi
 	good=$tgt
+	ver=5.$k
 done
 echo stay >updates/action
 HASH=$good
 updates_disk
 boot
-check "after $cuts power cuts: slot $good runs 5.$k, byte-exact, good" \
+check "after $cuts power cuts: slot $good runs $ver, byte-exact, good" \
 	test "$SLOT $(slotsum_ok && echo exact) $(st "s['booted'], s['slots']['$good']['good'], s['slots']['$good']['version']")" = \
-	"$good exact ('$good', True, '5.$k')"
+	"$good exact ('$good', True, '$ver')"
 check "$TRIALS power cuts, each during an install" test "$cuts" -ge "$TRIALS"
 steps=""
 for x in "${!STEPS[@]}"; do steps+=" $x: ${STEPS[$x]},"; done

@@ -10,8 +10,10 @@ folders, files and folders removed.  A file counts as changed by its content
 (SHA-256), not its time: every new bundle refreshes the times of the chunks it
 names, and rewriting those thousands of files would cost more than mke2fs.
 Every file written is read back from the image in a second debugfs run and
-compared, every file removed looked for, and e2fsck checks the whole; anything that does not read back the same (a full image, an odd
-name, a debugfs error) makes the image whole again.
+compared, every file removed looked for, and e2fsck checks the whole; anything
+that does not check (a full image, an odd name, a debugfs error) makes the
+image whole again.  The listing names the image it describes (size, time,
+inode): an image something else wrote to or made is made whole again too.
 """
 import hashlib
 import json
@@ -112,13 +114,18 @@ def in_place(top, img, old, new):
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def whole(top, img):
-    kb = sum(os.lstat(os.path.join(r, n)).st_blocks // 2 for r, _, ns in os.walk(top) for n in ns)
+def whole(top, img, new):
+    kb = sum((v[0] + 4095) // 4096 * 4 for v in new.values() if v is not None)
     if os.path.exists(img):
         os.unlink(img)
     # room for the releases a suite adds later, written in place
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", top, img, "%dk" % (kb * 2 + 65536)],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+
+def identity(img):
+    st = os.stat(img)
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def main():
@@ -127,14 +134,16 @@ def main():
     old = None
     if os.path.exists(img) and os.path.exists(state):
         with open(state) as f:
-            old = json.load(f)
+            saved = json.load(f)
+        if saved["image"] == identity(img):
+            old = saved["files"]
     new = listing(top, old or {})
     if os.path.exists(state):
         os.unlink(state)                 # no listing while the image changes
     if old is None or not in_place(top, img, old, new):
-        whole(top, img)
+        whole(top, img, new)
     with open(state + ".tmp", "w") as f:
-        json.dump(new, f)
+        json.dump({"image": identity(img), "files": new}, f)
     os.replace(state + ".tmp", state)
 
 

@@ -19,7 +19,6 @@
 #include "io.h"
 #include "delta_internal.h"
 
-#define XPIECE (64u << 10)
 #define TARGET_XCONTEXT (1u << 20)
 #define TARGET_RAW_MAX (2u << 20)
 #define PROBE_BLOCKS 8
@@ -296,10 +295,9 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 {
 	struct ctx *c = w->c;
 	const struct slotsync_index *ni = c->new_idx;
-	size_t el = 0, last_raw = SIZE_MAX, nblocks = 0, nc = 0, nr = 0, first = nblock_at(c, rs), z0, z1 = 0,
+	size_t el = 0, last_raw = SIZE_MAX, nblocks = 0, nr = 0, first = nblock_at(c, rs), z0, z1 = 0,
 	       bcap = (size_t)c->nsq.block_size * 2 + 65536;
 	uint64_t cur = rs, raw_budget = SLOTSYNC_DELTA_REF_MAX, ts = rs, t_raw = 0, t_x = 0, x_used = 0;
-	struct cand cand[64 * DIAG_PER_CHUNK];
 	struct interval rv[SLOTSYNC_DELTA_REFS_MAX];
 	uint32_t ctx_map = 0;
 
@@ -395,42 +393,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	}
 
 	/* what the records resemble in the expanded base */
-	for (size_t s = 0; s < el; s += XPIECE) {
-		size_t e = s + XPIECE < el ? s + XPIECE : el;
-		struct diag dg[DIAG_PER_CHUNK];
-		size_t nd = resemble_vote(&c->x_sp, w->xout, s, e, &w->votes, &w->votes_cap, dg);
-		for (size_t i = 0; i < nd && nc < sizeof(cand) / sizeof(cand[0]); i++) {
-			int64_t a = (int64_t)s + dg[i].d - MARGIN, b = (int64_t)e + dg[i].d + MARGIN;
-			if (a < 0)
-				a = 0;
-			if (b > (int64_t)c->x_sp.size)
-				b = (int64_t)c->x_sp.size;
-			if (b > a)
-				cand[nc++] = (struct cand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
-		}
-	}
-	qsort(cand, nc, sizeof(*cand), frames_cmp_cand);
-	{
-		uint64_t x_budget = SLOTSYNC_DELTA_XREF_MAX - x_used;
-		for (size_t i = 0; i < nc; i++)
-			for (size_t g = frames_xseg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
-				const struct xseg *sg = &c->xseg[g];
-				uint64_t a = sg->r, b = sg->r + sg->rl, xn = sg->xl;
-				if (!sg->frame) {
-					uint64_t xa = cand[i].s > sg->x ? cand[i].s : sg->x,
-						 xb = cand[i].e < sg->x + sg->xl ? cand[i].e : sg->x + sg->xl;
-					a = sg->r + (xa - sg->x);
-					b = sg->r + (xb - sg->x);
-					xn = b - a;
-				}
-				if (b - a > raw_budget || xn > x_budget || nr == sizeof(rv) / sizeof(rv[0]) - 1)
-					continue;
-				raw_budget -= b - a;
-				x_budget -= xn;
-				rv[nr++] = (struct interval){ a, b, 0 };
-			}
-	}
-	nr = resemble_merge_intervals(rv, nr);
+	nr = frames_pick_ranges(w, el, raw_budget, SLOTSYNC_DELTA_XREF_MAX - x_used, rv, sizeof(rv) / sizeof(rv[0]));
 	/* the base ranges: raw into w->xraw, expanded after the context in w->xref */
 	{
 		size_t xl = x_used;

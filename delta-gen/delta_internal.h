@@ -207,6 +207,10 @@ struct cand {
 int frames_cmp_cand(const void *a, const void *b);
 /* Segment of the expanded base holding expanded offset x. */
 size_t frames_xseg_at(const struct ctx *c, uint64_t x);
+/* The base ranges the records w->xout[0, el) resemble, within the budgets,
+ * merged into rv[0, rv_max - 1); returns how many. */
+size_t frames_pick_ranges(struct worker *w, size_t el, uint64_t raw_budget, uint64_t x_budget, struct interval *rv,
+			  size_t rv_max);
 /* The ZSTD_FRAMES object of t, encoded at the full level and checked, as job
  * j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
 int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len);

@@ -14,6 +14,7 @@
  * Codecs are tried at a quicker zstd level; the smallest is encoded again at
  * the full level and kept only if it beats the plain chunks it replaces.  Every
  * object is decoded again and compared before it is kept. */
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getCParams */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -41,8 +42,20 @@ size_t encode_zstd_ref(ZSTD_CCtx *cc, int level, const uint8_t *ref, size_t ref_
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, (int)wlog);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 0);
-	if (ref_len)
+	if (ref_len) {
+		/* A level's tables are sized for the input, not for a reference
+		 * several times as long: at the trial level a 3.3 MB reference of
+		 * which the output uses the start found almost nothing (405 KB
+		 * against 69 KB with tables as large as the window), and the trial
+		 * then picked the wrong codec.  Tables up to 4M entries. */
+		ZSTD_compressionParameters p = ZSTD_getCParams(level, len, ref_len);
+		unsigned want = wlog < 22 ? wlog : 22;
+		if (p.hashLog < want)
+			ZSTD_CCtx_setParameter(cc, ZSTD_c_hashLog, (int)want);
+		if (p.chainLog < want && p.strategy != ZSTD_fast)
+			ZSTD_CCtx_setParameter(cc, ZSTD_c_chainLog, (int)want);
 		ZSTD_CCtx_refPrefix(cc, ref, ref_len);
+	}
 	r = ZSTD_compress2(cc, dst, cap, src, len);
 	return ZSTD_isError(r) ? 0 : r;
 }

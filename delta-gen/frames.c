@@ -207,17 +207,67 @@ size_t frames_xseg_at(const struct ctx *c, uint64_t x)
 	return l;
 }
 
+/* The base ranges the records w->xout[0, el) resemble, voted on XPIECE bytes at
+ * a time: most-voted first, whole frames where the base has them, within the
+ * limits, each base stretch paid for once (the diagonals of one piece mostly
+ * fall in the same frames), merged into rv; returns how many.  One place of rv
+ * is left for the context. */
+size_t frames_pick_ranges(struct worker *w, size_t el, uint64_t raw_budget, uint64_t x_budget, struct interval *rv,
+			  size_t rv_max)
+{
+	const struct ctx *c = w->c;
+	struct cand cand[64 * DIAG_PER_CHUNK];
+	size_t nc = 0, nr = 0;
+
+	for (size_t s = 0; s < el; s += XPIECE) {
+		size_t e = s + XPIECE < el ? s + XPIECE : el;
+		struct diag dg[DIAG_PER_CHUNK];
+		size_t nd = resemble_vote(&c->x_sp, w->xout, s, e, &w->votes, &w->votes_cap, dg);
+		for (size_t i = 0; i < nd && nc < sizeof(cand) / sizeof(cand[0]); i++) {
+			int64_t a = (int64_t)s + dg[i].d - MARGIN, b = (int64_t)e + dg[i].d + MARGIN;
+			if (a < 0)
+				a = 0;
+			if (b > (int64_t)c->x_sp.size)
+				b = (int64_t)c->x_sp.size;
+			if (b > a)
+				cand[nc++] = (struct cand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
+		}
+	}
+	qsort(cand, nc, sizeof(*cand), frames_cmp_cand);
+	for (size_t i = 0; i < nc; i++) {
+		for (size_t g = frames_xseg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
+			const struct xseg *sg = &c->xseg[g];
+			uint64_t a = sg->r, b = sg->r + sg->rl, xn = sg->xl;
+			size_t k = 0;
+			if (!sg->frame) {
+				uint64_t xa = cand[i].s > sg->x ? cand[i].s : sg->x,
+					 xb = cand[i].e < sg->x + sg->xl ? cand[i].e : sg->x + sg->xl;
+				a = sg->r + (xa - sg->x);
+				b = sg->r + (xb - sg->x);
+				xn = b - a;
+			}
+			while (k < nr && !(rv[k].s <= a && b <= rv[k].e))
+				k++;
+			if (k < nr || b - a > raw_budget || xn > x_budget || nr + 1 >= rv_max)
+				continue;
+			raw_budget -= b - a;
+			x_budget -= xn;
+			rv[nr++] = (struct interval){ a, b, 0 };
+		}
+	}
+	return resemble_merge_intervals(rv, nr);
+}
+
 /* The ZSTD_FRAMES encoding of new image [rs, re) at the trial level, in
  * w->out_c; returns its size, or 0 if the codec does not apply. */
 size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t)
 {
 	struct ctx *c = w->c;
 	const struct slotsync_index *ni = c->new_idx;
-	size_t el = 0, last_raw = SIZE_MAX, nframes = 0, lo = 0, hi = c->n_nf, nc = 0, nr = 0, xl, z0, z1 = 0,
+	size_t el = 0, last_raw = SIZE_MAX, nframes = 0, lo = 0, hi = c->n_nf, nr = 0, xl, z0, z1 = 0,
 	       cap = ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX);
 	uint64_t cur = rs, raw_budget = SLOTSYNC_DELTA_REF_MAX, x_budget = SLOTSYNC_DELTA_XREF_MAX, ts = rs, t_raw = 0,
 		 t_x = 0;
-	struct cand cand[64 * DIAG_PER_CHUNK];
 	struct interval rv[SLOTSYNC_DELTA_REFS_MAX];
 
 	/* the records */
@@ -277,44 +327,9 @@ size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	}
 	t_raw = rs - ts;
 
-	/* what the records resemble in the expanded base */
-	for (size_t s = 0; s < el; s += XPIECE) {
-		size_t e = s + XPIECE < el ? s + XPIECE : el;
-		struct diag dg[DIAG_PER_CHUNK];
-		size_t nd = resemble_vote(&c->x_sp, w->xout, s, e, &w->votes, &w->votes_cap, dg);
-		for (size_t i = 0; i < nd && nc < sizeof(cand) / sizeof(cand[0]); i++) {
-			int64_t a = (int64_t)s + dg[i].d - MARGIN, b = (int64_t)e + dg[i].d + MARGIN;
-			if (a < 0)
-				a = 0;
-			if (b > (int64_t)c->x_sp.size)
-				b = (int64_t)c->x_sp.size;
-			if (b > a)
-				cand[nc++] = (struct cand){ (uint64_t)a, (uint64_t)b, dg[i].votes };
-		}
-	}
-	qsort(cand, nc, sizeof(*cand), frames_cmp_cand);
 	raw_budget -= t_raw;
 	x_budget -= t_x < x_budget ? t_x : x_budget;
-	/* as base ranges: whole frames, most-voted first, within the limits */
-	for (size_t i = 0; i < nc; i++) {
-		for (size_t g = frames_xseg_at(c, cand[i].s); g < c->n_xseg && c->xseg[g].x < cand[i].e; g++) {
-			const struct xseg *sg = &c->xseg[g];
-			uint64_t a = sg->r, b = sg->r + sg->rl, xn = sg->xl;
-			if (!sg->frame) {
-				uint64_t xa = cand[i].s > sg->x ? cand[i].s : sg->x,
-					 xb = cand[i].e < sg->x + sg->xl ? cand[i].e : sg->x + sg->xl;
-				a = sg->r + (xa - sg->x);
-				b = sg->r + (xb - sg->x);
-				xn = b - a;
-			}
-			if (b - a > raw_budget || xn > x_budget || nr == sizeof(rv) / sizeof(rv[0]) - 1)
-				continue;
-			raw_budget -= b - a;
-			x_budget -= xn;
-			rv[nr++] = (struct interval){ a, b, 0 };
-		}
-	}
-	nr = resemble_merge_intervals(rv, nr);
+	nr = frames_pick_ranges(w, el, raw_budget, x_budget, rv, sizeof(rv) / sizeof(rv[0]));
 	/* references: the context (one range) and the base ranges, in this order */
 	t->n_refs = 0;
 	t->raw_len = 0;

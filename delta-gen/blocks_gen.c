@@ -278,16 +278,104 @@ static int map_add(struct worker *w, struct frames_try *t, uint64_t roff, uint32
 	return 0;
 }
 
-/* The object: map frame + records frame with the expanded prefix, in w->out_c. */
-static size_t emit(struct worker *w, struct frames_try *t, int level, size_t xoff)
-{
-	size_t cap = ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX) + ZSTD_compressBound(4 + 12 * BLOCKS_MAP_MAX), m, z;
+/* A 64-byte block of the records is predicted by the alignment that gets the
+ * most of it right, if that leaves at most RESID_MISS bytes wrong; else by
+ * nothing (its residual is its bytes, which zstd still finds in the
+ * reference). */
+#define RESID_MISS 24
+#define RESID_PIECE (64u << 10)            /* record bytes voted on together */
 
-	io_put_le32(w->map, t->n_map);
+/* The records of t as their residual against the expanded reference (the
+ * layout of SLOTSYNC_DELTA_MAP_RESIDUAL), in w->xres; returns its length, or
+ * 0.  The alignments are the most-voted diagonals of the records' 64 KiB
+ * pieces in the expanded reference, as RESIDUAL's are in the image. */
+static size_t resid_records(struct worker *w, const struct frames_try *t)
+{
+	const uint8_t *x = w->xref + t->xoff, *rec = w->xout;
+	size_t xl = t->xl, el = t->el, nal = 0, blocks = (el + SLOTSYNC_DELTA_BLOCK - 1) / SLOTSYNC_DELTA_BLOCK, head;
+	struct space sp = { .p = x, .size = xl };
+	struct slotsync_error e = { 0 };
+	int64_t ra[SLOTSYNC_DELTA_ALIGN_MAX];
+	uint64_t rv[SLOTSYNC_DELTA_ALIGN_MAX];
+	uint8_t *sel, *res;
+
+	if (!w->xres && !(w->xres = malloc(BLOCKS_RESID_CAP)))
+		return 0;
+	if (!xl || resemble_build_anchors(&sp, &e) < 0)
+		return 0;
+	for (size_t s = 0; s < el; s += RESID_PIECE) {
+		size_t en = s + RESID_PIECE < el ? s + RESID_PIECE : el;
+		struct diag dg[DIAG_PER_CHUNK];
+		size_t nd = resemble_vote(&sp, rec, s, en, &w->votes, &w->votes_cap, dg);
+		for (size_t i = 0; i < nd; i++) {
+			size_t a = 0, wk = 0;
+			while (a < nal && ra[a] != dg[i].d)
+				a++;
+			if (a < nal) {
+				rv[a] += dg[i].votes;
+				continue;
+			}
+			if (nal < SLOTSYNC_DELTA_ALIGN_MAX) {
+				rv[nal] = dg[i].votes;
+				ra[nal++] = dg[i].d;
+				continue;
+			}
+			/* full: the diagonal replaces the weakest if it is stronger */
+			for (size_t k = 1; k < nal; k++)
+				if (rv[k] < rv[wk])
+					wk = k;
+			if (rv[wk] < dg[i].votes) {
+				rv[wk] = dg[i].votes;
+				ra[wk] = dg[i].d;
+			}
+		}
+	}
+	free(sp.anchors);
+	if (!nal)
+		return 0;
+	head = 1 + 4 * nal + 4;
+	w->xres[0] = (uint8_t)nal;
+	for (size_t a = 0; a < nal; a++)
+		io_put_le32(w->xres + 1 + 4 * a, (uint32_t)(int32_t)ra[a]);
+	io_put_le32(w->xres + 1 + 4 * nal, (uint32_t)el);
+	sel = w->xres + head;
+	res = sel + blocks;
+	for (size_t b = 0; b < blocks; b++) {
+		size_t at = b * SLOTSYNC_DELTA_BLOCK, end = at + SLOTSYNC_DELTA_BLOCK < el ? at + SLOTSYNC_DELTA_BLOCK : el,
+		       best_n = RESID_MISS + 1;
+		int best = 0xff;
+		for (size_t a = 0; a < nal && best_n; a++) {
+			size_t miss = 0;
+			for (size_t i = at; i < end && miss < best_n; i++) {
+				int64_t p = ra[a] + (int64_t)i;
+				miss += rec[i] != (p >= 0 && (uint64_t)p < xl ? x[p] : 0);
+			}
+			if (miss < best_n) {
+				best_n = miss;
+				best = (int)a;
+			}
+		}
+		sel[b] = (uint8_t)best;
+		for (size_t i = at; i < end; i++) {
+			int64_t p = best == 0xff ? -1 : ra[best] + (int64_t)i;
+			res[i] = (uint8_t)(rec[i] - (p >= 0 && (uint64_t)p < xl ? x[p] : 0));
+		}
+	}
+	return head + blocks + el;
+}
+
+/* The object: map frame + records frame with the expanded prefix, in w->out_c;
+ * the records as their residual if rl (its length in w->xres). */
+static size_t emit(struct worker *w, struct frames_try *t, int level, size_t xoff, size_t rl)
+{
+	size_t cap = ZSTD_compressBound(BLOCKS_RESID_CAP) + ZSTD_compressBound(4 + 12 * BLOCKS_MAP_MAX), m, z;
+
+	io_put_le32(w->map, t->n_map | (rl ? SLOTSYNC_DELTA_MAP_RESIDUAL : 0));
 	m = encode_zstd_ref(w->cc, level, NULL, 0, w->map, 4 + 12 * (size_t)t->n_map, w->out_c, cap);
 	if (!m)
 		return 0;
-	z = encode_zstd_ref(w->cc, level, w->xref + xoff, t->xl, w->xout, t->el, w->out_c + m, cap - m);
+	z = encode_zstd_ref(w->cc, level, w->xref + xoff, t->xl, rl ? w->xres : w->xout, rl ? rl : t->el, w->out_c + m,
+			    cap - m);
 	return z ? m + z : 0;
 }
 
@@ -441,7 +529,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	}
 	/* with the context and without it */
 	if (t_raw) {
-		z1 = emit(w, t, TRIAL_LEVEL(c), 0);
+		z1 = emit(w, t, TRIAL_LEVEL(c), 0, 0);
 		t->xl -= x_used;
 	}
 	{
@@ -458,7 +546,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 			w->map = w->map2;
 			w->map2 = sw;
 		}
-		z0 = emit(w, t, TRIAL_LEVEL(c), x_used);
+		z0 = emit(w, t, TRIAL_LEVEL(c), x_used, 0);
 		if (z1 && (!z0 || z1 + SLOTSYNC_DELTA_REF_BYTES < z0)) {
 			/* back to the one with the context */
 			uint8_t *sw = w->map;
@@ -492,8 +580,18 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	struct ctx *c = w->c;
 	struct slotsync_error e2 = { 0 };
 	int lv = c->opt->level > BLOCKS_LEVEL ? BLOCKS_LEVEL : c->opt->level, r;
-	size_t pl = emit(w, t, lv, t->xoff);
+	size_t rl = resid_records(w, t), pl;
 
+	/* the records as they are or as their residual, whichever the trial level
+	 * makes smaller */
+	if (rl) {
+		size_t cap = ZSTD_compressBound(BLOCKS_RESID_CAP);
+		size_t zr = encode_zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref + t->xoff, t->xl, w->xres, rl, w->out_c, cap);
+		size_t zp = encode_zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref + t->xoff, t->xl, w->xout, t->el, w->out_c, cap);
+		if (!zr || (zp && zr >= zp))
+			rl = 0;
+	}
+	pl = emit(w, t, lv, t->xoff, rl);
 	if (!pl || pl >= j->plain)
 		return -1;
 	slotsync_delta_decoder_set_profile(w->dec, &c->prof);
@@ -504,7 +602,8 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	if (r < 0 || memcmp(w->check, src, len) != 0) {
 		uint64_t rs = (uint64_t)(src - c->ni.p);
 		memset(&e2, 0, sizeof(e2));
-		pl = job(w, rs, rs + len, t, 1) ? emit(w, t, lv, t->xoff) : 0;
+		rl = 0;
+		pl = job(w, rs, rs + len, t, 1) ? emit(w, t, lv, t->xoff, 0) : 0;
 		if (!pl || pl >= j->plain)
 			return -1;
 		r = slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_BLOCKS, w->out_c, pl, w->xraw, t->raw_len, w->check, len,
@@ -525,6 +624,7 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	memcpy(j->payload, w->out_c, pl);
 	j->payload_len = pl;
 	j->codec = SLOTSYNC_DELTA_BLOCKS;
+	j->resid = rl != 0;
 	memcpy(j->refs, t->refs, t->n_refs * sizeof(*t->refs));
 	j->n_refs = t->n_refs;
 	j->reads_new = t->reads_new;

@@ -333,7 +333,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			w[t].xraw = malloc(SLOTSYNC_DELTA_REF_MAX);
 			w[t].xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
 			w[t].xout = malloc(SLOTSYNC_DELTA_XOUT_MAX);
-			w[t].out_c = malloc(ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX) +
+			w[t].out_c = malloc(ZSTD_compressBound(BLOCKS_RESID_CAP) +
 					    ZSTD_compressBound(4 + 12 * (size_t)BLOCKS_MAP_MAX));
 			w[t].ft = malloc(sizeof(*w[t].ft));
 			if (!w[t].fcc || !w[t].fdc || !w[t].fbuf || !w[t].xraw || !w[t].xref || !w[t].xout || !w[t].out_c ||
@@ -413,6 +413,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 				st->covered_bytes += slotsync_index_chunk_size(ni, j->first + k);
 			st->codec_count[j->codec]++;
 			st->objects_reading_new += (uint64_t)j->reads_new;
+			st->blocks_residual += (uint64_t)j->resid;
 			d.n_refs += j->n_refs;
 		} else
 			st->remaining_plain += j->plain;
@@ -478,6 +479,7 @@ workers_out:
 		free(w[t].bbuf);
 		free(w[t].map);
 		free(w[t].map2);
+		free(w[t].xres);
 	}
 out:
 	for (size_t i = 0; i < c.n_jobs; i++)
@@ -514,13 +516,14 @@ void gen_delta_print(const char *base, const char *store, const struct gen_delta
 
 	fprintf(f, "delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
 	       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64 " residual, %" PRIu64
-	       " zstd-frames, %" PRIu64 " blocks%s%s%s; %" PRIu64 " also read new content before them) of %" PRIu64 " bytes replace %" PRIu64
+	       " zstd-frames, %" PRIu64 " blocks%s%s%s; %" PRIu64 " also read new content before them, %" PRIu64
+	       " blocks with residual records) of %" PRIu64 " bytes replace %" PRIu64
 	       " bytes of chunks; download %" PRIu64 " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64
 	       "); %.1f s\n",
 	       base, st->missing_chunks, st->missing_bytes, st->replaced_plain + st->remaining_plain, st->objects,
 	       st->codec_count[SLOTSYNC_DELTA_ZSTD_REF], st->codec_count[SLOTSYNC_DELTA_RESIDUAL],
 	       st->codec_count[SLOTSYNC_DELTA_ZSTD_FRAMES], st->codec_count[SLOTSYNC_DELTA_BLOCKS],
-	       st->blocks_comp[0] ? " (" : "", st->blocks_comp, st->blocks_comp[0] ? ")" : "", st->objects_reading_new, st->object_bytes,
+	       st->blocks_comp[0] ? " (" : "", st->blocks_comp, st->blocks_comp[0] ? ")" : "", st->objects_reading_new, st->blocks_residual, st->object_bytes,
 	       st->replaced_plain, total, st->index_bytes, st->object_bytes, st->remaining_plain, st->seconds);
 	if (st->index_path[0])
 		fprintf(f, "delta: index %s/%s\n", store, st->index_path);

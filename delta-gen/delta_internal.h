@@ -39,6 +39,9 @@
 #define FRAMES_RUN_MAX (512u << 10)
 /* BLOCKS: blocks listed in one object's map */
 #define BLOCKS_MAP_MAX SLOTSYNC_DELTA_MAP_MAX
+/* BLOCKS records as their residual (SLOTSYNC_DELTA_MAP_RESIDUAL), at most */
+#define BLOCKS_RESID_CAP                                                                                           \
+	(1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + 4 + SLOTSYNC_DELTA_XOUT_MAX / SLOTSYNC_DELTA_BLOCK + SLOTSYNC_DELTA_XOUT_MAX)
 
 struct image {
 	const uint8_t *p;
@@ -57,6 +60,7 @@ struct job {
 	struct slotsync_delta_ref refs[SLOTSYNC_DELTA_REFS_MAX];
 	uint32_t n_refs;
 	int reads_new;                   /* refs start with ranges of the new image */
+	int resid;                       /* BLOCKS: its records as their residual */
 };
 
 /* What the first pass learns of a missing chunk. */
@@ -155,6 +159,7 @@ struct worker {
 	 * without the context) */
 	struct slotsync_delta_block_coder *bc;
 	uint8_t *bbuf, *map, *map2;
+	uint8_t *xres;                   /* BLOCKS: the records' residual (made on first use) */
 	int64_t *votes;
 	size_t votes_cap;
 	uint8_t *ref_buf;                /* the context across objects, then ref */

@@ -102,6 +102,10 @@ if [ ! -e $D/.ready ]; then
 	rm -rf "$tmp"
 	touch $D/.ready
 fi
+# a BLOCKS object with residual records: one alignment, 10 bytes of records in
+# one block predicted by nothing (a bytes record, "hello")
+[ -e $D/blocks-residual ] ||
+	printf '\005\003\001\000\000\000\000\012\000\000\000\377\000\005\000\000\000hello' >$D/blocks-residual
 
 # the targets, two at a time (one per core): NAME:MAX_LEN:CORPUS
 run_target() {

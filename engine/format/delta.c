@@ -477,6 +477,21 @@ static int64_t frame_decode(struct slotsync_delta_decoder *dec, const void *payl
 	return (int64_t)n;
 }
 
+/* dec->scratch of at least cap bytes; -1 if out of memory */
+static int scratch_reserve(struct slotsync_delta_decoder *dec, size_t cap)
+{
+	uint8_t *s;
+
+	if (dec->scratch_cap >= cap)
+		return 0;
+	s = realloc(dec->scratch, cap);
+	if (!s)
+		return -1;
+	dec->scratch = s;
+	dec->scratch_cap = cap;
+	return 0;
+}
+
 static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_error *err)
 {
 	if (dec->xref)
@@ -487,13 +502,7 @@ static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_erro
 		dec->cctx = ZSTD_createCCtx();
 	if (!dec->frame)
 		dec->frame = malloc(ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX));
-	if (dec->scratch_cap < SLOTSYNC_DELTA_XOUT_MAX) {
-		uint8_t *s = realloc(dec->scratch, SLOTSYNC_DELTA_XOUT_MAX);
-		if (s) {
-			dec->scratch = s;
-			dec->scratch_cap = SLOTSYNC_DELTA_XOUT_MAX;
-		}
-	}
+	(void)scratch_reserve(dec, SLOTSYNC_DELTA_XOUT_MAX); /* checked below */
 	dec->xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
 	if (!dec->fdctx || !dec->cctx || !dec->frame || !dec->xref || dec->scratch_cap < SLOTSYNC_DELTA_XOUT_MAX) {
 		free(dec->xref);
@@ -504,6 +513,9 @@ static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_erro
 }
 
 #define MAP_ENTRY_BYTES 12u
+/* BLOCKS with residual records: the largest the records frame may decode to */
+#define RESID_RECORDS_CAP                                                                                          \
+	(1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + 4 + SLOTSYNC_DELTA_XOUT_MAX / SLOTSYNC_DELTA_BLOCK + SLOTSYNC_DELTA_XOUT_MAX)
 
 /* The records (ZSTD_FRAMES or BLOCKS) into exactly out_len bytes.  A frame or
  * block record is compressed again and must give csize bytes; only the
@@ -599,6 +611,38 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 	return 0;
 }
 
+/* RESIDUAL's layout: k alignments (i32) at al, one selector per 64-byte block
+ * of the output at sel, then the residual; output = prediction + residual,
+ * byte by byte.  out may be the residual itself: each byte is rebuilt from its
+ * own residual byte and the reference. */
+static int residual_rebuild(const uint8_t *al, size_t k, const uint8_t *sel, const uint8_t *ref, size_t ref_len,
+			    uint8_t *out, size_t out_len, const char *what, struct slotsync_error *err)
+{
+	int32_t align[SLOTSYNC_DELTA_ALIGN_MAX];
+	size_t blocks = (out_len + SLOTSYNC_DELTA_BLOCK - 1) / SLOTSYNC_DELTA_BLOCK;
+	const uint8_t *res = sel + blocks;
+
+	for (size_t i = 0; i < k; i++)
+		align[i] = (int32_t)io_get_le32(al + 4 * i);
+	for (size_t b = 0; b < blocks; b++) {
+		size_t at = b * SLOTSYNC_DELTA_BLOCK,
+		       end = at + SLOTSYNC_DELTA_BLOCK < out_len ? at + SLOTSYNC_DELTA_BLOCK : out_len;
+		if (sel[b] == 0xff) {
+			memmove(out + at, res + at, end - at);
+			continue;
+		}
+		if (sel[b] >= k)
+			return slotsync_error_set(err, -EBADMSG, "%s block %zu selects alignment %u of %zu", what, b, sel[b],
+						  k);
+		for (size_t i = at; i < end; i++) {
+			int64_t src = (int64_t)align[sel[b]] + (int64_t)i;
+			uint8_t pred = src >= 0 && (uint64_t)src < ref_len ? ref[src] : 0;
+			out[i] = (uint8_t)(res[i] + pred);
+		}
+	}
+	return 0;
+}
+
 /* ZSTD_FRAMES: the records against the expanded reference, then the output. */
 static int frames_decode(struct slotsync_delta_decoder *dec, const void *payload, size_t payload_len, const void *ref,
 			 size_t ref_len, uint8_t *out, size_t out_len, struct slotsync_error *err)
@@ -625,7 +669,7 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	unsigned long long declared;
 	size_t m, rest, nmap, map_len, o = 0, at = 0;
 	int64_t n;
-	int r;
+	int r, resid;
 
 	if (pr->comp != SLOTSYNC_DELTA_COMP_GZIP && pr->comp != SLOTSYNC_DELTA_COMP_XZ &&
 	    pr->comp != SLOTSYNC_DELTA_COMP_LZ4)
@@ -653,6 +697,8 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	if (ZSTD_isError(map_len) || map_len != declared)
 		return slotsync_error_set(err, -EBADMSG, "blocks object: its map does not decode");
 	nmap = io_get_le32(dec->map);
+	resid = (nmap & SLOTSYNC_DELTA_MAP_RESIDUAL) != 0;
+	nmap &= ~(size_t)SLOTSYNC_DELTA_MAP_RESIDUAL;
 	if (nmap > SLOTSYNC_DELTA_MAP_MAX || map_len != 4 + nmap * MAP_ENTRY_BYTES)
 		return slotsync_error_set(err, -EBADMSG, "blocks object: a map of %zu bytes for %zu blocks", map_len, nmap);
 	/* every entry checked before any block is decompressed */
@@ -692,19 +738,45 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	rest = ZSTD_findFrameCompressedSize(payload + m, payload_len - m);
 	if (ZSTD_isError(rest) || rest != payload_len - m)
 		return slotsync_error_set(err, -EBADMSG, "blocks object: its records are not one zstd frame");
-	n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX, err);
+	if (!resid) {
+		n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX,
+				 err);
+		if (n < 0)
+			return (int)n;
+		return records_apply(dec, SLOTSYNC_DELTA_BLOCKS, dec->scratch, (size_t)n, out, out_len, err);
+	}
+	/* residual records: k, k alignments, the records' length, selectors, residual */
+	if (scratch_reserve(dec, RESID_RECORDS_CAP) < 0)
+		return slotsync_error_set(err, -ENOMEM, "out of memory for a blocks object");
+	n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, RESID_RECORDS_CAP, err);
 	if (n < 0)
 		return (int)n;
-	return records_apply(dec, SLOTSYNC_DELTA_BLOCKS, dec->scratch, (size_t)n, out, out_len, err);
+	{
+		const uint8_t *x = dec->scratch;
+		size_t k = n > 0 ? x[0] : 0, head = 1 + 4 * k, len, blocks;
+		if (k == 0 || k > SLOTSYNC_DELTA_ALIGN_MAX || (size_t)n < head + 4)
+			return slotsync_error_set(err, -EBADMSG, "blocks object: residual records without their alignments");
+		len = io_get_le32(x + head);
+		blocks = (len + SLOTSYNC_DELTA_BLOCK - 1) / SLOTSYNC_DELTA_BLOCK;
+		if (len == 0 || len > SLOTSYNC_DELTA_XOUT_MAX || (size_t)n != head + 4 + blocks + len)
+			return slotsync_error_set(err, -EBADMSG,
+						  "blocks object: residual records of %" PRId64 " bytes do not fit %zu "
+						  "bytes of records",
+						  n, len);
+		r = residual_rebuild(x + 1, k, x + head + 4, dec->xref, o, dec->scratch + head + 4 + blocks, len,
+				     "blocks object: residual", err);
+		if (r < 0)
+			return r;
+		return records_apply(dec, SLOTSYNC_DELTA_BLOCKS, x + head + 4 + blocks, len, out, out_len, err);
+	}
 }
 
 int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const void *payload, size_t payload_len,
 			  const void *ref, size_t ref_len, void *out, size_t out_len, struct slotsync_error *err)
 {
 	size_t blocks = (out_len + SLOTSYNC_DELTA_BLOCK - 1) / SLOTSYNC_DELTA_BLOCK, cap, k, head;
-	const uint8_t *r = ref, *sel, *res;
+	const uint8_t *r = ref;
 	uint8_t *o = out;
-	int32_t align[SLOTSYNC_DELTA_ALIGN_MAX];
 	int64_t n;
 
 	if (out_len > SLOTSYNC_DELTA_OUT_MAX || ref_len > SLOTSYNC_DELTA_REF_MAX)
@@ -725,13 +797,8 @@ int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const v
 	if (codec != SLOTSYNC_DELTA_RESIDUAL)
 		return slotsync_error_set(err, -EBADMSG, "unknown delta codec %d", codec);
 	cap = 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + blocks + out_len;
-	if (dec->scratch_cap < cap) {
-		uint8_t *s = realloc(dec->scratch, cap);
-		if (!s)
-			return slotsync_error_set(err, -ENOMEM, "out of memory");
-		dec->scratch = s;
-		dec->scratch_cap = cap;
-	}
+	if (scratch_reserve(dec, cap) < 0)
+		return slotsync_error_set(err, -ENOMEM, "out of memory");
 	n = frame_decode(dec, payload, payload_len, ref, ref_len, dec->scratch, cap, err);
 	if (n < 0)
 		return (int)n;
@@ -740,23 +807,5 @@ int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const v
 	if (k == 0 || k > SLOTSYNC_DELTA_ALIGN_MAX || (size_t)n != head + blocks + out_len)
 		return slotsync_error_set(err, -EBADMSG, "residual object of %" PRId64 " bytes does not fit %zu output bytes",
 					  n, out_len);
-	for (size_t i = 0; i < k; i++)
-		align[i] = (int32_t)io_get_le32(dec->scratch + 1 + 4 * i);
-	sel = dec->scratch + head;
-	res = sel + blocks;
-	for (size_t b = 0; b < blocks; b++) {
-		size_t at = b * SLOTSYNC_DELTA_BLOCK, end = at + SLOTSYNC_DELTA_BLOCK < out_len ? at + SLOTSYNC_DELTA_BLOCK : out_len;
-		if (sel[b] == 0xff) {
-			memcpy(o + at, res + at, end - at);
-			continue;
-		}
-		if (sel[b] >= k)
-			return slotsync_error_set(err, -EBADMSG, "residual block %zu selects alignment %u of %zu", b, sel[b], k);
-		for (size_t i = at; i < end; i++) {
-			int64_t src = (int64_t)align[sel[b]] + (int64_t)i;
-			uint8_t pred = src >= 0 && (uint64_t)src < ref_len ? r[src] : 0;
-			o[i] = (uint8_t)(res[i] + pred);
-		}
-	}
-	return 0;
+	return residual_rebuild(dec->scratch + 1, k, dec->scratch + head, r, ref_len, o, out_len, "residual", err);
 }

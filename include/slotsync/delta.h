@@ -119,11 +119,18 @@ enum slotsync_delta_codec {
  *      a block: the n content bytes compressed with the profile and that
  *      variant (into a buffer of block_max bytes, as mksquashfs does) must give
  *      csize bytes; bytes skip .. skip+take-1 of them are output.
+ * With bit 31 of the map's n set, the records frame decodes instead to their
+ * residual, as RESIDUAL codes an output: K u8 (1..ALIGN_MAX), K x i32
+ * alignments into the expanded reference, u32 r (the records' length, 1..
+ * XOUT_MAX), one selector per 64-byte block of the records, then r residual
+ * bytes; records = prediction + residual.  Code that moved and changed only
+ * in its addresses costs little so (RESIDUAL's case, inside the blocks).
  * Bounded work, for the block records of BLOCKS and the frame records of
  * ZSTD_FRAMES: a record with skip > 0 must start the output, one with
  * skip + take < csize must end it; so the blocks compressed tile the output,
  * and at most one block at each end is compressed for bytes not output. */
 #define SLOTSYNC_DELTA_MAP_MAX 16384u        /* blocks in a map */
+#define SLOTSYNC_DELTA_MAP_RESIDUAL (1u << 31) /* in the map's n: the records are residual-coded */
 
 /* Compressors, by squashfs's ids (2, lzma, never; 3, lzo, not built). */
 enum slotsync_delta_comp {

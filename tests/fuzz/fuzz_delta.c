@@ -13,7 +13,11 @@
  *      bytes of map and the records follow, each wrapped in a zstd frame
  *      here; the reference holds one block of that compressor;
  *   4  the rest is a delta index as serialized (SSDELTA1 or SSDELTA2),
- *      parsed without the zstd frame around it.
+ *      parsed without the zstd frame around it;
+ *   5  a BLOCKS object with residual records: the second byte picks the
+ *      output size and the compressor; the map (made here, flagged residual)
+ *      names the reference's block; the rest is the residual records (count,
+ *      alignments, length, selectors, residual), wrapped in a zstd frame.
  * Every input must give a result or a clean error, never a crash, a read or
  * write out of bounds, or more memory than the limits allow. */
 #include <stdint.h>
@@ -24,6 +28,12 @@
 #include "slotsync/delta.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -104,6 +114,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ZSTD_isError(a))
 			abort();
 		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 4 + l, size - 4 - l, 1);
+		if (ZSTD_isError(b))
+			abort();
+		slotsync_delta_decoder_set_profile(dec, &prof[k]);
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + b, bref[k], bref_len[k], out, out_len, &err);
+		break;
+	}
+	case 5: {
+		uint8_t map[16];
+		size_t out_len, a, b;
+		unsigned k;
+		if (size < 2 || size - 2 > (1u << 16))
+			return 0;
+		k = data[1] % 3;
+		out_len = (size_t)data[1] * 997 + 1;
+		put_le32(map, 1u | SLOTSYNC_DELTA_MAP_RESIDUAL);
+		put_le32(map + 4, 4);
+		put_le32(map + 8, (uint32_t)(bref_len[k] - 8));
+		put_le32(map + 12, 8192);
+		a = ZSTD_compress(z, ZSTD_compressBound(1u << 16), map, sizeof(map), 1);
+		if (ZSTD_isError(a))
+			abort();
+		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 2, size - 2, 1);
 		if (ZSTD_isError(b))
 			abort();
 		slotsync_delta_decoder_set_profile(dec, &prof[k]);

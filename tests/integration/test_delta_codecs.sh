@@ -29,7 +29,7 @@ py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "
 mkdir -p "$T/www" "$T/tree"
 start_nginx main "$T/www"
 python3 - "$T/tree" <<'PY'
-import os, random, sys
+import os, random, struct, sys
 out = sys.argv[1]
 r = random.Random(20)
 words = ["".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randrange(2, 10))) for _ in range(3000)]
@@ -56,6 +56,17 @@ for v in ("v1", "v2"):
         p = os.path.join(out, v, name)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         open(p, "w").write(body)
+    # a program: instructions with 4-byte addresses; in v2, 200 bytes come
+    # first and every address moves by 200 (what a rebuilt library looks
+    # like: its blocks are coded as a residual)
+    rp = random.Random(7)
+    ops = [bytes(rp.randrange(256) for _ in range(rp.choice((8, 12)))) for _ in range(64)]
+    seq = [(rp.randrange(64), rp.randrange(1 << 20)) for _ in range(24000)]
+    shift = 200 if v == "v2" else 0
+    body = bytes(rp.randrange(256) for _ in range(shift)) + b"".join(ops[o] + struct.pack("<I", a + shift) for o, a in seq)
+    p = os.path.join(out, v, "usr/lib/libprog.so")
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    open(p, "wb").write(body)
     if v == "v2":
         p = os.path.join(out, v, "usr/share/doc/new/README")
         os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -95,6 +106,8 @@ for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc"; do
 	blocks_objects "$SDIX" >"$T/blocks.txt"
 	check "$comp $opts: blocks objects are made ($(grep -o "[0-9]* blocks ($comp)" "$T/gen.txt"))" \
 		test -s "$T/blocks.txt"
+	check "$comp $opts: the moved program's blocks are coded as a residual ($(grep -o "[0-9]* blocks with residual records" "$T/gen.txt"))" \
+		grep -q "[1-9][0-9]* blocks with residual records" "$T/gen.txt"
 	A=(--store "$NGINX_URL/$comp" --ca-file "$T/test-ca.pem" --concurrency $CONC --seed "$CV1:$T/$comp-1.caibx")
 	rm -f "$T/d.img" "$T/d.img.journal" "$T/c.img" "$T/c.img.journal"
 	$S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/d.img" >"$T/d.json"

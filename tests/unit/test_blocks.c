@@ -337,23 +337,30 @@ static void hand_reference(struct hand *h, struct slotsync_delta_block_coder *bc
 	h->ncb = (size_t)n;
 }
 
-/* map entries (offset, csize, usize) and the records, into h->obj */
-static void hand_object(struct hand *h, const uint32_t *map, uint32_t n_map)
+/* map entries (offset, csize, usize) and records (rec: h->rec, or their
+ * residual with SLOTSYNC_DELTA_MAP_RESIDUAL in flags), into h->obj */
+static void hand_object_of(struct hand *h, const uint32_t *map, uint32_t n_map, uint32_t flags, const uint8_t *rec,
+			   size_t rec_len)
 {
 	uint8_t m[4 + 12 * 4];
 	ZSTD_CCtx *c = ZSTD_createCCtx();
 	size_t a, b;
 
-	io_put_le32(m, n_map);
+	io_put_le32(m, n_map | flags);
 	for (uint32_t i = 0; i < n_map * 3; i++)
 		io_put_le32(m + 4 + 4 * i, map[i]);
 	a = ZSTD_compress(h->obj, sizeof(h->obj), m, 4 + 12 * n_map, 3);
 	ck_assert(!ZSTD_isError(a));
 	ZSTD_CCtx_refPrefix(c, h->xref, h->xref_len);
-	b = ZSTD_compress2(c, h->obj + a, sizeof(h->obj) - a, h->rec, h->rec_len);
+	b = ZSTD_compress2(c, h->obj + a, sizeof(h->obj) - a, rec, rec_len);
 	ck_assert(!ZSTD_isError(b));
 	h->obj_len = a + b;
 	ZSTD_freeCCtx(c);
+}
+
+static void hand_object(struct hand *h, const uint32_t *map, uint32_t n_map)
+{
+	hand_object_of(h, map, n_map, 0, h->rec, h->rec_len);
 }
 
 static size_t put_bytes(uint8_t *r, const void *bytes, uint32_t n)
@@ -500,6 +507,108 @@ START_TEST(test_blocks_decode)
 		REFUSED(2, "not one zstd frame");
 #undef REFUSED
 	}
+	slotsync_delta_decoder_free(dec);
+	slotsync_delta_block_coder_free(bc);
+	free(h);
+}
+END_TEST
+
+/* BLOCKS with residual records (bit 31 of the map's n): the records are
+ * rebuilt from their residual against the expanded reference, then applied;
+ * a selector, alignment count or length that does not fit is refused. */
+START_TEST(test_blocks_residual)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_error err = { 0 };
+	struct hand *h = calloc(1, sizeof(*h));
+	const size_t which[] = { 0, 1, 3 };
+	uint8_t *x = malloc(1 + 4 * 2 + 4 + sizeof(h->rec) / 64 + 1 + sizeof(h->rec));
+
+	for (size_t w = 0; w < 3; w++) {
+		uint32_t map[3];
+		/* the block's content starts at record offset 10 + 5 + 18 = 33; the
+		 * old content it resembles at 100 in the expanded reference */
+		const int32_t al[2] = { 100 - 33, -7 };
+		size_t n, blocks, head = 1 + 4 * 2 + 4, xl, unpredicted = 0;
+		h->p = profiles[which[w]];
+		ck_assert_int_eq(slotsync_delta_profile_seal(bc, &h->p, &err), 0);
+		hand_reference(h, bc);
+		map[0] = 100, map[1] = (uint32_t)h->ca, map[2] = BS;
+		slotsync_delta_decoder_set_profile(dec, &h->p);
+		h->rec_len = put_bytes(h->rec, "0123456789", 10);
+		h->rec_len += put_block(h->rec + h->rec_len, 0, (uint32_t)h->ncb, 0, (uint32_t)h->ncb, h->b, BS);
+		n = 10 + h->ncb;
+		blocks = (h->rec_len + 63) / 64;
+		x[0] = 2;
+		io_put_le32(x + 1, (uint32_t)al[0]);
+		io_put_le32(x + 5, (uint32_t)al[1]);
+		io_put_le32(x + 9, (uint32_t)h->rec_len);
+		/* block 0 (the bytes record and the block's header) predicted by
+		 * nothing, the last by the second alignment, the rest by the first */
+		for (size_t b = 0; b < blocks; b++) {
+			uint8_t sel = b == 0 ? 0xff : b == blocks - 1 ? 1 : 0;
+			x[head + b] = sel;
+			for (size_t i = b * 64; i < (b + 1) * 64 && i < h->rec_len; i++) {
+				int64_t p = sel == 0xff ? -1 : (int64_t)al[sel] + (int64_t)i;
+				uint8_t pred = p >= 0 && (uint64_t)p < h->xref_len ? h->xref[p] : 0;
+				x[head + blocks + i] = (uint8_t)(h->rec[i] - pred);
+				unpredicted += h->rec[i] != pred;
+			}
+		}
+		/* b resembles a: most bytes are predicted */
+		ck_assert_uint_lt(unpredicted, h->rec_len / 2);
+		xl = head + blocks + h->rec_len;
+		hand_object_of(h, map, 1, SLOTSYNC_DELTA_MAP_RESIDUAL, x, xl);
+		ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref, h->ref_len,
+						    h->out, n, &err) == 0,
+			      "comp %u: %s", h->p.comp, err.msg);
+		ck_assert_mem_eq(h->out, "0123456789", 10);
+		ck_assert_mem_eq(h->out + 10, h->cb, h->ncb);
+		/* the same residual read as plain records: refused */
+		hand_object_of(h, map, 1, 0, x, xl);
+		ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref,
+						       h->ref_len, h->out, n, &err),
+				 0);
+
+#define REFUSED(text)                                                                                            \
+	do {                                                                                                     \
+		hand_object_of(h, map, 1, SLOTSYNC_DELTA_MAP_RESIDUAL, x, xl);                                  \
+		slotsync_error_clear(&err);                                                                      \
+		ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref,  \
+						       h->ref_len, h->out, n, &err),                           \
+				 0);                                                                             \
+		ck_assert_msg(strstr(err.msg, text) != NULL, "comp %u: wanted \"%s\": %s", h->p.comp, text,     \
+			      err.msg);                                                                          \
+	} while (0)
+		/* a selector past the alignments */
+		x[head + 1] = 2;
+		REFUSED("selects alignment 2 of 2");
+		x[head + 1] = 0;
+		/* no alignments, too many */
+		x[0] = 0;
+		REFUSED("without their alignments");
+		x[0] = SLOTSYNC_DELTA_ALIGN_MAX + 1;
+		REFUSED("without their alignments");
+		x[0] = 2;
+		/* a length the residual does not have */
+		io_put_le32(x + 9, (uint32_t)h->rec_len + 1);
+		REFUSED("do not fit");
+		io_put_le32(x + 9, 0);
+		REFUSED("do not fit");
+		io_put_le32(x + 9, (uint32_t)h->rec_len);
+		/* a wrong residual byte: records that do not apply */
+		x[head + blocks + 20] ^= 0x40;
+		REFUSED("blocks object");
+		x[head + blocks + 20] ^= 0x40;
+		/* and whole again */
+		hand_object_of(h, map, 1, SLOTSYNC_DELTA_MAP_RESIDUAL, x, xl);
+		ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref, h->ref_len,
+						       h->out, n, &err),
+				 0);
+#undef REFUSED
+	}
+	free(x);
 	slotsync_delta_decoder_free(dec);
 	slotsync_delta_block_coder_free(bc);
 	free(h);
@@ -657,6 +766,7 @@ int main(void)
 		tcase_add_test(tc, test_probe);
 		tcase_add_test(tc, test_xz_memory_bounded);
 		tcase_add_test(tc, test_blocks_decode);
+		tcase_add_test(tc, test_blocks_residual);
 		tcase_add_test(tc, test_index_versions);
 	} else {
 		tcase_add_test(tc, test_not_built_in);

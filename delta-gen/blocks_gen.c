@@ -299,7 +299,7 @@ static size_t resid_records(struct worker *w, const struct frames_try *t)
 	uint64_t rv[SLOTSYNC_DELTA_ALIGN_MAX];
 	uint8_t *sel, *res;
 
-	if (!w->xres && !(w->xres = malloc(BLOCKS_RESID_CAP)))
+	if (!w->xres && !(w->xres = malloc(SLOTSYNC_DELTA_RESID_RECORDS_MAX)))
 		return 0;
 	if (!xl || resemble_build_anchors(&sp, &e) < 0)
 		return 0;
@@ -368,7 +368,7 @@ static size_t resid_records(struct worker *w, const struct frames_try *t)
  * the records as their residual if rl (its length in w->xres). */
 static size_t emit(struct worker *w, struct frames_try *t, int level, size_t xoff, size_t rl)
 {
-	size_t cap = ZSTD_compressBound(BLOCKS_RESID_CAP) + ZSTD_compressBound(4 + 12 * BLOCKS_MAP_MAX), m, z;
+	size_t cap = ZSTD_compressBound(SLOTSYNC_DELTA_RESID_RECORDS_MAX) + ZSTD_compressBound(4 + 12 * BLOCKS_MAP_MAX), m, z;
 
 	io_put_le32(w->map, t->n_map | (rl ? SLOTSYNC_DELTA_MAP_RESIDUAL : 0));
 	m = encode_zstd_ref(w->cc, level, NULL, 0, w->map, 4 + 12 * (size_t)t->n_map, w->out_c, cap);
@@ -556,7 +556,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 			t->xl += x_used;
 			t->reads_new = 1;
 			t->xoff = 0;
-			return z1;
+			return t->trial = z1;
 		}
 	}
 	t->reads_new = 0;
@@ -567,7 +567,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		memmove(t->refs, t->refs + 1, (t->n_refs - 1) * sizeof(*t->refs));
 		t->n_refs--;
 	}
-	return z0;
+	return t->trial = z0;
 }
 
 size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t)
@@ -583,12 +583,10 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	size_t rl = resid_records(w, t), pl;
 
 	/* the records as they are or as their residual, whichever the trial level
-	 * makes smaller */
+	 * makes smaller (the records as they are: what job() found) */
 	if (rl) {
-		size_t cap = ZSTD_compressBound(BLOCKS_RESID_CAP);
-		size_t zr = encode_zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref + t->xoff, t->xl, w->xres, rl, w->out_c, cap);
-		size_t zp = encode_zstd_ref(w->cc, TRIAL_LEVEL(c), w->xref + t->xoff, t->xl, w->xout, t->el, w->out_c, cap);
-		if (!zr || (zp && zr >= zp))
+		size_t zr = emit(w, t, TRIAL_LEVEL(c), t->xoff, rl);
+		if (!zr || zr >= t->trial)
 			rl = 0;
 	}
 	pl = emit(w, t, lv, t->xoff, rl);

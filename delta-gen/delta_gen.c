@@ -333,7 +333,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			w[t].xraw = malloc(SLOTSYNC_DELTA_REF_MAX);
 			w[t].xref = malloc(SLOTSYNC_DELTA_XREF_MAX);
 			w[t].xout = malloc(SLOTSYNC_DELTA_XOUT_MAX);
-			w[t].out_c = malloc(ZSTD_compressBound(BLOCKS_RESID_CAP) +
+			w[t].out_c = malloc(ZSTD_compressBound(SLOTSYNC_DELTA_RESID_RECORDS_MAX) +
 					    ZSTD_compressBound(4 + 12 * (size_t)BLOCKS_MAP_MAX));
 			w[t].ft = malloc(sizeof(*w[t].ft));
 			if (!w[t].fcc || !w[t].fdc || !w[t].fbuf || !w[t].xraw || !w[t].xref || !w[t].xout || !w[t].out_c ||

@@ -39,9 +39,6 @@
 #define FRAMES_RUN_MAX (512u << 10)
 /* BLOCKS: blocks listed in one object's map */
 #define BLOCKS_MAP_MAX SLOTSYNC_DELTA_MAP_MAX
-/* BLOCKS records as their residual (SLOTSYNC_DELTA_MAP_RESIDUAL), at most */
-#define BLOCKS_RESID_CAP                                                                                           \
-	(1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + 4 + SLOTSYNC_DELTA_XOUT_MAX / SLOTSYNC_DELTA_BLOCK + SLOTSYNC_DELTA_XOUT_MAX)
 
 struct image {
 	const uint8_t *p;
@@ -143,6 +140,7 @@ struct frames_try {
 	int reads_new;
 	uint32_t n_map;       /* BLOCKS: entries in w->map */
 	size_t xoff;          /* BLOCKS: where the expanded reference starts in w->xref */
+	size_t trial;         /* BLOCKS: the object's size at the trial level */
 };
 
 struct worker {

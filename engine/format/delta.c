@@ -513,9 +513,6 @@ static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_erro
 }
 
 #define MAP_ENTRY_BYTES 12u
-/* BLOCKS with residual records: the largest the records frame may decode to */
-#define RESID_RECORDS_CAP                                                                                          \
-	(1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + 4 + SLOTSYNC_DELTA_XOUT_MAX / SLOTSYNC_DELTA_BLOCK + SLOTSYNC_DELTA_XOUT_MAX)
 
 /* The records (ZSTD_FRAMES or BLOCKS) into exactly out_len bytes.  A frame or
  * block record is compressed again and must give csize bytes; only the
@@ -746,9 +743,9 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 		return records_apply(dec, SLOTSYNC_DELTA_BLOCKS, dec->scratch, (size_t)n, out, out_len, err);
 	}
 	/* residual records: k, k alignments, the records' length, selectors, residual */
-	if (scratch_reserve(dec, RESID_RECORDS_CAP) < 0)
+	if (scratch_reserve(dec, SLOTSYNC_DELTA_RESID_RECORDS_MAX) < 0)
 		return slotsync_error_set(err, -ENOMEM, "out of memory for a blocks object");
-	n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, RESID_RECORDS_CAP, err);
+	n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_RESID_RECORDS_MAX, err);
 	if (n < 0)
 		return (int)n;
 	{

@@ -131,6 +131,9 @@ enum slotsync_delta_codec {
  * and at most one block at each end is compressed for bytes not output. */
 #define SLOTSYNC_DELTA_MAP_MAX 16384u        /* blocks in a map */
 #define SLOTSYNC_DELTA_MAP_RESIDUAL (1u << 31) /* in the map's n: the records are residual-coded */
+/* The most residual records may decode to: K, alignments, length, selectors, residual */
+#define SLOTSYNC_DELTA_RESID_RECORDS_MAX                                                                           \
+	(1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + 4 + SLOTSYNC_DELTA_XOUT_MAX / SLOTSYNC_DELTA_BLOCK + SLOTSYNC_DELTA_XOUT_MAX)
 
 /* Compressors, by squashfs's ids (2, lzma, never; 3, lzo, not built). */
 enum slotsync_delta_comp {

@@ -40,11 +40,36 @@ static inline int anchor_key(const uint8_t *p, uint32_t *key)
 	return 1;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Sorts the anchors a[0..n), made in increasing position, by key and then
+ * position: a stable radix sort on the key's 24 bits (three passes of 8) keeps
+ * each key's positions in the order they were made.  Returns the sorted array
+ * (a or the other buffer; the one not returned is freed), NULL without memory. */
+static uint64_t *sort_anchors(uint64_t *a, size_t n)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t *b = malloc((n ? n : 1) * sizeof(*b));
 
-	return x < y ? -1 : x > y;
+	if (!b) {
+		free(a);
+		return NULL;
+	}
+	for (unsigned shift = POS_BITS; shift < 64; shift += 8) {
+		size_t count[256] = { 0 }, at = 0;
+		uint64_t *t;
+		for (size_t i = 0; i < n; i++)
+			count[(a[i] >> shift) & 0xff]++;
+		for (unsigned k = 0; k < 256; k++) {
+			size_t c = count[k];
+			count[k] = at;
+			at += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			b[count[(a[i] >> shift) & 0xff]++] = a[i];
+		t = a;
+		a = b;
+		b = t;
+	}
+	free(b);
+	return a;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -75,7 +100,9 @@ int resemble_build_anchors(struct space *sp, struct slotsync_error *err)
 		}
 		a[n++] = (uint64_t)key << POS_BITS | p;
 	}
-	qsort(a, n, sizeof(*a), cmp_u64);
+	a = sort_anchors(a, n);
+	if (!a)
+		return slotsync_error_set(err, -ENOMEM, "out of memory for the anchor table");
 	sp->anchors = a;
 	sp->n_anchors = n;
 	return 0;

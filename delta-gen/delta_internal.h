@@ -70,11 +70,14 @@ struct chunk_info {
 	uint32_t plain;                  /* bytes as a plain (compressed) chunk */
 };
 
-/* Where resemblance is looked for: bytes and their anchors. */
+/* Where resemblance is looked for: bytes and their anchors.  An anchor is
+ * its hash (24 bits) << ANCHOR_POS_BITS | its offset. */
+#define ANCHOR_POS_BITS 40
+#define ANCHOR_POS_MASK ((UINT64_C(1) << ANCHOR_POS_BITS) - 1)
 struct space {
 	const uint8_t *p;
 	uint64_t size;
-	uint64_t *anchors;               /* hash (24 bits) << 40 | offset, sorted */
+	uint64_t *anchors;               /* sorted by hash, then offset */
 	size_t n_anchors;
 };
 

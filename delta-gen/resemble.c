@@ -13,8 +13,6 @@
 #include "delta_internal.h"
 
 #define ANCHOR_BITS 5                /* 1 anchor in 32 positions */
-#define POS_BITS 40
-#define POS_MASK ((UINT64_C(1) << POS_BITS) - 1)
 #define OCC_MAX 8                    /* hash classes seen more often say nothing */
 #define MIN_VOTES 2
 
@@ -52,7 +50,7 @@ static uint64_t *sort_anchors(uint64_t *a, size_t n)
 		free(a);
 		return NULL;
 	}
-	for (unsigned shift = POS_BITS; shift < 64; shift += 8) {
+	for (unsigned shift = ANCHOR_POS_BITS; shift < 64; shift += 8) {
 		size_t count[256] = { 0 }, at = 0;
 		uint64_t *t;
 		for (size_t i = 0; i < n; i++)
@@ -98,7 +96,7 @@ int resemble_build_anchors(struct space *sp, struct slotsync_error *err)
 			}
 			a = g;
 		}
-		a[n++] = (uint64_t)key << POS_BITS | p;
+		a[n++] = (uint64_t)key << ANCHOR_POS_BITS | p;
 	}
 	a = sort_anchors(a, n);
 	if (!a)
@@ -111,7 +109,7 @@ int resemble_build_anchors(struct space *sp, struct slotsync_error *err)
 /* Anchors of key: [*lo, *hi). */
 static void anchor_range(const struct space *sp, uint32_t key, size_t *lo, size_t *hi)
 {
-	uint64_t k0 = (uint64_t)key << POS_BITS, k1 = (uint64_t)(key + 1) << POS_BITS;
+	uint64_t k0 = (uint64_t)key << ANCHOR_POS_BITS, k1 = (uint64_t)(key + 1) << ANCHOR_POS_BITS;
 	size_t l = 0, h = sp->n_anchors;
 
 	while (l < h) {
@@ -160,7 +158,7 @@ size_t resemble_vote(const struct space *sp, const uint8_t *src, uint64_t s, uin
 		if (hi == lo || hi - lo > OCC_MAX)
 			continue;
 		for (size_t i = lo; i < hi; i++) {
-			uint64_t p = sp->anchors[i] & POS_MASK;
+			uint64_t p = sp->anchors[i] & ANCHOR_POS_MASK;
 			/* a true match, not a hash collision */
 			if (memcmp(sp->p + p, src + q, 8) != 0)
 				continue;

@@ -9,9 +9,6 @@
 #include "delta_internal.h"
 #include "test_util.h"
 
-#define POS_BITS 40
-#define POS_MASK ((UINT64_C(1) << POS_BITS) - 1)
-
 START_TEST(test_anchors_sorted_and_found)
 {
 	const size_t size = 8u << 20;
@@ -35,7 +32,7 @@ START_TEST(test_anchors_sorted_and_found)
 	for (size_t i = 1; i < sp.n_anchors; i++)
 		ck_assert_msg(sp.anchors[i - 1] < sp.anchors[i], "anchors %zu and %zu out of order", i - 1, i);
 	for (size_t i = 0; i < sp.n_anchors; i++) {
-		uint64_t p = sp.anchors[i] & POS_MASK;
+		uint64_t p = sp.anchors[i] & ANCHOR_POS_MASK;
 		ck_assert_uint_le(p + 8, size);
 		ck_assert_msg(p < (1u << 20) || p >= (1u << 20) + 65536 - 7, "an anchor in the zero run at %llu",
 			      (unsigned long long)p);

@@ -33,10 +33,16 @@ BUILD_DIR=build bash scripts/build.sh -DSLOTSYNC_WERROR=ON -DSLOTSYNC_TESTS=ON -
 # configurations, ASan+UBSan, the fuzz targets), while the tests below run;
 # then, once the tests but the whole-system suites have passed, the other
 # configurations' unit tests and the ASan+UBSan tests.  Those run beside the
-# whole-system suites, whose guests (TCG) leave part of the two cores idle: a
-# process at nice 19 takes it without slowing them (a U-Boot boot: 69.5 s
-# beside a build, 68.2 s alone).  Output: build/background-builds.log (shown
-# if a build fails), build/background-tests.log (shown once they end).
+# whole-system suites, whose guests (TCG) keep the two cores only about 58%
+# busy, and end within the first suite (about 6 minutes).  At nice 19 they
+# take most of the idle part, though not without a cost: builds beside a
+# U-Boot boot slowed it little (69.5 s, 68.2 s alone), but these tests made
+# an install in the GRUB guest take 23 s against 13-14 s alone.  So the suite
+# they run beside is the evil maid, which has no power cuts timed against an
+# install's length (tests/CMakeLists.txt), and the power cuts of the others
+# follow the latest install's length.  Output:
+# build/background-builds.log (shown if a build fails),
+# build/background-tests.log (shown once they end).
 BG_LOG=$PWD/build/background-builds.log
 BG_TESTS_LOG=$PWD/build/background-tests.log
 BG_GO=$PWD/build/background-tests.go

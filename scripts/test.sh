@@ -101,7 +101,11 @@ if ! wait "$BG_PID"; then
 fi
 trap - EXIT
 cat "$BG_TESTS_LOG"
-echo "(they ended $((SECONDS - waited)) s after the whole-system suites)"
+if [ $((SECONDS - waited)) -gt 0 ]; then
+	echo "(they ended $((SECONDS - waited)) s after the whole-system suites)"
+else
+	echo "(they had ended before the whole-system suites did)"
+fi
 
 echo "== fuzzing"
 bash scripts/fuzz.sh

@@ -71,7 +71,7 @@ setsid -w nice -n 19 bash -c 'set -e
 	SLOTSYNC_DELTA_CODEC_KILL_TRIALS=${SLOTSYNC_DELTA_CODEC_KILL_TRIALS:-4} \
 	SLOTSYNC_RESUME_KILL_TRIALS=${SLOTSYNC_RESUME_KILL_TRIALS:-15} \
 	SLOTSYNC_CRASH_TRIALS=${SLOTSYNC_CRASH_TRIALS:-8} \
-		ctest --output-on-failure -j2 -LE "vm|system|fleet|docs"' \
+		ctest --output-on-failure -j2 -LE "vm|system|fleet|docs" -E "^it_publish$"' \
 	background "$BG_GO" "$BG_TESTS_LOG" "${ASAN_CONFIG[@]}" >"$BG_LOG" 2>&1 &
 BG_PID=$!
 trap 'kill -- -$BG_PID 2>/dev/null || true' EXIT
@@ -106,6 +106,11 @@ if [ $((SECONDS - waited)) -gt 0 ]; then
 else
 	echo "(they had ended before the whole-system suites did)"
 fi
+# it_publish starts a one-node Ceph (radosgw) whose daemons keep time
+# among themselves: at nice 19 beside a guest it once did not come up
+# within its limit (0 of 1 OSD up after 30 s), so it runs here, alone
+echo "== the S3 publish test under AddressSanitizer + UndefinedBehaviorSanitizer, alone"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -R '^it_publish$')
 
 echo "== fuzzing"
 bash scripts/fuzz.sh

@@ -34,13 +34,15 @@
 #   bash bench/delta.sh          prints two markdown tables (docs/benchmarks.md)
 # Environment: BENCH_VARIANTS ("raw gzip xz lz4 zstd"), BENCH_PAIRS
 # ("security feature"), BENCH_BSDIFF ("raw gzip"), BENCH_TIMEOUT (seconds one
-# peer tool may take, 900), IMAGES, GEN, SLOTSYNC, BOOTCTL.
+# peer tool may take, 900), BENCH_DELTA_OPTS (more options of slotsync-gen delta,
+# e.g. "--records-level 19"), IMAGES, GEN, SLOTSYNC, BOOTCTL.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 VARIANTS=${BENCH_VARIANTS:-raw gzip xz lz4 zstd}
 PAIRS=${BENCH_PAIRS:-security feature}
 BSDIFF_ON=" ${BENCH_BSDIFF:-raw gzip} "
 LIMIT=${BENCH_TIMEOUT:-900}
+DELTA_OPTS=${BENCH_DELTA_OPTS:-}
 SLOTSYNC=${SLOTSYNC:-$ROOT/build/slotsync}
 BOOTCTL=${BOOTCTL:-$ROOT/build/slotsync-bootctl}
 for tool in nginx casync xdelta3 zstd bsdiff bspatch openssl curl python3 /usr/bin/time; do
@@ -183,7 +185,7 @@ CONF
 
 echo "# every byte of an update, against the peers"
 machine_facts
-echo "release: slotsync-gen make, delta, bundle --delta-from${DETACH:+ --detach-index}$([ ${#DETACH[@]} = 0 ] && echo ' (this slotsync-gen has no --detach-index: the index travels in the bundle)')"
+echo "release: slotsync-gen make, delta${DELTA_OPTS:+ $DELTA_OPTS}, bundle --delta-from${DETACH:+ --detach-index}$([ ${#DETACH[@]} = 0 ] && echo ' (this slotsync-gen has no --detach-index: the index travels in the bundle)')"
 echo "device: slotsync install $URL/<bundle> over HTTP/2 + TLS (nginx $(nginx -v 2>&1 | sed 's|.*/||'))"
 echo
 BYTES=$W/bytes.md
@@ -212,7 +214,8 @@ for kind in $VARIANTS; do
 		"$GEN" make --no-progress --store "$W/www/store" "$old" "$W/old.caibx" >/dev/null
 		# the release
 		mk=$(measure "$GEN" make --no-progress --store "$W/www/store" "$new" "$W/new.caibx")
-		gen=$(measure "$GEN" delta --store "$W/www/store" --base "$W/old.caibx" --base-image "$old" "$W/new.caibx" "$new")
+		# shellcheck disable=SC2086 # BENCH_DELTA_OPTS: words
+		gen=$(measure "$GEN" delta $DELTA_OPTS --store "$W/www/store" --base "$W/old.caibx" --base-image "$old" "$W/new.caibx" "$new")
 		bun=$(measure "$GEN" bundle --no-progress --store "$W/www/store" --image "$new" --version 2.0 --compatible bench \
 			--delta-from "$W/old.caibx:$old" "${DETACH[@]}" --signer-cert "$W/signer.pem" --signer-key "$W/signer.key" \
 			"$W/www/new.bundle")

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io.h"
 #include "delta_internal.h"
@@ -22,7 +23,6 @@
 #define TARGET_XCONTEXT (1u << 20)
 #define TARGET_RAW_MAX (2u << 20)
 #define PROBE_BLOCKS 8
-#define BLOCKS_LEVEL 12                   /* zstd level of the records, as FRAMES_LEVEL */
 #define LZ4HC_MAX 12
 
 static int variant_ok(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p, unsigned v,
@@ -95,23 +95,172 @@ static int probe_profile(struct ctx *c, struct slotsync_delta_block_coder *bc, c
 	return ok;
 }
 
-static int xseg_push(struct ctx *c, size_t *cap, uint64_t x, uint64_t r, uint64_t xl, uint64_t rl, int block)
+/* A part of the base, expanded by one thread: blocks [i0, i1) and the bytes
+ * before each (the last part also those after the last block). */
+struct xpart {
+	const struct ctx *c;
+	size_t i0, i1;
+	uint64_t at;                     /* where the bytes before block i0 begin */
+	int last;                        /* the last part: the bytes after the last block too */
+	uint8_t *xb;
+	size_t xcap;
+	uint64_t x;                      /* bytes of xb filled */
+	struct xseg *seg;
+	size_t n_seg, seg_cap;
+	int r;
+};
+
+static int xseg_push(struct xpart *pt, uint64_t x, uint64_t r, uint64_t xl, uint64_t rl, int block)
 {
-	if (c->n_xseg && !block && !c->xseg[c->n_xseg - 1].frame) {
-		c->xseg[c->n_xseg - 1].xl += xl;
-		c->xseg[c->n_xseg - 1].rl += rl;
+	if (pt->n_seg && !block && !pt->seg[pt->n_seg - 1].frame) {
+		pt->seg[pt->n_seg - 1].xl += xl;
+		pt->seg[pt->n_seg - 1].rl += rl;
 		return 0;
 	}
-	if (c->n_xseg == *cap) {
-		size_t nc = *cap ? *cap * 2 : 4096;
-		struct xseg *g = realloc(c->xseg, nc * sizeof(*g));
+	if (pt->n_seg == pt->seg_cap) {
+		size_t nc = pt->seg_cap ? pt->seg_cap * 2 : 4096;
+		struct xseg *g = realloc(pt->seg, nc * sizeof(*g));
 		if (!g)
 			return -ENOMEM;
-		c->xseg = g;
-		*cap = nc;
+		pt->seg = g;
+		pt->seg_cap = nc;
 	}
-	c->xseg[c->n_xseg++] = (struct xseg){ x, r, xl, rl, block };
+	pt->seg[pt->n_seg++] = (struct xseg){ x, r, xl, rl, block };
 	return 0;
+}
+
+/* Expands a part: bytes as they are, blocks as their content. */
+static void *expand_part(void *arg)
+{
+	struct xpart *pt = arg;
+	const struct ctx *c = pt->c;
+	uint64_t at = pt->at;
+	int last = pt->last;
+
+	for (size_t i = pt->i0; i < pt->i1 || (last && i == pt->i1); i++) {
+		const struct sqfs_block *b = i < c->bsq.n_blocks ? &c->bsq.blocks[i] : NULL;
+		uint64_t end = b ? b->off : c->bi.size, lit = end - at;
+		int64_t n = -1;
+		if (pt->x + lit + c->bsq.block_size > pt->xcap) {
+			size_t nc = pt->xcap ? pt->xcap : 16u << 20;
+			uint8_t *g;
+			while (nc < pt->x + lit + c->bsq.block_size)
+				nc *= 2;
+			g = realloc(pt->xb, nc);
+			if (!g)
+				goto oom;
+			pt->xb = g;
+			pt->xcap = nc;
+		}
+		if (lit) {
+			memcpy(pt->xb + pt->x, c->bi.p + at, lit);
+			if (xseg_push(pt, pt->x, at, lit, lit, 0) < 0)
+				goto oom;
+			pt->x += lit;
+		}
+		if (!b)
+			break;
+		if (!b->stored)
+			n = squashfs_decompress(c->bsq.comp, c->bi.p + b->off, b->csize, pt->xb + pt->x, c->bsq.block_size);
+		if (n <= 0 || (b->usize && n != b->usize)) {
+			/* stored, or not a block after all: its bytes */
+			memcpy(pt->xb + pt->x, c->bi.p + b->off, b->csize);
+			if (xseg_push(pt, pt->x, b->off, b->csize, b->csize, 0) < 0)
+				goto oom;
+			pt->x += b->csize;
+		} else {
+			if (xseg_push(pt, pt->x, b->off, (uint64_t)n, b->csize, 1) < 0)
+				goto oom;
+			pt->x += (uint64_t)n;
+		}
+		at = b->off + b->csize;
+	}
+	return NULL;
+oom:
+	pt->r = -ENOMEM;
+	return NULL;
+}
+
+/* The base expanded into c->xb and c->xseg, in parts on up to `threads`
+ * threads (decompressing xz blocks takes seconds), joined in order: the same
+ * bytes and segments as one thread makes. */
+static int expand_base(struct ctx *c, int threads)
+{
+	struct xpart pt[16];
+	pthread_t tid[16];
+	int np = threads < 1 ? 1 : threads > 16 ? 16 : threads, started[16] = { 0 }, r = 0;
+	size_t nb = c->bsq.n_blocks, nseg = 0;
+	uint64_t total = 0;
+
+	if ((size_t)np > nb / 64 + 1)
+		np = (int)(nb / 64 + 1);
+	memset(pt, 0, sizeof(pt));
+	/* parts of about equal compressed bytes */
+	for (int k = 0, i = 0; k < np; k++) {
+		uint64_t want = c->bi.size / (uint64_t)np * (uint64_t)(k + 1);
+		pt[k].c = c;
+		pt[k].i0 = (size_t)i;
+		pt[k].at = i ? c->bsq.blocks[i - 1].off + c->bsq.blocks[i - 1].csize : 0;
+		while ((size_t)i < nb && (k == np - 1 || c->bsq.blocks[i].off < want))
+			i++;
+		pt[k].i1 = (size_t)i;
+		pt[k].last = k == np - 1;
+	}
+	for (int k = 1; k < np; k++)
+		started[k] = pthread_create(&tid[k], NULL, expand_part, &pt[k]) == 0;
+	expand_part(&pt[0]);
+	for (int k = 1; k < np; k++) {
+		if (started[k])
+			pthread_join(tid[k], NULL);
+		else
+			expand_part(&pt[k]);
+	}
+	for (int k = 0; k < np; k++) {
+		if (pt[k].r < 0)
+			r = pt[k].r;
+		total += pt[k].x;
+		nseg += pt[k].n_seg;
+	}
+	if (r == 0) {
+		/* part 0's buffers grow to hold the others */
+		uint8_t *g = realloc(pt[0].xb, total ? total : 1);
+		struct xseg *sg = g ? realloc(pt[0].seg, (nseg ? nseg : 1) * sizeof(*sg)) : NULL;
+		if (g)
+			pt[0].xb = g;
+		if (sg)
+			pt[0].seg = sg;
+		if (!g || !sg)
+			r = -ENOMEM;
+	}
+	if (r == 0) {
+		uint64_t x = pt[0].x;
+		size_t n = pt[0].n_seg;
+		for (int k = 1; k < np; k++) {
+			memcpy(pt[0].xb + x, pt[k].xb, pt[k].x);
+			for (size_t i = 0; i < pt[k].n_seg; i++) {
+				struct xseg s = pt[k].seg[i];
+				s.x += x;
+				if (n && !s.frame && !pt[0].seg[n - 1].frame) {
+					/* bytes as they are on both sides of the seam: one segment */
+					pt[0].seg[n - 1].xl += s.xl;
+					pt[0].seg[n - 1].rl += s.rl;
+				} else
+					pt[0].seg[n++] = s;
+			}
+			x += pt[k].x;
+		}
+		c->xb = pt[0].xb;
+		c->xseg = pt[0].seg;
+		c->n_xseg = n;
+		c->x_sp = (struct space){ .p = c->xb, .size = x };
+		pt[0].xb = NULL;
+		pt[0].seg = NULL;
+	}
+	for (int k = 0; k < np; k++) {
+		free(pt[k].xb);
+		free(pt[k].seg);
+	}
+	return r;
 }
 
 int blocks_prepare(struct ctx *c, struct slotsync_error *err)
@@ -120,8 +269,7 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err)
 	struct slotsync_delta_block_coder *bc = NULL;
 	struct slotsync_delta_profile p = { 0 };
 	uint8_t *content = NULL, *buf = NULL;
-	size_t cap, xcap = 0, seg_cap = 0;
-	uint64_t x = 0;
+	size_t cap;
 	int r = 0, tried = 0, ok;
 
 	if (squashfs_scan(c->ni.p, c->ni.size, &c->nsq, &e2) < 0 || squashfs_scan(c->bi.p, c->bi.size, &c->bsq, &e2) < 0)
@@ -200,45 +348,8 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err)
 	}
 	c->prof = p;
 	/* the base expanded: bytes as they are, blocks as their content */
-	for (size_t i = 0, at = 0; i <= c->bsq.n_blocks; i++) {
-		const struct sqfs_block *b = i < c->bsq.n_blocks ? &c->bsq.blocks[i] : NULL;
-		uint64_t end = b ? b->off : c->bi.size, lit = end - at;
-		int64_t n = -1;
-		if (x + lit + c->bsq.block_size > xcap) {
-			size_t nc = xcap ? xcap : 64u << 20;
-			uint8_t *g;
-			while (nc < x + lit + c->bsq.block_size)
-				nc *= 2;
-			g = realloc(c->xb, nc);
-			if (!g)
-				goto oom;
-			c->xb = g;
-			xcap = nc;
-		}
-		if (lit) {
-			memcpy(c->xb + x, c->bi.p + at, lit);
-			if (xseg_push(c, &seg_cap, x, at, lit, lit, 0) < 0)
-				goto oom;
-			x += lit;
-		}
-		if (!b)
-			break;
-		if (!b->stored)
-			n = squashfs_decompress(c->bsq.comp, c->bi.p + b->off, b->csize, c->xb + x, c->bsq.block_size);
-		if (n <= 0 || (b->usize && n != b->usize)) {
-			/* stored, or not a block after all: its bytes */
-			memcpy(c->xb + x, c->bi.p + b->off, b->csize);
-			if (xseg_push(c, &seg_cap, x, b->off, b->csize, b->csize, 0) < 0)
-				goto oom;
-			x += b->csize;
-		} else {
-			if (xseg_push(c, &seg_cap, x, b->off, (uint64_t)n, b->csize, 1) < 0)
-				goto oom;
-			x += (uint64_t)n;
-		}
-		at = b->off + b->csize;
-	}
-	c->x_sp = (struct space){ .p = c->xb, .size = x };
+	if (expand_base(c, c->opt->threads > 0 ? c->opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN)) < 0)
+		goto oom;
 	r = resemble_build_anchors(&c->x_sp, err);
 	if (r == 0)
 		c->blocks_on = 1;
@@ -579,7 +690,7 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 {
 	struct ctx *c = w->c;
 	struct slotsync_error e2 = { 0 };
-	int lv = c->opt->level > BLOCKS_LEVEL ? BLOCKS_LEVEL : c->opt->level, r;
+	int lv = gen_records_level(c->opt), r;
 	size_t rl = resid_records(w, t), pl;
 
 	/* the records as they are or as their residual, whichever the trial level

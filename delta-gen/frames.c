@@ -20,11 +20,6 @@
 #define TARGET_XCONTEXT (1u << 20)        /* expanded bytes of the new image before an object */
 #define TARGET_RAW_MAX (2u << 20)
 #define LEVEL_PROBE_FRAMES 8
-/* Level of ZSTD_FRAMES objects: their records are larger than the chunks and
- * their prefixes up to 4 MiB; on the realistic zstd pairs level 19 took twice
- * as long (feature pair 12.9 s against 6.0) for 1.5 % fewer bytes. */
-#define FRAMES_LEVEL 12
-
 static int xseg_add(struct ctx *c, size_t *cap, uint64_t x, uint64_t r, uint64_t xl, uint64_t rl, int frame)
 {
 	if (c->n_xseg && !frame && !c->xseg[c->n_xseg - 1].frame) {
@@ -377,7 +372,7 @@ int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, con
 {
 	struct ctx *c = w->c;
 	struct slotsync_error e2 = { 0 };
-	int lv = c->opt->level > FRAMES_LEVEL ? FRAMES_LEVEL : c->opt->level;
+	int lv = gen_records_level(c->opt);
 	size_t pl = encode_zstd_ref(w->cc, lv, w->xref, t->xl, w->xout, t->el, w->out_c,
 			     ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX));
 

@@ -18,6 +18,11 @@ struct slotsync_delta_index;
 /* Delta objects: zstd level and run length, chosen by benchmark. */
 #define GEN_DELTA_LEVEL_DEFAULT 22
 #define GEN_DELTA_RUN_MAX_DEFAULT (256 * 1024)
+/* zstd level of the records of blocks and zstd-frames objects (the new
+ * blocks' content, larger than the chunks, against prefixes up to 4 MiB):
+ * level 19 makes them about 1-5 % smaller in twice the time
+ * (docs/benchmarks.md), which breaks the 10 s a pair may take. */
+#define GEN_DELTA_RECORDS_LEVEL_DEFAULT 12
 
 struct gen_make_options {
 	const char *store;                       /* NULL: index only */
@@ -130,8 +135,16 @@ struct gen_delta_options {
 	const char *new_index, *new_image;
 	int threads;                /* <= 0: one per core */
 	int level;                  /* zstd level of the objects */
+	int records_level;          /* of blocks and zstd-frames records (at most level); 0: the default */
 	int run_max;                /* bytes of new chunks one object may rebuild */
 };
+
+/* The zstd level of blocks and zstd-frames records that opt asks for. */
+static inline int gen_records_level(const struct gen_delta_options *opt)
+{
+	int r = opt->records_level ? opt->records_level : GEN_DELTA_RECORDS_LEVEL_DEFAULT;
+	return r < opt->level ? r : opt->level;
+}
 
 struct gen_bundle_options {
 	const char *store, *image, *version, *compatible, *allow_downgrade_to;

@@ -10,6 +10,7 @@
 #    the image byte-exact with fewer bytes than chunks only;
 #  - SIGKILL at random instants while they are applied
 #    (SLOTSYNC_DELTA_CODEC_KILL_TRIALS, 10 per codec): every resume byte-exact;
+#  - --records-level 19: smaller objects, rebuilt byte-exact;
 #  - a damaged object (other bytes under a valid id): refused, its chunks
 #    fetched, byte-exact;
 #  - a device whose compressor compresses otherwise (tests/fault/compshim.c
@@ -114,6 +115,23 @@ for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc"; do
 	$S assemble "${A[@]}" --no-delta --json "$T/$comp-2.caibx" "$T/c.img" >"$T/c.json"
 	check "... rebuilt byte-exact from them, $(py "$T/d.json" 'd["bytes_fetched"]') bytes fetched ($(py "$T/c.json" 'd["bytes_fetched"]') with chunks only)" \
 		bash -c "cmp -s '$CV2' '$T/d.img' && cmp -s '$CV2' '$T/c.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/d.json\")); c=json.load(open(\"$T/c.json\")); print(d[\"chunks_from_delta\"] > 0 and d[\"delta_objects_failed\"] == 0 and d[\"bytes_fetched\"] < c[\"bytes_fetched\"])')\" = True"
+
+	# --records-level 19: the same objects at another zstd level, smaller; the
+	# device decodes them alike
+	W19=$T/www/$comp-19
+	$G make --no-progress --store "$W19" "$CV1" "$T/$comp-1.caibx" >/dev/null
+	$G make --no-progress --store "$W19" "$CV2" "$T/$comp-2.caibx" >/dev/null
+	$G delta --records-level 19 --store "$W19" --base "$T/$comp-1.caibx" --base-image "$CV1" "$T/$comp-2.caibx" "$CV2" \
+		>"$T/gen19.txt"
+	SDIX19=$W19/$(sed -n "s|^delta: index [^ ]*/www/$comp-19/||p" "$T/gen19.txt")
+	b12=$(grep -o 'of [0-9]* bytes replace' "$T/gen.txt" | tr -dc 0-9)
+	b19=$(grep -o 'of [0-9]* bytes replace' "$T/gen19.txt" | tr -dc 0-9)
+	rm -f "$T/r.img" "$T/r.img.journal"
+	$S assemble --store "$NGINX_URL/$comp-19" --ca-file "$T/test-ca.pem" --concurrency $CONC \
+		--seed "$CV1:$T/$comp-1.caibx" --delta-index "$SDIX19" --json "$T/$comp-2.caibx" "$T/r.img" >"$T/r.json"
+	check "$comp: --records-level 19 makes smaller objects ($b19 bytes against $b12), rebuilt byte-exact from them" \
+		bash -c "[ '$b19' -lt '$b12' ] && cmp -s '$CV2' '$T/r.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/r.json\")); print(d[\"chunks_from_delta\"] > 0 and d[\"delta_objects_failed\"] == 0)')\" = True"
+	rm -rf "$W19"
 
 	# kills while the objects are applied
 	bmax=$(awk '{if ($2 > m) m = $2} END {print m + 0}' "$T/blocks.txt")

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "parallel.h"
 #include "delta_internal.h"
 
 #define TARGET_XCONTEXT (1u << 20)
@@ -187,8 +188,7 @@ oom:
 static int expand_base(struct ctx *c, int threads)
 {
 	struct xpart pt[16];
-	pthread_t tid[16];
-	int np = threads < 1 ? 1 : threads > 16 ? 16 : threads, started[16] = { 0 }, r = 0;
+	int np = threads < 1 ? 1 : threads > 16 ? 16 : threads, r = 0;
 	size_t nb = c->bsq.n_blocks, nseg = 0;
 	uint64_t total = 0;
 
@@ -206,15 +206,7 @@ static int expand_base(struct ctx *c, int threads)
 		pt[k].i1 = (size_t)i;
 		pt[k].last = k == np - 1;
 	}
-	for (int k = 1; k < np; k++)
-		started[k] = pthread_create(&tid[k], NULL, expand_part, &pt[k]) == 0;
-	expand_part(&pt[0]);
-	for (int k = 1; k < np; k++) {
-		if (started[k])
-			pthread_join(tid[k], NULL);
-		else
-			expand_part(&pt[k]);
-	}
+	parallel_each(expand_part, pt, sizeof(pt[0]), np);
 	for (int k = 0; k < np; k++) {
 		if (pt[k].r < 0)
 			r = pt[k].r;

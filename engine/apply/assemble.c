@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "slotsync/plan.h"
 #include "slotsync/store.h"
 #include "clock.h"
+#include "parallel.h"
 
 void assemble_report_progress(struct asm_ctx *a, int force)
 {
@@ -126,8 +126,6 @@ static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
 	while (r == 0) {
 		uint64_t round_bytes = 0;
 		size_t places = 0;
-		pthread_t th[SEED_THREADS];
-		int started[SEED_THREADS] = { 0 };
 
 		/* deal the next round's groups to the workers in turn */
 		for (int t = 0; t < n_workers; t++) {
@@ -147,15 +145,7 @@ static int copy_from_seeds(struct asm_ctx *a, struct slotsync_error *err)
 		}
 		if (round_bytes == 0 && w[0].n_groups == 0)
 			break;
-		for (int t = 1; t < n_workers; t++)
-			started[t] = pthread_create(&th[t], NULL, seed_work, &w[t]) == 0;
-		seed_work(&w[0]);
-		for (int t = 1; t < n_workers; t++) {
-			if (started[t])
-				pthread_join(th[t], NULL);
-			else
-				seed_work(&w[t]);
-		}
+		parallel_each(seed_work, w, sizeof(w[0]), n_workers);
 		for (int t = 0; t < n_workers; t++) {
 			if (w[t].r < 0 && r == 0) {
 				r = w[t].r;
@@ -428,8 +418,6 @@ static void *verify_range(void *arg)
 static int verify_target(struct asm_ctx *a, struct slotsync_error *err)
 {
 	struct verify_part parts[VERIFY_THREADS];
-	pthread_t th[VERIFY_THREADS];
-	int started[VERIFY_THREADS] = { 0 };
 	size_t n = a->idx->n_chunks, n_bad = 0;
 	uint32_t first = 0;
 	int r = 0;
@@ -440,14 +428,9 @@ static int verify_target(struct asm_ctx *a, struct slotsync_error *err)
 		parts[t].a = a;
 		parts[t].from = n * (size_t)t / VERIFY_THREADS;
 		parts[t].to = n * (size_t)(t + 1) / VERIFY_THREADS;
-		started[t] = t > 0 && pthread_create(&th[t], NULL, verify_range, &parts[t]) == 0;
-		if (t > 0 && !started[t])
-			verify_range(&parts[t]); /* no thread: do it here */
 	}
-	verify_range(&parts[0]);
+	parallel_each(verify_range, parts, sizeof(parts[0]), VERIFY_THREADS);
 	for (int t = 0; t < VERIFY_THREADS; t++) {
-		if (started[t])
-			pthread_join(th[t], NULL);
 		if (parts[t].r < 0 && r == 0) {
 			r = parts[t].r;
 			*err = parts[t].err;

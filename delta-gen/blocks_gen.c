@@ -9,13 +9,14 @@
  * again.  A block is recorded as content only if the profile compresses it
  * back to the very bytes of the image; anything else is recorded as bytes.
  * The reference is whole base blocks (and blocks of the new image just before
- * the output), listed in the object's map so that the device expands them. */
+ * the output), listed in the object's map so that the device expands them.
+ * Where the image's blocks are not compressed, its gzip files are the blocks
+ * (members.c; the DEFLATE profile). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io.h"
 #include "parallel.h"
@@ -26,22 +27,21 @@
 #define PROBE_BLOCKS 8
 #define LZ4HC_MAX 12
 
-static int variant_ok(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p, unsigned v,
-		      const uint8_t *content, size_t n, const uint8_t *want, size_t csize, uint8_t *buf, size_t cap)
-{
-	struct slotsync_error e = { 0 };
-	int64_t z = slotsync_delta_block_compress(bc, p, v, content, n, buf, cap, &e);
-
-	return z > 0 && (size_t)z == csize && memcmp(buf, want, csize) == 0;
-}
-
-/* The variant of p that compresses content back to want, or -1. */
+/* The variant of p that compresses content back to want, or -1 (DEFLATE:
+ * with a deflate block ended after each of bounds[0..nb)). */
 static int find_variant(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
-			const uint8_t *content, size_t n, const uint8_t *want, size_t csize, uint8_t *buf, size_t cap)
+			const uint32_t *bounds, size_t nb, const uint8_t *content, size_t n, const uint8_t *want,
+			size_t csize, uint8_t *buf, size_t cap)
 {
-	for (unsigned v = 0; v < 32; v++)
-		if ((p->variants >> v & 1) && variant_ok(bc, p, v, content, n, want, csize, buf, cap))
+	for (unsigned v = 0; v < 32; v++) {
+		struct slotsync_error e = { 0 };
+		int64_t z;
+		if (!(p->variants >> v & 1))
+			continue;
+		z = slotsync_delta_deflate_compress(bc, p, v, bounds, nb, content, n, buf, cap, &e);
+		if (z > 0 && (size_t)z == csize && memcmp(buf, want, csize) == 0)
 			return (int)v;
+	}
 	return -1;
 }
 
@@ -91,7 +91,7 @@ static int probe_profile(struct ctx *c, struct slotsync_delta_block_coder *bc, c
 		if (n <= 0)
 			continue;
 		(*tried)++;
-		ok += find_variant(bc, p, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
+		ok += find_variant(bc, p, NULL, 0, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
 	}
 	return ok;
 }
@@ -255,7 +255,31 @@ static int expand_base(struct ctx *c, int threads)
 	return r;
 }
 
-int blocks_prepare(struct ctx *c, struct slotsync_error *err)
+/* The codec with profile p: sealed, the base expanded (bytes as they are,
+ * blocks as their content) with its anchors.  A build without p's compressor
+ * leaves the codec off. */
+static int start(struct ctx *c, struct slotsync_delta_block_coder *bc, struct slotsync_delta_profile *p,
+		 struct slotsync_error *err)
+{
+	struct slotsync_error e2 = { 0 };
+	int r = slotsync_delta_profile_seal(bc, p, &e2);
+
+	if (r == -ENOTSUP)
+		return 0;
+	if (r < 0) {
+		*err = e2;
+		return r;
+	}
+	c->prof = *p;
+	if (expand_base(c, c->threads) < 0)
+		return slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
+	r = resemble_build_anchors(&c->x_sp, err);
+	if (r == 0)
+		c->blocks_on = 1;
+	return r;
+}
+
+static int squashfs_prepare(struct ctx *c, struct slotsync_error *err)
 {
 	struct slotsync_error e2 = { 0 };
 	struct slotsync_delta_block_coder *bc = NULL;
@@ -327,27 +351,8 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err)
 		p = best;
 		ok = best_ok;
 	}
-	if (!tried || !ok)
-		goto out;  /* nothing compresses back: the codec is not tried */
-	r = slotsync_delta_profile_seal(bc, &p, &e2);
-	if (r == -ENOTSUP) {
-		r = 0;  /* a build without this compressor: the codec is not tried */
-		goto out;
-	}
-	if (r < 0) {
-		*err = e2;
-		goto out;
-	}
-	c->prof = p;
-	/* the base expanded: bytes as they are, blocks as their content */
-	if (expand_base(c, c->opt->threads > 0 ? c->opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN)) < 0)
-		goto oom;
-	r = resemble_build_anchors(&c->x_sp, err);
-	if (r == 0)
-		c->blocks_on = 1;
-	goto out;
-oom:
-	r = slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
+	if (tried && ok)  /* else nothing compresses back: the codec is not tried */
+		r = start(c, bc, &p, err);
 out:
 	slotsync_delta_block_coder_free(bc);
 	free(content);
@@ -355,8 +360,75 @@ out:
 	return r;
 }
 
-/* First block of the new image ending after off. */
-static size_t nblock_at(const struct ctx *c, uint64_t off)
+/* The new image's first gzip files that DEFLATE tries to make again */
+#define PROBE_MEMBERS 16
+
+/* DEFLATE, where the image's blocks are not compressed: its gzip files as
+ * blocks, if the profile (zlib -9 and -6, memLevel 8 and 9: gzip's and
+ * zlib's defaults) makes some of the first of them again. */
+static int members_prepare(struct ctx *c, struct slotsync_error *err)
+{
+	struct slotsync_delta_block_coder *bc = NULL;
+	struct slotsync_delta_profile p = { .comp = SLOTSYNC_DELTA_COMP_DEFLATE, .window = 15, .variants = 0xc3 };
+	uint32_t *bounds = malloc(SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX * sizeof(*bounds));
+	uint8_t *content = NULL, *buf = NULL;
+	size_t cap, tried = 0, ok = 0;
+	int r = 0;
+
+	squashfs_info_free(&c->nsq);
+	squashfs_info_free(&c->bsq);
+	if (!bounds || members_scan(c->ni.p, c->ni.size, SLOTSYNC_DELTA_PROFILE_BLOCK_MAX, &c->nsq) < 0 ||
+	    members_scan(c->bi.p, c->bi.size, SLOTSYNC_DELTA_PROFILE_BLOCK_MAX, &c->bsq) < 0)
+		goto oom;
+	if (!c->nsq.n_blocks)
+		goto out;
+	if (c->bsq.block_size > c->nsq.block_size)
+		c->nsq.block_size = c->bsq.block_size;
+	c->bsq.block_size = c->nsq.block_size;
+	p.block_max = c->nsq.block_size;
+	cap = SLOTSYNC_DELTA_DEFLATE_CAP(p.block_max);
+	bc = slotsync_delta_block_coder_new();
+	content = malloc(p.block_max);
+	buf = malloc(cap);
+	if (!bc || !content || !buf)
+		goto oom;
+	for (size_t i = 0; i < c->nsq.n_blocks && tried < PROBE_MEMBERS; i++) {
+		const struct sqfs_block *b = &c->nsq.blocks[i];
+		size_t nb;
+		int64_t n = members_expand(c->ni.p + b->off, b->csize, content, p.block_max, bounds, &nb,
+					   SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX);
+		if (n <= 0)
+			continue;
+		tried++;
+		ok += find_variant(bc, &p, bounds, nb, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
+	}
+	if (ok) {  /* else made otherwise: the codec is not tried */
+		c->members = 1;
+		r = start(c, bc, &p, err);
+	}
+	goto out;
+oom:
+	r = slotsync_error_set(err, -ENOMEM, "out of memory for the gzip files of the images");
+out:
+	slotsync_delta_block_coder_free(bc);
+	free(bounds);
+	free(content);
+	free(buf);
+	return r;
+}
+
+int blocks_prepare(struct ctx *c, struct slotsync_error *err)
+{
+	int r = squashfs_prepare(c, err);
+
+	if (r < 0 || c->blocks_on)
+		return r;
+	/* not squashfs, or its blocks are not compressed (or not so that they
+	 * can be made again): its gzip files */
+	return members_prepare(c, err);
+}
+
+size_t blocks_new_at(const struct ctx *c, uint64_t off)
 {
 	size_t lo = 0, hi = c->nsq.n_blocks;
 
@@ -486,7 +558,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 {
 	struct ctx *c = w->c;
 	const struct slotsync_index *ni = c->new_idx;
-	size_t el = 0, last_raw = SIZE_MAX, nblocks = 0, nr = 0, first = nblock_at(c, rs), z0, z1 = 0,
+	size_t el = 0, last_raw = SIZE_MAX, nblocks = 0, nr = 0, first = blocks_new_at(c, rs), z0, z1 = 0,
 	       bcap = (size_t)c->nsq.block_size * 2 + 65536;
 	uint64_t cur = rs, raw_budget = SLOTSYNC_DELTA_REF_MAX, ts = rs, t_raw = 0, t_x = 0, x_used = 0;
 	struct interval rv[SLOTSYNC_DELTA_REFS_MAX];
@@ -499,30 +571,49 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		uint8_t *h;
 		int64_t n = -1;
 		int v = -1;
+		size_t hdr, nb;
 		if (F->stored)
 			continue;
 		if (a > cur && frames_put_raw(w, &el, &last_raw, cur, a) < 0)
 			return 0;
 		h = w->xout + el;
-		if (el + 18 + c->nsq.block_size <= SLOTSYNC_DELTA_XOUT_MAX)
+		hdr = 18;
+		nb = 0;
+		if (c->members) {
+			/* DEFLATE: the content and where its deflate blocks end */
+			if (F->csize <= SLOTSYNC_DELTA_DEFLATE_CAP(c->prof.block_max))
+				n = members_expand(c->ni.p + F->off, F->csize, w->mcontent, c->nsq.block_size, w->bounds, &nb,
+						   SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX);
+			hdr = 22 + 4 * nb;
+			if (n > 0 && el + hdr + (size_t)n <= SLOTSYNC_DELTA_XOUT_MAX)
+				memcpy(h + hdr, w->mcontent, (size_t)n);
+			else
+				n = -1;
+		} else if (el + 18 + c->nsq.block_size <= SLOTSYNC_DELTA_XOUT_MAX)
 			n = squashfs_decompress(c->nsq.comp, c->ni.p + F->off, F->csize, h + 18, c->nsq.block_size);
 		if (n > 0 && (uint64_t)n <= c->prof.block_max) {
 			/* trusted in a trial: blocks_keep() checks every one */
 			v = verify ? -1 : guess_variant(&c->prof, c->ni.p + F->off, F->csize);
 			if (v < 0)
-				v = find_variant(w->bc, &c->prof, h + 18, (size_t)n, c->ni.p + F->off, F->csize, w->bbuf, bcap);
+				v = find_variant(w->bc, &c->prof, w->bounds, nb, h + hdr, (size_t)n, c->ni.p + F->off, F->csize,
+						 w->bbuf, bcap);
 		}
 		if (v < 0) {
 			if (frames_put_raw(w, &el, &last_raw, a, b) < 0)
 				return 0;
 		} else {
-			h[0] = 2;
+			h[0] = c->members ? 3 : 2;
 			h[1] = (uint8_t)v;
 			io_put_le32(h + 2, F->csize);
 			io_put_le32(h + 6, (uint32_t)(a - F->off));
 			io_put_le32(h + 10, (uint32_t)(b - a));
 			io_put_le32(h + 14, (uint32_t)n);
-			el += 18 + (size_t)n;
+			if (c->members) {
+				io_put_le32(h + 18, (uint32_t)nb);
+				for (size_t k = 0; k < nb; k++)
+					io_put_le32(h + 22 + 4 * k, w->bounds[k]);
+			}
+			el += hdr + (size_t)n;
 			last_raw = SIZE_MAX;
 			nblocks++;
 		}
@@ -545,7 +636,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 			if (rs - B->off > TARGET_RAW_MAX)
 				break;
 			ts = B->off;
-			t_x += B->stored ? B->csize : c->nsq.block_size;
+			t_x += B->stored ? B->csize : B->usize ? B->usize : c->nsq.block_size;
 		}
 	}
 	t_raw = rs - ts;
@@ -555,7 +646,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		/* expanded into w->xref from 0, its blocks in the map */
 		uint64_t at = ts;
 		size_t xl = 0;
-		for (size_t k = nblock_at(c, ts); k < c->nsq.n_blocks && c->nsq.blocks[k].off + c->nsq.blocks[k].csize <= rs;
+		for (size_t k = blocks_new_at(c, ts); k < c->nsq.n_blocks && c->nsq.blocks[k].off + c->nsq.blocks[k].csize <= rs;
 		     k++) {
 			const struct sqfs_block *B = &c->nsq.blocks[k];
 			int64_t n = -1;
@@ -613,9 +704,12 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 					return 0;
 				{
 					const struct xseg *sg = &c->xseg[g];
-					if (xl + (sg->xl > sg->rl ? sg->xl : sg->rl) > SLOTSYNC_DELTA_XREF_MAX)
-						return 0;
 					uint64_t end = sg->r + sg->rl < rv[i].e ? sg->r + sg->rl : rv[i].e;
+					/* what it adds: a block expanded, or the bytes of the
+					 * range in a segment of bytes (which may be long) */
+					if (xl + (sg->frame ? (sg->xl > end - at ? sg->xl : end - at) : end - at) >
+					    SLOTSYNC_DELTA_XREF_MAX)
+						return 0;
 					if (sg->frame && at == sg->r && end == sg->r + sg->rl &&
 					    map_add(w, t, rpos + (at - rv[i].s), (uint32_t)sg->rl, (uint32_t)sg->xl) == 0) {
 						memcpy(w->xref + xl, c->xb + sg->x, sg->xl);

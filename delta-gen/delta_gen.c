@@ -41,6 +41,22 @@ static int cmp_job_bytes(const void *a, const void *b)
 }
 
 /* First pass: a missing chunk's diagonals and its size as a plain chunk. */
+#define RUN_RESEMBLES 0
+#define RUN_NOVEL 1
+#define RUN_GZIP 2
+
+/* What new chunk k is, for cutting runs: like something in the base, novel,
+ * or (DEFLATE) holding bytes of a gzip file the device may make again. */
+static int run_kind(const struct ctx *c, size_t k)
+{
+	if (c->members) {
+		size_t f = blocks_new_at(c, slotsync_index_chunk_start(c->new_idx, k));
+		if (f < c->nsq.n_blocks && c->nsq.blocks[f].off < c->new_idx->chunks[k].end)
+			return RUN_GZIP;
+	}
+	return c->info[k].nd == 0 || c->info[k].dg[0].votes < NOVEL_VOTES ? RUN_NOVEL : RUN_RESEMBLES;
+}
+
 static void analyse(struct worker *w, uint32_t pos)
 {
 	struct ctx *c = w->c;
@@ -251,6 +267,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		threads = 1;
 	if (threads > 64)
 		threads = 64;
+	c.threads = threads;
 	r = slotsync_index_read_file(base_index, &base, err);
 	if (r == 0)
 		r = slotsync_index_read_file(opt->new_index, &ni, err);
@@ -320,7 +337,12 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			w[t].bbuf = malloc((size_t)c.nsq.block_size * 2 + 65536);
 			w[t].map = malloc(mc);
 			w[t].map2 = malloc(mc);
-			if (!w[t].bc || !w[t].bbuf || !w[t].map || !w[t].map2) {
+			if (c.members) {
+				w[t].bounds = malloc(SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX * sizeof(*w[t].bounds));
+				w[t].mcontent = malloc(c.nsq.block_size);
+			}
+			if (!w[t].bc || !w[t].bbuf || !w[t].map || !w[t].map2 ||
+			    (c.members && (!w[t].bounds || !w[t].mcontent))) {
 				r = slotsync_error_set(err, -ENOMEM, "out of memory");
 				threads = t + 1;
 				goto workers_out;
@@ -365,22 +387,23 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	/* runs of missing chunks: chunks like something in the base in short runs
 	 * (their references are what matters), novel chunks in long ones (the run
 	 * is its own context); in an image of zstd frames, where compressed bytes
-	 * resemble nothing, runs of up to FRAMES_RUN_MAX whatever they resemble */
+	 * resemble nothing, runs of up to FRAMES_RUN_MAX whatever they resemble
+	 * (not so where only the gzip files inside are compressed) */
+	const int whole = c.n_levels || (c.blocks_on && !c.members);
 	for (size_t i = 0; i < ni->n_chunks;) {
 		size_t k = i;
 		uint64_t bytes = 0;
-		int novel;
+		int kind;
 		if (!missing[i]) {
 			i++;
 			continue;
 		}
-		novel = c.info[i].nd == 0 || c.info[i].dg[0].votes < NOVEL_VOTES;
-		while (k < ni->n_chunks && missing[k] && k - i < RUN_CHUNKS_MAX &&
-		       (c.n_levels || c.blocks_on || (c.info[k].nd == 0 || c.info[k].dg[0].votes < NOVEL_VOTES) == novel) &&
+		kind = run_kind(&c, i);
+		while (k < ni->n_chunks && missing[k] && k - i < RUN_CHUNKS_MAX && (whole || run_kind(&c, k) == kind) &&
 		       (k == i || bytes + slotsync_index_chunk_size(ni, k) <=
-					  (c.n_levels || c.blocks_on ? (uint64_t)FRAMES_RUN_MAX
-					   : novel    ? (uint64_t)SLOTSYNC_DELTA_OUT_MAX
-						      : (uint64_t)opt->run_max)))
+					  (whole ? (uint64_t)FRAMES_RUN_MAX
+					   : kind == RUN_RESEMBLES ? (uint64_t)opt->run_max
+								   : (uint64_t)SLOTSYNC_DELTA_OUT_MAX)))
 			bytes += slotsync_index_chunk_size(ni, k++);
 		c.jobs[c.n_jobs].first = (uint32_t)i;
 		c.jobs[c.n_jobs].count = (uint32_t)(k - i);
@@ -480,6 +503,8 @@ workers_out:
 		free(w[t].map);
 		free(w[t].map2);
 		free(w[t].xres);
+		free(w[t].bounds);
+		free(w[t].mcontent);
 	}
 out:
 	for (size_t i = 0; i < c.n_jobs; i++)

@@ -98,6 +98,7 @@ struct nframe {
 
 struct ctx {
 	const struct gen_delta_options *opt;
+	int threads;                     /* workers (--threads, or one per core) */
 	struct chunk_info *info;         /* per new chunk (missing ones filled) */
 	uint32_t *todo;                  /* missing chunk positions */
 	size_t n_todo;
@@ -121,6 +122,7 @@ struct ctx {
 	struct sqfs_info nsq, bsq;
 	struct slotsync_delta_profile prof;
 	int blocks_on;
+	int members;                     /* BLOCKS on the gzip files of an uncompressed image (DEFLATE) */
 	struct job *jobs;
 	size_t n_jobs;
 	struct job **order;              /* the jobs, largest first (threads end together) */
@@ -161,6 +163,8 @@ struct worker {
 	struct slotsync_delta_block_coder *bc;
 	uint8_t *bbuf, *map, *map2;
 	uint8_t *xres;                   /* BLOCKS: the records' residual (made on first use) */
+	uint32_t *bounds;                /* DEFLATE: a stream's block lengths */
+	uint8_t *mcontent;               /* DEFLATE: a stream's content */
 	int64_t *votes;
 	size_t votes_cap;
 	uint8_t *ref_buf;                /* the context across objects, then ref */
@@ -231,6 +235,8 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err);
 /* The BLOCKS encoding of new image [rs, re) at the trial level, in w->out_c;
  * returns its size, or 0 if the codec does not apply. */
 size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t);
+/* The first block of the new image (c->nsq) that ends after off. */
+size_t blocks_new_at(const struct ctx *c, uint64_t off);
 /* The BLOCKS object of t at the full level, decoded again and compared, as
  * job j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
 int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uint8_t *src, size_t len);

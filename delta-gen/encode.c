@@ -6,7 +6,8 @@
  *              prediction (or none), and output - prediction (bsdiff's insight:
  *              code that moved changes by small differences);
  *   ZSTD_FRAMES (frames.c) in an image of zstd frames;
- *   BLOCKS (blocks_gen.c) in a squashfs image of gzip, xz or lz4 blocks.
+ *   BLOCKS (blocks_gen.c) in a squashfs image of gzip, xz or lz4 blocks, or
+ *   on the gzip files inside an image whose blocks are not compressed.
  * A ZSTD_REF object may also have, in front of its base ranges, the missing
  * chunks just before it as ranges of the new image (the device reads them back
  * from the slot it writes): new packages resemble each other.  They stay when

@@ -40,6 +40,7 @@ const char *squashfs_comp_name(uint8_t comp)
 	case 4: return "xz";
 	case 5: return "lz4";
 	case 6: return "zstd";
+	case SQFS_DEFLATE: return "deflate";
 	default: return "unknown";
 	}
 }
@@ -53,6 +54,10 @@ int64_t squashfs_decompress(uint8_t comp, const uint8_t *in, size_t len, uint8_t
 		if (len > UINT32_MAX || uncompress(out, &n, in, (uLong)len) != Z_OK)
 			return -1;
 		return (int64_t)n;
+	}
+	case SQFS_DEFLATE: {
+		size_t nb = 0;
+		return members_expand(in, len, out, cap, NULL, &nb, 0);
 	}
 #endif
 #if defined(SLOTSYNC_HAVE_XZ) && SLOTSYNC_HAVE_XZ

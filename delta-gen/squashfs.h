@@ -19,6 +19,9 @@
 #define SQFS_XZ 4
 #define SQFS_LZ4 5
 #define SQFS_ZSTD 6
+/* Not a squashfs compressor: the raw deflate streams of gzip files in an
+ * image whose blocks are not compressed (members.c), listed as blocks. */
+#define SQFS_DEFLATE 16
 #define SQFS_META_MAX 8192u              /* content of a metadata block */
 #define SQFS_FLAG_COMP_OPT 0x0400u
 
@@ -48,6 +51,17 @@ void squashfs_info_free(struct sqfs_info *s);
 /* Decompresses a block of compressor comp into out (cap bytes): returns its
  * content's size, or -1 (an error, too large, or a compressor not built in). */
 int64_t squashfs_decompress(uint8_t comp, const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+/* The raw deflate streams of the gzip files (members) in p[0..size), each
+ * whole and checked (its CRC-32 and size), whose content is at most
+ * usize_max bytes, as blocks of SQFS_DEFLATE (off and csize: the deflate
+ * stream; usize: its content); block_size is the largest content.  Returns 0
+ * or -ENOMEM (members.c). */
+int members_scan(const uint8_t *p, uint64_t size, uint32_t usize_max, struct sqfs_info *out);
+/* Inflates a raw deflate stream into out (cap bytes), its block lengths into
+ * bounds (the lengths of every block but the last; at most nb_max): returns
+ * the content's size, or -1 (an error, too large, too many blocks). */
+int64_t members_expand(const uint8_t *in, size_t len, uint8_t *out, size_t cap, uint32_t *bounds, size_t *nb,
+		       size_t nb_max);
 /* Compressor name ("gzip", "xz", ...) for messages. */
 const char *squashfs_comp_name(uint8_t comp);
 

@@ -98,7 +98,7 @@ if [ ! -e $D/.ready ]; then
 	# the same index as serialized (SSDELTA2); a BLOCKS object: an empty map,
 	# then a bytes record and a block record
 	{ printf '\004'; zstd -q -d -c "$tmp"/s/deltas/*/*.sdix; } >$D/index-raw
-	printf '\003\003\004\000\000\000\000\000\000\005\000\000\000hello\002\000\010\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000abcd' >$D/blocks
+	printf '\003\004\004\000\000\000\000\000\000\005\000\000\000hello\002\000\010\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000abcd' >$D/blocks
 	rm -rf "$tmp"
 	touch $D/.ready
 fi
@@ -106,6 +106,11 @@ fi
 # one block predicted by nothing (a bytes record, "hello")
 [ -e $D/blocks-residual ] ||
 	printf '\005\003\001\000\000\000\000\012\000\000\000\377\000\005\000\000\000hello' >$D/blocks-residual
+
+# a BLOCKS object of the deflate profile (second byte 3): an empty map, a
+# bytes record and a deflate record (one block length, 2, of its 4 bytes)
+[ -e $D/blocks-deflate ] ||
+	printf '\003\003\004\000\000\000\000\000\000\005\000\000\000hello\003\000\010\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000\001\000\000\000\002\000\000\000abcd' >$D/blocks-deflate
 
 # the targets, two at a time (one per core): NAME:MAX_LEN:CORPUS
 run_target() {

@@ -15,6 +15,12 @@
  * the variant says which one a block was made with, so the device compresses
  * once.  Whether this build's libraries compress as the generator's did is
  * told by the profile's sample digest (slotsync_delta_profile_probe()).
+ *
+ * DEFLATE is not a squashfs compressor: its "blocks" are the raw deflate
+ * streams of gzip files in an image whose own blocks are not compressed, made
+ * again with zlib at the level and memLevel of the variant, a deflate block
+ * ended wherever the file's own blocks end (gzip -9 ends its blocks by a rule
+ * of its own; zlib makes the same bytes between those ends).
  */
 #include "slotsync/delta.h"
 
@@ -48,6 +54,8 @@ struct slotsync_delta_block_coder {
 #if SLOTSYNC_HAVE_ZLIB
 	z_stream zs;
 	int zs_ready, zs_level, zs_window;
+	z_stream ds;                     /* DEFLATE: raw, for one memLevel */
+	int ds_ready, ds_mem;
 #endif
 	ZSTD_CCtx *zc;
 	ZSTD_DCtx *zd;
@@ -65,6 +73,8 @@ void slotsync_delta_block_coder_free(struct slotsync_delta_block_coder *bc)
 #if SLOTSYNC_HAVE_ZLIB
 	if (bc->zs_ready)
 		deflateEnd(&bc->zs);
+	if (bc->ds_ready)
+		deflateEnd(&bc->ds);
 #endif
 	ZSTD_freeCCtx(bc->zc);
 	ZSTD_freeDCtx(bc->zd);
@@ -84,6 +94,8 @@ static const char *comp_name(unsigned comp)
 		return "lz4";
 	case SLOTSYNC_DELTA_COMP_ZSTD:
 		return "zstd";
+	case SLOTSYNC_DELTA_COMP_DEFLATE:
+		return "deflate";
 	default:
 		return "an unknown compressor";
 	}
@@ -122,6 +134,10 @@ int slotsync_delta_profile_check(const struct slotsync_delta_profile *p, struct 
 		ok = p->level == 0 && p->window == 0;
 		allowed = ((UINT32_C(1) << (ZSTD_LEVEL_MAX + 1)) - 1) & ~UINT32_C(1);
 		break;
+	case SLOTSYNC_DELTA_COMP_DEFLATE:
+		ok = p->level == 0 && p->window == 15;
+		allowed = (UINT32_C(1) << SLOTSYNC_DELTA_DEFLATE_VARIANTS) - 1;
+		break;
 	default:
 		return slotsync_error_set(err, -EBADMSG, "compression profile: unknown compressor %u", p->comp);
 	}
@@ -143,6 +159,7 @@ static void library_name(unsigned comp, char *buf, size_t cap)
 	switch (comp) {
 #if SLOTSYNC_HAVE_ZLIB
 	case SLOTSYNC_DELTA_COMP_GZIP:
+	case SLOTSYNC_DELTA_COMP_DEFLATE:
 		snprintf(buf, cap, "zlib %s", zlibVersion());
 		break;
 #endif
@@ -166,7 +183,7 @@ static void library_name(unsigned comp, char *buf, size_t cap)
 
 static int not_built(unsigned comp, struct slotsync_error *err)
 {
-	const char *opt = comp == SLOTSYNC_DELTA_COMP_GZIP ? "SLOTSYNC_ZLIB" :
+	const char *opt = comp == SLOTSYNC_DELTA_COMP_GZIP || comp == SLOTSYNC_DELTA_COMP_DEFLATE ? "SLOTSYNC_ZLIB" :
 			  comp == SLOTSYNC_DELTA_COMP_XZ   ? "SLOTSYNC_XZ" :
 			  comp == SLOTSYNC_DELTA_COMP_LZ4  ? "SLOTSYNC_LZ4" :
 							     NULL;
@@ -213,6 +230,77 @@ static int64_t gzip_compress(struct slotsync_delta_block_coder *bc, const struct
 	if (r == Z_OK || r == Z_BUF_ERROR)
 		return 0;
 	return slotsync_error_set(err, -EIO, "zlib: deflate failed (%d)", r);
+}
+
+/* DEFLATE: raw deflate, a block ended after each of bounds[0..nb) */
+static int64_t deflate_compress(struct slotsync_delta_block_coder *bc, unsigned variant, const uint32_t *bounds,
+				size_t nb, const uint8_t *in, size_t len, void *out, size_t cap, struct slotsync_error *err)
+{
+	int level = 9 - (int)(variant / 2), mem = 8 + (int)(variant % 2), r = Z_OK;
+	size_t left = len;
+
+	if (len > UINT32_MAX || cap > UINT32_MAX)
+		return slotsync_error_set(err, -EINVAL, "deflate stream of %zu bytes", len);
+	for (size_t i = 0; i < nb; i++) {
+		if (bounds[i] == 0 || bounds[i] >= left)
+			return slotsync_error_set(err, -EINVAL,
+						  "deflate stream of %zu bytes: block %zu of %" PRIu32
+						  " bytes does not fit what is left (%zu)",
+						  len, i, bounds[i], left);
+		left -= bounds[i];
+	}
+	if (bc->ds_ready && bc->ds_mem != mem) {
+		deflateEnd(&bc->ds);
+		bc->ds_ready = 0;
+	}
+	if (!bc->ds_ready) {
+		memset(&bc->ds, 0, sizeof(bc->ds));
+		if (deflateInit2(&bc->ds, level, Z_DEFLATED, -15, mem, Z_DEFAULT_STRATEGY) != Z_OK)
+			return slotsync_error_set(err, -ENOMEM, "zlib: deflateInit2 failed");
+		bc->ds_ready = 1;
+		bc->ds_mem = mem;
+	}
+	/* a reset stream takes another level without flushing anything */
+	if (deflateReset(&bc->ds) != Z_OK || deflateParams(&bc->ds, level, Z_DEFAULT_STRATEGY) != Z_OK)
+		return slotsync_error_set(err, -EIO, "zlib: cannot set level %d", level);
+	bc->ds.next_in = (Bytef *)(uintptr_t)in;
+	bc->ds.next_out = out;
+	bc->ds.avail_out = (uInt)cap;
+	for (size_t i = 0; i <= nb; i++) {
+		bc->ds.avail_in = i < nb ? bounds[i] : (uInt)left;
+		r = deflate(&bc->ds, i < nb ? Z_BLOCK : Z_FINISH);
+		if (r == Z_STREAM_END)
+			break;
+		if (r != Z_OK && r != Z_BUF_ERROR)
+			return slotsync_error_set(err, -EIO, "zlib: deflate failed (%d)", r);
+		if (bc->ds.avail_out == 0 || bc->ds.avail_in != 0)
+			return 0;  /* it does not fit */
+	}
+	return r == Z_STREAM_END ? (int64_t)bc->ds.total_out : 0;
+}
+
+static int deflate_decompress(const void *in, size_t len, void *out, size_t usize, struct slotsync_error *err)
+{
+	z_stream s;
+	int r, ok;
+
+	if (len > UINT32_MAX || usize > UINT32_MAX)
+		return slotsync_error_set(err, -EBADMSG, "deflate stream of %zu bytes", len);
+	memset(&s, 0, sizeof(s));
+	if (inflateInit2(&s, -15) != Z_OK)
+		return slotsync_error_set(err, -ENOMEM, "zlib: inflateInit2 failed");
+	s.next_in = (Bytef *)(uintptr_t)in;
+	s.avail_in = (uInt)len;
+	s.next_out = out;
+	s.avail_out = (uInt)usize;
+	r = inflate(&s, Z_FINISH);
+	ok = r == Z_STREAM_END && s.avail_in == 0 && s.total_out == usize;
+	inflateEnd(&s);
+	if (!ok)
+		return slotsync_error_set(err, -EBADMSG,
+					  "deflate stream of %zu bytes does not decompress to %zu bytes (zlib %d, %lu bytes)",
+					  len, usize, r, (unsigned long)s.total_out);
+	return 0;
 }
 
 static int gzip_decompress(const void *in, size_t len, void *out, size_t usize, struct slotsync_error *err)
@@ -359,6 +447,13 @@ int64_t slotsync_delta_block_compress(struct slotsync_delta_block_coder *bc, con
 				      unsigned variant, const void *in, size_t len, void *out, size_t cap,
 				      struct slotsync_error *err)
 {
+	return slotsync_delta_deflate_compress(bc, p, variant, NULL, 0, in, len, out, cap, err);
+}
+
+int64_t slotsync_delta_deflate_compress(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
+					unsigned variant, const uint32_t *bounds, size_t nb, const void *in, size_t len,
+					void *out, size_t cap, struct slotsync_error *err)
+{
 	int r = slotsync_delta_profile_check(p, err);
 
 	if (r < 0)
@@ -371,10 +466,14 @@ int64_t slotsync_delta_block_compress(struct slotsync_delta_block_coder *bc, con
 	if (len > p->block_max)
 		return slotsync_error_set(err, -EINVAL, "%s block of %zu bytes, over the profile's %" PRIu32,
 					  comp_name(p->comp), len, p->block_max);
+	if (nb && p->comp != SLOTSYNC_DELTA_COMP_DEFLATE)
+		return slotsync_error_set(err, -EINVAL, "%s blocks have no block lengths", comp_name(p->comp));
 	switch (p->comp) {
 #if SLOTSYNC_HAVE_ZLIB
 	case SLOTSYNC_DELTA_COMP_GZIP:
 		return gzip_compress(bc, p, variant, in, len, out, cap, err);
+	case SLOTSYNC_DELTA_COMP_DEFLATE:
+		return deflate_compress(bc, variant, bounds, nb, in, len, out, cap, err);
 #endif
 #if SLOTSYNC_HAVE_XZ
 	case SLOTSYNC_DELTA_COMP_XZ:
@@ -405,6 +504,8 @@ int slotsync_delta_block_decompress(struct slotsync_delta_block_coder *bc, const
 #if SLOTSYNC_HAVE_ZLIB
 	case SLOTSYNC_DELTA_COMP_GZIP:
 		return gzip_decompress(in, len, out, usize, err);
+	case SLOTSYNC_DELTA_COMP_DEFLATE:
+		return deflate_decompress(in, len, out, usize, err);
 #endif
 #if SLOTSYNC_HAVE_XZ
 	case SLOTSYNC_DELTA_COMP_XZ:
@@ -496,6 +597,8 @@ void slotsync_delta_sample(uint8_t *out)
  * the sample is cut in pieces of block_max bytes (the last may be shorter),
  * each compressed into block_max bytes; each gives u32 size (0: it did not
  * fit) then its bytes. */
+#define SAMPLE_DEFLATE_BLOCK 4096u
+
 static int sample_digest(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
 			 uint8_t digest[SLOTSYNC_DIGEST_BYTES], struct slotsync_error *err)
 {
@@ -514,7 +617,13 @@ static int sample_digest(struct slotsync_delta_block_coder *bc, const struct slo
 		for (size_t at = 0; at < SLOTSYNC_DELTA_SAMPLE_BYTES; at += p->block_max) {
 			size_t len = SLOTSYNC_DELTA_SAMPLE_BYTES - at < p->block_max ? SLOTSYNC_DELTA_SAMPLE_BYTES - at :
 										       p->block_max;
-			int64_t n = slotsync_delta_block_compress(bc, p, v, sample + at, len, buf, p->block_max, err);
+			/* DEFLATE: a deflate block ended every 4 KiB, as gzip's rule may */
+			uint32_t bounds[SLOTSYNC_DELTA_PROFILE_BLOCK_MAX / SAMPLE_DEFLATE_BLOCK];
+			size_t nb = 0;
+			int64_t n;
+			while (p->comp == SLOTSYNC_DELTA_COMP_DEFLATE && (nb + 1) * SAMPLE_DEFLATE_BLOCK < len)
+				bounds[nb++] = SAMPLE_DEFLATE_BLOCK;
+			n = slotsync_delta_deflate_compress(bc, p, v, bounds, nb, sample + at, len, buf, p->block_max, err);
 			if (n < 0) {
 				r = (int)n;
 				goto out;

@@ -153,8 +153,9 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 			return rc;
 		}
 		if (o->codec == SLOTSYNC_DELTA_BLOCKS && d->profile.comp != SLOTSYNC_DELTA_COMP_GZIP &&
-		    d->profile.comp != SLOTSYNC_DELTA_COMP_XZ && d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4)
-			why = "a blocks object, but the profile is not gzip, xz or lz4";
+		    d->profile.comp != SLOTSYNC_DELTA_COMP_XZ && d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4 &&
+		    d->profile.comp != SLOTSYNC_DELTA_COMP_DEFLATE)
+			why = "a blocks object, but the profile is not gzip, xz, lz4 or deflate";
 		else if (o->codec == SLOTSYNC_DELTA_ZSTD_FRAMES && d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD &&
 			 d->profile.comp != SLOTSYNC_DELTA_COMP_NONE)
 			why = "a zstd-frames object, but the profile is of another compressor";
@@ -362,7 +363,8 @@ struct slotsync_delta_decoder {
 	struct slotsync_delta_profile profile;
 	struct slotsync_delta_block_coder *bc;
 	uint8_t *map;       /* the decoded map (MAP_MAX entries) */
-	uint8_t *block;     /* one block rebuilt (PROFILE_BLOCK_MAX) */
+	uint8_t *block;     /* one block rebuilt (DEFLATE_CAP(PROFILE_BLOCK_MAX)) */
+	uint32_t *bounds;   /* DEFLATE: a record's block lengths (DEFLATE_BOUNDS_MAX) */
 };
 
 static const uint8_t zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
@@ -444,6 +446,7 @@ void slotsync_delta_decoder_free(struct slotsync_delta_decoder *dec)
 	slotsync_delta_block_coder_free(dec->bc);
 	free(dec->map);
 	free(dec->block);
+	free(dec->bounds);
 	free(dec);
 }
 
@@ -522,9 +525,10 @@ static int frames_setup(struct slotsync_delta_decoder *dec, struct slotsync_erro
 static int records_apply(struct slotsync_delta_decoder *dec, int codec, const uint8_t *x, size_t n, uint8_t *out,
 			 size_t out_len, struct slotsync_error *err)
 {
-	const char *what = codec == SLOTSYNC_DELTA_BLOCKS ? "blocks object" : "zstd-frames object";
-	const uint8_t kind = codec == SLOTSYNC_DELTA_BLOCKS ? 2 : 1;
 	const struct slotsync_delta_profile *pr = &dec->profile;
+	const char *what = codec == SLOTSYNC_DELTA_BLOCKS ? "blocks object" : "zstd-frames object";
+	/* 1 frame, 2 block, 3 deflate stream (with its block lengths) */
+	const uint8_t kind = codec != SLOTSYNC_DELTA_BLOCKS ? 1 : pr->comp == SLOTSYNC_DELTA_COMP_DEFLATE ? 3 : 2;
 	size_t at = 0, o = 0;
 
 	while (at < n) {
@@ -537,8 +541,9 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 			o += len;
 			at += 5 + len;
 		} else if (x[at] == kind) {
-			uint32_t variant, csize, skip, take, len, content_max, cap;
-			const uint8_t *content = x + at + 18;
+			uint32_t variant, csize, skip, take, len, content_max, cap, nb = 0;
+			size_t hdr = 18;
+			const uint8_t *content;
 			uint8_t *rebuilt;
 			int64_t z;
 			if (left < 18)
@@ -548,14 +553,24 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 			skip = io_get_le32(x + at + 6);
 			take = io_get_le32(x + at + 10);
 			len = io_get_le32(x + at + 14);
+			if (kind == 3) {
+				nb = left >= 22 ? io_get_le32(x + at + 18) : UINT32_MAX;
+				if (nb > SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX || (left - 22) / 4 < nb)
+					return slotsync_error_set(err, -EBADMSG, "%s: deflate record at %zu cut short", what,
+								  at);
+				for (uint32_t i = 0; i < nb; i++)
+					dec->bounds[i] = io_get_le32(x + at + 22 + 4 * (size_t)i);
+				hdr = 22 + 4 * (size_t)nb;
+			}
+			content = x + at + hdr;
 			if (codec == SLOTSYNC_DELTA_BLOCKS) {
 				content_max = pr->block_max;
-				cap = pr->block_max;
+				cap = kind == 3 ? SLOTSYNC_DELTA_DEFLATE_CAP(pr->block_max) : pr->block_max;
 			} else {
 				content_max = SLOTSYNC_DELTA_FRAME_MAX;
 				cap = ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX);
 			}
-			if (len > content_max || len > left - 18 || csize > cap || take == 0 || skip > csize ||
+			if (len > content_max || len > left - hdr || csize > cap || take == 0 || skip > csize ||
 			    take > csize - skip || take > out_len - o ||
 			    (codec != SLOTSYNC_DELTA_BLOCKS &&
 			     (variant < 1 || variant > SLOTSYNC_DELTA_FRAME_LEVEL_MAX)) ||
@@ -577,9 +592,10 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 							  what, at);
 			if (codec == SLOTSYNC_DELTA_BLOCKS) {
 				rebuilt = dec->block;
-				z = slotsync_delta_block_compress(dec->bc, pr, variant, content, len, rebuilt, cap, err);
+				z = slotsync_delta_deflate_compress(dec->bc, pr, variant, dec->bounds, nb, content, len,
+								    rebuilt, cap, err);
 				if (z < 0)
-					return (int)z;
+					return z == -EINVAL ? -EBADMSG : (int)z;
 				if (z != csize)
 					return slotsync_error_set(err, -EBADMSG,
 								  "blocks object: a block compressed again gives %" PRId64
@@ -599,7 +615,7 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 			}
 			memcpy(out + o, rebuilt + skip, take);
 			o += take;
-			at += 18 + len;
+			at += hdr + len;
 		} else
 			return slotsync_error_set(err, -EBADMSG, "%s: unknown record %u at %zu", what, x[at], at);
 	}
@@ -669,8 +685,9 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	int r, resid;
 
 	if (pr->comp != SLOTSYNC_DELTA_COMP_GZIP && pr->comp != SLOTSYNC_DELTA_COMP_XZ &&
-	    pr->comp != SLOTSYNC_DELTA_COMP_LZ4)
-		return slotsync_error_set(err, -EINVAL, "blocks object without a gzip, xz or lz4 compression profile");
+	    pr->comp != SLOTSYNC_DELTA_COMP_LZ4 && pr->comp != SLOTSYNC_DELTA_COMP_DEFLATE)
+		return slotsync_error_set(err, -EINVAL,
+					  "blocks object without a gzip, xz, lz4 or deflate compression profile");
 	r = frames_setup(dec, err);
 	if (r < 0)
 		return r;
@@ -679,8 +696,10 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	if (!dec->map)
 		dec->map = malloc(map_cap);
 	if (!dec->block)
-		dec->block = malloc(SLOTSYNC_DELTA_PROFILE_BLOCK_MAX);
-	if (!dec->bc || !dec->map || !dec->block)
+		dec->block = malloc(SLOTSYNC_DELTA_DEFLATE_CAP(SLOTSYNC_DELTA_PROFILE_BLOCK_MAX));
+	if (!dec->bounds && pr->comp == SLOTSYNC_DELTA_COMP_DEFLATE)
+		dec->bounds = malloc(SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX * sizeof(*dec->bounds));
+	if (!dec->bc || !dec->map || !dec->block || (pr->comp == SLOTSYNC_DELTA_COMP_DEFLATE && !dec->bounds))
 		return slotsync_error_set(err, -ENOMEM, "out of memory for a blocks object");
 	/* 1. the map */
 	m = ZSTD_findFrameCompressedSize(payload, payload_len);

@@ -119,6 +119,12 @@ enum slotsync_delta_codec {
  *      a block: the n content bytes compressed with the profile and that
  *      variant (into a buffer of block_max bytes, as mksquashfs does) must give
  *      csize bytes; bytes skip .. skip+take-1 of them are output.
+ *        3, u8 variant, u32 csize, u32 skip, u32 take, u32 n, u32 nb,
+ *           nb x u32 block length, n bytes
+ *      a deflate stream (profile SLOTSYNC_DELTA_COMP_DEFLATE only, where 2 is
+ *      refused): the n content bytes compressed by
+ *      slotsync_delta_deflate_compress() with those block lengths must give
+ *      csize bytes (at most SLOTSYNC_DELTA_DEFLATE_CAP(block_max)).
  * With bit 31 of the map's n set, the records frame decodes instead to their
  * residual, as RESIDUAL codes an output: K u8 (1..ALIGN_MAX), K x i32
  * alignments into the expanded reference, u32 r (the records' length, 1..
@@ -143,9 +149,18 @@ enum slotsync_delta_comp {
 	SLOTSYNC_DELTA_COMP_XZ = 4,
 	SLOTSYNC_DELTA_COMP_LZ4 = 5,
 	SLOTSYNC_DELTA_COMP_ZSTD = 6,
+	/* not squashfs's: raw deflate streams (the content of gzip files) in
+	 * the bytes of an image whose blocks are not compressed */
+	SLOTSYNC_DELTA_COMP_DEFLATE = 16,
 };
 #define SLOTSYNC_DELTA_XZ_EXTREME (UINT32_C(1) << 31)  /* in an xz profile's level */
 #define SLOTSYNC_DELTA_PROFILE_BLOCK_MAX (1u << 20)   /* squashfs's largest block */
+/* DEFLATE: variant v is zlib level 9 - v / 2 with memLevel 8 + v % 2 (v < 18);
+ * a record ends at most DEFLATE_BOUNDS_MAX deflate blocks before its last and
+ * compresses into at most DEFLATE_CAP(block_max) bytes. */
+#define SLOTSYNC_DELTA_DEFLATE_VARIANTS 18u
+#define SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX 4096u
+#define SLOTSYNC_DELTA_DEFLATE_CAP(n) ((n) + (n) / 8 + 1024u)
 /* A device refuses a profile whose compressor would need more memory. */
 #define SLOTSYNC_DELTA_CODER_MEM_MAX (12u << 20)
 
@@ -155,13 +170,15 @@ struct slotsync_delta_profile {
 	uint8_t comp;          /* enum slotsync_delta_comp; 0: none */
 	uint32_t level;        /* gzip 1-9; xz preset 0-9, | SLOTSYNC_DELTA_XZ_EXTREME;
 	                          lz4: 0 = LZ4_compress_default, else the LZ4HC level (1-12);
-	                          zstd: 0 (its levels are in variants) */
-	uint32_t window;       /* gzip: windowBits 8-15; xz: dictionary size (4 KiB..1 MiB); else 0 */
+	                          zstd, deflate: 0 (their levels are in variants) */
+	uint32_t window;       /* gzip: windowBits 8-15; xz: dictionary size (4 KiB..1 MiB);
+	                          deflate: 15; else 0 */
 	uint32_t variants;     /* bitmask of what a block may be compressed with:
 	                          gzip: bit s = deflate strategy s (0 default .. 4 Z_FIXED);
 	                          xz: bit 0 no filter, bits 1..6 the BCJ filters x86, powerpc,
 	                              ia64, arm, armthumb, sparc (mksquashfs's order);
-	                          lz4: bit 0 only; zstd: bit l = level l (1..19) */
+	                          lz4: bit 0 only; zstd: bit l = level l (1..19);
+	                          deflate: bit v = level 9 - v / 2, memLevel 8 + v % 2 */
 	uint32_t block_max;    /* largest content of a block (the squashfs block size, <= 1 MiB) */
 	char library[32];      /* "zlib 1.2.13", "liblzma 5.4.1", ...: for reports, NUL-terminated */
 	uint8_t sample[SLOTSYNC_DIGEST_BYTES]; /* SHA-256 of the sample compressed with every variant */
@@ -187,6 +204,16 @@ SLOTSYNC_EXPORT int64_t slotsync_delta_block_compress(struct slotsync_delta_bloc
 						      const struct slotsync_delta_profile *p, unsigned variant,
 						      const void *in, size_t len, void *out, size_t cap,
 						      struct slotsync_error *err);
+/* DEFLATE: in[0..len) as one raw deflate stream (windowBits 15, the default
+ * strategy) with variant v, a deflate block ended (zlib's Z_BLOCK) after each
+ * of the nb lengths in bounds and the last at the end: so a gzip file whose
+ * blocks gzip ended by its own rule is made again block by block.  The
+ * lengths must each be at least 1 and leave at least 1 byte for the last
+ * block (else -EINVAL).  Returns as slotsync_delta_block_compress(). */
+SLOTSYNC_EXPORT int64_t slotsync_delta_deflate_compress(struct slotsync_delta_block_coder *bc,
+							const struct slotsync_delta_profile *p, unsigned variant,
+							const uint32_t *bounds, size_t nb, const void *in,
+							size_t len, void *out, size_t cap, struct slotsync_error *err);
 /* Decompresses a block into exactly usize bytes (another size, or any error:
  * -EBADMSG). */
 SLOTSYNC_EXPORT int slotsync_delta_block_decompress(struct slotsync_delta_block_coder *bc,

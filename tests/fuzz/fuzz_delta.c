@@ -9,7 +9,8 @@
  *      reference that holds one zstd frame, into an output of the size the
  *      second byte picks;
  *   3  a BLOCKS object: the second byte picks the output size and the
- *      compressor (gzip, xz, lz4), the next two the length L of the map; L
+ *      compressor (gzip, xz, lz4, deflate: the last's block records carry
+ *      their deflate block lengths), the next two the length L of the map; L
  *      bytes of map and the records follow, each wrapped in a zstd frame
  *      here; the reference holds one block of that compressor;
  *   4  the rest is a delta index as serialized (SSDELTA1 or SSDELTA2),
@@ -39,12 +40,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct slotsync_delta_decoder *dec;
 	static ZSTD_DCtx *dc;
-	static uint8_t *xref, *out, *z, ref[4096], bref[3][4096];
-	static size_t ref_len, bref_len[3];
-	static struct slotsync_delta_profile prof[3] = {
+	static uint8_t *xref, *out, *z, ref[4096], bref[4][4096];
+	static size_t ref_len, bref_len[4];
+	static struct slotsync_delta_profile prof[4] = {
 		{ .comp = SLOTSYNC_DELTA_COMP_GZIP, .level = 1, .window = 15, .variants = 0x1f, .block_max = 8192 },
 		{ .comp = SLOTSYNC_DELTA_COMP_XZ, .level = 0, .window = 8192, .variants = 0x7f, .block_max = 8192 },
 		{ .comp = SLOTSYNC_DELTA_COMP_LZ4, .level = 0, .window = 0, .variants = 1, .block_max = 8192 },
+		{ .comp = SLOTSYNC_DELTA_COMP_DEFLATE, .level = 0, .window = 15, .variants = 0xc3, .block_max = 8192 },
 	};
 	struct slotsync_error err = { 0 };
 
@@ -61,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ref_len = 4 + ZSTD_compress(ref + 4, sizeof(ref) - 8, content, sizeof(content), 15);
 		memcpy(ref + ref_len, "tail", 4);
 		ref_len += 4;
-		for (int k = 0; k < 3; k++) {
+		for (int k = 0; k < 4; k++) {
 			struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
 			int64_t n;
 			memcpy(bref[k], "head", 4);
@@ -105,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned k;
 		if (size < 4 || size - 4 > (1u << 16))
 			return 0;
-		k = data[1] % 3;
+		k = data[1] % 4;
 		out_len = (size_t)data[1] * 997 + 1;
 		l = (size_t)data[2] | (size_t)data[3] << 8;
 		if (l > size - 4)
@@ -126,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned k;
 		if (size < 2 || size - 2 > (1u << 16))
 			return 0;
-		k = data[1] % 3;
+		k = data[1] % 4;
 		out_len = (size_t)data[1] * 997 + 1;
 		put_le32(map, 1u | SLOTSYNC_DELTA_MAP_RESIDUAL);
 		put_le32(map + 4, 4);

@@ -3,7 +3,8 @@
  * every compressor round-trips; blocks of real mksquashfs images come out of
  * slotsync_delta_block_compress() byte for byte; the sample and its digest;
  * the probe; codec-4 objects made by hand decode, and malformed ones are
- * refused; SSDELTA1 and SSDELTA2 indexes. */
+ * refused; SSDELTA1 and SSDELTA2 indexes; DEFLATE streams made again with
+ * their block ends, and objects of them. */
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -14,6 +15,10 @@
 #include "slotsync/delta.h"
 #include "slotsync/features.h"
 #include "test_util.h"
+
+#if SLOTSYNC_HAVE_ZLIB
+#include <zlib.h>
+#endif
 
 #define BS 32768u
 #define SAMPLE_SHA256 "14a78263573d100c2b94847ee455e5fc672a1eb7166f6040686ba83eee749c98"
@@ -516,6 +521,160 @@ END_TEST
 /* BLOCKS with residual records (bit 31 of the map's n): the records are
  * rebuilt from their residual against the expanded reference, then applied;
  * a selector, alignment count or length that does not fit is refused. */
+#if SLOTSYNC_HAVE_ZLIB
+/* A raw deflate stream as a gzip file holds one: zlib at level 9 - v / 2,
+ * memLevel 8 + v % 2, a block ended after each of the lengths. */
+static size_t zlib_stream(unsigned v, const uint32_t *bounds, size_t nb, const uint8_t *in, size_t len, uint8_t *out,
+			  size_t cap)
+{
+	z_stream s;
+	size_t at = 0;
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(deflateInit2(&s, 9 - (int)(v / 2), Z_DEFLATED, -15, 8 + (int)(v % 2), Z_DEFAULT_STRATEGY),
+			 Z_OK);
+	s.next_out = out;
+	s.avail_out = (uInt)cap;
+	for (size_t i = 0; i <= nb; i++) {
+		size_t n = i < nb ? bounds[i] : len - at;
+		s.next_in = (Bytef *)(uintptr_t)(in + at);
+		s.avail_in = (uInt)n;
+		ck_assert_int_eq(deflate(&s, i < nb ? Z_BLOCK : Z_FINISH), i < nb ? Z_OK : Z_STREAM_END);
+		at += n;
+	}
+	deflateEnd(&s);
+	return s.total_out;
+}
+
+static size_t put_deflate(uint8_t *r, unsigned variant, uint32_t csize, const uint32_t *bounds, uint32_t nb,
+			  const uint8_t *c, uint32_t n)
+{
+	r[0] = 3;
+	r[1] = (uint8_t)variant;
+	io_put_le32(r + 2, csize);
+	io_put_le32(r + 6, 0);
+	io_put_le32(r + 10, csize);
+	io_put_le32(r + 14, n);
+	io_put_le32(r + 18, nb);
+	for (uint32_t i = 0; i < nb; i++)
+		io_put_le32(r + 22 + 4 * i, bounds[i]);
+	memcpy(r + 22 + 4 * nb, c, n);
+	return 22 + 4 * nb + n;
+}
+
+START_TEST(test_deflate)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_profile p = profile(SLOTSYNC_DELTA_COMP_DEFLATE, 0, 15, 0xc3), q;
+	struct hand *h = calloc(1, sizeof(*h));
+	const uint32_t bounds[] = { 5000, 12000, 1 }, bad0[] = { 0 }, bad_all[] = { BS };
+	uint8_t *z = malloc(2 * BS), *y = malloc(2 * BS);
+	size_t nz, n;
+	int64_t got;
+
+	/* the profile: level 0, window 15, 18 variants */
+	ck_assert_msg(slotsync_delta_profile_check(&p, &err) == 0, "%s", err.msg);
+	q = p, q.level = 9;
+	ck_assert_int_eq(slotsync_delta_profile_check(&q, &err), -EBADMSG);
+	q = p, q.window = 14;
+	ck_assert_int_eq(slotsync_delta_profile_check(&q, &err), -EBADMSG);
+	q = p, q.variants = 1u << 18;
+	ck_assert_int_eq(slotsync_delta_profile_check(&q, &err), -EBADMSG);
+	ck_assert_msg(slotsync_delta_profile_seal(bc, &p, &err) == 0, "%s", err.msg);
+	ck_assert_msg(slotsync_delta_profile_probe(bc, &p, &err) == 0, "%s", err.msg);
+
+	/* made again as zlib made it, its blocks ended where they were, for
+	 * each variant; without the block ends, other bytes */
+	content(h->a, BS, 11);
+	for (unsigned v = 0; v < 8; v++) {
+		if (!(p.variants >> v & 1))
+			continue;
+		nz = zlib_stream(v, bounds, 3, h->a, BS, z, 2 * BS);
+		got = slotsync_delta_deflate_compress(bc, &p, v, bounds, 3, h->a, BS, y, 2 * BS, &err);
+		ck_assert_msg(got == (int64_t)nz, "variant %u: %" PRId64 " bytes, zlib %zu: %s", v, got, nz, err.msg);
+		ck_assert_mem_eq(y, z, nz);
+		got = slotsync_delta_block_compress(bc, &p, v, h->a, BS, y, 2 * BS, &err);
+		ck_assert_int_gt(got, 0);
+		ck_assert(got != (int64_t)nz || memcmp(y, z, nz) != 0);
+		ck_assert_int_eq(slotsync_delta_block_decompress(bc, &p, z, nz, y, BS, &err), 0);
+		ck_assert_mem_eq(y, h->a, BS);
+	}
+	/* block lengths that do not fit, a stream that does not fit its buffer,
+	 * a stream that is not the size it says */
+	ck_assert_int_eq(slotsync_delta_deflate_compress(bc, &p, 0, bad0, 1, h->a, BS, y, 2 * BS, &err), -EINVAL);
+	ck_assert_int_eq(slotsync_delta_deflate_compress(bc, &p, 0, bad_all, 1, h->a, BS, y, 2 * BS, &err), -EINVAL);
+	ck_assert_int_eq(slotsync_delta_deflate_compress(bc, &p, 0, bounds, 3, h->a, BS, y, 100, &err), 0);
+	ck_assert_int_eq(slotsync_delta_deflate_compress(bc, &profiles[0], 0, bounds, 3, h->a, BS, y, 2 * BS, &err),
+			 -EINVAL);
+	nz = zlib_stream(0, bounds, 3, h->a, BS, z, 2 * BS);
+	ck_assert_int_eq(slotsync_delta_block_decompress(bc, &p, z, nz, y, BS - 1, &err), -EBADMSG);
+	ck_assert_int_eq(slotsync_delta_block_decompress(bc, &p, z, nz - 1, y, BS, &err), -EBADMSG);
+
+#define D_REFUSED(out_len, text)                                                                                 \
+	do {                                                                                                     \
+		slotsync_error_clear(&err);                                                                      \
+		ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref,  \
+						       h->ref_len, h->out, (out_len), &err),                   \
+				 0);                                                                             \
+		ck_assert_msg(strstr(err.msg, text) != NULL, "wanted \"%s\": %s", text, err.msg);             \
+	} while (0)
+	/* an object: the old stream in the reference, the new one's content and
+	 * block ends in a deflate record */
+	h->p = p;
+	test_fill_random(h->ref, 100, 5);
+	memcpy(h->ref + 100, z, nz);
+	h->ca = nz;
+	test_fill_random(h->ref + 100 + nz, 50, 6);
+	h->ref_len = 150 + nz;
+	memcpy(h->xref, h->ref, 100);
+	memcpy(h->xref + 100, h->a, BS);
+	memcpy(h->xref + 100 + BS, h->ref + 100 + nz, 50);
+	h->xref_len = 150 + BS;
+	memcpy(h->b, h->a, BS);
+	memcpy(h->b + 9000, "a changed version string", 24);
+	h->ncb = zlib_stream(1, bounds, 3, h->b, BS, h->cb, BS);
+	{
+		uint32_t map[3] = { 100, (uint32_t)nz, BS };
+		h->rec_len = put_bytes(h->rec, "0123456789", 10);
+		h->rec_len += put_deflate(h->rec + h->rec_len, 1, (uint32_t)h->ncb, bounds, 3, h->b, BS);
+		hand_object(h, map, 1);
+		n = 10 + h->ncb;
+		slotsync_delta_decoder_set_profile(dec, &h->p);
+		ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, h->obj, h->obj_len, h->ref, h->ref_len,
+						    h->out, n, &err) == 0,
+			      "%s", err.msg);
+		ck_assert_mem_eq(h->out + 10, h->cb, h->ncb);
+		ck_assert_uint_lt(h->obj_len, 400);  /* the content costs what changed */
+		/* refused: a block record (squashfs's) under this profile, block
+		 * ends that do not fit, a count of them past the record, another
+		 * variant than the stream's */
+		h->rec_len = put_bytes(h->rec, "0123456789", 10);
+		h->rec_len += put_block(h->rec + h->rec_len, 1, (uint32_t)h->ncb, 0, (uint32_t)h->ncb, h->b, BS);
+		hand_object(h, map, 1);
+		D_REFUSED(n, "unknown record 2");
+		h->rec_len = put_deflate(h->rec, 1, (uint32_t)h->ncb, bad_all, 1, h->b, BS);
+		hand_object(h, map, 1);
+		D_REFUSED(h->ncb, "does not fit");
+		h->rec_len = put_deflate(h->rec, 1, (uint32_t)h->ncb, bounds, 3, h->b, BS);
+		io_put_le32(h->rec + 18, 1u << 20);
+		hand_object(h, map, 1);
+		D_REFUSED(h->ncb, "cut short");
+		h->rec_len = put_deflate(h->rec, 6, (uint32_t)h->ncb, bounds, 3, h->b, BS);
+		hand_object(h, map, 1);
+		D_REFUSED(h->ncb, "compresses otherwise");
+	}
+#undef D_REFUSED
+	free(z);
+	free(y);
+	free(h);
+	slotsync_delta_decoder_free(dec);
+	slotsync_delta_block_coder_free(bc);
+}
+END_TEST
+#endif
+
 START_TEST(test_blocks_residual)
 {
 	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
@@ -767,6 +926,9 @@ int main(void)
 		tcase_add_test(tc, test_xz_memory_bounded);
 		tcase_add_test(tc, test_blocks_decode);
 		tcase_add_test(tc, test_blocks_residual);
+#if SLOTSYNC_HAVE_ZLIB
+		tcase_add_test(tc, test_deflate);
+#endif
 		tcase_add_test(tc, test_index_versions);
 	} else {
 		tcase_add_test(tc, test_not_built_in);

@@ -50,8 +50,8 @@ int64_t members_expand(const uint8_t *in, size_t len, uint8_t *out, size_t cap, 
 		r = inflate(&s, bounds ? Z_BLOCK : Z_FINISH);
 		if (r != Z_OK)
 			break;
-		if (!bounds || s.avail_out == 0)
-			break;
+		if (!bounds)
+			break;  /* a full output makes the next call fail: Z_BUF_ERROR */
 		if ((s.data_type & 128) && !(s.data_type & 64) && s.total_out > last) {
 			if (*nb == nb_max)
 				break;

@@ -2,7 +2,9 @@
 /* delta-gen/squashfs.c: the blocks of real mksquashfs images are listed
  * (data, fragment and metadata blocks, each decompressing to its size), and
  * images that are not squashfs, cut short or damaged anywhere are refused or
- * listed within bounds, never read out of bounds. */
+ * listed within bounds, never read out of bounds; delta-gen/members.c: the
+ * gzip files inside an image are found whole (optional header fields, CRC-32
+ * and size checked), and a stream's deflate block ends are read back. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +16,10 @@
 #include "slotsync/features.h"
 #include "squashfs.h"
 #include "test_util.h"
+
+#if SLOTSYNC_HAVE_ZLIB
+#include <zlib.h>
+#endif
 
 #define BS 131072u
 
@@ -190,6 +196,89 @@ START_TEST(test_refuses_and_survives_damage)
 }
 END_TEST
 
+#if SLOTSYNC_HAVE_ZLIB
+/* A gzip member of content c (n bytes) at out, with a file name if name;
+ * a deflate block ended after each of bounds[0..nb); returns its size. */
+static size_t gzip_member(const uint8_t *c, size_t n, const char *name, const uint32_t *bounds, size_t nb,
+			  uint8_t *out, size_t cap)
+{
+	z_stream s;
+	gz_header h;
+	size_t at = 0;
+
+	memset(&s, 0, sizeof(s));
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(deflateInit2(&s, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	h.name = (Bytef *)(uintptr_t)name;
+	h.os = 3;
+	ck_assert_int_eq(deflateSetHeader(&s, &h), Z_OK);
+	s.next_out = out;
+	s.avail_out = (uInt)cap;
+	for (size_t i = 0; i <= nb; i++) {
+		size_t k = i < nb ? bounds[i] : n - at;
+		s.next_in = (Bytef *)(uintptr_t)(c + at);
+		s.avail_in = (uInt)k;
+		ck_assert_int_eq(deflate(&s, i < nb ? Z_BLOCK : Z_FINISH), i < nb ? Z_OK : Z_STREAM_END);
+		at += k;
+	}
+	deflateEnd(&s);
+	return s.total_out;
+}
+
+START_TEST(test_members)
+{
+	const size_t cap = 1u << 20, n = 200000;
+	uint8_t *img = calloc(1, cap), *c = malloc(n), *out = malloc(n);
+	const uint32_t bounds[] = { 30000, 70000, 5 };
+	uint32_t got[8];
+	struct sqfs_info info;
+	size_t at = 1000, m1, m2, m3, nb;
+	int64_t x;
+
+	for (size_t i = 0; i < n; i++)
+		c[i] = (uint8_t)("man page text "[i % 14] ^ (i / 4096));
+	test_fill_random(img, cap, 9);
+	/* a member with block ends, one with a file name, one whose CRC-32 is
+	 * wrong, and a header with nothing valid after it */
+	m1 = gzip_member(c, n, NULL, bounds, 3, img + at, cap - at);
+	m2 = gzip_member(c, 5000, "changelog", NULL, 0, img + at + m1 + 64, cap - at - m1 - 64);
+	m3 = gzip_member(c, 7000, NULL, NULL, 0, img + at + m1 + m2 + 128, cap - at - m1 - m2 - 128);
+	img[at + m1 + m2 + 128 + m3 - 8] ^= 1;
+	memcpy(img + at + m1 + m2 + m3 + 256, "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xff\xff\xff\xff", 14);
+	ck_assert_int_eq(members_scan(img, cap, 1u << 20, &info), 0);
+	ck_assert_uint_eq(info.comp, SQFS_DEFLATE);
+	ck_assert_uint_eq(info.n_blocks, 2);
+	ck_assert_uint_eq(info.blocks[0].off, at + 10);
+	ck_assert_uint_eq(info.blocks[0].csize, m1 - 18);
+	ck_assert_uint_eq(info.blocks[0].usize, n);
+	ck_assert_uint_eq(info.blocks[1].off, at + m1 + 64 + 10 + sizeof("changelog"));
+	ck_assert_uint_eq(info.blocks[1].usize, 5000);
+	ck_assert_uint_eq(info.block_size, n);
+	/* the block ends read back; the content as it was */
+	x = members_expand(img + info.blocks[0].off, info.blocks[0].csize, out, n, got, &nb, 8);
+	ck_assert_int_eq(x, (int64_t)n);
+	ck_assert_mem_eq(out, c, n);
+	ck_assert_uint_eq(nb, 3);
+	ck_assert_uint_eq(got[0], 30000);
+	ck_assert_uint_eq(got[1], 70000);
+	ck_assert_uint_eq(got[2], 5);
+	/* too many blocks for the room, too small an output, a stream cut short */
+	ck_assert_int_eq(members_expand(img + info.blocks[0].off, info.blocks[0].csize, out, n, got, &nb, 2), -1);
+	ck_assert_int_eq(members_expand(img + info.blocks[0].off, info.blocks[0].csize, out, n - 1, NULL, &nb, 0), -1);
+	ck_assert_int_eq(members_expand(img + info.blocks[0].off, info.blocks[0].csize - 1, out, n, NULL, &nb, 0), -1);
+	/* content over the limit: not listed */
+	squashfs_info_free(&info);
+	ck_assert_int_eq(members_scan(img, cap, 100000, &info), 0);
+	ck_assert_uint_eq(info.n_blocks, 1);
+	ck_assert_uint_eq(info.blocks[0].usize, 5000);
+	squashfs_info_free(&info);
+	free(img);
+	free(c);
+	free(out);
+}
+END_TEST
+#endif
+
 int main(void)
 {
 	Suite *s = suite_create("squashfs");
@@ -200,6 +289,9 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_lists_blocks);
 	tcase_add_test(tc, test_refuses_and_survives_damage);
+#if SLOTSYNC_HAVE_ZLIB
+	tcase_add_test(tc, test_members);
+#endif
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -92,10 +92,8 @@ static size_t header_len(const uint8_t *p, uint64_t n)
 	return h < n ? h : 0;
 }
 
+/* the list being made, and its capacity */
 struct scan_job {
-	const uint8_t *p;
-	uint64_t size;
-	uint32_t usize_max;
 	struct sqfs_info *out;
 	size_t cap;
 };
@@ -120,7 +118,7 @@ static int add(struct scan_job *j, uint64_t off, uint32_t csize, uint32_t usize)
 
 int members_scan(const uint8_t *p, uint64_t size, uint32_t usize_max, struct sqfs_info *out)
 {
-	struct scan_job j = { p, size, usize_max, out, 0 };
+	struct scan_job j = { out, 0 };
 	uint8_t *buf = malloc(usize_max);
 	uint64_t at = 0;
 	int r = 0;

@@ -31,7 +31,8 @@ printf '%-20s %-6s %10s %9s %9s %11s %10s %7s %7s\n' image store casync64_s casy
 # were deleted costs several times more (the inode allocator steps over
 # recently freed inodes), which would charge one tool for the other's cleanup.
 # The tools take turns within each repetition, so a busy moment of the shared
-# machine slows all three alike; the best of REPEAT runs is reported.
+# machine slows all three alike, and each repetition starts with another tool;
+# the best of REPEAT runs is reported.
 for img in "${IMGS[@]}"; do
 	size=$(stat -c %s "$img")
 	for where in tmpfs disk; do
@@ -39,17 +40,30 @@ for img in "${IMGS[@]}"; do
 		DONE+=("$W")
 		t64=999999 tc=999999 to=999999
 		for i in $(seq "$REPEAT"); do
-			# on disk, casync's store is made durable too (sync -f: one
-			# syncfs), as a build server must before it publishes the index
-			sync
-			t=$(seconds_of bash -c 'casync make --store="$1" "$2" "$3" && sync -f "$1"' _ "$W/c64-$i" "$W/c64-$i.caibx" "$img")
-			t64=$(min "$t" "$t64")
-			sync
-			t=$(seconds_of bash -c 'casync make --chunk-size=16384 --store="$1" "$2" "$3" && sync -f "$1"' _ "$W/c-$i" "$W/c-$i.caibx" "$img")
-			tc=$(min "$t" "$tc")
-			sync
-			t=$(seconds_of "$GEN" make --no-progress --store "$W/o-$i" "$img" "$W/o-$i.caibx")
-			to=$(min "$t" "$to")
+			# each repetition starts with another tool (c64, c, ours; then c,
+			# ours, c64; ...): no tool always runs right after another's
+			# 10,000 new files and their writeback
+			for k in 0 1 2; do
+				case $(((i + k) % 3)) in
+				1)
+					# on disk, casync's store is made durable too (sync -f: one
+					# syncfs), as a build server must before it publishes the index
+					sync
+					t=$(seconds_of bash -c 'casync make --store="$1" "$2" "$3" && sync -f "$1"' _ "$W/c64-$i" "$W/c64-$i.caibx" "$img")
+					t64=$(min "$t" "$t64")
+					;;
+				2)
+					sync
+					t=$(seconds_of bash -c 'casync make --chunk-size=16384 --store="$1" "$2" "$3" && sync -f "$1"' _ "$W/c-$i" "$W/c-$i.caibx" "$img")
+					tc=$(min "$t" "$tc")
+					;;
+				0)
+					sync
+					t=$(seconds_of "$GEN" make --no-progress --store "$W/o-$i" "$img" "$W/o-$i.caibx")
+					to=$(min "$t" "$to")
+					;;
+				esac
+			done
 		done
 		printf '%-20s %-6s %10.3f %9.3f %9.3f %11.1f %10.1f %6.2fx %6.2fx\n' "$(basename "$img")" $where "$t64" "$tc" "$to" \
 			"$(echo "$size / $tc / 1000000" | bc -l)" "$(echo "$size / $to / 1000000" | bc -l)" \

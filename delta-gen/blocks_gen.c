@@ -273,6 +273,7 @@ static int start(struct ctx *c, struct slotsync_delta_block_coder *bc, struct sl
 	c->prof = *p;
 	if (expand_base(c, c->threads) < 0)
 		return slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
+	c->bcj = encode_bcj_vote(c->x_sp.p, c->x_sp.size);
 	r = resemble_build_anchors(&c->x_sp, err);
 	if (r == 0)
 		c->blocks_on = 1;
@@ -776,7 +777,7 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 {
 	struct ctx *c = w->c;
 	struct slotsync_error e2 = { 0 };
-	int lv = gen_records_level(c->opt), r;
+	int lv = gen_records_level(c->opt), r, xz = 0;
 	size_t rl = resid_records(w, t), pl;
 
 	/* the records as they are or as their residual, whichever the trial level
@@ -787,17 +788,31 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 			rl = 0;
 	}
 	pl = emit(w, t, lv, t->xoff, rl);
+	if (pl && !rl) {
+		/* new content: an empty map and its records as xz, without the
+		 * reference, if smaller */
+		size_t m = ZSTD_findFrameCompressedSize(w->out_c, pl), xn, m0;
+		uint8_t none[4] = { 0 };
+		if (!ZSTD_isError(m) && m < pl && (xn = encode_try_xz(w, w->xout, t->el, pl - m)) &&
+		    (m0 = encode_zstd_ref(w->cc, lv, NULL, 0, none, sizeof(none), w->out_c, 64)) && m0 + xn < pl) {
+			memcpy(w->out_c + m0, w->xzb, xn);
+			pl = m0 + xn;
+			xz = 1;
+		}
+	}
 	if (!pl || pl >= j->plain)
 		return -1;
 	slotsync_delta_decoder_set_profile(w->dec, &c->prof);
 	/* the device's decoder compresses every block again: a block the trial
 	 * trusted that does not come back the same fails it, and the object is
 	 * made again with every block compressed first */
-	r = slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_BLOCKS, w->out_c, pl, w->xraw, t->raw_len, w->check, len, &e2);
+	r = slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_BLOCKS, w->out_c, pl, w->xraw, xz ? 0 : t->raw_len, w->check,
+				  len, &e2);
 	if (r < 0 || memcmp(w->check, src, len) != 0) {
 		uint64_t rs = (uint64_t)(src - c->ni.p);
 		memset(&e2, 0, sizeof(e2));
 		rl = 0;
+		xz = 0;
 		pl = job(w, rs, rs + len, t, 1) ? emit(w, t, lv, t->xoff, 0) : 0;
 		if (!pl || pl >= j->plain)
 			return -1;
@@ -819,9 +834,11 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	memcpy(j->payload, w->out_c, pl);
 	j->payload_len = pl;
 	j->codec = SLOTSYNC_DELTA_BLOCKS;
+	j->flags = xz ? SLOTSYNC_DELTA_OBJ_XZ : 0;
 	j->resid = rl != 0;
+	/* xz records use no reference */
 	memcpy(j->refs, t->refs, t->n_refs * sizeof(*t->refs));
-	j->n_refs = t->n_refs;
-	j->reads_new = t->reads_new;
+	j->n_refs = xz ? 0 : t->n_refs;
+	j->reads_new = xz ? 0 : t->reads_new;
 	return 0;
 }

@@ -200,6 +200,7 @@ static int write_objects(struct ctx *c, struct slotsync_delta_index *d, struct s
 		}
 		o->size = (uint32_t)j->payload_len;
 		o->codec = j->codec;
+		o->flags = j->flags;
 		o->first = j->first;
 		o->count = j->count;
 		o->ref_first = nr;
@@ -311,6 +312,8 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		}
 	c.missing = missing;
 	c.base_sp = (struct space){ .p = c.bi.p, .size = c.bi.size };
+	/* the machine code of the base (compressed images: of its content, once expanded) */
+	c.bcj = encode_bcj_vote(c.bi.p, c.bi.size);
 	r = resemble_build_anchors(&c.base_sp, err);
 	if (r == 0)
 		r = frames_prepare(&c, err);
@@ -437,6 +440,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			st->codec_count[j->codec]++;
 			st->objects_reading_new += (uint64_t)j->reads_new;
 			st->blocks_residual += (uint64_t)j->resid;
+			st->records_xz += (uint64_t)((j->flags & SLOTSYNC_DELTA_OBJ_XZ) != 0);
 			d.n_refs += j->n_refs;
 		} else
 			st->remaining_plain += j->plain;
@@ -503,6 +507,7 @@ workers_out:
 		free(w[t].map);
 		free(w[t].map2);
 		free(w[t].xres);
+		free(w[t].xzb);
 		free(w[t].bounds);
 		free(w[t].mcontent);
 	}
@@ -542,13 +547,14 @@ void gen_delta_print(const char *base, const char *store, const struct gen_delta
 	fprintf(f, "delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
 	       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64 " residual, %" PRIu64
 	       " zstd-frames, %" PRIu64 " blocks%s%s%s; %" PRIu64 " also read new content before them, %" PRIu64
-	       " blocks with residual records) of %" PRIu64 " bytes replace %" PRIu64
+	       " blocks with residual records, %" PRIu64 " with xz records) of %" PRIu64 " bytes replace %" PRIu64
 	       " bytes of chunks; download %" PRIu64 " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64
 	       "); %.1f s\n",
 	       base, st->missing_chunks, st->missing_bytes, st->replaced_plain + st->remaining_plain, st->objects,
 	       st->codec_count[SLOTSYNC_DELTA_ZSTD_REF], st->codec_count[SLOTSYNC_DELTA_RESIDUAL],
 	       st->codec_count[SLOTSYNC_DELTA_ZSTD_FRAMES], st->codec_count[SLOTSYNC_DELTA_BLOCKS],
-	       st->blocks_comp[0] ? " (" : "", st->blocks_comp, st->blocks_comp[0] ? ")" : "", st->objects_reading_new, st->blocks_residual, st->object_bytes,
+	       st->blocks_comp[0] ? " (" : "", st->blocks_comp, st->blocks_comp[0] ? ")" : "", st->objects_reading_new, st->blocks_residual,
+	       st->records_xz, st->object_bytes,
 	       st->replaced_plain, total, st->index_bytes, st->object_bytes, st->remaining_plain, st->seconds);
 	if (st->index_path[0])
 		fprintf(f, "delta: index %s/%s\n", store, st->index_path);

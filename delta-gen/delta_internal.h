@@ -58,6 +58,7 @@ struct job {
 	uint32_t n_refs;
 	int reads_new;                   /* refs start with ranges of the new image */
 	int resid;                       /* BLOCKS: its records as their residual */
+	uint8_t flags;                   /* SLOTSYNC_DELTA_OBJ_XZ */
 };
 
 /* What the first pass learns of a missing chunk. */
@@ -123,6 +124,7 @@ struct ctx {
 	struct slotsync_delta_profile prof;
 	int blocks_on;
 	int members;                     /* BLOCKS on the gzip files of an uncompressed image (DEFLATE) */
+	int bcj;                         /* the BCJ filter of xz records (ENCODE_BCJ_*), by the expanded base */
 	struct job *jobs;
 	size_t n_jobs;
 	struct job **order;              /* the jobs, largest first (threads end together) */
@@ -163,6 +165,9 @@ struct worker {
 	struct slotsync_delta_block_coder *bc;
 	uint8_t *bbuf, *map, *map2;
 	uint8_t *xres;                   /* BLOCKS: the records' residual (made on first use) */
+	uint8_t *xzb;                    /* records as an xz stream (made on first use) */
+	const uint8_t *xz_src;           /* of what (NULL: nothing) */
+	size_t xz_len, xz_n;             /* how many bytes of it; its size (0: none smaller) */
 	uint32_t *bounds;                /* DEFLATE: a stream's block lengths */
 	uint8_t *mcontent;               /* DEFLATE: a stream's content */
 	int64_t *votes;
@@ -190,6 +195,20 @@ uint32_t resemble_base_chunk_at(const struct slotsync_index *idx, uint64_t off);
  * bytes); returns its size, or 0 if it does not fit or zstd fails. */
 size_t encode_zstd_ref(ZSTD_CCtx *cc, int level, const uint8_t *ref, size_t ref_len, const void *src, size_t len,
 		       uint8_t *dst, size_t cap);
+/* The BCJ filter of the machine code most ELF headers in p[0..n) name. */
+enum { ENCODE_BCJ_NONE, ENCODE_BCJ_X86, ENCODE_BCJ_ARMTHUMB, ENCODE_BCJ_ARM64, ENCODE_BCJ_POWERPC, ENCODE_BCJ_N };
+int encode_bcj_vote(const uint8_t *p, size_t n);
+/* src as one .xz stream (that BCJ filter, LZMA2, no check) into dst (cap
+ * bytes), the records of an object without its reference; returns its size,
+ * or 0 (no liblzma, or it does not fit). */
+size_t encode_xz_records(int bcj, const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
+/* The trial's size zf of an object, or `other` bytes and src[0..len) as xz
+ * if that is smaller (the xz stream is kept for encode_try_xz of the same
+ * bytes). */
+size_t encode_trial_xz(struct worker *w, const uint8_t *src, size_t len, size_t zf, size_t other);
+/* The size of src[0..len) as an xz stream, in w->xzb, if it is new content
+ * and that is less than `than` bytes (its zstd coding); else 0. */
+size_t encode_try_xz(struct worker *w, const uint8_t *src, size_t len, size_t than);
 /* Records the run's first failure (job is the index of the object). */
 void encode_job_fail(struct ctx *c, const char *what, size_t job);
 /* Encodes job j with every codec and keeps the smallest that beats its plain

@@ -143,6 +143,7 @@ int frames_prepare(struct ctx *c, struct slotsync_error *err)
 		i += fc;
 	}
 	c->x_sp = (struct space){ .p = c->xb, .size = x };
+	c->bcj = encode_bcj_vote(c->xb, x);
 	r = resemble_build_anchors(&c->x_sp, err);
 	goto out;
 oom:
@@ -374,11 +375,17 @@ int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, con
 	struct slotsync_error e2 = { 0 };
 	int lv = gen_records_level(c->opt);
 	size_t pl = encode_zstd_ref(w->cc, lv, w->xref, t->xl, w->xout, t->el, w->out_c,
-			     ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX));
+			     ZSTD_compressBound(SLOTSYNC_DELTA_XOUT_MAX)),
+	       xn = pl ? encode_try_xz(w, w->xout, t->el, pl) : 0;
 
+	/* new content: its records as xz, without the reference, if smaller */
+	if (xn) {
+		memcpy(w->out_c, w->xzb, xn);
+		pl = xn;
+	}
 	if (!pl || pl >= j->plain)
 		return -1;
-	if (slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_ZSTD_FRAMES, w->out_c, pl, w->xraw, t->raw_len, w->check, len,
+	if (slotsync_delta_decode(w->dec, SLOTSYNC_DELTA_ZSTD_FRAMES, w->out_c, pl, w->xraw, xn ? 0 : t->raw_len, w->check, len,
 				  &e2) < 0 ||
 	    memcmp(w->check, src, len) != 0) {
 		char what[SLOTSYNC_ERROR_MSG_MAX + 128];
@@ -395,8 +402,10 @@ int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, con
 	memcpy(j->payload, w->out_c, pl);
 	j->payload_len = pl;
 	j->codec = SLOTSYNC_DELTA_ZSTD_FRAMES;
+	j->flags = xn ? SLOTSYNC_DELTA_OBJ_XZ : 0;
+	/* xz records use no reference */
 	memcpy(j->refs, t->refs, t->n_refs * sizeof(*t->refs));
-	j->n_refs = t->n_refs;
-	j->reads_new = t->reads_new;
+	j->n_refs = xn ? 0 : t->n_refs;
+	j->reads_new = xn ? 0 : t->reads_new;
 	return 0;
 }

@@ -197,6 +197,7 @@ struct gen_delta_stats {
 	uint64_t remaining_plain;                /* compressed chunks still needed */
 	uint64_t codec_count[8];
 	uint64_t blocks_residual;                /* BLOCKS objects with residual records */
+	uint64_t records_xz;                     /* BLOCKS and ZSTD_FRAMES objects with xz records */
 	char blocks_comp[8];                     /* BLOCKS objects' compressor ("gzip", "xz", "lz4") */
 	uint64_t objects_reading_new;            /* objects with ranges of the new image */
 	uint64_t index_bytes;

@@ -5,7 +5,9 @@
 #   build-server   -DSLOTSYNC_DEVICE=OFF: slotsync-gen alone (zstd, OpenSSL,
 #                  json-c), as a build server or CI pipeline builds it
 #   minimal-device the device without TPM, LUKS2, systemd, U-Boot, dm-verity or the gzip, xz and lz4 block compressors
-# and checks that the build files need nothing newer than CMake 3.22
+# and that the minimal device leaves out objects with xz records (made by the
+# full build's slotsync-gen, tests/integration/delta_without_xz.sh), and
+# checks that the build files need nothing newer than CMake 3.22
 # (scripts/cmake-compat.sh).  --build-only: build the two configurations and
 # check what they link, no tests.  SLOTSYNC_CMAKE_322=/path/to/cmake (a CMake 3.22
 # release) also configures and builds the full project with it.
@@ -47,6 +49,11 @@ if ldd build-minimal-device/slotsync | grep -E 'libtss2|libcryptsetup|libsystemd
 	exit 1
 fi
 [ "$build_only" = 0 ] || exit 0
+# objects with xz records (made by the full build's slotsync-gen) on a device
+# without liblzma
+if [ -x build/slotsync-gen ]; then
+	bash tests/integration/delta_without_xz.sh build/slotsync-gen build-minimal-device/slotsync
+fi
 
 bash scripts/cmake-compat.sh
 if [ -n "${SLOTSYNC_CMAKE_322:-}" ]; then

@@ -112,6 +112,17 @@ fi
 [ -e $D/blocks-deflate ] ||
 	printf '\003\003\004\000\000\000\000\000\000\005\000\000\000hello\003\000\010\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000\001\000\000\000\002\000\000\000abcd' >$D/blocks-deflate
 
+# records as an xz stream: a bytes record coded here (ZSTD_FRAMES, second
+# byte even; BLOCKS of the gzip profile, odd), and the same records as an .xz
+# stream sent after the magic
+[ -e $D/records-xz ] ||
+	printf '\006\002\000\005\000\000\000hello' >$D/records-xz
+[ -e $D/records-xz-blocks ] ||
+	printf '\006\003\000\005\000\000\000hello' >$D/records-xz-blocks
+[ -e $D/records-xz-raw ] ||
+	printf '\000\005\000\000\000hello' | xz --format=xz --check=none -c | tail -c +7 |
+		{ printf '\007'; cat; } >$D/records-xz-raw
+
 # the targets, two at a time (one per core): NAME:MAX_LEN:CORPUS
 run_target() {
 	local name=${1%%:*} rest=${1#*:}

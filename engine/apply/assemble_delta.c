@@ -19,6 +19,7 @@
 
 #include "assemble_internal.h"
 #include "io.h"
+#include "slotsync/features.h"
 #include "slotsync/log.h"
 #include "slotsync/seed.h"
 
@@ -32,27 +33,37 @@ struct body {
  * sample tells before anything is downloaded.  Where it does not (another
  * library or version, a compressor not built in, more memory than allowed),
  * those objects are left out of the index and their chunks fetched as
- * chunks; the others are used. */
+ * chunks; the others are used.  So are objects with xz records on a device
+ * built without liblzma. */
 static void delta_probe(struct asm_ctx *a)
 {
 	struct slotsync_delta_index *d = a->delta;
 	struct slotsync_delta_block_coder *bc;
 	struct slotsync_error e = { 0 };
-	uint32_t n = 0, kept = 0;
-	int r;
+	uint32_t n = 0, kept = 0, nxz = 0;
+	int r = 0;
 
-	for (uint32_t o = 0; o < d->n_objects; o++)
+	for (uint32_t o = 0; o < d->n_objects; o++) {
 		n += d->objects[o].codec == SLOTSYNC_DELTA_ZSTD_FRAMES || d->objects[o].codec == SLOTSYNC_DELTA_BLOCKS;
-	if (n == 0 || d->profile.comp == SLOTSYNC_DELTA_COMP_NONE)
+		nxz += (d->objects[o].flags & SLOTSYNC_DELTA_OBJ_XZ) != 0;
+	}
+	if (n && d->profile.comp != SLOTSYNC_DELTA_COMP_NONE) {
+		bc = slotsync_delta_block_coder_new();
+		r = bc ? slotsync_delta_profile_probe(bc, &d->profile, &e) : slotsync_error_set(&e, -ENOMEM, "out of memory");
+		slotsync_delta_block_coder_free(bc);
+	}
+	if (r < 0) {
+		for (uint32_t o = 0; o < d->n_objects; o++)
+			if (d->objects[o].codec != SLOTSYNC_DELTA_ZSTD_FRAMES && d->objects[o].codec != SLOTSYNC_DELTA_BLOCKS)
+				d->objects[kept++] = d->objects[o];
+	} else if (nxz && !SLOTSYNC_HAVE_XZ) {
+		n = nxz;
+		slotsync_error_set(&e, -ENOTSUP, "objects with xz records need liblzma, not built in");
+		for (uint32_t o = 0; o < d->n_objects; o++)
+			if (!(d->objects[o].flags & SLOTSYNC_DELTA_OBJ_XZ))
+				d->objects[kept++] = d->objects[o];
+	} else
 		return;
-	bc = slotsync_delta_block_coder_new();
-	r = bc ? slotsync_delta_profile_probe(bc, &d->profile, &e) : slotsync_error_set(&e, -ENOMEM, "out of memory");
-	slotsync_delta_block_coder_free(bc);
-	if (r == 0)
-		return;
-	for (uint32_t o = 0; o < d->n_objects; o++)
-		if (d->objects[o].codec != SLOTSYNC_DELTA_ZSTD_FRAMES && d->objects[o].codec != SLOTSYNC_DELTA_BLOCKS)
-			d->objects[kept++] = d->objects[o];
 	d->n_objects = kept;
 	a->st->delta_objects_skipped = n;
 	snprintf(a->st->delta_note, sizeof(a->st->delta_note), "%s: %u objects replaced by their chunks",

@@ -11,7 +11,12 @@
 #include <zstd.h>
 
 #include "io.h"
+#include "slotsync/features.h"
 #include "slotsync/index.h"
+
+#if SLOTSYNC_HAVE_XZ
+#include <lzma.h>
+#endif
 
 #define TAIL_BYTES SLOTSYNC_DIGEST_BYTES
 
@@ -91,6 +96,7 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		memcpy(o->id, p, SLOTSYNC_DIGEST_BYTES);
 		o->size = io_get_le32(p + 32);
 		o->codec = p[36];
+		o->flags = p[37];
 		o->first = io_get_le32(p + 40);
 		o->count = io_get_le32(p + 44);
 		o->ref_first = io_get_le32(p + 48);
@@ -251,6 +257,7 @@ int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t
 		memcpy(p, o->id, SLOTSYNC_DIGEST_BYTES);
 		io_put_le32(p + 32, o->size);
 		p[36] = o->codec;
+		p[37] = o->flags;
 		io_put_le32(p + 40, o->first);
 		io_put_le32(p + 44, o->count);
 		io_put_le32(p + 48, o->ref_first);
@@ -480,6 +487,58 @@ static int64_t frame_decode(struct slotsync_delta_decoder *dec, const void *payl
 	return (int64_t)n;
 }
 
+static const uint8_t xz_magic[6] = { 0xfd, '7', 'z', 'X', 'Z', 0x00 };
+
+/* The records of a BLOCKS or ZSTD_FRAMES object: one zstd frame against the
+ * expanded reference, or one .xz stream without it (the whole payload, within
+ * SLOTSYNC_DELTA_XZ_MEM_MAX of liblzma memory); returns their size or an
+ * error. */
+static int64_t records_decode(struct slotsync_delta_decoder *dec, const uint8_t *payload, size_t len,
+			      const void *xref, size_t xref_len, uint8_t *out, size_t cap, struct slotsync_error *err)
+{
+	if (len < sizeof(xz_magic) || memcmp(payload, xz_magic, sizeof(xz_magic)) != 0)
+		return frame_decode(dec, payload, len, xref, xref_len, out, cap, err);
+#if SLOTSYNC_HAVE_XZ
+	{
+		lzma_stream st = LZMA_STREAM_INIT;
+		uint64_t need;
+		size_t got, left;
+		lzma_ret r = lzma_stream_decoder(&st, SLOTSYNC_DELTA_XZ_MEM_MAX, 0);
+
+		if (r != LZMA_OK)
+			return slotsync_error_set(err, -ENOMEM, "out of memory for xz records");
+		st.next_in = payload;
+		st.avail_in = len;
+		st.next_out = out;
+		st.avail_out = cap;
+		r = lzma_code(&st, LZMA_FINISH);
+		got = cap - st.avail_out;
+		left = st.avail_in;
+		need = lzma_memusage(&st);
+		lzma_end(&st);
+		if (r == LZMA_STREAM_END && left)
+			return slotsync_error_set(err, -EBADMSG, "xz records followed by %zu other bytes", left);
+		if (r == LZMA_STREAM_END)
+			return (int64_t)got;
+		if (r == LZMA_MEMLIMIT_ERROR)
+			return slotsync_error_set(err, -EFBIG, "xz records need %" PRIu64 " bytes of memory, over %u", need,
+						  SLOTSYNC_DELTA_XZ_MEM_MAX);
+		if ((r == LZMA_OK || r == LZMA_BUF_ERROR) && got == cap)
+			return slotsync_error_set(err, -EFBIG, "xz records of over %zu bytes", cap);
+		if (r == LZMA_OK || r == LZMA_BUF_ERROR)
+			return slotsync_error_set(err, -EBADMSG, "xz records cut short");
+		return slotsync_error_set(err, -EBADMSG, "xz records do not decode (liblzma %d)", (int)r);
+	}
+#else
+	(void)dec;
+	(void)xref;
+	(void)xref_len;
+	(void)out;
+	(void)cap;
+	return slotsync_error_set(err, -ENOTSUP, "xz records, and this slotsync was built without liblzma");
+#endif
+}
+
 /* dec->scratch of at least cap bytes; -1 if out of memory */
 static int scratch_reserve(struct slotsync_delta_decoder *dec, size_t cap)
 {
@@ -667,7 +726,7 @@ static int frames_decode(struct slotsync_delta_decoder *dec, const void *payload
 	if (r < 0)
 		return r;
 	xref_len = slotsync_delta_expand(dec->fdctx, ref, ref_len, dec->xref, SLOTSYNC_DELTA_XREF_MAX);
-	n = frame_decode(dec, payload, payload_len, dec->xref, xref_len, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX, err);
+	n = records_decode(dec, payload, payload_len, dec->xref, xref_len, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX, err);
 	if (n < 0)
 		return (int)n;
 	return records_apply(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, dec->scratch, (size_t)n, out, out_len, err);
@@ -750,12 +809,14 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	}
 	memcpy(dec->xref + o, ref + at, ref_len - at);
 	o += ref_len - at;
-	/* 3. the records: one frame, the rest of the object */
-	rest = ZSTD_findFrameCompressedSize(payload + m, payload_len - m);
+	/* 3. the records: one zstd frame or one xz stream, the rest of the object */
+	rest = payload_len - m >= sizeof(xz_magic) && memcmp(payload + m, xz_magic, sizeof(xz_magic)) == 0
+		       ? payload_len - m
+		       : ZSTD_findFrameCompressedSize(payload + m, payload_len - m);
 	if (ZSTD_isError(rest) || rest != payload_len - m)
-		return slotsync_error_set(err, -EBADMSG, "blocks object: its records are not one zstd frame");
+		return slotsync_error_set(err, -EBADMSG, "blocks object: its records are not one zstd frame or xz stream");
 	if (!resid) {
-		n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX,
+		n = records_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_XOUT_MAX,
 				 err);
 		if (n < 0)
 			return (int)n;
@@ -764,7 +825,8 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	/* residual records: k, k alignments, the records' length, selectors, residual */
 	if (scratch_reserve(dec, SLOTSYNC_DELTA_RESID_RECORDS_MAX) < 0)
 		return slotsync_error_set(err, -ENOMEM, "out of memory for a blocks object");
-	n = frame_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_RESID_RECORDS_MAX, err);
+	n = records_decode(dec, payload + m, payload_len - m, dec->xref, o, dec->scratch, SLOTSYNC_DELTA_RESID_RECORDS_MAX,
+			   err);
 	if (n < 0)
 		return (int)n;
 	{
@@ -798,7 +860,7 @@ int slotsync_delta_decode(struct slotsync_delta_decoder *dec, int codec, const v
 	if (out_len > SLOTSYNC_DELTA_OUT_MAX || ref_len > SLOTSYNC_DELTA_REF_MAX)
 		return slotsync_error_set(err, -EFBIG, "delta object over the limits");
 	if (codec == SLOTSYNC_DELTA_ZSTD_REF) {
-		n = frame_decode(dec, payload, payload_len, ref, ref_len, out, out_len, err);
+		n = records_decode(dec, payload, payload_len, ref, ref_len, out, out_len, err);
 		if (n < 0)
 			return (int)n;
 		if ((size_t)n != out_len)

@@ -14,15 +14,17 @@
  *
  *   HEADER   magic "SSDELTA2", base index digest[32], new index digest[32],
  *            base image size u64, new image size u64, n_objects u32, n_refs u32
- *   OBJECTS  n_objects x { id[32], size u32, codec u8, pad[3], first u32,
- *            count u32, ref_first u32, ref_count u32 }      (60 bytes each)
+ *   OBJECTS  n_objects x { id[32], size u32, codec u8, flags u8, pad[2],
+ *            first u32, count u32, ref_first u32, ref_count u32 }  (60 bytes)
  *   REFS     n_refs x { chunk u32, offset u32, length u32 }
  *   PROFILE  comp u8, pad[3], level u32, window u32, variants u32,
  *            block_max u32, library[32] (NUL-padded), sample[32] (84 bytes)
  *   TAIL     SHA-256 of everything before it
  *
  * "SSDELTA1" is the same without PROFILE (read as comp 0); a writer always
- * writes SSDELTA2.
+ * writes SSDELTA2.  flags: bit 0 (SLOTSYNC_DELTA_OBJ_XZ), the object's records
+ * are an xz stream (below), which a device without liblzma cannot decode: it
+ * fetches that object's chunks instead.  Readers ignore the other bits.
  *
  * An object's reference is the concatenation of its ranges in order; a range
  * starts `offset` bytes into a chunk and may run on into the chunks after it.
@@ -125,6 +127,14 @@ enum slotsync_delta_codec {
  *      refused): the n content bytes compressed by
  *      slotsync_delta_deflate_compress() with those block lengths must give
  *      csize bytes (at most SLOTSYNC_DELTA_DEFLATE_CAP(block_max)).
+ * The records of a BLOCKS or ZSTD_FRAMES object, and the output of a ZSTD_REF
+ * one, may instead be one .xz stream (magic FD 37 7A 58 5A 00; the object's
+ * flag SLOTSYNC_DELTA_OBJ_XZ says so in the index) without the reference:
+ * new content that resembles nothing in the base (a new library) is a sixth
+ * smaller so than as zstd, more with the BCJ filter of its machine code (the
+ * generator gives such objects no ranges, and a BLOCKS one an empty map).  A
+ * device decodes it with at most SLOTSYNC_DELTA_XZ_MEM_MAX bytes of liblzma
+ * memory, or refuses it.
  * With bit 31 of the map's n set, the records frame decodes instead to their
  * residual, as RESIDUAL codes an output: K u8 (1..ALIGN_MAX), K x i32
  * alignments into the expanded reference, u32 r (the records' length, 1..
@@ -136,6 +146,9 @@ enum slotsync_delta_codec {
  * skip + take < csize must end it; so the blocks compressed tile the output,
  * and at most one block at each end is compressed for bytes not output. */
 #define SLOTSYNC_DELTA_MAP_MAX 16384u        /* blocks in a map */
+#define SLOTSYNC_DELTA_OBJ_XZ 1u             /* an object's flags: its records are an xz stream */
+#define SLOTSYNC_DELTA_XZ_DICT_MAX (1u << 20) /* the xz dictionary a generator uses at most */
+#define SLOTSYNC_DELTA_XZ_MEM_MAX (SLOTSYNC_DELTA_XZ_DICT_MAX + (256u << 10)) /* liblzma's memory, decoding */
 #define SLOTSYNC_DELTA_MAP_RESIDUAL (1u << 31) /* in the map's n: the records are residual-coded */
 /* The most residual records may decode to: K, alignments, length, selectors, residual */
 #define SLOTSYNC_DELTA_RESID_RECORDS_MAX                                                                           \
@@ -257,6 +270,7 @@ struct slotsync_delta_object {
 	uint8_t id[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the object file */
 	uint32_t size;                       /* bytes of the object file */
 	uint8_t codec;
+	uint8_t flags;                       /* SLOTSYNC_DELTA_OBJ_XZ */
 	uint32_t first, count;               /* output: chunks first .. first+count-1 of the new index */
 	uint32_t ref_first, ref_count;       /* into refs[] */
 };

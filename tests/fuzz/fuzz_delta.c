@@ -18,7 +18,15 @@
  *   5  a BLOCKS object with residual records: the second byte picks the
  *      output size and the compressor; the map (made here, flagged residual)
  *      names the reference's block; the rest is the residual records (count,
- *      alignments, length, selectors, residual), wrapped in a zstd frame.
+ *      alignments, length, selectors, residual), wrapped in a zstd frame;
+ *   6  records as an xz stream: the second byte picks the output size and
+ *      the object (even: ZSTD_FRAMES; odd: BLOCKS of the four compressors,
+ *      its map naming the reference's block); the rest is the records,
+ *      coded here as one .xz stream (x86 BCJ, LZMA2), as the generator codes
+ *      new content;
+ *   7  the rest is the records of a ZSTD_FRAMES object as sent: any bytes
+ *      after the .xz magic, which liblzma takes apart within the memory
+ *      limit.
  * Every input must give a result or a clean error, never a crash, a read or
  * write out of bounds, or more memory than the limits allow. */
 #include <stdint.h>
@@ -27,6 +35,11 @@
 #include <zstd.h>
 
 #include "slotsync/delta.h"
+#include "slotsync/features.h"
+
+#if SLOTSYNC_HAVE_XZ
+#include <lzma.h>
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,6 +47,24 @@ static void put_le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The map of a BLOCKS object naming the one block of a reference of ref_len
+ * bytes ("head", the block, "tail"), n's flags set, as a zstd frame into z;
+ * returns its size. */
+static size_t block_map(uint8_t *z, uint32_t flags, size_t ref_len)
+{
+	uint8_t map[16];
+	size_t a;
+
+	put_le32(map, 1u | flags);
+	put_le32(map + 4, 4);
+	put_le32(map + 8, (uint32_t)(ref_len - 8));
+	put_le32(map + 12, 8192);
+	a = ZSTD_compress(z, ZSTD_compressBound(1u << 16), map, sizeof(map), 1);
+	if (ZSTD_isError(a))
+		abort();
+	return a;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -123,25 +154,54 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 5: {
-		uint8_t map[16];
 		size_t out_len, a, b;
 		unsigned k;
 		if (size < 2 || size - 2 > (1u << 16))
 			return 0;
 		k = data[1] % 4;
 		out_len = (size_t)data[1] * 997 + 1;
-		put_le32(map, 1u | SLOTSYNC_DELTA_MAP_RESIDUAL);
-		put_le32(map + 4, 4);
-		put_le32(map + 8, (uint32_t)(bref_len[k] - 8));
-		put_le32(map + 12, 8192);
-		a = ZSTD_compress(z, ZSTD_compressBound(1u << 16), map, sizeof(map), 1);
-		if (ZSTD_isError(a))
-			abort();
+		a = block_map(z, SLOTSYNC_DELTA_MAP_RESIDUAL, bref_len[k]);
 		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 2, size - 2, 1);
 		if (ZSTD_isError(b))
 			abort();
 		slotsync_delta_decoder_set_profile(dec, &prof[k]);
 		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + b, bref[k], bref_len[k], out, out_len, &err);
+		break;
+	}
+	case 6: {
+#if SLOTSYNC_HAVE_XZ
+		lzma_options_lzma o;
+		lzma_filter f[3] = { { .id = LZMA_FILTER_X86 }, { .id = LZMA_FILTER_LZMA2, .options = &o },
+				     { .id = LZMA_VLI_UNKNOWN } };
+		size_t out_len, a = 0, pos = 0;
+		unsigned k;
+		if (size < 2 || size - 2 > (1u << 16) || lzma_lzma_preset(&o, 0))
+			return 0;
+		k = (data[1] >> 1) % 4;
+		out_len = (size_t)data[1] * 997 + 1;
+		if (data[1] & 1)
+			a = block_map(z, 0, bref_len[k]);
+		o.dict_size = 1u << 16;
+		if (lzma_stream_buffer_encode(f, LZMA_CHECK_NONE, NULL, data + 2, size - 2, z + a,
+					      &pos, ZSTD_compressBound(1u << 16) - a) != LZMA_OK)
+			abort();
+		if (data[1] & 1) {
+			slotsync_delta_decoder_set_profile(dec, &prof[k]);
+			slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + pos, bref[k], bref_len[k], out, out_len,
+					      &err);
+		} else
+			slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, pos, ref, ref_len, out, out_len, &err);
+#endif
+		break;
+	}
+	case 7: {
+		static const uint8_t magic[6] = { 0xfd, '7', 'z', 'X', 'Z', 0x00 };
+		if (size - 1 > (1u << 16))
+			return 0;
+		memcpy(z, magic, sizeof(magic));
+		memcpy(z + sizeof(magic), data + 1, size - 1);
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, sizeof(magic) + size - 1, ref, ref_len, out,
+				      SLOTSYNC_DELTA_OUT_MAX, &err);
 		break;
 	}
 	case 4: {

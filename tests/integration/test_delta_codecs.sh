@@ -12,6 +12,8 @@
 #    the image byte-exact with fewer bytes than chunks only;
 #  - SIGKILL at random instants while they are applied
 #    (SLOTSYNC_DELTA_CODEC_KILL_TRIALS, 10 per codec): every resume byte-exact;
+#  - the added program's content (a copy of /bin/bash: machine code that
+#    resembles nothing in the base) is coded as xz, without the reference;
 #  - --records-level 19: smaller objects, rebuilt byte-exact;
 #  - a damaged object (other bytes under a valid id): refused, its chunks
 #    fetched, byte-exact;
@@ -36,11 +38,11 @@ import os, random, struct, sys
 out = sys.argv[1]
 r = random.Random(20)
 words = ["".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.randrange(2, 10))) for _ in range(3000)]
-def text(rr, n):
+def text(rr, n, vocabulary=words):
     lines = []
     size = 0
     while size < n:
-        l = " ".join(rr.choice(words) for _ in range(rr.randrange(3, 14)))
+        l = " ".join(rr.choice(vocabulary) for _ in range(rr.randrange(3, 14)))
         lines.append(l)
         size += len(l) + 1
     return "\n".join(lines) + "\n"
@@ -74,6 +76,10 @@ for v in ("v1", "v2"):
         p = os.path.join(out, v, "usr/share/doc/new/README")
         os.makedirs(os.path.dirname(p), exist_ok=True)
         open(p, "w").write(text(random.Random(99), 100000))
+        # and a program: machine code that resembles nothing in the base
+        p = os.path.join(out, v, "usr/share/zz/newprog")
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        open(p, "wb").write(open("/bin/bash", "rb").read())
 PY
 # the uncompressed variant: files of twelve packages gzipped as Debian's
 # packages are (gzip -9n: gzip's own block ends, which zlib alone does not make)
@@ -85,7 +91,8 @@ for v in v1 v2; do
 	done
 done
 
-# blocks objects of delta index $1: "id size" lines
+# blocks objects of delta index $1 (all objects with a second argument):
+# "id size" lines
 blocks_objects() {
 	zstd -d -q -c "$1" | python3 -c '
 import struct, sys
@@ -95,8 +102,8 @@ n = struct.unpack_from("<I", b, 88)[0]
 for i in range(n):
     o = 96 + 60 * i
     size, codec = struct.unpack_from("<IB", b, o + 32)
-    if codec == 4:
-        print(b[o:o + 32].hex(), size)'
+    if codec == 4 or len(sys.argv) > 1:
+        print(b[o:o + 32].hex(), size)' ${2:+all}
 }
 
 for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc" "raw:-noI -noD -noF -noX"; do
@@ -140,6 +147,12 @@ PY
 		check "$comp $opts: the moved program's blocks are coded as a residual ($(grep -o "[0-9]* blocks with residual records" "$T/gen.txt"))" \
 			grep -q "[1-9][0-9]* blocks with residual records" "$T/gen.txt"
 	fi
+	# the new program's content as xz, without the reference (not in an xz
+	# image: its blocks are xz already, and the chunks cost no more)
+	if [ "$comp" != xz ]; then
+		check "$comp $opts: the new program's content is coded as xz ($(grep -o "[0-9]* with xz records" "$T/gen.txt"))" \
+			grep -q "[1-9][0-9]* with xz records" "$T/gen.txt"
+	fi
 	A=(--store "$NGINX_URL/$comp" --ca-file "$T/test-ca.pem" --concurrency $CONC --seed "$CV1:$T/$comp-1.caibx")
 	rm -f "$T/d.img" "$T/d.img.journal" "$T/c.img" "$T/c.img.journal"
 	$S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/d.img" >"$T/d.json"
@@ -164,8 +177,9 @@ PY
 		bash -c "[ '$b19' -lt '$b12' ] && cmp -s '$CV2' '$T/r.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/r.json\")); print(d[\"chunks_from_delta\"] > 0 and d[\"delta_objects_failed\"] == 0)')\" = True"
 	rm -rf "$W19"
 
-	# kills while the objects are applied
-	bmax=$(awk '{if ($2 > m) m = $2} END {print m + 0}' "$T/blocks.txt")
+	# kills while the objects are applied: each loses at most the objects in
+	# flight (of any codec)
+	bmax=$(blocks_objects "$SDIX" all | awk '{if ($2 > m) m = $2} END {print m + 0}')
 	[ "$bmax" -lt 65600 ] && bmax=65600
 	KILL_TRIAL_OPTS=(--delta-index "$SDIX")
 	kill_trials "$comp blocks objects" "$TRIALS" 393216 $((CONC * bmax + $(stat -c %s "$SDIX"))) \

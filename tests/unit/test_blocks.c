@@ -4,7 +4,7 @@
  * slotsync_delta_block_compress() byte for byte; the sample and its digest;
  * the probe; codec-4 objects made by hand decode, and malformed ones are
  * refused; SSDELTA1 and SSDELTA2 indexes; DEFLATE streams made again with
- * their block ends, and objects of them. */
+ * their block ends, and objects of them; records as an xz stream. */
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +18,9 @@
 
 #if SLOTSYNC_HAVE_ZLIB
 #include <zlib.h>
+#endif
+#if SLOTSYNC_HAVE_XZ
+#include <lzma.h>
 #endif
 
 #define BS 32768u
@@ -518,6 +521,136 @@ START_TEST(test_blocks_decode)
 }
 END_TEST
 
+#if SLOTSYNC_HAVE_XZ
+/* in[0..len) as one .xz stream, LZMA2 with that dictionary (x86 BCJ first if
+ * x86), no check, as slotsync-gen codes new content */
+static size_t xz_stream(const void *in, size_t len, uint32_t dict, int x86, uint8_t *out, size_t cap)
+{
+	lzma_options_lzma o;
+	lzma_filter f[3];
+	size_t pos = 0, k = 0;
+
+	ck_assert(!lzma_lzma_preset(&o, 1));
+	o.dict_size = dict;
+	if (x86)
+		f[k++] = (lzma_filter){ .id = LZMA_FILTER_X86, .options = NULL };
+	f[k++] = (lzma_filter){ .id = LZMA_FILTER_LZMA2, .options = &o };
+	f[k] = (lzma_filter){ .id = LZMA_VLI_UNKNOWN, .options = NULL };
+	ck_assert_int_eq(lzma_stream_buffer_encode(f, LZMA_CHECK_NONE, NULL, in, len, out, &pos, cap), LZMA_OK);
+	return pos;
+}
+
+/* h->obj: the map frame, then the records h->rec as xz */
+static void hand_object_xz(struct hand *h, const uint32_t *map, uint32_t n_map, uint32_t dict, int x86)
+{
+	uint8_t m[4 + 12 * 4];
+	size_t a;
+
+	io_put_le32(m, n_map);
+	for (uint32_t i = 0; i < n_map * 3; i++)
+		io_put_le32(m + 4 + 4 * i, map[i]);
+	a = ZSTD_compress(h->obj, sizeof(h->obj), m, 4 + 12 * n_map, 3);
+	ck_assert(!ZSTD_isError(a));
+	h->obj_len = a + xz_stream(h->rec, h->rec_len, dict, x86, h->obj + a, sizeof(h->obj) - a);
+}
+
+/* The records of BLOCKS and ZSTD_FRAMES objects as one .xz stream (new
+ * content, coded without the reference): they decode to the same output as
+ * the zstd frame; a stream with other bytes after it, cut short, needing more
+ * than SLOTSYNC_DELTA_XZ_MEM_MAX of memory, or decoding to more records than
+ * an object may have, is refused by what is wrong; the index keeps the
+ * object's flag. */
+START_TEST(test_xz_records)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_error err = { 0 };
+	struct hand *h = calloc(1, sizeof(*h));
+	struct slotsync_delta_profile zp = profiles[4];
+	struct slotsync_delta_index *d;
+	uint32_t map[3];
+	size_t n, len;
+	uint8_t *b;
+
+#define DECODES(codec, out_len)                                                                                   \
+	ck_assert_msg(slotsync_delta_decode(dec, (codec), h->obj, h->obj_len, h->ref, h->ref_len, h->out, (out_len),   \
+					    &err) == 0,                                                                \
+		      "%s", err.msg)
+#define REFUSED(codec, out_len, rc, text)                                                                         \
+	do {                                                                                                     \
+		slotsync_error_clear(&err);                                                                      \
+		ck_assert_int_eq(slotsync_delta_decode(dec, (codec), h->obj, h->obj_len, h->ref, h->ref_len, h->out, \
+						       (out_len), &err),                                        \
+				 (rc));                                                                          \
+		ck_assert_msg(strstr(err.msg, text) != NULL, "wanted \"%s\": %s", text, err.msg);              \
+	} while (0)
+	h->p = profiles[0];
+	ck_assert_int_eq(slotsync_delta_profile_seal(bc, &h->p, &err), 0);
+	hand_reference(h, bc);
+	slotsync_delta_decoder_set_profile(dec, &h->p);
+	map[0] = 100, map[1] = (uint32_t)h->ca, map[2] = BS;
+	h->rec_len = put_bytes(h->rec, "0123456789", 10);
+	h->rec_len += put_block(h->rec + h->rec_len, 0, (uint32_t)h->ncb, 0, (uint32_t)h->ncb, h->b, BS);
+	n = 10 + h->ncb;
+	for (int x86 = 0; x86 < 2; x86++) {
+		hand_object_xz(h, map, 1, 64u << 10, x86);
+		memset(h->out, 0, sizeof(h->out));
+		DECODES(SLOTSYNC_DELTA_BLOCKS, n);
+		ck_assert_mem_eq(h->out, "0123456789", 10);
+		ck_assert_mem_eq(h->out + 10, h->cb, h->ncb);
+	}
+	/* other bytes after the stream; the stream cut short */
+	h->obj[h->obj_len++] = 0;
+	REFUSED(SLOTSYNC_DELTA_BLOCKS, n, -EBADMSG, "followed by 1 other bytes");
+	h->obj_len -= 6;
+	REFUSED(SLOTSYNC_DELTA_BLOCKS, n, -EBADMSG, "cut short");
+	/* a dictionary of 8 MiB: over the memory a device allows */
+	hand_object_xz(h, map, 1, 8u << 20, 1);
+	REFUSED(SLOTSYNC_DELTA_BLOCKS, n, -EFBIG, "bytes of memory");
+	hand_object_xz(h, map, 1, SLOTSYNC_DELTA_XZ_DICT_MAX, 1);
+	DECODES(SLOTSYNC_DELTA_BLOCKS, n);
+	/* ZSTD_FRAMES: the object is the stream alone */
+	h->rec_len = put_bytes(h->rec, "records of a zstd image", 23);
+	h->obj_len = xz_stream(h->rec, h->rec_len, 4096, 0, h->obj, sizeof(h->obj));
+	DECODES(SLOTSYNC_DELTA_ZSTD_FRAMES, 23);
+	ck_assert_mem_eq(h->out, "records of a zstd image", 23);
+	REFUSED(SLOTSYNC_DELTA_ZSTD_FRAMES, 22, -EBADMSG, "");
+	/* more records than an object may have (XOUT_MAX) */
+	{
+		uint8_t *big = calloc(1, SLOTSYNC_DELTA_XOUT_MAX + 1);
+		uint8_t *z = malloc(1u << 20);
+		size_t zn = xz_stream(big, SLOTSYNC_DELTA_XOUT_MAX + 1, 1u << 20, 0, z, 1u << 20);
+		ck_assert_uint_le(zn, sizeof(h->obj));
+		memcpy(h->obj, z, zn);
+		h->obj_len = zn;
+		REFUSED(SLOTSYNC_DELTA_ZSTD_FRAMES, 23, -EFBIG, "xz records of over");
+		free(big);
+		free(z);
+	}
+#undef DECODES
+#undef REFUSED
+	/* the flag in the index */
+	ck_assert_int_eq(slotsync_delta_profile_seal(bc, &zp, &err), 0);
+	{
+		struct slotsync_delta_object o = { .size = 100, .codec = SLOTSYNC_DELTA_ZSTD_FRAMES, .flags = SLOTSYNC_DELTA_OBJ_XZ,
+						   .count = 1, .ref_count = 1 };
+		struct slotsync_delta_ref r = { .length = 10 };
+		struct slotsync_delta_index di = { .base_size = 1000, .new_size = 2000, .n_objects = 1, .n_refs = 1,
+						   .objects = &o, .refs = &r, .profile = zp };
+		ck_assert_int_eq(slotsync_delta_index_serialize(&di, &b, &len, &err), 0);
+	}
+	ck_assert_uint_eq(b[96 + 37], SLOTSYNC_DELTA_OBJ_XZ);
+	ck_assert_msg(slotsync_delta_index_parse(b, len, &d, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(d->objects[0].flags, SLOTSYNC_DELTA_OBJ_XZ);
+	slotsync_delta_index_free(d);
+	free(b);
+	slotsync_delta_decoder_free(dec);
+	slotsync_delta_block_coder_free(bc);
+	free(h);
+}
+END_TEST
+#endif
+
 /* BLOCKS with residual records (bit 31 of the map's n): the records are
  * rebuilt from their residual against the expanded reference, then applied;
  * a selector, alignment count or length that does not fit is refused. */
@@ -902,6 +1035,16 @@ START_TEST(test_not_built_in)
 		ck_assert_int_eq(slotsync_delta_profile_probe(bc, &p, &err), -ENOTSUP);
 	}
 	ck_assert_uint_gt(missing, 0);
+	if (!SLOTSYNC_HAVE_XZ) {
+		/* records as an xz stream: refused by name */
+		static const uint8_t xz[16] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
+		struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+		slotsync_error_clear(&err);
+		ck_assert_int_eq(slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, xz, sizeof(xz), in, 100, out, 10, &err),
+				 -ENOTSUP);
+		ck_assert_msg(strstr(err.msg, "without liblzma") != NULL, "%s", err.msg);
+		slotsync_delta_decoder_free(dec);
+	}
 	ck_assert_msg(slotsync_delta_profile_seal(bc, &z, &err) == 0, "%s", err.msg);
 	ck_assert_msg(slotsync_delta_profile_probe(bc, &z, &err) == 0, "%s", err.msg);
 	slotsync_delta_block_coder_free(bc);
@@ -926,6 +1069,9 @@ int main(void)
 		tcase_add_test(tc, test_xz_memory_bounded);
 		tcase_add_test(tc, test_blocks_decode);
 		tcase_add_test(tc, test_blocks_residual);
+#if SLOTSYNC_HAVE_XZ
+		tcase_add_test(tc, test_xz_records);
+#endif
 #if SLOTSYNC_HAVE_ZLIB
 		tcase_add_test(tc, test_deflate);
 #endif

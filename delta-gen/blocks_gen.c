@@ -273,7 +273,6 @@ static int start(struct ctx *c, struct slotsync_delta_block_coder *bc, struct sl
 	c->prof = *p;
 	if (expand_base(c, c->threads) < 0)
 		return slotsync_error_set(err, -ENOMEM, "out of memory for the expanded base image");
-	c->bcj = encode_bcj_vote(c->x_sp.p, c->x_sp.size);
 	r = resemble_build_anchors(&c->x_sp, err);
 	if (r == 0)
 		c->blocks_on = 1;

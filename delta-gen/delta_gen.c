@@ -312,8 +312,6 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		}
 	c.missing = missing;
 	c.base_sp = (struct space){ .p = c.bi.p, .size = c.bi.size };
-	/* the machine code of the base (compressed images: of its content, once expanded) */
-	c.bcj = encode_bcj_vote(c.bi.p, c.bi.size);
 	r = resemble_build_anchors(&c.base_sp, err);
 	if (r == 0)
 		r = frames_prepare(&c, err);
@@ -321,6 +319,8 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		r = blocks_prepare(&c, err);
 	if (r < 0)
 		goto out;
+	/* the machine code of the base: of its content where it was expanded */
+	c.bcj = c.x_sp.size ? encode_bcj_vote(c.x_sp.p, c.x_sp.size) : encode_bcj_vote(c.bi.p, c.bi.size);
 	for (int t = 0; t < threads; t++) {
 		size_t big = SLOTSYNC_DELTA_OUT_MAX + 1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + SLOTSYNC_DELTA_OUT_MAX / SLOTSYNC_DELTA_BLOCK + 1024;
 		w[t].c = &c;

@@ -124,7 +124,7 @@ struct ctx {
 	struct slotsync_delta_profile prof;
 	int blocks_on;
 	int members;                     /* BLOCKS on the gzip files of an uncompressed image (DEFLATE) */
-	int bcj;                         /* the BCJ filter of xz records (ENCODE_BCJ_*), by the expanded base */
+	int bcj;                         /* the BCJ filter of xz objects (ENCODE_BCJ_*), by the (expanded) base */
 	struct job *jobs;
 	size_t n_jobs;
 	struct job **order;              /* the jobs, largest first (threads end together) */

@@ -143,7 +143,6 @@ int frames_prepare(struct ctx *c, struct slotsync_error *err)
 		i += fc;
 	}
 	c->x_sp = (struct space){ .p = c->xb, .size = x };
-	c->bcj = encode_bcj_vote(c->xb, x);
 	r = resemble_build_anchors(&c->x_sp, err);
 	goto out;
 oom:

@@ -489,9 +489,10 @@ static int64_t frame_decode(struct slotsync_delta_decoder *dec, const void *payl
 
 static const uint8_t xz_magic[6] = { 0xfd, '7', 'z', 'X', 'Z', 0x00 };
 
-/* The records of a BLOCKS or ZSTD_FRAMES object: one zstd frame against the
- * expanded reference, or one .xz stream without it (the whole payload, within
- * SLOTSYNC_DELTA_XZ_MEM_MAX of liblzma memory); returns their size or an
+/* What an object's zstd frame gives (a ZSTD_REF object's output, the records
+ * of a BLOCKS or ZSTD_FRAMES object): the frame decoded against the (expanded)
+ * reference, or one .xz stream without it (the whole payload, within
+ * SLOTSYNC_DELTA_XZ_MEM_MAX of liblzma memory); returns its size or an
  * error. */
 static int64_t records_decode(struct slotsync_delta_decoder *dec, const uint8_t *payload, size_t len,
 			      const void *xref, size_t xref_len, uint8_t *out, size_t cap, struct slotsync_error *err)

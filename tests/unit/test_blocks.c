@@ -347,18 +347,26 @@ static void hand_reference(struct hand *h, struct slotsync_delta_block_coder *bc
 
 /* map entries (offset, csize, usize) and records (rec: h->rec, or their
  * residual with SLOTSYNC_DELTA_MAP_RESIDUAL in flags), into h->obj */
-static void hand_object_of(struct hand *h, const uint32_t *map, uint32_t n_map, uint32_t flags, const uint8_t *rec,
-			   size_t rec_len)
+/* the map frame alone, into h->obj; returns its size */
+static size_t hand_map(struct hand *h, const uint32_t *map, uint32_t n_map, uint32_t flags)
 {
 	uint8_t m[4 + 12 * 4];
-	ZSTD_CCtx *c = ZSTD_createCCtx();
-	size_t a, b;
+	size_t a;
 
 	io_put_le32(m, n_map | flags);
 	for (uint32_t i = 0; i < n_map * 3; i++)
 		io_put_le32(m + 4 + 4 * i, map[i]);
 	a = ZSTD_compress(h->obj, sizeof(h->obj), m, 4 + 12 * n_map, 3);
 	ck_assert(!ZSTD_isError(a));
+	return a;
+}
+
+static void hand_object_of(struct hand *h, const uint32_t *map, uint32_t n_map, uint32_t flags, const uint8_t *rec,
+			   size_t rec_len)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t a = hand_map(h, map, n_map, flags), b;
+
 	ZSTD_CCtx_refPrefix(c, h->xref, h->xref_len);
 	b = ZSTD_compress2(c, h->obj + a, sizeof(h->obj) - a, rec, rec_len);
 	ck_assert(!ZSTD_isError(b));
@@ -543,14 +551,8 @@ static size_t xz_stream(const void *in, size_t len, uint32_t dict, int x86, uint
 /* h->obj: the map frame, then the records h->rec as xz */
 static void hand_object_xz(struct hand *h, const uint32_t *map, uint32_t n_map, uint32_t dict, int x86)
 {
-	uint8_t m[4 + 12 * 4];
-	size_t a;
+	size_t a = hand_map(h, map, n_map, 0);
 
-	io_put_le32(m, n_map);
-	for (uint32_t i = 0; i < n_map * 3; i++)
-		io_put_le32(m + 4 + 4 * i, map[i]);
-	a = ZSTD_compress(h->obj, sizeof(h->obj), m, 4 + 12 * n_map, 3);
-	ck_assert(!ZSTD_isError(a));
 	h->obj_len = a + xz_stream(h->rec, h->rec_len, dict, x86, h->obj + a, sizeof(h->obj) - a);
 }
 

@@ -123,6 +123,14 @@ fi
 	printf '\000\005\000\000\000hello' | xz --format=xz --check=none -c | tail -c +7 |
 		{ printf '\007'; cat; } >$D/records-xz-raw
 
+# a BLOCKS object with an inner deflate profile (lz4, the stream's right
+# inflated size): a nested block record made of a bytes record, and one made
+# of a bytes record and a deflate record
+[ -e $D/blocks-nested ] ||
+	printf '\010\002\200\004\000\006\000\000\000\000\000\000\000\006\000\000\000\005\000\000\000\000\005\000\000\000hello' >$D/blocks-nested
+[ -e $D/blocks-nested-deflate ] ||
+	printf '\010\002\200\004\000\014\000\000\000\000\000\000\000\014\000\000\000\013\000\000\000\000\005\000\000\000hello\003\001\006\000\000\000\000\000\000\000\006\000\000\000\004\000\000\000\000\000\000\000abcd' >$D/blocks-nested-deflate
+
 # the targets, two at a time (one per core): NAME:MAX_LEN:CORPUS
 run_target() {
 	local name=${1%%:*} rest=${1#*:}

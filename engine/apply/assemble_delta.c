@@ -30,44 +30,56 @@ struct body {
 
 /* Objects whose blocks this device compresses again (ZSTD_FRAMES, BLOCKS)
  * need its compressor to compress as the generator's did: the profile's
- * sample tells before anything is downloaded.  Where it does not (another
- * library or version, a compressor not built in, more memory than allowed),
- * those objects are left out of the index and their chunks fetched as
- * chunks; the others are used.  So are objects with xz records on a device
+ * sample tells before anything is downloaded, and the inner profile's for
+ * objects that deflate gzip files inside the blocks again.  Where it does not
+ * (another library or version, a compressor not built in, more memory than
+ * allowed), those objects are left out of the index and their chunks fetched
+ * as chunks; the others are used.  So are objects with xz records on a device
  * built without liblzma. */
 static void delta_probe(struct asm_ctx *a)
 {
 	struct slotsync_delta_index *d = a->delta;
-	struct slotsync_delta_block_coder *bc;
 	struct slotsync_error e = { 0 };
-	uint32_t n = 0, kept = 0, nxz = 0;
-	int r = 0;
+	uint32_t nblocks = 0, ninner = 0, nxz = 0, kept = 0;
+	int outer_bad = 0, inner_bad = 0, xz_bad = 0;
 
 	for (uint32_t o = 0; o < d->n_objects; o++) {
-		n += d->objects[o].codec == SLOTSYNC_DELTA_ZSTD_FRAMES || d->objects[o].codec == SLOTSYNC_DELTA_BLOCKS;
+		nblocks += d->objects[o].codec == SLOTSYNC_DELTA_ZSTD_FRAMES ||
+			   d->objects[o].codec == SLOTSYNC_DELTA_BLOCKS;
+		ninner += (d->objects[o].flags & SLOTSYNC_DELTA_OBJ_INNER) != 0;
 		nxz += (d->objects[o].flags & SLOTSYNC_DELTA_OBJ_XZ) != 0;
 	}
-	if (n && d->profile.comp != SLOTSYNC_DELTA_COMP_NONE) {
-		bc = slotsync_delta_block_coder_new();
-		r = bc ? slotsync_delta_profile_probe(bc, &d->profile, &e) : slotsync_error_set(&e, -ENOMEM, "out of memory");
+	if ((nblocks && d->profile.comp != SLOTSYNC_DELTA_COMP_NONE) ||
+	    (ninner && d->inner.comp != SLOTSYNC_DELTA_COMP_NONE)) {
+		struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+		if (!bc) {
+			slotsync_error_set(&e, -ENOMEM, "out of memory");
+			outer_bad = inner_bad = 1;
+		}
+		if (bc && nblocks && d->profile.comp != SLOTSYNC_DELTA_COMP_NONE)
+			outer_bad = slotsync_delta_profile_probe(bc, &d->profile, &e) < 0;
+		if (bc && !outer_bad && ninner && d->inner.comp != SLOTSYNC_DELTA_COMP_NONE)
+			inner_bad = slotsync_delta_profile_probe(bc, &d->inner, &e) < 0;
 		slotsync_delta_block_coder_free(bc);
 	}
-	if (r < 0) {
-		for (uint32_t o = 0; o < d->n_objects; o++)
-			if (d->objects[o].codec != SLOTSYNC_DELTA_ZSTD_FRAMES && d->objects[o].codec != SLOTSYNC_DELTA_BLOCKS)
-				d->objects[kept++] = d->objects[o];
-	} else if (nxz && !SLOTSYNC_HAVE_XZ) {
-		n = nxz;
-		slotsync_error_set(&e, -ENOTSUP, "objects with xz records need liblzma, not built in");
-		for (uint32_t o = 0; o < d->n_objects; o++)
-			if (!(d->objects[o].flags & SLOTSYNC_DELTA_OBJ_XZ))
-				d->objects[kept++] = d->objects[o];
-	} else
+	if (nxz && !SLOTSYNC_HAVE_XZ) {
+		xz_bad = 1;
+		if (!outer_bad && !inner_bad)
+			slotsync_error_set(&e, -ENOTSUP, "objects with xz records need liblzma, not built in");
+	}
+	if (!outer_bad && !inner_bad && !xz_bad)
 		return;
-	d->n_objects = kept;
-	a->st->delta_objects_skipped = n;
+	for (uint32_t o = 0; o < d->n_objects; o++) {
+		const struct slotsync_delta_object *ob = &d->objects[o];
+		if ((outer_bad && (ob->codec == SLOTSYNC_DELTA_ZSTD_FRAMES || ob->codec == SLOTSYNC_DELTA_BLOCKS)) ||
+		    (inner_bad && (ob->flags & SLOTSYNC_DELTA_OBJ_INNER)) || (xz_bad && (ob->flags & SLOTSYNC_DELTA_OBJ_XZ)))
+			continue;
+		d->objects[kept++] = *ob;
+	}
+	a->st->delta_objects_skipped = d->n_objects - kept;
 	snprintf(a->st->delta_note, sizeof(a->st->delta_note), "%s: %u objects replaced by their chunks",
-		 slotsync_error_message(&e), n);
+		 slotsync_error_message(&e), d->n_objects - kept);
+	d->n_objects = kept;
 	slotsync_log_warning("%s", a->st->delta_note);
 }
 
@@ -427,8 +439,10 @@ int assemble_fetch_deltas(struct asm_ctx *a, int pass, struct slotsync_error *er
 	}
 	if (!a->ddec)
 		a->ddec = slotsync_delta_decoder_new();
-	if (a->ddec)
+	if (a->ddec) {
 		slotsync_delta_decoder_set_profile(a->ddec, &d->profile);
+		slotsync_delta_decoder_set_inner_profile(a->ddec, &d->inner);
+	}
 	a->ref = malloc(max_ref);
 	a->out = malloc(max_out);
 	a->chunk = malloc(chunk_max(a));

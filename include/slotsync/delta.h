@@ -21,10 +21,13 @@
  *            block_max u32, library[32] (NUL-padded), sample[32] (84 bytes)
  *   TAIL     SHA-256 of everything before it
  *
- * "SSDELTA1" is the same without PROFILE (read as comp 0); a writer always
- * writes SSDELTA2.  flags: bit 0 (SLOTSYNC_DELTA_OBJ_XZ), the object's records
- * are an xz stream (below), which a device without liblzma cannot decode: it
- * fetches that object's chunks instead.  Readers ignore the other bits.
+ * "SSDELTA1" is the same without PROFILE (read as comp 0).  "SSDELTA3" has
+ * a second PROFILE after the first, the inner profile (below); a writer
+ * writes SSDELTA3 when its inner profile has a compressor, else SSDELTA2.
+ * flags: bit 0 (SLOTSYNC_DELTA_OBJ_XZ), the object's records are an xz
+ * stream (below), which a device without liblzma cannot decode: it fetches
+ * that object's chunks instead; bit 1 (SLOTSYNC_DELTA_OBJ_INNER), the object
+ * needs the inner profile.  Readers ignore the other bits.
  *
  * An object's reference is the concatenation of its ranges in order; a range
  * starts `offset` bytes into a chunk and may run on into the chunks after it.
@@ -76,6 +79,7 @@ extern "C" {
 
 #define SLOTSYNC_DELTA_MAGIC "SSDELTA2"
 #define SLOTSYNC_DELTA_MAGIC_V1 "SSDELTA1"  /* read, never written */
+#define SLOTSYNC_DELTA_MAGIC_V3 "SSDELTA3"  /* with an inner profile */
 #define SLOTSYNC_DELTA_PROFILE_BYTES 84u
 #define SLOTSYNC_DELTA_HEADER_BYTES 96u
 #define SLOTSYNC_DELTA_OBJECT_BYTES 60u
@@ -144,12 +148,32 @@ enum slotsync_delta_codec {
  * Bounded work, for the block records of BLOCKS and the frame records of
  * ZSTD_FRAMES: a record with skip > 0 must start the output, one with
  * skip + take < csize must end it; so the blocks compressed tile the output,
- * and at most one block at each end is compressed for bytes not output. */
+ * and at most one block at each end is compressed for bytes not output.
+ *
+ * Gzip files inside the blocks (an index with an inner deflate profile, a
+ * gzip, xz or lz4 outer one; objects flagged SLOTSYNC_DELTA_OBJ_INNER):
+ *   - with bit 30 of the map's n set (SLOTSYNC_DELTA_MAP_INNER), the map's
+ *     entries are followed by u32 m (at most SLOTSYNC_DELTA_INNER_MAX), m x
+ *     { u32 offset, u32 csize, u32 usize }: raw deflate streams inside the
+ *     expanded reference, offset ascending, disjoint, each inflated into
+ *     exactly usize bytes (<= the inner profile's block_max, all its csize
+ *     bytes used) and appended to it, in order (the whole within XREF_MAX);
+ *   - a nested block record gives a block whose content holds deflate
+ *     streams:
+ *        4, u8 variant, u32 csize, u32 skip, u32 take, u32 n, then records
+ *     0 (bytes) and 3 (deflate, with the inner profile: its variants, its
+ *     block_max) whose outputs make the n content bytes, as records make an
+ *     output (a deflate record with skip > 0 starts the content, one with
+ *     skip + take < csize ends it); the content is then compressed as a
+ *     record 2's, and bytes skip .. skip+take-1 are output. */
 #define SLOTSYNC_DELTA_MAP_MAX 16384u        /* blocks in a map */
 #define SLOTSYNC_DELTA_OBJ_XZ 1u             /* an object's flags: its records are an xz stream */
 #define SLOTSYNC_DELTA_XZ_DICT_MAX (1u << 20) /* the xz dictionary a generator uses at most */
 #define SLOTSYNC_DELTA_XZ_MEM_MAX (SLOTSYNC_DELTA_XZ_DICT_MAX + (256u << 10)) /* liblzma's memory, decoding */
 #define SLOTSYNC_DELTA_MAP_RESIDUAL (1u << 31) /* in the map's n: the records are residual-coded */
+#define SLOTSYNC_DELTA_MAP_INNER (1u << 30)    /* in the map's n: inner deflate streams follow the entries */
+#define SLOTSYNC_DELTA_INNER_MAX 4096u         /* inner deflate streams in a map */
+#define SLOTSYNC_DELTA_OBJ_INNER 2u            /* an object's flags: it needs the inner profile */
 /* The most residual records may decode to: K, alignments, length, selectors, residual */
 #define SLOTSYNC_DELTA_RESID_RECORDS_MAX                                                                           \
 	(1 + 4 * SLOTSYNC_DELTA_ALIGN_MAX + 4 + SLOTSYNC_DELTA_XOUT_MAX / SLOTSYNC_DELTA_BLOCK + SLOTSYNC_DELTA_XOUT_MAX)
@@ -270,7 +294,7 @@ struct slotsync_delta_object {
 	uint8_t id[SLOTSYNC_DIGEST_BYTES];  /* SHA-256 of the object file */
 	uint32_t size;                       /* bytes of the object file */
 	uint8_t codec;
-	uint8_t flags;                       /* SLOTSYNC_DELTA_OBJ_XZ */
+	uint8_t flags;                       /* SLOTSYNC_DELTA_OBJ_XZ, SLOTSYNC_DELTA_OBJ_INNER */
 	uint32_t first, count;               /* output: chunks first .. first+count-1 of the new index */
 	uint32_t ref_first, ref_count;       /* into refs[] */
 };
@@ -283,6 +307,9 @@ struct slotsync_delta_index {
 	struct slotsync_delta_object *objects;
 	struct slotsync_delta_ref *refs;
 	struct slotsync_delta_profile profile; /* SSDELTA1: all zero */
+	/* SSDELTA3: how the deflate streams of gzip files inside the blocks are
+	 * compressed (comp SLOTSYNC_DELTA_COMP_DEFLATE); else all zero */
+	struct slotsync_delta_profile inner;
 };
 
 /* Parses a delta index; checks its tail digest, the limits above, and that
@@ -333,6 +360,10 @@ SLOTSYNC_EXPORT void slotsync_delta_decoder_free(struct slotsync_delta_decoder *
  * levels. */
 SLOTSYNC_EXPORT void slotsync_delta_decoder_set_profile(struct slotsync_delta_decoder *dec,
 							const struct slotsync_delta_profile *p);
+/* The index's inner profile (copied; NULL: none): BLOCKS objects with inner
+ * deflate streams or nested block records need a deflate one. */
+SLOTSYNC_EXPORT void slotsync_delta_decoder_set_inner_profile(struct slotsync_delta_decoder *dec,
+							      const struct slotsync_delta_profile *p);
 
 /* The zstd frame that starts at p, if expansion would take it: its magic, a
  * declared content size of at most SLOTSYNC_DELTA_FRAME_MAX, and all of it

@@ -26,7 +26,13 @@
  *      new content;
  *   7  the rest is the records of a ZSTD_FRAMES object as sent: any bytes
  *      after the .xz magic, which liblzma takes apart within the memory
- *      limit.
+ *      limit;
+ *   8  a BLOCKS object with an inner deflate profile: the second byte picks
+ *      the output size and the compressor (gzip, xz, lz4), the third the
+ *      inflated size the map gives the gzip file's deflate stream inside the
+ *      reference's block (128: the right one); the map (made here, flagged
+ *      with inner streams) names the block and that stream; the rest is the
+ *      records (nested block records among them), wrapped in a zstd frame.
  * Every input must give a result or a clean error, never a crash, a read or
  * write out of bounds, or more memory than the limits allow. */
 #include <stdint.h>
@@ -72,7 +78,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct slotsync_delta_decoder *dec;
 	static ZSTD_DCtx *dc;
 	static uint8_t *xref, *out, *z, ref[4096], bref[4][4096];
-	static size_t ref_len, bref_len[4];
+	static size_t ref_len, bref_len[4], nref_len[3], nstream;
+	static uint8_t nref[3][8192];
+	static struct slotsync_delta_profile iprof = { .comp = SLOTSYNC_DELTA_COMP_DEFLATE, .level = 0, .window = 15,
+						       .variants = 0x3, .block_max = 8192 };
 	static struct slotsync_delta_profile prof[4] = {
 		{ .comp = SLOTSYNC_DELTA_COMP_GZIP, .level = 1, .window = 15, .variants = 0x1f, .block_max = 8192 },
 		{ .comp = SLOTSYNC_DELTA_COMP_XZ, .level = 0, .window = 8192, .variants = 0x7f, .block_max = 8192 },
@@ -108,6 +117,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (!dec || !dc || !xref || !out || !z)
 			abort();
+#if SLOTSYNC_HAVE_ZLIB
+		/* blocks holding a gzip file: 100 bytes, its deflate stream, more */
+		{
+			struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+			uint8_t c2[8192];
+			int64_t n = bc ? slotsync_delta_deflate_compress(bc, &iprof, 1, NULL, 0, content, 6000, c2 + 100,
+									 sizeof(c2) - 100, &err)
+				       : -1;
+			if (n <= 0 || n > 4000)
+				abort();
+			nstream = (size_t)n;
+			memcpy(c2, content + 6000, 100);
+			memcpy(c2 + 100 + nstream, content, sizeof(c2) - 100 - nstream);
+			for (int k = 0; k < 3; k++) {
+				memcpy(nref[k], "head", 4);
+				n = slotsync_delta_block_compress(bc, &prof[k], 0, c2, sizeof(c2), nref[k] + 4,
+								  sizeof(nref[k]) - 8, &err);
+				if (n <= 0)
+					abort();
+				memcpy(nref[k] + 4 + n, "tail", 4);
+				nref_len[k] = 8 + (size_t)n;
+			}
+			slotsync_delta_block_coder_free(bc);
+		}
+#endif
 	}
 	if (size < 1)
 		return 0;
@@ -202,6 +236,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(z + sizeof(magic), data + 1, size - 1);
 		slotsync_delta_decode(dec, SLOTSYNC_DELTA_ZSTD_FRAMES, z, sizeof(magic) + size - 1, ref, ref_len, out,
 				      SLOTSYNC_DELTA_OUT_MAX, &err);
+		break;
+	}
+	case 8: {
+#if SLOTSYNC_HAVE_ZLIB
+		uint8_t map[32];
+		size_t out_len, a, b;
+		unsigned k;
+		if (size < 3 || size - 3 > (1u << 16))
+			return 0;
+		k = data[1] % 3;
+		out_len = (size_t)data[1] * 997 + 1;
+		put_le32(map, 1u | SLOTSYNC_DELTA_MAP_INNER);
+		put_le32(map + 4, 4);
+		put_le32(map + 8, (uint32_t)(nref_len[k] - 8));
+		put_le32(map + 12, 8192);
+		put_le32(map + 16, 1);
+		put_le32(map + 20, 4 + 100);
+		put_le32(map + 24, (uint32_t)nstream);
+		put_le32(map + 28, 6000u + data[2] - 128u);
+		a = ZSTD_compress(z, ZSTD_compressBound(1u << 16), map, sizeof(map), 1);
+		if (ZSTD_isError(a))
+			abort();
+		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 3, size - 3, 1);
+		if (ZSTD_isError(b))
+			abort();
+		slotsync_delta_decoder_set_profile(dec, &prof[k]);
+		slotsync_delta_decoder_set_inner_profile(dec, &iprof);
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + b, nref[k], nref_len[k], out, out_len, &err);
+		slotsync_delta_decoder_set_inner_profile(dec, NULL);
+#endif
 		break;
 	}
 	case 4: {

@@ -808,6 +808,241 @@ START_TEST(test_deflate)
 	slotsync_delta_block_coder_free(bc);
 }
 END_TEST
+
+/* A nested block: a gzip file inside a block of a gzip, xz or lz4 image.
+ * The map lists the old file's deflate stream inside the expanded reference
+ * (inflated after it), and a nested record gives the new block's content as
+ * bytes around a deflate record of the inner profile: the object costs what
+ * changed in the file, not its new compressed bytes. */
+#define NB_OLD 100u
+#define NB_TAIL 200u
+#define NB_FILE 12000u
+struct nested {
+	uint8_t g_old[NB_FILE], g_new[NB_FILE], zold[2 * NB_FILE], znew[2 * NB_FILE];
+	uint8_t A[BS], B[BS], cA[BS], cB[BS], ref[BS + 100], xref[2 * BS + NB_FILE];
+	uint8_t map[4 + 12 + 4 + 12], rec[BS + 1024], obj[2 * BS], out[BS];
+	size_t nzold, nznew, LA, LB, ncA, ncB, ref_len, xref_len, map_len, rec_len, obj_len;
+};
+
+static void nested_object(struct nested *t)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t a = ZSTD_compress(t->obj, sizeof(t->obj), t->map, t->map_len, 3), b;
+
+	ck_assert(!ZSTD_isError(a));
+	ZSTD_CCtx_refPrefix(c, t->xref, t->xref_len);
+	b = ZSTD_compress2(c, t->obj + a, sizeof(t->obj) - a, t->rec, t->rec_len);
+	ck_assert(!ZSTD_isError(b));
+	t->obj_len = a + b;
+	ZSTD_freeCCtx(c);
+}
+
+/* records: a nested block of content B (csize ncB + csize_delta), the file's
+ * stream given as a deflate record of variant v */
+static void nested_records(struct nested *t, unsigned v, uint32_t csize_delta, uint32_t n_delta)
+{
+	const uint32_t bounds[] = { 3000, 4000 };
+	uint8_t *r = t->rec;
+	size_t at;
+
+	r[0] = 4;
+	r[1] = 0;
+	io_put_le32(r + 2, (uint32_t)t->ncB);
+	io_put_le32(r + 6, 0);
+	io_put_le32(r + 10, (uint32_t)t->ncB);
+	io_put_le32(r + 14, (uint32_t)t->LB + n_delta);
+	at = 18 + put_bytes(r + 18, t->B, NB_OLD);
+	at += put_deflate(r + at, v, (uint32_t)t->nznew + csize_delta, bounds, 2, t->g_new, NB_FILE);
+	at += put_bytes(r + at, t->B + NB_OLD + t->nznew, NB_TAIL);
+	t->rec_len = at;
+}
+
+START_TEST(test_nested_deflate)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_delta_decoder *dec = slotsync_delta_decoder_new();
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_profile ip = profile(SLOTSYNC_DELTA_COMP_DEFLATE, 0, 15, 0x3);
+	struct nested *t = calloc(1, sizeof(*t));
+	const uint32_t bounds[] = { 3000, 4000 };
+	const size_t which[] = { 0, 1, 3 };
+
+	ip.block_max = 16384;
+	ck_assert_msg(slotsync_delta_profile_seal(bc, &ip, &err) == 0, "%s", err.msg);
+	/* the gzip file, old and new (a few lines changed) */
+	content(t->g_old, NB_FILE, 25);
+	memcpy(t->g_new, t->g_old, NB_FILE);
+	memcpy(t->g_new + 5000, "a new entry of the changelog", 28);
+	t->nzold = zlib_stream(1, bounds, 2, t->g_old, NB_FILE, t->zold, sizeof(t->zold));
+	t->nznew = zlib_stream(1, bounds, 2, t->g_new, NB_FILE, t->znew, sizeof(t->znew));
+	/* the blocks: other files' bytes around the gzip file */
+	test_fill_random(t->A, NB_OLD, 21);
+	memcpy(t->A + NB_OLD, t->zold, t->nzold);
+	content(t->A + NB_OLD + t->nzold, NB_TAIL, 22);
+	t->LA = NB_OLD + t->nzold + NB_TAIL;
+	memcpy(t->B, t->A, NB_OLD);
+	memcpy(t->B + NB_OLD, t->znew, t->nznew);
+	memcpy(t->B + NB_OLD + t->nznew, t->A + NB_OLD + t->nzold, NB_TAIL);
+	t->LB = NB_OLD + t->nznew + NB_TAIL;
+
+	for (size_t w = 0; w < 3; w++) {
+		struct slotsync_delta_profile p = profiles[which[w]];
+		int64_t k;
+		ck_assert_int_eq(slotsync_delta_profile_seal(bc, &p, &err), 0);
+		k = slotsync_delta_block_compress(bc, &p, 0, t->A, t->LA, t->cA, BS, &err);
+		ck_assert_msg(k > 0, "%s", err.msg);
+		t->ncA = (size_t)k;
+		k = slotsync_delta_block_compress(bc, &p, 0, t->B, t->LB, t->cB, BS, &err);
+		ck_assert_msg(k > 0, "%s", err.msg);
+		t->ncB = (size_t)k;
+		/* the reference: 50 bytes, the old block, 30 bytes */
+		test_fill_random(t->ref, 50, 23);
+		memcpy(t->ref + 50, t->cA, t->ncA);
+		test_fill_random(t->ref + 50 + t->ncA, 30, 24);
+		t->ref_len = 80 + t->ncA;
+		/* expanded: 50, A, 30, then the old file inflated */
+		memcpy(t->xref, t->ref, 50);
+		memcpy(t->xref + 50, t->A, t->LA);
+		memcpy(t->xref + 50 + t->LA, t->ref + 50 + t->ncA, 30);
+		memcpy(t->xref + 80 + t->LA, t->g_old, NB_FILE);
+		t->xref_len = 80 + t->LA + NB_FILE;
+		io_put_le32(t->map, 1 | SLOTSYNC_DELTA_MAP_INNER);
+		io_put_le32(t->map + 4, 50);
+		io_put_le32(t->map + 8, (uint32_t)t->ncA);
+		io_put_le32(t->map + 12, (uint32_t)t->LA);
+		io_put_le32(t->map + 16, 1);
+		io_put_le32(t->map + 20, 50 + NB_OLD);
+		io_put_le32(t->map + 24, (uint32_t)t->nzold);
+		io_put_le32(t->map + 28, NB_FILE);
+		t->map_len = 32;
+		nested_records(t, 1, 0, 0);
+		nested_object(t);
+
+		slotsync_delta_decoder_set_profile(dec, &p);
+		slotsync_delta_decoder_set_inner_profile(dec, &ip);
+		ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, t->obj, t->obj_len, t->ref, t->ref_len,
+						    t->out, t->ncB, &err) == 0,
+			      "%s: %s", p.library, err.msg);
+		ck_assert_mem_eq(t->out, t->cB, t->ncB);
+		/* the file's content is found in the old one's: a few hundred bytes
+		 * against its new stream's thousands */
+		ck_assert_uint_lt(t->obj_len, 600);
+		ck_assert_uint_gt(t->nznew, 1000);
+
+#define N_REFUSED(text)                                                                                          \
+	do {                                                                                                     \
+		slotsync_error_clear(&err);                                                                      \
+		ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, t->obj, t->obj_len, t->ref,  \
+						       t->ref_len, t->out, t->ncB, &err),                      \
+				 0);                                                                             \
+		ck_assert_msg(strstr(err.msg, text) != NULL, "wanted \"%s\": %s", text, err.msg);             \
+	} while (0)
+		/* without the inner profile: the map's streams and the nested
+		 * record are refused by name */
+		slotsync_delta_decoder_set_inner_profile(dec, NULL);
+		N_REFUSED("no inner deflate profile");
+		io_put_le32(t->map, 1);
+		t->map_len = 16;
+		t->xref_len -= NB_FILE;
+		nested_object(t);
+		t->xref_len += NB_FILE;
+		N_REFUSED("unknown record 4");
+		slotsync_delta_decoder_set_inner_profile(dec, &ip);
+		/* a stream past the expanded reference, or inflating to another size */
+		io_put_le32(t->map, 1 | SLOTSYNC_DELTA_MAP_INNER);
+		t->map_len = 32;
+		io_put_le32(t->map + 20, (uint32_t)(80 + t->LA));
+		nested_object(t);
+		N_REFUSED("out of the expanded reference");
+		io_put_le32(t->map + 20, 50 + NB_OLD);
+		io_put_le32(t->map + 28, NB_FILE + 1);
+		nested_object(t);
+		N_REFUSED("deflate stream 0");
+		io_put_le32(t->map + 28, NB_FILE);
+		/* a map whose stream count runs past it */
+		io_put_le32(t->map + 16, 2);
+		nested_object(t);
+		N_REFUSED("a map of 32 bytes");
+		io_put_le32(t->map + 16, 1);
+		/* a variant the inner profile has not, a stream of another size,
+		 * a content its records do not fill */
+		nested_records(t, 5, 0, 0);
+		nested_object(t);
+		N_REFUSED("deflate record out of bounds");
+		nested_records(t, 1, 1, 0);
+		nested_object(t);
+		N_REFUSED("compressed again gives");
+		nested_records(t, 1, 0, 7);
+		nested_object(t);
+		N_REFUSED("cut short");
+		/* a deflate record of its own, outside a nested block */
+		t->rec_len = put_deflate(t->rec, 1, (uint32_t)t->nznew, bounds, 2, t->g_new, NB_FILE);
+		nested_object(t);
+		N_REFUSED("unknown record 3");
+#undef N_REFUSED
+	}
+	free(t);
+	slotsync_delta_decoder_free(dec);
+	slotsync_delta_block_coder_free(bc);
+}
+END_TEST
+
+/* SSDELTA3: the inner profile after the first, only with a deflate inner
+ * profile inside gzip, xz or lz4 blocks; objects that need it are flagged. */
+START_TEST(test_index_inner)
+{
+	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
+	struct slotsync_error err = { 0 };
+	struct slotsync_delta_object o = { .size = 100, .codec = SLOTSYNC_DELTA_BLOCKS, .flags = SLOTSYNC_DELTA_OBJ_INNER,
+					   .count = 1, .ref_count = 1 };
+	struct slotsync_delta_ref r = { .chunk = 0, .offset = 0, .length = 10 };
+	struct slotsync_delta_index di = { .base_size = 1000, .new_size = 2000, .n_objects = 1, .n_refs = 1,
+					   .objects = &o, .refs = &r }, *d;
+	size_t len;
+	uint8_t *b;
+
+	di.profile = profiles[3];
+	di.inner = profile(SLOTSYNC_DELTA_COMP_DEFLATE, 0, 15, 0x3);
+	ck_assert_int_eq(slotsync_delta_profile_seal(bc, &di.profile, &err), 0);
+	ck_assert_int_eq(slotsync_delta_profile_seal(bc, &di.inner, &err), 0);
+	ck_assert_int_eq(slotsync_delta_index_serialize(&di, &b, &len, &err), 0);
+	ck_assert_mem_eq(b, "SSDELTA3", 8);
+	ck_assert_uint_eq(len, 96 + 60 + 12 + 2 * 84 + 32);
+	ck_assert_msg(slotsync_delta_index_parse(b, len, &d, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(d->inner.comp, SLOTSYNC_DELTA_COMP_DEFLATE);
+	ck_assert_uint_eq(d->inner.variants, 0x3);
+	ck_assert_mem_eq(d->inner.sample, di.inner.sample, 32);
+	ck_assert_uint_eq(d->objects[0].flags, SLOTSYNC_DELTA_OBJ_INNER);
+	slotsync_delta_index_free(d);
+	free(b);
+	/* refused: an inner profile of another compressor, or inside zstd
+	 * frames; a flagged object without an inner profile */
+	di.inner.comp = SLOTSYNC_DELTA_COMP_GZIP;
+	di.inner.level = 9;
+	di.inner.variants = 1;
+	ck_assert_int_eq(slotsync_delta_index_serialize(&di, &b, &len, &err), 0);
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "inner compression profile") != NULL, "%s", err.msg);
+	free(b);
+	di.inner = profile(SLOTSYNC_DELTA_COMP_DEFLATE, 0, 15, 0x3);
+	di.profile = profiles[4];
+	o.codec = SLOTSYNC_DELTA_ZSTD_FRAMES;
+	ck_assert_int_eq(slotsync_delta_index_serialize(&di, &b, &len, &err), 0);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	free(b);
+	memset(&di.inner, 0, sizeof(di.inner));
+	di.profile = profiles[3];
+	o.codec = SLOTSYNC_DELTA_BLOCKS;
+	ck_assert_int_eq(slotsync_delta_index_serialize(&di, &b, &len, &err), 0);
+	ck_assert_mem_eq(b, "SSDELTA2", 8);
+	slotsync_error_clear(&err);
+	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "inner profile") != NULL, "%s", err.msg);
+	free(b);
+	slotsync_delta_block_coder_free(bc);
+}
+END_TEST
 #endif
 
 START_TEST(test_blocks_residual)
@@ -1076,6 +1311,8 @@ int main(void)
 #endif
 #if SLOTSYNC_HAVE_ZLIB
 		tcase_add_test(tc, test_deflate);
+		tcase_add_test(tc, test_nested_deflate);
+		tcase_add_test(tc, test_index_inner);
 #endif
 		tcase_add_test(tc, test_index_versions);
 	} else {

@@ -11,7 +11,10 @@
  * The reference is whole base blocks (and blocks of the new image just before
  * the output), listed in the object's map so that the device expands them.
  * Where the image's blocks are not compressed, its gzip files are the blocks
- * (members.c; the DEFLATE profile). */
+ * (members.c; the DEFLATE profile).  Where they are, the gzip files inside
+ * them are taken apart one level down (the index's inner profile): a changed
+ * file's content is recorded in a nested block record, and the old file's
+ * block goes into the reference, its content inflated after it. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,9 +30,8 @@
 #define PROBE_BLOCKS 8
 #define LZ4HC_MAX 12
 
-/* The variant of p that compresses content back to want, or -1 (DEFLATE:
- * with a deflate block ended after each of bounds[0..nb)). */
-static int find_variant(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
+/* delta_internal.h */
+int blocks_find_variant(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
 			const uint32_t *bounds, size_t nb, const uint8_t *content, size_t n, const uint8_t *want,
 			size_t csize, uint8_t *buf, size_t cap)
 {
@@ -91,7 +93,7 @@ static int probe_profile(struct ctx *c, struct slotsync_delta_block_coder *bc, c
 		if (n <= 0)
 			continue;
 		(*tried)++;
-		ok += find_variant(bc, p, NULL, 0, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
+		ok += blocks_find_variant(bc, p, NULL, 0, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
 	}
 	return ok;
 }
@@ -400,7 +402,7 @@ static int members_prepare(struct ctx *c, struct slotsync_error *err)
 		if (n <= 0)
 			continue;
 		tried++;
-		ok += find_variant(bc, &p, bounds, nb, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
+		ok += blocks_find_variant(bc, &p, bounds, nb, content, (size_t)n, c->ni.p + b->off, b->csize, buf, cap) >= 0;
 	}
 	if (ok) {  /* else made otherwise: the codec is not tried */
 		c->members = 1;
@@ -421,6 +423,8 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err)
 {
 	int r = squashfs_prepare(c, err);
 
+	if (r == 0 && c->blocks_on && c->opt->index_format != 2)
+		inner_prepare(c);
 	if (r < 0 || c->blocks_on)
 		return r;
 	/* not squashfs, or its blocks are not compressed (or not so that they
@@ -543,10 +547,21 @@ static size_t resid_records(struct worker *w, const struct frames_try *t)
  * the records as their residual if rl (its length in w->xres). */
 static size_t emit(struct worker *w, struct frames_try *t, int level, size_t xoff, size_t rl)
 {
-	size_t cap = ZSTD_compressBound(SLOTSYNC_DELTA_RESID_RECORDS_MAX) + ZSTD_compressBound(4 + 12 * BLOCKS_MAP_MAX), m, z;
+	size_t cap = ZSTD_compressBound(SLOTSYNC_DELTA_RESID_RECORDS_MAX) + ZSTD_compressBound(BLOCKS_MAP_BYTES), m, z,
+	       ml = 4 + 12 * (size_t)t->n_map;
 
-	io_put_le32(w->map, t->n_map | (rl ? SLOTSYNC_DELTA_MAP_RESIDUAL : 0));
-	m = encode_zstd_ref(w->cc, level, NULL, 0, w->map, 4 + 12 * (size_t)t->n_map, w->out_c, cap);
+	io_put_le32(w->map, t->n_map | (rl ? SLOTSYNC_DELTA_MAP_RESIDUAL : 0) | (t->n_inner ? SLOTSYNC_DELTA_MAP_INNER : 0));
+	if (t->n_inner) {
+		/* the inner streams, their offsets from where this reference starts */
+		io_put_le32(w->map + ml, t->n_inner);
+		for (uint32_t k = 0; k < t->n_inner; k++) {
+			const uint8_t *e = w->imap + 12 * (size_t)k;
+			io_put_le32(w->map + ml + 4 + 12 * k, io_get_le32(e) - (uint32_t)xoff);
+			memcpy(w->map + ml + 8 + 12 * k, e + 4, 8);
+		}
+		ml += 4 + 12 * (size_t)t->n_inner;
+	}
+	m = encode_zstd_ref(w->cc, level, NULL, 0, w->map, ml, w->out_c, cap);
 	if (!m)
 		return 0;
 	z = encode_zstd_ref(w->cc, level, w->xref + xoff, t->xl, rl ? w->xres : w->xout, rl ? rl : t->el, w->out_c + m,
@@ -564,6 +579,14 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	struct interval rv[SLOTSYNC_DELTA_REFS_MAX];
 	uint32_t ctx_map = 0;
 
+	struct xpiece pcs[XPIECES_MAX];
+	size_t npc = 0;
+
+	t->nested = 0;
+	t->n_inner = 0;
+	t->inflated = 0;
+	t->n_mem = 0;
+	t->n_gk = 0;
 	/* the records: blocks that compress back to themselves, the rest as bytes */
 	for (size_t f = first; f < c->nsq.n_blocks && c->nsq.blocks[f].off < re; f++) {
 		const struct sqfs_block *F = &c->nsq.blocks[f];
@@ -572,8 +595,16 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 		int64_t n = -1;
 		int v = -1;
 		size_t hdr, nb;
-		if (F->stored)
+		if (F->stored) {
+			if (!c->inner_on)
+				continue;
+			/* its bytes up to here as they are, then its gzip files */
+			if (a > cur && frames_put_raw(w, &el, &last_raw, cur, a) < 0)
+				return 0;
+			cur = inner_stored(w, t, &el, &last_raw, a, b);
+			t->nested += cur > a;
 			continue;
+		}
 		if (a > cur && frames_put_raw(w, &el, &last_raw, cur, a) < 0)
 			return 0;
 		h = w->xout + el;
@@ -595,14 +626,16 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 			/* trusted in a trial: blocks_keep() checks every one */
 			v = verify ? -1 : guess_variant(&c->prof, c->ni.p + F->off, F->csize);
 			if (v < 0)
-				v = find_variant(w->bc, &c->prof, w->bounds, nb, h + hdr, (size_t)n, c->ni.p + F->off, F->csize,
+				v = blocks_find_variant(w->bc, &c->prof, w->bounds, nb, h + hdr, (size_t)n, c->ni.p + F->off, F->csize,
 						 w->bbuf, bcap);
 		}
 		if (v < 0) {
 			if (frames_put_raw(w, &el, &last_raw, a, b) < 0)
 				return 0;
 		} else {
-			h[0] = c->members ? 3 : 2;
+			/* gzip files inside: a nested record */
+			size_t nl = c->inner_on ? inner_nested_record(w, t, h, (size_t)n, SLOTSYNC_DELTA_XOUT_MAX - el) : 0;
+			h[0] = nl ? 4 : c->members ? 3 : 2;
 			h[1] = (uint8_t)v;
 			io_put_le32(h + 2, F->csize);
 			io_put_le32(h + 6, (uint32_t)(a - F->off));
@@ -613,7 +646,8 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 				for (size_t k = 0; k < nb; k++)
 					io_put_le32(h + 22 + 4 * k, w->bounds[k]);
 			}
-			el += hdr + (size_t)n;
+			el += nl ? nl : hdr + (size_t)n;
+			t->nested += nl != 0;
 			last_raw = SIZE_MAX;
 			nblocks++;
 		}
@@ -621,7 +655,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	}
 	if (cur < re && frames_put_raw(w, &el, &last_raw, cur, re) < 0)
 		return 0;
-	if (!nblocks)
+	if (!nblocks && !t->nested)
 		return 0;
 	t->el = el;
 	t->n_map = 0;
@@ -675,7 +709,19 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	}
 
 	/* what the records resemble in the expanded base */
-	nr = frames_pick_ranges(w, el, raw_budget, SLOTSYNC_DELTA_XREF_MAX - x_used, rv, sizeof(rv) / sizeof(rv[0]));
+	{
+		/* room kept for the old gzip files inflated after the base ranges:
+		 * about what the new ones inflate to, twice, at most half */
+		size_t room = SLOTSYNC_DELTA_XREF_MAX - x_used, keep = 2 * t->inflated + (64u << 10), n0 = 0;
+		uint64_t xroom;
+		if (t->nested)
+			room -= keep < room / 2 ? keep : room / 2;
+		xroom = room;
+		/* first the blocks of the old gzip files the new ones resemble */
+		if (t->nested)
+			n0 = inner_ranges(w, t, rv, SLOTSYNC_DELTA_REFS_MAX / 4, &raw_budget, &xroom);
+		nr = frames_pick_ranges(w, el, raw_budget, xroom, rv, n0, sizeof(rv) / sizeof(rv[0]));
+	}
 	/* the base ranges: raw into w->xraw, expanded after the context in w->xref */
 	{
 		size_t xl = x_used;
@@ -713,15 +759,23 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 					if (sg->frame && at == sg->r && end == sg->r + sg->rl &&
 					    map_add(w, t, rpos + (at - rv[i].s), (uint32_t)sg->rl, (uint32_t)sg->xl) == 0) {
 						memcpy(w->xref + xl, c->xb + sg->x, sg->xl);
+						if (npc < XPIECES_MAX)
+							pcs[npc++] = (struct xpiece){ xl, sg->xl, sg->x };
 						xl += sg->xl;
 					} else {
 						memcpy(w->xref + xl, c->bi.p + at, end - at);
+						/* bytes as they are: the same in the expanded base */
+						if (!sg->frame && npc < XPIECES_MAX)
+							pcs[npc++] = (struct xpiece){ xl, end - at, sg->x + (at - sg->r) };
 						xl += end - at;
 					}
 					at = end;
 				}
 			}
 		}
+		/* the old gzip files in them, where new ones are nested */
+		if (t->nested)
+			xl = inner_streams(w, t, pcs, npc, xl);
 		t->xl = xl;
 	}
 	/* with the context and without it */
@@ -802,6 +856,7 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	if (!pl || pl >= j->plain)
 		return -1;
 	slotsync_delta_decoder_set_profile(w->dec, &c->prof);
+	slotsync_delta_decoder_set_inner_profile(w->dec, c->inner_on ? &c->inner : NULL);
 	/* the device's decoder compresses every block again: a block the trial
 	 * trusted that does not come back the same fails it, and the object is
 	 * made again with every block compressed first */
@@ -833,7 +888,8 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	memcpy(j->payload, w->out_c, pl);
 	j->payload_len = pl;
 	j->codec = SLOTSYNC_DELTA_BLOCKS;
-	j->flags = xz ? SLOTSYNC_DELTA_OBJ_XZ : 0;
+	j->flags = (xz ? SLOTSYNC_DELTA_OBJ_XZ : 0) |
+		   (t->nested || (t->n_inner && !xz) ? SLOTSYNC_DELTA_OBJ_INNER : 0);
 	j->resid = rl != 0;
 	/* xz records use no reference */
 	memcpy(j->refs, t->refs, t->n_refs * sizeof(*t->refs));

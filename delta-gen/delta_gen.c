@@ -335,17 +335,24 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 		w[t].plain = malloc(ZSTD_compressBound(base->chunk_size_max > ni->chunk_size_max ? base->chunk_size_max
 												     : ni->chunk_size_max));
 		if (c.blocks_on) {
-			size_t mc = 4 + 12 * (size_t)BLOCKS_MAP_MAX;
+			size_t mc = BLOCKS_MAP_BYTES;
 			w[t].bc = slotsync_delta_block_coder_new();
 			w[t].bbuf = malloc((size_t)c.nsq.block_size * 2 + 65536);
 			w[t].map = malloc(mc);
 			w[t].map2 = malloc(mc);
-			if (c.members) {
+			if (c.members || c.inner_on)
 				w[t].bounds = malloc(SLOTSYNC_DELTA_DEFLATE_BOUNDS_MAX * sizeof(*w[t].bounds));
+			if (c.members)
 				w[t].mcontent = malloc(c.nsq.block_size);
+			if (c.inner_on) {
+				w[t].imap = malloc(12 * (size_t)SLOTSYNC_DELTA_INNER_MAX);
+				w[t].ncontent = malloc(c.nsq.block_size);
+				w[t].icontent = malloc(c.inner.block_max);
+				w[t].ibuf = malloc(SLOTSYNC_DELTA_DEFLATE_CAP(c.inner.block_max));
 			}
 			if (!w[t].bc || !w[t].bbuf || !w[t].map || !w[t].map2 ||
-			    (c.members && (!w[t].bounds || !w[t].mcontent))) {
+			    ((c.members || c.inner_on) && !w[t].bounds) || (c.members && !w[t].mcontent) ||
+			    (c.inner_on && (!w[t].imap || !w[t].ncontent || !w[t].icontent || !w[t].ibuf))) {
 				r = slotsync_error_set(err, -ENOMEM, "out of memory");
 				threads = t + 1;
 				goto workers_out;
@@ -441,6 +448,7 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 			st->objects_reading_new += (uint64_t)j->reads_new;
 			st->blocks_residual += (uint64_t)j->resid;
 			st->records_xz += (uint64_t)((j->flags & SLOTSYNC_DELTA_OBJ_XZ) != 0);
+			st->records_inner += (uint64_t)((j->flags & SLOTSYNC_DELTA_OBJ_INNER) != 0);
 			d.n_refs += j->n_refs;
 		} else
 			st->remaining_plain += j->plain;
@@ -454,6 +462,8 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	/* the profile the objects need (the device probes its compressor with it) */
 	if (c.blocks_on) {
 		d.profile = c.prof;
+		if (st->records_inner)
+			d.inner = c.inner;
 		snprintf(st->blocks_comp, sizeof(st->blocks_comp), "%s", squashfs_comp_name(c.prof.comp));
 	} else if (c.n_levels) {
 		struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
@@ -510,6 +520,10 @@ workers_out:
 		free(w[t].xzb);
 		free(w[t].bounds);
 		free(w[t].mcontent);
+		free(w[t].imap);
+		free(w[t].ncontent);
+		free(w[t].icontent);
+		free(w[t].ibuf);
 	}
 out:
 	for (size_t i = 0; i < c.n_jobs; i++)
@@ -520,6 +534,10 @@ out:
 	free(c.todo);
 	free(c.base_sp.anchors);
 	free(c.x_sp.anchors);
+	free(c.g_sp.anchors);
+	free(c.gb);
+	free(c.gat);
+	squashfs_info_free(&c.gsq);
 	free(c.xb);
 	free(c.xseg);
 	free(c.nf);
@@ -547,14 +565,15 @@ void gen_delta_print(const char *base, const char *store, const struct gen_delta
 	fprintf(f, "delta: base %s: %" PRIu64 " chunks (%" PRIu64 " bytes) missing, %" PRIu64
 	       " bytes as plain chunks; %" PRIu64 " objects (%" PRIu64 " zstd-ref, %" PRIu64 " residual, %" PRIu64
 	       " zstd-frames, %" PRIu64 " blocks%s%s%s; %" PRIu64 " also read new content before them, %" PRIu64
-	       " blocks with residual records, %" PRIu64 " with xz records) of %" PRIu64 " bytes replace %" PRIu64
+	       " blocks with residual records, %" PRIu64 " with xz records, %" PRIu64
+	       " with gzip files inside) of %" PRIu64 " bytes replace %" PRIu64
 	       " bytes of chunks; download %" PRIu64 " bytes (index %" PRIu64 ", objects %" PRIu64 ", chunks %" PRIu64
 	       "); %.1f s\n",
 	       base, st->missing_chunks, st->missing_bytes, st->replaced_plain + st->remaining_plain, st->objects,
 	       st->codec_count[SLOTSYNC_DELTA_ZSTD_REF], st->codec_count[SLOTSYNC_DELTA_RESIDUAL],
 	       st->codec_count[SLOTSYNC_DELTA_ZSTD_FRAMES], st->codec_count[SLOTSYNC_DELTA_BLOCKS],
 	       st->blocks_comp[0] ? " (" : "", st->blocks_comp, st->blocks_comp[0] ? ")" : "", st->objects_reading_new, st->blocks_residual,
-	       st->records_xz, st->object_bytes,
+	       st->records_xz, st->records_inner, st->object_bytes,
 	       st->replaced_plain, total, st->index_bytes, st->object_bytes, st->remaining_plain, st->seconds);
 	if (st->index_path[0])
 		fprintf(f, "delta: index %s/%s\n", store, st->index_path);

@@ -39,6 +39,8 @@
 #define FRAMES_RUN_MAX (512u << 10)
 /* BLOCKS: blocks listed in one object's map */
 #define BLOCKS_MAP_MAX SLOTSYNC_DELTA_MAP_MAX
+/* a map with its inner streams */
+#define BLOCKS_MAP_BYTES (4 + 12 * (size_t)BLOCKS_MAP_MAX + 4 + 12 * (size_t)SLOTSYNC_DELTA_INNER_MAX)
 
 struct image {
 	const uint8_t *p;
@@ -124,6 +126,17 @@ struct ctx {
 	struct slotsync_delta_profile prof;
 	int blocks_on;
 	int members;                     /* BLOCKS on the gzip files of an uncompressed image (DEFLATE) */
+	/* BLOCKS of gzip, xz or lz4 images: the gzip files inside their blocks
+	 * (the index's inner profile; inner_on 0: not tried) */
+	struct slotsync_delta_profile inner;
+	int inner_on;
+	/* the gzip files of the expanded base (offset in xb, csize, usize), their
+	 * content one after the other in g_sp (gat: where each starts), with
+	 * anchors: which old file a new one's content resembles */
+	struct sqfs_info gsq;
+	uint64_t *gat;
+	uint8_t *gb;
+	struct space g_sp;
 	int bcj;                         /* the BCJ filter of xz objects (ENCODE_BCJ_*), by the (expanded) base */
 	struct job *jobs;
 	size_t n_jobs;
@@ -148,6 +161,13 @@ struct frames_try {
 	uint32_t n_map;       /* BLOCKS: entries in w->map */
 	size_t xoff;          /* BLOCKS: where the expanded reference starts in w->xref */
 	size_t trial;         /* BLOCKS: the object's size at the trial level */
+	uint32_t n_inner;     /* BLOCKS: deflate streams of the base inflated (w->imap) */
+	uint32_t nested;      /* BLOCKS: nested block records */
+	size_t inflated;      /* BLOCKS: content of the gzip files they deflate again */
+	uint32_t n_mem;       /* BLOCKS: the first of those contents (in w->xout) */
+	size_t mem_at[32], mem_len[32];
+	uint32_t n_gk;        /* BLOCKS: the old files they resemble (into ctx.gsq) */
+	size_t gk[32];
 };
 
 struct worker {
@@ -170,6 +190,10 @@ struct worker {
 	size_t xz_len, xz_n;             /* how many bytes of it; its size (0: none smaller) */
 	uint32_t *bounds;                /* DEFLATE: a stream's block lengths */
 	uint8_t *mcontent;               /* DEFLATE: a stream's content */
+	/* BLOCKS with gzip files inside (ctx.inner_on): the inner streams
+	 * (absolute offset in xref, csize, usize), a block's content, a stream's
+	 * content and it compressed again */
+	uint8_t *imap, *ncontent, *icontent, *ibuf;
 	int64_t *votes;
 	size_t votes_cap;
 	uint8_t *ref_buf;                /* the context across objects, then ref */
@@ -217,6 +241,38 @@ void encode_job(struct worker *w, struct job *j);
 
 /* frames.c */
 
+/* BLOCKS (blocks_gen.c): the variant of p that compresses content back to
+ * want, or -1 (DEFLATE: with a deflate block ended after each of
+ * bounds[0..nb)). */
+int blocks_find_variant(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
+			const uint32_t *bounds, size_t nb, const uint8_t *content, size_t n, const uint8_t *want,
+			size_t csize, uint8_t *buf, size_t cap);
+
+/* Gzip files inside the blocks (inner_gen.c). */
+/* Where the base's part of the expanded reference comes from: w->xref[x, x +
+ * n) is c->xb[b, b + n). */
+struct xpiece {
+	size_t x, n;
+	uint64_t b;
+};
+#define XPIECES_MAX 2048
+/* The inner profile and the base's gzip files (c->inner_on 1), where zlib is
+ * built in. */
+void inner_prepare(struct ctx *c);
+/* A block record's content (n bytes at h + 18) made a nested record of its
+ * gzip files; returns the record's length, or 0 (left as it was). */
+size_t inner_nested_record(struct worker *w, struct frames_try *t, uint8_t *h, size_t n, size_t room);
+/* The base ranges holding the old gzip files t's new ones resemble, into rv
+ * (at most max), out of the budgets; returns how many. */
+size_t inner_ranges(struct worker *w, struct frames_try *t, struct interval *rv, size_t max, uint64_t *raw_budget,
+		    uint64_t *x_budget);
+/* The base's gzip files in the reference's pieces, inflated after it from xl;
+ * returns the new end of the expanded reference. */
+size_t inner_streams(struct worker *w, struct frames_try *t, const struct xpiece *pc, size_t npc, size_t xl);
+/* Gzip files in bytes [a, b) of the new image a block stores as they are, as
+ * deflate records after bytes records; returns where the bytes recorded end. */
+uint64_t inner_stored(struct worker *w, struct frames_try *t, size_t *el, size_t *last_raw, uint64_t a, uint64_t b);
+
 /* The zstd frames of the new image (those that decode), the levels the first
  * of them compress again to themselves with, and, if there are such levels,
  * the base expanded (segment by segment) with its anchors. */
@@ -239,7 +295,7 @@ size_t frames_xseg_at(const struct ctx *c, uint64_t x);
 /* The base ranges the records w->xout[0, el) resemble, within the budgets,
  * merged into rv[0, rv_max - 1); returns how many. */
 size_t frames_pick_ranges(struct worker *w, size_t el, uint64_t raw_budget, uint64_t x_budget, struct interval *rv,
-			  size_t rv_max);
+			  size_t nr0, size_t rv_max);
 /* The ZSTD_FRAMES object of t, encoded at the full level and checked, as job
  * j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
 int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len);

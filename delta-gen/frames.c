@@ -206,13 +206,14 @@ size_t frames_xseg_at(const struct ctx *c, uint64_t x)
  * a time: most-voted first, whole frames where the base has them, within the
  * limits, each base stretch paid for once (the diagonals of one piece mostly
  * fall in the same frames), merged into rv; returns how many.  One place of rv
- * is left for the context. */
+ * is left for the context.  rv[0, nr0) are ranges taken already (their bytes
+ * out of the budgets), kept. */
 size_t frames_pick_ranges(struct worker *w, size_t el, uint64_t raw_budget, uint64_t x_budget, struct interval *rv,
-			  size_t rv_max)
+			  size_t nr0, size_t rv_max)
 {
 	const struct ctx *c = w->c;
 	struct cand cand[64 * DIAG_PER_CHUNK];
-	size_t nc = 0, nr = 0;
+	size_t nc = 0, nr = nr0;
 
 	for (size_t s = 0; s < el; s += XPIECE) {
 		size_t e = s + XPIECE < el ? s + XPIECE : el;
@@ -324,7 +325,7 @@ size_t frames_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 
 	raw_budget -= t_raw;
 	x_budget -= t_x < x_budget ? t_x : x_budget;
-	nr = frames_pick_ranges(w, el, raw_budget, x_budget, rv, sizeof(rv) / sizeof(rv[0]));
+	nr = frames_pick_ranges(w, el, raw_budget, x_budget, rv, 0, sizeof(rv) / sizeof(rv[0]));
 	/* references: the context (one range) and the base ranges, in this order */
 	t->n_refs = 0;
 	t->raw_len = 0;

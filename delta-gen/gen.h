@@ -137,6 +137,8 @@ struct gen_delta_options {
 	int level;                  /* zstd level of the objects */
 	int records_level;          /* of blocks and zstd-frames records (at most level); 0: the default */
 	int run_max;                /* bytes of new chunks one object may rebuild */
+	int index_format;           /* 2: an SSDELTA2 index (no gzip files taken apart inside
+	                               compressed blocks); 0 or 3: SSDELTA3 where it helps */
 };
 
 /* The zstd level of blocks and zstd-frames records that opt asks for. */
@@ -198,6 +200,7 @@ struct gen_delta_stats {
 	uint64_t codec_count[8];
 	uint64_t blocks_residual;                /* BLOCKS objects with residual records */
 	uint64_t records_xz;                     /* BLOCKS and ZSTD_FRAMES objects with xz records */
+	uint64_t records_inner;                  /* BLOCKS objects with gzip files inside their blocks */
 	char blocks_comp[8];                     /* BLOCKS objects' compressor ("gzip", "xz", "lz4") */
 	uint64_t objects_reading_new;            /* objects with ranges of the new image */
 	uint64_t index_bytes;

@@ -41,7 +41,7 @@ enum { OPT_STORE = 256, OPT_CHUNK_SIZE, OPT_THREADS, OPT_LEVEL, OPT_DIGEST, OPT_
        OPT_ALLOW_DOWNGRADE_TO, OPT_STORE_URL, OPT_VERITY, OPT_HOOK_PRE, OPT_HOOK_POST, OPT_TIMESTAMP, OPT_EXPIRES,
        OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_CHAIN, OPT_PKCS11_MODULE, OPT_BUNDLE_URL, OPT_BUNDLE, OPT_BASE,
        OPT_BASE_IMAGE, OPT_RUN_MAX, OPT_DRY_RUN, OPT_DELTA_FROM, OPT_EMBED, OPT_EMBED_FOR, OPT_DETACH_INDEX, OPT_SEED_INDEX,
-       OPT_MAKE_VERITY, OPT_PACKS, OPT_RECORDS_LEVEL };
+       OPT_MAKE_VERITY, OPT_PACKS, OPT_RECORDS_LEVEL, OPT_INDEX_FORMAT };
 
 /* Every verb's -v, -q, -h; --version is the program's version, except for
  * bundle and channel, where it is the release's or the pointer's
@@ -110,6 +110,17 @@ static int level_arg(const char *cmd, const char *s, int *level)
 		return 0;
 	fprintf(stderr, "slotsync-gen %s: --level takes a zstd level (up to 22), not \"%s\"\n", cmd, s);
 	return -EINVAL;
+}
+
+/* --index-format: 2 (what devices that read only SSDELTA2 take) or 3 */
+static int index_format_arg(const char *cmd, const char *s, int *format)
+{
+	if (strcmp(s, "2") == 0 || strcmp(s, "3") == 0) {
+		*format = s[0] - '0';
+		return 0;
+	}
+	fprintf(stderr, "slotsync-gen %s: --index-format takes 2 or 3, not \"%s\"\n", cmd, s);
+	return -1;
 }
 
 static int records_level_arg(const char *cmd, const char *s, int *level)
@@ -387,6 +398,10 @@ static int bundle_option(int c, char *arg, struct gen_bundle_options *b, const c
 		if (records_level_arg("bundle", arg, &b->delta.records_level) < 0)
 			return 2;
 		break;
+	case OPT_INDEX_FORMAT:
+		if (index_format_arg("bundle", arg, &b->delta.index_format) < 0)
+			return 2;
+		break;
 	case OPT_EMBED:
 		b->embed = 1;
 		break;
@@ -452,6 +467,7 @@ static int cmd_bundle(int argc, char **argv)
 		{ "delta-from", required_argument, NULL, OPT_DELTA_FROM },
 		{ "run-max", required_argument, NULL, OPT_RUN_MAX },
 		{ "records-level", required_argument, NULL, OPT_RECORDS_LEVEL },
+		{ "index-format", required_argument, NULL, OPT_INDEX_FORMAT },
 		{ "embed", no_argument, NULL, OPT_EMBED },
 		{ "embed-for", required_argument, NULL, OPT_EMBED_FOR },
 		{ "detach-index", no_argument, NULL, OPT_DETACH_INDEX },
@@ -600,6 +616,7 @@ static int cmd_delta(int argc, char **argv)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "level", required_argument, NULL, OPT_LEVEL },
 		{ "records-level", required_argument, NULL, OPT_RECORDS_LEVEL },
+		{ "index-format", required_argument, NULL, OPT_INDEX_FORMAT },
 		{ "run-max", required_argument, NULL, OPT_RUN_MAX },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		OPTIONS_COMMON,
@@ -638,6 +655,10 @@ static int cmd_delta(int argc, char **argv)
 			break;
 		case OPT_RECORDS_LEVEL:
 			if (records_level_arg("delta", optarg, &d.records_level) < 0)
+				rc = 2;
+			break;
+		case OPT_INDEX_FORMAT:
+			if (index_format_arg("delta", optarg, &d.index_format) < 0)
 				rc = 2;
 			break;
 		case OPT_RUN_MAX:

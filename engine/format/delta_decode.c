@@ -284,6 +284,36 @@ static size_t rec_head(const uint8_t *x, size_t left, int deflate, uint32_t *bou
 	return 22 + 4 * (size_t)r->nb;
 }
 
+/* Whether record r's sizes fit: content at most len_max and within the len_left
+ * bytes after its head, compressed at most cap, and its bytes taken within
+ * them and the room left in its output. */
+static int rec_fits(const struct rec *r, size_t len_max, size_t len_left, size_t cap, size_t room)
+{
+	return r->len <= len_max && r->len <= len_left && r->csize <= cap && r->take > 0 && r->skip <= r->csize &&
+	       r->take <= r->csize - r->skip && r->take <= room;
+}
+
+static const char *rec_tiles(const struct rec *r, size_t o, size_t out_len);
+
+/* 0 if record r (of `kind`, at pos of the records) fits (fits: what
+ * rec_fits() and the variant checks said) and keeps the tiling rule at
+ * output position o of out_len; else the error, by name. */
+static int rec_refused(const struct rec *r, int fits, size_t o, size_t out_len, const char *what, const char *kind,
+		       size_t pos, struct slotsync_error *err)
+{
+	const char *why;
+
+	if (!fits)
+		return slotsync_error_set(err, -EBADMSG,
+					  "%s: %s record at %zu out of bounds (variant %u, %u bytes, %u compressed, "
+					  "%u+%u taken)",
+					  what, kind, pos, r->variant, r->len, r->csize, r->skip, r->take);
+	why = rec_tiles(r, o, out_len);
+	if (why)
+		return slotsync_error_set(err, -EBADMSG, "%s: %s record at %zu %s", what, kind, pos, why);
+	return 0;
+}
+
 /* Whether record r, at output position o of out_len, keeps the tiling rule:
  * skip > 0 only where the output starts, bytes left off only where it ends. */
 static const char *rec_tiles(const struct rec *r, size_t o, size_t out_len)
@@ -295,21 +325,50 @@ static const char *rec_tiles(const struct rec *r, size_t o, size_t out_len)
 	return NULL;
 }
 
+/* An inner deflate record at x (left bytes): a gzip file's deflate stream,
+ * compressed again with the inner profile, bytes skip .. skip+take-1 of it
+ * written at dst[d] of dst_len.  Returns the record's size, or an error. */
+static int64_t inner_deflate(struct slotsync_delta_decoder *dec, const uint8_t *x, size_t left, uint8_t *dst,
+			     size_t d, size_t dst_len, const char *where, size_t pos, struct slotsync_error *err)
+{
+	const struct slotsync_delta_profile *in = &dec->inner;
+	const uint32_t cap = SLOTSYNC_DELTA_DEFLATE_CAP(in->block_max);
+	struct rec r;
+	size_t hdr = rec_head(x, left, 1, dec->bounds, &r);
+	int64_t z;
+	int rr;
+
+	if (hdr == 0)
+		return slotsync_error_set(err, -EBADMSG, "%s: deflate record at %zu cut short", where, pos);
+	rr = rec_refused(&r,
+			 rec_fits(&r, in->block_max, left - hdr, cap, dst_len - d) && r.variant < 32 &&
+				 (in->variants & (UINT32_C(1) << r.variant)),
+			 d, dst_len, where, "deflate", pos, err);
+	if (rr < 0)
+		return rr;
+	z = slotsync_delta_deflate_compress(dec->bc, in, r.variant, dec->bounds, r.nb, x + hdr, r.len, dec->iblock, cap,
+					    err);
+	if (z < 0)
+		return z == -EINVAL ? -EBADMSG : z;
+	if (z != r.csize)
+		return slotsync_error_set(err, -EBADMSG,
+					  "blocks object: a gzip file's deflate stream compressed again gives %" PRId64
+					  " bytes, not %u (this device compresses otherwise than the generator's %s)",
+					  z, r.csize, in->library[0] ? in->library : "zlib");
+	memcpy(dst + d, dec->iblock + r.skip, r.take);
+	return (int64_t)(hdr + r.len);
+}
+
 /* A nested block's content: the records at x (left bytes: bytes records and
  * deflate records of the inner profile) make dec->content[0..n).  Returns the
  * bytes of records used, or an error. */
 static int64_t nested_content(struct slotsync_delta_decoder *dec, const uint8_t *x, size_t left, size_t n,
 			      size_t where, struct slotsync_error *err)
 {
-	const struct slotsync_delta_profile *in = &dec->inner;
-	const uint32_t cap = SLOTSYNC_DELTA_DEFLATE_CAP(in->block_max);
 	size_t at = 0, c = 0;
 
 	while (c < n) {
-		struct rec r;
-		size_t hdr;
-		const char *why;
-		int64_t z;
+		int64_t u;
 
 		if (at >= left)
 			return slotsync_error_set(err, -EBADMSG, "blocks object: nested block at %zu cut short", where);
@@ -327,34 +386,12 @@ static int64_t nested_content(struct slotsync_delta_decoder *dec, const uint8_t 
 		if (x[at] != 3)
 			return slotsync_error_set(err, -EBADMSG, "blocks object: nested block at %zu: record %u inside it",
 						  where, x[at]);
-		hdr = rec_head(x + at, left - at, 1, dec->bounds, &r);
-		if (hdr == 0)
-			return slotsync_error_set(err, -EBADMSG, "blocks object: nested block at %zu: deflate record cut short",
-						  where);
-		if (r.len > in->block_max || r.len > left - at - hdr || r.csize > cap || r.take == 0 ||
-		    r.skip > r.csize || r.take > r.csize - r.skip || r.take > n - c || r.variant >= 32 ||
-		    !(in->variants & (UINT32_C(1) << r.variant)))
-			return slotsync_error_set(err, -EBADMSG,
-						  "blocks object: nested block at %zu: deflate record out of bounds "
-						  "(variant %u, %u bytes, %u compressed, %u+%u taken)",
-						  where, r.variant, r.len, r.csize, r.skip, r.take);
-		why = rec_tiles(&r, c, n);
-		if (why)
-			return slotsync_error_set(err, -EBADMSG, "blocks object: nested block at %zu: a deflate record %s",
-						  where, why);
-		z = slotsync_delta_deflate_compress(dec->bc, in, r.variant, dec->bounds, r.nb, x + at + hdr, r.len,
-						    dec->iblock, cap, err);
-		if (z < 0)
-			return z == -EINVAL ? -EBADMSG : z;
-		if (z != r.csize)
-			return slotsync_error_set(err, -EBADMSG,
-						  "blocks object: a gzip file's deflate stream compressed again gives "
-						  "%" PRId64 " bytes, not %u (this device compresses otherwise than the "
-						  "generator's %s)",
-						  z, r.csize, in->library[0] ? in->library : "zlib");
-		memcpy(dec->content + c, dec->iblock + r.skip, r.take);
-		c += r.take;
-		at += hdr + r.len;
+		u = inner_deflate(dec, x + at, left - at, dec->content, c, n, "blocks object: nested block", where, err);
+		if (u < 0)
+			return u;
+		/* inner_deflate() checked take against what is left */
+		c += io_get_le32(x + at + 10);
+		at += (size_t)u;
 	}
 	return (int64_t)at;
 }
@@ -379,12 +416,18 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 			memcpy(out + o, x + at + 5, len);
 			o += len;
 			at += 5 + len;
+		} else if (nested && x[at] == 3) {
+			/* a gzip file in bytes the image stores as they are */
+			int64_t u = inner_deflate(dec, x + at, left, out, o, out_len, "blocks object", at, err);
+			if (u < 0)
+				return (int)u;
+			o += io_get_le32(x + at + 10);
+			at += (size_t)u;
 		} else if (x[at] == kind || (nested && x[at] == 4)) {
 			uint32_t content_max, cap;
 			struct rec r;
 			size_t hdr, used;
 			const uint8_t *content;
-			const char *why;
 			uint8_t *rebuilt;
 			int64_t z;
 
@@ -399,19 +442,16 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 				content_max = SLOTSYNC_DELTA_FRAME_MAX;
 				cap = ZSTD_COMPRESSBOUND(SLOTSYNC_DELTA_FRAME_MAX);
 			}
-			if (r.len > content_max || (x[at] != 4 && r.len > left - hdr) || r.csize > cap || r.take == 0 ||
-			    r.skip > r.csize || r.take > r.csize - r.skip || r.take > out_len - o ||
-			    (codec != SLOTSYNC_DELTA_BLOCKS &&
-			     (r.variant < 1 || r.variant > SLOTSYNC_DELTA_FRAME_LEVEL_MAX)) ||
-			    (pr->comp != SLOTSYNC_DELTA_COMP_NONE &&
-			     (r.variant >= 32 || !(pr->variants & (UINT32_C(1) << r.variant)))))
-				return slotsync_error_set(err, -EBADMSG,
-							  "%s: block record at %zu out of bounds "
-							  "(variant %u, %u bytes, %u compressed, %u+%u taken)",
-							  what, at, r.variant, r.len, r.csize, r.skip, r.take);
-			why = rec_tiles(&r, o, out_len);
-			if (why)
-				return slotsync_error_set(err, -EBADMSG, "%s: block record at %zu %s", what, at, why);
+			int rr = rec_refused(
+				&r,
+				rec_fits(&r, content_max, x[at] != 4 ? left - hdr : SIZE_MAX, cap, out_len - o) &&
+					(codec == SLOTSYNC_DELTA_BLOCKS ||
+					 (r.variant >= 1 && r.variant <= SLOTSYNC_DELTA_FRAME_LEVEL_MAX)) &&
+					(pr->comp == SLOTSYNC_DELTA_COMP_NONE ||
+					 (r.variant < 32 && (pr->variants & (UINT32_C(1) << r.variant)))),
+				o, out_len, what, "block", at, err);
+			if (rr < 0)
+				return rr;
 			if (x[at] == 4) {
 				int64_t u = nested_content(dec, x + at + hdr, left - hdr, r.len, at, err);
 				if (u < 0)

@@ -165,7 +165,10 @@ enum slotsync_delta_codec {
  *     block_max) whose outputs make the n content bytes, as records make an
  *     output (a deflate record with skip > 0 starts the content, one with
  *     skip + take < csize ends it); the content is then compressed as a
- *     record 2's, and bytes skip .. skip+take-1 are output. */
+ *     record 2's, and bytes skip .. skip+take-1 are output;
+ *   - a deflate record (3, with the inner profile) may also stand among the
+ *     records themselves: a gzip file in bytes the image stores as they are
+ *     (a block that did not shrink), output as a bytes record would be. */
 #define SLOTSYNC_DELTA_MAP_MAX 16384u        /* blocks in a map */
 #define SLOTSYNC_DELTA_OBJ_XZ 1u             /* an object's flags: its records are an xz stream */
 #define SLOTSYNC_DELTA_XZ_DICT_MAX (1u << 20) /* the xz dictionary a generator uses at most */

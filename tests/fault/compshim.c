@@ -4,13 +4,23 @@
  * deflateParams) another level, liblzma's
  * lzma_stream_buffer_encode another preset for its LZMA2 filter, liblz4's
  * LZ4_compress_HC another level.  Data stays valid (it decompresses the same);
- * only the compressed bytes differ, as with zlib-ng or another liblzma. */
+ * only the compressed bytes differ, as with zlib-ng or another liblzma.
+ * SLOTSYNC_COMPSHIM_ONLY=zlib (or xz, lz4) changes that library alone. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* whether library `lib` compresses otherwise */
+static int shimmed(const char *lib)
+{
+	const char *only = getenv("SLOTSYNC_COMPSHIM_ONLY");
+
+	return !only || !*only || strcmp(only, lib) == 0;
+}
 
 #if __has_include(<zlib.h>)
 #include <zlib.h>
@@ -20,6 +30,8 @@ int deflateInit2_(z_streamp strm, int level, int method, int window_bits, int me
 	int (*real)(z_streamp, int, int, int, int, int, const char *, int) =
 		(int (*)(z_streamp, int, int, int, int, int, const char *, int))dlsym(RTLD_NEXT, "deflateInit2_");
 
+	if (!shimmed("zlib"))
+		return real(strm, level, method, window_bits, mem_level, strategy, version, stream_size);
 	return real(strm, level == 1 ? 2 : 1, method, window_bits, mem_level, strategy, version, stream_size);
 }
 
@@ -28,7 +40,7 @@ int deflateParams(z_streamp strm, int level, int strategy)
 {
 	int (*real)(z_streamp, int, int) = (int (*)(z_streamp, int, int))dlsym(RTLD_NEXT, "deflateParams");
 
-	return real(strm, level == 1 ? 2 : 1, strategy);
+	return real(strm, shimmed("zlib") ? (level == 1 ? 2 : 1) : level, strategy);
 }
 #endif
 
@@ -43,6 +55,8 @@ lzma_ret lzma_stream_buffer_encode(lzma_filter *filters, lzma_check check, const
 	lzma_filter f[LZMA_FILTERS_MAX + 1];
 	lzma_options_lzma o;
 
+	if (!shimmed("xz"))
+		return real(filters, check, allocator, in, in_size, out, out_pos, out_size);
 	for (size_t i = 0; i <= LZMA_FILTERS_MAX; i++) {
 		f[i] = filters[i];
 		if (filters[i].id == LZMA_FILTER_LZMA2 && filters[i].options) {
@@ -65,6 +79,6 @@ int LZ4_compress_HC(const char *src, char *dst, int src_size, int dst_capacity, 
 	int (*real)(const char *, char *, int, int, int) =
 		(int (*)(const char *, char *, int, int, int))dlsym(RTLD_NEXT, "LZ4_compress_HC");
 
-	return real(src, dst, src_size, dst_capacity, level == 3 ? 4 : 3);
+	return real(src, dst, src_size, dst_capacity, shimmed("lz4") ? (level == 3 ? 4 : 3) : level);
 }
 #endif

@@ -13,7 +13,7 @@
  *      their deflate block lengths), the next two the length L of the map; L
  *      bytes of map and the records follow, each wrapped in a zstd frame
  *      here; the reference holds one block of that compressor;
- *   4  the rest is a delta index as serialized (SSDELTA1 or SSDELTA2),
+ *   4  the rest is a delta index as serialized (SSDELTA1, 2 or 3),
  *      parsed without the zstd frame around it;
  *   5  a BLOCKS object with residual records: the second byte picks the
  *      output size and the compressor; the map (made here, flagged residual)

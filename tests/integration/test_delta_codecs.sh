@@ -20,7 +20,11 @@
 #  - a device whose compressor compresses otherwise (tests/fault/compshim.c
 #    preloaded: another zlib level, xz preset, lz4 HC level): its probe of the
 #    index's profile fails before the download, the blocks objects are left
-#    out and their chunks fetched, byte-exact, and the status says why.
+#    out and their chunks fetched, byte-exact, and the status says why;
+#  - the gzip files inside the blocks of the compressed images (three of them
+#    changed): objects deflate them again with the index's inner profile; a
+#    device whose zlib alone compresses otherwise (xz and lz4 images) leaves
+#    out those objects only, byte-exact.
 source "$(dirname "$0")/lib.sh"
 G=$SLOTSYNC_GEN
 S=$SLOTSYNC_BIN
@@ -97,13 +101,13 @@ blocks_objects() {
 	zstd -d -q -c "$1" | python3 -c '
 import struct, sys
 b = sys.stdin.buffer.read()
-assert b[:8] == b"SSDELTA2", b[:8]
+assert b[:8] in (b"SSDELTA2", b"SSDELTA3"), b[:8]
 n = struct.unpack_from("<I", b, 88)[0]
 for i in range(n):
     o = 96 + 60 * i
-    size, codec = struct.unpack_from("<IB", b, o + 32)
+    size, codec, flags = struct.unpack_from("<IBB", b, o + 32)
     if codec == 4 or len(sys.argv) > 1:
-        print(b[o:o + 32].hex(), size)' ${2:+all}
+        print(b[o:o + 32].hex(), size, flags)' ${2:+all}
 }
 
 for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc" "raw:-noI -noD -noF -noX"; do
@@ -111,12 +115,9 @@ for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc" "raw:-noI -noD -noF -noX"; do
 	opts=${spec#*:}
 	CV1=$T/v1.$comp.sqfs
 	CV2=$T/v2.$comp.sqfs
-	tree=$T/tree
+	tree=$T/treegz
 	label=$comp
-	if [ "$comp" = raw ]; then
-		tree=$T/treegz
-		label=deflate
-	fi
+	[ "$comp" = raw ] && label=deflate
 	for v in v1 v2; do
 		# shellcheck disable=SC2086 # the options are words
 		mksquashfs "$tree/$v" "$T/$v.$comp.sqfs" -noappend -reproducible -mkfs-time 0 -all-time 0 -all-root \
@@ -144,6 +145,14 @@ PY
 		check "raw: the changed gzip files' objects ($objbytes bytes) cost under a fifth of their streams ($gzbytes bytes)" \
 			test "$objbytes" -lt $((gzbytes / 5))
 	else
+		check "$comp $opts: the changed gzip files inside its blocks are deflated again ($(grep -o "[0-9]* with gzip files inside" "$T/gen.txt"), index $(zstd -d -q -c "$SDIX" | head -c 8))" \
+			bash -c "grep -q '[1-9][0-9]* with gzip files inside' '$T/gen.txt' && zstd -d -q -c '$SDIX' | head -c 8 | grep -q SSDELTA3"
+		check "$comp $opts: --index-format 2 leaves them as bytes, for devices that read only SSDELTA2" \
+			bash -c "'$G' delta -q --dry-run --index-format 2 --store '$W' --base '$T/$comp-1.caibx' --base-image '$CV1' \
+				'$T/$comp-2.caibx' '$CV2' | grep -q ' 0 with gzip files inside'"
+		check "$comp $opts: --index-format 4 is refused by name" \
+			bash -c "out=\$('$G' delta --dry-run --index-format 4 --store '$W' --base '$T/$comp-1.caibx' \
+				--base-image '$CV1' '$T/$comp-2.caibx' '$CV2' 2>&1); [ \$? -eq 2 ] && echo \"\$out\" | grep -q 'index-format takes 2 or 3'"
 		check "$comp $opts: the moved program's blocks are coded as a residual ($(grep -o "[0-9]* blocks with residual records" "$T/gen.txt"))" \
 			grep -q "[1-9][0-9]* blocks with residual records" "$T/gen.txt"
 	fi
@@ -220,5 +229,15 @@ PY
 	LD_PRELOAD=$SHIM $S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/m.img" >"$T/m.json" 2>"$T/m.err" || true
 	check "$comp: a device whose $label compresses otherwise skips the blocks objects before the download ($(py "$T/m.json" 'd.get("delta_note", "")' 2>/dev/null)), fetches their chunks, byte-exact" \
 		bash -c "cmp -s '$CV2' '$T/m.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/m.json\")); print(d[\"delta_objects_skipped\"] > 0 and len(d[\"delta_note\"]) > 0 and d[\"delta_objects_failed\"] == 0)')\" = True"
+	if [ "$comp" = xz ] || [ "$comp" = lz4 ]; then
+		# zlib alone compresses otherwise: the objects with gzip files inside
+		# are left out, the other blocks objects used
+		ninner=$(awk '$3 >= 2 && $3 % 4 >= 2' "$T/blocks.txt" | wc -l)
+		rm -f "$T/m.img" "$T/m.img.journal"
+		SLOTSYNC_COMPSHIM_ONLY=zlib LD_PRELOAD=$SHIM $S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" \
+			"$T/m.img" >"$T/m.json" 2>"$T/m.err" || true
+		check "$comp: a device whose zlib alone compresses otherwise leaves out the $ninner objects with gzip files inside ($(py "$T/m.json" 'd.get("delta_note", "")' 2>/dev/null)), uses the others, byte-exact" \
+			bash -c "cmp -s '$CV2' '$T/m.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/m.json\")); print(d[\"delta_objects_skipped\"] == $ninner and $ninner > 0 and \"zlib\" in d[\"delta_note\"] and d[\"chunks_from_delta\"] > 0 and d[\"delta_objects_failed\"] == 0)')\" = True"
+	fi
 done
 finish

@@ -968,17 +968,35 @@ START_TEST(test_nested_deflate)
 		 * a content its records do not fill */
 		nested_records(t, 5, 0, 0);
 		nested_object(t);
-		N_REFUSED("deflate record out of bounds");
+		N_REFUSED("nested block: deflate record at");
 		nested_records(t, 1, 1, 0);
 		nested_object(t);
 		N_REFUSED("compressed again gives");
 		nested_records(t, 1, 0, 7);
 		nested_object(t);
 		N_REFUSED("cut short");
-		/* a deflate record of its own, outside a nested block */
+		/* a deflate record of its own (a gzip file in bytes the image
+		 * stores as they are): with the inner profile only */
 		t->rec_len = put_deflate(t->rec, 1, (uint32_t)t->nznew, bounds, 2, t->g_new, NB_FILE);
+		io_put_le32(t->map, 1);
+		t->map_len = 16;
+		t->xref_len -= NB_FILE;
 		nested_object(t);
-		N_REFUSED("unknown record 3");
+		t->xref_len += NB_FILE;
+		ck_assert_msg(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, t->obj, t->obj_len, t->ref, t->ref_len,
+						    t->out, t->nznew, &err) == 0,
+			      "%s", err.msg);
+		ck_assert_mem_eq(t->out, t->znew, t->nznew);
+		slotsync_error_clear(&err);
+		ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, t->obj, t->obj_len, t->ref, t->ref_len,
+						       t->out, t->nznew + 1, &err),
+				 0);
+		slotsync_delta_decoder_set_inner_profile(dec, NULL);
+		slotsync_error_clear(&err);
+		ck_assert_int_lt(slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, t->obj, t->obj_len, t->ref, t->ref_len,
+						       t->out, t->nznew, &err),
+				 0);
+		ck_assert_msg(strstr(err.msg, "unknown record 3") != NULL, "%s", err.msg);
 #undef N_REFUSED
 	}
 	free(t);

@@ -313,10 +313,14 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	c.missing = missing;
 	c.base_sp = (struct space){ .p = c.bi.p, .size = c.bi.size };
 	r = resemble_build_anchors(&c.base_sp, err);
+	/* a squashfs image's blocks (zstd ones too, but for an SSDELTA2 index);
+	 * else zstd frames; else, the blocks not compressed, its gzip files */
 	if (r == 0)
-		r = frames_prepare(&c, err);
-	if (r == 0 && !c.n_levels)
 		r = blocks_prepare(&c, err);
+	if (r == 0 && !c.blocks_on)
+		r = frames_prepare(&c, err);
+	if (r == 0 && !c.blocks_on && !c.n_levels)
+		r = blocks_prepare_members(&c, err);
 	if (r < 0)
 		goto out;
 	/* the machine code of the base: of its content where it was expanded */

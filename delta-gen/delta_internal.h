@@ -126,7 +126,7 @@ struct ctx {
 	struct slotsync_delta_profile prof;
 	int blocks_on;
 	int members;                     /* BLOCKS on the gzip files of an uncompressed image (DEFLATE) */
-	/* BLOCKS of gzip, xz or lz4 images: the gzip files inside their blocks
+	/* BLOCKS of gzip, xz, lz4 or zstd images: the gzip files inside their blocks
 	 * (the index's inner profile; inner_on 0: not tried) */
 	struct slotsync_delta_profile inner;
 	int inner_on;
@@ -241,7 +241,7 @@ void encode_job(struct worker *w, struct job *j);
 
 /* frames.c */
 
-/* BLOCKS (blocks_gen.c): the variant of p that compresses content back to
+/* BLOCKS (blocks_prep.c): the variant of p that compresses content back to
  * want, or -1 (DEFLATE: with a deflate block ended after each of
  * bounds[0..nb)). */
 int blocks_find_variant(struct slotsync_delta_block_coder *bc, const struct slotsync_delta_profile *p,
@@ -300,13 +300,20 @@ size_t frames_pick_ranges(struct worker *w, size_t el, uint64_t raw_budget, uint
  * j's result.  Returns 0, or -1 if it does not beat the plain chunks. */
 int frames_keep(struct worker *w, struct job *j, const struct frames_try *t, const uint8_t *src, size_t len);
 
-/* blocks_gen.c */
+/* blocks_prep.c */
 
 /* If both images are squashfs of one compressor the BLOCKS codec handles
- * (gzip, xz, lz4) and the profile found compresses the new image's blocks back
- * to themselves: c->prof (sealed), the base expanded block by block with its
- * anchors, c->blocks_on. */
+ * (gzip, xz, lz4; zstd unless the index is to be SSDELTA2) and the profile
+ * found compresses the new image's blocks back to themselves: c->prof
+ * (sealed), the base expanded block by block with its anchors, c->blocks_on;
+ * and the inner profile for gzip files inside the blocks. */
 int blocks_prepare(struct ctx *c, struct slotsync_error *err);
+/* Else, in images whose blocks are not compressed: their gzip files as
+ * blocks (the DEFLATE profile), if it makes some of them again. */
+int blocks_prepare_members(struct ctx *c, struct slotsync_error *err);
+
+/* blocks_gen.c */
+
 /* The BLOCKS encoding of new image [rs, re) at the trial level, in w->out_c;
  * returns its size, or 0 if the codec does not apply. */
 size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t);

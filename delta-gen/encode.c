@@ -5,8 +5,9 @@
  *   RESIDUAL   per 64-byte block, the best of the chunk's diagonals as a
  *              prediction (or none), and output - prediction (bsdiff's insight:
  *              code that moved changes by small differences);
- *   ZSTD_FRAMES (frames.c) in an image of zstd frames;
- *   BLOCKS (blocks_gen.c) in a squashfs image of gzip, xz or lz4 blocks, or
+ *   ZSTD_FRAMES (frames.c) in an image of zstd frames (not squashfs, or an
+ *   SSDELTA2 index);
+ *   BLOCKS (blocks_gen.c) in a squashfs image of gzip, xz, lz4 or zstd blocks, or
  *   on the gzip files inside an image whose blocks are not compressed.
  * A ZSTD_REF object may also have, in front of its base ranges, the missing
  * chunks just before it as ranges of the new image (the device reads them back
@@ -385,7 +386,7 @@ void encode_job(struct worker *w, struct job *j)
 		if (c->failed)
 			return;
 	}
-	/* BLOCKS, in a squashfs image of gzip, xz or lz4 blocks */
+	/* BLOCKS, in a squashfs image of gzip, xz, lz4 or zstd blocks */
 	if (c->blocks_on) {
 		size_t za = size_zstd ? size_zstd : SIZE_MAX, zb = size_residual ? size_residual : SIZE_MAX,
 		       zf = blocks_job(w, rs, re, w->ft);

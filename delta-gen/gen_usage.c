@@ -203,9 +203,10 @@ void gen_delta_usage(FILE *f)
 		"                               (blocks of a gzip, xz, lz4 or zstd image; gzip\n"
 		"                               files of an uncompressed one; default %d;\n"
 		"                               19: a few %% smaller, about twice the time)\n"
-		"  --index-format 2|3           3: gzip files inside gzip, xz or lz4 blocks are\n"
-		"                               deflated again (SSDELTA3 where used); 2: not,\n"
-		"                               for devices that read only SSDELTA2\n"
+		"  --index-format 2|3           3: gzip files inside compressed blocks are\n"
+		"                               deflated again, zstd blocks are blocks objects\n"
+		"                               (SSDELTA3 where used); 2: neither, for devices\n"
+		"                               that read only SSDELTA2\n"
 		"  --run-max BYTES              bytes of new chunks one object may rebuild\n"
 		"                               (default %d)\n"
 		"  --dry-run                    write nothing, report the download\n" USAGE_COMMON USAGE_VERSION,

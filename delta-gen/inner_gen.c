@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* slotsync-gen delta: the gzip files inside the blocks of a gzip, xz or lz4
+/* slotsync-gen delta: the gzip files inside the blocks of a gzip, xz, lz4 or zstd
  * image (blocks_gen.c's BLOCKS codec, one level down).  A security update
  * changes the changelogs and man pages of the packages it upgrades, gzipped:
  * a changed file is a new deflate stream inside a block's content, sharing
@@ -55,10 +55,10 @@ fail:
 	squashfs_info_free(&c->gsq);
 }
 
-/* Gzip files inside the blocks of a gzip, xz or lz4 image: the inner
+/* Gzip files inside the blocks of a gzip, xz, lz4 or zstd image: the inner
  * profile, what members_prepare() tries on an uncompressed image (zlib -9 and
  * -6, memLevel 8 and 9), for streams of up to 1 MiB of content.  Each file is
- * checked as it is met (nested_record()); a build without zlib goes without. */
+ * checked as it is met (inner_nested_record()); a build without zlib goes without. */
 void inner_prepare(struct ctx *c)
 {
 	struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
@@ -122,7 +122,8 @@ size_t inner_nested_record(struct worker *w, struct frames_try *t, uint8_t *h, s
 	struct sqfs_info sq;
 	size_t at = 18, prev = 0, used = 0, inflated = 0;
 
-	if (members_scan(h + 18, n, c->inner.block_max, &sq) < 0 || !sq.n_blocks) {
+	/* w->icontent is free until member_take() fills it */
+	if (members_scan_buf(h + 18, n, c->inner.block_max, w->icontent, &sq) < 0 || !sq.n_blocks) {
 		squashfs_info_free(&sq);
 		return 0;
 	}
@@ -312,7 +313,7 @@ uint64_t inner_stored(struct worker *w, struct frames_try *t, size_t *el, size_t
 	struct sqfs_info sq;
 	uint64_t cur = a;
 
-	if (members_scan(c->ni.p + a, b - a, c->inner.block_max, &sq) == 0)
+	if (members_scan_buf(c->ni.p + a, b - a, c->inner.block_max, w->icontent, &sq) == 0)
 		for (size_t i = 0; i < sq.n_blocks; i++) {
 			const struct sqfs_block *m = &sq.blocks[i];
 			uint8_t *h;

@@ -118,15 +118,26 @@ static int add(struct scan_job *j, uint64_t off, uint32_t csize, uint32_t usize)
 
 int members_scan(const uint8_t *p, uint64_t size, uint32_t usize_max, struct sqfs_info *out)
 {
-	struct scan_job j = { out, 0 };
 	uint8_t *buf = malloc(usize_max);
+	int r;
+
+	if (!buf) {
+		memset(out, 0, sizeof(*out));
+		return -ENOMEM;
+	}
+	r = members_scan_buf(p, size, usize_max, buf, out);
+	free(buf);
+	return r;
+}
+
+int members_scan_buf(const uint8_t *p, uint64_t size, uint32_t usize_max, uint8_t *buf, struct sqfs_info *out)
+{
+	struct scan_job j = { out, 0 };
 	uint64_t at = 0;
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->comp = SQFS_DEFLATE;
-	if (!buf)
-		return -ENOMEM;
 	while (at + 18 <= size) {
 		const uint8_t *q = memchr(p + at, 0x1f, size - at - 17);
 		uint64_t off;
@@ -164,21 +175,26 @@ int members_scan(const uint8_t *p, uint64_t size, uint32_t usize_max, struct sqf
 		if (r < 0)
 			break;
 	}
-	free(buf);
 	if (out->block_size < 4096)
 		out->block_size = 4096;
 	return r;
 }
 #else
-int members_scan(const uint8_t *p, uint64_t size, uint32_t usize_max, struct sqfs_info *out)
+int members_scan_buf(const uint8_t *p, uint64_t size, uint32_t usize_max, uint8_t *buf, struct sqfs_info *out)
 {
 	(void)p;
 	(void)size;
 	(void)usize_max;
+	(void)buf;
 	memset(out, 0, sizeof(*out));
 	out->comp = SQFS_DEFLATE;
 	out->block_size = 4096;
 	return 0;
+}
+
+int members_scan(const uint8_t *p, uint64_t size, uint32_t usize_max, struct sqfs_info *out)
+{
+	return members_scan_buf(p, size, usize_max, NULL, out);
 }
 
 int64_t members_expand(const uint8_t *in, size_t len, uint8_t *out, size_t cap, uint32_t *bounds, size_t *nb,

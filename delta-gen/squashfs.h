@@ -57,6 +57,9 @@ int64_t squashfs_decompress(uint8_t comp, const uint8_t *in, size_t len, uint8_t
  * stream; usize: its content); block_size is the largest content.  Returns 0
  * or -ENOMEM (members.c). */
 int members_scan(const uint8_t *p, uint64_t size, uint32_t usize_max, struct sqfs_info *out);
+/* The same, inflating into the caller's buf (usize_max bytes; its content is
+ * lost) instead of a buffer of its own: for scans in a hot path. */
+int members_scan_buf(const uint8_t *p, uint64_t size, uint32_t usize_max, uint8_t *buf, struct sqfs_info *out);
 /* Inflates a raw deflate stream into out (cap bytes), its block lengths into
  * bounds (the lengths of every block but the last; at most nb_max): returns
  * the content's size, or -1 (an error, too large, too many blocks). */

@@ -131,6 +131,10 @@ fi
 [ -e $D/blocks-nested-deflate ] ||
 	printf '\010\002\200\004\000\014\000\000\000\000\000\000\000\014\000\000\000\013\000\000\000\000\005\000\000\000hello\003\001\006\000\000\000\000\000\000\000\006\000\000\000\004\000\000\000\000\000\000\000abcd' >$D/blocks-nested-deflate
 
+# ...and in zstd blocks (level 3, the variant)
+[ -e $D/blocks-nested-zstd ] ||
+	printf '\010\003\200\004\003\006\000\000\000\000\000\000\000\006\000\000\000\005\000\000\000\000\005\000\000\000hello' >$D/blocks-nested-zstd
+
 # the targets, two at a time (one per core): NAME:MAX_LEN:CORPUS
 run_target() {
 	local name=${1%%:*} rest=${1#*:}

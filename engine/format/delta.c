@@ -162,10 +162,10 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		if (rc == 0 && k && pr->comp != SLOTSYNC_DELTA_COMP_NONE &&
 		    (pr->comp != SLOTSYNC_DELTA_COMP_DEFLATE ||
 		     (d->profile.comp != SLOTSYNC_DELTA_COMP_GZIP && d->profile.comp != SLOTSYNC_DELTA_COMP_XZ &&
-		      d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4)))
+		      d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4 && d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD)))
 			rc = slotsync_error_set(err, -EBADMSG,
-						"inner compression profile: deflate inside gzip, xz or lz4 blocks only "
-						"(inner %u, blocks %u)",
+						"inner compression profile: deflate inside gzip, xz, lz4 or zstd blocks "
+						"only (inner %u, blocks %u)",
 						pr->comp, d->profile.comp);
 		if (rc < 0) {
 			slotsync_error_prefix(err, "delta index");
@@ -184,8 +184,8 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		}
 		if (o->codec == SLOTSYNC_DELTA_BLOCKS && d->profile.comp != SLOTSYNC_DELTA_COMP_GZIP &&
 		    d->profile.comp != SLOTSYNC_DELTA_COMP_XZ && d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4 &&
-		    d->profile.comp != SLOTSYNC_DELTA_COMP_DEFLATE)
-			why = "a blocks object, but the profile is not gzip, xz, lz4 or deflate";
+		    d->profile.comp != SLOTSYNC_DELTA_COMP_DEFLATE && (d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD || !v3))
+			why = "a blocks object, but the profile is not gzip, xz, lz4, deflate or (SSDELTA3) zstd";
 		else if (o->codec == SLOTSYNC_DELTA_ZSTD_FRAMES && d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD &&
 			 d->profile.comp != SLOTSYNC_DELTA_COMP_NONE)
 			why = "a zstd-frames object, but the profile is of another compressor";
@@ -262,10 +262,22 @@ int slotsync_delta_index_check(const struct slotsync_delta_index *d, const struc
 	return 0;
 }
 
+/* Blocks objects of zstd blocks: an SSDELTA3 index (a reader of SSDELTA2
+ * only knows zstd blocks as ZSTD_FRAMES objects). */
+static int zstd_blocks(const struct slotsync_delta_index *d)
+{
+	if (d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD)
+		return 0;
+	for (uint32_t i = 0; i < d->n_objects; i++)
+		if (d->objects[i].codec == SLOTSYNC_DELTA_BLOCKS)
+			return 1;
+	return 0;
+}
+
 int slotsync_delta_index_serialize(const struct slotsync_delta_index *d, uint8_t **out, size_t *out_len,
 				   struct slotsync_error *err)
 {
-	int profiles = d->inner.comp != SLOTSYNC_DELTA_COMP_NONE ? 2 : 1;
+	int profiles = d->inner.comp != SLOTSYNC_DELTA_COMP_NONE || zstd_blocks(d) ? 2 : 1;
 	size_t len = SLOTSYNC_DELTA_HEADER_BYTES + (size_t)d->n_objects * SLOTSYNC_DELTA_OBJECT_BYTES +
 		     (size_t)d->n_refs * SLOTSYNC_DELTA_REF_BYTES + profiles * SLOTSYNC_DELTA_PROFILE_BYTES + TAIL_BYTES;
 	uint8_t *b = calloc(1, len), *p;

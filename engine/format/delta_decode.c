@@ -327,10 +327,12 @@ static const char *rec_tiles(const struct rec *r, size_t o, size_t out_len)
 
 /* An inner deflate record at x (left bytes): a gzip file's deflate stream,
  * compressed again with the inner profile, bytes skip .. skip+take-1 of it
- * written at dst[d] of dst_len.  Returns the record's size, or an error. */
+ * written at dst[*dp] of dst_len, *dp advanced past them.  Returns the
+ * record's size, or an error. */
 static int64_t inner_deflate(struct slotsync_delta_decoder *dec, const uint8_t *x, size_t left, uint8_t *dst,
-			     size_t d, size_t dst_len, const char *where, size_t pos, struct slotsync_error *err)
+			     size_t *dp, size_t dst_len, const char *where, size_t pos, struct slotsync_error *err)
 {
+	const size_t d = *dp;
 	const struct slotsync_delta_profile *in = &dec->inner;
 	const uint32_t cap = SLOTSYNC_DELTA_DEFLATE_CAP(in->block_max);
 	struct rec r;
@@ -356,6 +358,7 @@ static int64_t inner_deflate(struct slotsync_delta_decoder *dec, const uint8_t *
 					  " bytes, not %u (this device compresses otherwise than the generator's %s)",
 					  z, r.csize, in->library[0] ? in->library : "zlib");
 	memcpy(dst + d, dec->iblock + r.skip, r.take);
+	*dp = d + r.take;
 	return (int64_t)(hdr + r.len);
 }
 
@@ -386,11 +389,9 @@ static int64_t nested_content(struct slotsync_delta_decoder *dec, const uint8_t 
 		if (x[at] != 3)
 			return slotsync_error_set(err, -EBADMSG, "blocks object: nested block at %zu: record %u inside it",
 						  where, x[at]);
-		u = inner_deflate(dec, x + at, left - at, dec->content, c, n, "blocks object: nested block", where, err);
+		u = inner_deflate(dec, x + at, left - at, dec->content, &c, n, "blocks object: nested block", where, err);
 		if (u < 0)
 			return u;
-		/* inner_deflate() checked take against what is left */
-		c += io_get_le32(x + at + 10);
 		at += (size_t)u;
 	}
 	return (int64_t)at;
@@ -418,10 +419,9 @@ static int records_apply(struct slotsync_delta_decoder *dec, int codec, const ui
 			at += 5 + len;
 		} else if (nested && x[at] == 3) {
 			/* a gzip file in bytes the image stores as they are */
-			int64_t u = inner_deflate(dec, x + at, left, out, o, out_len, "blocks object", at, err);
+			int64_t u = inner_deflate(dec, x + at, left, out, &o, out_len, "blocks object", at, err);
 			if (u < 0)
 				return (int)u;
-			o += io_get_le32(x + at + 10);
 			at += (size_t)u;
 		} else if (x[at] == kind || (nested && x[at] == 4)) {
 			uint32_t content_max, cap;
@@ -560,9 +560,10 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	int r, resid, has_inner;
 
 	if (pr->comp != SLOTSYNC_DELTA_COMP_GZIP && pr->comp != SLOTSYNC_DELTA_COMP_XZ &&
-	    pr->comp != SLOTSYNC_DELTA_COMP_LZ4 && pr->comp != SLOTSYNC_DELTA_COMP_DEFLATE)
+	    pr->comp != SLOTSYNC_DELTA_COMP_LZ4 && pr->comp != SLOTSYNC_DELTA_COMP_ZSTD &&
+	    pr->comp != SLOTSYNC_DELTA_COMP_DEFLATE)
 		return slotsync_error_set(err, -EINVAL,
-					  "blocks object without a gzip, xz, lz4 or deflate compression profile");
+					  "blocks object without a gzip, xz, lz4, zstd or deflate compression profile");
 	r = frames_setup(dec, err);
 	if (r < 0)
 		return r;

@@ -110,8 +110,9 @@ enum slotsync_delta_codec {
 	SLOTSYNC_DELTA_BLOCKS = 4,
 };
 
-/* BLOCKS (codec 4), for images whose blocks are gzip, xz or lz4 (squashfs
- * -comp gzip|xz|lz4).  The object file is two zstd frames:
+/* BLOCKS (codec 4), for images whose blocks are gzip, xz, lz4 or zstd (squashfs
+ * -comp gzip|xz|lz4|zstd; zstd only in an SSDELTA3 index, which a writer
+ * makes of an index with such objects).  The object file is two zstd frames:
  *   1. the map (no dictionary): u32 n, n x { u32 offset, u32 csize, u32 usize }:
  *      compressed blocks of the reference, offset ascending, disjoint, inside
  *      it, usize <= the profile's block_max.  The expanded reference is the
@@ -151,7 +152,7 @@ enum slotsync_delta_codec {
  * and at most one block at each end is compressed for bytes not output.
  *
  * Gzip files inside the blocks (an index with an inner deflate profile, a
- * gzip, xz or lz4 outer one; objects flagged SLOTSYNC_DELTA_OBJ_INNER):
+ * gzip, xz, lz4 or zstd outer one; objects flagged SLOTSYNC_DELTA_OBJ_INNER):
  *   - with bit 30 of the map's n set (SLOTSYNC_DELTA_MAP_INNER), the map's
  *     entries are followed by u32 m (at most SLOTSYNC_DELTA_INNER_MAX), m x
  *     { u32 offset, u32 csize, u32 usize }: raw deflate streams inside the

@@ -3,9 +3,10 @@
  * codec tests: zlib's deflateInit2_ (and
  * deflateParams) another level, liblzma's
  * lzma_stream_buffer_encode another preset for its LZMA2 filter, liblz4's
- * LZ4_compress_HC another level.  Data stays valid (it decompresses the same);
- * only the compressed bytes differ, as with zlib-ng or another liblzma.
- * SLOTSYNC_COMPSHIM_ONLY=zlib (or xz, lz4) changes that library alone. */
+ * LZ4_compress_HC another level, libzstd's ZSTD_compressCCtx another level.
+ * Data stays valid (it decompresses the same); only the compressed bytes
+ * differ, as with zlib-ng or another liblzma.
+ * SLOTSYNC_COMPSHIM_ONLY=zlib (or xz, lz4, zstd) changes that library alone. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -80,5 +81,16 @@ int LZ4_compress_HC(const char *src, char *dst, int src_size, int dst_capacity, 
 		(int (*)(const char *, char *, int, int, int))dlsym(RTLD_NEXT, "LZ4_compress_HC");
 
 	return real(src, dst, src_size, dst_capacity, shimmed("lz4") ? (level == 3 ? 4 : 3) : level);
+}
+#endif
+
+#if __has_include(<zstd.h>)
+#include <zstd.h>
+size_t ZSTD_compressCCtx(ZSTD_CCtx *cctx, void *dst, size_t cap, const void *src, size_t size, int level)
+{
+	size_t (*real)(ZSTD_CCtx *, void *, size_t, const void *, size_t, int) =
+		(size_t(*)(ZSTD_CCtx *, void *, size_t, const void *, size_t, int))dlsym(RTLD_NEXT, "ZSTD_compressCCtx");
+
+	return real(cctx, dst, cap, src, size, shimmed("zstd") ? (level == 1 ? 3 : 1) : level);
 }
 #endif

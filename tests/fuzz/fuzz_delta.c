@@ -9,7 +9,7 @@
  *      reference that holds one zstd frame, into an output of the size the
  *      second byte picks;
  *   3  a BLOCKS object: the second byte picks the output size and the
- *      compressor (gzip, xz, lz4, deflate: the last's block records carry
+ *      compressor (gzip, xz, lz4, deflate, zstd: deflate's block records carry
  *      their deflate block lengths), the next two the length L of the map; L
  *      bytes of map and the records follow, each wrapped in a zstd frame
  *      here; the reference holds one block of that compressor;
@@ -20,7 +20,7 @@
  *      names the reference's block; the rest is the residual records (count,
  *      alignments, length, selectors, residual), wrapped in a zstd frame;
  *   6  records as an xz stream: the second byte picks the output size and
- *      the object (even: ZSTD_FRAMES; odd: BLOCKS of the four compressors,
+ *      the object (even: ZSTD_FRAMES; odd: BLOCKS of the five compressors,
  *      its map naming the reference's block); the rest is the records,
  *      coded here as one .xz stream (x86 BCJ, LZMA2), as the generator codes
  *      new content;
@@ -28,7 +28,7 @@
  *      after the .xz magic, which liblzma takes apart within the memory
  *      limit;
  *   8  a BLOCKS object with an inner deflate profile: the second byte picks
- *      the output size and the compressor (gzip, xz, lz4), the third the
+ *      the output size and the compressor (gzip, xz, lz4, zstd), the third the
  *      inflated size the map gives the gzip file's deflate stream inside the
  *      reference's block (128: the right one); the map (made here, flagged
  *      with inner streams) names the block and that stream; the rest is the
@@ -73,20 +73,35 @@ static size_t block_map(uint8_t *z, uint32_t flags, size_t ref_len)
 	return a;
 }
 
+/* n bytes at p as a zstd frame at z + a; returns where it ends. */
+static size_t frame_at(uint8_t *z, size_t a, const uint8_t *p, size_t n)
+{
+	size_t b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, p, n, 1);
+
+	if (ZSTD_isError(b))
+		abort();
+	return a + b;
+}
+
+/* The first variant of a profile (zstd's is a level) */
+#define VARIANT0(p) ((unsigned)__builtin_ctz((p)->variants))
+#define NPROF 5
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct slotsync_delta_decoder *dec;
 	static ZSTD_DCtx *dc;
-	static uint8_t *xref, *out, *z, ref[4096], bref[4][4096];
-	static size_t ref_len, bref_len[4], nref_len[3], nstream;
-	static uint8_t nref[3][8192];
+	static uint8_t *xref, *out, *z, ref[4096], bref[NPROF][4096];
+	static size_t ref_len, bref_len[NPROF], nref_len[NPROF], nstream;
+	static uint8_t nref[NPROF][8192];
 	static struct slotsync_delta_profile iprof = { .comp = SLOTSYNC_DELTA_COMP_DEFLATE, .level = 0, .window = 15,
 						       .variants = 0x3, .block_max = 8192 };
-	static struct slotsync_delta_profile prof[4] = {
+	static struct slotsync_delta_profile prof[NPROF] = {
 		{ .comp = SLOTSYNC_DELTA_COMP_GZIP, .level = 1, .window = 15, .variants = 0x1f, .block_max = 8192 },
 		{ .comp = SLOTSYNC_DELTA_COMP_XZ, .level = 0, .window = 8192, .variants = 0x7f, .block_max = 8192 },
 		{ .comp = SLOTSYNC_DELTA_COMP_LZ4, .level = 0, .window = 0, .variants = 1, .block_max = 8192 },
 		{ .comp = SLOTSYNC_DELTA_COMP_DEFLATE, .level = 0, .window = 15, .variants = 0xc3, .block_max = 8192 },
+		{ .comp = SLOTSYNC_DELTA_COMP_ZSTD, .level = 0, .window = 0, .variants = 1u << 3, .block_max = 8192 },
 	};
 	struct slotsync_error err = { 0 };
 
@@ -103,11 +118,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ref_len = 4 + ZSTD_compress(ref + 4, sizeof(ref) - 8, content, sizeof(content), 15);
 		memcpy(ref + ref_len, "tail", 4);
 		ref_len += 4;
-		for (int k = 0; k < 4; k++) {
+		for (int k = 0; k < NPROF; k++) {
 			struct slotsync_delta_block_coder *bc = slotsync_delta_block_coder_new();
 			int64_t n;
 			memcpy(bref[k], "head", 4);
-			n = bc ? slotsync_delta_block_compress(bc, &prof[k], 0, content, sizeof(content), bref[k] + 4,
+			n = bc ? slotsync_delta_block_compress(bc, &prof[k], VARIANT0(&prof[k]), content, sizeof(content), bref[k] + 4,
 							       sizeof(bref[k]) - 8, &err) : -1;
 			if (n <= 0)
 				abort();
@@ -130,9 +145,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			nstream = (size_t)n;
 			memcpy(c2, content + 6000, 100);
 			memcpy(c2 + 100 + nstream, content, sizeof(c2) - 100 - nstream);
-			for (int k = 0; k < 3; k++) {
+			for (int k = 0; k < NPROF; k++) {
+				if (k == 3) /* not inside deflate streams */
+					continue;
 				memcpy(nref[k], "head", 4);
-				n = slotsync_delta_block_compress(bc, &prof[k], 0, c2, sizeof(c2), nref[k] + 4,
+				n = slotsync_delta_block_compress(bc, &prof[k], VARIANT0(&prof[k]), c2, sizeof(c2), nref[k] + 4,
 								  sizeof(nref[k]) - 8, &err);
 				if (n <= 0)
 					abort();
@@ -172,19 +189,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned k;
 		if (size < 4 || size - 4 > (1u << 16))
 			return 0;
-		k = data[1] % 4;
+		k = data[1] % NPROF;
 		out_len = (size_t)data[1] * 997 + 1;
 		l = (size_t)data[2] | (size_t)data[3] << 8;
 		if (l > size - 4)
 			return 0;
-		a = ZSTD_compress(z, ZSTD_compressBound(1u << 16), data + 4, l, 1);
-		if (ZSTD_isError(a))
-			abort();
-		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 4 + l, size - 4 - l, 1);
-		if (ZSTD_isError(b))
-			abort();
+		a = frame_at(z, 0, data + 4, l);
+		b = frame_at(z, a, data + 4 + l, size - 4 - l);
 		slotsync_delta_decoder_set_profile(dec, &prof[k]);
-		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + b, bref[k], bref_len[k], out, out_len, &err);
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, b, bref[k], bref_len[k], out, out_len, &err);
 		break;
 	}
 	case 5: {
@@ -192,14 +205,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned k;
 		if (size < 2 || size - 2 > (1u << 16))
 			return 0;
-		k = data[1] % 4;
+		k = data[1] % NPROF;
 		out_len = (size_t)data[1] * 997 + 1;
 		a = block_map(z, SLOTSYNC_DELTA_MAP_RESIDUAL, bref_len[k]);
-		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 2, size - 2, 1);
-		if (ZSTD_isError(b))
-			abort();
+		b = frame_at(z, a, data + 2, size - 2);
 		slotsync_delta_decoder_set_profile(dec, &prof[k]);
-		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + b, bref[k], bref_len[k], out, out_len, &err);
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, b, bref[k], bref_len[k], out, out_len, &err);
 		break;
 	}
 	case 6: {
@@ -211,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned k;
 		if (size < 2 || size - 2 > (1u << 16) || lzma_lzma_preset(&o, 0))
 			return 0;
-		k = (data[1] >> 1) % 4;
+		k = (data[1] >> 1) % NPROF;
 		out_len = (size_t)data[1] * 997 + 1;
 		if (data[1] & 1)
 			a = block_map(z, 0, bref_len[k]);
@@ -245,7 +256,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned k;
 		if (size < 3 || size - 3 > (1u << 16))
 			return 0;
-		k = data[1] % 3;
+		k = data[1] % 4;
+		k = k == 3 ? 4 : k; /* gzip, xz, lz4, zstd */
 		out_len = (size_t)data[1] * 997 + 1;
 		put_le32(map, 1u | SLOTSYNC_DELTA_MAP_INNER);
 		put_le32(map + 4, 4);
@@ -255,15 +267,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		put_le32(map + 20, 4 + 100);
 		put_le32(map + 24, (uint32_t)nstream);
 		put_le32(map + 28, 6000u + data[2] - 128u);
-		a = ZSTD_compress(z, ZSTD_compressBound(1u << 16), map, sizeof(map), 1);
-		if (ZSTD_isError(a))
-			abort();
-		b = ZSTD_compress(z + a, ZSTD_compressBound(1u << 16) - a, data + 3, size - 3, 1);
-		if (ZSTD_isError(b))
-			abort();
+		a = frame_at(z, 0, map, sizeof(map));
+		b = frame_at(z, a, data + 3, size - 3);
 		slotsync_delta_decoder_set_profile(dec, &prof[k]);
 		slotsync_delta_decoder_set_inner_profile(dec, &iprof);
-		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, a + b, nref[k], nref_len[k], out, out_len, &err);
+		slotsync_delta_decode(dec, SLOTSYNC_DELTA_BLOCKS, z, b, nref[k], nref_len[k], out, out_len, &err);
 		slotsync_delta_decoder_set_inner_profile(dec, NULL);
 #endif
 		break;

@@ -14,7 +14,7 @@
 #  - SIGKILL at random instants (SLOTSYNC_DELTA_KILL_TRIALS, 30): every resume
 #    byte-exact, and what is fetched again is at most concurrency x the largest
 #    object (or chunk) per kill, and the delta index;
-#  - the zstd squashfs sample pair: zstd-frames objects, rebuilt byte-exact on
+#  - the zstd squashfs sample pair: zstd-frames objects (--index-format 2), rebuilt byte-exact on
 #    the device, and kills while they are applied (SLOTSYNC_DELTA_FRAMES_KILL_TRIALS,
 #    10); a delta index whose profile this device's libzstd does not reproduce:
 #    those objects left out before the download, their chunks fetched.
@@ -262,12 +262,14 @@ kill_trials "delta objects" "$TRIALS" 16384 $((CONC * max_obj + $(stat -c %s "$S
 # ---- zstd-compressed squashfs: the sample pair ------------------------------------
 # Its changed blocks share no compressed bytes with the old ones: zstd-frames
 # objects rebuild them from their content, the device compressing the frames
-# again.
+# again.  They are what an SSDELTA2 index holds (--index-format 2; the default
+# SSDELTA3 one codes zstd blocks as blocks objects, which
+# tests/integration/test_delta_codecs.sh applies).
 sample_images
 Z=$T/www/zstore
 $G make --no-progress --store "$Z" "$V1" "$T/s1.caibx" >/dev/null
 $G make --no-progress --store "$Z" "$V2" "$T/s2.caibx" >/dev/null
-$G delta --store "$Z" --base "$T/s1.caibx" --base-image "$V1" "$T/s2.caibx" "$V2" >"$T/zgen.txt"
+$G delta --index-format 2 --store "$Z" --base "$T/s1.caibx" --base-image "$V1" "$T/s2.caibx" "$V2" >"$T/zgen.txt"
 echo "# $(head -n1 "$T/zgen.txt")"
 check "zstd squashfs: zstd-frames objects are made ($(grep -o '[0-9]* zstd-frames' "$T/zgen.txt"))" \
 	test "$(sed -n 's/.* \([0-9]*\) zstd-frames.*/\1/p' "$T/zgen.txt")" -gt 0

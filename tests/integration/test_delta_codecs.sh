@@ -4,7 +4,7 @@
 # squashfs images of text (48 files, every fourth edited in a few places, one
 # added: the changed blocks are compressible, unlike most of the sample pair's,
 # whose changes are random bytes stored uncompressed) compressed with gzip,
-# xz (-Xbcj x86) and lz4 (-Xhc), and uncompressed with twelve of the files
+# xz (-Xbcj x86), lz4 (-Xhc) and zstd, and uncompressed with twelve of the files
 # gzipped by GNU gzip -9n (as Debian packages ship man pages and changelogs;
 # the deflate codec: their old streams expanded, the new ones made again):
 #  - slotsync-gen delta makes blocks objects (the changed blocks' content; the
@@ -18,13 +18,15 @@
 #  - a damaged object (other bytes under a valid id): refused, its chunks
 #    fetched, byte-exact;
 #  - a device whose compressor compresses otherwise (tests/fault/compshim.c
-#    preloaded: another zlib level, xz preset, lz4 HC level): its probe of the
+#    preloaded: another zlib level, xz preset, lz4 HC level, zstd level): its probe of the
 #    index's profile fails before the download, the blocks objects are left
 #    out and their chunks fetched, byte-exact, and the status says why;
 #  - the gzip files inside the blocks of the compressed images (three of them
 #    changed): objects deflate them again with the index's inner profile; a
-#    device whose zlib alone compresses otherwise (xz and lz4 images) leaves
-#    out those objects only, byte-exact.
+#    device whose zlib alone compresses otherwise (xz, lz4 and zstd images)
+#    leaves out those objects only, byte-exact;
+#  - zstd blocks are blocks objects in an SSDELTA3 index, zstd-frames objects
+#    with --index-format 2 (tests/integration/test_delta.sh applies those).
 source "$(dirname "$0")/lib.sh"
 G=$SLOTSYNC_GEN
 S=$SLOTSYNC_BIN
@@ -110,7 +112,7 @@ for i in range(n):
         print(b[o:o + 32].hex(), size, flags)' ${2:+all}
 }
 
-for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc" "raw:-noI -noD -noF -noX"; do
+for spec in "gzip:" "xz:-Xbcj x86" "lz4:-Xhc" "zstd:" "raw:-noI -noD -noF -noX"; do
 	comp=${spec%%:*}
 	opts=${spec#*:}
 	CV1=$T/v1.$comp.sqfs
@@ -149,7 +151,11 @@ PY
 			bash -c "grep -q '[1-9][0-9]* with gzip files inside' '$T/gen.txt' && zstd -d -q -c '$SDIX' | head -c 8 | grep -q SSDELTA3"
 		check "$comp $opts: --index-format 2 leaves them as bytes, for devices that read only SSDELTA2" \
 			bash -c "'$G' delta -q --dry-run --index-format 2 --store '$W' --base '$T/$comp-1.caibx' --base-image '$CV1' \
-				'$T/$comp-2.caibx' '$CV2' | grep -q ' 0 with gzip files inside'"
+				'$T/$comp-2.caibx' '$CV2' >'$T/gen2.txt' && grep -q ' 0 with gzip files inside' '$T/gen2.txt'"
+		if [ "$comp" = zstd ]; then
+			check "zstd: --index-format 2 makes zstd-frames objects instead of blocks ones ($(grep -o '[0-9]* zstd-frames, [0-9]* blocks' "$T/gen2.txt"))" \
+				grep -q ' [1-9][0-9]* zstd-frames, 0 blocks' "$T/gen2.txt"
+		fi
 		check "$comp $opts: --index-format 4 is refused by name" \
 			bash -c "out=\$('$G' delta --dry-run --index-format 4 --store '$W' --base '$T/$comp-1.caibx' \
 				--base-image '$CV1' '$T/$comp-2.caibx' '$CV2' 2>&1); [ \$? -eq 2 ] && echo \"\$out\" | grep -q 'index-format takes 2 or 3'"
@@ -229,7 +235,7 @@ PY
 	LD_PRELOAD=$SHIM $S assemble "${A[@]}" --delta-index "$SDIX" --json "$T/$comp-2.caibx" "$T/m.img" >"$T/m.json" 2>"$T/m.err" || true
 	check "$comp: a device whose $label compresses otherwise skips the blocks objects before the download ($(py "$T/m.json" 'd.get("delta_note", "")' 2>/dev/null)), fetches their chunks, byte-exact" \
 		bash -c "cmp -s '$CV2' '$T/m.img' && test \"\$(python3 -c 'import json; d=json.load(open(\"$T/m.json\")); print(d[\"delta_objects_skipped\"] > 0 and len(d[\"delta_note\"]) > 0 and d[\"delta_objects_failed\"] == 0)')\" = True"
-	if [ "$comp" = xz ] || [ "$comp" = lz4 ]; then
+	if [ "$comp" = xz ] || [ "$comp" = lz4 ] || [ "$comp" = zstd ]; then
 		# zlib alone compresses otherwise: the objects with gzip files inside
 		# are left out, the other blocks objects used
 		ninner=$(awk '$3 >= 2 && $3 % 4 >= 2' "$T/blocks.txt" | wc -l)

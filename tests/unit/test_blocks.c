@@ -1238,9 +1238,22 @@ START_TEST(test_index_versions)
 	retail(b, len);
 	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
 	free(b);
-	/* BLOCKS objects need a gzip, xz or lz4 profile; ZSTD_FRAMES a zstd one (or none) */
+	/* BLOCKS objects need a gzip, xz, lz4 (or deflate) profile, or a zstd
+	 * one in an SSDELTA3 index (which the writer makes of them); ZSTD_FRAMES
+	 * a zstd one (or none) */
 	b = one_object_index(SLOTSYNC_DELTA_BLOCKS, &profiles[4], &len);
+	ck_assert_int_eq(memcmp(b, "SSDELTA3", 8), 0);
+	ck_assert_msg(slotsync_delta_index_parse(b, len, &d, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(d->profile.comp, SLOTSYNC_DELTA_COMP_ZSTD);
+	ck_assert_uint_eq(d->inner.comp, SLOTSYNC_DELTA_COMP_NONE);
+	slotsync_delta_index_free(d);
+	memcpy(b, "SSDELTA2", 8); /* the same without the inner profile */
+	memmove(b + len - 32 - 84, b + len - 32, 32);
+	len -= 84;
+	retail(b, len);
+	memset(&err, 0, sizeof(err));
 	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "(SSDELTA3) zstd") != NULL, "%s", err.msg);
 	free(b);
 	b = one_object_index(SLOTSYNC_DELTA_ZSTD_FRAMES, &profiles[0], &len);
 	ck_assert_int_eq(slotsync_delta_index_parse(b, len, &d, &err), -EBADMSG);

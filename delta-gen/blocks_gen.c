@@ -457,17 +457,30 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	struct ctx *c = w->c;
 	struct slotsync_error e2 = { 0 };
 	int lv = gen_records_level(c->opt), r, xz = 0;
-	size_t rl = resid_records(w, t), pl;
+	/* new content whose xz (the trial's) is a tenth smaller than the trial
+	 * level's records: as in encode_job(), the records level is not spent */
+	size_t xk = encode_xz_known(w, w->xout, t->el), rl = 0, pl = 0;
 
+	if (xk && xk + 16 < t->trial - t->trial / 10) {
+		uint8_t none[4] = { 0 };
+		size_t xn = encode_try_xz(w, w->xout, t->el, t->trial),
+		       m0 = xn ? encode_zstd_ref(w->cc, lv, NULL, 0, none, sizeof(none), w->out_c, 64) : 0;
+		if (m0) {
+			memcpy(w->out_c + m0, w->xzb, xn);
+			pl = m0 + xn;
+			xz = 1;
+		}
+	}
 	/* the records as they are or as their residual, whichever the trial level
 	 * makes smaller (the records as they are: what job() found) */
-	if (rl) {
+	if (!xz && (rl = resid_records(w, t)) != 0) {
 		size_t zr = emit(w, t, TRIAL_LEVEL(c), t->xoff, rl);
 		if (!zr || zr >= t->trial)
 			rl = 0;
 	}
-	pl = emit(w, t, lv, t->xoff, rl);
-	if (pl && !rl) {
+	if (!xz)
+		pl = emit(w, t, lv, t->xoff, rl);
+	if (pl && !rl && !xz) {
 		/* new content: an empty map and its records as xz, without the
 		 * reference, if smaller */
 		size_t m = ZSTD_findFrameCompressedSize(w->out_c, pl), xn, m0;

@@ -233,6 +233,8 @@ size_t encode_trial_xz(struct worker *w, const uint8_t *src, size_t len, size_t 
 /* The size of src[0..len) as an xz stream, in w->xzb, if it is new content
  * and that is less than `than` bytes (its zstd coding); else 0. */
 size_t encode_try_xz(struct worker *w, const uint8_t *src, size_t len, size_t than);
+/* The size of src[0..len) as xz if the trial made it already, else 0. */
+size_t encode_xz_known(const struct worker *w, const uint8_t *src, size_t len);
 /* Records the run's first failure (job is the index of the object). */
 void encode_job_fail(struct ctx *c, const char *what, size_t job);
 /* Encodes job j with every codec and keeps the smallest that beats its plain

@@ -452,6 +452,21 @@ size_t blocks_job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 	return job(w, rs, re, t, 0);
 }
 
+/* The object as an empty map frame and its records as xz, without the
+ * reference, in w->out_c, if the xz is smaller than xz_than and the whole
+ * smaller than than: its size, or 0 with w->out_c as it was. */
+static size_t xz_object(struct worker *w, const struct frames_try *t, int lv, size_t xz_than, size_t than)
+{
+	uint8_t none[4] = { 0 }, map[64];
+	size_t xn = encode_try_xz(w, w->xout, t->el, xz_than), m0;
+
+	if (!xn || !(m0 = encode_zstd_ref(w->cc, lv, NULL, 0, none, sizeof(none), map, sizeof(map))) || m0 + xn >= than)
+		return 0;
+	memcpy(w->out_c, map, m0);
+	memcpy(w->out_c + m0, w->xzb, xn);
+	return m0 + xn;
+}
+
 int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uint8_t *src, size_t len)
 {
 	struct ctx *c = w->c;
@@ -461,16 +476,8 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	 * level's records: as in encode_job(), the records level is not spent */
 	size_t xk = encode_xz_known(w, w->xout, t->el), rl = 0, pl = 0;
 
-	if (xk && xk + 16 < t->trial - t->trial / 10) {
-		uint8_t none[4] = { 0 };
-		size_t xn = encode_try_xz(w, w->xout, t->el, t->trial),
-		       m0 = xn ? encode_zstd_ref(w->cc, lv, NULL, 0, none, sizeof(none), w->out_c, 64) : 0;
-		if (m0) {
-			memcpy(w->out_c + m0, w->xzb, xn);
-			pl = m0 + xn;
-			xz = 1;
-		}
-	}
+	if (xk && encode_xz_settles(xk + 16, t->trial) && (pl = xz_object(w, t, lv, t->trial, SIZE_MAX)) != 0)
+		xz = 1;
 	/* the records as they are or as their residual, whichever the trial level
 	 * makes smaller (the records as they are: what job() found) */
 	if (!xz && (rl = resid_records(w, t)) != 0) {
@@ -483,12 +490,9 @@ int blocks_keep(struct worker *w, struct job *j, struct frames_try *t, const uin
 	if (pl && !rl && !xz) {
 		/* new content: an empty map and its records as xz, without the
 		 * reference, if smaller */
-		size_t m = ZSTD_findFrameCompressedSize(w->out_c, pl), xn, m0;
-		uint8_t none[4] = { 0 };
-		if (!ZSTD_isError(m) && m < pl && (xn = encode_try_xz(w, w->xout, t->el, pl - m)) &&
-		    (m0 = encode_zstd_ref(w->cc, lv, NULL, 0, none, sizeof(none), w->out_c, 64)) && m0 + xn < pl) {
-			memcpy(w->out_c + m0, w->xzb, xn);
-			pl = m0 + xn;
+		size_t m = ZSTD_findFrameCompressedSize(w->out_c, pl), xo;
+		if (!ZSTD_isError(m) && m < pl && (xo = xz_object(w, t, lv, pl - m, pl)) != 0) {
+			pl = xo;
 			xz = 1;
 		}
 	}

@@ -341,7 +341,7 @@ out:
 /* DEFLATE, where the image's blocks are not compressed: its gzip files as
  * blocks, if the profile (zlib -9 and -6, memLevel 8 and 9: gzip's and
  * zlib's defaults) makes some of the first of them again. */
-static int members_prepare(struct ctx *c, struct slotsync_error *err)
+int blocks_prepare_members(struct ctx *c, struct slotsync_error *err)
 {
 	struct slotsync_delta_block_coder *bc = NULL;
 	struct slotsync_delta_profile p = { .comp = SLOTSYNC_DELTA_COMP_DEFLATE, .window = 15, .variants = 0xc3 };
@@ -399,9 +399,4 @@ int blocks_prepare(struct ctx *c, struct slotsync_error *err)
 	if (r == 0 && c->blocks_on && c->opt->index_format != 2)
 		inner_prepare(c);
 	return r;
-}
-
-int blocks_prepare_members(struct ctx *c, struct slotsync_error *err)
-{
-	return members_prepare(c, err);
 }

@@ -235,6 +235,11 @@ size_t encode_trial_xz(struct worker *w, const uint8_t *src, size_t len, size_t 
 size_t encode_try_xz(struct worker *w, const uint8_t *src, size_t len, size_t than);
 /* The size of src[0..len) as xz if the trial made it already, else 0. */
 size_t encode_xz_known(const struct worker *w, const uint8_t *src, size_t len);
+/* Whether new content whose xz (without a reference) is xz bytes, against
+ * trial bytes by the trial level, takes the xz stream without the full
+ * level's encoding: xz a tenth smaller (on the realistic feature pair, no
+ * such object was ever won back by the full level). */
+int encode_xz_settles(size_t xz, size_t trial);
 /* Records the run's first failure (job is the index of the object). */
 void encode_job_fail(struct ctx *c, const char *what, size_t job);
 /* Encodes job j with every codec and keeps the smallest that beats its plain

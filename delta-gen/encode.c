@@ -181,6 +181,11 @@ size_t encode_xz_known(const struct worker *w, const uint8_t *src, size_t len)
 	return w->xz_src == src && w->xz_len == len ? w->xz_n : 0;
 }
 
+int encode_xz_settles(size_t xz, size_t trial)
+{
+	return xz && xz < trial - trial / 10;
+}
+
 size_t encode_try_xz(struct worker *w, const uint8_t *src, size_t len, size_t than)
 {
 	size_t n;
@@ -429,9 +434,7 @@ void encode_job(struct worker *w, struct job *j)
 			 * to 4 MiB) for each object, does not catch up (on the
 			 * realistic feature pair: 25 such objects, none) and is not
 			 * spent on it; xz is taken below */
-			size_t xn = xz_of(w, src, len);
-			if (xn && xn < pl - pl / 10)
-				xz_first = 1;
+			xz_first = encode_xz_settles(xz_of(w, src, len), pl);
 		}
 		if (TRIAL_LEVEL(c) != c->opt->level && !xz_first) {
 			/* the winner, encoded again at the full level */

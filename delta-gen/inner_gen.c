@@ -56,7 +56,7 @@ fail:
 }
 
 /* Gzip files inside the blocks of a gzip, xz, lz4 or zstd image: the inner
- * profile, what members_prepare() tries on an uncompressed image (zlib -9 and
+ * profile, what blocks_prepare_members() tries on an uncompressed image (zlib -9 and
  * -6, memLevel 8 and 9), for streams of up to 1 MiB of content.  Each file is
  * checked as it is met (inner_nested_record()); a build without zlib goes without. */
 void inner_prepare(struct ctx *c)

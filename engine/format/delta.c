@@ -159,10 +159,10 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 		int rc;
 		profile_get(p, pr);
 		rc = slotsync_delta_profile_check(pr, err);
+		/* deflate streams inside the blocks of a squashfs compressor */
 		if (rc == 0 && k && pr->comp != SLOTSYNC_DELTA_COMP_NONE &&
-		    (pr->comp != SLOTSYNC_DELTA_COMP_DEFLATE ||
-		     (d->profile.comp != SLOTSYNC_DELTA_COMP_GZIP && d->profile.comp != SLOTSYNC_DELTA_COMP_XZ &&
-		      d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4 && d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD)))
+		    (pr->comp != SLOTSYNC_DELTA_COMP_DEFLATE || d->profile.comp == SLOTSYNC_DELTA_COMP_DEFLATE ||
+		     !slotsync_delta_blocks_comp(d->profile.comp, 1)))
 			rc = slotsync_error_set(err, -EBADMSG,
 						"inner compression profile: deflate inside gzip, xz, lz4 or zstd blocks "
 						"only (inner %u, blocks %u)",
@@ -182,9 +182,7 @@ int slotsync_delta_index_parse(const uint8_t *buf, size_t len, struct slotsync_d
 			slotsync_delta_index_free(d);
 			return rc;
 		}
-		if (o->codec == SLOTSYNC_DELTA_BLOCKS && d->profile.comp != SLOTSYNC_DELTA_COMP_GZIP &&
-		    d->profile.comp != SLOTSYNC_DELTA_COMP_XZ && d->profile.comp != SLOTSYNC_DELTA_COMP_LZ4 &&
-		    d->profile.comp != SLOTSYNC_DELTA_COMP_DEFLATE && (d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD || !v3))
+		if (o->codec == SLOTSYNC_DELTA_BLOCKS && !slotsync_delta_blocks_comp(d->profile.comp, v3))
 			why = "a blocks object, but the profile is not gzip, xz, lz4, deflate or (SSDELTA3) zstd";
 		else if (o->codec == SLOTSYNC_DELTA_ZSTD_FRAMES && d->profile.comp != SLOTSYNC_DELTA_COMP_ZSTD &&
 			 d->profile.comp != SLOTSYNC_DELTA_COMP_NONE)

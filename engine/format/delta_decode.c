@@ -559,9 +559,8 @@ static int blocks_decode(struct slotsync_delta_decoder *dec, const uint8_t *payl
 	int64_t n;
 	int r, resid, has_inner;
 
-	if (pr->comp != SLOTSYNC_DELTA_COMP_GZIP && pr->comp != SLOTSYNC_DELTA_COMP_XZ &&
-	    pr->comp != SLOTSYNC_DELTA_COMP_LZ4 && pr->comp != SLOTSYNC_DELTA_COMP_ZSTD &&
-	    pr->comp != SLOTSYNC_DELTA_COMP_DEFLATE)
+	/* the parser has refused zstd blocks in an SSDELTA2 index */
+	if (!slotsync_delta_blocks_comp(pr->comp, 1))
 		return slotsync_error_set(err, -EINVAL,
 					  "blocks object without a gzip, xz, lz4, zstd or deflate compression profile");
 	r = frames_setup(dec, err);

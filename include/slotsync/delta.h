@@ -270,6 +270,13 @@ SLOTSYNC_EXPORT int slotsync_delta_profile_seal(struct slotsync_delta_block_code
 						struct slotsync_delta_profile *p, struct slotsync_error *err);
 /* Checks a profile's fields (as the parser does): 0 or -EBADMSG. */
 SLOTSYNC_EXPORT int slotsync_delta_profile_check(const struct slotsync_delta_profile *p, struct slotsync_error *err);
+/* Whether blocks objects may have a profile of compressor comp: gzip, xz,
+ * lz4 and deflate in any index, zstd in an SSDELTA3 index (v3) only. */
+static inline int slotsync_delta_blocks_comp(uint32_t comp, int v3)
+{
+	return comp == SLOTSYNC_DELTA_COMP_GZIP || comp == SLOTSYNC_DELTA_COMP_XZ || comp == SLOTSYNC_DELTA_COMP_LZ4 ||
+	       comp == SLOTSYNC_DELTA_COMP_DEFLATE || (comp == SLOTSYNC_DELTA_COMP_ZSTD && v3);
+}
 
 /* Pack objects (docs/format.md, "Pack objects"): a release's chunks in runs,
  * each run one ZSTD_REF object with no reference, for a device with no usable

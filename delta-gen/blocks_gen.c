@@ -195,6 +195,14 @@ static size_t emit(struct worker *w, struct frames_try *t, int level, size_t xof
 	return z ? m + z : 0;
 }
 
+static void map_swap(struct worker *w)
+{
+	uint8_t *sw = w->map;
+
+	w->map = w->map2;
+	w->map2 = sw;
+}
+
 static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try *t, int verify)
 {
 	struct ctx *c = w->c;
@@ -404,11 +412,7 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 			xl = inner_streams(w, t, pcs, npc, xl);
 		t->xl = xl;
 	}
-	/* with the context and without it */
-	if (t_raw) {
-		z1 = emit(w, t, TRIAL_LEVEL(c), 0, 0);
-		t->xl -= x_used;
-	}
+	/* without the context and with it */
 	{
 		/* without: the map lists only the base blocks, shifted */
 		uint32_t n_all = t->n_map;
@@ -417,23 +421,27 @@ static size_t job(struct worker *w, uint64_t rs, uint64_t re, struct frames_try 
 			io_put_le32(w->map2 + 4 + 12 * (k - ctx_map), io_get_le32(e) - (uint32_t)t_raw);
 			memcpy(w->map2 + 8 + 12 * (k - ctx_map), e + 4, 8);
 		}
+		map_swap(w);
 		t->n_map = n_all - ctx_map;
-		{
-			uint8_t *sw = w->map;
-			w->map = w->map2;
-			w->map2 = sw;
-		}
+		t->xl -= x_used;
 		z0 = emit(w, t, TRIAL_LEVEL(c), x_used, 0);
-		if (z1 && (!z0 || z1 + SLOTSYNC_DELTA_REF_BYTES < z0)) {
-			/* back to the one with the context */
-			uint8_t *sw = w->map;
-			w->map = w->map2;
-			w->map2 = sw;
+		/* with: not where the base alone makes the records 32 times
+		 * smaller (on the realistic pairs the context never won there by
+		 * more than a few bytes, and its trial, whose reference is the
+		 * context too, costs more than the other) */
+		if (t_raw && (!z0 || z0 >= el / 32)) {
+			map_swap(w);
 			t->n_map = n_all;
 			t->xl += x_used;
-			t->reads_new = 1;
-			t->xoff = 0;
-			return t->trial = z1;
+			z1 = emit(w, t, TRIAL_LEVEL(c), 0, 0);
+			if (z1 && (!z0 || z1 + SLOTSYNC_DELTA_REF_BYTES < z0)) {
+				t->reads_new = 1;
+				t->xoff = 0;
+				return t->trial = z1;
+			}
+			map_swap(w);
+			t->n_map = n_all - ctx_map;
+			t->xl -= x_used;
 		}
 	}
 	t->reads_new = 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,25 +37,35 @@ int main(int argc, char **argv)
 	}
 	if (argc > 2 && !strcmp(argv[1], "--random"))
 		len = (size_t)atol(argv[2]) << 20;
-	buf = malloc(len);
-	if (!buf)
-		return 1;
 	if (argc > 1 && strcmp(argv[1], "--random") != 0) {
+		/* the whole image, as make reads it */
 		int fd = open(argv[1], O_RDONLY);
-		ssize_t n;
-		if (fd < 0) {
+		struct stat st;
+		size_t got = 0;
+
+		if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0) {
 			perror(argv[1]);
 			return 1;
 		}
-		n = read(fd, buf, len);
-		if (n <= 0) {
-			perror(argv[1]);
+		len = (size_t)st.st_size;
+		buf = malloc(len);
+		if (!buf)
 			return 1;
+		while (got < len) {
+			ssize_t n = read(fd, buf + got, len - got);
+			if (n <= 0) {
+				perror(argv[1]);
+				return 1;
+			}
+			got += (size_t)n;
 		}
-		len = (size_t)n;
 		close(fd);
 	} else {
 		uint64_t x = 0x1234567;
+
+		buf = malloc(len);
+		if (!buf)
+			return 1;
 		for (size_t i = 0; i < len; i++) {
 			x ^= x << 13;
 			x ^= x >> 7;

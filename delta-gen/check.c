@@ -244,6 +244,9 @@ int gen_check(const char *store, const char *index_path, int repair, struct gen_
 		if (r < 0)
 			return r;
 	}
+	r = store_dir_is_local(store, err);
+	if (r < 0)
+		goto out;
 	topfd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (topfd < 0) {
 		r = slotsync_error_set_errno(err, -errno, "cannot open store %s", store);

@@ -269,7 +269,10 @@ int gen_delta_pair(const struct gen_delta_options *opt, const char *base_index, 
 	if (threads > 64)
 		threads = 64;
 	c.threads = threads;
-	r = slotsync_index_read_file(base_index, &base, err);
+	/* a store that cannot be written is refused before the work */
+	r = opt->store ? store_dir_is_local(opt->store, err) : 0;
+	if (r == 0)
+		r = slotsync_index_read_file(base_index, &base, err);
 	if (r == 0)
 		r = slotsync_index_read_file(opt->new_index, &ni, err);
 	if (r == 0)

@@ -478,6 +478,9 @@ int gen_prune(const struct gen_prune_options *o, struct gen_prune_stats *st, str
 	memset(st, 0, sizeof(*st));
 	if (!o->store || o->n_keep < 1)
 		return slotsync_error_set(err, -EINVAL, "prune needs --store DIR and at least one --keep RELEASE");
+	r = store_dir_is_local(o->store, err);
+	if (r < 0)
+		return r;
 	p.topfd = open(o->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p.topfd < 0)
 		return slotsync_error_set_errno(err, -errno, "cannot open store %s", o->store);

@@ -458,6 +458,9 @@ int gen_bundle(const struct gen_bundle_options *o, const char *out, struct slots
 	slot_image[0] = '\0';
 	if (!o->version || !o->compatible || !o->image || !o->store)
 		return slotsync_error_set(err, -EINVAL, "bundle needs --store, --image, --version and --compatible");
+	r = store_dir_is_local(o->store, err);
+	if (r < 0)
+		return r;
 	if (o->allow_downgrade_to && strcmp(o->allow_downgrade_to, o->version) != 0)
 		return slotsync_error_set(err, -EINVAL,
 					  "--allow-downgrade-to %s must name this release's version (%s): a release can only allow going back to itself",

@@ -115,11 +115,27 @@ int store_write_named(const char *store, const char *rel, const void *data, size
 	return r < 0 ? r : io_write_file_atomic(path, data, len, err);
 }
 
+int store_dir_is_local(const char *dir, struct slotsync_error *err)
+{
+	/* a URL's scheme (RFC 3986): a letter, then letters, digits, + - . */
+	size_t n = strspn(dir, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+
+	if (n == 0 || !((dir[0] | 0x20) >= 'a' && (dir[0] | 0x20) <= 'z') || strncmp(dir + n, "://", 3) != 0)
+		return 0;
+	return slotsync_error_set(err, -EINVAL,
+				  "store %s is a URL, not a folder: slotsync-gen makes a store in a local folder, and "
+				  "`slotsync-gen publish --store DIR --to DEST` uploads it (DEST a folder or "
+				  "s3://BUCKET/PREFIX); a local folder of that name is ./%s",
+				  dir, dir);
+}
+
 int store_writer_open(const char *dir, struct store_writer **out, struct slotsync_error *err)
 {
 	struct store_writer *sw;
-	int fd;
+	int fd = store_dir_is_local(dir, err);
 
+	if (fd < 0)
+		return fd;
 	if (io_mkdir_p(dir, err) < 0) {
 		slotsync_error_prefix(err, "cannot create store %s", dir);
 		return err ? err->code : -EIO;

@@ -31,7 +31,13 @@ struct store_writer;
  * replaced atomically. */
 int store_write_named(const char *store, const char *rel, const void *data, size_t len, struct slotsync_error *err);
 
-/* Opens (creating if needed) the store folder for writing. */
+/* Fails with a clear error when dir is a URL ("s3://bucket/store"): a store
+ * is written and read here as a local folder (uploaded by `publish`), and
+ * such a name would otherwise become a folder "s3:" in the working
+ * directory.  A local folder of that name is reached as "./s3://...". */
+int store_dir_is_local(const char *dir, struct slotsync_error *err);
+
+/* Opens (creating if needed) the store folder for writing; not a URL. */
 int store_writer_open(const char *dir, struct store_writer **out, struct slotsync_error *err);
 void store_writer_free(struct store_writer *sw);
 

@@ -176,6 +176,10 @@ expect_fail "a store URL without its scheme is not signed into a bundle" "no sch
 	$G bundle --no-progress --store store --image img1 --version 9.0 --compatible radio-x86 \
 	--store-url cdn.example.com/store "${SIGN[@]}" noscheme.bundle
 check "(and no bundle is written)" test ! -e noscheme.bundle
+expect_fail "a --store that is a URL is refused before any work (stores are local folders)" "is a URL, not a folder" \
+	$G bundle --no-progress --store s3://bucket/store --image img1 --version 9.0 --compatible radio-x86 \
+	"${SIGN[@]}" s3store.bundle
+check "(no bundle, no folder s3: in the working directory)" bash -c '[ ! -e s3store.bundle ] && [ ! -e s3: ]'
 expect_fail "a bundle URL that is a host without its scheme is not put in a pointer" "no scheme" \
 	$G channel --bundle-url cdn.example.com/v2.bundle --bundle v2.bundle --version 9 --expires 2099-01-01T00:00:00Z \
 	"${SIGN[@]}" noscheme.pointer

@@ -39,6 +39,20 @@ check "... and without its index" cmp -s "$V2" "$T/k2.img"
 expect_fail "--seed-index with no --seed before it" "must follow a --seed" \
 	$G extract --store "$T/store" --seed-index "$T/v1.caibx" "$T/v2.caibx" "$T/x.img"
 
+# A store given as a URL is refused, and nothing is made in the working
+# directory (it once became a folder "s3:" there); a folder of that name is
+# reached as ./s3://...
+expect_fail "make --store s3://... is refused: a store is a local folder" "is a URL, not a folder" \
+	bash -c 'cd "$1" && exec "$2" make --store s3://bucket/store "$3" url.caibx' _ "$T" "$G" "$V1"
+check "... and neither a folder s3: nor the index was made" bash -c "[ ! -e '$T/s3:' ] && [ ! -e '$T/url.caibx' ]"
+expect_fail "delta --store s3://... is refused" "is a URL, not a folder" \
+	$G delta --store s3://bucket/store --base "$T/v1.caibx" --base-image "$V1" "$T/v2.caibx" "$V2"
+expect_fail "check --store https://... is refused" "is a URL, not a folder" $G check --store https://cdn.example/store
+expect_fail "prune --store s3://... is refused" "is a URL, not a folder" \
+	$G prune --store s3://bucket/store --keep "$T/v1.caibx"
+(cd "$T" && $G make --store ./s3://bucket/store "$V1" url.caibx >/dev/null 2>&1)
+check "a local folder of that name is reached as ./s3://..." test -d "$T/s3:/bucket/store"
+
 # Chunks missing from the store but present in the seed: extract still works.
 rm -rf "$T/store2"
 $G make --store "$T/store2" "$V2" "$T/v2b.caibx" >/dev/null
